@@ -1,0 +1,80 @@
+"""What ``@workflow.defn`` and ``@activity.defn`` record about user code."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from engine.errors import DefinitionError
+
+
+@dataclass(frozen=True)
+class ActivityDefinition:
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    arg_types: tuple[Any, ...]
+    result_type: Any
+
+
+@dataclass(frozen=True)
+class WorkflowDefinition:
+    name: str
+    cls: type
+    run_fn: Callable[..., Any]
+    sandboxed: bool
+    arg_types: tuple[Any, ...]
+    result_type: Any
+    failure_exception_types: tuple[type[BaseException], ...] = ()
+    signals: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    queries: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+
+def hints_of(fn: Callable[..., Any], *, skip_self: bool) -> tuple[tuple[Any, ...], Any]:
+    """Parameter and return type hints, used to turn JSON back into dataclasses."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolved forward refs just mean "no hint"
+        hints = {}
+    params = list(inspect.signature(fn).parameters.values())
+    if skip_self and params:
+        params = params[1:]
+    args = tuple(
+        hints.get(p.name)
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
+    return args, hints.get("return")
+
+
+def activity_definition(fn: Callable[..., Any]) -> ActivityDefinition:
+    defn = getattr(fn, "__activity_definition__", None)
+    if defn is None:
+        raise DefinitionError(
+            f"{getattr(fn, '__qualname__', fn)!r} is not an activity: decorate it with "
+            "@activity.defn (from engine import activity)."
+        )
+    return defn
+
+
+def workflow_definition(cls: Any) -> WorkflowDefinition:
+    target = cls
+    if not isinstance(cls, type):
+        # Accept ``MyWorkflow.run`` as temporalio does.
+        qual = getattr(cls, "__qualname__", "")
+        owner = getattr(inspect.getmodule(cls), qual.rsplit(".", 1)[0], None) if "." in qual else None
+        target = owner if isinstance(owner, type) else getattr(cls, "__workflow_class__", None)
+    defn = getattr(target, "__workflow_definition__", None) if target is not None else None
+    if defn is None:
+        raise DefinitionError(
+            f"{getattr(cls, '__qualname__', cls)!r} is not a workflow: decorate the class with "
+            "@workflow.defn and its entry method with @workflow.run."
+        )
+    return defn
+
+
+def check_problems(what: str, problems: Sequence[str]) -> None:
+    if problems:
+        raise DefinitionError(f"Invalid {what}:\n  - " + "\n  - ".join(problems))

@@ -1,0 +1,50 @@
+"""Protobuf-JSON durations and timestamps, as Temporal's JSON history writes them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+
+def to_duration(value: timedelta | None) -> str:
+    if value is None:
+        return "0s"
+    micros = round(value.total_seconds() * 1_000_000)
+    seconds, frac = divmod(micros, 1_000_000)
+    if frac == 0:
+        return f"{seconds}s"
+    return f"{seconds}.{frac:06d}".rstrip("0") + "s"
+
+
+def from_duration(value: Any) -> timedelta | None:
+    """``"1.5s"`` -> 1.5 seconds; ``None``/``"0s"`` -> ``None`` (Temporal's "unset")."""
+    if value in (None, "", "0s"):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        seconds = float(str(value).rstrip("s"))
+    return timedelta(seconds=seconds) if seconds > 0 else None
+
+
+def to_timestamp(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_timestamp(value: str) -> datetime:
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Temporal writes up to 9 fractional digits; datetime takes at most 6.
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = ""
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            digits += rest[i]
+            i += 1
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[i:]}"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)

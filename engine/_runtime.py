@@ -1,0 +1,677 @@
+"""The workflow runtime: a deterministic asyncio event loop driven by history.
+
+A ``WorkflowInstance`` *is* an event loop (as in temporalio): ``time()`` is history time,
+``call_later`` becomes a durable timer, and nothing runs except when an activation drives the
+ready queue. ``apply(events)`` walks history: jobs (workflow started, activity completed,
+timer fired, ...) resolve futures; each ``WorkflowTaskStarted`` that the history shows as
+completed is a past activation (replay), the last one is the live activation. Commands the
+code produces are matched, in order, with the command events recorded after each
+``WorkflowTaskCompleted``; a mismatch raises ``NondeterminismError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import linecache
+import os
+import random as _random
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Sequence
+
+from engine import _converter
+from engine._definitions import WorkflowDefinition
+from engine.errors import (
+    ActivityError,
+    CancelledError,
+    FailureError,
+    NondeterminismError,
+    RetryState,
+)
+from engine.history import HistoryEvent
+
+_ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
+
+# Event types written in response to a command, keyed to the command that produces them.
+COMMAND_EVENTS: dict[str, str] = {
+    "ActivityTaskScheduled": "ScheduleActivityTask",
+    "ActivityTaskCancelRequested": "RequestCancelActivityTask",
+    "TimerStarted": "StartTimer",
+    "TimerCanceled": "CancelTimer",
+    "MarkerRecorded": "RecordMarker",
+    "WorkflowExecutionCompleted": "CompleteWorkflowExecution",
+    "WorkflowExecutionFailed": "FailWorkflowExecution",
+    "WorkflowExecutionCanceled": "CancelWorkflowExecution",
+    "WorkflowExecutionContinuedAsNew": "ContinueAsNewWorkflowExecution",
+    "StartChildWorkflowExecutionInitiated": "StartChildWorkflowExecution",
+    "SignalExternalWorkflowExecutionInitiated": "SignalExternalWorkflowExecution",
+    "RequestCancelExternalWorkflowExecutionInitiated": "RequestCancelExternalWorkflowExecution",
+    "UpsertWorkflowSearchAttributes": "UpsertWorkflowSearchAttributes",
+    "WorkflowPropertiesModified": "ModifyWorkflowProperties",
+}
+
+
+@dataclass
+class CodeLine:
+    """Where in user code something happened."""
+
+    filename: str
+    lineno: int
+    function: str
+    text: str
+
+    def __str__(self) -> str:
+        return f'{self.filename}:{self.lineno} in {self.function}: "{self.text}"'
+
+
+@dataclass
+class Command:
+    """A decision of workflow code, sent to the engine at the end of an activation."""
+
+    kind: str
+    attributes: dict[str, Any]
+    source: CodeLine | None = None
+    # Called with the event id once the command is matched with its recorded event.
+    on_event: Callable[[int], None] | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind}({_key_of(self.kind, self.attributes)})"
+
+
+def _key_of(kind: str, attrs: dict[str, Any]) -> str:
+    if kind in ("ScheduleActivityTask", "ActivityTaskScheduled"):
+        return f"activity_type={attrs.get('activityType', {}).get('name')!r}, activity_id={attrs.get('activityId')!r}"
+    if kind in ("StartTimer", "TimerStarted", "CancelTimer", "TimerCanceled"):
+        return f"timer_id={attrs.get('timerId')!r}"
+    if kind in ("RecordMarker", "MarkerRecorded"):
+        return f"marker_name={attrs.get('markerName')!r}"
+    if kind in ("RequestCancelActivityTask", "ActivityTaskCancelRequested"):
+        return f"scheduled_event_id={attrs.get('scheduledEventId')}"
+    return ""
+
+
+def _matches(command: Command, event: HistoryEvent) -> bool:
+    if COMMAND_EVENTS.get(event.event_type) != command.kind:
+        return False
+    a, b = command.attributes, event.attributes
+    if command.kind == "ScheduleActivityTask":
+        return (a["activityType"]["name"] == b.get("activityType", {}).get("name")) and (
+            a["activityId"] == b.get("activityId")
+        )
+    if command.kind in ("StartTimer", "CancelTimer"):
+        return a["timerId"] == b.get("timerId")
+    if command.kind == "RecordMarker":
+        return a["markerName"] == b.get("markerName")
+    if command.kind == "RequestCancelActivityTask":
+        return str(a["scheduledEventId"]) == str(b.get("scheduledEventId"))
+    return True
+
+
+def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
+    """The innermost frame that belongs to user code (not the engine, not asyncio)."""
+    candidates = frames
+    if candidates is None:
+        collected = []
+        frame = sys._getframe(1)
+        while frame is not None:
+            collected.append(frame)
+            frame = frame.f_back
+        candidates = collected
+    else:
+        candidates = list(reversed(candidates))
+    for frame in candidates:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_ENGINE_DIR) or filename.startswith(_ASYNCIO_DIR):
+            continue
+        if "contextvars" in filename or filename.startswith("<frozen"):
+            continue
+        lineno = frame.f_lineno
+        text = linecache.getline(filename, lineno).strip()
+        return CodeLine(filename, lineno, frame.f_code.co_name, text)
+    return None
+
+
+@dataclass
+class WorkflowInfo:
+    """What ``workflow.info()`` returns (a subset of temporalio's ``workflow.Info``)."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    namespace: str = "default"
+    attempt: int = 1
+    start_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    first_execution_run_id: str = ""
+    continued_run_id: str | None = None
+    execution_timeout: timedelta | None = None
+    run_timeout: timedelta | None = None
+    task_timeout: timedelta = timedelta(seconds=10)
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+class ActivityHandle(asyncio.Future):
+    """The awaitable result of ``workflow.start_activity``; ``cancel()`` requests cancellation."""
+
+    def __init__(self, instance: WorkflowInstance, activity_type: str, activity_id: str) -> None:
+        super().__init__(loop=instance)
+        self._instance = instance
+        self.activity_type = activity_type
+        self.activity_id = activity_id
+        self.scheduled_event_id: int | None = None
+        self._cancel_sent = False
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        if not self._cancel_sent:
+            self._cancel_sent = True
+            self._instance._request_cancel_activity(self)
+        # TRY_CANCEL: the workflow stops waiting at once; the engine records the cancel.
+        return super().cancel(msg)
+
+
+class _WorkflowTimer(asyncio.TimerHandle):
+    def __init__(
+        self,
+        instance: WorkflowInstance,
+        when: float,
+        callback: Callable[..., Any],
+        args: Sequence[Any],
+        context: contextvars.Context | None,
+        timer_id: str,
+    ) -> None:
+        super().__init__(when, callback, args, instance, context)
+        self._instance = instance
+        self.timer_id = timer_id
+        self.fired = False
+
+    def cancel(self) -> None:
+        if not self.cancelled() and not self.fired:
+            self._instance._cancel_timer(self)
+        super().cancel()
+
+
+class WorkflowTaskError(Exception):
+    """Workflow code raised something that is not a workflow failure: fail the workflow task."""
+
+    def __init__(self, error: BaseException, nondeterminism: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.nondeterminism = nondeterminism
+
+
+class WorkflowInstance(asyncio.AbstractEventLoop):
+    """One workflow run's code, its state, and the event loop that drives it."""
+
+    def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo) -> None:
+        self.defn = defn
+        self.info = info
+        self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._now = info.start_time
+        self._replaying = False
+        self._commands: list[Command] = []
+        self._unmatched: collections.deque[Command] = collections.deque()
+        self._matching_after: int | None = None
+        self._seq = {"activity": 0, "timer": 0}
+        self._activities: dict[int, ActivityHandle] = {}
+        self._pending_activities: dict[str, ActivityHandle] = {}
+        self._timers: dict[str, _WorkflowTimer] = {}
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future]] = []
+        self._main: asyncio.Task | None = None
+        self._object: Any = None
+        self._random = _random.Random(uuid.UUID(info.first_execution_run_id or info.run_id).int & ((1 << 64) - 1)) if _is_uuid(info.first_execution_run_id or info.run_id) else _random.Random(info.run_id)
+        self._closed = False
+        self._finished = False
+        self._cancel_requested = False
+        self.processed_upto = 0
+        self.saw_completed_task = False
+        self.last_started_event_id = 0
+        self.result_payload: Any = None
+        self.steps: list[tuple[str, Any]] = []
+
+    # ----------------------------------------------------------------- driving
+    def apply(self, events: Sequence[HistoryEvent], *, live_tail: bool = True) -> list[Command]:
+        """Feed new events (ids after ``processed_upto``); return the live activation's commands.
+
+        With ``live_tail`` the last ``WorkflowTaskStarted`` runs as the live activation; without
+        it (pure replay of a closed history) every activation is a replayed one.
+        """
+        produced: list[Command] = []
+        n = len(events)
+        for i, event in enumerate(events):
+            if event.event_id <= self.processed_upto:
+                continue
+            etype = event.event_type
+            if etype in COMMAND_EVENTS:
+                self._match(event)
+            else:
+                self._check_all_matched(event)
+                if etype == "WorkflowTaskStarted":
+                    following = events[i + 1].event_type if i + 1 < n else None
+                    if following == "WorkflowTaskCompleted" or (following is None and not live_tail):
+                        self._activate(event, replaying=True)
+                    elif following is None:
+                        produced = self._activate(event, replaying=False)
+                elif etype == "WorkflowTaskCompleted":
+                    self._matching_after = event.event_id
+                    self.saw_completed_task = True
+                else:
+                    self._job(event)
+            self.processed_upto = event.event_id
+        if not live_tail:
+            self._check_all_matched(None)
+        return produced
+
+    def _activate(self, started: HistoryEvent, *, replaying: bool) -> list[Command]:
+        self._now = started.event_time
+        self._replaying = replaying
+        self.last_started_event_id = started.event_id
+        self._run_until_idle()
+        commands, self._commands = self._commands, []
+        self._unmatched.extend(commands)
+        return commands
+
+    def _run_until_idle(self) -> None:
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        try:
+            while True:
+                while self._ready:
+                    handle = self._ready.popleft()
+                    if not handle._cancelled:
+                        handle._run()
+                    if self._failure is not None:
+                        failure, self._failure = self._failure, None
+                        raise WorkflowTaskError(failure)
+                if not self._check_conditions():
+                    break
+        finally:
+            asyncio.events._set_running_loop(previous)
+
+    _failure: BaseException | None = None
+    _evicting = False
+
+    def _check_conditions(self) -> bool:
+        fired = False
+        for entry in list(self._conditions):
+            fn, fut = entry
+            if fut.done():
+                self._conditions.remove(entry)
+                continue
+            if fn():
+                self._conditions.remove(entry)
+                fut.set_result(True)
+                fired = True
+        return fired
+
+    # ----------------------------------------------------------------- matching
+    def _match(self, event: HistoryEvent) -> None:
+        if not self._unmatched:
+            raise NondeterminismError(
+                self._nd_message(
+                    event,
+                    "the workflow code produced no command here",
+                    self._where_waiting(),
+                ),
+                workflow_id=self.info.workflow_id,
+                event_id=event.event_id,
+                recorded=self._describe_event(event),
+                produced=None,
+                code_line=str(self._where_waiting() or ""),
+            )
+        command = self._unmatched.popleft()
+        if not _matches(command, event):
+            raise NondeterminismError(
+                self._nd_message(event, f"the code produced {command.describe()}", command.source),
+                workflow_id=self.info.workflow_id,
+                event_id=event.event_id,
+                recorded=self._describe_event(event),
+                produced=command.describe(),
+                code_line=str(command.source or ""),
+            )
+        if command.on_event is not None:
+            command.on_event(event.event_id)
+
+    def _check_all_matched(self, event: HistoryEvent | None) -> None:
+        if self._matching_after is None:
+            return
+        if self._unmatched:
+            command = self._unmatched[0]
+            where = f"before event {event.event_id} ({event.event_type})" if event else "at the end of the history"
+            raise NondeterminismError(
+                f"Nondeterminism in workflow {self.info.workflow_id!r} ({self.info.workflow_type}): "
+                f"the code produced {command.describe()} but the history recorded no such command "
+                f"{where} (the workflow task completed at event {self._matching_after}). "
+                f"Code line: {command.source}. The workflow code changed since this run started; "
+                "restore the old code path, or guard the change with workflow.patched().",
+                workflow_id=self.info.workflow_id,
+                event_id=event.event_id if event else None,
+                recorded=None,
+                produced=command.describe(),
+                code_line=str(command.source or ""),
+            )
+        self._matching_after = None
+
+    def _describe_event(self, event: HistoryEvent) -> str:
+        return f"{event.event_type}({_key_of(event.event_type, dict(event.attributes))})"
+
+    def _nd_message(self, event: HistoryEvent, produced: str, line: CodeLine | None) -> str:
+        return (
+            f"Nondeterminism in workflow {self.info.workflow_id!r} ({self.info.workflow_type}): "
+            f"history event {event.event_id} is {self._describe_event(event)}, but on replay "
+            f"{produced}. Code line: {line or 'unknown'}. The workflow code changed since this run "
+            "started; restore the old code path, or guard the change with workflow.patched()."
+        )
+
+    def _where_waiting(self) -> CodeLine | None:
+        if self._main is None:
+            return None
+        try:
+            return user_code_line(self._main.get_stack())
+        except Exception:  # noqa: BLE001 - best effort: only used in a message
+            return None
+
+    # ----------------------------------------------------------------- jobs
+    def _job(self, event: HistoryEvent) -> None:
+        handler = _JOBS.get(event.event_type)
+        if handler is not None:
+            handler(self, event)
+
+    def _on_started(self, event: HistoryEvent) -> None:
+        attrs = event.attributes
+        args = _converter.from_payloads(attrs.get("input"), self.defn.arg_types)
+        self._now = event.event_time
+        self._object = self.defn.cls()
+        self._main = self.create_task(self._run_main(args))
+
+    async def _run_main(self, args: list[Any]) -> None:
+        try:
+            result = await self.defn.run_fn(self._object, *args)
+        except asyncio.CancelledError as e:
+            if self._cancel_requested:
+                self._add_command("CancelWorkflowExecution", {"details": None})
+                return
+            self._failure = e
+            return
+        except FailureError as e:
+            self._fail_workflow(e)
+            return
+        except Exception as e:  # noqa: BLE001 - decided below: workflow failure or task failure
+            if isinstance(e, self.defn.failure_exception_types):
+                self._fail_workflow(e)
+            else:
+                self._failure = e
+            return
+        payload = _converter.to_payload(result, what=f"the result of workflow {self.info.workflow_type!r}")
+        self._add_command("CompleteWorkflowExecution", {"result": {"payloads": [payload]}})
+
+    def _fail_workflow(self, error: BaseException) -> None:
+        self._add_command("FailWorkflowExecution", {"failure": _converter.encode_failure(error)})
+
+    def _on_activity_done(self, event: HistoryEvent) -> None:
+        attrs = event.attributes
+        scheduled = int(attrs.get("scheduledEventId", 0))
+        handle = self._activities.pop(scheduled, None)
+        if handle is None or handle.done():
+            return
+        if event.event_type == "ActivityTaskCompleted":
+            payloads = (attrs.get("result") or {}).get("payloads") or [None]
+            handle.set_result(_converter.from_payload(payloads[0], getattr(handle, "result_type", None)))
+            return
+        cause = (
+            CancelledError("Activity cancelled")
+            if event.event_type == "ActivityTaskCanceled"
+            else _converter.decode_failure(attrs.get("failure"))
+        )
+        state = str(attrs.get("retryState", "")).replace("RETRY_STATE_", "")
+        error = ActivityError(
+            "Activity task failed" if event.event_type != "ActivityTaskCanceled" else "Activity task cancelled",
+            scheduled_event_id=scheduled,
+            started_event_id=int(attrs.get("startedEventId") or 0),
+            identity=str(attrs.get("identity", "")),
+            activity_type=handle.activity_type,
+            activity_id=handle.activity_id,
+            retry_state=RetryState.__members__.get(state, RetryState.UNSPECIFIED),
+        )
+        error.__cause__ = cause
+        handle.set_exception(error)
+
+    def _on_timer_fired(self, event: HistoryEvent) -> None:
+        timer = self._timers.pop(str(event.attributes.get("timerId")), None)
+        if timer is not None and not timer.cancelled():
+            timer.fired = True
+            self._ready.append(timer)
+
+    def _on_cancel_requested(self, event: HistoryEvent) -> None:
+        self._cancel_requested = True
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+
+    # ----------------------------------------------------------------- commands
+    def _add_command(self, kind: str, attributes: dict[str, Any], on_event: Callable[[int], None] | None = None) -> Command:
+        if self._evicting:
+            return Command(kind, attributes)
+        if self._finished:
+            raise RuntimeError("The workflow already completed; no more commands can be issued.")
+        if kind in ("CompleteWorkflowExecution", "FailWorkflowExecution", "CancelWorkflowExecution", "ContinueAsNewWorkflowExecution"):
+            self._finished = True
+        command = Command(kind, attributes, user_code_line(), on_event)
+        self._commands.append(command)
+        return command
+
+    def schedule_activity(
+        self,
+        activity_type: str,
+        args: Sequence[Any],
+        *,
+        task_queue: str | None,
+        schedule_to_close_timeout: timedelta | None,
+        schedule_to_start_timeout: timedelta | None,
+        start_to_close_timeout: timedelta | None,
+        heartbeat_timeout: timedelta | None,
+        retry_policy: Any,
+        activity_id: str | None,
+        result_type: Any,
+        summary: str | None,
+    ) -> ActivityHandle:
+        from engine._durations import to_duration
+        from engine.common import RetryPolicy
+
+        if start_to_close_timeout is None and schedule_to_close_timeout is None:
+            raise ValueError(
+                f"Activity {activity_type!r} needs start_to_close_timeout or "
+                "schedule_to_close_timeout (as in Temporal), e.g. "
+                "start_to_close_timeout=timedelta(seconds=10)."
+            )
+        self._seq["activity"] += 1
+        act_id = activity_id or str(self._seq["activity"])
+        handle = ActivityHandle(self, activity_type, act_id)
+        handle.result_type = result_type  # type: ignore[attr-defined]
+        attrs: dict[str, Any] = {
+            "activityId": act_id,
+            "activityType": {"name": activity_type},
+            "taskQueue": {"name": task_queue or self.info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
+            "header": {},
+            "input": _converter.to_payloads(args, what=f"argument of activity {activity_type!r}:"),
+            "scheduleToCloseTimeout": to_duration(schedule_to_close_timeout),
+            "scheduleToStartTimeout": to_duration(schedule_to_start_timeout),
+            "startToCloseTimeout": to_duration(start_to_close_timeout or schedule_to_close_timeout),
+            "heartbeatTimeout": to_duration(heartbeat_timeout),
+            "retryPolicy": (retry_policy or RetryPolicy()).to_json(),
+        }
+        if summary:
+            attrs["userMetadata"] = {"summary": _converter.to_payload(summary)}
+
+        def bound(event_id: int) -> None:
+            handle.scheduled_event_id = event_id
+            if not handle.done():
+                self._activities[event_id] = handle
+            if handle._cancel_sent:
+                self._add_cancel_activity_command(event_id)
+
+        self._add_command("ScheduleActivityTask", attrs, bound)
+        return handle
+
+    def _request_cancel_activity(self, handle: ActivityHandle) -> None:
+        if handle.scheduled_event_id is not None:
+            self._activities.pop(handle.scheduled_event_id, None)
+            self._add_cancel_activity_command(handle.scheduled_event_id)
+        # else: the cancel command goes out once the schedule is matched (see ``bound``).
+
+    def _add_cancel_activity_command(self, scheduled_event_id: int) -> None:
+        self._add_command("RequestCancelActivityTask", {"scheduledEventId": str(scheduled_event_id)})
+
+    def _cancel_timer(self, timer: _WorkflowTimer) -> None:
+        if self._timers.pop(timer.timer_id, None) is not None:
+            self._add_command("CancelTimer", {"timerId": timer.timer_id})
+
+    # ----------------------------------------------------------------- helpers for the API
+    def now(self) -> datetime:
+        return self._now
+
+    def is_replaying(self) -> bool:
+        return self._replaying
+
+    def random(self) -> _random.Random:
+        return self._random
+
+    def uuid4(self) -> uuid.UUID:
+        return uuid.UUID(int=self._random.getrandbits(128), version=4)
+
+    def wait_condition_future(self, fn: Callable[[], bool]) -> asyncio.Future:
+        fut = self.create_future()
+        self._conditions.append((fn, fut))
+        return fut
+
+    # ----------------------------------------------------------------- asyncio.AbstractEventLoop
+    def time(self) -> float:
+        return self._now.timestamp()
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.Handle:
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
+        raise RuntimeError("Threads cannot call into workflow code: workflows are single-threaded and deterministic.")
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+        from engine._durations import to_duration
+
+        if delay <= 0:
+            handle = _WorkflowTimer(self, self.time(), callback, args, context, "")
+            self._ready.append(handle)
+            return handle
+        self._seq["timer"] += 1
+        timer_id = str(self._seq["timer"])
+        timer = _WorkflowTimer(self, self.time() + delay, callback, args, context, timer_id)
+        self._timers[timer_id] = timer
+        self._add_command(
+            "StartTimer",
+            {"timerId": timer_id, "startToFireTimeout": to_duration(timedelta(seconds=delay))},
+        )
+        return timer
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+        return self.call_later(when - self.time(), callback, *args, context=context)
+
+    def create_future(self) -> asyncio.Future:
+        return asyncio.Future(loop=self)
+
+    def create_task(self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None) -> asyncio.Task:
+        return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        pass
+
+    def get_debug(self) -> bool:
+        return False
+
+    def is_running(self) -> bool:
+        return asyncio.events._get_running_loop() is self
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+
+    def get_exception_handler(self) -> None:
+        return None
+
+    def set_exception_handler(self, handler: Any) -> None:
+        pass
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        pass
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        # An exception nobody retrieved (e.g. a forgotten task): fail the task so it is seen.
+        exc = context.get("exception")
+        if isinstance(exc, BaseException) and not isinstance(exc, asyncio.CancelledError):
+            if self._failure is None and not isinstance(exc, FailureError):
+                self._failure = exc
+
+    def get_task_factory(self) -> None:
+        return None
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:
+        raise RuntimeError(
+            "Workflow code cannot run threads (run_in_executor/asyncio.to_thread): do blocking "
+            "work in an activity and call it with workflow.execute_activity."
+        )
+
+    def evict(self) -> None:
+        """Drop the instance: cancel its coroutines so they do not leak."""
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        self._evicting = True
+        try:
+            for task in asyncio.all_tasks(self):
+                task.cancel()
+            self._finished = True
+            while self._ready:
+                handle = self._ready.popleft()
+                try:
+                    handle._run()
+                except BaseException:  # noqa: BLE001 - tearing down; nothing to report
+                    pass
+        finally:
+            asyncio.events._set_running_loop(previous)
+            self._closed = True
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+        return True
+    except ValueError:
+        return False
+
+
+_JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
+    "WorkflowExecutionStarted": WorkflowInstance._on_started,
+    "ActivityTaskCompleted": WorkflowInstance._on_activity_done,
+    "ActivityTaskFailed": WorkflowInstance._on_activity_done,
+    "ActivityTaskTimedOut": WorkflowInstance._on_activity_done,
+    "ActivityTaskCanceled": WorkflowInstance._on_activity_done,
+    "TimerFired": WorkflowInstance._on_timer_fired,
+    "WorkflowExecutionCancelRequested": WorkflowInstance._on_cancel_requested,
+}
+
+
+def current() -> WorkflowInstance:
+    """The instance whose code is running, or a clear error outside workflow code."""
+    loop = asyncio.events._get_running_loop()
+    if not isinstance(loop, WorkflowInstance):
+        raise RuntimeError(
+            "Not in workflow code: this function works only inside a workflow's @workflow.run "
+            "method (and what it calls) while a worker runs it."
+        )
+    return loop

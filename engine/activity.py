@@ -1,0 +1,98 @@
+"""The API used inside activities (mirrors ``temporalio.activity``)."""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Sequence, TypeVar
+
+from engine._definitions import ActivityDefinition, check_problems, hints_of
+
+__all__ = ["defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Info:
+    """Facts about the running activity attempt."""
+
+    activity_id: str
+    activity_type: str
+    attempt: int
+    workflow_id: str
+    workflow_run_id: str
+    workflow_type: str
+    workflow_namespace: str
+    task_queue: str
+    scheduled_time: datetime
+    started_time: datetime
+    schedule_to_close_timeout: timedelta | None
+    start_to_close_timeout: timedelta | None
+    heartbeat_timeout: timedelta | None
+    heartbeat_details: Sequence[Any]
+    is_local: bool = False
+
+
+class _Context:
+    def __init__(self, info: Info, heartbeat: Callable[[Sequence[Any]], None]) -> None:
+        self.info = info
+        self.heartbeat = heartbeat
+        self.cancelled = False
+
+
+_current: contextvars.ContextVar[_Context | None] = contextvars.ContextVar("engine_activity", default=None)
+
+
+def defn(
+    fn: F | None = None, *, name: str | None = None, no_thread_cancel_exception: bool = False, dynamic: bool = False
+) -> Any:
+    """Declare an activity. ``async def`` ones run on the worker's event loop, plain ``def``
+    ones in its thread pool. ``name`` is the activity type (default: the function name)."""
+
+    def decorate(target: F) -> F:
+        problems = []
+        if not callable(target):
+            problems.append(f"{target!r} is not callable")
+        check_problems(f"activity definition {getattr(target, '__qualname__', target)}", problems)
+        arg_types, result_type = hints_of(target, skip_self=False)
+        target.__activity_definition__ = ActivityDefinition(  # type: ignore[attr-defined]
+            name=name or target.__name__,
+            fn=target,
+            is_async=inspect.iscoroutinefunction(target),
+            arg_types=arg_types,
+            result_type=result_type,
+        )
+        return target
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+def _context() -> _Context:
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError("Not in an activity: this function works only inside an @activity.defn function run by a worker.")
+    return ctx
+
+
+def info() -> Info:
+    """The current attempt's info (attempt number, activity id, workflow id, ...)."""
+    return _context().info
+
+
+def heartbeat(*details: Any) -> None:
+    """Tell the engine the activity is alive (and record progress ``details``)."""
+    _context().heartbeat(details)
+
+
+def in_activity() -> bool:
+    return _current.get() is not None
+
+
+def is_cancelled() -> bool:
+    """True once cancellation of this activity was requested (learned through heartbeats)."""
+    return _context().cancelled

@@ -1,0 +1,380 @@
+"""The client: start workflows and talk to them (mirrors ``temporalio.client``).
+
+``Client.connect("path/to/engine.db")`` opens (or creates) an engine database; ``":memory:"``
+keeps everything in memory for one process. A client also runs the engine's clock work
+(timers, retries, timeouts) for as long as it is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Sequence
+
+from engine import _converter, _service
+from engine._clock import Clock
+from engine._definitions import workflow_definition
+from engine._store import Store
+from engine._service import StartRequest, from_ts, ts
+from engine.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from engine.errors import (
+    CancelledError,
+    StoreError,
+    TerminatedError,
+    TimeoutError,
+    TimeoutType,
+    WorkflowFailureError,
+    WorkflowNotFoundError,
+)
+from engine.history import History
+
+__all__ = [
+    "Client",
+    "WorkflowHandle",
+    "WorkflowExecutionStatus",
+    "WorkflowExecutionDescription",
+]
+
+_arg_unset = object()
+
+
+class WorkflowExecutionStatus(enum.IntEnum):
+    RUNNING = 1
+    COMPLETED = 2
+    FAILED = 3
+    CANCELED = 4
+    TERMINATED = 5
+    CONTINUED_AS_NEW = 6
+    TIMED_OUT = 7
+
+
+_STATUS = {
+    "Running": WorkflowExecutionStatus.RUNNING,
+    "Completed": WorkflowExecutionStatus.COMPLETED,
+    "Failed": WorkflowExecutionStatus.FAILED,
+    "Canceled": WorkflowExecutionStatus.CANCELED,
+    "Terminated": WorkflowExecutionStatus.TERMINATED,
+    "ContinuedAsNew": WorkflowExecutionStatus.CONTINUED_AS_NEW,
+    "TimedOut": WorkflowExecutionStatus.TIMED_OUT,
+}
+
+
+@dataclass(frozen=True)
+class WorkflowExecutionDescription:
+    """What ``handle.describe()`` returns."""
+
+    id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    status: WorkflowExecutionStatus
+    start_time: datetime
+    close_time: datetime | None
+    history_length: int
+    pending_activities: int
+    pending_timers: int
+
+
+class Client:
+    """A connection to an engine database."""
+
+    def __init__(self, store: Store, *, clock: Clock | None = None, namespace: str = "default", identity: str | None = None, owns_store: bool = True) -> None:
+        self.store = store
+        self.clock = clock or Clock()
+        self.namespace = namespace
+        self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
+        self._owns_store = owns_store
+        self._service_task: asyncio.Task | None = None
+        self._closed = False
+
+    @classmethod
+    async def connect(
+        cls,
+        target_host: str = ":memory:",
+        *,
+        namespace: str = "default",
+        identity: str | None = None,
+        clock: Clock | None = None,
+    ) -> "Client":
+        """Open the engine database at ``target_host`` (a file path, or ``":memory:"``)."""
+        store = await Store.open(target_host)
+        client = cls(store, clock=clock, namespace=namespace, identity=identity)
+        client._ensure_service()
+        return client
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._service_task is not None:
+            self._service_task.cancel()
+            try:
+                await self._service_task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing anyway
+                pass
+        if self._owns_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ workflows
+    async def start_workflow(
+        self,
+        workflow: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str,
+        task_queue: str,
+        result_type: type | None = None,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+        memo: dict[str, Any] | None = None,
+    ) -> "WorkflowHandle":
+        """Start a run and return its handle at once (the run goes on in the workers)."""
+        if isinstance(workflow, str):
+            name, hinted = workflow, None
+        else:
+            defn = workflow_definition(workflow)
+            name, hinted = defn.name, defn.result_type
+        if not id:
+            raise ValueError("start_workflow needs a workflow id: pass id='...'.")
+        if not task_queue:
+            raise ValueError("start_workflow needs a task queue: pass task_queue='...' (the queue your worker polls).")
+        all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        payloads = _converter.to_payloads(all_args, what=f"argument of workflow {name!r}:")
+        self._ensure_service()
+        run_id = await self.store.run(
+            _service.start_workflow,
+            StartRequest(
+                workflow_id=id,
+                workflow_type=name,
+                task_queue=task_queue,
+                input=payloads,
+                identity=self.identity,
+                execution_timeout=execution_timeout,
+                run_timeout=run_timeout,
+                task_timeout=task_timeout,
+                memo={k: _converter.to_payload(v) for k, v in (memo or {}).items()} or None,
+            ),
+            self.clock.now(),
+        )
+        return WorkflowHandle(self, id, run_id=run_id, result_run_id=run_id, first_execution_run_id=run_id, result_type=result_type or hinted)
+
+    async def execute_workflow(self, workflow: str | Callable[..., Any], arg: Any = _arg_unset, **kwargs: Any) -> Any:
+        """Start a run and wait for its result."""
+        handle = await self.start_workflow(workflow, arg, **kwargs)
+        return await handle.result()
+
+    def get_workflow_handle(
+        self, workflow_id: str, *, run_id: str | None = None, first_execution_run_id: str | None = None, result_type: type | None = None
+    ) -> "WorkflowHandle":
+        """A handle on an existing run (the latest run of ``workflow_id`` unless ``run_id`` is given)."""
+        return WorkflowHandle(self, workflow_id, run_id=run_id, result_run_id=run_id, first_execution_run_id=first_execution_run_id, result_type=result_type)
+
+    def get_workflow_handle_for(self, workflow: Callable[..., Any], workflow_id: str, *, run_id: str | None = None) -> "WorkflowHandle":
+        defn = workflow_definition(workflow)
+        return self.get_workflow_handle(workflow_id, run_id=run_id, result_type=defn.result_type)
+
+    async def list_workflows(self, *, status: str | None = None, workflow_type: str | None = None, limit: int = 1000) -> list[WorkflowExecutionDescription]:
+        """Runs, newest first (filters: status name such as ``"Running"``, workflow type)."""
+        rows = await self.store.read(_list_runs, status, workflow_type, limit)
+        return [_description(row) for row in rows]
+
+    # ------------------------------------------------------------------ the engine's clock work
+    def _ensure_service(self) -> None:
+        if self._service_task is None or self._service_task.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._service_task = loop.create_task(self._service_loop(), name="engine-timers")
+
+    async def _service_loop(self) -> None:
+        """Fire due timers, retries and timeouts; in time-skipping mode, move the clock."""
+        clock, store = self.clock, self.store
+        while not self._closed:
+            now = clock.now()
+            try:
+                fired = await store.run(_service.fire_due, now)
+                if fired:
+                    continue
+                idle, upcoming = await store.read(_service.idle_state, ts(now))
+            except StoreError:
+                await asyncio.sleep(0.5)
+                continue
+            if clock.skipping and clock.auto_skip and idle and upcoming is not None:  # type: ignore[attr-defined]
+                clock.advance_to(from_ts(upcoming))  # type: ignore[attr-defined]
+                continue
+            waits = [store.waiter("timers", "").wait()]
+            if clock.skipping:
+                waits.append(store.waiter("any", "").wait())
+            deadline = from_ts(upcoming) if upcoming is not None else None
+            waits.append(clock.sleep_until(deadline, at_most=1.0))
+            await wait_first(waits)
+
+
+async def wait_first(awaitables: list[Any], timeout: float | None = None) -> None:
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+class WorkflowHandle:
+    """A workflow run: wait for its result, describe it, read its history, cancel or terminate it."""
+
+    def __init__(
+        self,
+        client: Client,
+        id: str,
+        *,
+        run_id: str | None = None,
+        result_run_id: str | None = None,
+        first_execution_run_id: str | None = None,
+        result_type: type | None = None,
+    ) -> None:
+        self._client = client
+        self.id = id
+        self.run_id = run_id
+        self.result_run_id = result_run_id
+        self.first_execution_run_id = first_execution_run_id
+        self._result_type = result_type
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandle id={self.id!r} run_id={self.run_id!r}>"
+
+    async def _resolve_run(self) -> str:
+        if self.run_id:
+            return self.run_id
+        row = await self._client.store.read(_latest_run, self.id)
+        if row is None:
+            raise WorkflowNotFoundError(f"No workflow with id {self.id!r} in {self._client.store.path!r}. Check the id (they are case-sensitive) or list runs with client.list_workflows().")
+        return row
+
+    async def result(self, *, follow_runs: bool = True) -> Any:
+        """Wait for the run to close; return its result or raise ``WorkflowFailureError``."""
+        client = self._client
+        client._ensure_service()
+        run_id = await self._resolve_run()
+        clock = client.clock
+        if clock.skipping:
+            clock.hold_auto_skip()  # type: ignore[attr-defined]
+            client.store._wake(("timers", ""))
+        try:
+            while True:
+                closing = await client.store.read(_closing_event, run_id)
+                if closing is not None:
+                    return self._outcome(*closing)
+                await wait_first([client.store.waiter("closed", run_id).wait()], timeout=0.5)
+        finally:
+            if clock.skipping:
+                clock.release_auto_skip()  # type: ignore[attr-defined]
+
+    def _outcome(self, event_type: str, attrs: dict[str, Any]) -> Any:
+        if event_type == "WorkflowExecutionCompleted":
+            payloads = (attrs.get("result") or {}).get("payloads") or [None]
+            return _converter.from_payload(payloads[0], self._result_type)
+        if event_type == "WorkflowExecutionFailed":
+            cause: BaseException = _converter.decode_failure(attrs.get("failure"))
+        elif event_type == "WorkflowExecutionCanceled":
+            cause = CancelledError("Workflow cancelled")
+        elif event_type == "WorkflowExecutionTerminated":
+            cause = TerminatedError(attrs.get("reason") or "Workflow terminated")
+        elif event_type == "WorkflowExecutionTimedOut":
+            cause = TimeoutError("Workflow execution timed out", type=TimeoutType.START_TO_CLOSE)
+        else:
+            cause = RuntimeError(f"Run closed with {event_type}")
+        raise WorkflowFailureError(cause=cause)
+
+    async def describe(self) -> WorkflowExecutionDescription:
+        run_id = await self._resolve_run()
+        rows = await self._client.store.read(_list_runs_by_id, run_id)
+        return _description(rows[0])
+
+    async def fetch_history(self) -> History:
+        run_id = await self._resolve_run()
+        events = await self._client.store.read(_service.read_events, run_id, 0)
+        return History(self.id, tuple(events))
+
+    async def cancel(self, *, reason: str = "") -> None:
+        """Ask the run to cancel: workflow code sees ``asyncio.CancelledError`` and may clean up."""
+        run_id = await self._resolve_run()
+        await self._client.store.run(_service.request_cancel, run_id, reason, self._client.identity, self._client.clock.now())
+
+    async def terminate(self, *args: Any, reason: str | None = None) -> None:
+        """End the run at once; no workflow code runs."""
+        run_id = await self._resolve_run()
+        details = _converter.to_payloads(args) if args else None
+        await self._client.store.run(_service.terminate, run_id, reason or "", details, self._client.identity, self._client.clock.now())
+
+
+# ---------------------------------------------------------------------- reads (database thread)
+_DESC = (
+    "SELECT e.workflow_id, e.run_id, e.workflow_type, e.task_queue, e.status, e.start_time, e.close_time, "
+    "e.next_event_id - 1, (SELECT count(*) FROM tasks t WHERE t.run_id = e.run_id AND t.kind = 'activity'), "
+    "(SELECT count(*) FROM timers m WHERE m.run_id = e.run_id AND m.kind = 'timer') FROM executions e"
+)
+
+
+def _description(row: Sequence[Any]) -> WorkflowExecutionDescription:
+    return WorkflowExecutionDescription(
+        id=row[0],
+        run_id=row[1],
+        workflow_type=row[2],
+        task_queue=row[3],
+        status=_STATUS[row[4]],
+        start_time=from_ts(row[5]),
+        close_time=from_ts(row[6]) if row[6] is not None else None,
+        history_length=row[7],
+        pending_activities=row[8],
+        pending_timers=row[9],
+    )
+
+
+def _list_runs(conn: Any, status: str | None, workflow_type: str | None, limit: int) -> list[Any]:
+    where, params = [], []
+    if status:
+        where.append("e.status = ?")
+        params.append(status)
+    if workflow_type:
+        where.append("e.workflow_type = ?")
+        params.append(workflow_type)
+    sql = _DESC + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.start_time DESC LIMIT ?"
+    return conn.execute(sql, (*params, limit)).fetchall()
+
+
+def _list_runs_by_id(conn: Any, run_id: str) -> list[Any]:
+    return conn.execute(_DESC + " WHERE e.run_id = ?", (run_id,)).fetchall()
+
+
+def _latest_run(conn: Any, workflow_id: str) -> str | None:
+    row = conn.execute(
+        "SELECT run_id FROM executions WHERE workflow_id = ? ORDER BY start_time DESC, rowid DESC LIMIT 1", (workflow_id,)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _closing_event(conn: Any, run_id: str) -> tuple[str, dict[str, Any]] | None:
+    import json
+
+    row = conn.execute("SELECT status, next_event_id FROM executions WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise WorkflowNotFoundError(f"No workflow run {run_id!r}.")
+    if row[0] == "Running":
+        return None
+    event = conn.execute(
+        "SELECT event_type, attributes FROM events WHERE run_id = ? AND event_id = ?", (run_id, row[1] - 1)
+    ).fetchone()
+    return event[0], json.loads(event[1])

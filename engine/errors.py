@@ -1,0 +1,303 @@
+"""Every error the engine raises, in one place.
+
+The tree::
+
+    EngineError                       base of everything raised on purpose
+    ├── FailureError                  a failure that travels through history (mirrors temporalio)
+    │   ├── ApplicationError          raised by user code; fails an activity attempt or the workflow
+    │   ├── ActivityError             an activity failed for good (cause: the last attempt's failure)
+    │   ├── ChildWorkflowError        a child workflow failed
+    │   ├── CancelledError            work was cancelled
+    │   ├── TerminatedError           the run was terminated
+    │   ├── TimeoutError              a timeout fired (type says which)
+    │   └── ServerError               the engine refused a request
+    ├── WorkflowFailureError          client side: the workflow run did not complete (cause set)
+    ├── WorkflowAlreadyStartedError   a run with that workflow id is still open
+    ├── WorkflowNotFoundError         no such workflow id / run id
+    ├── NondeterminismError           replayed code disagrees with the recorded history
+    ├── DefinitionError               a @workflow.defn / @activity.defn is malformed
+    ├── NotRegisteredError            a worker got a task for a type it does not know
+    ├── PayloadError                  a value cannot be converted to or from a payload
+    ├── HistoryFormatError            a history JSON file is malformed
+    └── StoreError                    the database cannot be used
+        └── StoreCorruptError         the file is not a durable-lab database, or is damaged
+
+Messages name the problem, the place (workflow id, event id, code line) and what to do next.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Sequence
+
+__all__ = [
+    "EngineError",
+    "FailureError",
+    "ApplicationError",
+    "ActivityError",
+    "ChildWorkflowError",
+    "CancelledError",
+    "TerminatedError",
+    "TimeoutError",
+    "TimeoutType",
+    "RetryState",
+    "ServerError",
+    "WorkflowFailureError",
+    "WorkflowAlreadyStartedError",
+    "WorkflowNotFoundError",
+    "NondeterminismError",
+    "DefinitionError",
+    "NotRegisteredError",
+    "PayloadError",
+    "HistoryFormatError",
+    "StoreError",
+    "StoreCorruptError",
+]
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class FailureError(EngineError):
+    """A failure that is recorded in history and can cross from activity to workflow to client."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self._message = message
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+
+class ApplicationError(FailureError):
+    """An error raised by user code on purpose.
+
+    In an activity it fails the attempt (retried unless ``non_retryable`` or its ``type``
+    is listed in the retry policy's ``non_retryable_error_types``). In workflow code it fails
+    the workflow execution, unlike any other exception, which only fails the workflow task.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *details: Any,
+        type: str | None = None,
+        non_retryable: bool = False,
+        next_retry_delay: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self._details = details
+        self._type = type
+        self._non_retryable = non_retryable
+        self._next_retry_delay = next_retry_delay
+
+    @property
+    def details(self) -> Sequence[Any]:
+        return self._details
+
+    @property
+    def type(self) -> str | None:
+        return self._type
+
+    @property
+    def non_retryable(self) -> bool:
+        return self._non_retryable
+
+    @property
+    def next_retry_delay(self) -> Any:
+        return self._next_retry_delay
+
+
+class RetryState(enum.IntEnum):
+    """Why retrying stopped (Temporal's names)."""
+
+    UNSPECIFIED = 0
+    IN_PROGRESS = 1
+    NON_RETRYABLE_FAILURE = 2
+    TIMEOUT = 3
+    MAXIMUM_ATTEMPTS_REACHED = 4
+    RETRY_POLICY_NOT_SET = 5
+    INTERNAL_SERVER_ERROR = 6
+    CANCEL_REQUESTED = 7
+
+
+class TimeoutType(enum.IntEnum):
+    """Which timeout fired (Temporal's names)."""
+
+    UNSPECIFIED = 0
+    START_TO_CLOSE = 1
+    SCHEDULE_TO_START = 2
+    SCHEDULE_TO_CLOSE = 3
+    HEARTBEAT = 4
+
+
+class ActivityError(FailureError):
+    """An activity failed for good; ``__cause__`` holds the last attempt's failure."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scheduled_event_id: int,
+        started_event_id: int,
+        identity: str,
+        activity_type: str,
+        activity_id: str,
+        retry_state: RetryState | None,
+    ) -> None:
+        super().__init__(message)
+        self.scheduled_event_id = scheduled_event_id
+        self.started_event_id = started_event_id
+        self.identity = identity
+        self.activity_type = activity_type
+        self.activity_id = activity_id
+        self.retry_state = retry_state
+
+
+class ChildWorkflowError(FailureError):
+    """A child workflow failed; ``__cause__`` holds its failure."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        namespace: str,
+        workflow_id: str,
+        run_id: str,
+        workflow_type: str,
+        initiated_event_id: int,
+        started_event_id: int,
+        retry_state: RetryState | None,
+    ) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.workflow_type = workflow_type
+        self.initiated_event_id = initiated_event_id
+        self.started_event_id = started_event_id
+        self.retry_state = retry_state
+
+
+class CancelledError(FailureError):
+    """Work was cancelled."""
+
+    def __init__(self, message: str = "Cancelled", *details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class TerminatedError(FailureError):
+    """The workflow run was terminated."""
+
+    def __init__(self, message: str, *details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class TimeoutError(FailureError):  # noqa: A001 - mirrors temporalio.exceptions.TimeoutError
+    """A timeout fired."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: TimeoutType | None,
+        last_heartbeat_details: Sequence[Any] = (),
+    ) -> None:
+        super().__init__(message)
+        self.type = type
+        self.last_heartbeat_details = last_heartbeat_details
+
+
+class ServerError(FailureError):
+    """The engine refused a request."""
+
+    def __init__(self, message: str, *, non_retryable: bool = False) -> None:
+        super().__init__(message)
+        self.non_retryable = non_retryable
+
+
+class WorkflowFailureError(EngineError):
+    """Raised by ``handle.result()`` when the run failed, timed out, was cancelled or terminated."""
+
+    def __init__(self, *, cause: BaseException) -> None:
+        super().__init__(f"Workflow execution failed: {cause}")
+        self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException:
+        assert self.__cause__ is not None
+        return self.__cause__
+
+
+class WorkflowAlreadyStartedError(EngineError):
+    """A run with this workflow id is still open."""
+
+    def __init__(
+        self,
+        workflow_id: str,
+        workflow_type: str,
+        *,
+        run_id: str | None = None,
+        first_run_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"Workflow execution already started: workflow id {workflow_id!r} (type {workflow_type}) "
+            f"has an open run {run_id}. Use another id, or wait for that run to close."
+        )
+        self.workflow_id = workflow_id
+        self.workflow_type = workflow_type
+        self.run_id = run_id
+        self.first_run_id = first_run_id
+
+
+class WorkflowNotFoundError(EngineError):
+    """No workflow run matches the given id."""
+
+
+class NondeterminismError(EngineError):
+    """Workflow code, replayed, made a different decision than the one recorded in history."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str = "",
+        event_id: int | None = None,
+        recorded: str | None = None,
+        produced: str | None = None,
+        code_line: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.workflow_id = workflow_id
+        self.event_id = event_id
+        self.recorded = recorded
+        self.produced = produced
+        self.code_line = code_line
+
+
+class DefinitionError(EngineError, TypeError):
+    """A workflow or activity definition is malformed (all problems are listed at once)."""
+
+
+class NotRegisteredError(EngineError):
+    """A worker was asked to run a workflow or activity type it has not been given."""
+
+
+class PayloadError(EngineError, TypeError):
+    """A value cannot be converted to a payload, or a payload back to a value."""
+
+
+class HistoryFormatError(EngineError, ValueError):
+    """A history (JSON) is malformed."""
+
+
+class StoreError(EngineError):
+    """The database cannot be used."""
+
+
+class StoreCorruptError(StoreError):
+    """The file is not a durable-lab database, or it is damaged."""

@@ -1,0 +1,441 @@
+"""Workers: poll a task queue, run workflow code and activities (mirrors ``temporalio.worker``).
+
+A worker keeps recently used workflow instances in memory; when it has none for a run (new
+worker, restart, eviction) it rebuilds the instance by replaying the run's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import itertools
+import logging
+import os
+import socket
+import uuid
+from collections import OrderedDict
+from datetime import timedelta
+from typing import Any, Callable, Sequence
+
+from engine import _converter, _service
+from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
+from engine._runtime import WorkflowInfo, WorkflowInstance, WorkflowTaskError
+from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
+from engine.activity import Info as ActivityInfo, _Context, _current
+from engine.client import Client, wait_first
+from engine.errors import ApplicationError, NondeterminismError, NotRegisteredError, PayloadError
+
+__all__ = ["Worker", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner"]
+
+log = logging.getLogger("engine.worker")
+_worker_numbers = itertools.count(1)
+POLL_INTERVAL = 0.2
+
+
+class UnsandboxedWorkflowRunner:
+    """Run workflow code without the sandbox (accepted for temporalio compatibility)."""
+
+
+class SandboxedWorkflowRunner:
+    """Run workflow code in the sandbox (accepted for temporalio compatibility)."""
+
+    def __init__(self, restrictions: Any = None) -> None:
+        self.restrictions = restrictions
+
+
+class Worker:
+    """Serves one task queue: workflow tasks for ``workflows``, activity tasks for ``activities``."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str,
+        activities: Sequence[Callable[..., Any]] = (),
+        workflows: Sequence[type] = (),
+        activity_executor: concurrent.futures.Executor | None = None,
+        workflow_runner: Any = None,
+        identity: str | None = None,
+        max_cached_workflows: int = 1000,
+        max_concurrent_workflow_tasks: int | None = None,
+        max_concurrent_activities: int | None = None,
+        graceful_shutdown_timeout: timedelta = timedelta(0),
+        debug_mode: bool = False,
+    ) -> None:
+        problems = []
+        if not task_queue:
+            problems.append("task_queue must be a non-empty string")
+        if not activities and not workflows:
+            problems.append("give at least one workflow or activity to serve")
+        self._workflows: dict[str, WorkflowDefinition] = {}
+        for w in workflows:
+            try:
+                defn = workflow_definition(w)
+            except Exception as e:  # noqa: BLE001 - collected and reported together
+                problems.append(str(e))
+                continue
+            if defn.name in self._workflows:
+                problems.append(f"two workflows are named {defn.name!r}")
+            self._workflows[defn.name] = defn
+        self._activities: dict[str, ActivityDefinition] = {}
+        for a in activities:
+            try:
+                adefn = activity_definition(a)
+            except Exception as e:  # noqa: BLE001
+                problems.append(str(e))
+                continue
+            if adefn.name in self._activities:
+                problems.append(f"two activities are named {adefn.name!r}")
+            self._activities[adefn.name] = adefn
+        check_problems("worker", problems)
+        self.client = client
+        self.task_queue = task_queue
+        number = next(_worker_numbers)
+        self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
+        # The lease owner must differ between workers of one process, the identity need not.
+        self._owner = f"{self.identity}#{number}-{uuid.uuid4().hex[:6]}"
+        self._cache: OrderedDict[str, WorkflowInstance] = OrderedDict()
+        self._max_cached = max_cached_workflows
+        self._wf_slots = max_concurrent_workflow_tasks or 100
+        self._act_slots = max_concurrent_activities or 100
+        self._executor = activity_executor
+        self._own_executor = activity_executor is None and any(not d.is_async for d in self._activities.values())
+        if self._own_executor:
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=self._act_slots, thread_name_prefix="activity")
+        self._graceful = graceful_shutdown_timeout.total_seconds()
+        self._stop = asyncio.Event()
+        self._inflight_wf: set[asyncio.Task] = set()
+        self._inflight_act: set[asyncio.Task] = set()
+        self._running = False
+        self._run_task: asyncio.Task | None = None
+        self.stats = {"workflow_tasks": 0, "replays": 0, "activities": 0}
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def is_running(self) -> bool:
+        return self._running
+
+    async def run(self) -> None:
+        """Serve until ``shutdown()`` is called."""
+        if self._running:
+            raise RuntimeError("This worker is already running.")
+        self._running = True
+        self.client._ensure_service()
+        loops = []
+        if self._workflows:
+            loops.append(asyncio.ensure_future(self._workflow_loop()))
+        if self._activities:
+            loops.append(asyncio.ensure_future(self._activity_loop()))
+        try:
+            await self._stop.wait()
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            if self._inflight_wf:
+                await asyncio.gather(*self._inflight_wf, return_exceptions=True)
+            if self._inflight_act:
+                done, pending = await asyncio.wait(self._inflight_act, timeout=self._graceful or None) if self._graceful else (set(), set(self._inflight_act))
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending, timeout=1.0)
+            for instance in self._cache.values():
+                instance.evict()
+            self._cache.clear()
+            if self._own_executor and self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+            self._running = False
+
+    async def shutdown(self) -> None:
+        """Stop polling, finish workflow tasks in flight, cancel running activities after the grace period."""
+        self._stop.set()
+        if self._run_task is not None:
+            await asyncio.gather(self._run_task, return_exceptions=True)
+
+    async def __aenter__(self) -> "Worker":
+        self._run_task = asyncio.ensure_future(self.run())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.shutdown()
+
+    async def _wait_for_work(self, kind: str) -> None:
+        store, clock = self.client.store, self.client.clock
+        await wait_first(
+            [
+                store.waiter("queue", f"{kind}:{self.task_queue}").wait(),
+                clock.sleep_until(None, at_most=POLL_INTERVAL),
+                self._stop.wait(),
+            ]
+        )
+
+    # ------------------------------------------------------------------ workflow tasks
+    async def _workflow_loop(self) -> None:
+        store, clock = self.client.store, self.client.clock
+        while not self._stop.is_set():
+            free = self._wf_slots - len(self._inflight_wf)
+            if free <= 0:
+                await asyncio.wait(self._inflight_wf, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            known = {run_id: inst.processed_upto for run_id, inst in self._cache.items()}
+            try:
+                tasks = await store.run(_service.claim_workflow_tasks, self.task_queue, self._owner, clock.now(), free, known)
+            except Exception:  # noqa: BLE001 - the database may be busy or gone; try again shortly
+                log.exception("polling workflow tasks failed")
+                await asyncio.sleep(POLL_INTERVAL)
+                continue
+            if not tasks:
+                await self._wait_for_work("workflow")
+                continue
+            for task in tasks:
+                job = asyncio.ensure_future(self._handle_workflow_task(task))
+                self._inflight_wf.add(job)
+                job.add_done_callback(self._inflight_wf.discard)
+
+    async def _handle_workflow_task(self, task: WorkflowTask) -> None:
+        store, clock = self.client.store, self.client.clock
+        self.stats["workflow_tasks"] += 1
+        defn = self._workflows.get(task.workflow_type)
+        if defn is None:
+            error = NotRegisteredError(
+                f"Workflow type {task.workflow_type!r} is not registered on the worker for task queue "
+                f"{self.task_queue!r} (it has: {', '.join(sorted(self._workflows)) or 'none'}). Add the "
+                "workflow class to Worker(workflows=[...]); the task is retried."
+            )
+            await self._fail_workflow_task(task, error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
+            return
+        try:
+            instance, events = await self._instance_for(task, defn)
+            commands = instance.apply(events)
+        except NondeterminismError as e:
+            self._evict(task.run_id)
+            await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR")
+            return
+        except WorkflowTaskError as e:
+            self._evict(task.run_id)
+            await self._fail_workflow_task(task, e.error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
+            return
+        except Exception as e:  # noqa: BLE001 - any bug surfaces as a failed workflow task
+            self._evict(task.run_id)
+            await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
+            return
+        first = not instance.saw_completed_task
+        try:
+            await store.run(
+                _service.complete_workflow_task,
+                task.task_id,
+                self._owner,
+                task.run_id,
+                task.started_event_id,
+                [(c.kind, c.attributes) for c in commands],
+                clock.now(),
+                first,
+            )
+        except StaleTaskError:
+            self._evict(task.run_id)
+            return
+        except Exception:
+            self._evict(task.run_id)
+            raise
+        instance.saw_completed_task = True
+        if instance._finished:
+            self._evict(task.run_id)
+
+    async def _instance_for(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]]:
+        instance = self._cache.get(task.run_id)
+        events = task.events
+        fresh_ok = (
+            instance is not None
+            and not task.history_complete
+            and instance.defn is defn
+            and events
+            and events[0].event_id == instance.processed_upto + 1
+            and sum(1 for e in events if e.event_type == "WorkflowTaskStarted") == 1
+        )
+        if fresh_ok:
+            assert instance is not None
+            self._cache.move_to_end(task.run_id)
+            return instance, events
+        if instance is not None:
+            self._evict(task.run_id)
+        if not task.history_complete:
+            events = await self.client.store.read(_service.read_events, task.run_id, 0)
+        self.stats["replays"] += 1
+        started = events[0].attributes
+        from engine._durations import from_duration
+
+        info = WorkflowInfo(
+            workflow_id=task.workflow_id,
+            run_id=task.run_id,
+            workflow_type=task.workflow_type,
+            task_queue=task.task_queue,
+            namespace=self.client.namespace,
+            attempt=int(started.get("attempt", 1) or 1),
+            start_time=events[0].event_time,
+            first_execution_run_id=str(started.get("firstExecutionRunId") or task.run_id),
+            execution_timeout=from_duration(started.get("workflowExecutionTimeout")),
+            run_timeout=from_duration(started.get("workflowRunTimeout")),
+            task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),
+        )
+        instance = WorkflowInstance(defn, info)
+        self._cache[task.run_id] = instance
+        while len(self._cache) > self._max_cached:
+            _, old = self._cache.popitem(last=False)
+            old.evict()
+        return instance, events
+
+    def _evict(self, run_id: str) -> None:
+        instance = self._cache.pop(run_id, None)
+        if instance is not None:
+            instance.evict()
+
+    async def _fail_workflow_task(self, task: WorkflowTask, error: BaseException, cause: str) -> None:
+        try:
+            await self.client.store.run(
+                _service.fail_workflow_task,
+                task.task_id,
+                self._owner,
+                task.run_id,
+                task.started_event_id,
+                _converter.encode_failure(error),
+                cause,
+                self.client.clock.now(),
+            )
+        except StaleTaskError:
+            pass
+
+    # ------------------------------------------------------------------ activities
+    async def _activity_loop(self) -> None:
+        store, clock = self.client.store, self.client.clock
+        while not self._stop.is_set():
+            free = self._act_slots - len(self._inflight_act)
+            if free <= 0:
+                await asyncio.wait(self._inflight_act, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                tasks = await store.run(_service.claim_activity_tasks, self.task_queue, self._owner, clock.now(), free)
+            except Exception:  # noqa: BLE001 - the database may be busy or gone; try again shortly
+                log.exception("polling activity tasks failed")
+                await asyncio.sleep(POLL_INTERVAL)
+                continue
+            if not tasks:
+                await self._wait_for_work("activity")
+                continue
+            for task in tasks:
+                job = asyncio.ensure_future(self._run_activity(task))
+                self._inflight_act.add(job)
+                job.add_done_callback(self._inflight_act.discard)
+
+    async def _run_activity(self, task: ActivityTask) -> None:
+        store, clock = self.client.store, self.client.clock
+        self.stats["activities"] += 1
+        info = task.info
+        defn = self._activities.get(info["activityType"])
+        outcome: tuple[str, Any]
+        context: _Context | None = None
+        if defn is None:
+            outcome = (
+                "fail",
+                ApplicationError(
+                    f"Activity type {info['activityType']!r} is not registered on the worker for task queue "
+                    f"{self.task_queue!r} (it has: {', '.join(sorted(self._activities)) or 'none'}). Add the "
+                    "function to Worker(activities=[...]).",
+                    type="NotFoundError",
+                ),
+            )
+        else:
+            context = self._activity_context(task)
+            outcome = await self._invoke(defn, task, context)
+        now = clock.now()
+        try:
+            if outcome[0] == "ok":
+                await store.run(_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now)
+            else:
+                cancelled = outcome[0] == "cancelled"
+                await store.run(
+                    _service.fail_activity, task.task_id, self._owner, task.attempt, _converter.encode_failure(outcome[1]), now, cancelled
+                )
+        except Exception:  # noqa: BLE001 - the lease will time out and the attempt is retried
+            log.exception("recording the outcome of activity %s failed", info["activityType"])
+
+    async def _invoke(self, defn: ActivityDefinition, task: ActivityTask, context: _Context) -> tuple[str, Any]:
+        info = task.info
+        try:
+            args = _converter.from_payloads(info.get("input"), defn.arg_types)
+            token = _current.set(context)
+            try:
+                if defn.is_async:
+                    limit = info.get("startToClose") or None
+                    result = await asyncio.wait_for(defn.fn(*args), limit)
+                else:
+                    ctx = contextvars.copy_context()
+                    loop = asyncio.get_running_loop()
+                    result = await loop.run_in_executor(self._executor, ctx.run, defn.fn, *args)
+            finally:
+                _current.reset(token)
+        except asyncio.CancelledError:
+            if context.cancelled:
+                return ("cancelled", asyncio.CancelledError())
+            raise
+        except asyncio.TimeoutError:
+            return ("fail", ApplicationError("activity ran past its start-to-close timeout", type="TimeoutError"))
+        except Exception as e:  # noqa: BLE001 - every failure is recorded as the attempt's outcome
+            return ("fail", e)
+        try:
+            return ("ok", {"payloads": [_converter.to_payload(result, what=f"the result of activity {defn.name!r}")]})
+        except PayloadError as e:
+            return ("fail", ApplicationError(str(e), type="PayloadError", non_retryable=True))
+
+    def _activity_context(self, task: ActivityTask) -> _Context:
+        info = task.info
+        store, clock = self.client.store, self.client.clock
+        loop = asyncio.get_running_loop()
+
+        def seconds(key: str) -> timedelta | None:
+            return timedelta(seconds=info[key]) if info.get(key) else None
+
+        details = _converter.from_payloads(info.get("heartbeatDetails"))
+        activity_info = ActivityInfo(
+            activity_id=info["activityId"],
+            activity_type=info["activityType"],
+            attempt=task.attempt,
+            workflow_id=info["workflowId"],
+            workflow_run_id=task.run_id,
+            workflow_type=info["workflowType"],
+            workflow_namespace=self.client.namespace,
+            task_queue=self.task_queue,
+            scheduled_time=from_ts(info["scheduledTime"]),
+            started_time=from_ts(task.started_at),
+            schedule_to_close_timeout=(from_ts(info["deadline"]) - from_ts(info["scheduledTime"])) if info.get("deadline") else None,
+            start_to_close_timeout=seconds("startToClose"),
+            heartbeat_timeout=seconds("heartbeat"),
+            heartbeat_details=details,
+        )
+        pending: dict[str, Any] = {"details": None, "sending": False}
+
+        async def send() -> None:
+            pending["sending"] = True
+            try:
+                while pending["details"] is not None:
+                    details, pending["details"] = pending["details"], None
+                    cancel = await store.run(_service.heartbeat_activity, task.task_id, self._owner, task.attempt, details, clock.now())
+                    if cancel:
+                        context.cancelled = True
+            except Exception:  # noqa: BLE001 - a lost heartbeat only risks a heartbeat timeout
+                log.exception("heartbeat failed")
+            finally:
+                pending["sending"] = False
+
+        def heartbeat(values: Sequence[Any]) -> None:
+            pending["details"] = _converter.to_payloads(list(values), what="heartbeat detail")
+            if not pending["sending"]:
+                if asyncio.events._get_running_loop() is loop:
+                    loop.create_task(send())
+                else:
+                    loop.call_soon_threadsafe(lambda: None if pending["sending"] else loop.create_task(send()))
+
+        context = _Context(activity_info, heartbeat)
+        return context

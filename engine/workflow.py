@@ -1,0 +1,292 @@
+"""The API used inside workflow code (mirrors ``temporalio.workflow``).
+
+Workflow code must be deterministic: it is re-run against its history whenever a worker has
+no cached state for a run. Use these helpers instead of the clock, ``random`` and ``uuid``,
+and call activities for anything that touches the outside world.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import inspect
+import logging
+import random as _random_module
+import uuid as _uuid
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+from engine import _runtime
+from engine._definitions import (
+    WorkflowDefinition,
+    activity_definition,
+    check_problems,
+    hints_of,
+)
+from engine._runtime import ActivityHandle, WorkflowInfo as Info
+from engine.common import RetryPolicy
+from engine.errors import NondeterminismError
+
+__all__ = [
+    "defn",
+    "run",
+    "execute_activity",
+    "start_activity",
+    "ActivityHandle",
+    "ActivityCancellationType",
+    "sleep",
+    "wait_condition",
+    "now",
+    "time",
+    "time_ns",
+    "random",
+    "uuid4",
+    "info",
+    "Info",
+    "logger",
+    "in_workflow",
+    "unsafe",
+    "NondeterminismError",
+]
+
+ClassType = TypeVar("ClassType", bound=type)
+F = TypeVar("F", bound=Callable[..., Any])
+_arg_unset = object()
+
+
+class ActivityCancellationType(enum.IntEnum):
+    TRY_CANCEL = 0
+    WAIT_CANCELLATION_COMPLETED = 1
+    ABANDON = 2
+
+
+def defn(
+    cls: ClassType | None = None,
+    *,
+    name: str | None = None,
+    sandboxed: bool = True,
+    dynamic: bool = False,
+    failure_exception_types: Sequence[type[BaseException]] = (),
+) -> Any:
+    """Declare a workflow class; its ``@workflow.run`` method is the entry point.
+
+    ``name`` is the workflow type (default: the class name). Any exception of
+    ``failure_exception_types`` fails the workflow instead of only the workflow task.
+    """
+
+    def decorate(target: ClassType) -> ClassType:
+        problems = []
+        runs = [
+            member
+            for _, member in inspect.getmembers(target)
+            if callable(member) and getattr(member, "__workflow_run__", False)
+        ]
+        if not runs:
+            problems.append(f"class {target.__qualname__} has no method decorated with @workflow.run")
+        elif len(runs) > 1:
+            problems.append(f"class {target.__qualname__} has {len(runs)} @workflow.run methods; keep one")
+        run_fn = runs[0] if runs else None
+        if run_fn is not None and not inspect.iscoroutinefunction(run_fn):
+            problems.append(f"{run_fn.__qualname__} must be 'async def' (workflow code awaits activities and timers)")
+        try:
+            inspect.signature(target).bind()
+        except TypeError:
+            problems.append(f"class {target.__qualname__} must be constructible without arguments (define __init__(self) only)")
+        check_problems(f"workflow definition {target.__qualname__}", problems)
+        assert run_fn is not None
+        arg_types, result_type = hints_of(run_fn, skip_self=True)
+        target.__workflow_definition__ = WorkflowDefinition(  # type: ignore[attr-defined]
+            name=name or target.__name__,
+            cls=target,
+            run_fn=run_fn,
+            sandboxed=sandboxed,
+            arg_types=arg_types,
+            result_type=result_type,
+            failure_exception_types=tuple(failure_exception_types),
+        )
+        run_fn.__workflow_class__ = target  # type: ignore[attr-defined]
+        return target
+
+    if cls is not None:
+        return decorate(cls)
+    return decorate
+
+
+def run(fn: F) -> F:
+    """Mark the workflow's entry method (``async def run(self, ...)``)."""
+    fn.__workflow_run__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def _activity_name(activity: Any) -> tuple[str, Any]:
+    if isinstance(activity, str):
+        return activity, None
+    defn = activity_definition(activity)
+    return defn.name, defn.result_type
+
+
+def start_activity(
+    activity: Any,
+    arg: Any = _arg_unset,
+    *,
+    args: Sequence[Any] = (),
+    task_queue: str | None = None,
+    result_type: type | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    summary: str | None = None,
+) -> ActivityHandle:
+    """Schedule an activity and return a handle: await it for the result, cancel it to stop it."""
+    instance = _runtime.current()
+    name, hinted = _activity_name(activity)
+    all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    return instance.schedule_activity(
+        name,
+        all_args,
+        task_queue=task_queue,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        start_to_close_timeout=start_to_close_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+        retry_policy=retry_policy,
+        activity_id=activity_id,
+        result_type=result_type or hinted,
+        summary=summary,
+    )
+
+
+async def execute_activity(
+    activity: Any,
+    arg: Any = _arg_unset,
+    *,
+    args: Sequence[Any] = (),
+    task_queue: str | None = None,
+    result_type: type | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    summary: str | None = None,
+) -> Any:
+    """Run an activity and wait for its result (``start_activity`` + ``await``)."""
+    return await start_activity(
+        activity,
+        arg,
+        args=args,
+        task_queue=task_queue,
+        result_type=result_type,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        start_to_close_timeout=start_to_close_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+        retry_policy=retry_policy,
+        cancellation_type=cancellation_type,
+        activity_id=activity_id,
+        summary=summary,
+    )
+
+
+async def sleep(duration: float | timedelta, *, summary: str | None = None) -> None:
+    """A durable timer: survives worker restarts; ``asyncio.sleep`` in workflow code is the same."""
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    await asyncio.sleep(seconds)
+
+
+async def wait_condition(
+    fn: Callable[[], bool], *, timeout: timedelta | float | None = None, timeout_summary: str | None = None
+) -> None:
+    """Wait until ``fn()`` is true; with ``timeout``, raise ``asyncio.TimeoutError`` after it."""
+    fut = _runtime.current().wait_condition_future(fn)
+    if timeout is None:
+        await fut
+        return
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    await asyncio.wait_for(fut, seconds)
+
+
+def now() -> datetime:
+    """The workflow's current time (UTC): the start time of the current workflow task."""
+    return _runtime.current().now()
+
+
+def time() -> float:
+    """``now()`` as seconds since the epoch."""
+    return _runtime.current().time()
+
+
+def time_ns() -> int:
+    return int(_runtime.current().time() * 1_000_000_000)
+
+
+def random() -> _random_module.Random:
+    """A ``random.Random`` seeded from the run, identical on every replay."""
+    return _runtime.current().random()
+
+
+def uuid4() -> _uuid.UUID:
+    """A UUID4 drawn from ``random()``: the same on every replay."""
+    return _runtime.current().uuid4()
+
+
+def info() -> Info:
+    """Facts about the running workflow (id, run id, type, task queue, attempt, start time)."""
+    return _runtime.current().info
+
+
+def in_workflow() -> bool:
+    """True inside workflow code."""
+    return isinstance(asyncio.events._get_running_loop(), _runtime.WorkflowInstance)
+
+
+class _ReplaySafeLogger(logging.LoggerAdapter):
+    """Drops records while replaying, so each message is logged once per run, not per replay."""
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
+        loop = asyncio.events._get_running_loop()
+        if isinstance(loop, _runtime.WorkflowInstance) and loop.is_replaying():
+            return False
+        return super().isEnabledFor(level)
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        loop = asyncio.events._get_running_loop()
+        if isinstance(loop, _runtime.WorkflowInstance):
+            extra = {"workflow_id": loop.info.workflow_id, "run_id": loop.info.run_id}
+            kwargs.setdefault("extra", {}).update(extra)
+            msg = f"{msg} ({{'workflow_id': {loop.info.workflow_id!r}, 'run_id': {loop.info.run_id!r}}})"
+        return msg, kwargs
+
+
+logger = _ReplaySafeLogger(logging.getLogger("engine.workflow"), {})
+
+
+class unsafe:  # noqa: N801 - a namespace, named as in temporalio
+    """Escape hatches; use with care."""
+
+    @staticmethod
+    def is_replaying() -> bool:
+        """True while the code is re-running recorded history (no new decisions are taken)."""
+        return _runtime.current().is_replaying()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def imports_passed_through() -> Iterator[None]:
+        """Imports in this block come from outside the sandbox (the sandbox arrives with issue 4)."""
+        yield
+
+    @staticmethod
+    @contextlib.contextmanager
+    def sandbox_unrestricted() -> Iterator[None]:
+        yield
+
+    @staticmethod
+    def in_sandbox() -> bool:
+        return False
