@@ -24,42 +24,47 @@ class Clock:
 
 
 class VirtualClock(Clock):
-    """Time that only moves when told to, as in Temporal's time-skipping test server.
+    """Time that runs at real speed and jumps forward when told to (Temporal's test server).
 
-    It starts at the real current time (so histories carry plausible dates) and is moved
-    forward by ``advance``; waiters wake when it passes their deadline.
+    It starts at the real current time (so histories carry plausible dates) and ``advance``
+    adds a skip; in between it runs like the wall clock, so heartbeat and start-to-close
+    timeouts of activities that really run still fire.
     """
 
     skipping = True
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime.now(timezone.utc)
+        self._start = start or datetime.now(timezone.utc)
+        self._anchor = time.monotonic()
+        self._skipped = timedelta(0)
         self._moved = asyncio.Event()
         self._auto_skip = 0
-        self._real_anchor = time.monotonic()
 
     def now(self) -> datetime:
-        return self._now
+        return self._start + timedelta(seconds=time.monotonic() - self._anchor) + self._skipped
 
     def advance(self, delta: timedelta) -> None:
-        self.advance_to(self._now + delta)
+        self.advance_to(self.now() + delta)
 
     def advance_to(self, when: datetime) -> None:
-        if when > self._now:
-            self._now = when
+        gap = when - self.now()
+        if gap > timedelta(0):
+            self._skipped += gap
             moved, self._moved = self._moved, asyncio.Event()
             moved.set()
 
     async def sleep_until(self, deadline: datetime | None, *, at_most: float) -> None:
-        if deadline is not None and deadline <= self._now:
+        wait = at_most
+        if deadline is not None:
+            wait = min(wait, (deadline - self.now()).total_seconds())
+        if wait <= 0:
             return
-        moved = self._moved
         try:
-            await asyncio.wait_for(moved.wait(), at_most)
+            await asyncio.wait_for(self._moved.wait(), wait)
         except asyncio.TimeoutError:
             pass
 
-    # Time moves by itself only while someone waits for a result (see WorkflowEnvironment).
+    # Time jumps by itself only while someone waits for a result (see WorkflowEnvironment).
     @property
     def auto_skip(self) -> bool:
         return self._auto_skip > 0

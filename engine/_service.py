@@ -35,6 +35,11 @@ class StaleTaskError(Exception):
     """The task was timed out, completed or reassigned meanwhile: its result is dropped."""
 
 
+def identity_of(owner: str) -> str:
+    """The worker identity recorded in history; the lease token adds a per-worker suffix."""
+    return owner.split("#", 1)[0]
+
+
 def ts(when: datetime) -> float:
     return when.timestamp()
 
@@ -104,13 +109,19 @@ def append(tx: Tx, run: Run, now: datetime, event_type: str, attrs: dict[str, An
     return event_id
 
 
-def deliver(tx: Tx, run: Run, now: datetime, items: list[tuple[str, dict[str, Any]]], *, link_started: bool = False) -> None:
+def deliver(tx: Tx, run: Run, now: datetime, items: list[tuple[Any, ...]], *, link_started: bool = False) -> None:
     """Append events that the workflow must react to, or buffer them behind a running task.
 
     With ``link_started`` the second event's ``startedEventId`` is the first event's id (an
     activity's Started + Completed pair), resolved when the ids are assigned.
     """
-    group = {"time": to_timestamp(now), "items": [[t, a] for t, a in items], "link": link_started}
+    # An item may carry its own time: an activity's Started event is written at completion
+    # (only the last attempt is recorded) but keeps the attempt's real start time.
+    group = {
+        "time": to_timestamp(now),
+        "items": [[i[0], i[1], to_timestamp(i[2]) if len(i) > 2 and i[2] else None] for i in items],
+        "link": link_started,
+    }
     if run.wft_state == "started":
         run.buffered.append(group)
         return
@@ -120,14 +131,14 @@ def deliver(tx: Tx, run: Run, now: datetime, items: list[tuple[str, dict[str, An
 
 def _append_group(tx: Tx, run: Run, group: dict[str, Any]) -> None:
     first_id = None
-    for index, (etype, attrs) in enumerate(group["items"]):
+    for index, (etype, attrs, at) in enumerate(group["items"]):
         if group["link"] and index == 1 and first_id is not None:
             attrs = {**attrs, "startedEventId": str(first_id)}
         event_id = run.next_event_id
         run.next_event_id += 1
         tx.conn.execute(
             "INSERT INTO events (run_id, event_id, event_type, event_time, attributes) VALUES (?, ?, ?, ?, ?)",
-            (run.run_id, event_id, etype, group["time"], dumps(attrs)),
+            (run.run_id, event_id, etype, at or group["time"], dumps(attrs)),
         )
         if first_id is None:
             first_id = event_id
@@ -263,7 +274,7 @@ def claim_workflow_tasks(
             run,
             now,
             "WorkflowTaskStarted",
-            {"scheduledEventId": str(run.wft_scheduled_id), "identity": owner, "requestId": str(uuid.uuid4())},
+            {"scheduledEventId": str(run.wft_scheduled_id), "identity": identity_of(owner), "requestId": str(uuid.uuid4())},
         )
         run.wft_state = "started"
         run.wft_started_id = started
@@ -326,7 +337,7 @@ def complete_workflow_task(
     attrs: dict[str, Any] = {
         "scheduledEventId": str(run.wft_scheduled_id),
         "startedEventId": str(started_event_id),
-        "identity": owner,
+        "identity": identity_of(owner),
     }
     if first_task:
         attrs["sdkMetadata"] = {"coreUsedFlags": SDK_FLAGS}
@@ -370,7 +381,7 @@ def fail_workflow_task(
             "startedEventId": str(started_event_id),
             "cause": cause,
             "failure": failure,
-            "identity": owner,
+            "identity": identity_of(owner),
         },
     )
     tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
@@ -582,8 +593,8 @@ def complete_activity(tx: Tx, task_id: int, owner: str, attempt: int, result: di
         run,
         now,
         [
-            ("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info)),
-            ("ActivityTaskCompleted", {"result": result, "scheduledEventId": str(scheduled), "identity": owner}),
+            ("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info), from_ts(started_at)),
+            ("ActivityTaskCompleted", {"result": result, "scheduledEventId": str(scheduled), "identity": identity_of(owner)}),
         ],
         link_started=True,
     )
@@ -594,7 +605,7 @@ def complete_activity(tx: Tx, task_id: int, owner: str, attempt: int, result: di
 def _started_attrs(scheduled: int, owner: str, attempt: int, info: dict[str, Any]) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "scheduledEventId": str(scheduled),
-        "identity": owner,
+        "identity": identity_of(owner),
         "requestId": str(uuid.uuid4()),
         "attempt": attempt,
     }
@@ -619,10 +630,10 @@ def fail_activity(
             run,
             now,
             [
-                ("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info)),
+                ("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info), from_ts(started_at)),
                 (
                     "ActivityTaskCanceled",
-                    {"scheduledEventId": str(scheduled), "latestCancelRequestedEventId": str(info["cancelRequested"]), "identity": owner},
+                    {"scheduledEventId": str(scheduled), "latestCancelRequestedEventId": str(info["cancelRequested"]), "identity": identity_of(owner)},
                 ),
             ],
             link_started=True,
@@ -676,12 +687,15 @@ def _attempt_failed(
         "retryState": f"RETRY_STATE_{state.name}",
     }
     if final == "ActivityTaskFailed":
-        closing["identity"] = owner
+        closing["identity"] = identity_of(owner)
     deliver(
         tx,
         run,
         now,
-        [("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info)), (final, closing)],
+        [
+            ("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info), from_ts(started_at) if started_at else None),
+            (final, closing),
+        ],
         link_started=True,
     )
 
@@ -792,9 +806,9 @@ def _activity_timeout(
         return
     tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     _record_attempt(tx, run.run_id, scheduled, attempt, started_at, now, "timed out", failure, lease_owner or "")
-    items: list[tuple[str, dict[str, Any]]] = []
+    items: list[tuple[Any, ...]] = []
     if lease_owner is not None:
-        items.append(("ActivityTaskStarted", _started_attrs(scheduled, lease_owner, attempt, info)))
+        items.append(("ActivityTaskStarted", _started_attrs(scheduled, lease_owner, attempt, info), from_ts(started_at) if started_at else None))
     items.append(
         ("ActivityTaskTimedOut", {"failure": failure, "scheduledEventId": str(scheduled), "startedEventId": "0", "retryState": "RETRY_STATE_TIMEOUT"})
     )

@@ -37,6 +37,7 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowExecutionStatus",
     "WorkflowExecutionDescription",
+    "ActivityAttempt",
 ]
 
 _arg_unset = object()
@@ -77,6 +78,32 @@ class WorkflowExecutionDescription:
     history_length: int
     pending_activities: int
     pending_timers: int
+
+
+@dataclass(frozen=True)
+class ActivityAttempt:
+    """One try of an activity: when it ran, how it ended, and its failure if it failed."""
+
+    scheduled_event_id: int
+    attempt: int
+    started_at: datetime | None
+    ended_at: datetime
+    outcome: str
+    failure: dict[str, Any] | None
+    identity: str
+
+
+def _attempts(conn: Any, run_id: str) -> list[tuple[Any, ...]]:
+    import json
+
+    return [
+        (s, a, from_ts(st) if st is not None else None, from_ts(en), o, json.loads(f) if f else None, i)
+        for s, a, st, en, o, f, i in conn.execute(
+            "SELECT scheduled_event_id, attempt, started_at, ended_at, outcome, failure, identity "
+            "FROM activity_attempts WHERE run_id = ? ORDER BY scheduled_event_id, attempt",
+            (run_id,),
+        )
+    ]
 
 
 class Client:
@@ -307,6 +334,13 @@ class WorkflowHandle:
         run_id = await self._resolve_run()
         events = await self._client.store.read(_service.read_events, run_id, 0)
         return History(self.id, tuple(events))
+
+    async def activity_attempts(self) -> list["ActivityAttempt"]:
+        """Every attempt of every activity of the run, failed ones included (history keeps
+        only the last attempt of each activity; the engine keeps them all for the viewers)."""
+        run_id = await self._resolve_run()
+        rows = await self._client.store.read(_attempts, run_id)
+        return [ActivityAttempt(*row) for row in rows]
 
     async def cancel(self, *, reason: str = "") -> None:
         """Ask the run to cancel: workflow code sees ``asyncio.CancelledError`` and may clean up."""

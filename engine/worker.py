@@ -241,7 +241,7 @@ class Worker:
             self._evict(task.run_id)
             raise
         instance.saw_completed_task = True
-        if instance._finished:
+        if instance._finished or self._max_cached == 0:
             self._evict(task.run_id)
 
     async def _instance_for(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]]:
@@ -282,7 +282,7 @@ class Worker:
         )
         instance = WorkflowInstance(defn, info)
         self._cache[task.run_id] = instance
-        while len(self._cache) > self._max_cached:
+        while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
             old.evict()
         return instance, events

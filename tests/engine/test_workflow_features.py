@@ -1,0 +1,286 @@
+"""Workflow semantics: failures, retries, timeouts, cancellation, conditions, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import pytest
+
+from engine import Worker, activity, workflow
+from engine.common import RetryPolicy
+from engine.errors import ActivityError, ApplicationError, CancelledError, TerminatedError, TimeoutError, WorkflowFailureError
+from engine.testing import WorkflowEnvironment
+
+from tests.engine.workflows import RUNS, MoneyTransfer, Parallel, Refusing, Transfer, deposit, echo, refuse, withdraw
+
+
+async def _env_worker(workflows, activities=(), **kw):  # type: ignore[no-untyped-def]
+    env = await WorkflowEnvironment.start_time_skipping()
+    return env, Worker(env.client, task_queue="q", workflows=workflows, activities=activities, **kw)
+
+
+async def test_parallel_activities_with_gather() -> None:
+    env, worker = await _env_worker([Parallel], [echo])
+    async with worker:
+        result = await env.client.execute_workflow(Parallel.run, ["a", "b", "c"], id="p", task_queue="q")
+        history = await env.client.get_workflow_handle("p").fetch_history()
+    await env.shutdown()
+    assert result == ["a", "b", "c"]
+    types = [e.event_type for e in history.events]
+    # All three are scheduled by one workflow task.
+    first = types.index("ActivityTaskScheduled")
+    assert types[first : first + 3] == ["ActivityTaskScheduled"] * 3
+
+
+async def test_non_retryable_application_error_fails_the_workflow() -> None:
+    env, worker = await _env_worker([Refusing], [refuse])
+    async with worker:
+        handle = await env.client.start_workflow(Refusing.run, id="r", task_queue="q")
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+        history = await handle.fetch_history()
+    await env.shutdown()
+    cause = info.value.cause
+    assert isinstance(cause, ActivityError) and cause.activity_type == "refuse"
+    assert isinstance(cause.__cause__, ApplicationError) and cause.__cause__.type == "Refused"
+    assert history.events[-1].event_type == "WorkflowExecutionFailed"
+    failed = next(e for e in history.events if e.event_type == "ActivityTaskFailed")
+    assert failed.attributes["retryState"] == "RETRY_STATE_NON_RETRYABLE_FAILURE"
+
+
+@workflow.defn(name="Buggy")
+class Buggy:
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.execute_activity(echo, "x", start_to_close_timeout=timedelta(seconds=5))
+        raise KeyError("a bug, not a business failure")
+
+
+@workflow.defn(name="Buggy")
+class Fixed:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(echo, "x", start_to_close_timeout=timedelta(seconds=5))
+
+
+async def test_a_bug_fails_the_task_and_fixed_code_finishes_the_run() -> None:
+    RUNS.clear()
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[Buggy], activities=[echo]):
+        handle = await env.client.start_workflow("Buggy", id="b", task_queue="q")
+        for _ in range(300):
+            history = await handle.fetch_history()
+            if any(e.event_type == "WorkflowTaskFailed" for e in history.events):
+                break
+            await asyncio.sleep(0.01)
+    failed = next(e for e in history.events if e.event_type == "WorkflowTaskFailed")
+    assert "a bug, not a business failure" in failed.attributes["failure"]["message"]
+    assert (await handle.describe()).status.name == "RUNNING"
+    async with Worker(env.client, task_queue="q", workflows=[Fixed], activities=[echo]):
+        assert await handle.result() == "x"
+    await env.shutdown()
+    assert RUNS["echo"] == 1
+
+
+@activity.defn
+async def slow(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "done"
+
+
+@workflow.defn
+class TimesOut:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(
+            slow, 5.0, start_to_close_timeout=timedelta(milliseconds=100), retry_policy=RetryPolicy(maximum_attempts=2)
+        )
+
+
+async def test_start_to_close_timeout_retries_then_fails() -> None:
+    env, worker = await _env_worker([TimesOut], [slow])
+    async with worker:
+        handle = await env.client.start_workflow(TimesOut.run, id="to", task_queue="q")
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+        attempts = await handle.activity_attempts()
+    await env.shutdown()
+    assert isinstance(info.value.cause, ActivityError)
+    assert len(attempts) == 2 and all(a.outcome in ("timed out", "failed") for a in attempts)
+    assert info.value.cause.retry_state is not None and info.value.cause.retry_state.name == "MAXIMUM_ATTEMPTS_REACHED"
+
+
+@activity.defn
+def beating() -> int:
+    info = activity.info()
+    start = info.heartbeat_details[0] if info.heartbeat_details else 0
+    for i in range(start, 3):
+        activity.heartbeat(i + 1)
+    if info.attempt == 1:
+        import time
+
+        time.sleep(0.6)  # stop heart-beating: the heartbeat timeout fires
+    return start
+
+
+@workflow.defn
+class Heartbeats:
+    @workflow.run
+    async def run(self) -> int:
+        return await workflow.execute_activity(
+            beating,
+            start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(milliseconds=200),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10)),
+        )
+
+
+async def test_heartbeat_timeout_retries_with_last_details() -> None:
+    env, worker = await _env_worker([Heartbeats], [beating])
+    async with worker:
+        handle = await env.client.start_workflow(Heartbeats.run, id="hb", task_queue="q")
+        assert await handle.result() == 3
+        attempts = await handle.activity_attempts()
+    await env.shutdown()
+    assert attempts[0].outcome == "timed out"
+    assert "heartbeat" in attempts[0].failure["message"]
+
+
+@workflow.defn
+class CancelsActivity:
+    @workflow.run
+    async def run(self) -> str:
+        handle = workflow.start_activity(slow, 60.0, start_to_close_timeout=timedelta(seconds=120))
+        await workflow.sleep(1)
+        handle.cancel()
+        try:
+            await handle
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "not cancelled"
+
+
+async def test_cancelling_an_activity_handle() -> None:
+    env, worker = await _env_worker([CancelsActivity], [slow])
+    async with worker:
+        handle = await env.client.start_workflow(CancelsActivity.run, id="ca", task_queue="q")
+        assert await handle.result() == "cancelled"
+        types = [e.event_type for e in (await handle.fetch_history()).events]
+    await env.shutdown()
+    assert "ActivityTaskCancelRequested" in types
+
+
+@workflow.defn
+class Waits:
+    def __init__(self) -> None:
+        self.ready = False
+
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.wait_condition(lambda: self.ready, timeout=timedelta(minutes=5))
+        except asyncio.TimeoutError:
+            return "gave up after 5 minutes"
+        return "ready"
+
+
+async def test_wait_condition_timeout() -> None:
+    env, worker = await _env_worker([Waits])
+    async with worker:
+        assert await env.client.execute_workflow(Waits.run, id="w", task_queue="q") == "gave up after 5 minutes"
+    await env.shutdown()
+
+
+@workflow.defn
+class Forever:
+    @workflow.run
+    async def run(self) -> None:
+        try:
+            await workflow.sleep(timedelta(days=365))
+        except asyncio.CancelledError:
+            await workflow.execute_activity(echo, "cleanup", start_to_close_timeout=timedelta(seconds=5))
+            raise
+
+
+async def test_cancel_runs_cleanup_then_cancels_and_terminate_ends_at_once() -> None:
+    env, worker = await _env_worker([Forever], [echo])
+    async with worker:
+        handle = await env.client.start_workflow(Forever.run, id="f1", task_queue="q")
+        await asyncio.sleep(0.05)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+        assert isinstance(info.value.cause, CancelledError)
+        types = [e.event_type for e in (await handle.fetch_history()).events]
+        assert "WorkflowExecutionCancelRequested" in types and types[-1] == "WorkflowExecutionCanceled"
+        assert "ActivityTaskCompleted" in types
+
+        other = await env.client.start_workflow(Forever.run, id="f2", task_queue="q")
+        await other.terminate(reason="no longer needed")
+        with pytest.raises(WorkflowFailureError) as info:
+            await other.result()
+        assert isinstance(info.value.cause, TerminatedError)
+    await env.shutdown()
+
+
+async def test_execution_timeout() -> None:
+    env, worker = await _env_worker([Forever], [echo])
+    async with worker:
+        handle = await env.client.start_workflow(Forever.run, id="t", task_queue="q", execution_timeout=timedelta(hours=1))
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+    await env.shutdown()
+    assert isinstance(info.value.cause, TimeoutError)
+
+
+async def test_replay_from_history_when_nothing_is_cached() -> None:
+    RUNS.clear()
+    env, worker = await _env_worker([MoneyTransfer], [withdraw, deposit], max_cached_workflows=0)
+    async with worker:
+        result = await env.client.execute_workflow(MoneyTransfer.run, Transfer("a", "b", 5), id="m", task_queue="q")
+    await env.shutdown()
+    assert result == ["withdrew 5 from a", "deposited 5 into b"]
+    assert worker.stats["replays"] == worker.stats["workflow_tasks"] >= 3
+    assert RUNS["withdraw"] == 1
+
+
+@workflow.defn
+class Logs:
+    @workflow.run
+    async def run(self) -> list[bool]:
+        seen = [workflow.unsafe.is_replaying()]
+        workflow.logger.info("before the activity")
+        await workflow.execute_activity(echo, "x", start_to_close_timeout=timedelta(seconds=5))
+        seen.append(workflow.unsafe.is_replaying())
+        workflow.logger.info("after the activity")
+        return seen + [workflow.in_workflow(), workflow.info().workflow_id == "lg"]
+
+
+async def test_logger_is_quiet_during_replay(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="engine.workflow")
+    env, worker = await _env_worker([Logs], [echo], max_cached_workflows=0)
+    async with worker:
+        result = await env.client.execute_workflow(Logs.run, id="lg", task_queue="q")
+    await env.shutdown()
+    # The result comes from the last (replayed) activation: the code before the activity re-ran
+    # as replay, the code after it ran live.
+    assert result == [True, False, True, True]
+    messages = [r.getMessage() for r in caplog.records if r.name == "engine.workflow"]
+    assert sum("before the activity" in m for m in messages) == 1
+    assert sum("after the activity" in m for m in messages) == 1
+    assert not workflow.in_workflow()
+
+
+async def test_task_queues_are_case_sensitive_and_shared_by_workers() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="Q", workflows=[Parallel], activities=[echo]):
+        handle = await env.client.start_workflow(Parallel.run, ["x"], id="cs", task_queue="q")
+        await asyncio.sleep(0.3)
+        assert len((await handle.fetch_history()).events) == 2  # nobody serves "q"
+        async with Worker(env.client, task_queue="q", workflows=[Parallel], activities=[echo]), Worker(
+            env.client, task_queue="q", workflows=[Parallel], activities=[echo]
+        ):
+            assert await handle.result() == ["x"]
+    await env.shutdown()
