@@ -1,0 +1,36 @@
+"""The public names are pinned: changing them is a decision, not an accident."""
+
+from __future__ import annotations
+
+import engine
+from engine import activity, client, common, errors, history, testing, workflow
+
+
+def test_public_names() -> None:
+    assert set(engine.__all__) == {
+        "activity", "workflow", "errors", "Client", "WorkflowHandle", "WorkflowExecutionStatus",
+        "WorkflowExecutionDescription", "Worker", "RetryPolicy", "ApplicationError", "ActivityError",
+        "WorkflowFailureError", "NondeterminismError", "History", "HistoryEvent",
+    }
+    for module in (engine, activity, client, common, errors, history, testing, workflow):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_workflow_api_mirrors_temporalio_names() -> None:
+    for name in (
+        "defn", "run", "execute_activity", "start_activity", "sleep", "wait_condition", "now", "time",
+        "random", "uuid4", "info", "logger", "in_workflow", "unsafe",
+    ):
+        assert name in workflow.__all__
+    for name in ("defn", "info", "heartbeat", "in_activity"):
+        assert name in activity.__all__
+
+
+def test_engine_does_not_import_jupyter() -> None:
+    import subprocess
+    import sys
+
+    code = "import engine, engine.testing, engine.replay, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in ('IPython', 'ipykernel', 'ipywidgets', 'graphviz')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
