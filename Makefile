@@ -24,6 +24,7 @@ demo: setup
 	$(PY) -m engine.demo
 
 test: setup graphviz
+	$(PY) -m mypy engine
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup

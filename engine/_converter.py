@@ -210,5 +210,5 @@ def decode_failure(failure: Mapping[str, Any] | None) -> BaseException:
         exc = errors.ApplicationError(message)
     if failure.get("cause"):
         exc.__cause__ = decode_failure(failure["cause"])
-    exc.failure_json = dict(failure)  # type: ignore[attr-defined]
+    setattr(exc, "failure_json", dict(failure))
     return exc

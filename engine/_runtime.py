@@ -117,7 +117,7 @@ def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
     candidates = frames
     if candidates is None:
         collected = []
-        frame = sys._getframe(1)
+        frame: Any = sys._getframe(1)
         while frame is not None:
             collected.append(frame)
             frame = frame.f_back
@@ -553,15 +553,15 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
     def time(self) -> float:
         return self._now.timestamp()
 
-    def call_soon(self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.Handle:
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.Handle:  # type: ignore[override]
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 
-    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:  # type: ignore[override]
         raise RuntimeError("Threads cannot call into workflow code: workflows are single-threaded and deterministic.")
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:  # type: ignore[override]
         from engine._durations import to_duration
 
         if delay <= 0:
@@ -578,7 +578,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         )
         return timer
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:  # type: ignore[override]
         return self.call_later(when - self.time(), callback, *args, context=context)
 
     def create_future(self) -> asyncio.Future:
@@ -621,7 +621,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
     def get_task_factory(self) -> None:
         return None
 
-    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:  # type: ignore[override]
         raise RuntimeError(
             "Workflow code cannot run threads (run_in_executor/asyncio.to_thread): do blocking "
             "work in an activity and call it with workflow.execute_activity."

@@ -78,7 +78,7 @@ def load_run(tx: Tx, run_id: str) -> Run:
     row = tx.conn.execute(f"SELECT {_RUN_COLUMNS} FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
         raise WorkflowNotFoundError(f"No workflow run with run id {run_id!r}.")
-    return Run(*row[:10], json.loads(row[10]) if row[10] else [], row[11])
+    return Run(*row[:10], json.loads(row[10]) if row[10] else [], row[11])  # type: ignore[call-arg]
 
 
 def save_run(tx: Tx, run: Run) -> None:

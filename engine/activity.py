@@ -53,7 +53,7 @@ def defn(
     ones in its thread pool. ``name`` is the activity type (default: the function name)."""
 
     def decorate(target: F) -> F:
-        problems = []
+        problems: list[str] = []
         if not callable(target):
             problems.append(f"{target!r} is not callable")
         check_problems(f"activity definition {getattr(target, '__qualname__', target)}", problems)

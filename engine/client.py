@@ -242,7 +242,7 @@ class Client:
             if clock.skipping and clock.auto_skip and idle and upcoming is not None:  # type: ignore[attr-defined]
                 clock.advance_to(from_ts(upcoming))  # type: ignore[attr-defined]
                 continue
-            waits = [store.waiter("timers", "").wait()]
+            waits: list[Any] = [store.waiter("timers", "").wait()]
             if clock.skipping:
                 waits.append(store.waiter("any", "").wait())
             deadline = from_ts(upcoming) if upcoming is not None else None

@@ -280,7 +280,7 @@ class Worker:
             run_timeout=from_duration(started.get("workflowRunTimeout")),
             task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),
         )
-        instance = WorkflowInstance(defn, info)
+        instance = WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
         self._cache[task.run_id] = instance
         while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
