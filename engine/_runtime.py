@@ -393,11 +393,13 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
     async def _run_main(self, args: list[Any]) -> None:
         try:
             result = await self.defn.run_fn(self._object, *args)
-        except asyncio.CancelledError as e:
+        except asyncio.CancelledError:
             if self._cancel_requested:
                 self._add_command("CancelWorkflowExecution", {"details": None})
-                return
-            self._failure = e
+            else:
+                # Not asked to cancel (e.g. an awaited activity was cancelled): as temporalio,
+                # the workflow fails rather than retrying a task that would fail the same way.
+                self._fail_workflow(CancelledError("Workflow code raised asyncio.CancelledError"))
             return
         except FailureError as e:
             self._fail_workflow(e)

@@ -117,6 +117,7 @@ class Client:
         self._owns_store = owns_store
         self._service_task: asyncio.Task | None = None
         self._closed = False
+        self._closings = _ClosingWatch(store)
 
     @classmethod
     async def connect(
@@ -250,6 +251,54 @@ class Client:
             await wait_first(waits)
 
 
+class _ClosingWatch:
+    """Wakes result waiters when their run closes.
+
+    A close committed by this process wakes its waiters at once; one shared poll (not one per
+    waiter) notices closes made by other processes sharing the database file.
+    """
+
+    POLL = 0.25
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._events: dict[str, asyncio.Event] = {}
+        self._poller: asyncio.Task | None = None
+
+    async def wait(self, run_id: str) -> None:
+        event = self._events.get(run_id)
+        if event is None:
+            event = self._events[run_id] = asyncio.Event()
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.ensure_future(self._poll())
+        try:
+            await wait_first([event.wait(), self._store.waiter("closed", run_id).wait()])
+        finally:
+            self._events.pop(run_id, None)
+
+    async def _poll(self) -> None:
+        while self._events:
+            await asyncio.sleep(self.POLL)
+            waiting = list(self._events)
+            try:
+                closed = await self._store.read(_closed_among, waiting)
+            except StoreError:
+                continue
+            for run_id in closed:
+                event = self._events.get(run_id)
+                if event is not None:
+                    event.set()
+
+
+def _closed_among(conn: Any, run_ids: list[str]) -> list[str]:
+    closed: list[str] = []
+    for start in range(0, len(run_ids), 500):
+        chunk = run_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        closed += [r[0] for r in conn.execute(f"SELECT run_id FROM executions WHERE status != 'Running' AND run_id IN ({marks})", chunk)]
+    return closed
+
+
 async def wait_first(awaitables: list[Any], timeout: float | None = None) -> None:
     tasks = [asyncio.ensure_future(a) for a in awaitables]
     try:
@@ -304,7 +353,7 @@ class WorkflowHandle:
                 closing = await client.store.read(_closing_event, run_id)
                 if closing is not None:
                     return self._outcome(*closing)
-                await wait_first([client.store.waiter("closed", run_id).wait()], timeout=0.5)
+                await client._closings.wait(run_id)
         finally:
             if clock.skipping:
                 clock.release_auto_skip()  # type: ignore[attr-defined]
