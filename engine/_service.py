@@ -389,7 +389,7 @@ def fail_workflow_task(
     save_run(tx, run)
 
 
-def _retry_workflow_task(tx: Tx, run: Run, now: datetime) -> None:
+def _retry_workflow_task(tx: Tx, run: Run, now: datetime, *, backoff: bool = True) -> None:
     run.wft_state = ""
     for group in run.buffered:
         _append_group(tx, run, group)
@@ -397,7 +397,8 @@ def _retry_workflow_task(tx: Tx, run: Run, now: datetime) -> None:
     run.wft_attempt += 1
     # A failing workflow task is retried with backoff (1 s, 2 s, ... at most 1 min) so a bug
     # does not spin; restarting the worker with fixed code lets the next attempt succeed.
-    delay = min(60.0, 2.0 ** (run.wft_attempt - 2))
+    # A timed-out task (its worker died or stalled) is offered again at once.
+    delay = min(60.0, 2.0 ** (run.wft_attempt - 2)) if backoff else 0.0
     ensure_workflow_task(tx, run, now, delay=delay)
     if delay:
         tx.notify("timers", "")
@@ -762,7 +763,7 @@ def fire_due(tx: Tx, now: datetime, limit: int = 500) -> int:
                     {"scheduledEventId": str(run.wft_scheduled_id), "startedEventId": str(run.wft_started_id), "timeoutType": "TIMEOUT_TYPE_START_TO_CLOSE"},
                 )
                 tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
-                _retry_workflow_task(tx, run, now)
+                _retry_workflow_task(tx, run, now, backoff=False)
             else:
                 tx.conn.execute("UPDATE tasks SET due_at = NULL WHERE id = ?", (task_id,))
         else:

@@ -128,7 +128,11 @@ class Store:
             if Path(target).is_dir():
                 raise StoreError(f"Cannot open database {target!r}: it is a folder. Give a file path such as {target.rstrip('/')}/engine.db.")
         try:
-            conn = await aiosqlite.connect(target, isolation_level=None)
+            pending = aiosqlite.connect(target, isolation_level=None)
+            # A script that forgets client.close() must still exit; SQLite's journal makes an
+            # interrupted transaction harmless.
+            pending._thread.daemon = True
+            conn = await pending
         except sqlite3.Error as e:
             raise StoreError(f"Cannot open database {target!r}: {e}") from e
         store = cls(conn, target)
