@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from engine import _converter
 from engine._definitions import WorkflowDefinition
+from engine._seed import randomness_seed
 from engine.errors import (
     ActivityError,
     CancelledError,
@@ -225,7 +226,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._main: asyncio.Task | None = None
         self._object: Any = None
-        self._random = _random.Random(uuid.UUID(info.first_execution_run_id or info.run_id).int & ((1 << 64) - 1)) if _is_uuid(info.first_execution_run_id or info.run_id) else _random.Random(info.run_id)
+        self._random = _random.Random(randomness_seed(info.run_id))
         self._closed = False
         self._finished = False
         self._cancel_requested = False
@@ -647,14 +648,6 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         finally:
             asyncio.events._set_running_loop(previous)
             self._closed = True
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-        return True
-    except ValueError:
-        return False
 
 
 _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {

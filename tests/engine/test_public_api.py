@@ -34,3 +34,10 @@ def test_engine_does_not_import_jupyter() -> None:
     code = "import engine, engine.testing, engine.replay, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in ('IPython', 'ipykernel', 'ipywidgets', 'graphviz')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_random_seed_matches_temporal_sdk_core() -> None:
+    from engine._seed import randomness_seed
+
+    # Value computed by temporalio 1.35 (workflow.random_seed()) for this run id.
+    assert randomness_seed("e6c70cd8-d2ad-40da-b00a-fc18b716ee56") == 5827896349379108898

@@ -1,0 +1,202 @@
+"""Oracle workflows for temporalio: the same code as ``ours.py`` with temporalio imports.
+
+temporalio's ``Replayer`` replays histories recorded by our engine against these classes.
+Everything between the ``SHARED CODE`` marker and the ``NEGATIVE CONTROLS`` marker must
+stay byte-for-byte identical to ``ours.py``; the variants after it exist only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+# ---- SHARED CODE: identical in ours.py and theirs.py below this line ----
+
+SHORT = timedelta(seconds=30)
+
+# Labels of wait_for_cancel calls that have started (lets a test wait for the activity).
+STARTED_WAITS: list[str] = []
+
+
+@activity.defn
+async def greet(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+@activity.defn
+async def flaky(name: str) -> str:
+    attempt = activity.info().attempt
+    if attempt < 3:
+        raise RuntimeError(f"flaky failure on attempt {attempt}")
+    return f"{name} succeeded on attempt {attempt}"
+
+
+@activity.defn
+async def refuse(reason: str) -> str:
+    raise ApplicationError(f"refused: {reason}", type="Refused", non_retryable=True)
+
+
+@activity.defn
+async def wait_for_cancel(label: str) -> str:
+    # Heartbeats until the engine reports the cancel (bounded, so a test never hangs).
+    STARTED_WAITS.append(label)
+    for _ in range(400):
+        activity.heartbeat(label)
+        if activity.is_cancelled():
+            raise asyncio.CancelledError()
+        await asyncio.sleep(0.02)
+    return f"{label} was never cancelled"
+
+
+@workflow.defn
+class OneActivity:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(greet, name, start_to_close_timeout=SHORT)
+
+
+@workflow.defn
+class ParallelActivities:
+    @workflow.run
+    async def run(self, names: list[str]) -> list[str]:
+        results = await asyncio.gather(
+            *(workflow.execute_activity(greet, n, start_to_close_timeout=SHORT) for n in names)
+        )
+        return list(results)
+
+
+@workflow.defn
+class RetriedActivity:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(
+            flaky,
+            name,
+            start_to_close_timeout=SHORT,
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5),
+        )
+
+
+@workflow.defn
+class Timers:
+    @workflow.run
+    async def run(self, seconds: int) -> dict[str, Any]:
+        start = workflow.now()
+        await workflow.sleep(timedelta(seconds=seconds))
+        middle = workflow.now()
+        await asyncio.sleep(seconds * 2)
+        end = workflow.now()
+        return {
+            "first": (middle - start).total_seconds(),
+            "second": (end - middle).total_seconds(),
+        }
+
+
+@workflow.defn
+class FailingActivity:
+    @workflow.run
+    async def run(self, reason: str) -> str:
+        # The ActivityError is not caught: it fails the workflow.
+        return await workflow.execute_activity(refuse, reason, start_to_close_timeout=SHORT)
+
+
+@workflow.defn
+class DeterministicValues:
+    @workflow.run
+    async def run(self, label: str) -> dict[str, Any]:
+        first_now = workflow.now()
+        first_random = workflow.random().randint(0, 1_000_000_000)
+        first_uuid = str(workflow.uuid4())
+        greeting = await workflow.execute_activity(greet, label, start_to_close_timeout=SHORT)
+        return {
+            "greeting": greeting,
+            "now": [first_now.isoformat(), workflow.now().isoformat()],
+            "random": [first_random, workflow.random().randint(0, 1_000_000_000)],
+            "uuid": [first_uuid, str(workflow.uuid4())],
+        }
+
+
+@workflow.defn
+class ConditionTimeout:
+    def __init__(self) -> None:
+        self.released = False
+
+    @workflow.run
+    async def run(self, seconds: int) -> str:
+        try:
+            await workflow.wait_condition(lambda: self.released, timeout=timedelta(seconds=seconds))
+        except asyncio.TimeoutError:
+            return f"timed out after {seconds}s"
+        return "released"
+
+
+@workflow.defn
+class StartThenAwait:
+    @workflow.run
+    async def run(self, name: str) -> list[str]:
+        handle = workflow.start_activity(greet, name, start_to_close_timeout=SHORT)
+        await workflow.sleep(timedelta(seconds=5))
+        late = await handle
+        early = await workflow.execute_activity(greet, "again", start_to_close_timeout=SHORT)
+        return [late, early]
+
+
+@workflow.defn
+class CancelActivity:
+    @workflow.run
+    async def run(self, label: str) -> str:
+        handle = workflow.start_activity(
+            wait_for_cancel,
+            label,
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=5),
+        )
+        await workflow.sleep(timedelta(seconds=1))
+        handle.cancel()
+        try:
+            await handle
+        except (ActivityError, asyncio.CancelledError):
+            return "cancelled"
+        return "not cancelled"
+
+
+@workflow.defn
+class RandomActivityId:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        # The activity id comes from workflow.uuid4(); temporalio checks activity ids on replay.
+        return await workflow.execute_activity(
+            greet, name, start_to_close_timeout=SHORT, activity_id=f"greet-{workflow.uuid4()}"
+        )
+
+
+# ---- NEGATIVE CONTROLS: only in theirs.py; each claims the workflow type "OneActivity" ----
+
+
+@activity.defn
+async def shout(name: str) -> str:
+    return f"HELLO, {name.upper()}!"
+
+
+@workflow.defn(name="OneActivity")
+class OneActivityOtherActivity:
+    """Schedules a different activity type than the recorded OneActivity run."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(shout, name, start_to_close_timeout=SHORT)
+
+
+@workflow.defn(name="OneActivity")
+class OneActivityExtraTimer:
+    """Starts a timer before the activity the recorded OneActivity run scheduled first."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        await workflow.sleep(timedelta(seconds=1))
+        return await workflow.execute_activity(greet, name, start_to_close_timeout=SHORT)
