@@ -145,19 +145,37 @@ def _append_group(tx: Tx, run: Run, group: dict[str, Any]) -> None:
     tx.notify("history", run.run_id)
 
 
+def _wft_scheduled_attrs(run: Run) -> dict[str, Any]:
+    return {
+        "taskQueue": {"name": run.task_queue, "kind": _QUEUE_KIND},
+        "startToCloseTimeout": to_duration(timedelta(seconds=run.task_timeout)),
+        "attempt": run.wft_attempt,
+    }
+
+
 def ensure_workflow_task(tx: Tx, run: Run, now: datetime, *, delay: float = 0.0) -> None:
     if not run.open or run.wft_state:
+        return
+    if run.wft_attempt > 1:
+        # A retry of a failed or timed-out workflow task is transient, as in Temporal: its
+        # events are written only if it completes, so a bug that fails every attempt does
+        # not grow the history while it is being fixed.
+        run.wft_state = "scheduled"
+        run.wft_scheduled_id = None
+        run.wft_started_id = None
+        tx.conn.execute(
+            "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, info) "
+            "VALUES ('workflow', ?, ?, 0, ?, ?, ?)",
+            (run.task_queue, run.run_id, run.wft_attempt, ts(now) + delay, dumps({"scheduledTime": ts(now) + delay})),
+        )
+        tx.notify("queue", f"workflow:{run.task_queue}")
         return
     scheduled = append(
         tx,
         run,
         now,
         "WorkflowTaskScheduled",
-        {
-            "taskQueue": {"name": run.task_queue, "kind": _QUEUE_KIND},
-            "startToCloseTimeout": to_duration(timedelta(seconds=run.task_timeout)),
-            "attempt": run.wft_attempt,
-        },
+        _wft_scheduled_attrs(run),
     )
     run.wft_state = "scheduled"
     run.wft_scheduled_id = scheduled
@@ -259,30 +277,40 @@ def claim_workflow_tasks(
     tx: Tx, task_queue: str, owner: str, now: datetime, limit: int, known: dict[str, int]
 ) -> list[WorkflowTask]:
     rows = tx.conn.execute(
-        "SELECT id, run_id FROM tasks WHERE kind = 'workflow' AND task_queue = ? AND lease_owner IS NULL "
+        "SELECT id, run_id, info FROM tasks WHERE kind = 'workflow' AND task_queue = ? AND lease_owner IS NULL "
         "AND visible_at <= ? ORDER BY visible_at, id LIMIT ?",
         (task_queue, ts(now), limit),
     ).fetchall()
     claimed = []
-    for task_id, run_id in rows:
+    for task_id, run_id, info_text in rows:
         run = load_run(tx, run_id)
         if not run.open or run.wft_state != "scheduled":
             tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
             continue
-        started = append(
-            tx,
-            run,
-            now,
-            "WorkflowTaskStarted",
-            {"scheduledEventId": str(run.wft_scheduled_id), "identity": identity_of(owner), "requestId": str(uuid.uuid4())},
-        )
+        info = json.loads(info_text)
+        started_attrs = {"identity": identity_of(owner), "requestId": str(uuid.uuid4())}
+        synthetic: list[HistoryEvent] = []
+        if run.wft_scheduled_id is None:
+            # Transient retry: hand the worker the two events without writing them yet.
+            scheduled_id, started = run.next_event_id, run.next_event_id + 1
+            sched_time = from_ts(info.get("scheduledTime", ts(now)))
+            started_attrs["scheduledEventId"] = str(scheduled_id)
+            synthetic = [
+                HistoryEvent(scheduled_id, "WorkflowTaskScheduled", sched_time, _wft_scheduled_attrs(run)),
+                HistoryEvent(started, "WorkflowTaskStarted", now, started_attrs),
+            ]
+            info["transient"] = [ts(sched_time), ts(now), started_attrs]
+            run.wft_scheduled_id = scheduled_id
+        else:
+            started_attrs["scheduledEventId"] = str(run.wft_scheduled_id)
+            started = append(tx, run, now, "WorkflowTaskStarted", started_attrs)
         run.wft_state = "started"
         run.wft_started_id = started
         save_run(tx, run)
         expires = ts(now) + run.task_timeout
         tx.conn.execute(
-            "UPDATE tasks SET lease_owner = ?, lease_expires = ?, due_at = ?, started_at = ? WHERE id = ?",
-            (owner, expires, expires, ts(now), task_id),
+            "UPDATE tasks SET lease_owner = ?, lease_expires = ?, due_at = ?, started_at = ?, info = ? WHERE id = ?",
+            (owner, expires, expires, ts(now), dumps(info), task_id),
         )
         after = known.get(run_id, 0)
         claimed.append(
@@ -293,7 +321,7 @@ def claim_workflow_tasks(
                 run.workflow_type,
                 run.task_queue,
                 started,
-                read_events(tx.conn, run_id, after),
+                read_events(tx.conn, run_id, after) + synthetic,
                 after == 0,
             )
         )
@@ -314,12 +342,21 @@ def read_events(conn: Any, run_id: str, after: int = 0) -> list[HistoryEvent]:
     ]
 
 
-def _held_workflow_task(tx: Tx, task_id: int, owner: str, run: Run, started_event_id: int) -> None:
-    row = tx.conn.execute("SELECT lease_owner FROM tasks WHERE id = ?", (task_id,)).fetchone()
+def _held_workflow_task(tx: Tx, task_id: int, owner: str, run: Run, started_event_id: int) -> dict[str, Any]:
+    row = tx.conn.execute("SELECT lease_owner, info FROM tasks WHERE id = ?", (task_id,)).fetchone()
     if row is None or row[0] != owner or run.wft_started_id != started_event_id or not run.open:
         raise StaleTaskError(
             f"workflow task {started_event_id} of run {run.run_id} is no longer held by {owner}"
         )
+    info: dict[str, Any] = json.loads(row[1])
+    return info
+
+
+def _write_transient(tx: Tx, run: Run, info: dict[str, Any]) -> None:
+    """A transient workflow task completed: its Scheduled and Started events become real."""
+    sched_time, started_time, started_attrs = info["transient"]
+    append(tx, run, from_ts(sched_time), "WorkflowTaskScheduled", _wft_scheduled_attrs(run))
+    append(tx, run, from_ts(started_time), "WorkflowTaskStarted", started_attrs)
 
 
 def complete_workflow_task(
@@ -333,7 +370,9 @@ def complete_workflow_task(
     first_task: bool,
 ) -> None:
     run = load_run(tx, run_id)
-    _held_workflow_task(tx, task_id, owner, run, started_event_id)
+    info = _held_workflow_task(tx, task_id, owner, run, started_event_id)
+    if "transient" in info:
+        _write_transient(tx, run, info)
     attrs: dict[str, Any] = {
         "scheduledEventId": str(run.wft_scheduled_id),
         "startedEventId": str(started_event_id),
@@ -370,20 +409,27 @@ def fail_workflow_task(
     now: datetime,
 ) -> None:
     run = load_run(tx, run_id)
-    _held_workflow_task(tx, task_id, owner, run, started_event_id)
-    append(
-        tx,
-        run,
-        now,
-        "WorkflowTaskFailed",
-        {
-            "scheduledEventId": str(run.wft_scheduled_id),
-            "startedEventId": str(started_event_id),
-            "cause": cause,
-            "failure": failure,
-            "identity": identity_of(owner),
-        },
-    )
+    info = _held_workflow_task(tx, task_id, owner, run, started_event_id)
+    if "transient" not in info:
+        append(
+            tx,
+            run,
+            now,
+            "WorkflowTaskFailed",
+            {
+                "scheduledEventId": str(run.wft_scheduled_id),
+                "startedEventId": str(started_event_id),
+                "cause": cause,
+                "failure": failure,
+                "identity": identity_of(owner),
+            },
+        )
+    else:
+        # Not in history, but kept where viewers can show why the run is stuck.
+        tx.conn.execute(
+            "UPDATE executions SET last_task_failure = ? WHERE run_id = ?",
+            (dumps({"attempt": run.wft_attempt, "cause": cause, "failure": failure}), run_id),
+        )
     tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     _retry_workflow_task(tx, run, now)
     save_run(tx, run)
@@ -755,13 +801,14 @@ def fire_due(tx: Tx, now: datetime, limit: int = 500) -> int:
         run = load_run(tx, run_id)
         if kind == "workflow":
             if run.open and run.wft_state == "started":
-                append(
-                    tx,
-                    run,
-                    now,
-                    "WorkflowTaskTimedOut",
-                    {"scheduledEventId": str(run.wft_scheduled_id), "startedEventId": str(run.wft_started_id), "timeoutType": "TIMEOUT_TYPE_START_TO_CLOSE"},
-                )
+                if "transient" not in json.loads(info_text):
+                    append(
+                        tx,
+                        run,
+                        now,
+                        "WorkflowTaskTimedOut",
+                        {"scheduledEventId": str(run.wft_scheduled_id), "startedEventId": str(run.wft_started_id), "timeoutType": "TIMEOUT_TYPE_START_TO_CLOSE"},
+                    )
                 tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
                 _retry_workflow_task(tx, run, now, backoff=False)
             else:
@@ -823,16 +870,23 @@ def next_deadline(conn: Any) -> float | None:
     return row[0] if row else None
 
 
-def idle_state(conn: Any, now: float) -> tuple[bool, float | None]:
-    """For time skipping: (nothing runnable or due now, the next moment something becomes due)."""
+def idle_state(conn: Any, now: float, served: Sequence[str]) -> tuple[bool, float | None]:
+    """For time skipping: (nothing runnable or due now, the next moment something becomes due).
+
+    Runnable means visible on a queue that one of this process's workers serves (``served``
+    holds ``"workflow:Q"`` / ``"activity:Q"``): a task nobody polls must not stop time, or its
+    schedule-to-start timeout could never fire.
+    """
+    marks = ",".join("?" * len(served)) or "NULL"
     busy = conn.execute(
-        "SELECT EXISTS(SELECT 1 FROM tasks WHERE visible_at <= ? OR due_at <= ?) OR EXISTS(SELECT 1 FROM timers WHERE fire_at <= ?)",
-        (now, now, now),
+        f"SELECT EXISTS(SELECT 1 FROM tasks WHERE (visible_at <= ? AND kind || ':' || task_queue IN ({marks})) "
+        "OR lease_owner IS NOT NULL OR due_at <= ?) OR EXISTS(SELECT 1 FROM timers WHERE fire_at <= ?)",
+        (now, *served, now, now),
     ).fetchone()[0]
     row = conn.execute(
         "SELECT min(x) FROM (SELECT min(fire_at) AS x FROM timers UNION ALL SELECT min(due_at) FROM tasks "
-        "UNION ALL SELECT min(visible_at) FROM tasks WHERE visible_at > ?)",
-        (now,),
+        f"UNION ALL SELECT min(visible_at) FROM tasks WHERE visible_at > ? AND kind || ':' || task_queue IN ({marks}))",
+        (now, *served),
     ).fetchone()
     return (not busy), (row[0] if row else None)
 

@@ -42,7 +42,8 @@ _SCHEMA = [
         wft_started_id INTEGER,
         wft_attempt INTEGER NOT NULL DEFAULT 1,
         buffered TEXT,
-        task_timeout REAL NOT NULL DEFAULT 10
+        task_timeout REAL NOT NULL DEFAULT 10,
+        last_task_failure TEXT
     )""",
     """CREATE INDEX executions_by_workflow ON executions (workflow_id, start_time)""",
     """CREATE INDEX executions_by_status ON executions (status, start_time)""",

@@ -8,6 +8,7 @@ keeps everything in memory for one process. A client also runs the engine's cloc
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import os
 import socket
@@ -118,6 +119,8 @@ class Client:
         self._service_task: asyncio.Task | None = None
         self._closed = False
         self._closings = _ClosingWatch(store)
+        # "workflow:Q" / "activity:Q" for every queue a running worker of this client polls.
+        self.served_queues: collections.Counter[str] = collections.Counter()
 
     @classmethod
     async def connect(
@@ -236,7 +239,7 @@ class Client:
                 fired = await store.run(_service.fire_due, now)
                 if fired:
                     continue
-                idle, upcoming = await store.read(_service.idle_state, ts(now))
+                idle, upcoming = await store.read(_service.idle_state, ts(now), sorted(self.served_queues))
             except StoreError:
                 await asyncio.sleep(0.5)
                 continue

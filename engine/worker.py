@@ -7,6 +7,7 @@ worker, restart, eviction) it rebuilds the instance by replaying the run's histo
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextvars
 import itertools
@@ -122,6 +123,8 @@ class Worker:
             raise RuntimeError("This worker is already running.")
         self._running = True
         self.client._ensure_service()
+        served = [f"{kind}:{self.task_queue}" for kind, defs in (("workflow", self._workflows), ("activity", self._activities)) if defs]
+        self.client.served_queues.update(served)
         loops = []
         if self._workflows:
             loops.append(asyncio.ensure_future(self._workflow_loop()))
@@ -146,6 +149,8 @@ class Worker:
             self._cache.clear()
             if self._own_executor and self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
+            self.client.served_queues.subtract(served)
+            self.client.served_queues += collections.Counter()  # drop queues nobody serves now
             self._running = False
 
     async def shutdown(self) -> None:

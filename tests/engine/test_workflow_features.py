@@ -68,20 +68,30 @@ class Fixed:
 async def test_a_bug_fails_the_task_and_fixed_code_finishes_the_run() -> None:
     RUNS.clear()
     env = await WorkflowEnvironment.start_time_skipping()
-    async with Worker(env.client, task_queue="q", workflows=[Buggy], activities=[echo]):
+    async with Worker(env.client, task_queue="q", workflows=[Buggy], activities=[echo]) as worker:
         handle = await env.client.start_workflow("Buggy", id="b", task_queue="q")
         for _ in range(300):
             history = await handle.fetch_history()
             if any(e.event_type == "WorkflowTaskFailed" for e in history.events):
                 break
             await asyncio.sleep(0.01)
-    failed = next(e for e in history.events if e.event_type == "WorkflowTaskFailed")
-    assert "a bug, not a business failure" in failed.attributes["failure"]["message"]
+        failed = next(e for e in history.events if e.event_type == "WorkflowTaskFailed")
+        assert "a bug, not a business failure" in failed.attributes["failure"]["message"]
+        # Retries after 1 s and 2 s fail again but, being transient, add nothing to history.
+        for _ in range(3):
+            await env.sleep(timedelta(seconds=2))
+        assert worker.stats["workflow_tasks"] >= 3
+        assert (await handle.fetch_history()).events == history.events
     assert (await handle.describe()).status.name == "RUNNING"
     async with Worker(env.client, task_queue="q", workflows=[Fixed], activities=[echo]):
         assert await handle.result() == "x"
+        final = await handle.fetch_history()
     await env.shutdown()
     assert RUNS["echo"] == 1
+    types = [e.event_type for e in final.events]
+    assert types.count("WorkflowTaskFailed") == 1
+    retried = [e for e in final.events if e.event_type == "WorkflowTaskScheduled"][-1]
+    assert retried.attributes["attempt"] >= 3 and types[-1] == "WorkflowExecutionCompleted"
 
 
 @activity.defn
@@ -284,3 +294,52 @@ async def test_task_queues_are_case_sensitive_and_shared_by_workers() -> None:
         ):
             assert await handle.result() == ["x"]
     await env.shutdown()
+
+
+@activity.defn
+async def always_fails() -> str:
+    raise RuntimeError("still broken")
+
+
+@workflow.defn
+class Deadlines:
+    @workflow.run
+    async def run(self, which: str) -> str:
+        try:
+            if which == "schedule_to_close":
+                await workflow.execute_activity(always_fails, schedule_to_close_timeout=timedelta(seconds=10))
+            else:
+                await workflow.execute_activity(
+                    always_fails,
+                    task_queue="nobody-polls-this",
+                    start_to_close_timeout=timedelta(seconds=5),
+                    schedule_to_start_timeout=timedelta(minutes=1),
+                )
+        except ActivityError as e:
+            assert isinstance(e.__cause__, TimeoutError) or e.retry_state is not None
+            cause = e.__cause__
+            kind = cause.type.name if isinstance(cause, TimeoutError) and cause.type else type(cause).__name__
+            return f"{e.retry_state.name if e.retry_state else ''}:{kind}"
+        return "no error"
+
+
+async def test_schedule_to_close_stops_retries_and_schedule_to_start_times_out() -> None:
+    env, worker = await _env_worker([Deadlines], [always_fails])
+    async with worker:
+        h1 = await env.client.start_workflow(Deadlines.run, "schedule_to_close", id="s2c", task_queue="q")
+        # Retries (1 s, 2 s, 4 s) stop before the 10 s deadline: the last failure is reported.
+        assert await h1.result() == "TIMEOUT:ApplicationError"
+        attempts = await h1.activity_attempts()
+        assert 3 <= len(attempts) <= 4
+        h2 = await env.client.start_workflow(Deadlines.run, "schedule_to_start", id="s2s", task_queue="q")
+        assert await h2.result() == "TIMEOUT:SCHEDULE_TO_START"
+    await env.shutdown()
+
+
+async def test_start_local_runs_in_real_time_over_a_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = await WorkflowEnvironment.start_local(str(tmp_path / "local.db"))
+    assert not env.supports_time_skipping
+    async with Worker(env.client, task_queue="q", workflows=[Parallel], activities=[echo]):
+        assert await env.client.execute_workflow(Parallel.run, ["x", "y"], id="l", task_queue="q") == ["x", "y"]
+    await env.shutdown()
+    assert (tmp_path / "local.db").exists()

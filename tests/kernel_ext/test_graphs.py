@@ -34,7 +34,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "histories"
 SHARED_FILES = sorted(SHARED.glob("*.json")) if SHARED.is_dir() else []
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
 NODE = re.compile(r'^  (s\d+) \[label="((?:[^"\\]|\\.)*)", tooltip="((?:[^"\\]|\\.)*)", fillcolor="(#[0-9a-f]{6})", '
-                  r'color="(#[0-9a-f]{6})", style="[a-z,]+"(?:, peripheries=2)?\];$')
+                  r'color="(#[0-9a-f]{6})", style="[a-z,]+"(?:, penwidth=2)?\];$')
 
 
 @workflow.defn

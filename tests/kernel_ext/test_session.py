@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -258,6 +259,17 @@ async def test_a_workflow_id_in_use_is_the_engine_error() -> None:
     with pytest.raises(WorkflowAlreadyStartedError):
         await session.start_workflow("Nap", task_queue="nobody", workflow_id="dup", args=[60])
     await session.close()
+
+
+async def test_engine_warnings_are_kept_for_status_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    session = await _session(greet)
+    await session.start_worker("q")
+    logging.getLogger("engine.worker").warning("polling failed: %s", "disk gone")
+    status = await session.status()
+    assert status.errors[-1].endswith("polling failed: disk gone") and "engine log" in status.text()
+    await session.close()
+    assert capsys.readouterr().err == ""
+    assert not [h for h in logging.getLogger("engine.worker").handlers if type(h).__name__ == "_EngineLog"]
 
 
 def test_list_query_subset() -> None:

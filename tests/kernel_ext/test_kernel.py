@@ -1,0 +1,125 @@
+"""The extension in a real ipykernel, driven with jupyter_client as a notebook front end would.
+
+Also measures (prints, does not assert) how long ``%load_ext`` and a cell that starts a
+workflow take: run with ``pytest -s`` to see the figures.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+jupyter_client = pytest.importorskip("jupyter_client")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Cell:
+    def __init__(self, reply: dict[str, Any], outputs: list[tuple[str, Any]], seconds: float) -> None:
+        self.status = reply["content"]["status"]
+        self.payload = reply["content"].get("payload", [])
+        self.outputs = outputs
+        self.seconds = seconds
+
+    def stream(self, name: str) -> str:
+        return "".join(text for kind, text in self.outputs if kind == name)
+
+    @property
+    def results(self) -> list[Any]:
+        return [data.get("text/plain") for kind, data in self.outputs if kind == "execute_result"]
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Any]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    manager = jupyter_client.KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env, cwd=str(tmp_path))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def execute(client: Any, code: str, timeout: float = 30) -> Cell:
+    started = time.perf_counter()
+    msg_id = client.execute(code)
+    outputs: list[tuple[str, Any]] = []
+    while True:
+        msg = client.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "status" and content["execution_state"] == "idle":
+            break
+        if kind == "stream":
+            outputs.append((content["name"], content["text"]))
+        elif kind in ("execute_result", "display_data"):
+            outputs.append((kind, content["data"]))
+        elif kind == "error":
+            outputs.append(("error", f"{content['ename']}: {content['evalue']}"))
+    reply = client.get_shell_msg(timeout=timeout)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = client.get_shell_msg(timeout=timeout)
+    return Cell(reply, outputs, time.perf_counter() - started)
+
+
+def test_hello_in_a_real_kernel(kernel: Any, tmp_path: Path) -> None:
+    cells: list[Cell] = []
+
+    def cell(code: str) -> Cell:
+        result = execute(kernel, code)
+        cells.append(result)
+        assert result.status == "ok", (code, result.outputs)
+        return result
+
+    load = cell("%load_ext kernel_ext")
+    assert load.stream("stdout").startswith("durable-lab: engine at .durable/engine.db (real time); magics")
+    cell("%config DurableLab.db_path = 'lab.db'")
+    cell(
+        "%%activity\nfrom datetime import timedelta\nfrom engine import activity, workflow\n\n"
+        "@activity.defn\nasync def greet(name: str) -> str:\n    return f'Hello, {name}!'\n"
+    )
+    cell(
+        "%%workflow\n@workflow.defn\nclass Hello:\n    @workflow.run\n    async def run(self, name: str) -> str:\n"
+        "        return await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))\n"
+    )
+    worker = cell("%worker start --task-queue q")
+    assert worker.results == ["<worker 'w1' on task queue 'q': running>"]
+    executed = cell("%workflow execute --type Hello --task-queue q --workflow-id w1 --input '\"x\"'")
+    assert executed.results == ["'Hello, x!'"]
+    started = cell("h = %workflow start --type Hello --task-queue q --workflow-id w2 --input '\"y\"'\nh")
+    assert started.results[0].startswith("<run 'w2' of Hello")
+    # The worker is a task on the kernel's loop: it finishes the run while the kernel is idle.
+    deadline = time.monotonic() + 10
+    while "Running" in (listing := cell("%workflow list")).results[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listing.results[0].splitlines()[1].split()[:2] == ["Completed", "w2"]
+    assert cell("await h").results == ["'Hello, y!'"]
+    help_cell = cell("%workflow?")
+    assert any("usage: %workflow execute" in p.get("data", {}).get("text/plain", "") for p in help_cell.payload)
+    assert (tmp_path / "lab.db").is_file()
+
+    for result in cells:
+        assert result.stream("stderr") == "", result.outputs
+
+    misuse = execute(kernel, "%workflow start --type Hello")
+    assert "UsageError: the following arguments are required: --task-queue/-t" in misuse.stream("stderr")
+    assert not [o for o in misuse.outputs if o[0] == "error"]  # no traceback
+
+    cell("%unload_ext kernel_ext")
+    gone = execute(kernel, "%worker list")
+    assert "Line magic function `%worker` not found" in gone.stream("stderr")
+
+    # Figures for the report (measured, not asserted): run `pytest -s` to see them.
+    print(f"\n[kernel_ext timing] %load_ext: {load.seconds * 1000:.0f} ms; "
+          f"%worker start: {worker.seconds * 1000:.0f} ms; "
+          f"cell starting a workflow: {started.seconds * 1000:.0f} ms; "
+          f"%workflow execute (start + wait): {executed.seconds * 1000:.0f} ms")
