@@ -24,7 +24,7 @@ demo: setup
 	$(PY) -m engine.demo
 
 test: setup graphviz
-	$(PY) -m mypy engine
+	$(PY) -m mypy engine kernel_ext
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup

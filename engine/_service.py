@@ -444,7 +444,7 @@ def _retry_workflow_task(tx: Tx, run: Run, now: datetime, *, backoff: bool = Tru
     # A failing workflow task is retried with backoff (1 s, 2 s, ... at most 1 min) so a bug
     # does not spin; restarting the worker with fixed code lets the next attempt succeed.
     # A timed-out task (its worker died or stalled) is offered again at once.
-    delay = min(60.0, 2.0 ** (run.wft_attempt - 2)) if backoff else 0.0
+    delay = min(60.0, 2.0 ** min(run.wft_attempt - 2, 6)) if backoff else 0.0
     ensure_workflow_task(tx, run, now, delay=delay)
     if delay:
         tx.notify("timers", "")
@@ -902,7 +902,7 @@ def has_tasks(conn: Any, kind: str, task_queue: str, now: float) -> bool:
 def request_cancel(tx: Tx, run_id: str, reason: str, identity: str, now: datetime) -> None:
     run = load_run(tx, run_id)
     if not run.open:
-        return
+        raise WorkflowNotFoundError(f"Workflow run {run_id} is already closed ({run.status}); nothing to cancel.")
     deliver(tx, run, now, [("WorkflowExecutionCancelRequested", {"cause": reason, "identity": identity})])
     save_run(tx, run)
 

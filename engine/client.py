@@ -380,11 +380,15 @@ class WorkflowHandle:
     async def describe(self) -> WorkflowExecutionDescription:
         run_id = await self._resolve_run()
         rows = await self._client.store.read(_list_runs_by_id, run_id)
+        if not rows:
+            raise WorkflowNotFoundError(f"No run {run_id!r} of workflow {self.id!r}. Check the run id, or omit it for the latest run.")
         return _description(rows[0])
 
     async def fetch_history(self) -> History:
         run_id = await self._resolve_run()
         events = await self._client.store.read(_service.read_events, run_id, 0)
+        if not events:
+            raise WorkflowNotFoundError(f"No run {run_id!r} of workflow {self.id!r}. Check the run id, or omit it for the latest run.")
         return History(self.id, tuple(events))
 
     async def activity_attempts(self) -> list["ActivityAttempt"]:

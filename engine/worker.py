@@ -110,6 +110,7 @@ class Worker:
         self._inflight_act: set[asyncio.Task] = set()
         self._running = False
         self._run_task: asyncio.Task | None = None
+        self._loops: dict[str, asyncio.Task] = {}
         self.stats = {"workflow_tasks": 0, "replays": 0, "activities": 0}
 
     # ------------------------------------------------------------------ lifecycle
@@ -123,16 +124,11 @@ class Worker:
             raise RuntimeError("This worker is already running.")
         self._running = True
         self.client._ensure_service()
-        served = [f"{kind}:{self.task_queue}" for kind, defs in (("workflow", self._workflows), ("activity", self._activities)) if defs]
-        self.client.served_queues.update(served)
-        loops = []
-        if self._workflows:
-            loops.append(asyncio.ensure_future(self._workflow_loop()))
-        if self._activities:
-            loops.append(asyncio.ensure_future(self._activity_loop()))
+        self._start_loops()
         try:
             await self._stop.wait()
         finally:
+            loops = list(self._loops.values())
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
@@ -149,9 +145,37 @@ class Worker:
             self._cache.clear()
             if self._own_executor and self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
-            self.client.served_queues.subtract(served)
+            self.client.served_queues.subtract(f"{kind}:{self.task_queue}" for kind in self._loops)
             self.client.served_queues += collections.Counter()  # drop queues nobody serves now
+            self._loops.clear()
             self._running = False
+
+    def _start_loops(self) -> None:
+        for kind, defs, loop in (("workflow", self._workflows, self._workflow_loop), ("activity", self._activities, self._activity_loop)):
+            if defs and kind not in self._loops:
+                self._loops[kind] = asyncio.ensure_future(loop())
+                self.client.served_queues[f"{kind}:{self.task_queue}"] += 1
+
+    def register(self, *, workflows: Sequence[type] = (), activities: Sequence[Callable[..., Any]] = ()) -> int:
+        """Add or replace definitions, also while running (a notebook cell was re-run).
+
+        Cached runs of a replaced workflow type are evicted, so they continue with the new
+        code on their next workflow task, exactly as after restarting the worker with new code.
+        Returns how many cached runs were evicted.
+        """
+        new_workflows = {d.name: d for d in (workflow_definition(w) for w in workflows)}
+        new_activities = {d.name: d for d in (activity_definition(a) for a in activities)}
+        self._workflows.update(new_workflows)
+        self._activities.update(new_activities)
+        if self._executor is None and any(not d.is_async for d in new_activities.values()):
+            self._own_executor = True
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=self._act_slots, thread_name_prefix="activity")
+        stale = [run_id for run_id, inst in self._cache.items() if inst.defn.name in new_workflows]
+        for run_id in stale:
+            self._evict(run_id)
+        if self._running:
+            self._start_loops()
+        return len(stale)
 
     async def shutdown(self) -> None:
         """Stop polling, finish workflow tasks in flight, cancel running activities after the grace period."""

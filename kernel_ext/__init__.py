@@ -1,1 +1,34 @@
-"""The IPython extension (``%load_ext kernel_ext``); its magics arrive with issue 3."""
+"""The IPython extension: ``%load_ext kernel_ext`` opens the kernel's durable engine.
+
+Magics (``%worker?``, ``%workflow?``, ``%engine?`` show their help):
+
+- ``%%workflow`` / ``%%activity`` cells define workflows and activities for the kernel's workers;
+- ``%worker start|stop|list`` runs workers on the kernel's event loop;
+- ``%workflow start|execute|show|list|describe|signal|query|cancel|terminate`` mirror
+  ``temporal workflow``;
+- ``%engine`` shows the engine (``--reset``, ``--time real|skip``).
+
+Settings: ``%config DurableLab.db_path = ':memory:'``, ``%config DurableLab.time_mode = 'skip'``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernel_ext._session import Session, SessionError
+
+__all__ = ["load_ipython_extension", "unload_ipython_extension", "Session", "SessionError"]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Called by ``%load_ext kernel_ext``."""
+    from kernel_ext.magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Called by ``%unload_ext kernel_ext`` (and ``%reload_ext``)."""
+    from kernel_ext.magics import unload
+
+    unload(ipython)

@@ -10,7 +10,15 @@ import pytest
 
 from engine import Worker, activity, workflow
 from engine.common import RetryPolicy
-from engine.errors import ActivityError, ApplicationError, CancelledError, TerminatedError, TimeoutError, WorkflowFailureError
+from engine.errors import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TerminatedError,
+    TimeoutError,
+    WorkflowFailureError,
+    WorkflowNotFoundError,
+)
 from engine.testing import WorkflowEnvironment
 
 from tests.engine.workflows import RUNS, MoneyTransfer, Parallel, Refusing, Transfer, deposit, echo, refuse, withdraw
@@ -343,3 +351,37 @@ async def test_start_local_runs_in_real_time_over_a_file(tmp_path) -> None:  # t
         assert await env.client.execute_workflow(Parallel.run, ["x", "y"], id="l", task_queue="q") == ["x", "y"]
     await env.shutdown()
     assert (tmp_path / "local.db").exists()
+
+
+@workflow.defn(name="Versioned")
+class VersionedV1:
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.sleep(timedelta(hours=1))
+        return "v1"
+
+
+@workflow.defn(name="Versioned")
+class VersionedV2:
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.sleep(timedelta(hours=1))
+        return "v2"
+
+
+async def test_register_replaces_code_of_a_running_worker() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", activities=[echo]) as worker:
+        assert worker.register(workflows=[VersionedV1]) == 0  # starts the workflow poller
+        handle = await env.client.start_workflow("Versioned", id="v", task_queue="q")
+        for _ in range(300):
+            if any(e.event_type == "TimerStarted" for e in (await handle.fetch_history()).events):
+                break
+            await asyncio.sleep(0.01)
+        assert worker.register(workflows=[VersionedV2]) == 1
+        assert await handle.result() == "v2"
+        with pytest.raises(WorkflowNotFoundError):
+            await env.client.get_workflow_handle("v", run_id="no-such-run").describe()
+        with pytest.raises(WorkflowNotFoundError, match="already closed"):
+            await handle.cancel()
+    await env.shutdown()

@@ -182,6 +182,22 @@ def test_rerunning_a_workflow_cell_replaces_the_definition(capsys: pytest.Captur
     assert run(shell, "await h") == "v2"
 
 
+def test_rerunning_a_cell_that_imports_a_definition_keeps_it(capsys: pytest.CaptureFixture[str], shell: InteractiveShell) -> None:
+    define(shell)
+    run(shell, "import sys, types\nsys.modules['lab_defs'] = types.SimpleNamespace(Hello=Hello, greet=greet)")
+    capsys.readouterr()
+    run(shell, "%%workflow\nfrom lab_defs import Hello")
+    run(shell, "%%activity\nimport lab_defs\ngreet = lab_defs.greet")
+    assert capsys.readouterr().out == "durable-lab: workflow Hello unchanged\ndurable-lab: activity greet unchanged\n"
+
+
+def test_a_failing_definitions_cell_registers_nothing(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%%activity\nfrom engine import activity\n@activity.defn\nasync def half(x: int) -> float:\n    return x / 2\n1 / 0")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    magics = next(m for m in shell.magics_manager.registry.values() if isinstance(m, DurableMagics))
+    assert magics.session.activities == {}
+
+
 def test_a_definitions_cell_keeps_its_source_for_tracebacks_and_inspect(shell: InteractiveShell) -> None:
     define(shell)
     source = run(shell, "import inspect\ninspect.getsource(Hello.run)")

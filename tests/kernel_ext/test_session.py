@@ -69,6 +69,12 @@ async def _session(*objects: Any, time_mode: str = "real") -> Session:
     return session
 
 
+def test_public_names() -> None:
+    import kernel_ext
+
+    assert kernel_ext.__all__ == ["load_ipython_extension", "unload_ipython_extension", "Session", "SessionError"]
+
+
 async def test_execute_a_workflow_with_a_kernel_worker() -> None:
     session = await _session(greet, Hello)
     worker = await session.start_worker("q")

@@ -1,0 +1,416 @@
+"""The durable-lab magics: ``%worker``, ``%workflow``, ``%engine``, ``%%workflow``, ``%%activity``.
+
+Each magic parses its line with IPython's magic argument parser and calls one function of
+:class:`kernel_ext._session.Session`; misuse raises ``UsageError`` (IPython shows its message,
+no traceback). Line magics return an awaitable; the input transformer of
+:mod:`kernel_ext._transform` puts ``await`` in front of them, so a cell that uses one runs on
+the kernel's event loop and shows the awaited value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import json
+import re
+from datetime import timedelta
+from typing import Any, Awaitable, Callable, Generator, Mapping
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+from IPython.utils.process import arg_split
+from traitlets import Enum, Unicode, observe
+from traitlets.config import Configurable
+
+from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
+from kernel_ext import _transform
+from kernel_ext._session import DEFAULT_DB_PATH, TIME_MODES, Session, SessionError
+
+__all__ = ["DurableLab", "DurableMagics", "Pending", "load", "unload"]
+
+# Mistakes a user fixes by changing the command; anything else keeps its traceback.
+_USER_ERRORS = (SessionError, WorkflowNotFoundError, WorkflowAlreadyStartedError)
+
+
+class DurableLab(Configurable):
+    """Settings of the kernel's engine (``%config DurableLab.db_path = ':memory:'``, or an
+    IPython profile's ``c.DurableLab.time_mode = 'skip'``). Changes apply at the next magic."""
+
+    db_path = Unicode(
+        DEFAULT_DB_PATH, help="SQLite file of the kernel's engine, relative to the notebook's folder, or ':memory:'."
+    ).tag(config=True)
+    time_mode = Enum(
+        list(TIME_MODES), default_value="real", help="'real': the wall clock; 'skip': time jumps to the next timer while a result is awaited."
+    ).tag(config=True)
+
+    session: Session | None = None  # set by load(); config loading may fire the observer before
+
+    @observe("db_path", "time_mode")
+    def _settings_changed(self, change: Any) -> None:
+        if self.session is not None:
+            self.session.configure(**{change["name"]: change["new"]})
+
+
+class Pending:
+    """What a durable-lab line magic returns: ``await`` it. The input transformer does that for
+    you; you see this object only where it could not (inside a ``def``, say)."""
+
+    def __init__(self, what: str, make: Callable[[], Awaitable[Any]]) -> None:
+        self.what = what
+        self._make = make  # the coroutine is made only when awaited: no "never awaited" warnings
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._make().__await__()
+
+    def __repr__(self) -> str:
+        return f"<pending {self.what}: await it to run it>"
+
+
+# ---------------------------------------------------------------------- parsing
+class _Parser(MagicArgumentParser):
+    """One verb's flags. Splits like a shell (``--input '"Ada"'`` gives ``"Ada"``, as with the
+    temporal CLI) and reports misuse as ``UsageError`` with the usage line."""
+
+    def __init__(self, prog: str, description: str) -> None:
+        super().__init__(prog=prog, description=description, add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def usage_line(self) -> str:
+        return self.format_usage().strip()
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{message}\n{self.usage_line()}")
+
+    def parse(self, text: str) -> argparse.Namespace:
+        try:
+            argv = arg_split(text, posix=True, strict=True)
+        except ValueError as e:
+            self.error(f"cannot split the arguments: {e}")
+        return self.parse_args(argv)
+
+
+def _verb(magic: str, description: str, *flags: tuple[tuple[str, ...], dict[str, Any]]) -> _Parser:
+    parser = _Parser(f"%{magic}", description)
+    for names, options in flags:
+        parser.add_argument(*names, **options)
+    return parser
+
+
+_ID = (("--workflow-id", "-w"), {"required": True, "metavar": "ID", "help": "Workflow id."})
+_RUN = (("--run-id", "-r"), {"metavar": "RUN", "help": "Run id (default: the latest run)."})
+_INPUT = (("--input", "-i"), {"action": "append", "default": [], "metavar": "JSON", "help": "One argument as JSON; repeat for more."})
+_START = (
+    (("--type",), {"required": True, "metavar": "T", "help": "Workflow type (a class defined in a %%%%workflow cell)."}),
+    (("--task-queue", "-t"), {"required": True, "metavar": "Q", "help": "Task queue a worker polls."}),
+    (("--workflow-id", "-w"), {"metavar": "ID", "help": "Workflow id (default: a new UUID)."}),
+    _INPUT,
+    (("--execution-timeout",), {"metavar": "D", "help": "Limit for the whole execution, e.g. 30s, 5m, 1h."}),
+    (("--run-timeout",), {"metavar": "D", "help": "Limit for one run."}),
+    (("--task-timeout",), {"metavar": "D", "help": "Limit for one workflow task (default 10s)."}),
+)
+
+WORKER_VERBS: Mapping[str, _Parser] = {
+    "start": _verb("worker start", "Start a worker serving every workflow and activity the kernel defined.",
+                   (("--task-queue", "-t"), {"required": True, "metavar": "Q", "help": "Task queue to poll."}),
+                   (("--name", "-n"), {"metavar": "N", "help": "Worker name (default w1, w2, ...)."})),
+    "stop": _verb("worker stop", "Stop a worker: workflow tasks in flight finish, running activities are cancelled.",
+                  (("name",), {"metavar": "N", "help": "Worker name (see %%worker list)."})),
+    "list": _verb("worker list", "List the kernel's workers."),
+}
+
+WORKFLOW_VERBS: Mapping[str, _Parser] = {
+    "start": _verb("workflow start", "Start a run; returns its handle at once (await it for the result).", *_START),
+    "execute": _verb("workflow execute", "Start a run and wait for its result.", *_START),
+    "show": _verb("workflow show", "Show a run's event history.", _ID, _RUN,
+                  (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
+                  (("--output", "-o"), {"choices": ("table", "json", "graph"), "default": "table", "help": "table (default), json (Temporal's format) or graph."})),
+    "list": _verb("workflow list", "List runs, newest first.",
+                  (("--query", "-q"), {"metavar": "FILTER", "help": "e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (WorkflowType, ExecutionStatus, WorkflowId, TaskQueue)."}),
+                  (("--limit",), {"type": int, "metavar": "N", "help": "Show at most N runs."})),
+    "describe": _verb("workflow describe", "Show a run's status and counts.", _ID, _RUN),
+    "signal": _verb("workflow signal", "Send a signal to a run.", _ID, _RUN,
+                    (("--name",), {"required": True, "metavar": "SIGNAL", "help": "Signal name."}), _INPUT),
+    "query": _verb("workflow query", "Query a run.", _ID, _RUN,
+                   (("--name", "--type"), {"required": True, "dest": "name", "metavar": "QUERY", "help": "Query name."}), _INPUT),
+    "cancel": _verb("workflow cancel", "Ask a run to cancel; its code may clean up.", _ID, _RUN,
+                    (("--reason",), {"default": "", "help": "Why (recorded in the history)."})),
+    "terminate": _verb("workflow terminate", "End a run at once; no workflow code runs.", _ID, _RUN,
+                       (("--reason",), {"help": "Why (recorded in the history)."})),
+}
+
+ENGINE_PARSER = _verb("engine", "Show the engine's status, or reset it, or switch its clock.",
+                      (("--reset",), {"action": "store_true", "help": "Start over with an empty database at the same path."}),
+                      (("--time",), {"choices": TIME_MODES, "help": "real: the wall clock; skip: time jumps to the next timer while a result is awaited."}))
+
+
+def _split_verb(magic: str, verbs: Mapping[str, _Parser], line: str) -> tuple[str, argparse.Namespace, _Parser]:
+    verb, _, rest = line.strip().partition(" ")
+    listing = ", ".join(verbs)
+    if not verb:
+        raise UsageError(f"%{magic} needs a verb: {listing}. See %{magic}? for each verb's flags.")
+    parser = verbs.get(verb)
+    if parser is None:
+        raise UsageError(f"Unknown verb {verb!r} for %{magic}: use one of {listing}. See %{magic}? for help.")
+    return verb, parser.parse(rest), parser
+
+
+def _json_inputs(parser: _Parser, texts: list[str]) -> list[Any]:
+    values = []
+    for text in texts:
+        try:
+            values.append(json.loads(text))
+        except json.JSONDecodeError as e:
+            parser.error(
+                f"--input {text!r} is not valid JSON ({e.msg}, column {e.colno}). Give each argument as "
+                f"JSON; a string needs double quotes inside the shell quotes: --input '\"{text}\"'"
+            )
+    return values
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(parser: _Parser, flag: str, text: str | None) -> timedelta | None:
+    """``30s``, ``5m``, ``1h30m``, ``1.5s`` or plain seconds, as the temporal CLI takes them."""
+    if text is None:
+        return None
+    if re.fullmatch(r"\d+(\.\d*)?", text):
+        return timedelta(seconds=float(text))
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        parser.error(f"{flag} {text!r} is not a duration: write e.g. 30s, 5m, 1h30m.")
+    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+
+
+def _help(title: str, parsers: Mapping[str, _Parser], tail: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a magic a docstring listing every verb with its flags (what ``%magic?`` shows)."""
+
+    def document(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sections = [title, ""]
+        for parser in parsers.values():
+            sections.append(parser.format_help().rstrip())
+            sections.append("")
+        fn.__doc__ = "\n".join(sections) + tail
+        return fn
+
+    return document
+
+
+_DEFINITIONS_HELP = """
+%%{kind}
+  On the first line of a cell that defines {what}. The cell runs in the notebook's
+  namespace; every {what_short} it defines is registered with the kernel's workers
+  (running ones too). Re-running the cell replaces the definition: runs in flight
+  continue with the new code from their next workflow task (they replay their history).
+"""
+
+
+# ---------------------------------------------------------------------- the magics
+@magics_class
+class DurableMagics(Magics):
+    """The durable-lab magics, bound to one :class:`Session`."""
+
+    def __init__(self, shell: Any, session: Session, settings: DurableLab) -> None:
+        super().__init__(shell)
+        self.session = session
+        self.settings = settings
+
+    def _pending(self, what: str, parser: _Parser, work: Callable[[], Awaitable[Any]]) -> Pending:
+        async def run() -> Any:
+            __tracebackhide__ = True  # IPython leaves this wrapper's frame out of tracebacks
+            try:
+                return await work()
+            except _USER_ERRORS as e:
+                raise UsageError(f"{e}\n{parser.usage_line()}") from None
+
+        return Pending(what, run)
+
+    # ------------------------------------------------------------ %worker
+    @line_magic
+    @_help("%worker VERB [flags]: start, stop and list the kernel's workers.", WORKER_VERBS)
+    def worker(self, line: str) -> Pending:
+        verb, args, parser = _split_verb("worker", WORKER_VERBS, line)
+        session = self.session
+        match verb:
+            case "start":
+                return self._pending("%worker start", parser, lambda: session.start_worker(args.task_queue, args.name))
+            case "stop":
+                return self._pending("%worker stop", parser, lambda: session.stop_worker(args.name))
+            case _:
+                async def show() -> None:
+                    print(session.worker_table())
+
+                return self._pending("%worker list", parser, show)
+
+    # ------------------------------------------------------------ %workflow and %%workflow
+    @line_cell_magic
+    @_help(
+        "%workflow VERB [flags]: the verbs of `temporal workflow` against the kernel's engine.",
+        WORKFLOW_VERBS,
+        _DEFINITIONS_HELP.format(kind="workflow", what="@workflow.defn classes", what_short="workflow class"),
+    )
+    def workflow(self, line: str, cell: str | None = None) -> Pending:
+        if cell is not None:
+            return self._definitions("workflow", line, cell)
+        verb, args, parser = _split_verb("workflow", WORKFLOW_VERBS, line)
+        session = self.session
+        what = f"%workflow {verb}"
+        match verb:
+            case "start" | "execute":
+                options = dict(
+                    task_queue=args.task_queue,
+                    workflow_id=args.workflow_id,
+                    args=_json_inputs(parser, args.input),
+                    execution_timeout=_duration(parser, "--execution-timeout", args.execution_timeout),
+                    run_timeout=_duration(parser, "--run-timeout", args.run_timeout),
+                    task_timeout=_duration(parser, "--task-timeout", args.task_timeout),
+                )
+                call = session.start_workflow if verb == "start" else session.execute_workflow
+                return self._pending(what, parser, lambda: call(args.type, **options))
+            case "show":
+                return self._pending(what, parser, lambda: session.show_workflow(args.workflow_id, args.run_id, output=args.output, detailed=args.detailed))
+            case "list":
+                return self._pending(what, parser, lambda: session.list_workflows(args.query, args.limit))
+            case "describe":
+                return self._pending(what, parser, lambda: session.describe_workflow(args.workflow_id, args.run_id))
+            case "signal" | "query":
+                inputs = _json_inputs(parser, args.input)
+                send = session.signal_workflow if verb == "signal" else session.query_workflow
+                return self._pending(what, parser, lambda: send(args.workflow_id, args.name, inputs, args.run_id))
+            case "cancel":
+                async def cancel() -> None:
+                    run_id = await session.cancel_workflow(args.workflow_id, args.run_id, args.reason)
+                    print(f"Cancellation requested for workflow {args.workflow_id!r} (run {run_id}).")
+
+                return self._pending(what, parser, cancel)
+            case _:
+                async def terminate() -> None:
+                    run_id = await session.terminate_workflow(args.workflow_id, args.run_id, args.reason)
+                    print(f"Workflow {args.workflow_id!r} (run {run_id}) terminated.")
+
+                return self._pending(what, parser, terminate)
+
+    # ------------------------------------------------------------ %%activity
+    @cell_magic
+    @_help("", {}, _DEFINITIONS_HELP.format(kind="activity", what="@activity.defn functions", what_short="activity function"))
+    def activity(self, line: str, cell: str) -> Pending:
+        return self._definitions("activity", line, cell)
+
+    def _definitions(self, kind: str, line: str, cell: str) -> Pending:
+        plural = "workflows" if kind == "workflow" else "activities"
+        usage = f"usage: %%{kind}  (alone on the first line of a cell that defines {plural})"
+        if line.strip():
+            raise UsageError(f"%%{kind} takes no arguments, got {line.strip()!r}.\n{usage}")
+        shell = self.shell
+        assert shell is not None
+        before = dict(shell.user_ns)
+        bound = _run_source(shell, cell)
+        missing = object()
+        defined = [value for name, value in shell.user_ns.items() if name in bound or before.get(name, missing) is not value]
+        registration = self.session.define(defined)
+        if registration.added or registration.replaced or registration.unchanged:
+            print(registration.summary())
+        if not registration.names(kind):
+            decorator = "@workflow.defn class" if kind == "workflow" else "@activity.defn function"
+            raise UsageError(f"This %%{kind} cell defined no {decorator} (it ran as ordinary code).\n{usage}")
+
+        async def update_workers() -> None:
+            await self.session.sync_workers()
+
+        return Pending(f"%%{kind} (updating workers)", update_workers)
+
+    # ------------------------------------------------------------ %engine
+    @line_magic
+    @_help("%engine [--reset] [--time real|skip]: the kernel's engine.", {"": ENGINE_PARSER},
+           "\nWithout flags it shows the database path, the clock, workers and runs by status.\n")
+    def engine(self, line: str) -> Pending:
+        args = ENGINE_PARSER.parse(line)
+        session = self.session
+
+        async def engine() -> Any:
+            if args.reset:
+                await session.reset()
+            if args.time is not None:
+                return await session.set_time_mode(args.time)
+            return await session.status()
+
+        return self._pending("%engine", ENGINE_PARSER, engine)
+
+
+def _run_source(shell: Any, cell: str) -> set[str]:
+    """Run a cell body in the user's namespace, its source cached as IPython does for cells
+    (tracebacks show the lines; ``inspect`` and the replay debugger find the code). Returns
+    the names the cell binds at top level: re-importing a definition rebinds the same object,
+    which comparing the namespace before and after would miss."""
+    source = shell.transform_cell(cell)
+    filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+    code = shell.compile(source, filename, "exec")
+    exec(code, shell.user_global_ns, shell.user_ns)
+    return _top_level_names(ast.parse(source))
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        match node:
+            case ast.ClassDef(name=name) | ast.FunctionDef(name=name) | ast.AsyncFunctionDef(name=name):
+                names.add(name)
+            case ast.Import(names=aliases) | ast.ImportFrom(names=aliases):
+                names.update((a.asname or a.name).split(".")[0] for a in aliases)
+            case ast.Assign(targets=targets):
+                names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+# ---------------------------------------------------------------------- loading
+# asyncio keeps only weak references to tasks: hold closing engines until they are closed.
+_closing: set[asyncio.Task[None]] = set()
+
+_NAMES = (("line", ("worker", "workflow", "engine")), ("cell", ("workflow", "activity")))
+
+
+def load(shell: Any) -> DurableMagics:
+    """``%load_ext kernel_ext``: settings, session, magics, input transformer; one line of output."""
+    settings = DurableLab(parent=shell)
+    try:
+        session = Session(settings.db_path, settings.time_mode)
+    except SessionError as e:
+        raise UsageError(str(e)) from None
+    settings.session = session
+    shell.configurables.append(settings)
+    magics = DurableMagics(shell, session, settings)
+    shell.register_magics(magics)
+    _transform.install(shell)
+    print(
+        f"durable-lab: engine at {session.db_path} ({session.time_mode} time); "
+        "magics %worker %workflow %engine %%workflow %%activity"
+    )
+    return magics
+
+
+def unload(shell: Any) -> None:
+    """``%unload_ext kernel_ext``: stop workers, close the engine, remove what ``load`` added."""
+    magics = shell.magics_manager.registry.pop(DurableMagics.__name__, None)
+    if not isinstance(magics, DurableMagics):
+        return
+    for kind, names in _NAMES:
+        table = shell.magics_manager.magics[kind]
+        for name in names:
+            if getattr(table.get(name), "__self__", None) is magics:
+                del table[name]
+    _transform.uninstall(shell)
+    if magics.settings in shell.configurables:
+        shell.configurables.remove(magics.settings)
+    magics.settings.session = None
+    closing = magics.session.close_soon()
+    if closing is not None:
+        _closing.add(closing)
+        closing.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task[None]) -> None:
+    _closing.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it to stderr
