@@ -32,6 +32,13 @@ def to_timestamp(value: datetime) -> str:
 
 
 def from_timestamp(value: str) -> datetime:
+    try:
+        # Fast path: the engine's own format (and most of Temporal's) parse directly.
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(timezone.utc)
+    except ValueError:
+        pass
     text = value.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"

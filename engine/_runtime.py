@@ -226,7 +226,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._main: asyncio.Task | None = None
         self._object: Any = None
-        self._random = _random.Random(randomness_seed(info.run_id))
+        self._random_instance: _random.Random | None = None
+        self._tasks: set[asyncio.Task] = set()
         self._closed = False
         self._finished = False
         self._cancel_requested = False
@@ -395,6 +396,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         try:
             result = await self.defn.run_fn(self._object, *args)
         except asyncio.CancelledError:
+            if self._evicting:
+                return
             if self._cancel_requested:
                 self._add_command("CancelWorkflowExecution", {"details": None})
             else:
@@ -541,11 +544,18 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
     def is_replaying(self) -> bool:
         return self._replaying
 
+    @property
+    def _rng(self) -> _random.Random:
+        # Seeded on first use: most workflows never draw a random number.
+        if self._random_instance is None:
+            self._random_instance = _random.Random(randomness_seed(self.info.run_id))
+        return self._random_instance
+
     def random(self) -> _random.Random:
-        return self._random
+        return self._rng
 
     def uuid4(self) -> uuid.UUID:
-        return uuid.UUID(int=self._random.getrandbits(128), version=4)
+        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
 
     def wait_condition_future(self, fn: Callable[[], bool]) -> asyncio.Future:
         fut = self.create_future()
@@ -588,7 +598,11 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         return asyncio.Future(loop=self)
 
     def create_task(self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None) -> asyncio.Task:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        # Kept here so eviction need not scan every task of the process (asyncio.all_tasks).
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
         pass
@@ -636,7 +650,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         asyncio.events._set_running_loop(self)
         self._evicting = True
         try:
-            for task in asyncio.all_tasks(self):
+            for task in list(self._tasks):
                 task.cancel()
             self._finished = True
             while self._ready:

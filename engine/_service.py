@@ -870,8 +870,8 @@ def next_deadline(conn: Any) -> float | None:
     return row[0] if row else None
 
 
-def idle_state(conn: Any, now: float, served: Sequence[str]) -> tuple[bool, float | None]:
-    """For time skipping: (nothing runnable or due now, the next moment something becomes due).
+def idle_state(conn: Any, now: float, served: Sequence[str]) -> tuple[bool, float | None, bool]:
+    """(nothing runnable or due now, the next moment something becomes due, something is due).
 
     Runnable means visible on a queue that one of this process's workers serves (``served``
     holds ``"workflow:Q"`` / ``"activity:Q"``): a task nobody polls must not stop time, or its
@@ -888,7 +888,10 @@ def idle_state(conn: Any, now: float, served: Sequence[str]) -> tuple[bool, floa
         f"UNION ALL SELECT min(visible_at) FROM tasks WHERE visible_at > ? AND kind || ':' || task_queue IN ({marks}))",
         (now, *served),
     ).fetchone()
-    return (not busy), (row[0] if row else None)
+    due = conn.execute(
+        "SELECT EXISTS(SELECT 1 FROM timers WHERE fire_at <= ?) OR EXISTS(SELECT 1 FROM tasks WHERE due_at <= ?)", (now, now)
+    ).fetchone()[0]
+    return (not busy), (row[0] if row else None), bool(due)
 
 
 def has_tasks(conn: Any, kind: str, task_queue: str, now: float) -> bool:

@@ -235,18 +235,21 @@ class Client:
         clock, store = self.clock, self.store
         while not self._closed:
             now = clock.now()
+            woken = store.waiter("timers", "")
             try:
-                fired = await store.run(_service.fire_due, now)
-                if fired:
-                    continue
-                idle, upcoming = await store.read(_service.idle_state, ts(now), sorted(self.served_queues))
+                idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues))
+                # Only take the write lock when something is due: a read is far cheaper.
+                if due:
+                    fired = await store.run(_service.fire_due, now)
+                    if fired:
+                        continue
             except StoreError:
                 await asyncio.sleep(0.5)
                 continue
             if clock.skipping and clock.auto_skip and idle and upcoming is not None:  # type: ignore[attr-defined]
                 clock.advance_to(from_ts(upcoming))  # type: ignore[attr-defined]
                 continue
-            waits: list[Any] = [store.waiter("timers", "").wait()]
+            waits: list[Any] = [woken.wait()]
             if clock.skipping:
                 waits.append(store.waiter("any", "").wait())
             deadline = from_ts(upcoming) if upcoming is not None else None

@@ -191,11 +191,13 @@ class Worker:
     async def __aexit__(self, *exc: Any) -> None:
         await self.shutdown()
 
-    async def _wait_for_work(self, kind: str) -> None:
-        store, clock = self.client.store, self.client.clock
+    async def _wait_for_work(self, arrived: asyncio.Event) -> None:
+        """Until this process commits work for the queue, the clock jumps, or the poll
+        interval passes (other processes sharing the database file are seen by polling)."""
+        clock = self.client.clock
         await wait_first(
             [
-                store.waiter("queue", f"{kind}:{self.task_queue}").wait(),
+                arrived.wait(),
                 clock.sleep_until(None, at_most=POLL_INTERVAL),
                 self._stop.wait(),
             ]
@@ -210,19 +212,21 @@ class Worker:
                 await asyncio.wait(self._inflight_wf, return_when=asyncio.FIRST_COMPLETED)
                 continue
             known = {run_id: inst.processed_upto for run_id, inst in self._cache.items()}
+            # Taken before the claim: work committed while the claim runs still wakes us.
+            arrived = store.waiter("queue", f"workflow:{self.task_queue}")
             try:
                 tasks = await store.run(_service.claim_workflow_tasks, self.task_queue, self._owner, clock.now(), free, known)
             except Exception:  # noqa: BLE001 - the database may be busy or gone; try again shortly
                 log.exception("polling workflow tasks failed")
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
-            if not tasks:
-                await self._wait_for_work("workflow")
-                continue
             for task in tasks:
                 job = asyncio.ensure_future(self._handle_workflow_task(task))
                 self._inflight_wf.add(job)
                 job.add_done_callback(self._inflight_wf.discard)
+            if len(tasks) < free:
+                # The queue is drained: claiming again at once would find nothing.
+                await self._wait_for_work(arrived)
 
     async def _handle_workflow_task(self, task: WorkflowTask) -> None:
         store, clock = self.client.store, self.client.clock
@@ -344,19 +348,19 @@ class Worker:
             if free <= 0:
                 await asyncio.wait(self._inflight_act, return_when=asyncio.FIRST_COMPLETED)
                 continue
+            arrived = store.waiter("queue", f"activity:{self.task_queue}")
             try:
                 tasks = await store.run(_service.claim_activity_tasks, self.task_queue, self._owner, clock.now(), free)
             except Exception:  # noqa: BLE001 - the database may be busy or gone; try again shortly
                 log.exception("polling activity tasks failed")
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
-            if not tasks:
-                await self._wait_for_work("activity")
-                continue
             for task in tasks:
                 job = asyncio.ensure_future(self._run_activity(task))
                 self._inflight_act.add(job)
                 job.add_done_callback(self._inflight_act.discard)
+            if len(tasks) < free:
+                await self._wait_for_work(arrived)
 
     async def _run_activity(self, task: ActivityTask) -> None:
         store, clock = self.client.store, self.client.clock
