@@ -215,6 +215,14 @@ class RunHandle:
             f"run id {self.run_id}: await it for the result>"
         )
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **_: Any) -> dict[str, Any]:
+        """The text above, plus (in a notebook) a graph of the run that updates as it runs."""
+        from kernel_ext.live import LiveRunView
+
+        bundle = LiveRunView(self.handle)._repr_mimebundle_()
+        bundle["text/plain"] = repr(self)
+        return bundle
+
 
 class KernelWorker:
     """A named worker of the kernel. It serves every workflow and activity the kernel's cells

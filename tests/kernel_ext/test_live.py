@@ -1,0 +1,66 @@
+"""The live run view re-renders as events arrive and stops when the run closes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from engine import Worker, activity, workflow
+from engine.testing import WorkflowEnvironment
+
+from kernel_ext.live import LiveRunView
+
+GATE: dict[str, asyncio.Event] = {}
+
+
+@activity.defn
+async def wait_for_gate() -> str:
+    await GATE["open"].wait()
+    return "through"
+
+
+@workflow.defn
+class Gated:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(wait_for_gate, start_to_close_timeout=timedelta(seconds=30))
+
+
+async def test_live_view_follows_a_run_until_it_closes() -> None:
+    GATE["open"] = asyncio.Event()
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[Gated], activities=[wait_for_gate]):
+        handle = await env.client.start_workflow(Gated.run, id="gated", task_queue="q")
+        view = LiveRunView(handle)
+        view.MIN_INTERVAL = 0.01
+        follower = asyncio.ensure_future(view.follow())
+        for _ in range(200):
+            if view.renders and "wait_for_gate" in await view.refresh():
+                break
+            await asyncio.sleep(0.01)
+        assert not view.closed and not follower.done()
+        GATE["open"].set()
+        await asyncio.wait_for(follower, 10)
+        assert view.closed
+        final = await view.refresh()
+    await env.shutdown()
+    assert "Completed" in final and "through" in final
+
+
+async def test_mimebundle_is_a_widget_with_a_text_fallback() -> None:
+    GATE["open"] = asyncio.Event()
+    GATE["open"].set()
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[Gated], activities=[wait_for_gate]):
+        handle = await env.client.start_workflow(Gated.run, id="g2", task_queue="q")
+        view = LiveRunView(handle)
+        bundle = view._repr_mimebundle_()
+        assert bundle["text/plain"] == "<live view of run 'g2'>"
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        await handle.result()
+        for _ in range(300):
+            if view.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert view.closed and "Completed" in view._widget.value
+    await env.shutdown()
