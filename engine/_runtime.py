@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import inspect
 import linecache
 import os
 import random as _random
@@ -232,13 +233,14 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._finished = False
         self._cancel_requested = False
         self.processed_upto = 0
+        self.unhandled_signals: list[str] = []
         self.saw_completed_task = False
         self.last_started_event_id = 0
         self.result_payload: Any = None
         self.steps: list[tuple[str, Any]] = []
 
     # ----------------------------------------------------------------- driving
-    def apply(self, events: Sequence[HistoryEvent], *, live_tail: bool = True) -> list[Command]:
+    def apply(self, events: Sequence[HistoryEvent], *, live_tail: bool = True, check_end: bool = True) -> list[Command]:
         """Feed new events (ids after ``processed_upto``); return the live activation's commands.
 
         With ``live_tail`` the last ``WorkflowTaskStarted`` runs as the live activation; without
@@ -256,7 +258,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                 self._check_all_matched(event)
                 if etype == "WorkflowTaskStarted":
                     following = events[i + 1].event_type if i + 1 < n else None
-                    if following == "WorkflowTaskCompleted" or (following is None and not live_tail):
+                    if following == "WorkflowTaskCompleted" or (following is None and not live_tail and check_end):
                         self._activate(event, replaying=True)
                     elif following is None:
                         produced = self._activate(event, replaying=False)
@@ -266,7 +268,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                 else:
                     self._job(event)
             self.processed_upto = event.event_id
-        if not live_tail:
+        if not live_tail and check_end:
             self._check_all_matched(None)
         return produced
 
@@ -447,6 +449,63 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         )
         error.__cause__ = cause
         handle.set_exception(error)
+
+    def _on_signal(self, event: HistoryEvent) -> None:
+        attrs = event.attributes
+        name = str(attrs.get("signalName", ""))
+        handler = self.defn.signals.get(name)
+        if handler is None or self._object is None:
+            # As in Temporal, a signal without a handler waits (here: for the next code version).
+            self.unhandled_signals.append(name)
+            return
+        from engine._definitions import hints_of
+
+        arg_types, _ = hints_of(handler, skip_self=True)
+        args = _converter.from_payloads(attrs.get("input"), arg_types)
+        if inspect.iscoroutinefunction(handler):
+            self.create_task(self._guarded(handler(self._object, *args)))
+        else:
+            self.call_soon(self._call_guarded, handler, self._object, *args)
+
+    def _call_guarded(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except FailureError as e:
+            self._fail_workflow(e)
+        except Exception as e:  # noqa: BLE001 - a bug in a handler fails the workflow task
+            self._failure = e
+
+    async def _guarded(self, coro: Any) -> None:
+        try:
+            await coro
+        except FailureError as e:
+            self._fail_workflow(e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug in a handler fails the workflow task
+            self._failure = e
+
+    def query(self, name: str, args: Sequence[Any]) -> Any:
+        """Run query handler ``name`` on the current state; it must not issue commands."""
+        handler = self.defn.queries.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self.defn.queries)) or "none"
+            raise KeyError(f"Workflow {self.info.workflow_type} has no query {name!r} (it has: {known}).")
+        from engine._definitions import hints_of
+
+        arg_types, _ = hints_of(handler, skip_self=True)
+        converted = [_converter.convert(a, t) for a, t in zip(args, list(arg_types) + [None] * len(args))]
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        before = len(self._commands)
+        try:
+            result = handler(self._object, *converted)
+        finally:
+            asyncio.events._set_running_loop(previous)
+        if len(self._commands) != before:
+            del self._commands[before:]
+            raise RuntimeError(f"Query {name!r} tried to change the workflow (start an activity or timer); queries may only read state.")
+        return result
 
     def _on_timer_fired(self, event: HistoryEvent) -> None:
         timer = self._timers.pop(str(event.attributes.get("timerId")), None)
@@ -672,7 +731,28 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
     "ActivityTaskCanceled": WorkflowInstance._on_activity_done,
     "TimerFired": WorkflowInstance._on_timer_fired,
     "WorkflowExecutionCancelRequested": WorkflowInstance._on_cancel_requested,
+    "WorkflowExecutionSignaled": WorkflowInstance._on_signal,
 }
+
+
+def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEvent], namespace: str = "default") -> WorkflowInfo:
+    """The ``workflow.info()`` of a run, read from its WorkflowExecutionStarted event."""
+    from engine._durations import from_duration
+
+    started = events[0].attributes
+    return WorkflowInfo(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        workflow_type=(started.get("workflowType") or {}).get("name", ""),
+        task_queue=(started.get("taskQueue") or {}).get("name", ""),
+        namespace=namespace,
+        attempt=int(started.get("attempt", 1) or 1),
+        start_time=events[0].event_time,
+        first_execution_run_id=str(started.get("firstExecutionRunId") or run_id),
+        execution_timeout=from_duration(started.get("workflowExecutionTimeout")),
+        run_timeout=from_duration(started.get("workflowRunTimeout")),
+        task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),
+    )
 
 
 def current() -> WorkflowInstance:

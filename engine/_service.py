@@ -380,6 +380,25 @@ def complete_workflow_task(
     }
     if first_task:
         attrs["sdkMetadata"] = {"coreUsedFlags": SDK_FLAGS}
+    closing = any(kind in _CLOSE_COMMANDS for kind, _ in commands)
+    if closing and any(item[0] == "WorkflowExecutionSignaled" for group in run.buffered for item in group["items"]):
+        # A signal arrived while the code decided to finish: as in Temporal, the completion is
+        # refused and a new workflow task lets the code see the signal. Signals are never lost.
+        append(
+            tx,
+            run,
+            now,
+            "WorkflowTaskFailed",
+            {**{k: v for k, v in attrs.items() if k != "sdkMetadata"}, "cause": "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND", "failure": {"message": "new signals arrived while the workflow was completing", "source": "Server"}},
+        )
+        tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+        run.wft_state = ""
+        for group in run.buffered:
+            _append_group(tx, run, group)
+        run.buffered = []
+        ensure_workflow_task(tx, run, now)
+        save_run(tx, run)
+        return
     completed = append(tx, run, now, "WorkflowTaskCompleted", attrs)
     tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     run.wft_state = ""
@@ -563,6 +582,10 @@ def _cmd_record_marker(tx: Tx, run: Run, now: datetime, completed: int, attrs: d
     append(tx, run, now, "MarkerRecorded", {**attrs, "workflowTaskCompletedEventId": str(completed)})
     return False
 
+
+_CLOSE_COMMANDS = frozenset(
+    {"CompleteWorkflowExecution", "FailWorkflowExecution", "CancelWorkflowExecution", "ContinueAsNewWorkflowExecution"}
+)
 
 _COMMANDS = {
     "ScheduleActivityTask": _cmd_schedule_activity,
@@ -907,6 +930,14 @@ def request_cancel(tx: Tx, run_id: str, reason: str, identity: str, now: datetim
     if not run.open:
         raise WorkflowNotFoundError(f"Workflow run {run_id} is already closed ({run.status}); nothing to cancel.")
     deliver(tx, run, now, [("WorkflowExecutionCancelRequested", {"cause": reason, "identity": identity})])
+    save_run(tx, run)
+
+
+def signal_workflow(tx: Tx, run_id: str, name: str, payloads: dict[str, Any], identity: str, now: datetime) -> None:
+    run = load_run(tx, run_id)
+    if not run.open:
+        raise WorkflowNotFoundError(f"Workflow run {run_id} is already closed ({run.status}); it cannot receive signal {name!r}.")
+    deliver(tx, run, now, [("WorkflowExecutionSignaled", {"signalName": name, "input": payloads, "identity": identity, "header": {}})])
     save_run(tx, run)
 
 

@@ -121,6 +121,7 @@ class Client:
         self._closings = _ClosingWatch(store)
         # "workflow:Q" / "activity:Q" for every queue a running worker of this client polls.
         self.served_queues: collections.Counter[str] = collections.Counter()
+        self._workers: set[Any] = set()  # running Workers of this client, for queries
 
     @classmethod
     async def connect(
@@ -400,6 +401,38 @@ class WorkflowHandle:
         run_id = await self._resolve_run()
         rows = await self._client.store.read(_attempts, run_id)
         return [ActivityAttempt(*row) for row in rows]
+
+    async def signal(self, signal: str | Callable[..., Any], arg: Any = _arg_unset, *, args: Sequence[Any] = ()) -> None:
+        """Send a signal: recorded in the run's history, then delivered to its handler, also
+        when no worker is running now (it waits in history for the next one)."""
+        name = signal if isinstance(signal, str) else getattr(signal, "__workflow_signal__", None)
+        if not name:
+            raise ValueError(f"{signal!r} is not a signal: pass its name or a method decorated with @workflow.signal.")
+        all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        payloads = _converter.to_payloads(all_args, what=f"argument of signal {name!r}:")
+        run_id = await self._resolve_run()
+        await self._client.store.run(_service.signal_workflow, run_id, name, payloads, self._client.identity, self._client.clock.now())
+
+    async def query(self, query: str | Callable[..., Any], arg: Any = _arg_unset, *, args: Sequence[Any] = (), result_type: type | None = None) -> Any:
+        """Ask the run a question: a worker of this process that has the workflow's code
+        replays its history and calls the query handler. Nothing is written to history."""
+        name = query if isinstance(query, str) else getattr(query, "__workflow_query__", None)
+        if not name:
+            raise ValueError(f"{query!r} is not a query: pass its name or a method decorated with @workflow.query.")
+        all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        description = await self.describe()
+        worker = next((w for w in self._client._workers if w.serves_workflow(description.workflow_type)), None)
+        if worker is None:
+            raise WorkflowNotFoundError(
+                f"No worker of this process serves workflow type {description.workflow_type!r}, so nobody can "
+                f"answer query {name!r}: queries replay the run with its code. Start a Worker with that workflow."
+            )
+        try:
+            result = await worker.query(description.run_id, name, all_args)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
+        # Round-trip through the converter, as if the answer had crossed the network.
+        return _converter.from_payload(_converter.to_payload(result, what=f"the answer to query {name!r}"), result_type)
 
     async def cancel(self, *, reason: str = "") -> None:
         """Ask the run to cancel: workflow code sees ``asyncio.CancelledError`` and may clean up."""

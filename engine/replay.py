@@ -8,12 +8,10 @@ naming the event, the recorded command, the new command and the code line.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Sequence
 
 from engine._definitions import WorkflowDefinition, workflow_definition
-from engine._durations import from_duration
-from engine._runtime import WorkflowInfo, WorkflowInstance, WorkflowTaskError
+from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine.errors import NondeterminismError, NotRegisteredError
 from engine.history import History
 
@@ -65,13 +63,5 @@ class Replayer:
                 f"{', '.join(sorted(self._workflows)) or 'no workflows'}. Pass workflows=[YourClass]."
             )
         run_id = str(attrs.get("originalExecutionRunId") or attrs.get("firstExecutionRunId") or "replay")
-        info = WorkflowInfo(
-            workflow_id=history.workflow_id,
-            run_id=run_id,
-            workflow_type=wtype,
-            task_queue=(attrs.get("taskQueue") or {}).get("name", ""),
-            start_time=first.event_time,
-            first_execution_run_id=str(attrs.get("firstExecutionRunId") or run_id),
-            task_timeout=from_duration(attrs.get("workflowTaskTimeout")) or timedelta(seconds=10),
-        )
+        info = info_from_history(history.workflow_id, run_id, history.events)
         return WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use

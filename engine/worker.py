@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 from engine import _converter, _service
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
-from engine._runtime import WorkflowInfo, WorkflowInstance, WorkflowTaskError
+from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
 from engine.activity import Info as ActivityInfo, _Context, _current
 from engine.client import Client, wait_first
@@ -124,6 +124,7 @@ class Worker:
             raise RuntimeError("This worker is already running.")
         self._running = True
         self.client._ensure_service()
+        self.client._workers.add(self)
         self._start_loops()
         try:
             await self._stop.wait()
@@ -148,6 +149,7 @@ class Worker:
             self.client.served_queues.subtract(f"{kind}:{self.task_queue}" for kind in self._loops)
             self.client.served_queues += collections.Counter()  # drop queues nobody serves now
             self._loops.clear()
+            self.client._workers.discard(self)
             self._running = False
 
     def _start_loops(self) -> None:
@@ -297,28 +299,34 @@ class Worker:
         if not task.history_complete:
             events = await self.client.store.read(_service.read_events, task.run_id, 0)
         self.stats["replays"] += 1
-        started = events[0].attributes
-        from engine._durations import from_duration
-
-        info = WorkflowInfo(
-            workflow_id=task.workflow_id,
-            run_id=task.run_id,
-            workflow_type=task.workflow_type,
-            task_queue=task.task_queue,
-            namespace=self.client.namespace,
-            attempt=int(started.get("attempt", 1) or 1),
-            start_time=events[0].event_time,
-            first_execution_run_id=str(started.get("firstExecutionRunId") or task.run_id),
-            execution_timeout=from_duration(started.get("workflowExecutionTimeout")),
-            run_timeout=from_duration(started.get("workflowRunTimeout")),
-            task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),
-        )
+        info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
         instance = WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
         self._cache[task.run_id] = instance
         while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
             old.evict()
         return instance, events
+
+    async def query(self, run_id: str, name: str, args: Sequence[Any]) -> Any:
+        """Answer a query by replaying the run's history (no history is written)."""
+        events = await self.client.store.read(_service.read_events, run_id, 0)
+        if not events:
+            raise NotRegisteredError(f"No run {run_id!r} to query.")
+        info = info_from_history("", run_id, events, self.client.namespace)
+        info.workflow_id = str(events[0].attributes.get("workflowId", ""))
+        defn = self._workflows.get(info.workflow_type)
+        if defn is None:
+            raise NotRegisteredError(f"This worker does not know workflow type {info.workflow_type!r}.")
+        instance = WorkflowInstance(defn, info)  # type: ignore[abstract]
+        try:
+            # Only completed workflow tasks are replayed: the state the workflow last showed.
+            instance.apply(events, live_tail=False, check_end=False)
+            return instance.query(name, args)
+        finally:
+            instance.evict()
+
+    def serves_workflow(self, workflow_type: str) -> bool:
+        return workflow_type in self._workflows
 
     def _evict(self, run_id: str) -> None:
         instance = self._cache.pop(run_id, None)

@@ -31,6 +31,8 @@ from engine.errors import NondeterminismError
 __all__ = [
     "defn",
     "run",
+    "signal",
+    "query",
     "execute_activity",
     "start_activity",
     "ActivityHandle",
@@ -95,6 +97,20 @@ def defn(
             problems.append(f"class {target.__qualname__} must be constructible without arguments (define __init__(self) only)")
         check_problems(f"workflow definition {target.__qualname__}", problems)
         assert run_fn is not None
+        signals: dict[str, Callable[..., Any]] = {}
+        queries: dict[str, Callable[..., Any]] = {}
+        for attr, member in inspect.getmembers(target):
+            for marker, table, what in (("__workflow_signal__", signals, "signal"), ("__workflow_query__", queries, "query")):
+                handler_name = getattr(member, marker, None)
+                if handler_name is None:
+                    continue
+                if handler_name in table:
+                    problems.append(f"two {what} handlers are named {handler_name!r}")
+                table[handler_name] = member
+        for handler_name, fn in queries.items():
+            if inspect.iscoroutinefunction(fn):
+                problems.append(f"query {handler_name!r} must be a plain 'def': queries read state, they cannot wait")
+        check_problems(f"workflow definition {target.__qualname__}", problems)
         arg_types, result_type = hints_of(run_fn, skip_self=True)
         target.__workflow_definition__ = WorkflowDefinition(  # type: ignore[attr-defined]
             name=name or target.__name__,
@@ -104,6 +120,8 @@ def defn(
             arg_types=arg_types,
             result_type=result_type,
             failure_exception_types=tuple(failure_exception_types),
+            signals=signals,
+            queries=queries,
         )
         run_fn.__workflow_class__ = target  # type: ignore[attr-defined]
         return target
@@ -117,6 +135,28 @@ def run(fn: F) -> F:
     """Mark the workflow's entry method (``async def run(self, ...)``)."""
     fn.__workflow_run__ = True  # type: ignore[attr-defined]
     return fn
+
+
+def signal(fn: F | None = None, *, name: str | None = None, dynamic: bool = False, description: str | None = None) -> Any:
+    """Mark a method as a signal handler: ``handle.signal(W.method, arg)`` calls it, durably
+    (the signal is recorded in history before the workflow sees it, and never lost)."""
+
+    def decorate(target: F) -> F:
+        target.__workflow_signal__ = name or target.__name__  # type: ignore[attr-defined]
+        return target
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def query(fn: F | None = None, *, name: str | None = None, dynamic: bool = False, description: str | None = None) -> Any:
+    """Mark a plain method as a query handler: ``handle.query(W.method)`` reads the workflow's
+    state without changing it or its history."""
+
+    def decorate(target: F) -> F:
+        target.__workflow_query__ = name or target.__name__  # type: ignore[attr-defined]
+        return target
+
+    return decorate(fn) if fn is not None else decorate
 
 
 def _activity_name(activity: Any) -> tuple[str, Any]:

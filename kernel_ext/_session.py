@@ -635,11 +635,12 @@ class Session:
     async def _message(self, workflow_id: str, run_id: str | None, kind: str, name: str, args: Sequence[Any]) -> Any:
         client = await self.ensure_ready()
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-        send = getattr(handle, kind, None)
-        if send is None:
-            raise SessionError(f"%workflow {kind} arrives with the engine's signals and queries support; this engine has no WorkflowHandle.{kind} yet.")
         await self._run(workflow_id, run_id)
-        return await send(name, args=list(args))
+        send = handle.signal if kind == "signal" else handle.query
+        try:
+            return await send(name, args=list(args))
+        except (ValueError, WorkflowNotFoundError) as e:
+            raise SessionError(str(e)) from None
 
     # ------------------------------------------------------------ the engine
     async def status(self) -> EngineStatus:

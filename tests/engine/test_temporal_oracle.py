@@ -52,6 +52,7 @@ SCENARIOS: dict[str, Any] = {
     "ConditionTimeout": 7,
     "StartThenAwait": "early",
     "CancelActivity": "long job",
+    "Signals": 2,
 }
 # Replayed on their own: they pass only if workflow.random() is seeded exactly as in temporalio.
 SEED_DEPENDENT = {"RandomActivityId": "seeded"}
@@ -109,6 +110,10 @@ async def _record(env: WorkflowEnvironment, name: str, arg: Any, directory: Path
         # then fire the workflow's 1 s timer by hand so it cancels a running activity.
         await _wait_for_activity_start(arg)
         await env.sleep(timedelta(seconds=1))
+    if name == "Signals":
+        await handle.signal("add", "first")
+        await asyncio.sleep(0.05)
+        await handle.signal("add", "second")
     result: Any = None
     error: BaseException | None = None
     try:

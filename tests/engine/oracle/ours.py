@@ -172,3 +172,19 @@ class RandomActivityId:
         return await workflow.execute_activity(
             greet, name, start_to_close_timeout=SHORT, activity_id=f"greet-{workflow.uuid4()}"
         )
+
+
+@workflow.defn
+class Signals:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    @workflow.run
+    async def run(self, wanted: int) -> list[str]:
+        await workflow.wait_condition(lambda: len(self.items) >= wanted)
+        last = await workflow.execute_activity(greet, self.items[-1], start_to_close_timeout=timedelta(seconds=10))
+        return self.items + [last]
+
+    @workflow.signal
+    def add(self, item: str) -> None:
+        self.items.append(item)

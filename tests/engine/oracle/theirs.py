@@ -175,6 +175,22 @@ class RandomActivityId:
         )
 
 
+@workflow.defn
+class Signals:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    @workflow.run
+    async def run(self, wanted: int) -> list[str]:
+        await workflow.wait_condition(lambda: len(self.items) >= wanted)
+        last = await workflow.execute_activity(greet, self.items[-1], start_to_close_timeout=timedelta(seconds=10))
+        return self.items + [last]
+
+    @workflow.signal
+    def add(self, item: str) -> None:
+        self.items.append(item)
+
+
 # ---- NEGATIVE CONTROLS: only in theirs.py; each claims the workflow type "OneActivity" ----
 
 

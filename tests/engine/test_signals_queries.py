@@ -1,0 +1,110 @@
+"""Signals are recorded and never lost; queries read state by replay without writing history."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine import Worker, workflow
+from engine import _service
+from engine._store import Store
+from engine.errors import WorkflowNotFoundError
+from engine.testing import WorkflowEnvironment
+
+from tests.engine.workflows import echo
+
+
+@workflow.defn
+class Approval:
+    def __init__(self) -> None:
+        self.decisions: list[str] = []
+
+    @workflow.run
+    async def run(self, needed: int) -> list[str]:
+        try:
+            await workflow.wait_condition(lambda: len(self.decisions) >= needed, timeout=timedelta(days=7))
+        except asyncio.TimeoutError:
+            return self.decisions + ["expired"]
+        await workflow.execute_activity(echo, "recorded", start_to_close_timeout=timedelta(seconds=5))
+        return self.decisions
+
+    @workflow.signal
+    def decide(self, decision: str) -> None:
+        self.decisions.append(decision)
+
+    @workflow.signal(name="decide_later")
+    async def decide_async(self, decision: str) -> None:
+        await workflow.sleep(1)
+        self.decisions.append(decision)
+
+    @workflow.query
+    def status(self) -> str:
+        return f"{len(self.decisions)} decision(s)"
+
+
+async def test_a_signal_sent_while_no_worker_runs_is_delivered_when_one_starts() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    handle = await env.client.start_workflow(Approval.run, 2, id="a1", task_queue="q")
+    await handle.signal(Approval.decide, "approve")
+    await handle.signal("decide_later", "approve too")
+    async with Worker(env.client, task_queue="q", workflows=[Approval], activities=[echo]):
+        assert await handle.result() == ["approve", "approve too"]
+        assert await handle.query(Approval.status) == "2 decision(s)"  # a closed run answers too
+    history = await handle.fetch_history()
+    await env.shutdown()
+    signaled = [e for e in history.events if e.event_type == "WorkflowExecutionSignaled"]
+    assert [e.attributes["signalName"] for e in signaled] == ["decide", "decide_later"]
+
+
+async def test_queries_replay_an_evicted_run_and_write_nothing() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[Approval], activities=[echo], max_cached_workflows=0):
+        handle = await env.client.start_workflow(Approval.run, 3, id="a2", task_queue="q")
+        await handle.signal(Approval.decide, "yes")
+        for _ in range(300):
+            if await handle.query("status") == "1 decision(s)":
+                break
+            await asyncio.sleep(0.01)
+        before = len((await handle.fetch_history()).events)
+        assert await handle.query(Approval.status) == "1 decision(s)"
+        assert len((await handle.fetch_history()).events) == before
+        with pytest.raises(ValueError, match="has no query 'nope'.*it has: status"):
+            await handle.query("nope")
+        await env.sleep(timedelta(days=8))
+        assert await handle.result() == ["yes", "expired"]
+        with pytest.raises(WorkflowNotFoundError, match="already closed"):
+            await handle.signal(Approval.decide, "too late")
+    await env.shutdown()
+
+
+async def test_query_without_a_local_worker_says_what_to_do() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    handle = await env.client.start_workflow(Approval.run, 1, id="a3", task_queue="q")
+    with pytest.raises(WorkflowNotFoundError, match="No worker of this process serves workflow type 'Approval'"):
+        await handle.query(Approval.status)
+    await env.shutdown()
+
+
+async def test_completion_is_refused_while_a_signal_waits_in_the_buffer() -> None:
+    store = await Store.open(":memory:")
+    now = datetime.now(timezone.utc)
+    request = _service.StartRequest(workflow_id="w", workflow_type="Approval", task_queue="q", input={"payloads": []}, identity="t")
+    run_id = await store.run(_service.start_workflow, request, now)
+    [task] = await store.run(_service.claim_workflow_tasks, "q", "worker#1", now, 1, {})
+    await store.run(_service.signal_workflow, run_id, "decide", {"payloads": []}, "t", now)
+    complete = [("CompleteWorkflowExecution", {"result": {"payloads": []}})]
+    await store.run(_service.complete_workflow_task, task.task_id, "worker#1", run_id, task.started_event_id, complete, now, True)
+    events = await store.read(_service.read_events, run_id, 0)
+    await store.close()
+    types = [e.event_type for e in events]
+    assert types == [
+        "WorkflowExecutionStarted",
+        "WorkflowTaskScheduled",
+        "WorkflowTaskStarted",
+        "WorkflowTaskFailed",
+        "WorkflowExecutionSignaled",
+        "WorkflowTaskScheduled",
+    ]
+    assert events[3].attributes["cause"] == "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND"
