@@ -41,6 +41,7 @@ class _Context:
         self.info = info
         self.heartbeat = heartbeat
         self.cancelled = False
+        self.on_cancel: Callable[[], Any] | None = None
 
 
 _current: contextvars.ContextVar[_Context | None] = contextvars.ContextVar("engine_activity", default=None)

@@ -410,7 +410,10 @@ class Worker:
             try:
                 if defn.is_async:
                     limit = info.get("startToClose") or None
-                    result = await asyncio.wait_for(defn.fn(*args), limit)
+                    running = asyncio.ensure_future(defn.fn(*args))
+                    # A cancel request learned through a heartbeat interrupts the activity.
+                    context.on_cancel = running.cancel
+                    result = await asyncio.wait_for(running, limit)
                 else:
                     ctx = contextvars.copy_context()
                     loop = asyncio.get_running_loop()
@@ -463,8 +466,10 @@ class Worker:
                 while pending["details"] is not None:
                     details, pending["details"] = pending["details"], None
                     cancel = await store.run(_service.heartbeat_activity, task.task_id, self._owner, task.attempt, details, clock.now())
-                    if cancel:
+                    if cancel and not context.cancelled:
                         context.cancelled = True
+                        if context.on_cancel is not None:
+                            context.on_cancel()
             except Exception:  # noqa: BLE001 - a lost heartbeat only risks a heartbeat timeout
                 log.exception("heartbeat failed")
             finally:

@@ -20,14 +20,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from engine.errors import HistoryFormatError
 from engine.history import History, HistoryEvent, decode_payload
+from kernel_ext._timeline import _failure_summary, _int, _payloads_text, _shorten, _text, _value_text
 from kernel_ext.graphs import (
     STATUS_COLOURS,
-    _failure_summary,
-    _int,
-    _payloads_text,
-    _shorten,
-    _text,
-    _value_text,
     collapse_rows,
     format_duration,
     format_offset,

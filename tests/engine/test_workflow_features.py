@@ -385,3 +385,42 @@ async def test_register_replaces_code_of_a_running_worker() -> None:
         with pytest.raises(WorkflowNotFoundError, match="already closed"):
             await handle.cancel()
     await env.shutdown()
+
+
+SEEN: list[str] = []
+
+
+@activity.defn
+async def heartbeat_until_cancelled() -> str:
+    try:
+        while True:
+            activity.heartbeat("alive")
+            await asyncio.sleep(0.02)
+    except asyncio.CancelledError:
+        SEEN.append("cancelled")
+        raise
+
+
+@workflow.defn
+class CancelsHeartbeating:
+    @workflow.run
+    async def run(self) -> str:
+        handle = workflow.start_activity(
+            heartbeat_until_cancelled, start_to_close_timeout=timedelta(minutes=1), heartbeat_timeout=timedelta(seconds=5)
+        )
+        await workflow.sleep(0.3)
+        handle.cancel()
+        await workflow.sleep(1)
+        return "done"
+
+
+async def test_cancellation_reaches_a_heartbeating_activity() -> None:
+    SEEN.clear()
+    env = await WorkflowEnvironment.start_local()
+    async with Worker(env.client, task_queue="q", workflows=[CancelsHeartbeating], activities=[heartbeat_until_cancelled]):
+        handle = await env.client.start_workflow(CancelsHeartbeating.run, id="chb", task_queue="q")
+        assert await handle.result() == "done"
+        types = [e.event_type for e in (await handle.fetch_history()).events]
+    await env.shutdown()
+    assert SEEN == ["cancelled"]
+    assert types.index("ActivityTaskCancelRequested") < types.index("ActivityTaskCanceled")
