@@ -8,9 +8,11 @@ other processes), re-renders the graph and table off the loop, and stops when th
 from __future__ import annotations
 
 import asyncio
+import html
 from typing import Any, Iterable
 
 from engine.client import WorkflowHandle, wait_first
+from engine.errors import EngineError
 
 from kernel_ext.display import RunView
 
@@ -55,12 +57,18 @@ class LiveRunView:
         return markup
 
     async def follow(self) -> None:
-        """Refresh on every change until the run closes."""
+        """Refresh on every change until the run closes (or its engine does)."""
         store = self.handle._client.store
         while True:
             run_id = self.handle.run_id or ""
             changed = store.waiter("history", run_id)
-            await self.refresh()
+            try:
+                await self.refresh()
+            except EngineError as e:
+                # The engine was closed or reset under the view: say so and stop following.
+                if self._widget is not None:
+                    self._widget.value = f"<p><em>{html.escape(str(e))}</em></p>"
+                return
             if self.closed:
                 return
             await wait_first([changed.wait()], timeout=self.POLL)

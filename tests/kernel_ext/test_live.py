@@ -64,3 +64,12 @@ async def test_mimebundle_is_a_widget_with_a_text_fallback() -> None:
             await asyncio.sleep(0.01)
         assert view.closed and "Completed" in view._widget.value
     await env.shutdown()
+
+
+async def test_follow_stops_quietly_when_the_engine_closes() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    handle = await env.client.start_workflow(Gated.run, id="g3", task_queue="nobody")
+    view = LiveRunView(handle)
+    await env.shutdown()
+    await asyncio.wait_for(view.follow(), 5)  # returns instead of raising
+    assert not view.closed
