@@ -395,8 +395,13 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._main = self.create_task(self._run_main(args))
 
     async def _run_main(self, args: list[Any]) -> None:
+        from engine.workflow import ContinueAsNewError
+
         try:
             result = await self.defn.run_fn(self._object, *args)
+        except ContinueAsNewError as e:
+            self._add_command("ContinueAsNewWorkflowExecution", e.command_attributes(self.info))
+            return
         except asyncio.CancelledError:
             if self._evicting:
                 return
@@ -749,6 +754,7 @@ def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEve
         attempt=int(started.get("attempt", 1) or 1),
         start_time=events[0].event_time,
         first_execution_run_id=str(started.get("firstExecutionRunId") or run_id),
+        continued_run_id=started.get("continuedExecutionRunId") or None,
         execution_timeout=from_duration(started.get("workflowExecutionTimeout")),
         run_timeout=from_duration(started.get("workflowRunTimeout")),
         task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),

@@ -211,6 +211,8 @@ class StartRequest:
     task_timeout: timedelta | None = None
     run_id: str | None = None
     memo: dict[str, Any] | None = None
+    continued_from: str | None = None
+    first_run_id: str | None = None
 
 
 def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
@@ -234,7 +236,7 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
         "workflowTaskTimeout": to_duration(timedelta(seconds=task_timeout)),
         "originalExecutionRunId": run_id,
         "identity": req.identity,
-        "firstExecutionRunId": run_id,
+        "firstExecutionRunId": req.first_run_id or run_id,
         "attempt": 1,
         "firstWorkflowTaskBackoff": "0s",
         "header": {},
@@ -247,6 +249,9 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
         attrs["workflowRunTimeout"] = to_duration(req.run_timeout)
     if req.memo:
         attrs["memo"] = {"fields": req.memo}
+    if req.continued_from:
+        attrs["continuedExecutionRunId"] = req.continued_from
+        attrs["initiator"] = "CONTINUE_AS_NEW_INITIATOR_WORKFLOW"
     append(tx, run, now, "WorkflowExecutionStarted", attrs)
     limit = min(t for t in (req.execution_timeout, req.run_timeout, timedelta.max) if t)
     if limit != timedelta.max:
@@ -578,6 +583,41 @@ def _close_command(status: str, event_type: str):  # type: ignore[no-untyped-def
     return handler
 
 
+def _cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
+    new_run_id = str(uuid.uuid4())
+    append(
+        tx,
+        run,
+        now,
+        "WorkflowExecutionContinuedAsNew",
+        {"newExecutionRunId": new_run_id, **attrs, "workflowTaskCompletedEventId": str(completed), "initiator": "CONTINUE_AS_NEW_INITIATOR_WORKFLOW"},
+    )
+    close_run(tx, run, now, "ContinuedAsNew")
+    save_run(tx, run)
+    first = tx.conn.execute(
+        "SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run.run_id,)
+    ).fetchone()
+    started = json.loads(first[0]) if first else {}
+    start_workflow(
+        tx,
+        StartRequest(
+            workflow_id=run.workflow_id,
+            workflow_type=attrs["workflowType"]["name"],
+            task_queue=attrs["taskQueue"]["name"],
+            input=attrs.get("input") or {"payloads": []},
+            identity=str(started.get("identity", "")),
+            run_timeout=from_duration(attrs.get("workflowRunTimeout")),
+            task_timeout=from_duration(attrs.get("workflowTaskTimeout")),
+            run_id=new_run_id,
+            continued_from=run.run_id,
+            first_run_id=str(started.get("firstExecutionRunId") or run.run_id),
+        ),
+        now,
+    )
+    tx.notify("continued", run.run_id)
+    return False
+
+
 def _cmd_record_marker(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     append(tx, run, now, "MarkerRecorded", {**attrs, "workflowTaskCompletedEventId": str(completed)})
     return False
@@ -596,6 +636,7 @@ _COMMANDS = {
     "CompleteWorkflowExecution": _close_command("Completed", "WorkflowExecutionCompleted"),
     "FailWorkflowExecution": _close_command("Failed", "WorkflowExecutionFailed"),
     "CancelWorkflowExecution": _close_command("Canceled", "WorkflowExecutionCanceled"),
+    "ContinueAsNewWorkflowExecution": _cmd_continue_as_new,
 }
 
 

@@ -24,6 +24,7 @@ from engine._service import StartRequest, from_ts, ts
 from engine.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from engine.errors import (
     CancelledError,
+    EngineError,
     StoreError,
     TerminatedError,
     TimeoutError,
@@ -359,7 +360,12 @@ class WorkflowHandle:
             while True:
                 closing = await client.store.read(_closing_event, run_id)
                 if closing is not None:
-                    return self._outcome(*closing)
+                    event_type, attrs = closing
+                    if event_type == "WorkflowExecutionContinuedAsNew" and follow_runs:
+                        run_id = attrs["newExecutionRunId"]  # follow the chain to its last run
+                        self.result_run_id = run_id
+                        continue
+                    return self._outcome(event_type, attrs)
                 await client._closings.wait(run_id)
         finally:
             if clock.skipping:
@@ -375,6 +381,8 @@ class WorkflowHandle:
             cause = CancelledError("Workflow cancelled")
         elif event_type == "WorkflowExecutionTerminated":
             cause = TerminatedError(attrs.get("reason") or "Workflow terminated")
+        elif event_type == "WorkflowExecutionContinuedAsNew":
+            raise WorkflowContinuedAsNewError(attrs["newExecutionRunId"])
         elif event_type == "WorkflowExecutionTimedOut":
             cause = TimeoutError("Workflow execution timed out", type=TimeoutType.START_TO_CLOSE)
         else:
@@ -452,6 +460,14 @@ _DESC = (
     "e.next_event_id - 1, (SELECT count(*) FROM tasks t WHERE t.run_id = e.run_id AND t.kind = 'activity'), "
     "(SELECT count(*) FROM timers m WHERE m.run_id = e.run_id AND m.kind = 'timer') FROM executions e"
 )
+
+
+class WorkflowContinuedAsNewError(EngineError):
+    """``result(follow_runs=False)`` on a run that continued as new."""
+
+    def __init__(self, new_execution_run_id: str) -> None:
+        super().__init__(f"The run continued as new as run {new_execution_run_id}; call result() with follow_runs=True to wait for the chain.")
+        self.new_execution_run_id = new_execution_run_id
 
 
 def _description(row: Sequence[Any]) -> WorkflowExecutionDescription:

@@ -15,7 +15,7 @@ import logging
 import random as _random_module
 import uuid as _uuid
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, NoReturn, Sequence, TypeVar
 
 from engine import _runtime
 from engine._definitions import (
@@ -39,6 +39,8 @@ __all__ = [
     "ActivityCancellationType",
     "sleep",
     "wait_condition",
+    "continue_as_new",
+    "ContinueAsNewError",
     "now",
     "time",
     "time_ns",
@@ -157,6 +159,60 @@ def query(fn: F | None = None, *, name: str | None = None, dynamic: bool = False
         return target
 
     return decorate(fn) if fn is not None else decorate
+
+
+class ContinueAsNewError(BaseException):
+    """Raised by ``continue_as_new``: ends this run and starts a fresh one with new input.
+
+    A ``BaseException`` so that ``except Exception`` in workflow code cannot swallow it."""
+
+    def __init__(
+        self, args: Sequence[Any], *, workflow: Any = None, task_queue: str | None = None,
+        run_timeout: timedelta | None = None, task_timeout: timedelta | None = None,
+    ) -> None:
+        super().__init__("Continue as new")
+        self.input = list(args)
+        self.workflow = workflow
+        self.task_queue = task_queue
+        self.run_timeout = run_timeout
+        self.task_timeout = task_timeout
+
+    def command_attributes(self, info: Info) -> dict[str, Any]:
+        from engine import _converter
+        from engine._definitions import workflow_definition
+        from engine._durations import to_duration
+
+        if self.workflow is None:
+            name = info.workflow_type
+        elif isinstance(self.workflow, str):
+            name = self.workflow
+        else:
+            name = workflow_definition(self.workflow).name
+        return {
+            "workflowType": {"name": name},
+            "taskQueue": {"name": self.task_queue or info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
+            "input": _converter.to_payloads(self.input, what=f"argument of the continued workflow {name!r}:"),
+            "workflowRunTimeout": to_duration(self.run_timeout or info.run_timeout),
+            "workflowTaskTimeout": to_duration(self.task_timeout or info.task_timeout),
+            "header": {},
+        }
+
+
+def continue_as_new(
+    arg: Any = _arg_unset,
+    *,
+    args: Sequence[Any] = (),
+    workflow: Any = None,
+    task_queue: str | None = None,
+    run_timeout: timedelta | None = None,
+    task_timeout: timedelta | None = None,
+) -> NoReturn:
+    """End this run and start a new run of the same workflow id with fresh history.
+
+    Long-running workflows (a subscription billed monthly for years) call this to keep each
+    run's history short; the new run is linked to this one."""
+    all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    raise ContinueAsNewError(all_args, workflow=workflow, task_queue=task_queue, run_timeout=run_timeout, task_timeout=task_timeout)
 
 
 def _activity_name(activity: Any) -> tuple[str, Any]:

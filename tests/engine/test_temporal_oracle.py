@@ -53,6 +53,7 @@ SCENARIOS: dict[str, Any] = {
     "StartThenAwait": "early",
     "CancelActivity": "long job",
     "Signals": 2,
+    "ContinueOnce": 2,
 }
 # Replayed on their own: they pass only if workflow.random() is seeded exactly as in temporalio.
 SEED_DEPENDENT = {"RandomActivityId": "seeded"}
@@ -246,6 +247,11 @@ def test_engine_result_matches_exported_history(oracle: Oracle, name: str) -> No
         assert rec.history.result() is None
         return
     assert rec.error is None, f"{name} failed on our engine: {rec.error!r}"
+    if name == "ContinueOnce":
+        # The recorded (first) run hands over to a new run; result() followed the chain.
+        assert last.event_type == "WorkflowExecutionContinuedAsNew", _event_lines(rec.history)
+        assert rec.result == "Hello, 1!"
+        return
     assert last.event_type == "WorkflowExecutionCompleted", _event_lines(rec.history)
     assert rec.history.result() == rec.result
 
@@ -295,6 +301,9 @@ def test_temporalio_replay_reproduces_our_result(oracle: Oracle, name: str) -> N
         assert outcome["error"] == "ActivityError", outcome
         assert outcome["cause"]["error"] == "ApplicationError", outcome
         assert outcome["cause"]["message"] == f"refused: {SCENARIOS[name]}", outcome
+        return
+    if name == "ContinueOnce":
+        assert outcome.get("error") in ("ContinueAsNewError", "_ContinueAsNewError"), outcome
         return
     assert "result" in outcome, f"{name} raised while temporalio replayed it: {outcome}"
     if name == "DeterministicValues":

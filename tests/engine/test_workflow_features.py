@@ -424,3 +424,31 @@ async def test_cancellation_reaches_a_heartbeating_activity() -> None:
     await env.shutdown()
     assert SEEN == ["cancelled"]
     assert types.index("ActivityTaskCancelRequested") < types.index("ActivityTaskCanceled")
+
+
+@workflow.defn
+class Countdown:
+    @workflow.run
+    async def run(self, n: int, total: int = 0) -> int:
+        total += await workflow.execute_activity(echo, str(n), start_to_close_timeout=timedelta(seconds=5)) and n
+        if n > 1:
+            workflow.continue_as_new(args=[n - 1, total])
+        return total
+
+
+async def test_continue_as_new_chains_runs_and_result_follows_them() -> None:
+    env, worker = await _env_worker([Countdown], [echo])
+    async with worker:
+        handle = await env.client.start_workflow(Countdown.run, 3, id="cd", task_queue="q")
+        assert await handle.result() == 3 + 2 + 1
+        first = await handle.fetch_history()
+        latest = env.client.get_workflow_handle("cd")
+        last = await latest.fetch_history()
+        runs = await env.client.list_workflows()
+    await env.shutdown()
+    assert first.events[-1].event_type == "WorkflowExecutionContinuedAsNew"
+    assert sorted(r.status.name for r in runs) == ["COMPLETED", "CONTINUED_AS_NEW", "CONTINUED_AS_NEW"]
+    started = last.events[0].attributes
+    assert started["firstExecutionRunId"] == handle.run_id
+    assert started["continuedExecutionRunId"] != handle.run_id  # the middle run
+    assert last.events[-1].event_type == "WorkflowExecutionCompleted"

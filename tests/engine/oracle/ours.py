@@ -188,3 +188,13 @@ class Signals:
     @workflow.signal
     def add(self, item: str) -> None:
         self.items.append(item)
+
+
+@workflow.defn
+class ContinueOnce:
+    @workflow.run
+    async def run(self, n: int) -> str:
+        greeting = await workflow.execute_activity(greet, str(n), start_to_close_timeout=timedelta(seconds=10))
+        if n > 1:
+            workflow.continue_as_new(n - 1)
+        return greeting

@@ -191,6 +191,16 @@ class Signals:
         self.items.append(item)
 
 
+@workflow.defn
+class ContinueOnce:
+    @workflow.run
+    async def run(self, n: int) -> str:
+        greeting = await workflow.execute_activity(greet, str(n), start_to_close_timeout=timedelta(seconds=10))
+        if n > 1:
+            workflow.continue_as_new(n - 1)
+        return greeting
+
+
 # ---- NEGATIVE CONTROLS: only in theirs.py; each claims the workflow type "OneActivity" ----
 
 

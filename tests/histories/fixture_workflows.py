@@ -1,0 +1,329 @@
+"""Workflows and activities whose real-Temporal histories are saved in this folder.
+
+Written with plain ``temporalio`` imports: ``record_fixtures.py`` runs them on a real
+``temporal server start-dev`` to produce the ``*.json`` histories, and the same classes are
+what those histories replay against (``record_fixtures.py --verify-only``).
+
+Changing anything a workflow does (commands, their order, ids, arguments) invalidates the
+saved histories: re-record them. Activities may change freely (replay never runs them),
+except for their names and the arguments the workflows pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    is_cancelled_exception,
+)
+
+SHORT = timedelta(seconds=10)
+NO_RETRY = RetryPolicy(maximum_attempts=1)
+
+
+# ---------------------------------------------------------------- activities
+
+
+class FixtureActivities:
+    """Activities as methods, so the recorder can see when the heartbeating one runs."""
+
+    def __init__(self) -> None:
+        # Set by slow_heartbeat after its first heartbeat: the recorder waits on it before
+        # it cancels the workflow, so the cancel lands while the activity is running.
+        self.heartbeating = asyncio.Event()
+        self.cancelled_activities: list[str] = []
+
+    @activity.defn
+    async def greet(self, name: str) -> str:
+        return f"Hello, {name}!"
+
+    @activity.defn
+    async def slow_heartbeat(self, label: str) -> str:
+        # Heartbeats until cancelled. A heartbeat is how an activity learns of a cancel
+        # request, so the worker's heartbeat throttle decides how fast it sees it.
+        try:
+            for i in range(600):
+                activity.heartbeat(i)
+                self.heartbeating.set()
+                await asyncio.sleep(0.1)
+            return f"{label}: finished without being cancelled"
+        except asyncio.CancelledError:
+            self.cancelled_activities.append(label)
+            raise
+
+    @activity.defn
+    async def cleanup(self, reason: str) -> str:
+        return f"cleaned up after {reason}"
+
+    @activity.defn
+    async def book(self, step: str) -> str:
+        if step == "car":
+            raise ApplicationError(
+                "no cars left", {"step": step}, type="SoldOut", non_retryable=True
+            )
+        return f"{step}-booking-1"
+
+    @activity.defn
+    async def undo(self, booking: str) -> str:
+        return f"undid {booking}"
+
+
+# ---------------------------------------------------------------- patched (versioning)
+
+
+@workflow.defn
+class PatchedWorkflow:
+    """New code path behind ``patched``, plus a ``deprecate_patch`` of another change."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        if workflow.patched("my-change"):
+            result = await workflow.execute_activity_method(
+                FixtureActivities.greet, f"{name} (new branch)", start_to_close_timeout=SHORT
+            )
+        else:  # the pre-change code; never taken when recording a fresh execution
+            result = await workflow.execute_activity_method(
+                FixtureActivities.cleanup, name, start_to_close_timeout=SHORT
+            )
+        # Asking again for the same patch id is memoised by the SDK: no second marker.
+        assert workflow.patched("my-change")
+        # The old branch of "other-change" is gone everywhere; the id is kept so histories
+        # that recorded it still replay.
+        workflow.deprecate_patch("other-change")
+        await workflow.sleep(0.1)
+        return result
+
+
+# ---------------------------------------------------------------- child workflows
+
+
+@workflow.defn
+class GreetChild:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity_method(
+            FixtureActivities.greet, name, start_to_close_timeout=SHORT
+        )
+
+
+@workflow.defn
+class FailingChild:
+    @workflow.run
+    async def run(self, reason: str) -> str:
+        # An ApplicationError raised by workflow code fails the workflow (no retry policy).
+        raise ApplicationError(f"child refused: {reason}", type="ChildRefused")
+
+
+@workflow.defn
+class ParentWorkflow:
+    @workflow.run
+    async def run(self, name: str) -> dict[str, str]:
+        wid = workflow.info().workflow_id
+        ok = await workflow.execute_child_workflow(
+            GreetChild.run, name, id=f"{wid}-greet-child"
+        )
+        try:
+            await workflow.execute_child_workflow(
+                FailingChild.run, "bad input", id=f"{wid}-failing-child"
+            )
+            failed = "child unexpectedly succeeded"
+        except ChildWorkflowError as err:
+            failed = f"{type(err.cause).__name__}: {err.cause}"
+        return {"ok_child": ok, "failing_child": failed}
+
+
+# ---------------------------------------------------------------- continue-as-new
+
+
+@workflow.defn
+class ContinueAsNewWorkflow:
+    """Runs 3 times: iteration 0 and 1 continue as new, iteration 2 completes."""
+
+    @workflow.run
+    async def run(self, iteration: int) -> str:
+        await workflow.sleep(0.1)
+        if iteration < 2:
+            workflow.continue_as_new(iteration + 1)
+        return f"done after {iteration} continue-as-new"
+
+
+# ---------------------------------------------------------------- cancellation
+
+
+@workflow.defn
+class CancelWorkflow:
+    """Cancelled by the client while it awaits a heartbeating activity; cleans up, re-raises.
+
+    ``mode``:
+
+    - ``"try_cancel"``: the default ``TRY_CANCEL``; the workflow's await fails as soon as it
+      has asked to cancel the activity (``ActivityTaskCanceled`` may or may not follow).
+    - ``"wait_cancellation_completed"``: the await fails only once the activity has
+      reported its cancellation, so ``ActivityTaskCanceled`` is always in the history.
+    - ``"asyncio_only"``: like ``try_cancel`` but catching only ``asyncio.CancelledError``.
+      In temporalio the await of a cancelled activity raises ``ActivityError`` (cause
+      ``temporalio.exceptions.CancelledError``), NOT ``asyncio.CancelledError``, so this
+      clause never runs and no cleanup activity is scheduled: the workflow is still
+      recorded as cancelled (the SDK turns any cancel-like error into
+      ``CancelWorkflowExecution`` once a cancel was requested).
+
+    The cleanup activity's argument names the exception the workflow caught, so the
+    history itself shows it.
+    """
+
+    @workflow.run
+    async def run(self, mode: str) -> str:
+        cancellation_type = (
+            workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+            if mode == "wait_cancellation_completed"
+            else workflow.ActivityCancellationType.TRY_CANCEL
+        )
+        run_slow = workflow.execute_activity_method(
+            FixtureActivities.slow_heartbeat,
+            "long job",
+            start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=timedelta(seconds=2),
+            cancellation_type=cancellation_type,
+        )
+        if mode == "asyncio_only":
+            try:
+                return await run_slow
+            except asyncio.CancelledError:  # never reached: see the docstring
+                await workflow.execute_activity_method(
+                    FixtureActivities.cleanup, "asyncio.CancelledError",
+                    start_to_close_timeout=SHORT,
+                )
+                raise
+        try:
+            return await run_slow
+        except BaseException as err:
+            if not is_cancelled_exception(err):
+                raise
+            cause = getattr(err, "cause", None)
+            caught = type(err).__name__ + (f" (cause {type(cause).__name__})" if cause else "")
+            await workflow.execute_activity_method(
+                FixtureActivities.cleanup, f"cancellation: caught {caught}",
+                start_to_close_timeout=SHORT,
+            )
+            raise
+
+
+# ---------------------------------------------------------------- signals, query, update
+
+
+@workflow.defn
+class SignalsQueriesUpdateWorkflow:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.discount = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self, customer: str) -> dict:
+        await workflow.wait_condition(lambda: self.done)
+        return {"customer": customer, "items": self.items, "discount": self.discount}
+
+    @workflow.signal
+    def add_item(self, item: str) -> None:
+        self.items.append(item)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.query
+    def item_count(self) -> int:
+        return len(self.items)
+
+    @workflow.update
+    async def set_discount(self, percent: int) -> str:
+        # Runs an activity so the update's events interleave with the activity's.
+        greeting = await workflow.execute_activity_method(
+            FixtureActivities.greet, f"{percent}% off", start_to_close_timeout=SHORT
+        )
+        self.discount = percent
+        return greeting
+
+    @set_discount.validator
+    def validate_discount(self, percent: int) -> None:
+        if not 0 <= percent <= 50:
+            raise ValueError(f"discount {percent}% is not between 0 and 50")
+
+
+# ---------------------------------------------------------------- side effects
+
+
+@workflow.defn
+class SideEffectsWorkflow:
+    @workflow.run
+    async def run(self) -> dict:
+        before = workflow.now()
+        rnd = workflow.random().random()
+        dice = workflow.random().randint(1, 6)
+        uid = str(workflow.uuid4())
+        await workflow.sleep(0.2)
+        after = workflow.now()
+        return {
+            "now_before_timer": before.isoformat(),
+            "now_after_timer": after.isoformat(),
+            "random": rnd,
+            "dice": dice,
+            "uuid4": uid,
+        }
+
+
+# ---------------------------------------------------------------- saga
+
+
+@workflow.defn
+class SagaWorkflow:
+    """Books hotel, flight, car; the car fails non-retryably, so the bookings made so far
+    are undone in reverse order, then the workflow fails."""
+
+    @workflow.run
+    async def run(self, trip: str) -> list[str]:
+        compensations: list[str] = []
+        try:
+            for step in ["hotel", "flight", "car"]:
+                booking = await workflow.execute_activity_method(
+                    FixtureActivities.book, step, start_to_close_timeout=SHORT,
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                )
+                compensations.append(booking)
+        except ActivityError as err:
+            undone = []
+            for booking in reversed(compensations):
+                undone.append(
+                    await workflow.execute_activity_method(
+                        FixtureActivities.undo, booking, start_to_close_timeout=SHORT,
+                        retry_policy=NO_RETRY,
+                    )
+                )
+            raise ApplicationError(
+                f"trip {trip} failed, compensated: {undone}", undone, type="SagaFailed",
+                non_retryable=True,
+            ) from err
+        return compensations
+
+
+ALL_WORKFLOWS = [
+    PatchedWorkflow,
+    GreetChild,
+    FailingChild,
+    ParentWorkflow,
+    ContinueAsNewWorkflow,
+    CancelWorkflow,
+    SignalsQueriesUpdateWorkflow,
+    SideEffectsWorkflow,
+    SagaWorkflow,
+]
+
+
+def all_activities(acts: FixtureActivities) -> list:
+    return [acts.greet, acts.slow_heartbeat, acts.cleanup, acts.book, acts.undo]
