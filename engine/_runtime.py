@@ -108,7 +108,13 @@ def _matches(command: Command, event: HistoryEvent) -> bool:
     if command.kind in ("StartTimer", "CancelTimer"):
         return a["timerId"] == b.get("timerId")
     if command.kind == "RecordMarker":
-        return a["markerName"] == b.get("markerName")
+        if a["markerName"] != b.get("markerName"):
+            return False
+        if a["markerName"] == PATCH_MARKER:
+            mine = _converter.from_payload(a["details"]["patch-data"]["payloads"][0])
+            recorded = patch_of(event)
+            return recorded is not None and recorded[0] == mine["id"]
+        return True
     if command.kind == "RequestCancelActivityTask":
         return str(a["scheduledEventId"]) == str(b.get("scheduledEventId"))
     return True
@@ -234,6 +240,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._cancel_requested = False
         self.processed_upto = 0
         self.unhandled_signals: list[str] = []
+        self._patches: dict[str, bool] = {}
+        self._activation_patches: set[str] = set()
         self.saw_completed_task = False
         self.last_started_event_id = 0
         self.result_payload: Any = None
@@ -259,6 +267,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                 if etype == "WorkflowTaskStarted":
                     following = events[i + 1].event_type if i + 1 < n else None
                     if following == "WorkflowTaskCompleted" or (following is None and not live_tail and check_end):
+                        self._activation_patches = _patches_after(events, i + 2)
                         self._activate(event, replaying=True)
                     elif following is None:
                         produced = self._activate(event, replaying=False)
@@ -316,6 +325,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     # ----------------------------------------------------------------- matching
     def _match(self, event: HistoryEvent) -> None:
+        if _skippable(event, self._unmatched[0] if self._unmatched else None):
+            return
         if not self._unmatched:
             raise NondeterminismError(
                 self._nd_message(
@@ -621,6 +632,19 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
     def uuid4(self) -> uuid.UUID:
         return uuid.UUID(int=self._rng.getrandbits(128), version=4)
 
+    def patched(self, patch_id: str, *, deprecated: bool = False) -> bool:
+        """Versioning: True on runs that took the new code path (see ``workflow.patched``)."""
+        if patch_id in self._patches:
+            return self._patches[patch_id]
+        use = (patch_id in self._activation_patches) if self._replaying else True
+        self._patches[patch_id] = use
+        if use:
+            payload = _converter.to_payload({"id": patch_id, "deprecated": deprecated})
+            self._add_command(
+                "RecordMarker", {"markerName": PATCH_MARKER, "details": {"patch-data": {"payloads": [payload]}}}
+            )
+        return use
+
     def wait_condition_future(self, fn: Callable[[], bool]) -> asyncio.Future:
         fut = self.create_future()
         self._conditions.append((fn, fut))
@@ -738,6 +762,47 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
     "WorkflowExecutionCancelRequested": WorkflowInstance._on_cancel_requested,
     "WorkflowExecutionSignaled": WorkflowInstance._on_signal,
 }
+
+
+PATCH_MARKER = "core_patch"
+
+
+def patch_of(event: HistoryEvent) -> tuple[str, bool] | None:
+    """(patch id, deprecated) of a versioning marker event, else None."""
+    if event.event_type != "MarkerRecorded" or event.attributes.get("markerName") != PATCH_MARKER:
+        return None
+    details = event.attributes.get("details") or {}
+    payloads = (details.get("patch-data") or details.get("patch_data") or {}).get("payloads") or []
+    data = _converter.from_payload(payloads[0]) if payloads else None
+    if not isinstance(data, dict):
+        return None
+    return str(data.get("id", "")), bool(data.get("deprecated"))
+
+
+def _patches_after(events: Sequence[HistoryEvent], start: int) -> set[str]:
+    """Patch ids recorded among the command events of the workflow task ending at ``start``."""
+    found: set[str] = set()
+    for event in events[start:]:
+        if event.event_type not in COMMAND_EVENTS:
+            break
+        patch = patch_of(event)
+        if patch is not None:
+            found.add(patch[0])
+    return found
+
+
+def _skippable(event: HistoryEvent, command: Command | None) -> bool:
+    """Recorded events that code may legitimately no longer produce, as Temporal allows:
+    a deprecated patch's marker once the call is removed, and the search-attribute upsert
+    that temporalio writes next to each patch marker."""
+    patch = patch_of(event)
+    if patch is not None:
+        same = command is not None and command.kind == "RecordMarker" and command.attributes.get("markerName") == PATCH_MARKER
+        return patch[1] and not same
+    if event.event_type == "UpsertWorkflowSearchAttributes":
+        fields = ((event.attributes.get("searchAttributes") or {}).get("indexedFields") or {})
+        return set(fields) <= {"TemporalChangeVersion"}
+    return False
 
 
 def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEvent], namespace: str = "default") -> WorkflowInfo:

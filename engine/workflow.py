@@ -40,6 +40,8 @@ __all__ = [
     "sleep",
     "wait_condition",
     "continue_as_new",
+    "patched",
+    "deprecate_patch",
     "ContinueAsNewError",
     "now",
     "time",
@@ -307,6 +309,21 @@ async def wait_condition(
         return
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
     await asyncio.wait_for(fut, seconds)
+
+
+def patched(id: str) -> bool:
+    """Versioning: ``if workflow.patched("my-change"): new code else: old code``.
+
+    Runs that reach this line with new code take the new path and record a marker; runs
+    that recorded their history with the old code replay the old path, so changed code
+    stays deterministic for runs already in flight."""
+    return _runtime.current().patched(id)
+
+
+def deprecate_patch(id: str) -> None:
+    """Once no run on the old path remains: keep only the new code and call this instead
+    of ``patched`` so runs that recorded the marker still replay."""
+    _runtime.current().patched(id, deprecated=True)
 
 
 def now() -> datetime:
