@@ -86,3 +86,16 @@ async def test_old_run_finishes_on_new_code_thanks_to_patched() -> None:
     Replayer(workflows=[ShippingV2]).replay_workflow(old_history)
     Replayer(workflows=[ShippingV2]).replay_workflow(new_history)
     Replayer(workflows=[ShippingV3]).replay_workflow(new_history)
+
+
+def test_markers_recorded_by_a_real_temporal_server_are_understood() -> None:
+    from pathlib import Path
+
+    from engine._runtime import patch_of
+    from engine.history import load_history
+
+    folder = Path(__file__).resolve().parents[1] / "histories"
+    histories = {p.stem: load_history(p) for p in sorted(folder.glob("*.json")) if p.name != "recorded_with.json"}
+    assert len(histories) >= 9
+    patches = [patch_of(e) for e in histories["patched"].events if e.event_type == "MarkerRecorded"]
+    assert patches == [("my-change", False), ("other-change", True)]
