@@ -54,6 +54,7 @@ SCENARIOS: dict[str, Any] = {
     "CancelActivity": "long job",
     "Signals": 2,
     "ContinueOnce": 2,
+    "Patched": "Ada",
 }
 # Replayed on their own: they pass only if workflow.random() is seeded exactly as in temporalio.
 SEED_DEPENDENT = {"RandomActivityId": "seeded"}

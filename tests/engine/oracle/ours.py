@@ -198,3 +198,13 @@ class ContinueOnce:
         if n > 1:
             workflow.continue_as_new(n - 1)
         return greeting
+
+
+@workflow.defn
+class Patched:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        if workflow.patched("polite-greeting"):
+            name = f"dear {name}"
+        workflow.deprecate_patch("old-change")
+        return await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))

@@ -201,6 +201,16 @@ class ContinueOnce:
         return greeting
 
 
+@workflow.defn
+class Patched:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        if workflow.patched("polite-greeting"):
+            name = f"dear {name}"
+        workflow.deprecate_patch("old-change")
+        return await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
+
+
 # ---- NEGATIVE CONTROLS: only in theirs.py; each claims the workflow type "OneActivity" ----
 
 
