@@ -180,8 +180,22 @@ class ActivityHandle(asyncio.Future):
         if not self._cancel_sent:
             self._cancel_sent = True
             self._instance._request_cancel_activity(self)
-        # TRY_CANCEL: the workflow stops waiting at once; the engine records the cancel.
-        return super().cancel(msg)
+        if self._instance._evicting:
+            return super().cancel(msg)
+        # TRY_CANCEL, as temporalio: the awaiting code gets at once an ActivityError caused
+        # by CancelledError (not asyncio.CancelledError), and the engine records the cancel.
+        error = ActivityError(
+            "Activity cancelled",
+            scheduled_event_id=self.scheduled_event_id or 0,
+            started_event_id=0,
+            identity="",
+            activity_type=self.activity_type,
+            activity_id=self.activity_id,
+            retry_state=RetryState.CANCEL_REQUESTED,
+        )
+        error.__cause__ = CancelledError("Activity cancelled")
+        self.set_exception(error)
+        return True
 
 
 class _WorkflowTimer(asyncio.TimerHandle):
@@ -417,14 +431,19 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             if self._evicting:
                 return
             if self._cancel_requested:
-                self._add_command("CancelWorkflowExecution", {"details": None})
+                self._add_command("CancelWorkflowExecution", {})
             else:
                 # Not asked to cancel (e.g. an awaited activity was cancelled): as temporalio,
                 # the workflow fails rather than retrying a task that would fail the same way.
                 self._fail_workflow(CancelledError("Workflow code raised asyncio.CancelledError"))
             return
         except FailureError as e:
-            self._fail_workflow(e)
+            if self._cancel_requested and _is_cancellation(e):
+                # A cancelled activity's error left the run method after a cancel request:
+                # the workflow is cancelled, not failed (as in Temporal).
+                self._add_command("CancelWorkflowExecution", {})
+            else:
+                self._fail_workflow(e)
             return
         except Exception as e:  # noqa: BLE001 - decided below: workflow failure or task failure
             if isinstance(e, self.defn.failure_exception_types):
@@ -762,6 +781,15 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
     "WorkflowExecutionCancelRequested": WorkflowInstance._on_cancel_requested,
     "WorkflowExecutionSignaled": WorkflowInstance._on_signal,
 }
+
+
+def _is_cancellation(error: BaseException | None) -> bool:
+    """True for a CancelledError, or an error caused (directly or not) by one."""
+    while error is not None:
+        if isinstance(error, (CancelledError, asyncio.CancelledError)):
+            return True
+        error = error.__cause__
+    return False
 
 
 PATCH_MARKER = "core_patch"

@@ -175,8 +175,9 @@ class CancelsActivity:
         handle.cancel()
         try:
             await handle
-        except asyncio.CancelledError:
-            return "cancelled"
+        except ActivityError as e:
+            # As temporalio: the cancelled activity's await raises ActivityError(CancelledError).
+            return "cancelled" if isinstance(e.__cause__, CancelledError) else "other"
         return "not cancelled"
 
 
@@ -452,3 +453,34 @@ async def test_continue_as_new_chains_runs_and_result_follows_them() -> None:
     assert started["firstExecutionRunId"] == handle.run_id
     assert started["continuedExecutionRunId"] != handle.run_id  # the middle run
     assert last.events[-1].event_type == "WorkflowExecutionCompleted"
+
+
+@workflow.defn
+class AwaitsActivityWhenCancelled:
+    @workflow.run
+    async def run(self, catch: bool) -> str:
+        try:
+            return await workflow.execute_activity(
+                heartbeat_until_cancelled, start_to_close_timeout=timedelta(minutes=1), heartbeat_timeout=timedelta(seconds=5)
+            )
+        except ActivityError as e:
+            if not catch or not isinstance(e.__cause__, CancelledError):
+                raise
+            await workflow.execute_activity(echo, "cleanup", start_to_close_timeout=timedelta(seconds=5))
+            raise
+
+
+async def test_cancelling_a_workflow_that_awaits_an_activity_cancels_it_like_temporal() -> None:
+    env = await WorkflowEnvironment.start_local()
+    async with Worker(env.client, task_queue="q", workflows=[AwaitsActivityWhenCancelled], activities=[heartbeat_until_cancelled, echo]):
+        for catch in (False, True):
+            handle = await env.client.start_workflow(AwaitsActivityWhenCancelled.run, catch, id=f"awc-{catch}", task_queue="q")
+            await asyncio.sleep(0.2)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as info:
+                await handle.result()
+            assert isinstance(info.value.cause, CancelledError)
+            types = [e.event_type for e in (await handle.fetch_history()).events]
+            assert types[-1] == "WorkflowExecutionCanceled" and "ActivityTaskCancelRequested" in types
+            assert types.count("ActivityTaskScheduled") == (2 if catch else 1)
+    await env.shutdown()
