@@ -258,8 +258,6 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._activation_patches: set[str] = set()
         self.saw_completed_task = False
         self.last_started_event_id = 0
-        self.result_payload: Any = None
-        self.steps: list[tuple[str, Any]] = []
 
     # ----------------------------------------------------------------- driving
     def apply(self, events: Sequence[HistoryEvent], *, live_tail: bool = True, check_end: bool = True) -> list[Command]:

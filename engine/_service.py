@@ -12,7 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from engine._durations import from_duration, to_duration, to_timestamp
 from engine._store import Tx, dumps
@@ -279,8 +279,10 @@ class WorkflowTask:
 
 
 def claim_workflow_tasks(
-    tx: Tx, task_queue: str, owner: str, now: datetime, limit: int, known: dict[str, int]
+    tx: Tx, task_queue: str, owner: str, now: datetime, limit: int, known: Callable[[str], int]
 ) -> list[WorkflowTask]:
+    """Claim up to ``limit`` workflow tasks; ``known(run_id)`` is the last event id the
+    worker already holds for a run (0 for none), so only newer events are read."""
     rows = tx.conn.execute(
         "SELECT id, run_id, info FROM tasks WHERE kind = 'workflow' AND task_queue = ? AND lease_owner IS NULL "
         "AND visible_at <= ? ORDER BY visible_at, id LIMIT ?",
@@ -317,7 +319,7 @@ def claim_workflow_tasks(
             "UPDATE tasks SET lease_owner = ?, lease_expires = ?, due_at = ?, started_at = ?, info = ? WHERE id = ?",
             (owner, expires, expires, ts(now), dumps(info), task_id),
         )
-        after = known.get(run_id, 0)
+        after = known(run_id)
         claimed.append(
             WorkflowTask(
                 task_id,
@@ -925,13 +927,6 @@ def _activity_timeout(
         ("ActivityTaskTimedOut", {"failure": failure, "scheduledEventId": str(scheduled), "startedEventId": "0", "retryState": "RETRY_STATE_TIMEOUT"})
     )
     deliver(tx, run, now, items, link_started=lease_owner is not None)
-
-
-def next_deadline(conn: Any) -> float | None:
-    row = conn.execute(
-        "SELECT min(x) FROM (SELECT min(fire_at) AS x FROM timers UNION ALL SELECT min(due_at) FROM tasks)"
-    ).fetchone()
-    return row[0] if row else None
 
 
 def idle_state(conn: Any, now: float, served: Sequence[str]) -> tuple[bool, float | None, bool]:

@@ -213,11 +213,10 @@ class Worker:
             if free <= 0:
                 await asyncio.wait(self._inflight_wf, return_when=asyncio.FIRST_COMPLETED)
                 continue
-            known = {run_id: inst.processed_upto for run_id, inst in self._cache.items()}
             # Taken before the claim: work committed while the claim runs still wakes us.
             arrived = store.waiter("queue", f"workflow:{self.task_queue}")
             try:
-                tasks = await store.run(_service.claim_workflow_tasks, self.task_queue, self._owner, clock.now(), free, known)
+                tasks = await store.run(_service.claim_workflow_tasks, self.task_queue, self._owner, clock.now(), free, self._cached_upto)
             except Exception:  # noqa: BLE001 - the database may be busy or gone; try again shortly
                 log.exception("polling workflow tasks failed")
                 await asyncio.sleep(POLL_INTERVAL)
@@ -327,6 +326,13 @@ class Worker:
 
     def serves_workflow(self, workflow_type: str) -> bool:
         return workflow_type in self._workflows
+
+    def _cached_upto(self, run_id: str) -> int:
+        # Called from the database thread during a claim: one dict lookup, instead of
+        # copying the whole cache on every poll. A stale answer is caught by the
+        # consistency check in _instance_for, which then replays the full history.
+        instance = self._cache.get(run_id)
+        return instance.processed_upto if instance is not None else 0
 
     def _evict(self, run_id: str) -> None:
         instance = self._cache.pop(run_id, None)

@@ -92,7 +92,7 @@ async def test_completion_is_refused_while_a_signal_waits_in_the_buffer() -> Non
     now = datetime.now(timezone.utc)
     request = _service.StartRequest(workflow_id="w", workflow_type="Approval", task_queue="q", input={"payloads": []}, identity="t")
     run_id = await store.run(_service.start_workflow, request, now)
-    [task] = await store.run(_service.claim_workflow_tasks, "q", "worker#1", now, 1, {})
+    [task] = await store.run(_service.claim_workflow_tasks, "q", "worker#1", now, 1, lambda run_id: 0)
     await store.run(_service.signal_workflow, run_id, "decide", {"payloads": []}, "t", now)
     complete = [("CompleteWorkflowExecution", {"result": {"payloads": []}})]
     await store.run(_service.complete_workflow_task, task.task_id, "worker#1", run_id, task.started_event_id, complete, now, True)
