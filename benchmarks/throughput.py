@@ -117,11 +117,11 @@ class Meter:
         meter = self
         orig_batch = self._orig_run_batch
 
-        def run_batch(conn: Any, batch: list[Any]) -> Any:
+        def run_batch(tx: Any, batch: list[Any]) -> Any:
             meter.db_thread_ids.add(threading.get_native_id())
             t0 = time.perf_counter()
             try:
-                return orig_batch(conn, batch)
+                return orig_batch(tx, batch)
             finally:
                 meter.batch_seconds += time.perf_counter() - t0
                 meter.batch_sizes.append(len(batch))

@@ -12,9 +12,10 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
-from engine._durations import from_duration, to_duration, to_timestamp
+from engine._dispatch import pick, pick_sticky
+from engine._durations import from_duration, from_timestamp, to_duration, to_timestamp
 from engine._store import Tx, dumps
 from engine.common import RetryPolicy
 from engine.errors import (
@@ -48,20 +49,52 @@ def from_ts(value: float) -> datetime:
     return datetime.fromtimestamp(value, timezone.utc)
 
 
-@dataclass
 class Run:
-    run_id: str
-    workflow_id: str
-    workflow_type: str
-    task_queue: str
-    status: str
-    next_event_id: int
-    wft_state: str
-    wft_scheduled_id: int | None
-    wft_started_id: int | None
-    wft_attempt: int
-    buffered: list[dict[str, Any]]
-    task_timeout: float
+    """A run's row of ``executions``, plus what this connection remembers of it (see
+    ``_store.Cache``): the events appended since the last workflow task was handed out, and
+    the workflow task it leased."""
+
+    __slots__ = (
+        "run_id", "workflow_id", "workflow_type", "task_queue", "status", "next_event_id", "wft_state",
+        "wft_scheduled_id", "wft_started_id", "wft_attempt", "buffered", "task_timeout", "close_time",
+        "tail", "tail_from", "wft_task",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        workflow_id: str,
+        workflow_type: str,
+        task_queue: str,
+        status: str,
+        next_event_id: int,
+        wft_state: str,
+        wft_scheduled_id: int | None,
+        wft_started_id: int | None,
+        wft_attempt: int,
+        buffered: list[dict[str, Any]],
+        task_timeout: float,
+        close_time: float | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.workflow_id = workflow_id
+        self.workflow_type = workflow_type
+        self.task_queue = task_queue
+        self.status = status
+        self.next_event_id = next_event_id
+        self.wft_state = wft_state
+        self.wft_scheduled_id = wft_scheduled_id
+        self.wft_started_id = wft_started_id
+        self.wft_attempt = wft_attempt
+        self.buffered = buffered
+        self.task_timeout = task_timeout
+        self.close_time = close_time
+        # Events with ids >= tail_from that this connection appended, in order: a workflow
+        # task for a worker that already holds the earlier ones needs no read of history.
+        self.tail: list[HistoryEvent] = []
+        self.tail_from = next_event_id
+        # (task id, lease owner, info) of the workflow task leased here, if any.
+        self.wft_task: tuple[int, str, dict[str, Any]] | None = None
 
     @property
     def open(self) -> bool:
@@ -70,21 +103,37 @@ class Run:
 
 _RUN_COLUMNS = (
     "run_id, workflow_id, workflow_type, task_queue, status, next_event_id, wft_state, "
-    "wft_scheduled_id, wft_started_id, wft_attempt, buffered, task_timeout"
+    "wft_scheduled_id, wft_started_id, wft_attempt, buffered, task_timeout, close_time"
 )
+# Runs remembered per connection; the oldest are forgotten first (they are reloaded on need).
+_CACHED_RUNS = 20000
 
 
 def load_run(tx: Tx, run_id: str) -> Run:
+    runs = tx.cache.runs
+    run: Run | None = runs.get(run_id)
+    if run is not None:
+        return run
     row = tx.conn.execute(f"SELECT {_RUN_COLUMNS} FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
         raise WorkflowNotFoundError(f"No workflow run with run id {run_id!r}.")
-    return Run(*row[:10], json.loads(row[10]) if row[10] else [], row[11])  # type: ignore[call-arg]
+    run = Run(*row[:10], json.loads(row[10]) if row[10] else [], row[11], row[12])  # type: ignore[misc,call-arg]
+    _remember(tx, run)
+    return run
+
+
+def _remember(tx: Tx, run: Run) -> None:
+    runs = tx.cache.runs
+    if len(runs) >= _CACHED_RUNS:
+        for old in list(runs)[: _CACHED_RUNS // 10]:
+            del runs[old]
+    runs[run.run_id] = run
 
 
 def save_run(tx: Tx, run: Run) -> None:
     tx.conn.execute(
         "UPDATE executions SET status = ?, next_event_id = ?, wft_state = ?, wft_scheduled_id = ?, "
-        "wft_started_id = ?, wft_attempt = ?, buffered = ? WHERE run_id = ?",
+        "wft_started_id = ?, wft_attempt = ?, buffered = ?, close_time = ? WHERE run_id = ?",
         (
             run.status,
             run.next_event_id,
@@ -93,18 +142,23 @@ def save_run(tx: Tx, run: Run) -> None:
             run.wft_started_id,
             run.wft_attempt,
             dumps(run.buffered) if run.buffered else None,
+            run.close_time,
             run.run_id,
         ),
     )
 
 
-def append(tx: Tx, run: Run, now: datetime, event_type: str, attrs: dict[str, Any]) -> int:
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is timezone.utc else when.astimezone(timezone.utc)
+
+
+def append(tx: Tx, run: Run, now: datetime, event_type: str, attrs: dict[str, Any], stamp: str | None = None) -> int:
+    """Append one event (written with the batch's other events just before its commit)."""
     event_id = run.next_event_id
     run.next_event_id += 1
-    tx.conn.execute(
-        "INSERT INTO events (run_id, event_id, event_type, event_time, attributes) VALUES (?, ?, ?, ?, ?)",
-        (run.run_id, event_id, event_type, to_timestamp(now), dumps(attrs)),
-    )
+    when = _utc(now)
+    tx.events.append((run.run_id, event_id, event_type, stamp or to_timestamp(when), dumps(attrs)))
+    run.tail.append(HistoryEvent(event_id, event_type, when, attrs))
     tx.notify("history", run.run_id)
     return event_id
 
@@ -134,15 +188,10 @@ def _append_group(tx: Tx, run: Run, group: dict[str, Any]) -> None:
     for index, (etype, attrs, at) in enumerate(group["items"]):
         if group["link"] and index == 1 and first_id is not None:
             attrs = {**attrs, "startedEventId": str(first_id)}
-        event_id = run.next_event_id
-        run.next_event_id += 1
-        tx.conn.execute(
-            "INSERT INTO events (run_id, event_id, event_type, event_time, attributes) VALUES (?, ?, ?, ?, ?)",
-            (run.run_id, event_id, etype, at or group["time"], dumps(attrs)),
-        )
+        stamp = at or group["time"]
+        event_id = append(tx, run, from_timestamp(stamp), etype, attrs, stamp)
         if first_id is None:
             first_id = event_id
-    tx.notify("history", run.run_id)
 
 
 def _wft_scheduled_attrs(run: Run) -> dict[str, Any]:
@@ -180,6 +229,10 @@ def ensure_workflow_task(tx: Tx, run: Run, now: datetime, *, delay: float = 0.0)
     run.wft_state = "scheduled"
     run.wft_scheduled_id = scheduled
     run.wft_started_id = None
+    receiver = None if delay else pick_sticky(tx.receivers, "workflow:" + run.task_queue, run.run_id)
+    if receiver is not None:
+        tx.dispatch(receiver, _start_workflow_task(tx, run, now, receiver.owner, None, {}, receiver.known))
+        return
     tx.conn.execute(
         "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at) VALUES ('workflow', ?, ?, ?, ?, ?)",
         (run.task_queue, run.run_id, scheduled, run.wft_attempt, ts(now) + delay),
@@ -191,9 +244,14 @@ def close_run(tx: Tx, run: Run, now: datetime, status: str) -> None:
     run.status = status
     run.wft_state = ""
     run.buffered = []
-    tx.conn.execute("UPDATE executions SET close_time = ? WHERE run_id = ?", (ts(now), run.run_id))
+    run.close_time = ts(now)
+    run.wft_task = None
     tx.conn.execute("DELETE FROM tasks WHERE run_id = ?", (run.run_id,))
     tx.conn.execute("DELETE FROM timers WHERE run_id = ?", (run.run_id,))
+    tx.cache.runs.pop(run.run_id, None)
+    closing = run.tail[-1] if run.tail else None
+    if closing is not None:
+        tx.closed[run.run_id] = (closing.event_type, closing.attributes)
     tx.notify("closed", run.run_id)
     tx.notify("closed", run.workflow_id)
 
@@ -223,12 +281,7 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
         raise WorkflowAlreadyStartedError(req.workflow_id, req.workflow_type, run_id=row[0])
     run_id = req.run_id or str(uuid.uuid4())
     task_timeout = (req.task_timeout or timedelta(seconds=10)).total_seconds()
-    tx.conn.execute(
-        "INSERT INTO executions (run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id, task_timeout) "
-        "VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-        (run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, ts(now), task_timeout),
-    )
-    run = load_run(tx, run_id)
+    run = Run(run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, 1, "", None, None, 1, [], task_timeout)
     attrs: dict[str, Any] = {
         "workflowType": {"name": req.workflow_type},
         "taskQueue": {"name": req.task_queue, "kind": _QUEUE_KIND},
@@ -261,7 +314,13 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
         )
         tx.notify("timers", "")
     ensure_workflow_task(tx, run, now)
-    save_run(tx, run)
+    tx.conn.execute(
+        "INSERT INTO executions (run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id, "
+        "wft_state, wft_scheduled_id, wft_started_id, wft_attempt, task_timeout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, ts(now), run.next_event_id,
+         run.wft_state, run.wft_scheduled_id, run.wft_started_id, run.wft_attempt, task_timeout),
+    )
+    _remember(tx, run)
     return run_id
 
 
@@ -279,10 +338,21 @@ class WorkflowTask:
 
 
 def claim_workflow_tasks(
-    tx: Tx, task_queue: str, owner: str, now: datetime, limit: int, known: Callable[[str], int]
+    tx: Tx,
+    task_queue: str,
+    owner: str,
+    now: datetime,
+    limit: int,
+    known: Callable[[str], int],
+    receiver: Any = None,
 ) -> list[WorkflowTask]:
     """Claim up to ``limit`` workflow tasks; ``known(run_id)`` is the last event id the
-    worker already holds for a run (0 for none), so only newer events are read."""
+    worker already holds for a run (0 for none), so only newer events are read. With a
+    ``receiver`` (see ``_dispatch``) each claimed task takes one of its slots."""
+    if receiver is not None:
+        limit = min(limit, receiver.free())
+        if limit <= 0:
+            return []
     rows = tx.conn.execute(
         "SELECT id, run_id, info FROM tasks WHERE kind = 'workflow' AND task_queue = ? AND lease_owner IS NULL "
         "AND visible_at <= ? ORDER BY visible_at, id LIMIT ?",
@@ -294,52 +364,81 @@ def claim_workflow_tasks(
         if not run.open or run.wft_state != "scheduled":
             tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
             continue
-        info = json.loads(info_text)
-        started_attrs = {"identity": identity_of(owner), "requestId": str(uuid.uuid4())}
-        synthetic: list[HistoryEvent] = []
-        if run.wft_scheduled_id is None:
-            # Transient retry: hand the worker the two events without writing them yet.
-            scheduled_id, started = run.next_event_id, run.next_event_id + 1
-            sched_time = from_ts(info.get("scheduledTime", ts(now)))
-            started_attrs["scheduledEventId"] = str(scheduled_id)
-            synthetic = [
-                HistoryEvent(scheduled_id, "WorkflowTaskScheduled", sched_time, _wft_scheduled_attrs(run)),
-                HistoryEvent(started, "WorkflowTaskStarted", now, started_attrs),
-            ]
-            info["transient"] = [ts(sched_time), ts(now), started_attrs]
-            run.wft_scheduled_id = scheduled_id
-        else:
-            started_attrs["scheduledEventId"] = str(run.wft_scheduled_id)
-            started = append(tx, run, now, "WorkflowTaskStarted", started_attrs)
-        run.wft_state = "started"
-        run.wft_started_id = started
+        if receiver is not None:
+            receiver.taken += 1
+        claimed.append(_start_workflow_task(tx, run, now, owner, task_id, json.loads(info_text), known))
         save_run(tx, run)
-        expires = ts(now) + run.task_timeout
-        tx.conn.execute(
-            "UPDATE tasks SET lease_owner = ?, lease_expires = ?, due_at = ?, started_at = ?, info = ? WHERE id = ?",
-            (owner, expires, expires, ts(now), dumps(info), task_id),
-        )
-        after = known(run_id)
-        claimed.append(
-            WorkflowTask(
-                task_id,
-                run_id,
-                run.workflow_id,
-                run.workflow_type,
-                run.task_queue,
-                started,
-                read_events(tx.conn, run_id, after) + synthetic,
-                after == 0,
-            )
-        )
     if claimed:
         tx.notify("timers", "")
     return claimed
 
 
-def read_events(conn: Any, run_id: str, after: int = 0) -> list[HistoryEvent]:
-    from engine._durations import from_timestamp
+def _start_workflow_task(
+    tx: Tx, run: Run, now: datetime, owner: str, task_id: int | None, info: dict[str, Any], known: Callable[[str], int]
+) -> WorkflowTask:
+    """Lease the run's scheduled workflow task to ``owner`` (inserting the task row when
+    ``task_id`` is None: eager dispatch) and build what the worker gets."""
+    started_attrs = {"identity": identity_of(owner), "requestId": str(uuid.uuid4())}
+    synthetic: list[HistoryEvent] = []
+    if run.wft_scheduled_id is None:
+        # Transient retry: hand the worker the two events without writing them yet.
+        scheduled_id, started = run.next_event_id, run.next_event_id + 1
+        sched_time = from_ts(info.get("scheduledTime", ts(now)))
+        started_attrs["scheduledEventId"] = str(scheduled_id)
+        synthetic = [
+            HistoryEvent(scheduled_id, "WorkflowTaskScheduled", sched_time, _wft_scheduled_attrs(run)),
+            HistoryEvent(started, "WorkflowTaskStarted", now, started_attrs),
+        ]
+        info["transient"] = [ts(sched_time), ts(now), started_attrs]
+        run.wft_scheduled_id = scheduled_id
+    else:
+        started_attrs["scheduledEventId"] = str(run.wft_scheduled_id)
+        started = append(tx, run, now, "WorkflowTaskStarted", started_attrs)
+    run.wft_state = "started"
+    run.wft_started_id = started
+    t = ts(now)
+    expires = t + run.task_timeout
+    if task_id is None:
+        task_id = tx.conn.execute(
+            "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, lease_owner, "
+            "lease_expires, due_at, started_at) VALUES ('workflow', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run.task_queue, run.run_id, run.wft_scheduled_id, run.wft_attempt, t, owner, expires, expires, t),
+        ).lastrowid
+        tx.notify("timers", "")
+    else:
+        tx.conn.execute(
+            "UPDATE tasks SET lease_owner = ?, lease_expires = ?, due_at = ?, started_at = ?, info = ? WHERE id = ?",
+            (owner, expires, expires, t, dumps(info), task_id),
+        )
+    assert task_id is not None
+    run.wft_task = (task_id, owner, info)
+    after = known(run.run_id)
+    return WorkflowTask(
+        task_id,
+        run.run_id,
+        run.workflow_id,
+        run.workflow_type,
+        run.task_queue,
+        started,
+        _events_after(tx, run, after) + synthetic,
+        after == 0,
+    )
 
+
+def _events_after(tx: Tx, run: Run, after: int) -> list[HistoryEvent]:
+    """The run's events after ``after``: from memory when this connection appended them all."""
+    if after + 1 >= run.tail_from:
+        events = [e for e in run.tail if e.event_id > after]
+    else:
+        tx.flush_events()
+        events = read_events(tx.conn, run.run_id, after)
+    # The worker will hold everything up to now: later tasks need only what follows.
+    run.tail = []
+    run.tail_from = run.next_event_id
+    return events
+
+
+def read_events(conn: Any, run_id: str, after: int = 0) -> list[HistoryEvent]:
     return [
         HistoryEvent(eid, etype, from_timestamp(etime), json.loads(attrs))
         for eid, etype, etime, attrs in conn.execute(
@@ -349,13 +448,21 @@ def read_events(conn: Any, run_id: str, after: int = 0) -> list[HistoryEvent]:
     ]
 
 
-def _held_workflow_task(tx: Tx, task_id: int, owner: str, run: Run, started_event_id: int) -> dict[str, Any]:
-    row = tx.conn.execute("SELECT lease_owner, info FROM tasks WHERE id = ?", (task_id,)).fetchone()
-    if row is None or row[0] != owner or run.wft_started_id != started_event_id or not run.open:
-        raise StaleTaskError(
-            f"workflow task {started_event_id} of run {run.run_id} is no longer held by {owner}"
-        )
-    info: dict[str, Any] = json.loads(row[1])
+def _take_workflow_task(tx: Tx, task_id: int, owner: str, run: Run, started_event_id: int) -> dict[str, Any]:
+    """Check that ``owner`` still holds the task and delete it; return the task's info."""
+    stale = StaleTaskError(f"workflow task {started_event_id} of run {run.run_id} is no longer held by {owner}")
+    if run.wft_started_id != started_event_id or not run.open:
+        raise stale
+    held = run.wft_task
+    if held is not None and held[0] == task_id and held[1] == owner:
+        info = held[2]
+    else:
+        row = tx.conn.execute("SELECT info FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        info = json.loads(row[0]) if row is not None else {}
+    # The row count proves the lease: another owner (or none) means the task was reassigned.
+    if tx.conn.execute("DELETE FROM tasks WHERE id = ? AND lease_owner = ?", (task_id, owner)).rowcount != 1:
+        raise stale
+    run.wft_task = None
     return info
 
 
@@ -377,7 +484,7 @@ def complete_workflow_task(
     first_task: bool,
 ) -> None:
     run = load_run(tx, run_id)
-    info = _held_workflow_task(tx, task_id, owner, run, started_event_id)
+    info = _take_workflow_task(tx, task_id, owner, run, started_event_id)
     if "transient" in info:
         _write_transient(tx, run, info)
     attrs: dict[str, Any] = {
@@ -398,7 +505,6 @@ def complete_workflow_task(
             "WorkflowTaskFailed",
             {**{k: v for k, v in attrs.items() if k != "sdkMetadata"}, "cause": "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND", "failure": {"message": "new signals arrived while the workflow was completing", "source": "Server"}},
         )
-        tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
         run.wft_state = ""
         for group in run.buffered:
             _append_group(tx, run, group)
@@ -407,7 +513,6 @@ def complete_workflow_task(
         save_run(tx, run)
         return
     completed = append(tx, run, now, "WorkflowTaskCompleted", attrs)
-    tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     run.wft_state = ""
     run.wft_attempt = 1
     new_task_needed = False
@@ -435,7 +540,7 @@ def fail_workflow_task(
     now: datetime,
 ) -> None:
     run = load_run(tx, run_id)
-    info = _held_workflow_task(tx, task_id, owner, run, started_event_id)
+    info = _take_workflow_task(tx, task_id, owner, run, started_event_id)
     if "transient" not in info:
         append(
             tx,
@@ -456,13 +561,13 @@ def fail_workflow_task(
             "UPDATE executions SET last_task_failure = ? WHERE run_id = ?",
             (dumps({"attempt": run.wft_attempt, "cause": cause, "failure": failure}), run_id),
         )
-    tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     _retry_workflow_task(tx, run, now)
     save_run(tx, run)
 
 
 def _retry_workflow_task(tx: Tx, run: Run, now: datetime, *, backoff: bool = True) -> None:
     run.wft_state = ""
+    run.wft_task = None
     for group in run.buffered:
         _append_group(tx, run, group)
     run.buffered = []
@@ -496,12 +601,27 @@ def _cmd_schedule_activity(tx: Tx, run: Run, now: datetime, completed: int, attr
         "retryPolicy": attrs.get("retryPolicy"),
     }
     queue = attrs["taskQueue"]["name"]
-    tx.conn.execute(
-        "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, due_at, info) "
-        "VALUES ('activity', ?, ?, ?, 1, ?, ?, ?)",
-        (queue, run.run_id, scheduled, ts(now), _unleased_due(info, ts(now)), dumps(info)),
-    )
-    tx.notify("queue", f"activity:{queue}")
+    t = ts(now)
+    receiver = pick(tx.receivers, "activity:" + queue)
+    if receiver is not None:
+        # Eager dispatch: leased at once to a worker of this process with a free slot.
+        expires = _lease_expiry(info, t, t)
+        due = min(x for x in (expires, info["deadline"]) if x)
+        task_id = tx.conn.execute(
+            "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, due_at, lease_owner, "
+            "lease_expires, started_at, info) VALUES ('activity', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            (queue, run.run_id, scheduled, t, due, receiver.owner, expires, t, dumps(info)),
+        ).lastrowid
+        assert task_id is not None
+        tx.cache.tasks[task_id] = HeldActivity(run.run_id, scheduled, info, t)
+        tx.dispatch(receiver, ActivityTask(task_id, run.run_id, scheduled, 1, info, t))
+    else:
+        tx.conn.execute(
+            "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, due_at, info) "
+            "VALUES ('activity', ?, ?, ?, 1, ?, ?, ?)",
+            (queue, run.run_id, scheduled, t, _unleased_due(info, t), dumps(info)),
+        )
+        tx.notify("queue", f"activity:{queue}")
     tx.notify("timers", "")
     return False
 
@@ -557,6 +677,7 @@ def _cmd_cancel_activity(tx: Tx, run: Run, now: datetime, completed: int, attrs:
     if row is None:
         return False
     task_id, lease_owner, info = row
+    tx.cache.tasks.pop(task_id, None)
     if lease_owner is None:
         tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
         append(
@@ -596,6 +717,7 @@ def _cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs:
     )
     close_run(tx, run, now, "ContinuedAsNew")
     save_run(tx, run)
+    tx.flush_events()
     first = tx.conn.execute(
         "SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run.run_id,)
     ).fetchone()
@@ -653,7 +775,23 @@ class ActivityTask:
     started_at: float
 
 
-def claim_activity_tasks(tx: Tx, task_queue: str, owner: str, now: datetime, limit: int) -> list[ActivityTask]:
+class HeldActivity(NamedTuple):
+    """An activity task leased by this connection (``_store.Cache.tasks``), so that its
+    completion need not read the task row back."""
+
+    run_id: str
+    scheduled_event_id: int
+    info: dict[str, Any]
+    started_at: float
+
+
+def claim_activity_tasks(
+    tx: Tx, task_queue: str, owner: str, now: datetime, limit: int, receiver: Any = None
+) -> list[ActivityTask]:
+    if receiver is not None:
+        limit = min(limit, receiver.free())
+        if limit <= 0:
+            return []
     rows = tx.conn.execute(
         "SELECT id, run_id, scheduled_event_id, attempt, info FROM tasks WHERE kind = 'activity' AND task_queue = ? "
         "AND lease_owner IS NULL AND visible_at <= ? ORDER BY visible_at, id LIMIT ?",
@@ -669,6 +807,8 @@ def claim_activity_tasks(tx: Tx, task_queue: str, owner: str, now: datetime, lim
             "UPDATE tasks SET lease_owner = ?, lease_expires = ?, due_at = ?, started_at = ? WHERE id = ?",
             (owner, expires, due, t, task_id),
         )
+        if receiver is not None:
+            receiver.taken += 1
         claimed.append(ActivityTask(task_id, run_id, scheduled, attempt, info, t))
     if claimed:
         tx.notify("timers", "")
@@ -683,6 +823,7 @@ def _lease_expiry(info: dict[str, Any], started_at: float, last_beat: float) -> 
 
 
 def _held_activity(tx: Tx, task_id: int, owner: str, attempt: int) -> tuple[str, int, dict[str, Any], float] | None:
+    tx.cache.tasks.pop(task_id, None)  # what follows may change the row
     row = tx.conn.execute(
         "SELECT run_id, scheduled_event_id, info, started_at FROM tasks WHERE id = ? AND kind = 'activity' "
         "AND lease_owner = ? AND attempt = ?",
@@ -694,12 +835,19 @@ def _held_activity(tx: Tx, task_id: int, owner: str, attempt: int) -> tuple[str,
 
 
 def complete_activity(tx: Tx, task_id: int, owner: str, attempt: int, result: dict[str, Any], now: datetime) -> bool:
-    held = _held_activity(tx, task_id, owner, attempt)
+    held = tx.cache.tasks.pop(task_id, None)
     if held is None:
+        found = _held_activity(tx, task_id, owner, attempt)
+        if found is None:
+            return False
+        held = HeldActivity(found[0], found[1], found[2], found[3])
+    # The row count proves the lease is still ours (not timed out, retried or closed).
+    if tx.conn.execute(
+        "DELETE FROM tasks WHERE id = ? AND lease_owner = ? AND attempt = ?", (task_id, owner, attempt)
+    ).rowcount != 1:
         return False
     run_id, scheduled, info, started_at = held
     run = load_run(tx, run_id)
-    tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     _record_attempt(tx, run_id, scheduled, attempt, started_at, now, "completed", None, owner)
     deliver(
         tx,
@@ -864,6 +1012,7 @@ def fire_due(tx: Tx, now: datetime, limit: int = 500) -> int:
         "WHERE due_at <= ? ORDER BY due_at LIMIT ?",
         (t, limit),
     ).fetchall():
+        tx.cache.tasks.pop(task_id, None)
         run = load_run(tx, run_id)
         if kind == "workflow":
             if run.open and run.wft_state == "started":

@@ -95,15 +95,62 @@ _SCHEMA = [
 ]
 
 
+class Cache:
+    """What this connection knows of rows it wrote itself, so that changes need not re-read them.
+
+    Touched only on the database thread. It is valid while no other connection (another
+    process, or another client of this one) commits: ``PRAGMA data_version``, read at the
+    start of every write transaction, tells, and any foreign commit clears it all. A rolled
+    back transaction clears it too, since the changes it ran had already updated it.
+    """
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+        self.runs: dict[str, Any] = {}  # run id -> _service.Run
+        self.tasks: dict[int, Any] = {}  # task id -> _service.HeldActivity (leased here)
+
+    def clear(self) -> None:
+        self.version = None
+        self.runs.clear()
+        self.tasks.clear()
+
+
 @dataclass
 class Tx:
-    """What a state-change function gets: the connection and a notes list for after commit."""
+    """What a state-change function gets: the connection, the cache, and what to do after commit."""
 
     conn: sqlite3.Connection
     notes: set[tuple[str, str]] = field(default_factory=set)
+    cache: Cache = field(default_factory=Cache)
+    # Local receivers of eagerly dispatched tasks, by "workflow:Q" / "activity:Q".
+    receivers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # (receiver, task) pairs handed over after the commit.
+    dispatched: list[tuple[Any, Any]] = field(default_factory=list)
+    # run id -> (closing event type, attributes), for result waiters in this process.
+    closed: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    # Event rows not yet written: one executemany per batch rather than one INSERT per event.
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def flush_events(self) -> None:
+        """Write pending event rows; call before reading the events table."""
+        if self.events:
+            self.conn.executemany(
+                "INSERT INTO events (run_id, event_id, event_type, event_time, attributes) VALUES (?, ?, ?, ?, ?)",
+                self.events,
+            )
+            self.events.clear()
 
     def notify(self, kind: str, key: str) -> None:
         self.notes.add((kind, key))
+
+    def dispatch(self, receiver: Any, task: Any) -> None:
+        self.dispatched.append((receiver, task))
+
+    def undo_dispatch(self, keep: int = 0) -> None:
+        """Give back the slots of tasks dispatched in a rolled-back change."""
+        for receiver, _ in self.dispatched[keep:]:
+            receiver.untake()
+        del self.dispatched[keep:]
 
 
 class Store:
@@ -115,6 +162,9 @@ class Store:
         self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future]] = []
         self._flushing = False
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
+        self._close_waiters: dict[str, list[asyncio.Future]] = {}
+        self._cache = Cache()
+        self.receivers: dict[str, tuple[Any, ...]] = {}
         self._closed = False
         self.batches = 0
         self.changes = 0
@@ -179,7 +229,8 @@ class Store:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    outcomes, notes = await self._conn._execute(_run_batch, self._conn._conn, batch)
+                    tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
+                    outcomes = await self._conn._execute(_run_batch, tx, batch)
                 except sqlite3.DatabaseError as e:
                     error = _translate(e, self.path)
                     for _, _, fut in batch:
@@ -200,7 +251,13 @@ class Store:
                         fut.set_result(value)
                     else:
                         fut.set_exception(value)
-                for note in notes:
+                for receiver, task in tx.dispatched:
+                    receiver.accept(task)
+                for run_id, closing in tx.closed.items():
+                    for waiter in self._close_waiters.pop(run_id, ()):
+                        if not waiter.done():
+                            waiter.set_result(closing)
+                for note in tx.notes:
                     self._wake(note)
                 self._wake(("any", ""))
         finally:
@@ -212,6 +269,26 @@ class Store:
         if event is not None:
             event.set()
 
+    def close_waiter(self, run_id: str) -> asyncio.Future:
+        """A future resolved with (event type, attributes) of the run's closing event when
+        this process commits it (closes by other processes are not seen here)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._close_waiters.setdefault(run_id, []).append(fut)
+        return fut
+
+    def drop_close_waiter(self, run_id: str, fut: asyncio.Future) -> None:
+        waiters = self._close_waiters.get(run_id)
+        if waiters is not None:
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters:
+                del self._close_waiters[run_id]
+
+    async def settle(self) -> None:
+        """Wait until every change submitted so far has committed (or failed)."""
+        while self._flushing or self._pending:
+            await asyncio.sleep(0.001)
+
     def waiter(self, kind: str, key: str) -> asyncio.Event:
         """An event set after the next commit that notes ``(kind, key)`` in this process."""
         event = self._waiters.get((kind, key))
@@ -220,39 +297,56 @@ class Store:
         return event
 
 
-def _run_batch(
-    conn: sqlite3.Connection, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]
-) -> tuple[list[tuple[bool, Any]], set[tuple[str, str]]]:
+def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[tuple[bool, Any]]:
     """Run every change in one transaction.
 
     Changes rarely fail, so the batch first runs without savepoints (they cost two statements
     per change); if one does fail, the whole batch is rolled back and replayed with a savepoint
     around each change, so that only the failing change is undone.
     """
-    tx = Tx(conn)
+    conn, cache = tx.conn, tx.cache
     conn.execute("BEGIN IMMEDIATE")
     try:
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != cache.version:
+            cache.clear()  # another connection committed: what we remember may be stale
+            cache.version = version
         try:
             outcomes: list[tuple[bool, Any]] = [(True, fn(tx, *args)) for fn, args, _ in batch]
         except sqlite3.DatabaseError:
             raise
         except Exception:  # noqa: BLE001 - replayed below, change by change
             conn.execute("ROLLBACK")
+            _forget(tx)
             conn.execute("BEGIN IMMEDIATE")
-            tx = Tx(conn)
+            cache.version = conn.execute("PRAGMA data_version").fetchone()[0]
             outcomes = [_isolated(tx, fn, args) for fn, args, _ in batch]
+        tx.flush_events()
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        _forget(tx)
         raise
-    return outcomes, tx.notes
+    return outcomes
+
+
+def _forget(tx: Tx) -> None:
+    """After a rollback: the cache saw changes that did not happen, and nothing is handed out."""
+    tx.cache.clear()
+    tx.events.clear()
+    tx.undo_dispatch()
+    tx.notes.clear()
+    tx.closed.clear()
 
 
 def _isolated(tx: Tx, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
     conn = tx.conn
+    tx.flush_events()
     conn.execute("SAVEPOINT change")
     notes_before = set(tx.notes)
+    closed_before = dict(tx.closed)
+    dispatched_before = len(tx.dispatched)
     try:
         result = fn(tx, *args)
     except sqlite3.DatabaseError:
@@ -261,6 +355,13 @@ def _isolated(tx: Tx, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bo
         conn.execute("ROLLBACK TO change")
         conn.execute("RELEASE change")
         tx.notes = notes_before
+        tx.closed = closed_before
+        tx.events.clear()
+        tx.undo_dispatch(dispatched_before)
+        # The failed change may have updated cached rows before failing.
+        version = tx.cache.version
+        tx.cache.clear()
+        tx.cache.version = version
         return (False, e)
     conn.execute("RELEASE change")
     return (True, result)
@@ -330,5 +431,8 @@ def _translate(error: sqlite3.DatabaseError, path: str) -> StoreError:
     return StoreError(f"Database error on {path!r}: {text}")
 
 
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return _encode(value)

@@ -262,40 +262,34 @@ class Client:
 class _ClosingWatch:
     """Wakes result waiters when their run closes.
 
-    A close committed by this process wakes its waiters at once; one shared poll (not one per
-    waiter) notices closes made by other processes sharing the database file.
+    A close committed by this process resolves its waiters at once, with the closing event
+    (``Store.close_waiter``); one shared poll (not one per waiter) notices closes made by
+    other processes sharing the database file and resolves their waiters with None.
     """
 
     POLL = 0.25
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._events: dict[str, asyncio.Event] = {}
         self._poller: asyncio.Task | None = None
 
-    async def wait(self, run_id: str) -> None:
-        event = self._events.get(run_id)
-        if event is None:
-            event = self._events[run_id] = asyncio.Event()
+    def waiter(self, run_id: str) -> asyncio.Future:
         if self._poller is None or self._poller.done():
             self._poller = asyncio.ensure_future(self._poll())
-        try:
-            await wait_first([event.wait(), self._store.waiter("closed", run_id).wait()])
-        finally:
-            self._events.pop(run_id, None)
+        return self._store.close_waiter(run_id)
 
     async def _poll(self) -> None:
-        while self._events:
+        waiters = self._store._close_waiters
+        while waiters:
             await asyncio.sleep(self.POLL)
-            waiting = list(self._events)
             try:
-                closed = await self._store.read(_closed_among, waiting)
+                closed = await self._store.read(_closed_among, list(waiters))
             except StoreError:
                 continue
             for run_id in closed:
-                event = self._events.get(run_id)
-                if event is not None:
-                    event.set()
+                for fut in waiters.pop(run_id, ()):
+                    if not fut.done():
+                        fut.set_result(None)
 
 
 def _closed_among(conn: Any, run_ids: list[str]) -> list[str]:
@@ -358,15 +352,22 @@ class WorkflowHandle:
             client.store._wake(("timers", ""))
         try:
             while True:
-                closing = await client.store.read(_closing_event, run_id)
-                if closing is not None:
-                    event_type, attrs = closing
-                    if event_type == "WorkflowExecutionContinuedAsNew" and follow_runs:
-                        run_id = attrs["newExecutionRunId"]  # follow the chain to its last run
-                        self.result_run_id = run_id
-                        continue
-                    return self._outcome(event_type, attrs)
-                await client._closings.wait(run_id)
+                # Registered before the read, so that a close committed meanwhile is not missed.
+                waiter = client._closings.waiter(run_id)
+                try:
+                    closing = await client.store.read(_closing_event, run_id)
+                    if closing is None:
+                        closing = await waiter  # None: closed by another process, read it
+                finally:
+                    client.store.drop_close_waiter(run_id, waiter)
+                if closing is None:
+                    continue
+                event_type, attrs = closing
+                if event_type == "WorkflowExecutionContinuedAsNew" and follow_runs:
+                    run_id = attrs["newExecutionRunId"]  # follow the chain to its last run
+                    self.result_run_id = run_id
+                    continue
+                return self._outcome(event_type, attrs)
         finally:
             if clock.skipping:
                 clock.release_auto_skip()  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 from engine import _converter, _service
+from engine._dispatch import Receiver
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
@@ -111,6 +112,7 @@ class Worker:
         self._running = False
         self._run_task: asyncio.Task | None = None
         self._loops: dict[str, asyncio.Task] = {}
+        self._receivers: dict[str, Receiver] = {}
         self.stats = {"workflow_tasks": 0, "replays": 0, "activities": 0}
 
     # ------------------------------------------------------------------ lifecycle
@@ -129,10 +131,13 @@ class Worker:
         try:
             await self._stop.wait()
         finally:
+            self._close_receivers()
             loops = list(self._loops.values())
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            # Changes in flight may still hand this worker eagerly dispatched tasks.
+            await self.client.store.settle()
             if self._inflight_wf:
                 await asyncio.gather(*self._inflight_wf, return_exceptions=True)
             if self._inflight_act:
@@ -155,8 +160,26 @@ class Worker:
     def _start_loops(self) -> None:
         for kind, defs, loop in (("workflow", self._workflows, self._workflow_loop), ("activity", self._activities, self._activity_loop)):
             if defs and kind not in self._loops:
+                key = f"{kind}:{self.task_queue}"
+                if kind == "workflow":
+                    receiver = Receiver(key, self._owner, self._wf_slots, self._accept_workflow_task, self._cached_upto)
+                else:
+                    receiver = Receiver(key, self._owner, self._act_slots, self._accept_activity)
+                self._receivers[kind] = receiver
+                receivers = self.client.store.receivers
+                receivers[key] = (*receivers.get(key, ()), receiver)
                 self._loops[kind] = asyncio.ensure_future(loop())
-                self.client.served_queues[f"{kind}:{self.task_queue}"] += 1
+                self.client.served_queues[key] += 1
+
+    def _close_receivers(self) -> None:
+        receivers = self.client.store.receivers
+        for receiver in self._receivers.values():
+            receiver.open = False
+            rest = tuple(r for r in receivers.get(receiver.key, ()) if r is not receiver)
+            if rest:
+                receivers[receiver.key] = rest
+            else:
+                receivers.pop(receiver.key, None)
 
     def register(self, *, workflows: Sequence[type] = (), activities: Sequence[Callable[..., Any]] = ()) -> int:
         """Add or replace definitions, also while running (a notebook cell was re-run).
@@ -208,26 +231,37 @@ class Worker:
     # ------------------------------------------------------------------ workflow tasks
     async def _workflow_loop(self) -> None:
         store, clock = self.client.store, self.client.clock
+        receiver = self._receivers["workflow"]
         while not self._stop.is_set():
-            free = self._wf_slots - len(self._inflight_wf)
+            free = receiver.free()
             if free <= 0:
-                await asyncio.wait(self._inflight_wf, return_when=asyncio.FIRST_COMPLETED)
+                receiver.freed.clear()
+                await wait_first([receiver.freed.wait(), self._stop.wait()])
                 continue
             # Taken before the claim: work committed while the claim runs still wakes us.
             arrived = store.waiter("queue", f"workflow:{self.task_queue}")
             try:
-                tasks = await store.run(_service.claim_workflow_tasks, self.task_queue, self._owner, clock.now(), free, self._cached_upto)
+                tasks = await store.run(
+                    _service.claim_workflow_tasks, self.task_queue, self._owner, clock.now(), free, self._cached_upto, receiver
+                )
             except Exception:  # noqa: BLE001 - the database may be busy or gone; try again shortly
                 log.exception("polling workflow tasks failed")
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
             for task in tasks:
-                job = asyncio.ensure_future(self._handle_workflow_task(task))
-                self._inflight_wf.add(job)
-                job.add_done_callback(self._inflight_wf.discard)
-            if len(tasks) < free:
+                self._accept_workflow_task(task)
+            if len(tasks) < free and receiver.free() > 0:
                 # The queue is drained: claiming again at once would find nothing.
                 await self._wait_for_work(arrived)
+
+    def _accept_workflow_task(self, task: WorkflowTask) -> None:
+        job = asyncio.ensure_future(self._handle_workflow_task(task))
+        self._inflight_wf.add(job)
+        job.add_done_callback(self._workflow_task_done)
+
+    def _workflow_task_done(self, job: asyncio.Future) -> None:
+        self._inflight_wf.discard(job)
+        self._receivers["workflow"].release()
 
     async def _handle_workflow_task(self, task: WorkflowTask) -> None:
         store, clock = self.client.store, self.client.clock
@@ -357,24 +391,33 @@ class Worker:
     # ------------------------------------------------------------------ activities
     async def _activity_loop(self) -> None:
         store, clock = self.client.store, self.client.clock
+        receiver = self._receivers["activity"]
         while not self._stop.is_set():
-            free = self._act_slots - len(self._inflight_act)
+            free = receiver.free()
             if free <= 0:
-                await asyncio.wait(self._inflight_act, return_when=asyncio.FIRST_COMPLETED)
+                receiver.freed.clear()
+                await wait_first([receiver.freed.wait(), self._stop.wait()])
                 continue
             arrived = store.waiter("queue", f"activity:{self.task_queue}")
             try:
-                tasks = await store.run(_service.claim_activity_tasks, self.task_queue, self._owner, clock.now(), free)
+                tasks = await store.run(_service.claim_activity_tasks, self.task_queue, self._owner, clock.now(), free, receiver)
             except Exception:  # noqa: BLE001 - the database may be busy or gone; try again shortly
                 log.exception("polling activity tasks failed")
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
             for task in tasks:
-                job = asyncio.ensure_future(self._run_activity(task))
-                self._inflight_act.add(job)
-                job.add_done_callback(self._inflight_act.discard)
-            if len(tasks) < free:
+                self._accept_activity(task)
+            if len(tasks) < free and receiver.free() > 0:
                 await self._wait_for_work(arrived)
+
+    def _accept_activity(self, task: ActivityTask) -> None:
+        job = asyncio.ensure_future(self._run_activity(task))
+        self._inflight_act.add(job)
+        job.add_done_callback(self._activity_done)
+
+    def _activity_done(self, job: asyncio.Future) -> None:
+        self._inflight_act.discard(job)
+        self._receivers["activity"].release()
 
     async def _run_activity(self, task: ActivityTask) -> None:
         store, clock = self.client.store, self.client.clock
