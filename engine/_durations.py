@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 
+@functools.lru_cache(maxsize=1024)  # workflows use a handful of timeouts, over and over
 def to_duration(value: timedelta | None) -> str:
     if value is None:
         return "0s"
@@ -28,7 +30,10 @@ def from_duration(value: Any) -> timedelta | None:
 
 
 def to_timestamp(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-01-02T03:04:05.123456Z`` (always six fractional digits)."""
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def from_timestamp(value: str) -> datetime:

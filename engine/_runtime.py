@@ -25,8 +25,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
 from engine import _converter
-from engine._definitions import WorkflowDefinition
+from engine._definitions import WorkflowDefinition, hints_of
+from engine._durations import from_duration, to_duration
 from engine._seed import randomness_seed
+from engine.common import RetryPolicy
 from engine.errors import (
     ActivityError,
     CancelledError,
@@ -491,8 +493,6 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             # As in Temporal, a signal without a handler waits (here: for the next code version).
             self.unhandled_signals.append(name)
             return
-        from engine._definitions import hints_of
-
         arg_types, _ = hints_of(handler, skip_self=True)
         args = _converter.from_payloads(attrs.get("input"), arg_types)
         if inspect.iscoroutinefunction(handler):
@@ -524,8 +524,6 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         if handler is None:
             known = ", ".join(sorted(self.defn.queries)) or "none"
             raise KeyError(f"Workflow {self.info.workflow_type} has no query {name!r} (it has: {known}).")
-        from engine._definitions import hints_of
-
         arg_types, _ = hints_of(handler, skip_self=True)
         converted = [_converter.convert(a, t) for a, t in zip(args, list(arg_types) + [None] * len(args))]
         previous = asyncio.events._get_running_loop()
@@ -578,9 +576,6 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         result_type: Any,
         summary: str | None,
     ) -> ActivityHandle:
-        from engine._durations import to_duration
-        from engine.common import RetryPolicy
-
         if start_to_close_timeout is None and schedule_to_close_timeout is None:
             raise ValueError(
                 f"Activity {activity_type!r} needs start_to_close_timeout or "
@@ -680,8 +675,6 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         raise RuntimeError("Threads cannot call into workflow code: workflows are single-threaded and deterministic.")
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:  # type: ignore[override]
-        from engine._durations import to_duration
-
         if delay <= 0:
             handle = _WorkflowTimer(self, self.time(), callback, args, context, "")
             self._ready.append(handle)
@@ -833,8 +826,6 @@ def _skippable(event: HistoryEvent, command: Command | None) -> bool:
 
 def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEvent], namespace: str = "default") -> WorkflowInfo:
     """The ``workflow.info()`` of a run, read from its WorkflowExecutionStarted event."""
-    from engine._durations import from_duration
-
     started = events[0].attributes
     return WorkflowInfo(
         workflow_id=workflow_id,

@@ -9,6 +9,8 @@ that task completes, as Temporal does, so each workflow task sees a stable prefi
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,6 +36,23 @@ SDK_FLAGS = [1]
 
 class StaleTaskError(Exception):
     """The task was timed out, completed or reassigned meanwhile: its result is dropped."""
+
+
+def request_id() -> str:
+    """A random (version 4) UUID as text: what uuid.uuid4() gives, three times faster."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+def new_run_id() -> str:
+    """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then random.
+
+    Every index keyed by run id (events, executions, tasks, attempts) then keeps the runs in
+    flight together at its right edge, so a batch of changes dirties a few shared pages
+    instead of one page per run and index, and each dirty page is a 4 KiB WAL write.
+    """
+    h = f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    return f"{h[:8]}-{h[8:12]}-7{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
 def identity_of(owner: str) -> str:
@@ -279,7 +298,7 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     ).fetchone()
     if row is not None:
         raise WorkflowAlreadyStartedError(req.workflow_id, req.workflow_type, run_id=row[0])
-    run_id = req.run_id or str(uuid.uuid4())
+    run_id = req.run_id or new_run_id()
     task_timeout = (req.task_timeout or timedelta(seconds=10)).total_seconds()
     run = Run(run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, 1, "", None, None, 1, [], task_timeout)
     attrs: dict[str, Any] = {
@@ -378,7 +397,7 @@ def _start_workflow_task(
 ) -> WorkflowTask:
     """Lease the run's scheduled workflow task to ``owner`` (inserting the task row when
     ``task_id`` is None: eager dispatch) and build what the worker gets."""
-    started_attrs = {"identity": identity_of(owner), "requestId": str(uuid.uuid4())}
+    started_attrs = {"identity": identity_of(owner), "requestId": request_id()}
     synthetic: list[HistoryEvent] = []
     if run.wft_scheduled_id is None:
         # Transient retry: hand the worker the two events without writing them yet.
@@ -707,13 +726,13 @@ def _close_command(status: str, event_type: str):  # type: ignore[no-untyped-def
 
 
 def _cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
-    new_run_id = str(uuid.uuid4())
+    next_run_id = new_run_id()
     append(
         tx,
         run,
         now,
         "WorkflowExecutionContinuedAsNew",
-        {"newExecutionRunId": new_run_id, **attrs, "workflowTaskCompletedEventId": str(completed), "initiator": "CONTINUE_AS_NEW_INITIATOR_WORKFLOW"},
+        {"newExecutionRunId": next_run_id, **attrs, "workflowTaskCompletedEventId": str(completed), "initiator": "CONTINUE_AS_NEW_INITIATOR_WORKFLOW"},
     )
     close_run(tx, run, now, "ContinuedAsNew")
     save_run(tx, run)
@@ -732,7 +751,7 @@ def _cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs:
             identity=str(started.get("identity", "")),
             run_timeout=from_duration(attrs.get("workflowRunTimeout")),
             task_timeout=from_duration(attrs.get("workflowTaskTimeout")),
-            run_id=new_run_id,
+            run_id=next_run_id,
             continued_from=run.run_id,
             first_run_id=str(started.get("firstExecutionRunId") or run.run_id),
         ),
@@ -867,7 +886,7 @@ def _started_attrs(scheduled: int, owner: str, attempt: int, info: dict[str, Any
     attrs: dict[str, Any] = {
         "scheduledEventId": str(scheduled),
         "identity": identity_of(owner),
-        "requestId": str(uuid.uuid4()),
+        "requestId": request_id(),
         "attempt": attempt,
     }
     if info.get("lastFailure"):

@@ -431,8 +431,14 @@ def _translate(error: sqlite3.DatabaseError, path: str) -> StoreError:
     return StoreError(f"Database error on {path!r}: {text}")
 
 
+# The C encoder that json.dumps(value, separators=(",", ":")) builds on every call, built once.
+_c_encode = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+) if json.encoder.c_make_encoder is not None else None  # type: ignore[attr-defined]
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def dumps(value: Any) -> str:
+    if _c_encode is not None:
+        return "".join(_c_encode(value, 0))
     return _encode(value)

@@ -37,11 +37,31 @@ class Info:
 
 
 class _Context:
-    def __init__(self, info: Info, heartbeat: Callable[[Sequence[Any]], None]) -> None:
-        self.info = info
-        self.heartbeat = heartbeat
+    """The running attempt, as the worker hands it to the activity API.
+
+    ``info`` and the heartbeat sender are built on first use: most activities never ask.
+    """
+
+    def __init__(
+        self, make_info: Callable[[], Info], make_heartbeat: Callable[["_Context"], Callable[[Sequence[Any]], None]]
+    ) -> None:
+        self._make_info = make_info
+        self._make_heartbeat = make_heartbeat
+        self._info: Info | None = None
+        self._heartbeat: Callable[[Sequence[Any]], None] | None = None
         self.cancelled = False
         self.on_cancel: Callable[[], Any] | None = None
+
+    @property
+    def info(self) -> Info:
+        if self._info is None:
+            self._info = self._make_info()
+        return self._info
+
+    def heartbeat(self, details: Sequence[Any]) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = self._make_heartbeat(self)
+        self._heartbeat(details)
 
 
 _current: contextvars.ContextVar[_Context | None] = contextvars.ContextVar("engine_activity", default=None)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Mapping, Sequence
 
+from engine._durations import from_duration, to_duration
+
 __all__ = ["RetryPolicy", "WorkflowIDReusePolicy", "WorkflowIDConflictPolicy"]
 
 
@@ -54,8 +56,6 @@ class RetryPolicy:
 
     def to_json(self) -> dict[str, Any]:
         """Temporal's JSON shape (as in ``ActivityTaskScheduled.retryPolicy``)."""
-        from engine._durations import to_duration
-
         return {
             "initialInterval": to_duration(self.initial_interval),
             "backoffCoefficient": self.backoff_coefficient,
@@ -66,8 +66,6 @@ class RetryPolicy:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> "RetryPolicy":
-        from engine._durations import from_duration
-
         if not data:
             return cls()
         maximum = from_duration(data.get("maximumInterval"))

@@ -453,28 +453,46 @@ class Worker:
 
     async def _invoke(self, defn: ActivityDefinition, task: ActivityTask, context: _Context) -> tuple[str, Any]:
         info = task.info
+        timer: asyncio.TimerHandle | None = None
+        state = {"running": True, "timed_out": False}
         try:
             args = _converter.from_payloads(info.get("input"), defn.arg_types)
             token = _current.set(context)
             try:
                 if defn.is_async:
-                    limit = info.get("startToClose") or None
-                    running = asyncio.ensure_future(defn.fn(*args))
-                    # A cancel request learned through a heartbeat interrupts the activity.
-                    context.on_cancel = running.cancel
-                    result = await asyncio.wait_for(running, limit)
+                    # Run inline in this task (no task of its own). A timeout or a cancel
+                    # request learned through a heartbeat cancels this task, and only while the
+                    # activity's code is still running, so it always lands inside that code.
+                    job = asyncio.current_task()
+                    assert job is not None
+
+                    def interrupt(timed_out: bool = False) -> None:
+                        if state["running"]:
+                            state["timed_out"] = timed_out
+                            job.cancel()
+
+                    context.on_cancel = interrupt
+                    limit = info.get("startToClose")
+                    if limit:
+                        timer = asyncio.get_running_loop().call_later(limit, interrupt, True)
+                    try:
+                        result = await defn.fn(*args)
+                    finally:
+                        state["running"] = False
                 else:
                     ctx = contextvars.copy_context()
                     loop = asyncio.get_running_loop()
                     result = await loop.run_in_executor(self._executor, ctx.run, defn.fn, *args)
             finally:
                 _current.reset(token)
+                if timer is not None:
+                    timer.cancel()
         except asyncio.CancelledError:
+            if state["timed_out"]:
+                return ("fail", ApplicationError("activity ran past its start-to-close timeout", type="TimeoutError"))
             if context.cancelled:
                 return ("cancelled", asyncio.CancelledError())
             raise
-        except asyncio.TimeoutError:
-            return ("fail", ApplicationError("activity ran past its start-to-close timeout", type="TimeoutError"))
         except Exception as e:  # noqa: BLE001 - every failure is recorded as the attempt's outcome
             return ("fail", e)
         try:
@@ -484,29 +502,35 @@ class Worker:
 
     def _activity_context(self, task: ActivityTask) -> _Context:
         info = task.info
+
+        def make_info() -> ActivityInfo:
+            def seconds(key: str) -> timedelta | None:
+                return timedelta(seconds=info[key]) if info.get(key) else None
+
+            return ActivityInfo(
+                activity_id=info["activityId"],
+                activity_type=info["activityType"],
+                attempt=task.attempt,
+                workflow_id=info["workflowId"],
+                workflow_run_id=task.run_id,
+                workflow_type=info["workflowType"],
+                workflow_namespace=self.client.namespace,
+                task_queue=self.task_queue,
+                scheduled_time=from_ts(info["scheduledTime"]),
+                started_time=from_ts(task.started_at),
+                schedule_to_close_timeout=(from_ts(info["deadline"]) - from_ts(info["scheduledTime"])) if info.get("deadline") else None,
+                start_to_close_timeout=seconds("startToClose"),
+                heartbeat_timeout=seconds("heartbeat"),
+                heartbeat_details=_converter.from_payloads(info.get("heartbeatDetails")),
+            )
+
+        loop = asyncio.get_running_loop()  # heartbeats may come from a sync activity's thread
+        return _Context(make_info, lambda context: self._heartbeat_sender(task, context, loop))
+
+    def _heartbeat_sender(
+        self, task: ActivityTask, context: _Context, loop: asyncio.AbstractEventLoop
+    ) -> Callable[[Sequence[Any]], None]:
         store, clock = self.client.store, self.client.clock
-        loop = asyncio.get_running_loop()
-
-        def seconds(key: str) -> timedelta | None:
-            return timedelta(seconds=info[key]) if info.get(key) else None
-
-        details = _converter.from_payloads(info.get("heartbeatDetails"))
-        activity_info = ActivityInfo(
-            activity_id=info["activityId"],
-            activity_type=info["activityType"],
-            attempt=task.attempt,
-            workflow_id=info["workflowId"],
-            workflow_run_id=task.run_id,
-            workflow_type=info["workflowType"],
-            workflow_namespace=self.client.namespace,
-            task_queue=self.task_queue,
-            scheduled_time=from_ts(info["scheduledTime"]),
-            started_time=from_ts(task.started_at),
-            schedule_to_close_timeout=(from_ts(info["deadline"]) - from_ts(info["scheduledTime"])) if info.get("deadline") else None,
-            start_to_close_timeout=seconds("startToClose"),
-            heartbeat_timeout=seconds("heartbeat"),
-            heartbeat_details=details,
-        )
         pending: dict[str, Any] = {"details": None, "sending": False}
 
         async def send() -> None:
@@ -532,5 +556,4 @@ class Worker:
                 else:
                     loop.call_soon_threadsafe(lambda: None if pending["sending"] else loop.create_task(send()))
 
-        context = _Context(activity_info, heartbeat)
-        return context
+        return heartbeat
