@@ -7,7 +7,7 @@
 For each size the script runs, once, a workflow of that many sequential activities in the
 engine (a real client and worker on an in-memory database) and keeps its closed history.
 Then it replays that history ``--repeat`` times, each time with a fresh worker-side instance
-(``WorkflowInstance`` + ``WorkflowInfo``, built the way ``Worker._instance_for`` builds one)
+(``WorkflowInstance`` + ``WorkflowInfo``, built the way ``Worker._new_instance`` builds one)
 fed the whole history with ``apply(events, live_tail=False)``: the work a worker does after a
 restart or a cache eviction, minus the database read. The database read (``read_events``:
 SQL + JSON decoding of every event) is timed separately, and together with the replay as
@@ -71,7 +71,7 @@ async def record(client: Client, n: int) -> tuple[str, str, list[HistoryEvent], 
 
 
 def fresh_instance(workflow_id: str, run_id: str, events: Sequence[HistoryEvent], namespace: str = "default") -> WorkflowInstance:
-    """A worker-side instance for the run, as ``Worker._instance_for`` builds it."""
+    """A worker-side instance for the run, as ``Worker._new_instance`` builds it."""
     defn = workflow_definition(Sequential)
     started = events[0].attributes
     info = WorkflowInfo(

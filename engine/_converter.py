@@ -7,6 +7,7 @@ JSON history uses, so what the store holds exports unchanged.
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import datetime as _dt
 import enum
@@ -37,12 +38,16 @@ def _default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+_dumps = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.JSONDecoder().decode
+
+
 def to_payload(value: Any, *, what: str = "value") -> Payload:
     """Encode one value; ``what`` names it in errors ("argument 1 of activity 'withdraw'")."""
     if value is None:
         return {"metadata": {"encoding": _BINARY_NULL}, "data": ""}
     try:
-        text = json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+        text = _dumps(value)
     except (TypeError, ValueError) as e:
         raise PayloadError(
             f"Cannot serialize {what}: {type(value).__name__} value {value!r:.80} is not "
@@ -51,7 +56,7 @@ def to_payload(value: Any, *, what: str = "value") -> Payload:
         ) from None
     return {
         "metadata": {"encoding": _JSON_PLAIN},
-        "data": base64.b64encode(text.encode()).decode(),
+        "data": binascii.b2a_base64(text.encode(), newline=False).decode("ascii"),
     }
 
 
@@ -65,7 +70,9 @@ def from_payload(payload: Mapping[str, Any] | None, type_hint: Any = None) -> An
     if not payload:
         return None
     try:
-        encoding = base64.b64decode(payload.get("metadata", {}).get("encoding", "")).decode()
+        raw = payload.get("metadata", {}).get("encoding", "")
+        # The usual encoding compared in its base64 form: no decoding needed to recognize it.
+        encoding = "json/plain" if raw == _JSON_PLAIN else base64.b64decode(raw).decode()
         data = base64.b64decode(payload.get("data") or "")
     except (ValueError, AttributeError) as e:
         raise PayloadError(f"Malformed payload {payload!r:.120}: {e}") from None
@@ -73,7 +80,7 @@ def from_payload(payload: Mapping[str, Any] | None, type_hint: Any = None) -> An
         return None
     if encoding == "json/plain":
         try:
-            value = json.loads(data)
+            value = _loads(data.decode("utf-8"))
         except ValueError as e:
             raise PayloadError(f"Payload is marked json/plain but is not JSON: {e}") from None
         return convert(value, type_hint) if type_hint is not None else value
@@ -93,7 +100,7 @@ def from_payloads(obj: Mapping[str, Any] | None, type_hints: Sequence[Any] = ())
 
 def convert(value: Any, hint: Any) -> Any:
     """Shape decoded JSON into ``hint`` (dataclasses, Optional, list/dict, datetime, UUID, Enum)."""
-    if hint is None or hint is Any or value is None:
+    if hint is None or hint is Any or value is None or type(value) is hint:
         return value
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)

@@ -29,11 +29,19 @@ def from_duration(value: Any) -> timedelta | None:
     return timedelta(seconds=seconds) if seconds > 0 else None
 
 
+_last_stamp: tuple[datetime | None, str] = (None, "")
+
+
 def to_timestamp(value: datetime) -> str:
     """``2026-01-02T03:04:05.123456Z`` (always six fractional digits)."""
-    if value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    global _last_stamp
+    last, text = _last_stamp  # one tuple read: safe when two threads call this
+    if value is last:  # the events of one change share their time
+        return text
+    utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    text = utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    _last_stamp = (value, text)
+    return text
 
 
 def from_timestamp(value: str) -> datetime:

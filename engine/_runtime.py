@@ -122,28 +122,33 @@ def _matches(command: Command, event: HistoryEvent) -> bool:
     return True
 
 
+_SKIPPED_FILES: dict[str, bool] = {}
+
+
+def _skipped(filename: str) -> bool:
+    skip = _SKIPPED_FILES.get(filename)
+    if skip is None:
+        skip = _SKIPPED_FILES[filename] = (
+            filename.startswith(_ENGINE_DIR)
+            or filename.startswith(_ASYNCIO_DIR)
+            or "contextvars" in filename
+            or filename.startswith("<frozen")
+        )
+    return skip
+
+
 def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
     """The innermost frame that belongs to user code (not the engine, not asyncio)."""
-    candidates = frames
-    if candidates is None:
-        collected = []
+    if frames is None:
         frame: Any = sys._getframe(1)
-        while frame is not None:
-            collected.append(frame)
+        while frame is not None and _skipped(frame.f_code.co_filename):
             frame = frame.f_back
-        candidates = collected
     else:
-        candidates = list(reversed(candidates))
-    for frame in candidates:
-        filename = frame.f_code.co_filename
-        if filename.startswith(_ENGINE_DIR) or filename.startswith(_ASYNCIO_DIR):
-            continue
-        if "contextvars" in filename or filename.startswith("<frozen"):
-            continue
-        lineno = frame.f_lineno
-        text = linecache.getline(filename, lineno).strip()
-        return CodeLine(filename, lineno, frame.f_code.co_name, text)
-    return None
+        frame = next((f for f in reversed(frames) if not _skipped(f.f_code.co_filename)), None)
+    if frame is None:
+        return None
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
+    return CodeLine(filename, lineno, frame.f_code.co_name, linecache.getline(filename, lineno).strip())
 
 
 @dataclass
@@ -596,7 +601,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             "scheduleToStartTimeout": to_duration(schedule_to_start_timeout),
             "startToCloseTimeout": to_duration(start_to_close_timeout or schedule_to_close_timeout),
             "heartbeatTimeout": to_duration(heartbeat_timeout),
-            "retryPolicy": (retry_policy or RetryPolicy()).to_json(),
+            "retryPolicy": retry_policy.to_json() if retry_policy else {**_DEFAULT_RETRY, "nonRetryableErrorTypes": []},
         }
         if summary:
             attrs["userMetadata"] = {"summary": _converter.to_payload(summary)}
@@ -784,6 +789,7 @@ def _is_cancellation(error: BaseException | None) -> bool:
 
 
 PATCH_MARKER = "core_patch"
+_DEFAULT_RETRY = RetryPolicy().to_json()
 
 
 def patch_of(event: HistoryEvent) -> tuple[str, bool] | None:

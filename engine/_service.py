@@ -119,6 +119,18 @@ class Run:
     def open(self) -> bool:
         return self.status == OPEN
 
+    def row(self) -> tuple[Any, ...]:
+        """Parameters of the batched UPDATE in ``_store.Tx.flush``."""
+        return (
+            self.next_event_id,
+            self.wft_state,
+            self.wft_scheduled_id,
+            self.wft_started_id,
+            self.wft_attempt,
+            dumps(self.buffered) if self.buffered else None,
+            self.run_id,
+        )
+
 
 _RUN_COLUMNS = (
     "run_id, workflow_id, workflow_type, task_queue, status, next_event_id, wft_state, "
@@ -133,6 +145,7 @@ def load_run(tx: Tx, run_id: str) -> Run:
     run: Run | None = runs.get(run_id)
     if run is not None:
         return run
+    tx.flush()
     row = tx.conn.execute(f"SELECT {_RUN_COLUMNS} FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
         raise WorkflowNotFoundError(f"No workflow run with run id {run_id!r}.")
@@ -150,21 +163,8 @@ def _remember(tx: Tx, run: Run) -> None:
 
 
 def save_run(tx: Tx, run: Run) -> None:
-    tx.conn.execute(
-        "UPDATE executions SET status = ?, next_event_id = ?, wft_state = ?, wft_scheduled_id = ?, "
-        "wft_started_id = ?, wft_attempt = ?, buffered = ?, close_time = ? WHERE run_id = ?",
-        (
-            run.status,
-            run.next_event_id,
-            run.wft_state,
-            run.wft_scheduled_id,
-            run.wft_started_id,
-            run.wft_attempt,
-            dumps(run.buffered) if run.buffered else None,
-            run.close_time,
-            run.run_id,
-        ),
-    )
+    """Write the run's state with the batch (status and close time are written by close_run)."""
+    tx.runs[run.run_id] = run
 
 
 def _utc(when: datetime) -> datetime:
@@ -265,6 +265,7 @@ def close_run(tx: Tx, run: Run, now: datetime, status: str) -> None:
     run.buffered = []
     run.close_time = ts(now)
     run.wft_task = None
+    tx.conn.execute("UPDATE executions SET status = ?, close_time = ? WHERE run_id = ?", (status, run.close_time, run.run_id))
     tx.conn.execute("DELETE FROM tasks WHERE run_id = ?", (run.run_id,))
     tx.conn.execute("DELETE FROM timers WHERE run_id = ?", (run.run_id,))
     tx.cache.runs.pop(run.run_id, None)
@@ -293,8 +294,10 @@ class StartRequest:
 
 
 def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
+    tx.flush()
+    # "+status": without it SQLite picks the status index and walks every open run.
     row = tx.conn.execute(
-        "SELECT run_id FROM executions WHERE workflow_id = ? AND status = ?", (req.workflow_id, OPEN)
+        "SELECT run_id FROM executions WHERE workflow_id = ? AND +status = ?", (req.workflow_id, OPEN)
     ).fetchone()
     if row is not None:
         raise WorkflowAlreadyStartedError(req.workflow_id, req.workflow_type, run_id=row[0])
@@ -449,7 +452,7 @@ def _events_after(tx: Tx, run: Run, after: int) -> list[HistoryEvent]:
     if after + 1 >= run.tail_from:
         events = [e for e in run.tail if e.event_id > after]
     else:
-        tx.flush_events()
+        tx.flush()
         events = read_events(tx.conn, run.run_id, after)
     # The worker will hold everything up to now: later tasks need only what follows.
     run.tail = []
@@ -736,7 +739,7 @@ def _cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs:
     )
     close_run(tx, run, now, "ContinuedAsNew")
     save_run(tx, run)
-    tx.flush_events()
+    tx.flush()
     first = tx.conn.execute(
         "SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run.run_id,)
     ).fetchone()
@@ -983,11 +986,7 @@ def _attempt_failed(
 def _record_attempt(
     tx: Tx, run_id: str, scheduled: int, attempt: int, started_at: float | None, now: datetime, outcome: str, failure: Any, owner: str
 ) -> None:
-    tx.conn.execute(
-        "INSERT OR REPLACE INTO activity_attempts (run_id, scheduled_event_id, attempt, started_at, ended_at, outcome, failure, identity) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (run_id, scheduled, attempt, started_at, ts(now), outcome, dumps(failure) if failure else None, owner),
-    )
+    tx.attempts.append((run_id, scheduled, attempt, started_at, ts(now), outcome, dumps(failure) if failure else None, owner))
 
 
 def heartbeat_activity(tx: Tx, task_id: int, owner: str, attempt: int, details: dict[str, Any] | None, now: datetime) -> bool:

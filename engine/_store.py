@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import aiosqlite
 from engine.errors import StoreCorruptError, StoreError
 
 T = TypeVar("T")
+log = logging.getLogger("engine.store")
 
 APP_ID = "durable-lab"
 SCHEMA_VERSION = 1
@@ -128,17 +130,40 @@ class Tx:
     dispatched: list[tuple[Any, Any]] = field(default_factory=list)
     # run id -> (closing event type, attributes), for result waiters in this process.
     closed: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    # Event rows not yet written: one executemany per batch rather than one INSERT per event.
+    # Rows not yet written: one executemany per batch and table rather than one statement
+    # per change. Events and attempts are only inserted; runs are updated once per batch
+    # however many of its changes touched them (see _service.save_run).
     events: list[tuple[Any, ...]] = field(default_factory=list)
+    attempts: list[tuple[Any, ...]] = field(default_factory=list)
+    runs: dict[str, Any] = field(default_factory=dict)
 
-    def flush_events(self) -> None:
-        """Write pending event rows; call before reading the events table."""
+    def flush(self) -> None:
+        """Write pending rows; call before reading the executions or events table."""
         if self.events:
             self.conn.executemany(
                 "INSERT INTO events (run_id, event_id, event_type, event_time, attributes) VALUES (?, ?, ?, ?, ?)",
                 self.events,
             )
             self.events.clear()
+        if self.attempts:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO activity_attempts (run_id, scheduled_event_id, attempt, started_at, ended_at, "
+                "outcome, failure, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                self.attempts,
+            )
+            self.attempts.clear()
+        if self.runs:
+            self.conn.executemany(
+                "UPDATE executions SET next_event_id = ?, wft_state = ?, wft_scheduled_id = ?, wft_started_id = ?, "
+                "wft_attempt = ?, buffered = ? WHERE run_id = ?",
+                [run.row() for run in self.runs.values()],
+            )
+            self.runs.clear()
+
+    def drop_pending(self) -> None:
+        self.events.clear()
+        self.attempts.clear()
+        self.runs.clear()
 
     def notify(self, kind: str, key: str) -> None:
         self.notes.add((kind, key))
@@ -159,8 +184,10 @@ class Store:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self.path = path
-        self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future]] = []
+        self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], Any]] = []
         self._flushing = False
+        self._reads: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future]] = []
+        self._reading = False
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
         self._close_waiters: dict[str, list[asyncio.Future]] = {}
         self._cache = Cache()
@@ -197,7 +224,7 @@ class Store:
     async def close(self) -> None:
         if self._closed:
             return
-        while self._flushing or self._pending:
+        while self._flushing or self._pending or self._reading or self._reads:
             await asyncio.sleep(0.001)
         self._closed = True
         await self._conn.close()
@@ -215,14 +242,49 @@ class Store:
             loop.create_task(self._flush())
         return await fut
 
+    def submit(self, fn: Callable[..., Any], *args: Any, done: Callable[[bool, Any], None]) -> None:
+        """``run`` without awaiting: ``done(ok, result or error)`` is called after the commit."""
+        if self._closed:
+            done(False, StoreError("The engine's database is closed: connect a new Client."))
+            return
+        self._pending.append((fn, args, _Callback(done)))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a read-only ``fn(conn, *args)`` on the database thread (no write lock)."""
+        """Run a read-only ``fn(conn, *args)`` on the database thread (no write lock).
+
+        Reads waiting at the same time share one trip to the database thread."""
         if self._closed:
             raise StoreError("The engine's database is closed: connect a new Client.")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+        self._reads.append((fn, args, fut))
+        if not self._reading:
+            self._reading = True
+            loop.create_task(self._read_all())
+        return await fut
+
+    async def _read_all(self) -> None:
         try:
-            return await self._conn._execute(fn, self._conn._conn, *args)
-        except sqlite3.DatabaseError as e:
-            raise _translate(e, self.path) from e
+            while self._reads:
+                batch, self._reads = self._reads, []
+                try:
+                    outcomes = await self._conn._execute(_run_reads, self._conn._conn, batch)
+                except BaseException as e:  # noqa: BLE001 - every caller must hear of it
+                    outcomes = [(False, e)] * len(batch)
+                for (_, _, fut), (ok, value) in zip(batch, outcomes):
+                    if fut.done():
+                        continue
+                    if ok:
+                        fut.set_result(value)
+                    elif isinstance(value, sqlite3.DatabaseError):
+                        fut.set_exception(_translate(value, self.path))
+                    else:
+                        fut.set_exception(value)
+        finally:
+            self._reading = False
 
     async def _flush(self) -> None:
         try:
@@ -297,6 +359,44 @@ class Store:
         return event
 
 
+class _Callback:
+    """Stands where a change's future would, for changes submitted with a callback."""
+
+    __slots__ = ("_done", "_called")
+
+    def __init__(self, done: Callable[[bool, Any], None]) -> None:
+        self._done = done
+        self._called = False
+
+    def done(self) -> bool:
+        return self._called
+
+    def set_result(self, value: Any) -> None:
+        self._finish(True, value)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._finish(False, error)
+
+    def _finish(self, ok: bool, value: Any) -> None:
+        self._called = True
+        try:
+            self._done(ok, value)
+        except Exception:  # noqa: BLE001 - one caller's bug must not stop the others' results
+            log.exception("a commit callback failed")
+
+
+def _run_reads(
+    conn: sqlite3.Connection, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]
+) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    for fn, args, _ in batch:
+        try:
+            outcomes.append((True, fn(conn, *args)))
+        except Exception as e:  # noqa: BLE001 - handed back to that read's caller
+            outcomes.append((False, e))
+    return outcomes
+
+
 def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[tuple[bool, Any]]:
     """Run every change in one transaction.
 
@@ -321,7 +421,7 @@ def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], An
             conn.execute("BEGIN IMMEDIATE")
             cache.version = conn.execute("PRAGMA data_version").fetchone()[0]
             outcomes = [_isolated(tx, fn, args) for fn, args, _ in batch]
-        tx.flush_events()
+        tx.flush()
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -334,7 +434,7 @@ def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], An
 def _forget(tx: Tx) -> None:
     """After a rollback: the cache saw changes that did not happen, and nothing is handed out."""
     tx.cache.clear()
-    tx.events.clear()
+    tx.drop_pending()
     tx.undo_dispatch()
     tx.notes.clear()
     tx.closed.clear()
@@ -342,7 +442,7 @@ def _forget(tx: Tx) -> None:
 
 def _isolated(tx: Tx, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
     conn = tx.conn
-    tx.flush_events()
+    tx.flush()
     conn.execute("SAVEPOINT change")
     notes_before = set(tx.notes)
     closed_before = dict(tx.closed)
@@ -356,7 +456,7 @@ def _isolated(tx: Tx, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bo
         conn.execute("RELEASE change")
         tx.notes = notes_before
         tx.closed = closed_before
-        tx.events.clear()
+        tx.drop_pending()
         tx.undo_dispatch(dispatched_before)
         # The failed change may have updated cached rows before failing.
         version = tx.cache.version

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextvars
+import functools
 import itertools
 import logging
 import os
@@ -146,6 +147,8 @@ class Worker:
                     task.cancel()
                 if pending:
                     await asyncio.wait(pending, timeout=1.0)
+            # Outcomes the jobs above submitted commit before the worker reports it stopped.
+            await self.client.store.settle()
             for instance in self._cache.values():
                 instance.evict()
             self._cache.clear()
@@ -255,64 +258,94 @@ class Worker:
                 await self._wait_for_work(arrived)
 
     def _accept_workflow_task(self, task: WorkflowTask) -> None:
-        job = asyncio.ensure_future(self._handle_workflow_task(task))
-        self._inflight_wf.add(job)
-        job.add_done_callback(self._workflow_task_done)
-
-    def _workflow_task_done(self, job: asyncio.Future) -> None:
-        self._inflight_wf.discard(job)
-        self._receivers["workflow"].release()
-
-    async def _handle_workflow_task(self, task: WorkflowTask) -> None:
-        store, clock = self.client.store, self.client.clock
+        """Run a workflow task: at once when the worker holds (or is handed) the run's whole
+        history, else in a task of its own that first reads the history."""
         self.stats["workflow_tasks"] += 1
         defn = self._workflows.get(task.workflow_type)
-        if defn is None:
-            error = NotRegisteredError(
-                f"Workflow type {task.workflow_type!r} is not registered on the worker for task queue "
-                f"{self.task_queue!r} (it has: {', '.join(sorted(self._workflows)) or 'none'}). Add the "
-                "workflow class to Worker(workflows=[...]); the task is retried."
-            )
-            await self._fail_workflow_task(task, error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
+        found = self._instance_at_hand(task, defn) if defn is not None else None
+        if found is not None:
+            self._run_workflow_task(task, *found)
             return
+        self._spawn_workflow_job(self._handle_workflow_task(task, defn))
+
+    def _spawn_workflow_job(self, coro: Any) -> None:
+        job = asyncio.ensure_future(coro)
+        self._inflight_wf.add(job)
+        job.add_done_callback(self._inflight_wf.discard)
+
+    async def _handle_workflow_task(self, task: WorkflowTask, defn: WorkflowDefinition | None) -> None:
+        handed_on = False
         try:
-            instance, events = await self._instance_for(task, defn)
+            if defn is None:
+                error = NotRegisteredError(
+                    f"Workflow type {task.workflow_type!r} is not registered on the worker for task queue "
+                    f"{self.task_queue!r} (it has: {', '.join(sorted(self._workflows)) or 'none'}). Add the "
+                    "workflow class to Worker(workflows=[...]); the task is retried."
+                )
+                await self._fail_workflow_task(task, error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
+                return
+            try:
+                events = await self.client.store.read(_service.read_events, task.run_id, 0)
+                instance = self._new_instance(task, defn, events)
+            except Exception as e:  # noqa: BLE001 - any bug surfaces as a failed workflow task
+                self._evict(task.run_id)
+                await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
+                return
+            handed_on = True
+            self._run_workflow_task(task, instance, events)
+        finally:
+            if not handed_on:
+                self._receivers["workflow"].release()
+
+    def _run_workflow_task(self, task: WorkflowTask, instance: WorkflowInstance, events: list[Any]) -> None:
+        """Run the workflow code; its commands commit with the next batch. The worker's slot
+        is given back once that commit is done (or the task failed)."""
+        cause = "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE"
+        try:
             commands = instance.apply(events)
         except NondeterminismError as e:
-            self._evict(task.run_id)
-            await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR")
-            return
+            error: BaseException = e
+            cause = "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR"
         except WorkflowTaskError as e:
-            self._evict(task.run_id)
-            await self._fail_workflow_task(task, e.error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
-            return
+            error = e.error
         except Exception as e:  # noqa: BLE001 - any bug surfaces as a failed workflow task
-            self._evict(task.run_id)
-            await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
-            return
-        first = not instance.saw_completed_task
-        try:
-            await store.run(
+            error = e
+        else:
+            self.client.store.submit(
                 _service.complete_workflow_task,
                 task.task_id,
                 self._owner,
                 task.run_id,
                 task.started_event_id,
                 [(c.kind, c.attributes) for c in commands],
-                clock.now(),
-                first,
+                self.client.clock.now(),
+                not instance.saw_completed_task,
+                done=functools.partial(self._workflow_task_committed, task, instance),
             )
-        except StaleTaskError:
-            self._evict(task.run_id)
             return
-        except Exception:
+        self._evict(task.run_id)
+        self._spawn_workflow_job(self._fail_and_release(task, error, cause))
+
+    def _workflow_task_committed(self, task: WorkflowTask, instance: WorkflowInstance, ok: bool, value: Any) -> None:
+        self._receivers["workflow"].release()
+        if not ok:
             self._evict(task.run_id)
-            raise
+            if not isinstance(value, StaleTaskError):
+                log.error("completing workflow task %s of run %s failed", task.started_event_id, task.run_id, exc_info=value)
+            return
         instance.saw_completed_task = True
         if instance._finished or self._max_cached == 0:
             self._evict(task.run_id)
 
-    async def _instance_for(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]]:
+    async def _fail_and_release(self, task: WorkflowTask, error: BaseException, cause: str) -> None:
+        try:
+            await self._fail_workflow_task(task, error, cause)
+        finally:
+            self._receivers["workflow"].release()
+
+    def _instance_at_hand(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]] | None:
+        """The cached instance and the new events, or a new instance when the task carries
+        the whole history; None when the history must be read first."""
         instance = self._cache.get(task.run_id)
         events = task.events
         fresh_ok = (
@@ -330,7 +363,13 @@ class Worker:
         if instance is not None:
             self._evict(task.run_id)
         if not task.history_complete:
-            events = await self.client.store.read(_service.read_events, task.run_id, 0)
+            return None
+        try:
+            return self._new_instance(task, defn, events), events
+        except Exception:  # noqa: BLE001 - retried in _handle_workflow_task, which reports it
+            return None
+
+    def _new_instance(self, task: WorkflowTask, defn: WorkflowDefinition, events: list[Any]) -> WorkflowInstance:
         self.stats["replays"] += 1
         info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
         instance = WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
@@ -338,7 +377,7 @@ class Worker:
         while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
             old.evict()
-        return instance, events
+        return instance
 
     async def query(self, run_id: str, name: str, args: Sequence[Any]) -> Any:
         """Answer a query by replaying the run's history (no history is written)."""
@@ -364,7 +403,7 @@ class Worker:
     def _cached_upto(self, run_id: str) -> int:
         # Called from the database thread during a claim: one dict lookup, instead of
         # copying the whole cache on every poll. A stale answer is caught by the
-        # consistency check in _instance_for, which then replays the full history.
+        # consistency check in _instance_at_hand, which then replays the full history.
         instance = self._cache.get(run_id)
         return instance.processed_upto if instance is not None else 0
 
@@ -413,43 +452,46 @@ class Worker:
     def _accept_activity(self, task: ActivityTask) -> None:
         job = asyncio.ensure_future(self._run_activity(task))
         self._inflight_act.add(job)
-        job.add_done_callback(self._activity_done)
+        job.add_done_callback(self._inflight_act.discard)
 
-    def _activity_done(self, job: asyncio.Future) -> None:
-        self._inflight_act.discard(job)
+    def _activity_recorded(self, activity_type: str, ok: bool, value: Any) -> None:
         self._receivers["activity"].release()
+        if not ok:  # the lease will time out and the attempt is retried
+            log.error("recording the outcome of activity %s failed", activity_type, exc_info=value)
 
     async def _run_activity(self, task: ActivityTask) -> None:
         store, clock = self.client.store, self.client.clock
         self.stats["activities"] += 1
         info = task.info
-        defn = self._activities.get(info["activityType"])
-        outcome: tuple[str, Any]
-        context: _Context | None = None
-        if defn is None:
-            outcome = (
-                "fail",
-                ApplicationError(
-                    f"Activity type {info['activityType']!r} is not registered on the worker for task queue "
-                    f"{self.task_queue!r} (it has: {', '.join(sorted(self._activities)) or 'none'}). Add the "
-                    "function to Worker(activities=[...]).",
-                    type="NotFoundError",
-                ),
-            )
-        else:
-            context = self._activity_context(task)
-            outcome = await self._invoke(defn, task, context)
-        now = clock.now()
+        submitted = False
         try:
-            if outcome[0] == "ok":
-                await store.run(_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now)
-            else:
-                cancelled = outcome[0] == "cancelled"
-                await store.run(
-                    _service.fail_activity, task.task_id, self._owner, task.attempt, _converter.encode_failure(outcome[1]), now, cancelled
+            defn = self._activities.get(info["activityType"])
+            outcome: tuple[str, Any]
+            if defn is None:
+                outcome = (
+                    "fail",
+                    ApplicationError(
+                        f"Activity type {info['activityType']!r} is not registered on the worker for task queue "
+                        f"{self.task_queue!r} (it has: {', '.join(sorted(self._activities)) or 'none'}). Add the "
+                        "function to Worker(activities=[...]).",
+                        type="NotFoundError",
+                    ),
                 )
-        except Exception:  # noqa: BLE001 - the lease will time out and the attempt is retried
-            log.exception("recording the outcome of activity %s failed", info["activityType"])
+            else:
+                outcome = await self._invoke(defn, task, self._activity_context(task))
+            done = functools.partial(self._activity_recorded, info["activityType"])
+            if outcome[0] == "ok":
+                store.submit(_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], clock.now(), done=done)
+            else:
+                failure = _converter.encode_failure(outcome[1])
+                cancelled = outcome[0] == "cancelled"
+                store.submit(
+                    _service.fail_activity, task.task_id, self._owner, task.attempt, failure, clock.now(), cancelled, done=done
+                )
+            submitted = True
+        finally:
+            if not submitted:
+                self._receivers["activity"].release()
 
     async def _invoke(self, defn: ActivityDefinition, task: ActivityTask, context: _Context) -> tuple[str, Any]:
         info = task.info
