@@ -83,6 +83,7 @@ class Meter:
         self.db_thread_ids: set[int] = set()
         self.idle_waits: dict[str, list[float]] = {"workflow": [], "activity": []}
         self.missed_wakeups: dict[str, int] = {"workflow": 0, "activity": 0}
+        self.statements: dict[str, int] = {}
         self.check_wakeups = False
         self._orig_run_batch = _store._run_batch
 
@@ -149,6 +150,17 @@ class Meter:
 
         store.read = read  # type: ignore[method-assign]
 
+    async def count_statements(self, store: _store.Store) -> None:
+        """Count SQL statements by verb (SQLite's trace hook, on the database thread). Each
+        row of a batched executemany counts as one statement, as SQLite runs it once per row."""
+        counts = self.statements
+
+        def trace(sql: str) -> None:
+            verb = sql.split(None, 1)[0].upper() if sql else "?"
+            counts[verb] = counts.get(verb, 0) + 1
+
+        await store.read(lambda conn: conn.set_trace_callback(trace))
+
     def uninstall(self) -> None:
         _store._run_batch = self._orig_run_batch  # type: ignore[assignment]
 
@@ -162,6 +174,7 @@ class Meter:
             waits.clear()
         for kind in self.missed_wakeups:
             self.missed_wakeups[kind] = 0
+        self.statements.clear()
 
 
 def thread_cpu() -> dict[int, float]:
@@ -254,6 +267,7 @@ async def main(args: argparse.Namespace) -> None:
     meter.check_wakeups = args.check_wakeups
     client = await Client.connect(path)
     meter.install(client.store)
+    await meter.count_statements(client.store)
     workers = [
         Worker(
             client,
@@ -338,6 +352,10 @@ async def main(args: argparse.Namespace) -> None:
     sizes = meter.batch_sizes
     if sizes:
         print(f"  batch size              p50 {pct(sizes, 50):.0f}  p99 {pct(sizes, 99):.0f}  max {max(sizes)}")
+    statements = sum(meter.statements.values())
+    print(f"  SQL statements          {statements / n:.1f} per workflow ("
+          + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(meter.statements.items(), key=lambda kv: -kv[1]))
+          + "; each row of a batched executemany counts as one)")
     print("  changes by kind         " + ", ".join(f"{k} {v / n:.2f}/wf" for k, v in sorted(meter.changes.items(), key=lambda kv: -kv[1])))
     print("  reads by kind           " + ", ".join(f"{k} {v / n:.2f}/wf" for k, v in sorted(meter.reads.items(), key=lambda kv: -kv[1])))
     # CPU split: the event-loop thread runs Python (worker, workflow code, client), the

@@ -40,6 +40,9 @@ class Receiver:
         self.taken = 0
         self.returned = 0
         self.open = True
+        # Set by a claim (database thread): the queue had fewer ready tasks than the claim
+        # could take, so polling again before new work arrives would find nothing.
+        self.drained = False
         self.freed = asyncio.Event()
 
     def free(self) -> int:

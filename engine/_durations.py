@@ -30,16 +30,24 @@ def from_duration(value: Any) -> timedelta | None:
 
 
 _last_stamp: tuple[datetime | None, str] = (None, "")
+_last_second: tuple[int, str] = (-1, "")
 
 
 def to_timestamp(value: datetime) -> str:
     """``2026-01-02T03:04:05.123456Z`` (always six fractional digits)."""
-    global _last_stamp
+    global _last_stamp, _last_second
     last, text = _last_stamp  # one tuple read: safe when two threads call this
     if value is last:  # the events of one change share their time
         return text
-    utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
-    text = utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    # Formatting the date and time of day is the slow part: once per second is enough.
+    second = round(value.timestamp() - value.microsecond / 1e6)
+    cached, prefix = _last_second
+    if second != cached:
+        prefix = value.replace(microsecond=0, tzinfo=None).isoformat()
+        _last_second = (second, prefix)
+    text = f"{prefix}.{value.microsecond:06d}Z"
     _last_stamp = (value, text)
     return text
 

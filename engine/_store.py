@@ -20,6 +20,7 @@ from typing import Any, Callable, TypeVar
 
 import aiosqlite
 
+from engine._checkpoint import Checkpointer
 from engine.errors import StoreCorruptError, StoreError
 
 T = TypeVar("T")
@@ -192,6 +193,7 @@ class Store:
         self._close_waiters: dict[str, list[asyncio.Future]] = {}
         self._cache = Cache()
         self.receivers: dict[str, tuple[Any, ...]] = {}
+        self._checkpointer: Checkpointer | None = None
         self._closed = False
         self.batches = 0
         self.changes = 0
@@ -219,6 +221,8 @@ class Store:
         except BaseException:
             await conn.close()
             raise
+        if target != ":memory:":
+            store._checkpointer = Checkpointer(target)
         return store
 
     async def close(self) -> None:
@@ -227,6 +231,8 @@ class Store:
         while self._flushing or self._pending or self._reading or self._reads:
             await asyncio.sleep(0.001)
         self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         await self._conn.close()
 
     # ------------------------------------------------------------ state changes
@@ -306,6 +312,8 @@ class Store:
                     continue
                 self.batches += 1
                 self.changes += len(batch)
+                if self._checkpointer is not None:
+                    self._checkpointer.poke()
                 for (_, _, fut), (ok, value) in zip(batch, outcomes):
                     if fut.done():
                         continue
@@ -472,6 +480,11 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
         conn.execute("PRAGMA busy_timeout = 10000")
         if path != ":memory:":
             conn.execute("PRAGMA journal_mode = WAL")
+            # Checkpoints run on their own thread (see _checkpoint), not inside our commits;
+            # the writer's own stays as a backstop should that thread ever fall far behind.
+            conn.execute("PRAGMA wal_autocheckpoint = 10000")
+            # When the log restarts, it is cut back to 4 MiB rather than kept at its largest.
+            conn.execute("PRAGMA journal_size_limit = 4194304")
         conn.execute("PRAGMA synchronous = NORMAL")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:

@@ -253,8 +253,8 @@ class Worker:
                 continue
             for task in tasks:
                 self._accept_workflow_task(task)
-            if len(tasks) < free and receiver.free() > 0:
-                # The queue is drained: claiming again at once would find nothing.
+            if receiver.drained:
+                # Claiming again at once would find nothing.
                 await self._wait_for_work(arrived)
 
     def _accept_workflow_task(self, task: WorkflowTask) -> None:
@@ -446,7 +446,7 @@ class Worker:
                 continue
             for task in tasks:
                 self._accept_activity(task)
-            if len(tasks) < free and receiver.free() > 0:
+            if receiver.drained:
                 await self._wait_for_work(arrived)
 
     def _accept_activity(self, task: ActivityTask) -> None:
