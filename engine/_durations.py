@@ -22,6 +22,17 @@ def from_duration(value: Any) -> timedelta | None:
     """``"1.5s"`` -> 1.5 seconds; ``None``/``"0s"`` -> ``None`` (Temporal's "unset")."""
     if value in (None, "", "0s"):
         return None
+    if isinstance(value, str):
+        return _parse_duration(value)
+    return _from_seconds(value)
+
+
+@functools.lru_cache(maxsize=1024)  # the same few timeouts, over and over
+def _parse_duration(value: str) -> timedelta | None:
+    return _from_seconds(value)
+
+
+def _from_seconds(value: Any) -> timedelta | None:
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:

@@ -201,15 +201,23 @@ def deliver(tx: Tx, run: Run, now: datetime, items: list[tuple[Any, ...]], *, li
     """
     # An item may carry its own time: an activity's Started event is written at completion
     # (only the last attempt is recorded) but keeps the attempt's real start time.
-    group = {
-        "time": to_timestamp(now),
-        "items": [[i[0], i[1], to_timestamp(i[2]) if len(i) > 2 and i[2] else None] for i in items],
-        "link": link_started,
-    }
     if run.wft_state == "started":
-        run.buffered.append(group)
+        run.buffered.append(
+            {
+                "time": to_timestamp(now),
+                "items": [[i[0], i[1], to_timestamp(i[2]) if len(i) > 2 and i[2] else None] for i in items],
+                "link": link_started,
+            }
+        )
         return
-    _append_group(tx, run, group)
+    first_id = None
+    for index, item in enumerate(items):
+        attrs = item[1]
+        if link_started and index == 1 and first_id is not None:
+            attrs = {**attrs, "startedEventId": str(first_id)}
+        event_id = append(tx, run, item[2] if len(item) > 2 and item[2] else now, item[0], attrs)
+        if first_id is None:
+            first_id = event_id
     ensure_workflow_task(tx, run, now)
 
 
