@@ -315,8 +315,8 @@ class StartRequest:
 
 
 def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
-    tx.flush()
-    # "+status": without it SQLite picks the status index and walks every open run.
+    # "+status": without it SQLite picks the status index and walks every open run. (No
+    # flush needed: status is written at once by close_run, never deferred.)
     row = tx.conn.execute(
         "SELECT run_id FROM executions WHERE workflow_id = ? AND +status = ?", (req.workflow_id, OPEN)
     ).fetchone()
