@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextvars
 import inspect
+import json
 import linecache
 import os
 import random as _random
@@ -22,16 +23,25 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from engine import _converter
+from engine._payload_converter import (
+    Payload,
+    PayloadConverter,
+    from_json_payload,
+    from_json_payloads,
+    to_json_payload,
+    to_json_payloads,
+)
 from engine._definitions import WorkflowDefinition
 from engine._seed import randomness_seed
+from engine.converter import DataConverter
 from engine.errors import (
     ActivityError,
     CancelledError,
     FailureError,
     NondeterminismError,
+    PayloadError,
     RetryState,
 )
 from engine.history import HistoryEvent
@@ -111,7 +121,7 @@ def _matches(command: Command, event: HistoryEvent) -> bool:
         if a["markerName"] != b.get("markerName"):
             return False
         if a["markerName"] == PATCH_MARKER:
-            mine = _converter.from_payload(a["details"]["patch-data"]["payloads"][0])
+            mine = from_json_payload(PayloadConverter.default, a["details"]["patch-data"]["payloads"][0])
             recorded = patch_of(event)
             return recorded is not None and recorded[0] == mine["id"]
         return True
@@ -231,9 +241,13 @@ class WorkflowTaskError(Exception):
 class WorkflowInstance(asyncio.AbstractEventLoop):
     """One workflow run's code, its state, and the event loop that drives it."""
 
-    def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo) -> None:
+    def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo, data_converter: DataConverter | None = None) -> None:
         self.defn = defn
         self.info = info
+        # Only the converters: the codec runs in the worker, outside workflow code.
+        converter = data_converter or DataConverter.default
+        self.payload_converter = converter.payload_converter
+        self.failure_converter = converter.failure_converter
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._now = info.start_time
         self._replaying = False
@@ -412,7 +426,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     def _on_started(self, event: HistoryEvent) -> None:
         attrs = event.attributes
-        args = _converter.from_payloads(attrs.get("input"), self.defn.arg_types)
+        args = from_json_payloads(
+            self.payload_converter, attrs.get("input"), self.defn.arg_types, f"the input of workflow {self.info.workflow_type!r}"
+        )
         self._now = event.event_time
         self._object = self.defn.cls()
         self._main = self.create_task(self._run_main(args))
@@ -423,7 +439,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         try:
             result = await self.defn.run_fn(self._object, *args)
         except ContinueAsNewError as e:
-            self._add_command("ContinueAsNewWorkflowExecution", e.command_attributes(self.info))
+            self._add_command("ContinueAsNewWorkflowExecution", e.command_attributes(self.info, self.payload_converter))
             return
         except asyncio.CancelledError:
             if self._evicting:
@@ -449,11 +465,11 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             else:
                 self._failure = e
             return
-        payload = _converter.to_payload(result, what=f"the result of workflow {self.info.workflow_type!r}")
+        payload = to_json_payload(self.payload_converter, result, f"the result of workflow {self.info.workflow_type!r}")
         self._add_command("CompleteWorkflowExecution", {"result": {"payloads": [payload]}})
 
     def _fail_workflow(self, error: BaseException) -> None:
-        self._add_command("FailWorkflowExecution", {"failure": _converter.encode_failure(error)})
+        self._add_command("FailWorkflowExecution", {"failure": self.failure_converter.to_failure(error, self.payload_converter)})
 
     def _on_activity_done(self, event: HistoryEvent) -> None:
         attrs = event.attributes
@@ -463,12 +479,13 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             return
         if event.event_type == "ActivityTaskCompleted":
             payloads = (attrs.get("result") or {}).get("payloads") or [None]
-            handle.set_result(_converter.from_payload(payloads[0], getattr(handle, "result_type", None)))
+            what = f"the result of activity {handle.activity_type!r}"
+            handle.set_result(from_json_payload(self.payload_converter, payloads[0], getattr(handle, "result_type", None), what))
             return
         cause = (
             CancelledError("Activity cancelled")
             if event.event_type == "ActivityTaskCanceled"
-            else _converter.decode_failure(attrs.get("failure"))
+            else self.failure_converter.from_failure(attrs.get("failure") or {}, self.payload_converter)
         )
         state = str(attrs.get("retryState", "")).replace("RETRY_STATE_", "")
         error = ActivityError(
@@ -494,7 +511,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         from engine._definitions import hints_of
 
         arg_types, _ = hints_of(handler, skip_self=True)
-        args = _converter.from_payloads(attrs.get("input"), arg_types)
+        args = from_json_payloads(self.payload_converter, attrs.get("input"), arg_types, f"the input of signal {name!r}")
         if inspect.iscoroutinefunction(handler):
             self.create_task(self._guarded(handler(self._object, *args)))
         else:
@@ -518,8 +535,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         except Exception as e:  # noqa: BLE001 - a bug in a handler fails the workflow task
             self._failure = e
 
-    def query(self, name: str, args: Sequence[Any]) -> Any:
-        """Run query handler ``name`` on the current state; it must not issue commands."""
+    def query(self, name: str, input: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Run query handler ``name`` on the current state (it must not issue commands);
+        ``input`` and the answer are payloads (the worker runs the codec on them)."""
         handler = self.defn.queries.get(name)
         if handler is None:
             known = ", ".join(sorted(self.defn.queries)) or "none"
@@ -527,7 +545,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         from engine._definitions import hints_of
 
         arg_types, _ = hints_of(handler, skip_self=True)
-        converted = [_converter.convert(a, t) for a, t in zip(args, list(arg_types) + [None] * len(args))]
+        converted = from_json_payloads(self.payload_converter, input, arg_types, f"the input of query {name!r}")
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)
         before = len(self._commands)
@@ -538,7 +556,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         if len(self._commands) != before:
             del self._commands[before:]
             raise RuntimeError(f"Query {name!r} tried to change the workflow (start an activity or timer); queries may only read state.")
-        return result
+        return to_json_payload(self.payload_converter, result, f"the answer to query {name!r}")
 
     def _on_timer_fired(self, event: HistoryEvent) -> None:
         timer = self._timers.pop(str(event.attributes.get("timerId")), None)
@@ -596,7 +614,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             "activityType": {"name": activity_type},
             "taskQueue": {"name": task_queue or self.info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
             "header": {},
-            "input": _converter.to_payloads(args, what=f"argument of activity {activity_type!r}:"),
+            "input": to_json_payloads(self.payload_converter, args, f"argument of activity {activity_type!r}"),
             "scheduleToCloseTimeout": to_duration(schedule_to_close_timeout),
             "scheduleToStartTimeout": to_duration(schedule_to_start_timeout),
             "startToCloseTimeout": to_duration(start_to_close_timeout or schedule_to_close_timeout),
@@ -604,7 +622,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             "retryPolicy": (retry_policy or RetryPolicy()).to_json(),
         }
         if summary:
-            attrs["userMetadata"] = {"summary": _converter.to_payload(summary)}
+            attrs["userMetadata"] = {"summary": to_json_payload(self.payload_converter, summary, "the activity summary")}
 
         def bound(event_id: int) -> None:
             handle.scheduled_event_id = event_id
@@ -656,7 +674,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         use = (patch_id in self._activation_patches) if self._replaying else True
         self._patches[patch_id] = use
         if use:
-            payload = _converter.to_payload({"id": patch_id, "deprecated": deprecated})
+            # Temporal's core SDK writes this payload itself (not the data converter), in this field order.
+            data = json.dumps({"id": patch_id, "deprecated": deprecated}, separators=(",", ":"))
+            payload = Payload({"encoding": b"json/plain"}, data.encode()).to_json()
             self._add_command(
                 "RecordMarker", {"markerName": PATCH_MARKER, "details": {"patch-data": {"payloads": [payload]}}}
             )
@@ -799,7 +819,10 @@ def patch_of(event: HistoryEvent) -> tuple[str, bool] | None:
         return None
     details = event.attributes.get("details") or {}
     payloads = (details.get("patch-data") or details.get("patch_data") or {}).get("payloads") or []
-    data = _converter.from_payload(payloads[0]) if payloads else None
+    try:
+        data = from_json_payload(PayloadConverter.default, payloads[0]) if payloads else None
+    except PayloadError:
+        return None
     if not isinstance(data, dict):
         return None
     return str(data.get("id", "")), bool(data.get("deprecated"))

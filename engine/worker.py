@@ -19,7 +19,10 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _converter, _service
+from engine import _service
+from engine._failure_converter import encode_failure
+from engine._payload_converter import to_json_payloads
+from engine._payload_visitor import transform_commands, transform_events
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
@@ -241,9 +244,15 @@ class Worker:
             )
             await self._fail_workflow_task(task, error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
             return
+        codec = self.client.data_converter.payload_codec
         try:
             instance, events = await self._instance_for(task, defn)
+            if codec is not None:
+                events = await transform_events(events, codec.decode)
             commands = instance.apply(events)
+            answer = [(c.kind, c.attributes) for c in commands]
+            if codec is not None:
+                answer = await transform_commands(answer, codec.encode)
         except NondeterminismError as e:
             self._evict(task.run_id)
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR")
@@ -264,7 +273,7 @@ class Worker:
                 self._owner,
                 task.run_id,
                 task.started_event_id,
-                [(c.kind, c.attributes) for c in commands],
+                answer,
                 clock.now(),
                 first,
             )
@@ -299,30 +308,36 @@ class Worker:
             events = await self.client.store.read(_service.read_events, task.run_id, 0)
         self.stats["replays"] += 1
         info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
-        instance = WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
+        instance = WorkflowInstance(defn, info, self.client.data_converter)  # type: ignore[abstract]  # only the loop methods workflows use
         self._cache[task.run_id] = instance
         while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
             old.evict()
         return instance, events
 
-    async def query(self, run_id: str, name: str, args: Sequence[Any]) -> Any:
-        """Answer a query by replaying the run's history (no history is written)."""
+    async def query(self, run_id: str, name: str, input: dict[str, Any]) -> dict[str, Any]:
+        """Answer a query by replaying the run's history (no history is written).
+        ``input`` (``{"payloads": [...]}``) and the answer are payloads, codec-encoded."""
+        converter = self.client.data_converter
         events = await self.client.store.read(_service.read_events, run_id, 0)
         if not events:
             raise NotRegisteredError(f"No run {run_id!r} to query.")
+        if converter.payload_codec is not None:
+            events = await transform_events(events, converter.payload_codec.decode)
         info = info_from_history("", run_id, events, self.client.namespace)
         info.workflow_id = str(events[0].attributes.get("workflowId", ""))
         defn = self._workflows.get(info.workflow_type)
         if defn is None:
             raise NotRegisteredError(f"This worker does not know workflow type {info.workflow_type!r}.")
-        instance = WorkflowInstance(defn, info)  # type: ignore[abstract]
+        instance = WorkflowInstance(defn, info, converter)  # type: ignore[abstract]
         try:
             # Only completed workflow tasks are replayed: the state the workflow last showed.
             instance.apply(events, live_tail=False, check_end=False)
-            return instance.query(name, args)
+            answer = instance.query(name, await converter._codec_json(input, encode=False))
         finally:
             instance.evict()
+        encoded = await converter._codec_json({"payloads": [answer]}, encode=True)
+        return dict((encoded or {})["payloads"][0])
 
     def serves_workflow(self, workflow_type: str) -> bool:
         return workflow_type in self._workflows
@@ -347,12 +362,24 @@ class Worker:
                 self._owner,
                 task.run_id,
                 task.started_event_id,
-                _converter.encode_failure(error),
+                await self._encode_failure(error),
                 cause,
                 self.client.clock.now(),
             )
         except StaleTaskError:
             pass
+
+    async def _encode_failure(self, error: BaseException) -> dict[str, Any]:
+        try:
+            return await self.client.data_converter.encode_failure(error)
+        except Exception as e:  # noqa: BLE001 - the codec itself may be what failed
+            # Written without the codec, so it must hold no user data: only the error types.
+            return encode_failure(
+                ApplicationError(
+                    f"{type(error).__name__} occurred, and the data converter could not encode it "
+                    f"({type(e).__name__}); check that the client's payload codec works (its key, say)."
+                )
+            )
 
     # ------------------------------------------------------------------ activities
     async def _activity_loop(self) -> None:
@@ -394,24 +421,28 @@ class Worker:
                 ),
             )
         else:
-            context = self._activity_context(task)
-            outcome = await self._invoke(defn, task, context)
+            try:
+                context = await self._activity_context(task)
+            except Exception as e:  # noqa: BLE001 - unreadable heartbeat details fail the attempt
+                outcome = ("fail", e)
+            else:
+                outcome = await self._invoke(defn, task, context)
         now = clock.now()
         try:
             if outcome[0] == "ok":
                 await store.run(_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now)
             else:
                 cancelled = outcome[0] == "cancelled"
-                await store.run(
-                    _service.fail_activity, task.task_id, self._owner, task.attempt, _converter.encode_failure(outcome[1]), now, cancelled
-                )
+                failure = await self._encode_failure(outcome[1])
+                await store.run(_service.fail_activity, task.task_id, self._owner, task.attempt, failure, now, cancelled)
         except Exception:  # noqa: BLE001 - the lease will time out and the attempt is retried
             log.exception("recording the outcome of activity %s failed", info["activityType"])
 
     async def _invoke(self, defn: ActivityDefinition, task: ActivityTask, context: _Context) -> tuple[str, Any]:
         info = task.info
+        converter = self.client.data_converter
         try:
-            args = _converter.from_payloads(info.get("input"), defn.arg_types)
+            args = await converter._decode_json(info.get("input"), defn.arg_types, f"the input of activity {defn.name!r}")
             token = _current.set(context)
             try:
                 if defn.is_async:
@@ -435,19 +466,20 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - every failure is recorded as the attempt's outcome
             return ("fail", e)
         try:
-            return ("ok", {"payloads": [_converter.to_payload(result, what=f"the result of activity {defn.name!r}")]})
+            return ("ok", await converter._encode_json([result], f"the result of activity {defn.name!r}", numbered=False))
         except PayloadError as e:
             return ("fail", ApplicationError(str(e), type="PayloadError", non_retryable=True))
 
-    def _activity_context(self, task: ActivityTask) -> _Context:
+    async def _activity_context(self, task: ActivityTask) -> _Context:
         info = task.info
+        converter = self.client.data_converter
         store, clock = self.client.store, self.client.clock
         loop = asyncio.get_running_loop()
 
         def seconds(key: str) -> timedelta | None:
             return timedelta(seconds=info[key]) if info.get(key) else None
 
-        details = _converter.from_payloads(info.get("heartbeatDetails"))
+        details = await converter._decode_json(info.get("heartbeatDetails"), (), "heartbeat details")
         activity_info = ActivityInfo(
             activity_id=info["activityId"],
             activity_type=info["activityType"],
@@ -471,6 +503,7 @@ class Worker:
             try:
                 while pending["details"] is not None:
                     details, pending["details"] = pending["details"], None
+                    details = await converter._codec_json(details, encode=True)
                     cancel = await store.run(_service.heartbeat_activity, task.task_id, self._owner, task.attempt, details, clock.now())
                     if cancel and not context.cancelled:
                         context.cancelled = True
@@ -482,12 +515,12 @@ class Worker:
                 pending["sending"] = False
 
         def heartbeat(values: Sequence[Any]) -> None:
-            pending["details"] = _converter.to_payloads(list(values), what="heartbeat detail")
+            pending["details"] = to_json_payloads(converter.payload_converter, list(values), "heartbeat detail")
             if not pending["sending"]:
                 if asyncio.events._get_running_loop() is loop:
                     loop.create_task(send())
                 else:
                     loop.call_soon_threadsafe(lambda: None if pending["sending"] else loop.create_task(send()))
 
-        context = _Context(activity_info, heartbeat)
+        context = _Context(activity_info, heartbeat, converter.payload_converter)
         return context

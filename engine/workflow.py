@@ -25,6 +25,7 @@ from engine._definitions import (
     hints_of,
 )
 from engine._runtime import ActivityHandle, WorkflowInfo as Info
+from engine._payload_converter import PayloadConverter
 from engine.common import RetryPolicy
 from engine.errors import NondeterminismError
 
@@ -52,6 +53,7 @@ __all__ = [
     "Info",
     "logger",
     "in_workflow",
+    "payload_converter",
     "unsafe",
     "NondeterminismError",
 ]
@@ -179,8 +181,8 @@ class ContinueAsNewError(BaseException):
         self.run_timeout = run_timeout
         self.task_timeout = task_timeout
 
-    def command_attributes(self, info: Info) -> dict[str, Any]:
-        from engine import _converter
+    def command_attributes(self, info: Info, payload_converter: PayloadConverter) -> dict[str, Any]:
+        from engine._payload_converter import to_json_payloads
         from engine._definitions import workflow_definition
         from engine._durations import to_duration
 
@@ -193,7 +195,7 @@ class ContinueAsNewError(BaseException):
         return {
             "workflowType": {"name": name},
             "taskQueue": {"name": self.task_queue or info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
-            "input": _converter.to_payloads(self.input, what=f"argument of the continued workflow {name!r}:"),
+            "input": to_json_payloads(payload_converter, self.input, f"argument of the continued workflow {name!r}"),
             "workflowRunTimeout": to_duration(self.run_timeout or info.run_timeout),
             "workflowTaskTimeout": to_duration(self.task_timeout or info.task_timeout),
             "header": {},
@@ -353,6 +355,11 @@ def uuid4() -> _uuid.UUID:
 def info() -> Info:
     """Facts about the running workflow (id, run id, type, task queue, attempt, start time)."""
     return _runtime.current().info
+
+
+def payload_converter() -> PayloadConverter:
+    """The payload converter of the worker's data converter (for converting values by hand)."""
+    return _runtime.current().payload_converter
 
 
 def in_workflow() -> bool:

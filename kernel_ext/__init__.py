@@ -8,7 +8,9 @@ Magics (``%worker?``, ``%workflow?``, ``%engine?`` show their help):
   ``temporal workflow``;
 - ``%engine`` shows the engine (``--reset``, ``--time real|skip``).
 
-Settings: ``%config DurableLab.db_path = ':memory:'``, ``%config DurableLab.time_mode = 'skip'``.
+Settings: ``%config DurableLab.db_path = ':memory:'``, ``%config DurableLab.time_mode = 'skip'``,
+``%config DurableLab.data_converter = converter`` (a variable holding an
+``engine.converter.DataConverter``; with an encryption codec the viewers decrypt with it).
 """
 
 from __future__ import annotations

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
 
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
-from engine.errors import StoreError, WorkflowNotFoundError
+from engine.converter import DataConverter
+from engine.errors import PayloadError, StoreError, WorkflowNotFoundError
 from engine.history import History
 from engine.worker import Worker
+from kernel_ext._codec import readable_run
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -161,6 +163,7 @@ class EngineStatus(_Text):
     workflows: tuple[str, ...]
     activities: tuple[str, ...]
     errors: tuple[str, ...] = ()
+    codec: str = ""
 
     def text(self) -> str:
         where = self.db_path if self.db_path == self.resolved_path else f"{self.db_path}  ({self.resolved_path})"
@@ -176,6 +179,8 @@ class EngineStatus(_Text):
             f"  workers     {workers}",
             f"  runs        {runs}",
         ]
+        if self.codec:
+            lines.insert(3, f"  codec       {self.codec}")
         lines += [f"  engine log  {e}" for e in self.errors]
         return "\n".join(lines)
 
@@ -306,17 +311,18 @@ class Registration:
 class Session:
     """The engine of one kernel; see the module docstring."""
 
-    def __init__(self, db_path: str = DEFAULT_DB_PATH, time_mode: str = "real") -> None:
+    def __init__(self, db_path: str = DEFAULT_DB_PATH, time_mode: str = "real", data_converter: DataConverter | None = None) -> None:
         self._db_path = DEFAULT_DB_PATH
         self._time_mode = "real"
-        self.configure(db_path=db_path, time_mode=time_mode)
+        self._data_converter = DataConverter.default
+        self.configure(db_path=db_path, time_mode=time_mode, data_converter=data_converter)
         self.workflows: dict[str, type] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
         self._workers: dict[str, KernelWorker] = {}
         self._numbers = itertools.count(1)
         self._store: Any = None
         self._client: Client | None = None
-        self._opened: tuple[str, str] | None = None
+        self._opened: tuple[str, str, DataConverter] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
         self._log = _EngineLog()
@@ -331,6 +337,11 @@ class Session:
         return self._time_mode
 
     @property
+    def data_converter(self) -> DataConverter:
+        """What the client and workers convert payloads with (its codec encrypts, say)."""
+        return self._data_converter
+
+    @property
     def client(self) -> Client | None:
         """The open client, or ``None`` before the first call that needed the engine."""
         return self._client
@@ -339,8 +350,9 @@ class Session:
     def loop(self) -> asyncio.AbstractEventLoop | None:
         return self._loop
 
-    def configure(self, *, db_path: str | None = None, time_mode: str | None = None) -> None:
-        """Change where the engine lives or how its clock runs (applied at the next call)."""
+    def configure(self, *, db_path: str | None = None, time_mode: str | None = None, data_converter: DataConverter | None = None) -> None:
+        """Change where the engine lives, how its clock runs, or the data converter of its
+        client and workers (applied at the next call)."""
         if db_path is not None:
             if not str(db_path).strip():
                 raise SessionError("The database path is empty: give a file path such as .durable/engine.db, or ':memory:'.")
@@ -349,6 +361,13 @@ class Session:
             if time_mode not in TIME_MODES:
                 raise SessionError(f"Unknown time mode {time_mode!r}: use 'real' (the wall clock) or 'skip' (time skipping).")
             self._time_mode = time_mode
+        if data_converter is not None:
+            if not isinstance(data_converter, DataConverter):
+                raise SessionError(
+                    f"The data converter must be an engine.converter.DataConverter, not {type(data_converter).__name__}: "
+                    "e.g. DataConverter(payload_codec=EncryptionCodec(key))."
+                )
+            self._data_converter = data_converter
 
     def resolved_path(self) -> str:
         return _MEMORY if self._db_path == _MEMORY else os.path.abspath(os.path.expanduser(self._db_path))
@@ -360,7 +379,7 @@ class Session:
         if self._loop is not None and self._loop is not loop and self._store is not None:
             raise SessionError("This engine was opened on another event loop; close it there first (await session.close()).")
         async with self._lock:
-            wanted = (self.resolved_path(), self._time_mode)
+            wanted = (self.resolved_path(), self._time_mode, self._data_converter)
             if self._client is not None and self._opened == wanted:
                 return self._client
             await self._stop_engine_workers()
@@ -374,7 +393,7 @@ class Session:
             if self._store is None:
                 self._store = await _open_store(wanted[0])
                 self._log.attach()
-            self._client = _new_client(self._store, self._time_mode, previous)
+            self._client = _new_client(self._store, self._time_mode, previous, self._data_converter)
             self._opened, self._loop = wanted, loop
             for kernel_worker in self._workers.values():
                 self._start_engine_worker(kernel_worker)
@@ -584,15 +603,18 @@ class Session:
         if output not in ("table", "json", "graph"):
             raise SessionError(f"Unknown output {output!r}: use table, json or graph.")
         handle, description = await self._run(workflow_id, run_id)
-        history = await handle.fetch_history()
         if output == "json":
-            return JsonDocument(history.to_json_dict())
+            # As stored (with a codec: encoded), like `temporal workflow show -o json`.
+            return JsonDocument((await handle.fetch_history()).to_json_dict())
+        try:
+            history, attempts = await readable_run(handle)
+        except PayloadError as e:
+            raise SessionError(f"{e} Set the data converter that wrote the run: %config DurableLab.data_converter = ...") from None
         display = _display_module()
         if output == "table":
             return display.EventTable(history, detailed=detailed) if display else _PlainEventTable(history, detailed)
         if display is None:
             raise SessionError("Graphs need kernel_ext.display, which this checkout does not have yet; use --output table or --output json.")
-        attempts = await handle.activity_attempts()
         return display.RunView(history, attempts, title=f"{workflow_id} ({description.workflow_type})")
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
@@ -657,6 +679,7 @@ class Session:
             workflows=tuple(sorted(self.workflows)),
             activities=tuple(sorted(self.activities)),
             errors=self._log.recent(),
+            codec=repr(client.data_converter.payload_codec) if client.data_converter.payload_codec else "",
         )
 
     async def set_time_mode(self, mode: str) -> EngineStatus:
@@ -761,14 +784,14 @@ async def _open_store(path: str) -> Any:
         raise SessionError(f"{e} Choose another path with %config DurableLab.db_path = '...'.") from e
 
 
-def _new_client(store: Any, time_mode: str, previous: Client | None) -> Client:
+def _new_client(store: Any, time_mode: str, previous: Client | None, data_converter: DataConverter) -> Client:
     from engine._clock import Clock, VirtualClock
 
     clock: Clock = Clock()
     if time_mode == "skip":
         # Start virtual time where the previous clock stood, so engine time never runs backwards.
         clock = VirtualClock(previous.clock.now() if previous is not None else None)
-    return Client(store, clock=clock, owns_store=False)
+    return Client(store, clock=clock, owns_store=False, data_converter=data_converter)
 
 
 def _workflow_defn(obj: Any) -> Any:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from engine.errors import HistoryFormatError
-from engine.history import History, HistoryEvent, decode_payloads
+from engine.converter import Payload
+from engine.errors import HistoryFormatError, PayloadError
+from engine.history import History, HistoryEvent, decode_payload, decode_payloads
 
 if TYPE_CHECKING:
     from engine.client import ActivityAttempt
@@ -108,7 +109,50 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class Encoded:
+    """A payload written by a payload codec (encrypted, compressed) that the viewer was not
+    given: shown as such, never as bytes. Decode the history first to see the value
+    (``await engine.converter.decode_history(history, data_converter)``)."""
+
+    def __init__(self, encoding: str, size: int) -> None:
+        self.encoding = encoding
+        self.size = size
+
+    def __str__(self) -> str:
+        return "<encrypted>" if "encrypted" in self.encoding else f"<{self.encoding}: {self.size} bytes>"
+
+    __repr__ = __str__
+
+
+# What the payload converters of Temporal SDKs write; anything else came out of a codec.
+_CONVERTER_ENCODINGS = frozenset({"json/plain", "binary/null", "binary/plain", "json/protobuf", "binary/protobuf"})
+
+
+def display_value(payload: Any) -> Any:
+    """A payload's value for display: decoded when a payload converter wrote it, else
+    :class:`Encoded`. Raises ``HistoryFormatError`` for malformed payloads."""
+    try:
+        parsed = Payload.from_json(payload)
+    except PayloadError:
+        return decode_payload(payload)  # raises the history's clear error
+    encoding = parsed.metadata.get("encoding", b"").decode("utf-8", "replace")
+    if encoding and encoding not in _CONVERTER_ENCODINGS:
+        return Encoded(encoding, len(parsed.data))
+    return decode_payload(payload)
+
+
+def _display_values(obj: Any) -> list[Any]:
+    payloads = obj.get("payloads") if isinstance(obj, Mapping) else None
+    if not isinstance(payloads, (list, tuple)):
+        return decode_payloads(obj) if isinstance(obj, Mapping) else []
+    return [display_value(p) for p in payloads]
+
+
 def _value_text(value: Any) -> str:
+    if isinstance(value, Encoded):
+        return str(value)
+    if isinstance(value, list) and any(isinstance(v, Encoded) for v in value):
+        return "[" + ", ".join(_value_text(v) for v in value) + "]"
     if isinstance(value, (bytes, bytearray)):
         return f"<{len(value)} bytes>"
     try:
@@ -120,7 +164,7 @@ def _value_text(value: Any) -> str:
 def _payloads_text(obj: Any, limit: int = _VALUE_LIMIT) -> str:
     """The decoded values of a ``{"payloads": [...]}`` object, comma-separated."""
     try:
-        values = decode_payloads(obj) if isinstance(obj, Mapping) else []
+        values = _display_values(obj)
     except (HistoryFormatError, TypeError, ValueError) as exc:
         return _shorten(f"<payload that cannot be decoded: {exc}>", limit)
     return _shorten(", ".join(_value_text(v) for v in values), limit)

@@ -19,8 +19,8 @@ import html
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from engine.errors import HistoryFormatError
-from engine.history import History, HistoryEvent, decode_payload
-from kernel_ext._timeline import _failure_summary, _int, _payloads_text, _shorten, _text, _value_text
+from engine.history import History, HistoryEvent
+from kernel_ext._timeline import Encoded, _failure_summary, _int, _payloads_text, _shorten, _text, _value_text, display_value
 from kernel_ext.graphs import (
     STATUS_COLOURS,
     collapse_rows,
@@ -219,9 +219,11 @@ def _decoded(value: Any) -> Any:
             return [_decoded(p) for p in value["payloads"]]
         if _is_payload(value):
             try:
-                decoded = decode_payload(value)
+                decoded = display_value(value)
             except HistoryFormatError as exc:
                 return f"<payload that cannot be decoded: {exc}>"
+            if isinstance(decoded, Encoded):
+                return decoded
             return f"<{len(decoded)} bytes: {bytes(decoded[:32])!r}>" if isinstance(decoded, bytes) else decoded
         return {str(k): _decoded(v) for k, v in value.items()}
     if isinstance(value, list):

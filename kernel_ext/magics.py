@@ -21,9 +21,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.utils.process import arg_split
-from traitlets import Enum, Unicode, observe
+from traitlets import Enum, Instance, Unicode, observe
 from traitlets.config import Configurable
 
+from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from kernel_ext import _transform
 from kernel_ext._session import DEFAULT_DB_PATH, TIME_MODES, Session, SessionError
@@ -44,13 +45,23 @@ class DurableLab(Configurable):
     time_mode = Enum(
         list(TIME_MODES), default_value="real", help="'real': the wall clock; 'skip': time jumps to the next timer while a result is awaited."
     ).tag(config=True)
+    data_converter = Instance(
+        "engine.converter.DataConverter",
+        allow_none=True,
+        help="Data converter of the engine's client and workers, e.g. DataConverter(payload_codec=EncryptionCodec(key)) "
+        "(%config DurableLab.data_converter = converter, with converter a variable of the notebook). The viewers decode "
+        "payloads with its codec.",
+    ).tag(config=True)
 
     session: Session | None = None  # set by load(); config loading may fire the observer before
 
-    @observe("db_path", "time_mode")
+    @observe("db_path", "time_mode", "data_converter")
     def _settings_changed(self, change: Any) -> None:
         if self.session is not None:
-            self.session.configure(**{change["name"]: change["new"]})
+            value = change["new"]
+            if change["name"] == "data_converter" and value is None:
+                value = DataConverter.default
+            self.session.configure(**{change["name"]: value})
 
 
 class Pending:
@@ -375,7 +386,7 @@ def load(shell: Any) -> DurableMagics:
     """``%load_ext kernel_ext``: settings, session, magics, input transformer; one line of output."""
     settings = DurableLab(parent=shell)
     try:
-        session = Session(settings.db_path, settings.time_mode)
+        session = Session(settings.db_path, settings.time_mode, settings.data_converter)
     except SessionError as e:
         raise UsageError(str(e)) from None
     settings.session = session
