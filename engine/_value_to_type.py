@@ -174,7 +174,13 @@ _SIMPLE: dict[Any, Any] = {
 @functools.lru_cache(maxsize=1024)
 def _fields_of(cls: type) -> tuple[tuple[str, Any, bool, bool], ...]:
     """(name, type hint, init, required) per field; resolving hints is slow, so done once."""
-    hints = typing.get_type_hints(cls)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as e:  # noqa: BLE001 - unresolvable string annotations (NameError, ...)
+        raise TypeError(
+            f"cannot resolve the field types of dataclass {cls.__qualname__} ({type(e).__name__}: {e}): "
+            "define the types its fields use where the dataclass's module can see them (at module level)"
+        ) from None
     return tuple(
         (
             f.name,

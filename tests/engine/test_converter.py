@@ -243,6 +243,22 @@ def test_more_hints() -> None:
     assert value_to_type(Frozen, {"a": 1, "b": 5}).b == 5
 
 
+def test_unresolvable_field_types_are_a_clear_error() -> None:
+    def make() -> type:
+        @dataclasses.dataclass
+        class Inner:
+            x: int
+
+        @dataclasses.dataclass
+        class Outer:
+            inner: Inner  # a string annotation naming a class local to make()
+
+        return Outer
+
+    with pytest.raises(TypeError, match=r"cannot resolve the field types of dataclass .*Outer.*NameError.*module level"):
+        value_to_type(make(), {"inner": {"x": 1}})
+
+
 def test_unknown_encoding_says_to_give_the_codec() -> None:
     with pytest.raises(PayloadError, match=r"Unknown payload encoding 'binary/encrypted'.*data_converter=DataConverter\(payload_codec"):
         pc.from_payload(Payload({"encoding": b"binary/encrypted"}, b"..."))
