@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
-from engine import _converter
+from engine import _children, _converter
 from engine._definitions import WorkflowDefinition
 from engine._seed import randomness_seed
 from engine.errors import (
@@ -94,6 +94,13 @@ def _key_of(kind: str, attrs: dict[str, Any]) -> str:
         return f"marker_name={attrs.get('markerName')!r}"
     if kind in ("RequestCancelActivityTask", "ActivityTaskCancelRequested"):
         return f"scheduled_event_id={attrs.get('scheduledEventId')}"
+    if kind in ("StartChildWorkflowExecution", "StartChildWorkflowExecutionInitiated"):
+        return f"workflow_type={attrs.get('workflowType', {}).get('name')!r}, workflow_id={attrs.get('workflowId')!r}"
+    if kind in ("SignalExternalWorkflowExecution", "SignalExternalWorkflowExecutionInitiated"):
+        target = attrs.get("execution") or attrs.get("workflowExecution") or {}
+        return f"signal_name={attrs.get('signalName')!r}, workflow_id={target.get('workflowId')!r}"
+    if kind in ("RequestCancelExternalWorkflowExecution", "RequestCancelExternalWorkflowExecutionInitiated"):
+        return f"workflow_id={(attrs.get('workflowExecution') or {}).get('workflowId')!r}"
     return ""
 
 
@@ -117,6 +124,12 @@ def _matches(command: Command, event: HistoryEvent) -> bool:
         return True
     if command.kind == "RequestCancelActivityTask":
         return str(a["scheduledEventId"]) == str(b.get("scheduledEventId"))
+    if command.kind == "StartChildWorkflowExecution":
+        return a["workflowType"]["name"] == (b.get("workflowType") or {}).get("name") and a["workflowId"] == b.get("workflowId")
+    if command.kind == "SignalExternalWorkflowExecution":
+        return a["signalName"] == b.get("signalName") and a["execution"]["workflowId"] == (b.get("workflowExecution") or {}).get("workflowId")
+    if command.kind == "RequestCancelExternalWorkflowExecution":
+        return a["workflowExecution"]["workflowId"] == (b.get("workflowExecution") or {}).get("workflowId")
     return True
 
 
@@ -144,6 +157,15 @@ def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
     return None
 
 
+@dataclass(frozen=True)
+class ParentInfo:
+    """The parent of a child workflow run (temporalio's ``workflow.ParentInfo``)."""
+
+    namespace: str
+    run_id: str
+    workflow_id: str
+
+
 @dataclass
 class WorkflowInfo:
     """What ``workflow.info()`` returns (a subset of temporalio's ``workflow.Info``)."""
@@ -161,6 +183,8 @@ class WorkflowInfo:
     run_timeout: timedelta | None = None
     task_timeout: timedelta = timedelta(seconds=10)
     headers: dict[str, Any] = field(default_factory=dict)
+    parent: ParentInfo | None = None
+    root: ParentInfo | None = None
 
 
 class ActivityHandle(asyncio.Future):
@@ -244,6 +268,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._activities: dict[int, ActivityHandle] = {}
         self._pending_activities: dict[str, ActivityHandle] = {}
         self._timers: dict[str, _WorkflowTimer] = {}
+        # Child handles by initiated event id; callbacks of signal/cancel-external commands.
+        self._children: dict[int, Any] = {}
+        self._external: dict[int, Callable[[BaseException | None], None]] = {}
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._main: asyncio.Task | None = None
         self._object: Any = None
@@ -778,6 +805,7 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
     "TimerFired": WorkflowInstance._on_timer_fired,
     "WorkflowExecutionCancelRequested": WorkflowInstance._on_cancel_requested,
     "WorkflowExecutionSignaled": WorkflowInstance._on_signal,
+    **_children.JOBS,
 }
 
 
@@ -849,7 +877,16 @@ def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEve
         execution_timeout=from_duration(started.get("workflowExecutionTimeout")),
         run_timeout=from_duration(started.get("workflowRunTimeout")),
         task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),
+        parent=_parent_info(started, "parentWorkflowExecution", "parentWorkflowNamespace", namespace),
+        root=_parent_info(started, "rootWorkflowExecution", "parentWorkflowNamespace", namespace),
     )
+
+
+def _parent_info(started: Any, key: str, ns_key: str, namespace: str) -> ParentInfo | None:
+    execution = started.get(key)
+    if not execution:
+        return None
+    return ParentInfo(str(started.get(ns_key) or namespace), str(execution.get("runId", "")), str(execution.get("workflowId", "")))
 
 
 def current() -> WorkflowInstance:
