@@ -187,6 +187,11 @@ class WorkflowInfo:
     root: ParentInfo | None = None
 
 
+# ActivityCancellationType values (temporalio's), kept here so the runtime needs no
+# import of the public workflow module.
+TRY_CANCEL, WAIT_CANCELLATION_COMPLETED, ABANDON = 0, 1, 2
+
+
 class ActivityHandle(asyncio.Future):
     """The awaitable result of ``workflow.start_activity``; ``cancel()`` requests cancellation."""
 
@@ -197,17 +202,29 @@ class ActivityHandle(asyncio.Future):
         self.activity_id = activity_id
         self.scheduled_event_id: int | None = None
         self._cancel_sent = False
+        self.cancellation_type = TRY_CANCEL
 
     def cancel(self, msg: Any = None) -> bool:
         if self.done():
             return False
+        if self._instance._evicting:
+            return super().cancel(msg)
+        if self.cancellation_type == ABANDON:
+            # Nothing is sent: the activity runs on, and its outcome is ignored.
+            self._resolve_cancelled()
+            return True
         if not self._cancel_sent:
             self._cancel_sent = True
             self._instance._request_cancel_activity(self)
-        if self._instance._evicting:
-            return super().cancel(msg)
-        # TRY_CANCEL, as temporalio: the awaiting code gets at once an ActivityError caused
-        # by CancelledError (not asyncio.CancelledError), and the engine records the cancel.
+        if self.cancellation_type == TRY_CANCEL:
+            # As temporalio: the awaiting code gets at once an ActivityError caused by
+            # CancelledError (not asyncio.CancelledError), and the engine records the cancel.
+            self._resolve_cancelled()
+        # WAIT_CANCELLATION_COMPLETED: resolved by the ActivityTaskCanceled event (or by the
+        # activity's completion or failure, if it ends before it hears of the cancel).
+        return True
+
+    def _resolve_cancelled(self) -> None:
         error = ActivityError(
             "Activity cancelled",
             scheduled_event_id=self.scheduled_event_id or 0,
@@ -219,7 +236,6 @@ class ActivityHandle(asyncio.Future):
         )
         error.__cause__ = CancelledError("Activity cancelled")
         self.set_exception(error)
-        return True
 
 
 class _WorkflowTimer(asyncio.TimerHandle):
@@ -604,6 +620,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         activity_id: str | None,
         result_type: Any,
         summary: str | None,
+        cancellation_type: int = TRY_CANCEL,
     ) -> ActivityHandle:
         from engine._durations import to_duration
         from engine.common import RetryPolicy
@@ -618,6 +635,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         act_id = activity_id or str(self._seq["activity"])
         handle = ActivityHandle(self, activity_type, act_id)
         handle.result_type = result_type  # type: ignore[attr-defined]
+        handle.cancellation_type = int(cancellation_type)
         attrs: dict[str, Any] = {
             "activityId": act_id,
             "activityType": {"name": activity_type},
@@ -645,7 +663,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     def _request_cancel_activity(self, handle: ActivityHandle) -> None:
         if handle.scheduled_event_id is not None:
-            self._activities.pop(handle.scheduled_event_id, None)
+            if handle.cancellation_type != WAIT_CANCELLATION_COMPLETED:
+                self._activities.pop(handle.scheduled_event_id, None)
             self._add_cancel_activity_command(handle.scheduled_event_id)
         # else: the cancel command goes out once the schedule is matched (see ``bound``).
 

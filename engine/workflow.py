@@ -271,6 +271,7 @@ def start_activity(
         activity_id=activity_id,
         result_type=result_type or hinted,
         summary=summary,
+        cancellation_type=cancellation_type,
     )
 
 

@@ -58,6 +58,7 @@ SCENARIOS: dict[str, Any] = {
     "ChildWorkflows": "Grace",
     "CancelChild": "sleeper",
     "CancelledWorkflow": "long wait",
+    "CancelActivityAndWait": "waited job",
 }
 # Replayed on their own: they pass only if workflow.random() is seeded exactly as in temporalio.
 SEED_DEPENDENT = {"RandomActivityId": "seeded"}
@@ -110,7 +111,7 @@ async def _wait_for_activity_start(label: str, timeout: float = 10.0) -> None:
 async def _record(env: WorkflowEnvironment, name: str, arg: Any, directory: Path) -> Recorded:
     workflow_id = f"oracle-{name}"
     handle = await env.client.start_workflow(getattr(ours, name).run, arg, id=workflow_id, task_queue=TASK_QUEUE)
-    if name == "CancelActivity":
+    if name in ("CancelActivity", "CancelActivityAndWait"):
         # Virtual time stands still while nobody awaits the result: let the activity start,
         # then fire the workflow's 1 s timer by hand so it cancels a running activity.
         await _wait_for_activity_start(arg)
@@ -279,6 +280,7 @@ EXPECTED_RESULTS: dict[str, Any] = {
     "CancelActivity": "cancelled",
     "ChildWorkflows": ["Hello, Grace!", "child failed: child refused", "poked: hi", "Hello, anonymous!"],
     "CancelChild": "child cancelled: CancelledError",
+    "CancelActivityAndWait": "cancel completed: CancelledError",
 }
 
 

@@ -276,3 +276,23 @@ class CancelledWorkflow:
         except BaseException:
             await workflow.execute_activity(greet, f"cleanup after {label}", start_to_close_timeout=SHORT)
             raise
+
+
+@workflow.defn
+class CancelActivityAndWait:
+    @workflow.run
+    async def run(self, label: str) -> str:
+        handle = workflow.start_activity(
+            wait_for_cancel,
+            label,
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=5),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        await workflow.sleep(timedelta(seconds=1))
+        handle.cancel()
+        try:
+            await handle
+        except ActivityError as err:
+            return f"cancel completed: {type(err.__cause__).__name__}"
+        return "not cancelled"
