@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
-from engine import _children, _converter
+from engine import _children, _converter, _updates
 from engine._definitions import WorkflowDefinition
 from engine._seed import randomness_seed
 from engine.errors import (
@@ -55,6 +55,8 @@ COMMAND_EVENTS: dict[str, str] = {
     "RequestCancelExternalWorkflowExecutionInitiated": "RequestCancelExternalWorkflowExecution",
     "UpsertWorkflowSearchAttributes": "UpsertWorkflowSearchAttributes",
     "WorkflowPropertiesModified": "ModifyWorkflowProperties",
+    "WorkflowExecutionUpdateAccepted": "AcceptUpdate",
+    "WorkflowExecutionUpdateCompleted": "CompleteUpdate",
 }
 
 
@@ -94,6 +96,10 @@ def _key_of(kind: str, attrs: dict[str, Any]) -> str:
         return f"marker_name={attrs.get('markerName')!r}"
     if kind in ("RequestCancelActivityTask", "ActivityTaskCancelRequested"):
         return f"scheduled_event_id={attrs.get('scheduledEventId')}"
+    if kind in ("AcceptUpdate", "WorkflowExecutionUpdateAccepted"):
+        return f"update_id={attrs.get('protocolInstanceId')!r}"
+    if kind in ("CompleteUpdate", "WorkflowExecutionUpdateCompleted"):
+        return f"update_id={(attrs.get('meta') or {}).get('updateId')!r}"
     if kind in ("StartChildWorkflowExecution", "StartChildWorkflowExecutionInitiated"):
         return f"workflow_type={attrs.get('workflowType', {}).get('name')!r}, workflow_id={attrs.get('workflowId')!r}"
     if kind in ("SignalExternalWorkflowExecution", "SignalExternalWorkflowExecutionInitiated"):
@@ -124,6 +130,10 @@ def _matches(command: Command, event: HistoryEvent) -> bool:
         return True
     if command.kind == "RequestCancelActivityTask":
         return str(a["scheduledEventId"]) == str(b.get("scheduledEventId"))
+    if command.kind == "AcceptUpdate":
+        return a["protocolInstanceId"] == b.get("protocolInstanceId")
+    if command.kind == "CompleteUpdate":
+        return a["meta"]["updateId"] == (b.get("meta") or {}).get("updateId")
     if command.kind == "StartChildWorkflowExecution":
         return a["workflowType"]["name"] == (b.get("workflowType") or {}).get("name") and a["workflowId"] == b.get("workflowId")
     if command.kind == "SignalExternalWorkflowExecution":
@@ -303,11 +313,20 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self.last_started_event_id = 0
 
     # ----------------------------------------------------------------- driving
-    def apply(self, events: Sequence[HistoryEvent], *, live_tail: bool = True, check_end: bool = True) -> list[Command]:
+    def apply(
+        self,
+        events: Sequence[HistoryEvent],
+        *,
+        live_tail: bool = True,
+        check_end: bool = True,
+        updates: Sequence[dict[str, Any]] = (),
+    ) -> list[Command]:
         """Feed new events (ids after ``processed_upto``); return the live activation's commands.
 
         With ``live_tail`` the last ``WorkflowTaskStarted`` runs as the live activation; without
-        it (pure replay of a closed history) every activation is a replayed one.
+        it (pure replay of a closed history) every activation is a replayed one. ``updates``
+        are the update requests the live workflow task carries (validated, then accepted or
+        rejected); replayed activations get the accepted ones back from the history.
         """
         produced: list[Command] = []
         n = len(events)
@@ -323,8 +342,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                     following = events[i + 1].event_type if i + 1 < n else None
                     if following == "WorkflowTaskCompleted" or (following is None and not live_tail and check_end):
                         self._activation_patches = _patches_after(events, i + 2)
+                        for request in _updates.requests_in(events, i + 2):
+                            _updates.deliver(self, request, validate=False)
                         self._activate(event, replaying=True)
                     elif following is None:
+                        for request in updates:
+                            _updates.deliver(self, request, validate=True)
                         produced = self._activate(event, replaying=False)
                 elif etype == "WorkflowTaskCompleted":
                     self._matching_after = event.event_id
@@ -342,7 +365,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self.last_started_event_id = started.event_id
         self._run_until_idle()
         commands, self._commands = self._commands, []
-        self._unmatched.extend(commands)
+        self._unmatched.extend(c for c in commands if c.kind not in _updates.NO_EVENT_COMMANDS)
         return commands
 
     def _run_until_idle(self) -> None:

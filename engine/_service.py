@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
@@ -199,6 +199,7 @@ def close_run(tx: Tx, run: Run, now: datetime, status: str, outcome: dict[str, A
     tx.notify("closed", run.workflow_id)
     # Saved now: the parent and children touched below read this run's status.
     save_run(tx, run)
+    _service_updates.run_closed(tx, run)
     if status != "ContinuedAsNew":
         _service_children.tell_parent(tx, run, now, status, outcome or {})
     _service_children.apply_close_policy(tx, run, now)
@@ -287,6 +288,7 @@ class WorkflowTask:
     started_event_id: int
     events: list[HistoryEvent]
     history_complete: bool
+    updates: list[dict[str, Any]] = field(default_factory=list)
 
 
 def claim_workflow_tasks(
@@ -341,6 +343,7 @@ def claim_workflow_tasks(
                 started,
                 read_events(tx.conn, run_id, after) + synthetic,
                 after == 0,
+                _service_updates.claim(tx, run_id),
             )
         )
     if claimed:
@@ -386,9 +389,23 @@ def complete_workflow_task(
     commands: Sequence[tuple[str, dict[str, Any]]],
     now: datetime,
     first_task: bool,
-) -> None:
+) -> bool:
+    """Record a workflow task's completion; False if it left no trace (a speculative task
+    that only rejected updates), so the worker's cached state is ahead of the history."""
     run = load_run(tx, run_id)
     info = _held_workflow_task(tx, task_id, owner, run, started_event_id)
+    if _service_updates.droppable(info, run, commands):
+        for kind, cattrs in commands:
+            _COMMANDS[kind](tx, run, now, 0, cattrs)
+        tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+        run.wft_state = ""
+        for group in run.buffered:
+            _append_group(tx, run, group)
+        if run.buffered or _service_updates.waiting(tx, run.run_id):
+            ensure_workflow_task(tx, run, now)
+        run.buffered = []
+        save_run(tx, run)
+        return False
     if "transient" in info:
         _write_transient(tx, run, info)
     attrs: dict[str, Any] = {
@@ -416,7 +433,7 @@ def complete_workflow_task(
         run.buffered = []
         ensure_workflow_task(tx, run, now)
         save_run(tx, run)
-        return
+        return True
     completed = append(tx, run, now, "WorkflowTaskCompleted", attrs)
     tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     run.wft_state = ""
@@ -430,9 +447,10 @@ def complete_workflow_task(
         buffered, run.buffered = run.buffered, []
         for group in buffered:
             _append_group(tx, run, group)
-        if buffered or new_task_needed:
+        if buffered or new_task_needed or _service_updates.waiting(tx, run.run_id):
             ensure_workflow_task(tx, run, now)
     save_run(tx, run)
+    return True
 
 
 def fail_workflow_task(
@@ -651,6 +669,9 @@ _COMMANDS = {
     "CancelTimer": _cmd_cancel_timer,
     "RequestCancelActivityTask": _cmd_cancel_activity,
     "RecordMarker": _cmd_record_marker,
+    "AcceptUpdate": lambda *a: _service_updates.cmd_accept(*a),
+    "CompleteUpdate": lambda *a: _service_updates.cmd_complete(*a),
+    "RejectUpdate": lambda *a: _service_updates.cmd_reject(*a),
     "CompleteWorkflowExecution": _close_command("Completed", "WorkflowExecutionCompleted"),
     "FailWorkflowExecution": _close_command("Failed", "WorkflowExecutionFailed"),
     "CancelWorkflowExecution": _close_command("Canceled", "WorkflowExecutionCanceled"),
@@ -1030,4 +1051,4 @@ def terminate(tx: Tx, run_id: str, reason: str, details: dict[str, Any] | None, 
 
 
 # At the end: it uses this module's functions (and this module calls it only at run time).
-from engine import _service_children  # noqa: E402
+from engine import _service_children, _service_updates  # noqa: E402

@@ -24,7 +24,7 @@ from engine.errors import StoreCorruptError, StoreError
 T = TypeVar("T")
 
 APP_ID = "durable-lab"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -106,6 +106,21 @@ _MIGRATIONS: dict[int, list[str]] = {
             close_policy TEXT NOT NULL
         ) WITHOUT ROWID""",
         """CREATE INDEX children_by_parent ON children (parent_run_id)""",
+    ],
+    3: [
+        # Update requests and their outcomes. History holds only accepted updates; the
+        # requests waiting for a workflow task and the rejected ones live here.
+        """CREATE TABLE updates (
+            run_id TEXT NOT NULL,
+            update_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            input TEXT NOT NULL,
+            identity TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL,
+            accepted_event_id INTEGER,
+            outcome TEXT,
+            UNIQUE (run_id, update_id)
+        )""",
     ],
 }
 

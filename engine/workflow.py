@@ -40,6 +40,7 @@ __all__ = [
     "run",
     "signal",
     "query",
+    "update",
     "execute_activity",
     "start_activity",
     "ActivityHandle",
@@ -118,8 +119,13 @@ def defn(
         assert run_fn is not None
         signals: dict[str, Callable[..., Any]] = {}
         queries: dict[str, Callable[..., Any]] = {}
+        updates: dict[str, Callable[..., Any]] = {}
         for attr, member in inspect.getmembers(target):
-            for marker, table, what in (("__workflow_signal__", signals, "signal"), ("__workflow_query__", queries, "query")):
+            for marker, table, what in (
+                ("__workflow_signal__", signals, "signal"),
+                ("__workflow_query__", queries, "query"),
+                ("__workflow_update__", updates, "update"),
+            ):
                 handler_name = getattr(member, marker, None)
                 if handler_name is None:
                     continue
@@ -141,6 +147,7 @@ def defn(
             failure_exception_types=tuple(failure_exception_types),
             signals=signals,
             queries=queries,
+            updates=updates,
         )
         run_fn.__workflow_class__ = target  # type: ignore[attr-defined]
         return target
@@ -162,6 +169,27 @@ def signal(fn: F | None = None, *, name: str | None = None, dynamic: bool = Fals
 
     def decorate(target: F) -> F:
         target.__workflow_signal__ = name or target.__name__  # type: ignore[attr-defined]
+        return target
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def update(fn: F | None = None, *, name: str | None = None, dynamic: bool = False, description: str | None = None) -> Any:
+    """Mark a method as an update handler: ``handle.execute_update(W.method, arg)`` calls it
+    and returns what it returns. Unlike a signal it answers, and it may be refused: decorate a
+    plain method with ``@method.validator`` to check the arguments first (raise to reject; a
+    rejected update leaves nothing in history). The handler may be ``async`` and run activities."""
+
+    def decorate(target: F) -> F:
+        target.__workflow_update__ = name or target.__name__  # type: ignore[attr-defined]
+
+        def validator(check: Callable[..., None]) -> Callable[..., None]:
+            if inspect.iscoroutinefunction(check):
+                raise TypeError(f"update validator {check.__qualname__} must be a plain 'def': validators only check, they cannot wait")
+            target.__update_validator__ = check  # type: ignore[attr-defined]
+            return check
+
+        target.validator = validator  # type: ignore[attr-defined]
         return target
 
     return decorate(fn) if fn is not None else decorate

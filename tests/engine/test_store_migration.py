@@ -9,7 +9,7 @@ from engine import _store
 from engine._store import Store
 
 
-def test_a_schema_1_database_gets_the_children_table(tmp_path: Path) -> None:
+def test_a_schema_1_database_gets_the_newer_tables(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
     for statement in _store._SCHEMA:
@@ -29,5 +29,5 @@ def test_a_schema_1_database_gets_the_children_table(tmp_path: Path) -> None:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     conn.close()
-    assert "children" in tables
+    assert {"children", "updates"} <= tables
     assert version == str(_store.SCHEMA_VERSION)

@@ -29,7 +29,7 @@ import pytest
 pytest.importorskip("temporalio")
 
 from engine import Worker  # noqa: E402
-from engine.errors import ActivityError, ApplicationError, WorkflowFailureError  # noqa: E402
+from engine.errors import ActivityError, ApplicationError, WorkflowFailureError, WorkflowUpdateFailedError  # noqa: E402
 from engine.history import History  # noqa: E402
 from engine.testing import WorkflowEnvironment  # noqa: E402
 from tests.engine.oracle import ours  # noqa: E402
@@ -59,6 +59,7 @@ SCENARIOS: dict[str, Any] = {
     "CancelChild": "sleeper",
     "CancelledWorkflow": "long wait",
     "CancelActivityAndWait": "waited job",
+    "Updates": 1,
 }
 # Replayed on their own: they pass only if workflow.random() is seeded exactly as in temporalio.
 SEED_DEPENDENT = {"RandomActivityId": "seeded"}
@@ -119,6 +120,16 @@ async def _record(env: WorkflowEnvironment, name: str, arg: Any, directory: Path
     if name == "CancelledWorkflow":
         await _wait_for_activity_start(arg)
         await handle.cancel()
+    if name == "Updates":
+        assert await handle.execute_update("add", 5) == 6
+        try:
+            await handle.execute_update("add", -1)
+        except WorkflowUpdateFailedError:
+            pass
+        else:
+            raise AssertionError("the validator did not reject add(-1)")
+        assert await handle.execute_update("add", 7) == 13
+        await handle.signal("finish")
     if name == "Signals":
         await handle.signal("add", "first")
         await asyncio.sleep(0.05)
@@ -281,6 +292,7 @@ EXPECTED_RESULTS: dict[str, Any] = {
     "ChildWorkflows": ["Hello, Grace!", "child failed: child refused", "poked: hi", "Hello, anonymous!"],
     "CancelChild": "child cancelled: CancelledError",
     "CancelActivityAndWait": "cancel completed: CancelledError",
+    "Updates": 13,
 }
 
 

@@ -296,3 +296,31 @@ class CancelActivityAndWait:
         except ActivityError as err:
             return f"cancel completed: {type(err.__cause__).__name__}"
         return "not cancelled"
+
+
+@workflow.defn
+class Updates:
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self, start: int) -> int:
+        self.total += start
+        await workflow.wait_condition(lambda: self.done)
+        return self.total
+
+    @workflow.update
+    async def add(self, n: int) -> int:
+        await workflow.execute_activity(greet, str(n), start_to_close_timeout=SHORT)
+        self.total += n
+        return self.total
+
+    @add.validator
+    def check_add(self, n: int) -> None:
+        if n < 0:
+            raise ValueError("no negative amounts")
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
