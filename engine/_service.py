@@ -966,18 +966,20 @@ def _activity_timeout(
     deliver(tx, run, now, items, link_started=lease_owner is not None)
 
 
-def idle_state(conn: Any, now: float, served: Sequence[str]) -> tuple[bool, float | None, bool]:
+def idle_state(conn: Any, now: float, served: Sequence[str], owners: Sequence[str] = ()) -> tuple[bool, float | None, bool]:
     """(nothing runnable or due now, the next moment something becomes due, something is due).
 
     Runnable means visible on a queue that one of this process's workers serves (``served``
     holds ``"workflow:Q"`` / ``"activity:Q"``): a task nobody polls must not stop time, or its
-    schedule-to-start timeout could never fire.
+    schedule-to-start timeout could never fire. Likewise only leases held by this process's
+    live workers (``owners``) are work in progress: a crashed worker's lease must time out.
     """
     marks = ",".join("?" * len(served)) or "NULL"
+    owner_marks = ",".join("?" * len(owners)) or "NULL"
     busy = conn.execute(
-        f"SELECT EXISTS(SELECT 1 FROM tasks WHERE (visible_at <= ? AND kind || ':' || task_queue IN ({marks})) "
-        "OR lease_owner IS NOT NULL OR due_at <= ?) OR EXISTS(SELECT 1 FROM timers WHERE fire_at <= ?)",
-        (now, *served, now, now),
+        f"SELECT EXISTS(SELECT 1 FROM tasks WHERE (lease_owner IS NULL AND visible_at <= ? AND kind || ':' || task_queue IN ({marks})) "
+        f"OR lease_owner IN ({owner_marks}) OR due_at <= ?) OR EXISTS(SELECT 1 FROM timers WHERE fire_at <= ?)",
+        (now, *served, *owners, now, now),
     ).fetchone()[0]
     row = conn.execute(
         "SELECT min(x) FROM (SELECT min(fire_at) AS x FROM timers UNION ALL SELECT min(due_at) FROM tasks "

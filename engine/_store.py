@@ -24,7 +24,7 @@ from engine.errors import StoreCorruptError, StoreError
 T = TypeVar("T")
 
 APP_ID = "durable-lab"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -120,6 +120,29 @@ _MIGRATIONS: dict[int, list[str]] = {
             accepted_event_id INTEGER,
             outcome TEXT,
             UNIQUE (run_id, update_id)
+        )""",
+    ],
+    4: [
+        # Faults injected on purpose (engine.faults): every worker of every process sharing
+        # the file sees them; each firing is logged so viewers tell injected from organic.
+        """CREATE TABLE faults (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            target TEXT NOT NULL,
+            remaining INTEGER NOT NULL,
+            params TEXT NOT NULL DEFAULT '{}',
+            created REAL NOT NULL
+        )""",
+        """CREATE TABLE fault_log (
+            id INTEGER PRIMARY KEY,
+            fault_id INTEGER,
+            kind TEXT NOT NULL,
+            target TEXT NOT NULL,
+            run_id TEXT,
+            workflow_id TEXT,
+            detail TEXT NOT NULL DEFAULT '',
+            identity TEXT NOT NULL DEFAULT '',
+            fired_at REAL NOT NULL
         )""",
     ],
 }

@@ -126,6 +126,7 @@ class Client:
         # "workflow:Q" / "activity:Q" for every queue a running worker of this client polls.
         self.served_queues: collections.Counter[str] = collections.Counter()
         self._workers: set[Any] = set()  # running Workers of this client, for queries
+        self._faults_epoch = 0  # bumped when this process changes the fault table
 
     @classmethod
     async def connect(
@@ -242,7 +243,8 @@ class Client:
             now = clock.now()
             woken = store.waiter("timers", "")
             try:
-                idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues))
+                owners = sorted(w._owner for w in self._workers)
+                idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues), owners)
                 # Only take the write lock when something is due: a read is far cheaper.
                 if due:
                     fired = await store.run(_service.fire_due, now)
