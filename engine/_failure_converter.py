@@ -63,6 +63,18 @@ class DefaultFailureConverter(FailureConverter):
             failure["timeoutFailureInfo"] = {"timeoutType": f"TIMEOUT_TYPE_{kind.name}"}
         elif isinstance(error, errors.CancelledError):
             failure["canceledFailureInfo"] = {}
+        elif isinstance(error, errors.TerminatedError):
+            failure["terminatedFailureInfo"] = {}
+        elif isinstance(error, errors.ChildWorkflowError):
+            state = error.retry_state or errors.RetryState.UNSPECIFIED
+            failure["childWorkflowExecutionFailureInfo"] = {
+                "namespace": error.namespace,
+                "workflowExecution": {"workflowId": error.workflow_id, "runId": error.run_id},
+                "workflowType": {"name": error.workflow_type},
+                "initiatedEventId": str(error.initiated_event_id),
+                "startedEventId": str(error.started_event_id),
+                "retryState": f"RETRY_STATE_{state.name}",
+            }
         elif isinstance(error, errors.ActivityError):
             state = error.retry_state or errors.RetryState.UNSPECIFIED
             failure["activityFailureInfo"] = {
@@ -115,6 +127,20 @@ class DefaultFailureConverter(FailureConverter):
                 identity=info.get("identity", ""),
                 activity_type=(info.get("activityType") or {}).get("name", ""),
                 activity_id=info.get("activityId", ""),
+                retry_state=errors.RetryState.__members__.get(state, errors.RetryState.UNSPECIFIED),
+            )
+        elif "childWorkflowExecutionFailureInfo" in failure:
+            info = failure["childWorkflowExecutionFailureInfo"] or {}
+            execution = info.get("workflowExecution") or {}
+            state = str(info.get("retryState", "")).replace("RETRY_STATE_", "")
+            exc = errors.ChildWorkflowError(
+                message,
+                namespace=info.get("namespace", ""),
+                workflow_id=execution.get("workflowId", ""),
+                run_id=execution.get("runId", ""),
+                workflow_type=(info.get("workflowType") or {}).get("name", ""),
+                initiated_event_id=int(info.get("initiatedEventId") or 0),
+                started_event_id=int(info.get("startedEventId") or 0),
                 retry_state=errors.RetryState.__members__.get(state, errors.RetryState.UNSPECIFIED),
             )
         else:

@@ -84,6 +84,9 @@ COMMAND_EVENT_TYPES: dict[str, str] = {
     "StartChildWorkflowExecution": "StartChildWorkflowExecutionInitiated",
     "SignalExternalWorkflowExecution": "SignalExternalWorkflowExecutionInitiated",
     "ModifyWorkflowProperties": "WorkflowPropertiesModified",
+    "AcceptUpdate": "WorkflowExecutionUpdateAccepted",
+    "CompleteUpdate": "WorkflowExecutionUpdateCompleted",
+    "RejectUpdate": "WorkflowExecutionUpdateRejected",
 }
 
 PATCH_MARKER = "core_patch"

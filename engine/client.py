@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _service
+from engine import _client_updates, _service
+from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
 from engine._store import Store
@@ -41,6 +42,8 @@ __all__ = [
     "WorkflowExecutionStatus",
     "WorkflowExecutionDescription",
     "ActivityAttempt",
+    "WorkflowUpdateHandle",
+    "WorkflowUpdateStage",
 ]
 
 _arg_unset = object()
@@ -134,6 +137,7 @@ class Client:
         # "workflow:Q" / "activity:Q" for every queue a running worker of this client polls.
         self.served_queues: collections.Counter[str] = collections.Counter()
         self._workers: set[Any] = set()  # running Workers of this client, for queries
+        self._faults_epoch = 0  # bumped when this process changes the fault table
 
     @classmethod
     async def connect(
@@ -256,7 +260,8 @@ class Client:
             now = clock.now()
             woken = store.waiter("timers", "")
             try:
-                idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues))
+                owners = sorted(w._owner for w in self._workers)
+                idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues), owners)
                 # Only take the write lock when something is due: a read is far cheaper.
                 if due:
                     fired = await store.run(_service.fire_due, now)
@@ -462,6 +467,45 @@ class WorkflowHandle:
             raise ValueError(e.args[0]) from None
         return (await converter._decode_json({"payloads": [answer]}, (result_type,), f"the answer to query {name!r}"))[0]
 
+    async def execute_update(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        result_type: type | None = None,
+    ) -> Any:
+        """Send an update and wait for its result. Raises ``WorkflowUpdateFailedError`` if
+        its validator rejects it or its handler fails."""
+        handle = await self.start_update(
+            update, arg, args=args, id=id, wait_for_stage=WorkflowUpdateStage.COMPLETED, result_type=result_type
+        )
+        return await handle.result()
+
+    async def start_update(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        wait_for_stage: WorkflowUpdateStage = WorkflowUpdateStage.ACCEPTED,
+        result_type: type | None = None,
+    ) -> WorkflowUpdateHandle:
+        """Send an update; return once it reached ``wait_for_stage`` (accepted by default)."""
+        all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        hinted = None if isinstance(update, str) else _hinted_result(update)
+        return await _client_updates.start(
+            self, update, all_args, id=id, wait_for_stage=wait_for_stage, result_type=result_type or hinted
+        )
+
+    def get_update_handle(self, id: str, *, result_type: type | None = None) -> WorkflowUpdateHandle:
+        """A handle to an update sent earlier (by its id)."""
+        if not self.run_id:
+            raise ValueError("get_update_handle needs a handle with a run id (from start_workflow or get_workflow_handle(id, run_id=...)).")
+        return WorkflowUpdateHandle(self, self.run_id, id, "", result_type)
+
     async def cancel(self, *, reason: str = "") -> None:
         """Ask the run to cancel: workflow code sees ``asyncio.CancelledError`` and may clean up."""
         run_id = await self._resolve_run()
@@ -472,6 +516,15 @@ class WorkflowHandle:
         run_id = await self._resolve_run()
         details = await self._client.data_converter._encode_json(args, "termination detail") if args else None
         await self._client.store.run(_service.terminate, run_id, reason or "", details, self._client.identity, self._client.clock.now())
+
+
+def _hinted_result(fn: Callable[..., Any]) -> Any:
+    from engine._definitions import hints_of
+
+    try:
+        return hints_of(fn, skip_self=True)[1]
+    except Exception:  # noqa: BLE001 - hints are a convenience; without them values stay JSON
+        return None
 
 
 # ---------------------------------------------------------------------- reads (database thread)

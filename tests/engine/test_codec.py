@@ -159,6 +159,54 @@ async def test_an_encrypted_payload_never_appears_in_clear_in_the_database_file(
 
 
 @workflow.defn
+class Vault:
+    def __init__(self) -> None:
+        self.secrets: list[str] = []
+
+    @workflow.run
+    async def run(self, card: Card) -> str:
+        await workflow.wait_condition(lambda: len(self.secrets) == 2)
+        return await workflow.execute_child_workflow(Seal.run, args=[card, self.secrets], id="vault-child")
+
+    @workflow.update
+    def store(self, secret: str) -> str:
+        self.secrets.append(secret)
+        return f"stored {secret}"
+
+    @store.validator
+    def check(self, secret: str) -> None:
+        if "refuse" in secret:
+            raise ValueError(f"refused {secret}")
+
+
+@workflow.defn
+class Seal:
+    @workflow.run
+    async def run(self, card: Card, secrets: list[str]) -> str:
+        return f"sealed {card.number} with {len(secrets)} more"
+
+
+async def test_children_and_updates_are_encrypted_too(tmp_path: Path) -> None:
+    from engine.errors import WorkflowUpdateFailedError
+
+    path = tmp_path / "vault.db"
+    converter = DataConverter(
+        payload_codec=EncryptionCodec(KEY), failure_converter_class=DefaultFailureConverterWithEncodedAttributes
+    )
+    env = await WorkflowEnvironment.start_time_skipping(path=str(path), data_converter=converter)
+    async with env, Worker(env.client, task_queue="q", workflows=[Vault, Seal]):
+        handle = await env.client.start_workflow(Vault.run, Card(SECRET, "Zoë"), id="vault", task_queue="q")
+        assert await handle.execute_update(Vault.store, f"pin {SECRET}") == f"stored pin {SECRET}"
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(Vault.store, f"refuse {SECRET}")
+        assert str(refused.value.cause) == f"refused refuse {SECRET}"
+        assert await handle.execute_update(Vault.store, f"puk {SECRET}") == f"stored puk {SECRET}"
+        assert await handle.result() == f"sealed {SECRET} with 2 more"
+        data = _database_bytes(path)
+    assert b"Seal" in data and _found(data) == []
+
+
+@workflow.defn
 class Echo:
     @workflow.run
     async def run(self, text: str) -> str:
