@@ -382,10 +382,13 @@ def load(shell: Any) -> DurableMagics:
     shell.configurables.append(settings)
     magics = DurableMagics(shell, session, settings)
     shell.register_magics(magics)
+    from kernel_ext._fault_magics import FaultMagics
+
+    shell.register_magics(FaultMagics(shell, session))
     _transform.install(shell)
     print(
         f"durable-lab: engine at {session.db_path} ({session.time_mode} time); "
-        "magics %worker %workflow %engine %%workflow %%activity"
+        "magics %worker %workflow %engine %fault %explore %%workflow %%activity"
     )
     return magics
 
@@ -395,6 +398,11 @@ def unload(shell: Any) -> None:
     magics = shell.magics_manager.registry.pop(DurableMagics.__name__, None)
     if not isinstance(magics, DurableMagics):
         return
+    fault_magics = shell.magics_manager.registry.pop("FaultMagics", None)
+    line_table = shell.magics_manager.magics["line"]
+    for name in ("fault", "explore"):
+        if fault_magics is not None and getattr(line_table.get(name), "__self__", None) is fault_magics:
+            del line_table[name]
     for kind, names in _NAMES:
         table = shell.magics_manager.magics[kind]
         for name in names:
