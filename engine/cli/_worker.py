@@ -79,7 +79,7 @@ async def run(args: argparse.Namespace, out: Out) -> int:
             serving.result()
         out.line(
             f"{READY}: task queue {args.task_queue!r}; workflows: {', '.join(code.workflow_names()) or 'none'}; "
-            f"activities: {', '.join(code.activity_names()) or 'none'}; db {os.path.abspath(db_path(args))}; pid {os.getpid()}"
+            f"activities: {', '.join(code.activity_names()) or 'none'}; db {_shown(db_path(args))}; pid {os.getpid()}"
         )
         stop = asyncio.ensure_future(stopping.wait())
         await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -95,3 +95,7 @@ async def run(args: argparse.Namespace, out: Out) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await client.close()
+
+
+def _shown(path: str) -> str:
+    return path if path == ":memory:" else os.path.abspath(os.path.expanduser(path))

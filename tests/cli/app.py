@@ -100,3 +100,14 @@ class Steps:
                 step, args=[workflow.info().workflow_id, n], start_to_close_timeout=STEP_TIMEOUT, retry_policy=FAST_RETRY
             )
         return total
+
+
+@workflow.defn
+class Again:
+    """Continues as new ``times`` times, then returns how often it ran."""
+
+    @workflow.run
+    async def run(self, times: int, runs: int = 1) -> int:
+        if times > 0:
+            workflow.continue_as_new(args=[times - 1, runs + 1])
+        return runs

@@ -28,11 +28,12 @@ async def write_library_runs(path: Path) -> None:
     """Runs in every state the CLI shows: completed, failed, running with a signal, terminated."""
     client = await Client.connect(str(path))
     try:
-        async with Worker(client, task_queue=QUEUE, workflows=[app.Hello, app.Boom, app.Collector], activities=[app.greet]):
+        async with Worker(client, task_queue=QUEUE, workflows=[app.Hello, app.Boom, app.Collector, app.Again], activities=[app.greet]):
             assert await client.execute_workflow(app.Hello.run, "Ada", id="hello-1", task_queue=QUEUE) == "Hello, Ada!"
             failing = await client.start_workflow(app.Boom.run, "on purpose", id="boom-1", task_queue=QUEUE)
             with pytest.raises(Exception):
                 await failing.result()
+            assert await client.execute_workflow(app.Again.run, 1, id="again-1", task_queue=QUEUE) == 2
             collector = await client.start_workflow(app.Collector.run, "Hi", id="collect-1", task_queue=QUEUE)
             await collector.signal(app.Collector.add, "Ann")
             doomed = await client.start_workflow(app.Collector.run, "Bye", id="doomed-1", task_queue=QUEUE)

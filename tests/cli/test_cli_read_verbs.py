@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,6 +78,38 @@ def test_show_of_a_running_run_has_no_results(dlab: Dlab, db: Path) -> None:
     assert "WorkflowExecutionSignaled" in shown.out and "Results:" not in shown.out
 
 
+def test_a_continued_run_shows_its_successor_and_result_follows_the_chain(dlab: Dlab, db: Path) -> None:
+    async def runs(client: Client) -> Any:
+        return await client.list_workflows("WorkflowId = 'again-1'")
+
+    newest, first = with_client(db, runs)
+    shown = dlab("workflow", "show", "--db", str(db), "-w", "again-1", "--run-id", first.run_id)
+    assert re.search(r"^  Status +CONTINUED_AS_NEW$", shown.out, re.M)
+    assert re.search(rf"^  NewRunId +{newest.run_id}$", shown.out, re.M)
+    followed = dlab("workflow", "result", "--db", str(db), "-w", "again-1", "-r", first.run_id, "-o", "json")
+    assert followed.code == 0, followed.err
+    document = json.loads(followed.out)
+    assert document["result"] == 2 and document["closeEvent"]["eventType"] == "WorkflowExecutionCompleted"
+
+
+def test_show_follow_prints_until_the_run_closes(dlab: Dlab, db: Path) -> None:
+    async def terminate_soon(client: Client) -> None:
+        await asyncio.sleep(0.4)
+        await client.get_workflow_handle("collect-1").terminate(reason="followed")
+
+    elsewhere = threading.Thread(target=with_client, args=(db, terminate_soon))
+    elsewhere.start()
+    try:
+        followed = dlab("workflow", "show", "--db", str(db), "-w", "collect-1", "--follow")
+    finally:
+        elsewhere.join()
+    assert followed.code == 0
+    rows = [m for m in map(ROW.match, followed.out.splitlines()) if m]
+    assert [int(m[1]) for m in rows] == list(range(1, len(rows) + 1))  # each event once, in order
+    assert rows[0][3] == "WorkflowExecutionStarted" and rows[-1][3] == "WorkflowExecutionTerminated"
+    assert re.search(r"^  Reason +followed$", followed.out, re.M)
+
+
 def test_list_table_newest_first(dlab: Dlab, db: Path) -> None:
     listed = dlab("workflow", "list", "--db", str(db))
     assert listed.code == 0 and listed.err == ""
@@ -84,6 +118,8 @@ def test_list_table_newest_first(dlab: Dlab, db: Path) -> None:
     assert [line.split()[:3] for line in lines[1:]] == [
         ["Terminated", "doomed-1", "Collector"],
         ["Running", "collect-1", "Collector"],
+        ["Completed", "again-1", "Again"],
+        ["ContinuedAsNew", "again-1", "Again"],
         ["Failed", "boom-1", "Boom"],
         ["Completed", "hello-1", "Hello"],
     ]
@@ -101,6 +137,7 @@ def test_list_query_and_limit(dlab: Dlab, db: Path) -> None:
     assert ids("-q", "ExecutionStatus IN ('Failed', 'Terminated') OR WorkflowId = 'hello-1'") == ["doomed-1", "boom-1", "hello-1"]
     assert ids("-q", "CloseTime IS NULL") == ["collect-1"]
     assert ids("--limit", "2") == ["doomed-1", "collect-1"]
+    assert ids("-q", "WorkflowId = 'again-1' AND ExecutionStatus = 'ContinuedAsNew'") == ["again-1"]
     assert ids("-q", "WorkflowType='Nothing'") == []
 
 

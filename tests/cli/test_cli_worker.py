@@ -123,7 +123,7 @@ def test_worker_mistakes_are_one_line_errors(dlab: Dlab, tmp_path: Path) -> None
     db = str(tmp_path / "engine.db")
     for argv, expected in (
         (("--module", "no_such_module_here"), "Cannot import module 'no_such_module_here'"),
-        (("--module", "tests.cli.app", "--workflow", "Nope"), "No workflow named 'Nope' in 'tests.cli.app' (it has: Boom, Collector, Hello, Steps)"),
+        (("--module", "tests.cli.app", "--workflow", "Nope"), "No workflow named 'Nope' in 'tests.cli.app' (it has: Again, Boom, Collector, Hello, Steps)"),
         (("--file", str(tmp_path / "missing.py")), "No Python file at"),
     ):
         result = dlab("worker", "--db", db, "-t", QUEUE, *argv)
@@ -143,7 +143,7 @@ def test_worker_mistakes_are_one_line_errors(dlab: Dlab, tmp_path: Path) -> None
 def test_loader_finds_definitions_and_named_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     found = definitions("tests.cli.app", None)
-    assert sorted(found.workflow_names()) == ["Boom", "Collector", "Hello", "Steps"]
+    assert sorted(found.workflow_names()) == ["Again", "Boom", "Collector", "Hello", "Steps"]
     assert sorted(found.activity_names()) == ["greet", "step"]
     assert found.workflows[0].__module__ == "tests.cli.app"
     chosen = definitions("tests.cli.app", None, workflows=["Collector"], activities=["greet"])
