@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _converter, _service
+from engine import _client_updates, _converter, _service
+from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
 from engine._store import Store
@@ -41,6 +42,8 @@ __all__ = [
     "WorkflowExecutionStatus",
     "WorkflowExecutionDescription",
     "ActivityAttempt",
+    "WorkflowUpdateHandle",
+    "WorkflowUpdateStage",
 ]
 
 _arg_unset = object()
@@ -466,6 +469,45 @@ class WorkflowHandle:
         # Round-trip through the converter, as if the answer had crossed the network.
         return _converter.from_payload(_converter.to_payload(result, what=f"the answer to query {name!r}"), result_type)
 
+    async def execute_update(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        result_type: type | None = None,
+    ) -> Any:
+        """Send an update and wait for its result. Raises ``WorkflowUpdateFailedError`` if
+        its validator rejects it or its handler fails."""
+        handle = await self.start_update(
+            update, arg, args=args, id=id, wait_for_stage=WorkflowUpdateStage.COMPLETED, result_type=result_type
+        )
+        return await handle.result()
+
+    async def start_update(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        wait_for_stage: WorkflowUpdateStage = WorkflowUpdateStage.ACCEPTED,
+        result_type: type | None = None,
+    ) -> WorkflowUpdateHandle:
+        """Send an update; return once it reached ``wait_for_stage`` (accepted by default)."""
+        all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        hinted = None if isinstance(update, str) else _hinted_result(update)
+        return await _client_updates.start(
+            self, update, all_args, id=id, wait_for_stage=wait_for_stage, result_type=result_type or hinted
+        )
+
+    def get_update_handle(self, id: str, *, result_type: type | None = None) -> WorkflowUpdateHandle:
+        """A handle to an update sent earlier (by its id)."""
+        if not self.run_id:
+            raise ValueError("get_update_handle needs a handle with a run id (from start_workflow or get_workflow_handle(id, run_id=...)).")
+        return WorkflowUpdateHandle(self, self.run_id, id, "", result_type)
+
     async def cancel(self, *, reason: str = "") -> None:
         """Ask the run to cancel: workflow code sees ``asyncio.CancelledError`` and may clean up."""
         run_id = await self._resolve_run()
@@ -476,6 +518,15 @@ class WorkflowHandle:
         run_id = await self._resolve_run()
         details = _converter.to_payloads(args) if args else None
         await self._client.store.run(_service.terminate, run_id, reason or "", details, self._client.identity, self._client.clock.now())
+
+
+def _hinted_result(fn: Callable[..., Any]) -> Any:
+    from engine._definitions import hints_of
+
+    try:
+        return hints_of(fn, skip_self=True)[1]
+    except Exception:  # noqa: BLE001 - hints are a convenience; without them values stay JSON
+        return None
 
 
 # ---------------------------------------------------------------------- reads (database thread)

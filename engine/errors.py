@@ -12,6 +12,7 @@ The tree::
     │   ├── TimeoutError              a timeout fired (type says which)
     │   └── ServerError               the engine refused a request
     ├── WorkflowFailureError          client side: the workflow run did not complete (cause set)
+    ├── WorkflowUpdateFailedError     client side: an update was rejected or its handler failed
     ├── WorkflowAlreadyStartedError   a run with that workflow id is still open
     ├── WorkflowNotFoundError         no such workflow id / run id
     ├── NondeterminismError           replayed code disagrees with the recorded history
@@ -44,6 +45,7 @@ __all__ = [
     "RetryState",
     "ServerError",
     "WorkflowFailureError",
+    "WorkflowUpdateFailedError",
     "WorkflowAlreadyStartedError",
     "WorkflowNotFoundError",
     "NondeterminismError",
@@ -308,3 +310,17 @@ class StoreError(EngineError):
 
 class StoreCorruptError(StoreError):
     """The file is not a durable-lab database, or it is damaged."""
+
+
+class WorkflowUpdateFailedError(EngineError):
+    """Raised to the caller of an update that was rejected by its validator or whose handler
+    failed; ``cause`` holds the reason (an ``ApplicationError`` for a validator's refusal)."""
+
+    def __init__(self, *, cause: BaseException) -> None:
+        super().__init__(f"Workflow update failed: {cause}")
+        self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException:
+        assert self.__cause__ is not None
+        return self.__cause__

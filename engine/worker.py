@@ -243,7 +243,7 @@ class Worker:
             return
         try:
             instance, events = await self._instance_for(task, defn)
-            commands = instance.apply(events)
+            commands = instance.apply(events, updates=task.updates)
         except NondeterminismError as e:
             self._evict(task.run_id)
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR")
@@ -258,7 +258,7 @@ class Worker:
             return
         first = not instance.saw_completed_task
         try:
-            await store.run(
+            recorded = await store.run(
                 _service.complete_workflow_task,
                 task.task_id,
                 self._owner,
@@ -275,7 +275,7 @@ class Worker:
             self._evict(task.run_id)
             raise
         instance.saw_completed_task = True
-        if instance._finished or self._max_cached == 0:
+        if instance._finished or self._max_cached == 0 or not recorded:
             self._evict(task.run_id)
 
     async def _instance_for(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]]:
@@ -296,7 +296,10 @@ class Worker:
         if instance is not None:
             self._evict(task.run_id)
         if not task.history_complete:
-            events = await self.client.store.read(_service.read_events, task.run_id, 0)
+            stored = await self.client.store.read(_service.read_events, task.run_id, 0)
+            # A transient or speculative task's Scheduled/Started events exist only in the task.
+            last = stored[-1].event_id if stored else 0
+            events = stored + [e for e in events if e.event_id > last]
         self.stats["replays"] += 1
         info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
         instance = WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
