@@ -223,7 +223,7 @@ def test_help_lists_every_verb(shell: InteractiveShell, capsys: pytest.CaptureFi
     [
         ("%workflow", "%workflow needs a verb: start, execute, show"),
         ("%workflow begin", "Unknown verb 'begin' for %workflow"),
-        ("%worker", "%worker needs a verb: start, stop, list"),
+        ("%worker", "%worker needs a verb: start, stop, kill, list"),
         ("%worker run", "Unknown verb 'run' for %worker"),
         ("%worker start", "the following arguments are required: --task-queue/-t\nusage: %worker start"),
         ("%worker start -t q --colour red", "unrecognized arguments: --colour red\nusage: %worker start"),
