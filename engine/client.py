@@ -21,6 +21,7 @@ from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
 from engine._store import Store
+from engine._visibility import compile_list_filter
 from engine._service import StartRequest, from_ts, ts
 from engine.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from engine.converter import DataConverter
@@ -239,9 +240,32 @@ class Client:
         defn = workflow_definition(workflow)
         return self.get_workflow_handle(workflow_id, run_id=run_id, result_type=defn.result_type)
 
-    async def list_workflows(self, *, status: str | None = None, workflow_type: str | None = None, limit: int = 1000) -> list[WorkflowExecutionDescription]:
-        """Runs, newest first (filters: status name such as ``"Running"``, workflow type)."""
-        rows = await self.store.read(_list_runs, status, workflow_type, limit)
+    async def list_workflows(
+        self, query: str | None = None, *, status: str | None = None, workflow_type: str | None = None, limit: int | None = 1000
+    ) -> list[WorkflowExecutionDescription]:
+        """Runs, newest first.
+
+        ``query`` is a Temporal list filter, e.g. ``"WorkflowType='Hello' AND ExecutionStatus='Running'"``
+        (WorkflowId, RunId, WorkflowType, TaskQueue, ExecutionStatus, StartTime, CloseTime with
+        ``= != < > <= >=``, ``BETWEEN``, ``IN``, ``STARTS_WITH``, ``AND``, ``OR`` and parentheses);
+        it raises ``ListFilterError`` naming the token it cannot read. ``status`` (a status name
+        such as ``"Running"``) and ``workflow_type`` are shortcuts ANDed with it. ``limit=None``
+        lists every run.
+        """
+        where, params = [], []
+        if query is not None and query.strip():
+            sql, values = compile_list_filter(query)
+            where.append(sql)
+            params += values
+        if status:
+            where.append("e.status = ?")
+            params.append(status)
+        if workflow_type:
+            where.append("e.workflow_type = ?")
+            params.append(workflow_type)
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1 (or None for every run), not {limit}.")
+        rows = await self.store.read(_list_runs, " AND ".join(where), params, limit)
         return [_description(row) for row in rows]
 
     # ------------------------------------------------------------------ the engine's clock work
@@ -558,16 +582,9 @@ def _description(row: Sequence[Any]) -> WorkflowExecutionDescription:
     )
 
 
-def _list_runs(conn: Any, status: str | None, workflow_type: str | None, limit: int) -> list[Any]:
-    where, params = [], []
-    if status:
-        where.append("e.status = ?")
-        params.append(status)
-    if workflow_type:
-        where.append("e.workflow_type = ?")
-        params.append(workflow_type)
-    sql = _DESC + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.start_time DESC LIMIT ?"
-    return conn.execute(sql, (*params, limit)).fetchall()
+def _list_runs(conn: Any, where: str, params: list[Any], limit: int | None) -> list[Any]:
+    sql = _DESC + (f" WHERE {where}" if where else "") + " ORDER BY e.start_time DESC, e.rowid DESC LIMIT ?"
+    return conn.execute(sql, (*params, -1 if limit is None else limit)).fetchall()
 
 
 def _list_runs_by_id(conn: Any, run_id: str) -> list[Any]:

@@ -20,6 +20,7 @@ The tree::
     ├── NotRegisteredError            a worker got a task for a type it does not know
     ├── PayloadError                  a value cannot be converted to or from a payload
     ├── HistoryFormatError            a history JSON file is malformed
+    ├── ListFilterError               a list filter (--query) cannot be read
     └── StoreError                    the database cannot be used
         └── StoreCorruptError         the file is not a durable-lab database, or is damaged
 
@@ -52,6 +53,7 @@ __all__ = [
     "NotRegisteredError",
     "PayloadError",
     "HistoryFormatError",
+    "ListFilterError",
     "StoreError",
     "StoreCorruptError",
 ]
@@ -295,6 +297,11 @@ class PayloadError(EngineError, TypeError):
 
 class HistoryFormatError(EngineError, ValueError):
     """A history (JSON) is malformed."""
+
+
+class ListFilterError(EngineError, ValueError):
+    """A list filter such as ``WorkflowType='Hello' AND ExecutionStatus='Running'`` cannot be
+    read; the message names the token and its column."""
 
 
 class StoreError(EngineError):

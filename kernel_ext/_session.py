@@ -31,6 +31,7 @@ from engine.converter import DataConverter
 from engine.errors import PayloadError, StoreError, WorkflowNotFoundError
 from engine.history import History
 from engine.worker import Worker
+from kernel_ext import _process_workers
 from kernel_ext._codec import readable_run
 
 __all__ = [
@@ -319,6 +320,8 @@ class Session:
         self.workflows: dict[str, type] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
         self._workers: dict[str, KernelWorker] = {}
+        self._processes: dict[str, _process_workers.ProcessWorker] = {}
+        self.sources: list[str] = []  # %%workflow / %%activity cells, in the order they ran
         self._numbers = itertools.count(1)
         self._store: Any = None
         self._client: Client | None = None
@@ -400,8 +403,11 @@ class Session:
             return self._client
 
     async def close(self) -> None:
-        """Stop every worker and close the client and the database."""
+        """Stop every worker (processes too) and close the client and the database."""
         async with self._lock:
+            for process in list(self._processes.values()):
+                await process.stop()
+            self._processes.clear()
             await self._stop_engine_workers()
             for kernel_worker in self._workers.values():
                 kernel_worker._stopped.set()
@@ -487,20 +493,32 @@ class Session:
         return list(self._workers.values())
 
     def worker_table(self) -> str:
-        if not self._workers:
+        if not self._workers and not self._processes:
             return "No workers. Start one: %worker start --task-queue Q"
-        rows = [(w.name, w.task_queue, w.state, w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()]
-        return _text_table(("Name", "TaskQueue", "State", "WorkflowTasks", "Activities"), rows)
+        rows: list[tuple[Any, ...]] = [
+            (w.name, w.task_queue, w.state, "kernel", w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()
+        ]
+        rows += [(p.name, p.task_queue, p.state, f"pid {p.pid}", "-", "-") for p in self._processes.values()]
+        return _text_table(("Name", "TaskQueue", "State", "Where", "WorkflowTasks", "Activities"), rows)
 
-    async def start_worker(self, task_queue: str, name: str | None = None) -> KernelWorker:
-        """Start a worker on ``task_queue`` serving every definition of the kernel."""
+    def remember_source(self, source: str) -> None:
+        """Keep a definition cell's code for worker processes (which cannot see the kernel)."""
+        self.sources.append(source)
+
+    async def start_worker(self, task_queue: str, name: str | None = None, *, process: bool = False) -> Any:
+        """Start a worker on ``task_queue`` serving every definition of the kernel; with
+        ``process``, a separate ``dlab worker`` process over the same database file."""
         if not task_queue:
             raise SessionError("A worker needs a task queue: --task-queue Q (the queue your workflows are started on).")
+        taken = set(self._workers) | set(self._processes)
         if name is None:
-            name = next(n for n in (f"w{i}" for i in self._numbers) if n not in self._workers)
-        elif name in self._workers:
-            other = self._workers[name]
+            prefix = "p" if process else "w"
+            name = next(n for n in (f"{prefix}{i}" for i in self._numbers) if n not in taken)
+        elif name in taken:
+            other = self._workers.get(name) or self._processes[name]
             raise SessionError(f"A worker named {name!r} is already running (task queue {other.task_queue!r}). Stop it with %worker stop {name}, or choose another --name.")
+        if process:
+            return await self._start_process(name, task_queue)
         await self.ensure_ready()
         kernel_worker = KernelWorker(name, task_queue)
         self._workers[name] = kernel_worker
@@ -508,11 +526,53 @@ class Session:
         await asyncio.sleep(0)  # let it begin polling before the caller goes on
         return kernel_worker
 
-    async def stop_worker(self, name: str) -> KernelWorker:
-        """Stop a worker: it finishes workflow tasks in flight; running activities are cancelled."""
+    async def _start_process(self, name: str, task_queue: str) -> _process_workers.ProcessWorker:
+        path = self.resolved_path()
+        if path == _MEMORY:
+            raise SessionError("A worker process needs a database file it can share; this engine is in memory. Use %config DurableLab.db_path = '.durable/engine.db'.")
+        if self._time_mode != "real":
+            raise SessionError("Worker processes run on the real clock; switch the kernel to it first: %engine --time real.")
+        if self._data_converter is not DataConverter.default:
+            raise SessionError(
+                "A worker process cannot use this session's data converter (a codec's key stays in the kernel), so it "
+                "could not read the runs it writes. Start a kernel worker instead: %worker start --task-queue Q."
+            )
+        if not self.sources:
+            raise SessionError("No %%workflow or %%activity cell has run yet: a worker process runs the code of those cells.")
+        await self.ensure_ready()
+        try:
+            worker = await _process_workers.start(name, task_queue, path, self.sources)
+        except _process_workers.ProcessWorkerError as e:
+            raise SessionError(str(e)) from None
+        self._processes[name] = worker
+        return worker
+
+    async def kill_worker(self, name: str) -> Any:
+        """Kill a worker abruptly: SIGKILL for a process; for a kernel worker, a crash (its
+        cache and work in flight are lost, nothing is reported, its leases must time out)."""
+        process = self._processes.pop(name, None)
+        if process is not None:
+            await asyncio.to_thread(process.kill)
+            return process
         kernel_worker = self._workers.get(name)
         if kernel_worker is None:
-            running = ", ".join(self._workers) or "none"
+            raise SessionError(f"No worker named {name!r} (running: {', '.join([*self._workers, *self._processes]) or 'none'}). See %worker list.")
+        if kernel_worker.worker is not None:
+            kernel_worker.worker.crash()
+        await kernel_worker._detach()
+        kernel_worker._stopped.set()
+        del self._workers[name]
+        return kernel_worker
+
+    async def stop_worker(self, name: str) -> Any:
+        """Stop a worker: it finishes workflow tasks in flight; running activities are cancelled."""
+        process = self._processes.pop(name, None)
+        if process is not None:
+            await process.stop()
+            return process
+        kernel_worker = self._workers.get(name)
+        if kernel_worker is None:
+            running = ", ".join([*self._workers, *self._processes]) or "none"
             raise SessionError(f"No worker named {name!r} (running: {running}). See %worker list.")
         await kernel_worker._detach()
         kernel_worker._stopped.set()
@@ -565,7 +625,9 @@ class Session:
     async def execute_workflow(self, workflow_type: str, *, task_queue: str, **options: Any) -> Any:
         """Start a run and wait for its result (a worker of this kernel must poll the queue)."""
         self._workflow_class(workflow_type)
-        if not any(w.task_queue == task_queue and w.worker is not None for w in self._workers.values()):
+        polled = any(w.task_queue == task_queue and w.worker is not None for w in self._workers.values())
+        polled |= any(p.task_queue == task_queue and p.state == "running" for p in self._processes.values())
+        if not polled:
             raise SessionError(
                 f"No worker of this kernel polls task queue {task_queue!r}, so the run would wait forever. "
                 f"Start one first: %worker start --task-queue {task_queue} (or use %workflow start, which does not wait)."

@@ -100,6 +100,17 @@ async def test_the_wrong_key_is_a_session_error(tmp_path: Path) -> None:
         await session.close()
 
 
+async def test_a_worker_process_is_refused_when_the_session_has_a_codec(tmp_path: Path) -> None:
+    session = Session(str(tmp_path / "lab.db"), data_converter=ENCRYPTED)
+    session.define([lookup, Letter])
+    session.remember_source("@workflow.defn\nclass Letter: ...\n")
+    try:
+        with pytest.raises(SessionError, match="cannot use this session's data converter"):
+            await session.start_worker("q", process=True)
+    finally:
+        await session.close()
+
+
 async def test_the_live_view_decodes_with_the_clients_converter(tmp_path: Path) -> None:
     session = await _run_letter(tmp_path / "lab.db")
     try:
