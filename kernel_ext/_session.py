@@ -46,7 +46,6 @@ __all__ = [
     "RunTable",
     "RunDescription",
     "JsonDocument",
-    "parse_list_query",
 ]
 
 DEFAULT_DB_PATH = ".durable/engine.db"
@@ -680,16 +679,17 @@ class Session:
         return display.RunView(history, attempts, title=f"{workflow_id} ({description.workflow_type})")
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
-        """Runs, newest first; ``query`` is a small subset of Temporal's list filter
-        (``WorkflowType``, ``ExecutionStatus``, ``WorkflowId``, ``TaskQueue`` joined with AND)."""
-        filters = parse_list_query(query)
+        """Runs, newest first; ``query`` is Temporal's list filter (see ``Client.list_workflows``)."""
+        from engine.errors import ListFilterError
+
         if limit is not None and limit < 1:
             raise SessionError(f"--limit must be at least 1, not {limit}.")
         client = await self.ensure_ready()
-        runs = await client.list_workflows(status=filters.get("ExecutionStatus"), workflow_type=filters.get("WorkflowType"), limit=10**9)
-        wanted_id, wanted_queue = filters.get("WorkflowId"), filters.get("TaskQueue")
-        kept = [r for r in runs if (wanted_id is None or r.id == wanted_id) and (wanted_queue is None or r.task_queue == wanted_queue)]
-        return RunTable(tuple(kept[:limit] if limit else kept))
+        try:
+            runs = await client.list_workflows(query, limit=limit)
+        except ListFilterError as e:
+            raise SessionError(str(e)) from None
+        return RunTable(tuple(runs))
 
     async def cancel_workflow(self, workflow_id: str, run_id: str | None = None, reason: str = "") -> str:
         """Ask a running run to cancel (its code sees the cancellation and may clean up);
@@ -764,31 +764,6 @@ class Session:
                     Path(path + suffix).unlink(missing_ok=True)
             self._client = self._store = self._opened = None
         return await self.status()
-
-
-def parse_list_query(query: str | None) -> dict[str, str]:
-    """``WorkflowType='Hello' AND ExecutionStatus="Running"`` -> ``{"WorkflowType": "Hello", ...}``."""
-    import re
-
-    supported = ("WorkflowType", "ExecutionStatus", "WorkflowId", "TaskQueue")
-    if not query or not query.strip():
-        return {}
-    filters: dict[str, str] = {}
-    for clause in re.split(r"\s+(?i:and)\s+", query.strip()):
-        match = re.fullmatch(r"\s*(\w+)\s*=\s*(['\"])(.*)\2\s*", clause)
-        if match is None or match.group(1) not in supported:
-            raise SessionError(
-                f"Cannot read the list filter clause {clause.strip()!r}: this engine supports "
-                f"{', '.join(supported)} compared with = to a quoted value, joined with AND, "
-                "e.g. --query \"WorkflowType='Hello' AND ExecutionStatus='Running'\"."
-            )
-        filters[match.group(1)] = match.group(3)
-    status = filters.get("ExecutionStatus")
-    if status is not None:
-        names = {s.name.title().replace("_", ""): s for s in WorkflowExecutionStatus}
-        if status not in names:
-            raise SessionError(f"Unknown ExecutionStatus {status!r}: use one of {', '.join(names)}.")
-    return filters
 
 
 class _EngineLog(logging.Handler):

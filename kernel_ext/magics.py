@@ -140,7 +140,7 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
                   (("--output", "-o"), {"choices": ("table", "json", "graph"), "default": "table", "help": "table (default), json (Temporal's format) or graph."})),
     "list": _verb("workflow list", "List runs, newest first.",
-                  (("--query", "-q"), {"metavar": "FILTER", "help": "e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (WorkflowType, ExecutionStatus, WorkflowId, TaskQueue)."}),
+                  (("--query", "-q"), {"metavar": "FILTER", "help": "Temporal's list filter, e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (also WorkflowId, RunId, TaskQueue, StartTime, CloseTime; = != < > BETWEEN IN STARTS_WITH AND OR)."}),
                   (("--limit",), {"type": int, "metavar": "N", "help": "Show at most N runs."})),
     "describe": _verb("workflow describe", "Show a run's status and counts.", _ID, _RUN),
     "signal": _verb("workflow signal", "Send a signal to a run.", _ID, _RUN,

@@ -207,6 +207,44 @@ async def test_children_and_updates_are_encrypted_too(tmp_path: Path) -> None:
 
 
 @workflow.defn
+class Keeper:
+    def __init__(self) -> None:
+        self.kept = ""
+
+    @workflow.run
+    async def run(self, secret: str) -> None:
+        self.kept = secret
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.query
+    def reveal(self, prefix: str) -> str:
+        return prefix + self.kept
+
+
+async def test_a_query_between_processes_crosses_the_database_encrypted(tmp_path: Path) -> None:
+    import asyncio
+
+    from engine.client import Client
+
+    # Two clients on one file stand for two processes: only the second runs the workflow's code.
+    db = tmp_path / "engine.db"
+    converter = DataConverter(payload_codec=EncryptionCodec(KEY))
+    asking = await Client.connect(str(db), data_converter=converter)
+    serving = await Client.connect(str(db), data_converter=converter)
+    async with Worker(serving, task_queue="q", workflows=[Keeper]):
+        handle = await asking.start_workflow(Keeper.run, SECRET, id="k", task_queue="q")
+        for _ in range(200):
+            if await handle.query(Keeper.reveal, "ask ") == f"ask {SECRET}":
+                break
+            await asyncio.sleep(0.02)
+        assert await handle.query(Keeper.reveal, f"{SECRET}: ") == f"{SECRET}: {SECRET}"
+        assert _found(_database_bytes(db)) == []  # the question and the answer were encrypted too
+        await handle.terminate(reason="done")
+    await asking.close()
+    await serving.close()
+
+
+@workflow.defn
 class Echo:
     @workflow.run
     async def run(self, text: str) -> str:

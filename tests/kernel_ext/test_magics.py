@@ -243,7 +243,7 @@ def test_help_lists_every_verb(shell: InteractiveShell, capsys: pytest.CaptureFi
         ("%workflow describe -w ghost", "No workflow with id 'ghost'"),
         ("%workflow cancel -w ghost", "No workflow with id 'ghost'"),
         ("%workflow terminate -w ghost", "No workflow with id 'ghost'"),
-        ("%workflow list --query 'StartTime > 1'", "Cannot read the list filter clause 'StartTime > 1'"),
+        ("%workflow list --query 'StartTime > 1'", "Expected a quoted value for StartTime at '1'"),
         ("%workflow list --limit many", "argument --limit: invalid int value: 'many'"),
         ("%workflow signal -w ghost --name go", "No workflow with id 'ghost'"),
         ("%workflow query -w ghost --type state", "No workflow with id 'ghost'"),

@@ -80,3 +80,26 @@ def test_process_worker_misuse(shell: InteractiveShell) -> None:
     run(shell, "%engine --time skip")
     assert "real clock" in usage_error(shell, "%worker start --process -t q")
     assert "No worker named 'nope'" in usage_error(shell, "%worker kill nope")
+
+
+def test_reloading_the_extension_resumes_unfinished_runs(shell: InteractiveShell) -> None:
+    for cell in CELLS:
+        run(shell, cell)
+    run(shell, "%worker start -t q")
+    run(shell, "%workflow start --type Steps -t q -w resumed -i 3")
+    for _ in range(200):
+        if run(shell, "%workflow describe -w resumed").history_length >= 5:
+            break
+        run(shell, "import asyncio; await asyncio.sleep(0.05)")
+    # What a kernel restart does to the engine: workers gone, database file left as it was.
+    run(shell, "%unload_ext kernel_ext")
+    run(shell, "%load_ext kernel_ext")
+    for cell in CELLS:
+        run(shell, cell)
+    assert run(shell, "%workflow describe -w resumed").status.name == "RUNNING"
+    run(shell, "%worker start -t q")
+    for _ in range(400):
+        if run(shell, "%workflow describe -w resumed").status.name == "COMPLETED":
+            break
+        run(shell, "import asyncio; await asyncio.sleep(0.05)")
+    assert run(shell, "%workflow describe -w resumed").status.name == "COMPLETED"
