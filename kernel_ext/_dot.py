@@ -76,6 +76,8 @@ def node(name: str, row: Row, *, fill: tuple[str, str] | None = None, label: str
     dashed = row["status"] == "running" or row["kind"] == "more"
     style = "rounded,filled" + (",dashed" if dashed else "")
     extra = ", penwidth=2" if row["kind"] in ("start", "result") else ""
+    if row["kind"] == "cycle":
+        extra += ", peripheries=2"  # a loop: drawn as a stack
     shape = _SHAPES.get(row["kind"])
     if shape:
         extra += f", shape={shape}"

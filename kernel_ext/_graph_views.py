@@ -135,8 +135,7 @@ class ChainView(_View):
         for number, history in enumerate(self.histories, start=1):
             steps = history_timeline_rows(history, self.attempts.get(history.run_id, ()))
             end = steps[-1] if steps else None
-            start = steps[0] if steps else None
             status = end["title"].lower() if end else "empty"
-            detail = " → ".join(part for part in (start["detail"] if start else "", end["detail"] if end else "") if part)
+            detail = end["detail"] if end else ""
             rows.append((str(number), short_id(history.run_id), status, str(len(history.events)), detail))
         return rows

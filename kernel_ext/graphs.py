@@ -211,7 +211,7 @@ def chain_graph(
 
     Each run is a box of its steps (collapsed, at most ``max_nodes``), titled with its
     number and short run id; the "Continued as new" step of one run points at the start
-    of the next, labelled with the input the next run got. Beyond ``max_runs`` runs the
+    of the next (whose start shows the input it got). Beyond ``max_runs`` runs the
     first ones and the last ones are drawn with a "... N more runs" note between them.
     ``attempts`` maps run ids to their activity attempts.
     """
@@ -225,7 +225,7 @@ def chain_graph(
         numbered = numbered[:head] + numbered[-tail:]
     label = _run_label(histories[0]) if histories else "empty chain"
     out = header("chain", f"{label} · {len(histories)} run{'s' if len(histories) != 1 else ''}")
-    ends: list[tuple[int, list[str], list[str], Row | None]] = []
+    ends: list[tuple[int, list[str], list[str]]] = []
     for number, history in numbered:
         run_id = history.run_id
         body, names, layers = _run_body(history, attempts.get(run_id, ()), f"r{number}", max_nodes=max_nodes,
@@ -239,18 +239,16 @@ def chain_graph(
             *("  " + line for line in body),
             "  }",
         ]
-        ends.append((number, names[0], names[-1], final))
-    for (number, _, last, final), (next_number, first, _, _) in zip(ends, ends[1:]):
+        ends.append((number, names[0], names[-1]))
+    for (number, _, last), (next_number, first, _) in zip(ends, ends[1:]):
         if next_number != number + 1:
             more = f"more{number}"
             out.append(_stub(more, f"... {hidden} more runs", f"runs {number + 1} to {next_number - 1} are not drawn"))
             out += [f'  {last[0]} -> {more} [style=dashed, color="{_LINK_COLOUR}"];',
                     f'  {more} -> {first[0]} [style=dashed, color="{_LINK_COLOUR}"];']
             continue
-        edge = "continue as new"
-        if final is not None and final["detail"].startswith("new run with "):
-            edge += "\n" + final["detail"].removeprefix("new run with ")
-        out.append(f"  {last[0]} -> {first[0]} [label={quote(edge)}, penwidth=1.5];")
+        # The next run's start node shows the input it got: the edge only names the link.
+        out.append(f'  {last[0]} -> {first[0]} [label="continue as new", penwidth=1.5];')
     out.append("}")
     return "\n".join(out) + "\n"
 

@@ -34,8 +34,6 @@ def on_signal(tl: Timeline, event: HistoryEvent) -> None:
     inp = payloads_text(a.get("input"))
     sender = text_of(a, "identity")
     step.detail = f"received {shorten(inp, 60)}" if inp else "received"
-    if sender:
-        step.detail += f" · from {shorten(sender, 40)}"
     step.notes += [f"input: {inp or 'none'}", f"sent by: {sender or '?'}"]
     step.notes.append("delivered to the workflow's signal handler at its next workflow task")
 

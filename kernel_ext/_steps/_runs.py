@@ -51,7 +51,9 @@ def on_task_failed(tl: Timeline, event: HistoryEvent) -> None:
     step.detail = (message.splitlines() or [cause.lower().replace("_", " ")])[0]
     step.notes += [f"cause: {cause}", f"message: {shorten(message, 600)}"]
     trace = text_of(a, "failure", "stackTrace").strip().splitlines()
-    if trace:
+    # A non-determinism message names the workflow code line already; its trace would only
+    # show the engine's replay machinery.
+    if trace and "NON_DETERMINISTIC" not in cause:
         step.notes.append("stack trace (end):\n" + "\n".join(trace[-6:]))
 
 
