@@ -155,6 +155,17 @@ def encode_failure(error: BaseException, *, source: str = "PythonSDK") -> dict[s
         }
     elif isinstance(error, errors.CancelledError):
         failure["canceledFailureInfo"] = {}
+    elif isinstance(error, errors.TerminatedError):
+        failure["terminatedFailureInfo"] = {}
+    elif isinstance(error, errors.ChildWorkflowError):
+        failure["childWorkflowExecutionFailureInfo"] = {
+            "namespace": error.namespace,
+            "workflowExecution": {"workflowId": error.workflow_id, "runId": error.run_id},
+            "workflowType": {"name": error.workflow_type},
+            "initiatedEventId": str(error.initiated_event_id),
+            "startedEventId": str(error.started_event_id),
+            "retryState": f"RETRY_STATE_{(error.retry_state or errors.RetryState.UNSPECIFIED).name}",
+        }
     elif isinstance(error, errors.ActivityError):
         failure["activityFailureInfo"] = {
             "scheduledEventId": str(error.scheduled_event_id),
@@ -204,6 +215,20 @@ def decode_failure(failure: Mapping[str, Any] | None) -> BaseException:
             identity=info.get("identity", ""),
             activity_type=(info.get("activityType") or {}).get("name", ""),
             activity_id=info.get("activityId", ""),
+            retry_state=errors.RetryState.__members__.get(state, errors.RetryState.UNSPECIFIED),
+        )
+    elif "childWorkflowExecutionFailureInfo" in failure:
+        info = failure["childWorkflowExecutionFailureInfo"] or {}
+        execution = info.get("workflowExecution") or {}
+        state = str(info.get("retryState", "")).replace("RETRY_STATE_", "")
+        exc = errors.ChildWorkflowError(
+            message,
+            namespace=info.get("namespace", ""),
+            workflow_id=execution.get("workflowId", ""),
+            run_id=execution.get("runId", ""),
+            workflow_type=(info.get("workflowType") or {}).get("name", ""),
+            initiated_event_id=int(info.get("initiatedEventId") or 0),
+            started_event_id=int(info.get("startedEventId") or 0),
             retry_state=errors.RetryState.__members__.get(state, errors.RetryState.UNSPECIFIED),
         )
     else:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
-from engine import _converter
+from engine import _children, _converter, _updates
 from engine._definitions import WorkflowDefinition
 from engine._seed import randomness_seed
 from engine.errors import (
@@ -55,6 +55,8 @@ COMMAND_EVENTS: dict[str, str] = {
     "RequestCancelExternalWorkflowExecutionInitiated": "RequestCancelExternalWorkflowExecution",
     "UpsertWorkflowSearchAttributes": "UpsertWorkflowSearchAttributes",
     "WorkflowPropertiesModified": "ModifyWorkflowProperties",
+    "WorkflowExecutionUpdateAccepted": "AcceptUpdate",
+    "WorkflowExecutionUpdateCompleted": "CompleteUpdate",
 }
 
 
@@ -94,6 +96,17 @@ def _key_of(kind: str, attrs: dict[str, Any]) -> str:
         return f"marker_name={attrs.get('markerName')!r}"
     if kind in ("RequestCancelActivityTask", "ActivityTaskCancelRequested"):
         return f"scheduled_event_id={attrs.get('scheduledEventId')}"
+    if kind in ("AcceptUpdate", "WorkflowExecutionUpdateAccepted"):
+        return f"update_id={attrs.get('protocolInstanceId')!r}"
+    if kind in ("CompleteUpdate", "WorkflowExecutionUpdateCompleted"):
+        return f"update_id={(attrs.get('meta') or {}).get('updateId')!r}"
+    if kind in ("StartChildWorkflowExecution", "StartChildWorkflowExecutionInitiated"):
+        return f"workflow_type={attrs.get('workflowType', {}).get('name')!r}, workflow_id={attrs.get('workflowId')!r}"
+    if kind in ("SignalExternalWorkflowExecution", "SignalExternalWorkflowExecutionInitiated"):
+        target = attrs.get("execution") or attrs.get("workflowExecution") or {}
+        return f"signal_name={attrs.get('signalName')!r}, workflow_id={target.get('workflowId')!r}"
+    if kind in ("RequestCancelExternalWorkflowExecution", "RequestCancelExternalWorkflowExecutionInitiated"):
+        return f"workflow_id={(attrs.get('workflowExecution') or {}).get('workflowId')!r}"
     return ""
 
 
@@ -117,6 +130,16 @@ def _matches(command: Command, event: HistoryEvent) -> bool:
         return True
     if command.kind == "RequestCancelActivityTask":
         return str(a["scheduledEventId"]) == str(b.get("scheduledEventId"))
+    if command.kind == "AcceptUpdate":
+        return a["protocolInstanceId"] == b.get("protocolInstanceId")
+    if command.kind == "CompleteUpdate":
+        return a["meta"]["updateId"] == (b.get("meta") or {}).get("updateId")
+    if command.kind == "StartChildWorkflowExecution":
+        return a["workflowType"]["name"] == (b.get("workflowType") or {}).get("name") and a["workflowId"] == b.get("workflowId")
+    if command.kind == "SignalExternalWorkflowExecution":
+        return a["signalName"] == b.get("signalName") and a["execution"]["workflowId"] == (b.get("workflowExecution") or {}).get("workflowId")
+    if command.kind == "RequestCancelExternalWorkflowExecution":
+        return a["workflowExecution"]["workflowId"] == (b.get("workflowExecution") or {}).get("workflowId")
     return True
 
 
@@ -144,6 +167,15 @@ def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
     return None
 
 
+@dataclass(frozen=True)
+class ParentInfo:
+    """The parent of a child workflow run (temporalio's ``workflow.ParentInfo``)."""
+
+    namespace: str
+    run_id: str
+    workflow_id: str
+
+
 @dataclass
 class WorkflowInfo:
     """What ``workflow.info()`` returns (a subset of temporalio's ``workflow.Info``)."""
@@ -161,6 +193,13 @@ class WorkflowInfo:
     run_timeout: timedelta | None = None
     task_timeout: timedelta = timedelta(seconds=10)
     headers: dict[str, Any] = field(default_factory=dict)
+    parent: ParentInfo | None = None
+    root: ParentInfo | None = None
+
+
+# ActivityCancellationType values (temporalio's), kept here so the runtime needs no
+# import of the public workflow module.
+TRY_CANCEL, WAIT_CANCELLATION_COMPLETED, ABANDON = 0, 1, 2
 
 
 class ActivityHandle(asyncio.Future):
@@ -173,17 +212,29 @@ class ActivityHandle(asyncio.Future):
         self.activity_id = activity_id
         self.scheduled_event_id: int | None = None
         self._cancel_sent = False
+        self.cancellation_type = TRY_CANCEL
 
     def cancel(self, msg: Any = None) -> bool:
         if self.done():
             return False
+        if self._instance._evicting:
+            return super().cancel(msg)
+        if self.cancellation_type == ABANDON:
+            # Nothing is sent: the activity runs on, and its outcome is ignored.
+            self._resolve_cancelled()
+            return True
         if not self._cancel_sent:
             self._cancel_sent = True
             self._instance._request_cancel_activity(self)
-        if self._instance._evicting:
-            return super().cancel(msg)
-        # TRY_CANCEL, as temporalio: the awaiting code gets at once an ActivityError caused
-        # by CancelledError (not asyncio.CancelledError), and the engine records the cancel.
+        if self.cancellation_type == TRY_CANCEL:
+            # As temporalio: the awaiting code gets at once an ActivityError caused by
+            # CancelledError (not asyncio.CancelledError), and the engine records the cancel.
+            self._resolve_cancelled()
+        # WAIT_CANCELLATION_COMPLETED: resolved by the ActivityTaskCanceled event (or by the
+        # activity's completion or failure, if it ends before it hears of the cancel).
+        return True
+
+    def _resolve_cancelled(self) -> None:
         error = ActivityError(
             "Activity cancelled",
             scheduled_event_id=self.scheduled_event_id or 0,
@@ -195,7 +246,6 @@ class ActivityHandle(asyncio.Future):
         )
         error.__cause__ = CancelledError("Activity cancelled")
         self.set_exception(error)
-        return True
 
 
 class _WorkflowTimer(asyncio.TimerHandle):
@@ -244,6 +294,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._activities: dict[int, ActivityHandle] = {}
         self._pending_activities: dict[str, ActivityHandle] = {}
         self._timers: dict[str, _WorkflowTimer] = {}
+        # Child handles by initiated event id; callbacks of signal/cancel-external commands.
+        self._children: dict[int, Any] = {}
+        self._external: dict[int, Callable[[BaseException | None], None]] = {}
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._main: asyncio.Task | None = None
         self._object: Any = None
@@ -260,11 +313,20 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self.last_started_event_id = 0
 
     # ----------------------------------------------------------------- driving
-    def apply(self, events: Sequence[HistoryEvent], *, live_tail: bool = True, check_end: bool = True) -> list[Command]:
+    def apply(
+        self,
+        events: Sequence[HistoryEvent],
+        *,
+        live_tail: bool = True,
+        check_end: bool = True,
+        updates: Sequence[dict[str, Any]] = (),
+    ) -> list[Command]:
         """Feed new events (ids after ``processed_upto``); return the live activation's commands.
 
         With ``live_tail`` the last ``WorkflowTaskStarted`` runs as the live activation; without
-        it (pure replay of a closed history) every activation is a replayed one.
+        it (pure replay of a closed history) every activation is a replayed one. ``updates``
+        are the update requests the live workflow task carries (validated, then accepted or
+        rejected); replayed activations get the accepted ones back from the history.
         """
         produced: list[Command] = []
         n = len(events)
@@ -280,8 +342,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                     following = events[i + 1].event_type if i + 1 < n else None
                     if following == "WorkflowTaskCompleted" or (following is None and not live_tail and check_end):
                         self._activation_patches = _patches_after(events, i + 2)
+                        for request in _updates.requests_in(events, i + 2):
+                            _updates.deliver(self, request, validate=False)
                         self._activate(event, replaying=True)
                     elif following is None:
+                        for request in updates:
+                            _updates.deliver(self, request, validate=True)
                         produced = self._activate(event, replaying=False)
                 elif etype == "WorkflowTaskCompleted":
                     self._matching_after = event.event_id
@@ -299,7 +365,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self.last_started_event_id = started.event_id
         self._run_until_idle()
         commands, self._commands = self._commands, []
-        self._unmatched.extend(commands)
+        self._unmatched.extend(c for c in commands if c.kind not in _updates.NO_EVENT_COMMANDS)
         return commands
 
     def _run_until_idle(self) -> None:
@@ -577,6 +643,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         activity_id: str | None,
         result_type: Any,
         summary: str | None,
+        cancellation_type: int = TRY_CANCEL,
     ) -> ActivityHandle:
         from engine._durations import to_duration
         from engine.common import RetryPolicy
@@ -591,6 +658,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         act_id = activity_id or str(self._seq["activity"])
         handle = ActivityHandle(self, activity_type, act_id)
         handle.result_type = result_type  # type: ignore[attr-defined]
+        handle.cancellation_type = int(cancellation_type)
         attrs: dict[str, Any] = {
             "activityId": act_id,
             "activityType": {"name": activity_type},
@@ -618,7 +686,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     def _request_cancel_activity(self, handle: ActivityHandle) -> None:
         if handle.scheduled_event_id is not None:
-            self._activities.pop(handle.scheduled_event_id, None)
+            if handle.cancellation_type != WAIT_CANCELLATION_COMPLETED:
+                self._activities.pop(handle.scheduled_event_id, None)
             self._add_cancel_activity_command(handle.scheduled_event_id)
         # else: the cancel command goes out once the schedule is matched (see ``bound``).
 
@@ -778,6 +847,7 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
     "TimerFired": WorkflowInstance._on_timer_fired,
     "WorkflowExecutionCancelRequested": WorkflowInstance._on_cancel_requested,
     "WorkflowExecutionSignaled": WorkflowInstance._on_signal,
+    **_children.JOBS,
 }
 
 
@@ -849,7 +919,16 @@ def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEve
         execution_timeout=from_duration(started.get("workflowExecutionTimeout")),
         run_timeout=from_duration(started.get("workflowRunTimeout")),
         task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),
+        parent=_parent_info(started, "parentWorkflowExecution", "parentWorkflowNamespace", namespace),
+        root=_parent_info(started, "rootWorkflowExecution", "parentWorkflowNamespace", namespace),
     )
+
+
+def _parent_info(started: Any, key: str, ns_key: str, namespace: str) -> ParentInfo | None:
+    execution = started.get(key)
+    if not execution:
+        return None
+    return ParentInfo(str(started.get(ns_key) or namespace), str(execution.get("runId", "")), str(execution.get("workflowId", "")))
 
 
 def current() -> WorkflowInstance:

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _converter, _service
+from engine import _client_updates, _converter, _service
+from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
 from engine._store import Store
+from engine._visibility import compile_list_filter
 from engine._service import StartRequest, from_ts, ts
 from engine.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from engine.errors import (
@@ -40,6 +42,8 @@ __all__ = [
     "WorkflowExecutionStatus",
     "WorkflowExecutionDescription",
     "ActivityAttempt",
+    "WorkflowUpdateHandle",
+    "WorkflowUpdateStage",
 ]
 
 _arg_unset = object()
@@ -123,6 +127,7 @@ class Client:
         # "workflow:Q" / "activity:Q" for every queue a running worker of this client polls.
         self.served_queues: collections.Counter[str] = collections.Counter()
         self._workers: set[Any] = set()  # running Workers of this client, for queries
+        self._faults_epoch = 0  # bumped when this process changes the fault table
 
     @classmethod
     async def connect(
@@ -218,9 +223,32 @@ class Client:
         defn = workflow_definition(workflow)
         return self.get_workflow_handle(workflow_id, run_id=run_id, result_type=defn.result_type)
 
-    async def list_workflows(self, *, status: str | None = None, workflow_type: str | None = None, limit: int = 1000) -> list[WorkflowExecutionDescription]:
-        """Runs, newest first (filters: status name such as ``"Running"``, workflow type)."""
-        rows = await self.store.read(_list_runs, status, workflow_type, limit)
+    async def list_workflows(
+        self, query: str | None = None, *, status: str | None = None, workflow_type: str | None = None, limit: int | None = 1000
+    ) -> list[WorkflowExecutionDescription]:
+        """Runs, newest first.
+
+        ``query`` is a Temporal list filter, e.g. ``"WorkflowType='Hello' AND ExecutionStatus='Running'"``
+        (WorkflowId, RunId, WorkflowType, TaskQueue, ExecutionStatus, StartTime, CloseTime with
+        ``= != < > <= >=``, ``BETWEEN``, ``IN``, ``STARTS_WITH``, ``AND``, ``OR`` and parentheses);
+        it raises ``ListFilterError`` naming the token it cannot read. ``status`` (a status name
+        such as ``"Running"``) and ``workflow_type`` are shortcuts ANDed with it. ``limit=None``
+        lists every run.
+        """
+        where, params = [], []
+        if query is not None and query.strip():
+            sql, values = compile_list_filter(query)
+            where.append(sql)
+            params += values
+        if status:
+            where.append("e.status = ?")
+            params.append(status)
+        if workflow_type:
+            where.append("e.workflow_type = ?")
+            params.append(workflow_type)
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1 (or None for every run), not {limit}.")
+        rows = await self.store.read(_list_runs, " AND ".join(where), params, limit)
         return [_description(row) for row in rows]
 
     # ------------------------------------------------------------------ the engine's clock work
@@ -239,7 +267,8 @@ class Client:
             now = clock.now()
             woken = store.waiter("timers", "")
             try:
-                idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues))
+                owners = sorted(w._owner for w in self._workers)
+                idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues), owners)
                 # Only take the write lock when something is due: a read is far cheaper.
                 if due:
                     fired = await store.run(_service.fire_due, now)
@@ -442,6 +471,45 @@ class WorkflowHandle:
         # Round-trip through the converter, as if the answer had crossed the network.
         return _converter.from_payload(_converter.to_payload(result, what=f"the answer to query {name!r}"), result_type)
 
+    async def execute_update(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        result_type: type | None = None,
+    ) -> Any:
+        """Send an update and wait for its result. Raises ``WorkflowUpdateFailedError`` if
+        its validator rejects it or its handler fails."""
+        handle = await self.start_update(
+            update, arg, args=args, id=id, wait_for_stage=WorkflowUpdateStage.COMPLETED, result_type=result_type
+        )
+        return await handle.result()
+
+    async def start_update(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        wait_for_stage: WorkflowUpdateStage = WorkflowUpdateStage.ACCEPTED,
+        result_type: type | None = None,
+    ) -> WorkflowUpdateHandle:
+        """Send an update; return once it reached ``wait_for_stage`` (accepted by default)."""
+        all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        hinted = None if isinstance(update, str) else _hinted_result(update)
+        return await _client_updates.start(
+            self, update, all_args, id=id, wait_for_stage=wait_for_stage, result_type=result_type or hinted
+        )
+
+    def get_update_handle(self, id: str, *, result_type: type | None = None) -> WorkflowUpdateHandle:
+        """A handle to an update sent earlier (by its id)."""
+        if not self.run_id:
+            raise ValueError("get_update_handle needs a handle with a run id (from start_workflow or get_workflow_handle(id, run_id=...)).")
+        return WorkflowUpdateHandle(self, self.run_id, id, "", result_type)
+
     async def cancel(self, *, reason: str = "") -> None:
         """Ask the run to cancel: workflow code sees ``asyncio.CancelledError`` and may clean up."""
         run_id = await self._resolve_run()
@@ -452,6 +520,15 @@ class WorkflowHandle:
         run_id = await self._resolve_run()
         details = _converter.to_payloads(args) if args else None
         await self._client.store.run(_service.terminate, run_id, reason or "", details, self._client.identity, self._client.clock.now())
+
+
+def _hinted_result(fn: Callable[..., Any]) -> Any:
+    from engine._definitions import hints_of
+
+    try:
+        return hints_of(fn, skip_self=True)[1]
+    except Exception:  # noqa: BLE001 - hints are a convenience; without them values stay JSON
+        return None
 
 
 # ---------------------------------------------------------------------- reads (database thread)
@@ -485,16 +562,9 @@ def _description(row: Sequence[Any]) -> WorkflowExecutionDescription:
     )
 
 
-def _list_runs(conn: Any, status: str | None, workflow_type: str | None, limit: int) -> list[Any]:
-    where, params = [], []
-    if status:
-        where.append("e.status = ?")
-        params.append(status)
-    if workflow_type:
-        where.append("e.workflow_type = ?")
-        params.append(workflow_type)
-    sql = _DESC + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.start_time DESC LIMIT ?"
-    return conn.execute(sql, (*params, limit)).fetchall()
+def _list_runs(conn: Any, where: str, params: list[Any], limit: int | None) -> list[Any]:
+    sql = _DESC + (f" WHERE {where}" if where else "") + " ORDER BY e.start_time DESC, e.rowid DESC LIMIT ?"
+    return conn.execute(sql, (*params, -1 if limit is None else limit)).fetchall()
 
 
 def _list_runs_by_id(conn: Any, run_id: str) -> list[Any]:

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _converter, _service
+from engine import _converter, _service, _worker_faults
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
@@ -112,16 +112,43 @@ class Worker:
         self._run_task: asyncio.Task | None = None
         self._loops: dict[str, asyncio.Task] = {}
         self.stats = {"workflow_tasks": 0, "replays": 0, "activities": 0}
+        # Fault injection (engine.faults): the worker's copy of the fault table, and a hook
+        # that crash exploration sets to crash at a chosen state change.
+        self._crash_hook: _worker_faults.faults.CrashHook | None = None
+        self._crashed = False
+        self._faults_epoch = -1
+        self._faults_read_at = 0.0
+        self._fault_cache: list[Any] = []
 
     # ------------------------------------------------------------------ lifecycle
     @property
     def is_running(self) -> bool:
         return self._running
 
+    @property
+    def crashed(self) -> bool:
+        """True once an injected fault crashed this worker (it cannot be started again)."""
+        return self._crashed
+
+    def crash(self) -> None:
+        """Die at once, as a killed process: stop, drop the cache and all work in flight,
+        report nothing. Leases held stay held until they time out, as after a real crash."""
+        if self._crashed:
+            return
+        self._crashed = True
+        self._stop.set()
+        current = asyncio.current_task()
+        for task in [*self._loops.values(), *self._inflight_wf, *self._inflight_act]:
+            if task is not current:
+                task.cancel()
+        self.client._workers.discard(self)
+
     async def run(self) -> None:
         """Serve until ``shutdown()`` is called."""
         if self._running:
             raise RuntimeError("This worker is already running.")
+        if self._crashed:
+            raise RuntimeError("This worker crashed (an injected fault); start a new Worker, as you would restart a process.")
         self._running = True
         self.client._ensure_service()
         self.client._workers.add(self)
@@ -133,6 +160,9 @@ class Worker:
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            if self._crashed:
+                for task in [*self._inflight_wf, *self._inflight_act]:
+                    task.cancel()
             if self._inflight_wf:
                 await asyncio.gather(*self._inflight_wf, return_exceptions=True)
             if self._inflight_act:
@@ -243,7 +273,7 @@ class Worker:
             return
         try:
             instance, events = await self._instance_for(task, defn)
-            commands = instance.apply(events)
+            commands = instance.apply(events, updates=task.updates)
         except NondeterminismError as e:
             self._evict(task.run_id)
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR")
@@ -257,17 +287,22 @@ class Worker:
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
             return
         first = not instance.saw_completed_task
+        submitted = [(c.kind, c.attributes) for c in commands]
         try:
-            await store.run(
+            recorded = await _worker_faults.change(
+                self,
+                _worker_faults.workflow_task_point(task, submitted),
                 _service.complete_workflow_task,
                 task.task_id,
                 self._owner,
                 task.run_id,
                 task.started_event_id,
-                [(c.kind, c.attributes) for c in commands],
+                submitted,
                 clock.now(),
                 first,
             )
+        except _worker_faults.Crashed:
+            return
         except StaleTaskError:
             self._evict(task.run_id)
             return
@@ -275,7 +310,7 @@ class Worker:
             self._evict(task.run_id)
             raise
         instance.saw_completed_task = True
-        if instance._finished or self._max_cached == 0:
+        if instance._finished or self._max_cached == 0 or not recorded:
             self._evict(task.run_id)
 
     async def _instance_for(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]]:
@@ -296,7 +331,10 @@ class Worker:
         if instance is not None:
             self._evict(task.run_id)
         if not task.history_complete:
-            events = await self.client.store.read(_service.read_events, task.run_id, 0)
+            stored = await self.client.store.read(_service.read_events, task.run_id, 0)
+            # A transient or speculative task's Scheduled/Started events exist only in the task.
+            last = stored[-1].event_id if stored else 0
+            events = stored + [e for e in events if e.event_id > last]
         self.stats["replays"] += 1
         info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
         instance = WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
@@ -394,17 +432,26 @@ class Worker:
                 ),
             )
         else:
-            context = self._activity_context(task)
-            outcome = await self._invoke(defn, task, context)
+            injected = await _worker_faults.activity_fault(self, task)
+            if injected is not None:
+                outcome = injected
+            else:
+                context = self._activity_context(task)
+                outcome = await self._invoke(defn, task, context)
+        if outcome[0] == "abandoned":
+            return
         now = clock.now()
+        point = _worker_faults.activity_point(task, outcome[0])
         try:
             if outcome[0] == "ok":
-                await store.run(_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now)
+                await _worker_faults.change(self, point, _service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now)
             else:
                 cancelled = outcome[0] == "cancelled"
-                await store.run(
-                    _service.fail_activity, task.task_id, self._owner, task.attempt, _converter.encode_failure(outcome[1]), now, cancelled
+                await _worker_faults.change(
+                    self, point, _service.fail_activity, task.task_id, self._owner, task.attempt, _converter.encode_failure(outcome[1]), now, cancelled
                 )
+        except _worker_faults.Crashed:
+            return
         except Exception:  # noqa: BLE001 - the lease will time out and the attempt is retried
             log.exception("recording the outcome of activity %s failed", info["activityType"])
 

@@ -30,6 +30,7 @@ from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutio
 from engine.errors import StoreError, WorkflowNotFoundError
 from engine.history import History
 from engine.worker import Worker
+from kernel_ext import _process_workers
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -45,7 +46,6 @@ __all__ = [
     "RunTable",
     "RunDescription",
     "JsonDocument",
-    "parse_list_query",
 ]
 
 DEFAULT_DB_PATH = ".durable/engine.db"
@@ -330,6 +330,8 @@ class Session:
         self.workflows: dict[str, type] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
         self._workers: dict[str, KernelWorker] = {}
+        self._processes: dict[str, _process_workers.ProcessWorker] = {}
+        self.sources: list[str] = []  # %%workflow / %%activity cells, in the order they ran
         self._numbers = itertools.count(1)
         self._store: Any = None
         self._client: Client | None = None
@@ -398,8 +400,11 @@ class Session:
             return self._client
 
     async def close(self) -> None:
-        """Stop every worker and close the client and the database."""
+        """Stop every worker (processes too) and close the client and the database."""
         async with self._lock:
+            for process in list(self._processes.values()):
+                await process.stop()
+            self._processes.clear()
             await self._stop_engine_workers()
             for kernel_worker in self._workers.values():
                 kernel_worker._stopped.set()
@@ -485,20 +490,32 @@ class Session:
         return list(self._workers.values())
 
     def worker_table(self) -> str:
-        if not self._workers:
+        if not self._workers and not self._processes:
             return "No workers. Start one: %worker start --task-queue Q"
-        rows = [(w.name, w.task_queue, w.state, w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()]
-        return _text_table(("Name", "TaskQueue", "State", "WorkflowTasks", "Activities"), rows)
+        rows: list[tuple[Any, ...]] = [
+            (w.name, w.task_queue, w.state, "kernel", w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()
+        ]
+        rows += [(p.name, p.task_queue, p.state, f"pid {p.pid}", "-", "-") for p in self._processes.values()]
+        return _text_table(("Name", "TaskQueue", "State", "Where", "WorkflowTasks", "Activities"), rows)
 
-    async def start_worker(self, task_queue: str, name: str | None = None) -> KernelWorker:
-        """Start a worker on ``task_queue`` serving every definition of the kernel."""
+    def remember_source(self, source: str) -> None:
+        """Keep a definition cell's code for worker processes (which cannot see the kernel)."""
+        self.sources.append(source)
+
+    async def start_worker(self, task_queue: str, name: str | None = None, *, process: bool = False) -> Any:
+        """Start a worker on ``task_queue`` serving every definition of the kernel; with
+        ``process``, a separate ``dlab worker`` process over the same database file."""
         if not task_queue:
             raise SessionError("A worker needs a task queue: --task-queue Q (the queue your workflows are started on).")
+        taken = set(self._workers) | set(self._processes)
         if name is None:
-            name = next(n for n in (f"w{i}" for i in self._numbers) if n not in self._workers)
-        elif name in self._workers:
-            other = self._workers[name]
+            prefix = "p" if process else "w"
+            name = next(n for n in (f"{prefix}{i}" for i in self._numbers) if n not in taken)
+        elif name in taken:
+            other = self._workers.get(name) or self._processes[name]
             raise SessionError(f"A worker named {name!r} is already running (task queue {other.task_queue!r}). Stop it with %worker stop {name}, or choose another --name.")
+        if process:
+            return await self._start_process(name, task_queue)
         await self.ensure_ready()
         kernel_worker = KernelWorker(name, task_queue)
         self._workers[name] = kernel_worker
@@ -506,11 +523,48 @@ class Session:
         await asyncio.sleep(0)  # let it begin polling before the caller goes on
         return kernel_worker
 
-    async def stop_worker(self, name: str) -> KernelWorker:
-        """Stop a worker: it finishes workflow tasks in flight; running activities are cancelled."""
+    async def _start_process(self, name: str, task_queue: str) -> _process_workers.ProcessWorker:
+        path = self.resolved_path()
+        if path == _MEMORY:
+            raise SessionError("A worker process needs a database file it can share; this engine is in memory. Use %config DurableLab.db_path = '.durable/engine.db'.")
+        if self._time_mode != "real":
+            raise SessionError("Worker processes run on the real clock; switch the kernel to it first: %engine --time real.")
+        if not self.sources:
+            raise SessionError("No %%workflow or %%activity cell has run yet: a worker process runs the code of those cells.")
+        await self.ensure_ready()
+        try:
+            worker = await _process_workers.start(name, task_queue, path, self.sources)
+        except _process_workers.ProcessWorkerError as e:
+            raise SessionError(str(e)) from None
+        self._processes[name] = worker
+        return worker
+
+    async def kill_worker(self, name: str) -> Any:
+        """Kill a worker abruptly: SIGKILL for a process; for a kernel worker, a crash (its
+        cache and work in flight are lost, nothing is reported, its leases must time out)."""
+        process = self._processes.pop(name, None)
+        if process is not None:
+            await asyncio.to_thread(process.kill)
+            return process
         kernel_worker = self._workers.get(name)
         if kernel_worker is None:
-            running = ", ".join(self._workers) or "none"
+            raise SessionError(f"No worker named {name!r} (running: {', '.join([*self._workers, *self._processes]) or 'none'}). See %worker list.")
+        if kernel_worker.worker is not None:
+            kernel_worker.worker.crash()
+        await kernel_worker._detach()
+        kernel_worker._stopped.set()
+        del self._workers[name]
+        return kernel_worker
+
+    async def stop_worker(self, name: str) -> Any:
+        """Stop a worker: it finishes workflow tasks in flight; running activities are cancelled."""
+        process = self._processes.pop(name, None)
+        if process is not None:
+            await process.stop()
+            return process
+        kernel_worker = self._workers.get(name)
+        if kernel_worker is None:
+            running = ", ".join([*self._workers, *self._processes]) or "none"
             raise SessionError(f"No worker named {name!r} (running: {running}). See %worker list.")
         await kernel_worker._detach()
         kernel_worker._stopped.set()
@@ -563,7 +617,9 @@ class Session:
     async def execute_workflow(self, workflow_type: str, *, task_queue: str, **options: Any) -> Any:
         """Start a run and wait for its result (a worker of this kernel must poll the queue)."""
         self._workflow_class(workflow_type)
-        if not any(w.task_queue == task_queue and w.worker is not None for w in self._workers.values()):
+        polled = any(w.task_queue == task_queue and w.worker is not None for w in self._workers.values())
+        polled |= any(p.task_queue == task_queue and p.state == "running" for p in self._processes.values())
+        if not polled:
             raise SessionError(
                 f"No worker of this kernel polls task queue {task_queue!r}, so the run would wait forever. "
                 f"Start one first: %worker start --task-queue {task_queue} (or use %workflow start, which does not wait)."
@@ -625,16 +681,17 @@ class Session:
         return display.RunView(history, attempts, title=title, children=await _children(client, history))
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
-        """Runs, newest first; ``query`` is a small subset of Temporal's list filter
-        (``WorkflowType``, ``ExecutionStatus``, ``WorkflowId``, ``TaskQueue`` joined with AND)."""
-        filters = parse_list_query(query)
+        """Runs, newest first; ``query`` is Temporal's list filter (see ``Client.list_workflows``)."""
+        from engine.errors import ListFilterError
+
         if limit is not None and limit < 1:
             raise SessionError(f"--limit must be at least 1, not {limit}.")
         client = await self.ensure_ready()
-        runs = await client.list_workflows(status=filters.get("ExecutionStatus"), workflow_type=filters.get("WorkflowType"), limit=10**9)
-        wanted_id, wanted_queue = filters.get("WorkflowId"), filters.get("TaskQueue")
-        kept = [r for r in runs if (wanted_id is None or r.id == wanted_id) and (wanted_queue is None or r.task_queue == wanted_queue)]
-        return RunTable(tuple(kept[:limit] if limit else kept))
+        try:
+            runs = await client.list_workflows(query, limit=limit)
+        except ListFilterError as e:
+            raise SessionError(str(e)) from None
+        return RunTable(tuple(runs))
 
     async def cancel_workflow(self, workflow_id: str, run_id: str | None = None, reason: str = "") -> str:
         """Ask a running run to cancel (its code sees the cancellation and may clean up);
@@ -729,31 +786,6 @@ class Session:
                     Path(path + suffix).unlink(missing_ok=True)
             self._client = self._store = self._opened = None
         return await self.status()
-
-
-def parse_list_query(query: str | None) -> dict[str, str]:
-    """``WorkflowType='Hello' AND ExecutionStatus="Running"`` -> ``{"WorkflowType": "Hello", ...}``."""
-    import re
-
-    supported = ("WorkflowType", "ExecutionStatus", "WorkflowId", "TaskQueue")
-    if not query or not query.strip():
-        return {}
-    filters: dict[str, str] = {}
-    for clause in re.split(r"\s+(?i:and)\s+", query.strip()):
-        match = re.fullmatch(r"\s*(\w+)\s*=\s*(['\"])(.*)\2\s*", clause)
-        if match is None or match.group(1) not in supported:
-            raise SessionError(
-                f"Cannot read the list filter clause {clause.strip()!r}: this engine supports "
-                f"{', '.join(supported)} compared with = to a quoted value, joined with AND, "
-                "e.g. --query \"WorkflowType='Hello' AND ExecutionStatus='Running'\"."
-            )
-        filters[match.group(1)] = match.group(3)
-    status = filters.get("ExecutionStatus")
-    if status is not None:
-        names = {s.name.title().replace("_", ""): s for s in WorkflowExecutionStatus}
-        if status not in names:
-            raise SessionError(f"Unknown ExecutionStatus {status!r}: use one of {', '.join(names)}.")
-    return filters
 
 
 class _EngineLog(logging.Handler):

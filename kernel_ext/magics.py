@@ -113,8 +113,11 @@ _START = (
 WORKER_VERBS: Mapping[str, _Parser] = {
     "start": _verb("worker start", "Start a worker serving every workflow and activity the kernel defined.",
                    (("--task-queue", "-t"), {"required": True, "metavar": "Q", "help": "Task queue to poll."}),
-                   (("--name", "-n"), {"metavar": "N", "help": "Worker name (default w1, w2, ...)."})),
+                   (("--name", "-n"), {"metavar": "N", "help": "Worker name (default w1, w2, ...; p1, p2, ... for processes)."}),
+                   (("--process",), {"action": "store_true", "help": "Run it as a separate process (dlab worker) over the database file."})),
     "stop": _verb("worker stop", "Stop a worker: workflow tasks in flight finish, running activities are cancelled.",
+                  (("name",), {"metavar": "N", "help": "Worker name (see %%worker list)."})),
+    "kill": _verb("worker kill", "Kill a worker abruptly (SIGKILL for a process): its cache and work in flight are lost.",
                   (("name",), {"metavar": "N", "help": "Worker name (see %%worker list)."})),
     "list": _verb("worker list", "List the kernel's workers."),
 }
@@ -126,7 +129,7 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
                   (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain)."})),
     "list": _verb("workflow list", "List runs, newest first.",
-                  (("--query", "-q"), {"metavar": "FILTER", "help": "e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (WorkflowType, ExecutionStatus, WorkflowId, TaskQueue)."}),
+                  (("--query", "-q"), {"metavar": "FILTER", "help": "Temporal's list filter, e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (also WorkflowId, RunId, TaskQueue, StartTime, CloseTime; = != < > BETWEEN IN STARTS_WITH AND OR)."}),
                   (("--limit",), {"type": int, "metavar": "N", "help": "Show at most N runs."})),
     "describe": _verb("workflow describe", "Show a run's status and counts.", _ID, _RUN),
     "signal": _verb("workflow signal", "Send a signal to a run.", _ID, _RUN,
@@ -236,9 +239,11 @@ class DurableMagics(Magics):
         session = self.session
         match verb:
             case "start":
-                return self._pending("%worker start", parser, lambda: session.start_worker(args.task_queue, args.name))
+                return self._pending("%worker start", parser, lambda: session.start_worker(args.task_queue, args.name, process=args.process))
             case "stop":
                 return self._pending("%worker stop", parser, lambda: session.stop_worker(args.name))
+            case "kill":
+                return self._pending("%worker kill", parser, lambda: session.kill_worker(args.name))
             case _:
                 async def show() -> None:
                     print(session.worker_table())
@@ -308,6 +313,7 @@ class DurableMagics(Magics):
         assert shell is not None
         before = dict(shell.user_ns)
         bound = _run_source(shell, cell)
+        self.session.remember_source(cell)
         missing = object()
         defined = [value for name, value in shell.user_ns.items() if name in bound or before.get(name, missing) is not value]
         registration = self.session.define(defined)
@@ -388,10 +394,13 @@ def load(shell: Any) -> DurableMagics:
     shell.configurables.append(settings)
     magics = DurableMagics(shell, session, settings)
     shell.register_magics(magics)
+    from kernel_ext._fault_magics import FaultMagics
+
+    shell.register_magics(FaultMagics(shell, session))
     _transform.install(shell)
     print(
         f"durable-lab: engine at {session.db_path} ({session.time_mode} time); "
-        "magics %worker %workflow %engine %%workflow %%activity"
+        "magics %worker %workflow %engine %fault %explore %%workflow %%activity"
     )
     return magics
 
@@ -401,6 +410,11 @@ def unload(shell: Any) -> None:
     magics = shell.magics_manager.registry.pop(DurableMagics.__name__, None)
     if not isinstance(magics, DurableMagics):
         return
+    fault_magics = shell.magics_manager.registry.pop("FaultMagics", None)
+    line_table = shell.magics_manager.magics["line"]
+    for name in ("fault", "explore"):
+        if fault_magics is not None and getattr(line_table.get(name), "__self__", None) is fault_magics:
+            del line_table[name]
     for kind, names in _NAMES:
         table = shell.magics_manager.magics[kind]
         for name in names:

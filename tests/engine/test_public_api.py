@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import engine
-from engine import activity, client, common, errors, history, testing, workflow
+from engine import activity, cli, client, common, errors, history, testing, workflow
 
 
 def test_public_names() -> None:
@@ -12,7 +12,7 @@ def test_public_names() -> None:
         "WorkflowExecutionDescription", "Worker", "RetryPolicy", "ApplicationError", "ActivityError",
         "WorkflowFailureError", "NondeterminismError", "History", "HistoryEvent",
     }
-    for module in (engine, activity, client, common, errors, history, testing, workflow):
+    for module in (engine, activity, cli, client, common, errors, history, testing, workflow):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
 

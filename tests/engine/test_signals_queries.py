@@ -64,7 +64,9 @@ async def test_queries_replay_an_evicted_run_and_write_nothing() -> None:
         handle = await env.client.start_workflow(Approval.run, 3, id="a2", task_queue="q")
         await handle.signal(Approval.decide, "yes")
         for _ in range(300):
-            if await handle.query("status") == "1 decision(s)":
+            # Settled: the signal's workflow task completed and nothing else is pending.
+            last = (await handle.fetch_history()).events[-1].event_type
+            if last == "WorkflowTaskCompleted" and await handle.query("status") == "1 decision(s)":
                 break
             await asyncio.sleep(0.01)
         before = len((await handle.fetch_history()).events)
