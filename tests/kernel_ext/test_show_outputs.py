@@ -184,3 +184,100 @@ def test_engine_advance_needs_time_skipping_and_a_duration(shell: InteractiveShe
 def test_show_output_choices_include_saga_and_chain(shell: InteractiveShell) -> None:
     message = usage_error(shell, "%workflow show --workflow-id x --output tree")
     assert "invalid choice: 'tree'" in message and "'saga', 'chain'" in message
+
+
+# --- child workflows and updates, as the engine makes them ---------------------------------
+
+
+@workflow.defn
+class Leaf:
+    @workflow.run
+    async def run(self, month: int) -> str:
+        return await workflow.execute_activity(bill, month, start_to_close_timeout=timedelta(seconds=5))
+
+
+@workflow.defn
+class Branch:
+    @workflow.run
+    async def run(self, months: int) -> list[str]:
+        wid = workflow.info().workflow_id
+        return [await workflow.execute_child_workflow(Leaf.run, m, id=f"{wid}-leaf-{m}") for m in range(1, months + 1)]
+
+
+@workflow.defn
+class Root:
+    @workflow.run
+    async def run(self) -> list[str]:
+        return await workflow.execute_child_workflow(Branch.run, 2, id="root-branch")
+
+
+async def test_child_runs_of_the_engine_are_drawn_nested_two_levels_deep() -> None:
+    from tests.kernel_ext.dot_reading import read
+
+    session = Session(":memory:", "skip")
+    session.define([bill, Leaf, Branch, Root])
+    await session.start_worker("tree")
+    try:
+        root = await session.start_workflow("Root", task_queue="tree", workflow_id="root")
+        assert await root == ["billed month 1", "billed month 2"]
+        view = await session.show_workflow("root", output="graph")
+        assert set(view.children) == {"root-branch", "root-branch-leaf-1", "root-branch-leaf-2"}
+        graph = read(view.dot)
+        labels = sorted(attrs["label"] for attrs in graph.clusters.values())
+        assert labels == ["child run: Branch · root-branch", "child run: Leaf · root-branch-leaf-1",
+                          "child run: Leaf · root-branch-leaf-2"]
+        leaves = [n for n in graph.nodes.values() if n.title == "bill"]
+        assert len(leaves) == 2 and all(n.fill == "#d9f2dc" for n in leaves)
+        assert len(graph.pairs(label="starts")) == 3
+    finally:
+        await session.close()
+
+
+@workflow.defn
+class Basket:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: self.done)
+        return self.items
+
+    @workflow.update
+    async def add(self, item: str) -> int:
+        await workflow.execute_activity(bill, len(self.items) + 1, start_to_close_timeout=timedelta(seconds=5))
+        self.items.append(item)
+        return len(self.items)
+
+    @add.validator
+    def check(self, item: str) -> None:
+        if not item:
+            raise ValueError("an item needs a name")
+
+    @workflow.signal
+    def close(self) -> None:
+        self.done = True
+
+
+async def test_updates_of_the_engine_are_arrows_with_their_result() -> None:
+    from tests.kernel_ext.dot_reading import read
+
+    session = Session(":memory:", "skip")
+    session.define([bill, Basket])
+    await session.start_worker("basket")
+    try:
+        run = await session.start_workflow("Basket", task_queue="basket", workflow_id="basket")
+        assert await run.execute_update(Basket.add, "tea") == 1
+        with pytest.raises(Exception, match="an item needs a name"):
+            await run.execute_update(Basket.add, "")
+        await run.signal(Basket.close)
+        assert await run == ["tea"]
+        view = await session.show_workflow("basket", output="graph")
+        graph = read(view.dot)
+        update = graph.titled("update add")
+        assert update.attrs["shape"] == "cds" and '(\\"tea\\") · → 1' in update.attrs["label"]
+        assert len(graph.starting("update add")) == 1  # the rejected update left no event
+        assert [n.title for n in graph.nodes.values()] == ["Workflow started", "update add", "bill", "signal close", "Completed"]
+    finally:
+        await session.close()
