@@ -24,7 +24,7 @@ from engine.errors import StoreCorruptError, StoreError
 T = TypeVar("T")
 
 APP_ID = "durable-lab"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -144,6 +144,22 @@ _MIGRATIONS: dict[int, list[str]] = {
             identity TEXT NOT NULL DEFAULT '',
             fired_at REAL NOT NULL
         )""",
+    ],
+    5: [
+        # Queries for runs whose code only another process's worker has: the client asks
+        # here, a worker of that task queue answers (nothing is written to history).
+        """CREATE TABLE queries (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            task_queue TEXT NOT NULL,
+            workflow_type TEXT NOT NULL,
+            name TEXT NOT NULL,
+            args TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            answer TEXT,
+            created REAL NOT NULL
+        )""",
+        """CREATE INDEX queries_pending ON queries (task_queue, state)""",
     ],
 }
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _client_updates, _converter, _service
+from engine import _client_updates, _converter, _queries, _service
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
@@ -450,7 +450,15 @@ class WorkflowHandle:
         run_id = await self._resolve_run()
         await self._client.store.run(_service.signal_workflow, run_id, name, payloads, self._client.identity, self._client.clock.now())
 
-    async def query(self, query: str | Callable[..., Any], arg: Any = _arg_unset, *, args: Sequence[Any] = (), result_type: type | None = None) -> Any:
+    async def query(
+        self,
+        query: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        result_type: type | None = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> Any:
         """Ask the run a question: a worker of this process that has the workflow's code
         replays its history and calls the query handler. Nothing is written to history."""
         name = query if isinstance(query, str) else getattr(query, "__workflow_query__", None)
@@ -460,10 +468,12 @@ class WorkflowHandle:
         description = await self.describe()
         worker = next((w for w in self._client._workers if w.serves_workflow(description.workflow_type)), None)
         if worker is None:
-            raise WorkflowNotFoundError(
-                f"No worker of this process serves workflow type {description.workflow_type!r}, so nobody can "
-                f"answer query {name!r}: queries replay the run with its code. Start a Worker with that workflow."
+            # Another process may have the code: ask its workers through the database.
+            answer = await _queries.ask(
+                self._client, description.run_id, description.workflow_type, description.task_queue, name, all_args,
+                (rpc_timeout or timedelta(seconds=10)).total_seconds(),
             )
+            return _converter.convert(answer, result_type) if result_type is not None else answer
         try:
             result = await worker.query(description.run_id, name, all_args)
         except KeyError as e:

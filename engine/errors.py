@@ -13,6 +13,7 @@ The tree::
     │   └── ServerError               the engine refused a request
     ├── WorkflowFailureError          client side: the workflow run did not complete (cause set)
     ├── WorkflowUpdateFailedError     client side: an update was rejected or its handler failed
+    ├── WorkflowQueryFailedError      client side: a query's handler failed, or no worker answered
     ├── WorkflowAlreadyStartedError   a run with that workflow id is still open
     ├── WorkflowNotFoundError         no such workflow id / run id
     ├── NondeterminismError           replayed code disagrees with the recorded history
@@ -46,6 +47,7 @@ __all__ = [
     "ServerError",
     "WorkflowFailureError",
     "WorkflowUpdateFailedError",
+    "WorkflowQueryFailedError",
     "WorkflowAlreadyStartedError",
     "WorkflowNotFoundError",
     "NondeterminismError",
@@ -324,3 +326,7 @@ class WorkflowUpdateFailedError(EngineError):
     def cause(self) -> BaseException:
         assert self.__cause__ is not None
         return self.__cause__
+
+
+class WorkflowQueryFailedError(EngineError):
+    """A query's handler raised, or no worker answered it in time (the message says which)."""

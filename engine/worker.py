@@ -19,7 +19,7 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _converter, _service, _worker_faults
+from engine import _converter, _queries, _service, _worker_faults
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
@@ -187,6 +187,9 @@ class Worker:
             if defs and kind not in self._loops:
                 self._loops[kind] = asyncio.ensure_future(loop())
                 self.client.served_queues[f"{kind}:{self.task_queue}"] += 1
+        if self._workflows and "query" not in self._loops:
+            # Questions from other processes about the runs this worker's code can replay.
+            self._loops["query"] = asyncio.ensure_future(_queries.serve(self))
 
     def register(self, *, workflows: Sequence[type] = (), activities: Sequence[Callable[..., Any]] = ()) -> int:
         """Add or replace definitions, also while running (a notebook cell was re-run).

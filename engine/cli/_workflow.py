@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
 from engine.cli import _views as views
 from engine.cli._common import EXIT_FAILED, EXIT_OK, CliError, Out, add_common, duration, json_inputs, open_client
 from engine.cli._loader import add_source_options, definitions
 from engine.client import Client, WorkflowExecutionDescription, WorkflowHandle
-from engine.errors import NotRegisteredError, WorkflowNotFoundError
+from engine.errors import NotRegisteredError, WorkflowNotFoundError, WorkflowQueryFailedError
 from engine.history import History
 from engine.worker import Worker
 
@@ -77,13 +78,15 @@ def register(sub: Any) -> None:
     _input_flag(p)
     p = verb(
         "query", query,
-        "Ask a run a question. Queries replay the run's history with its workflow code, so give the code "
-        "with --module or --file (the same as the worker's). Nothing is written to history.",
+        "Ask a run a question. Queries replay the run's history with its workflow code: a running worker of "
+        "the run's task queue answers, or give the code with --module or --file to replay it here. Nothing "
+        "is written to history.",
     )
     _run_flags(p)
     p.add_argument("--name", "--type", dest="name", required=True, metavar="QUERY", help="Query name.")
     _input_flag(p)
-    add_source_options(p, required=True, purpose="queries replay the run with it")
+    p.add_argument("--timeout", type=duration, default=timedelta(seconds=10), metavar="DURATION", help="How long to wait for a worker's answer (default 10s).")
+    add_source_options(p, required=False, purpose="replay here instead of asking a running worker")
     p = verb("cancel", cancel, "Ask a running run to cancel; its code sees the cancellation and may clean up.")
     _run_flags(p)
     p.add_argument("--reason", default="", help="Why (recorded in the history).")
@@ -289,11 +292,19 @@ async def signal(args: argparse.Namespace, out: Out) -> int:
 
 
 async def query(args: argparse.Namespace, out: Out) -> int:
-    code = definitions(args.module, args.file)
+    code = definitions(args.module, args.file) if (args.module or args.file) else None
     inputs = json_inputs(args.input)
 
     async def body(client: Client) -> int:
-        _, d = await _resolve(client, args)
+        handle, d = await _resolve(client, args)
+        if code is None:
+            try:
+                answer = await client.get_workflow_handle(d.id, run_id=d.run_id).query(args.name, args=inputs, rpc_timeout=args.timeout)
+            except ValueError as e:
+                raise CliError(str(e)) from None
+            except WorkflowQueryFailedError as e:
+                raise CliError(f"{e} Or give the code with --module/--file to replay it here.") from None
+            return _print_answer(answer, args, out)
         if d.workflow_type not in code.workflow_names():
             raise CliError(
                 f"{code.source!r} defines no workflow type {d.workflow_type!r} (it has: {', '.join(code.workflow_names()) or 'none'}); "
@@ -306,14 +317,18 @@ async def query(args: argparse.Namespace, out: Out) -> int:
             raise CliError(str(e.args[0]) if e.args else f"Unknown query {args.name!r}.") from None
         except NotRegisteredError as e:
             raise CliError(str(e)) from None
-        value = views.jsonable(answer)
-        if args.output == "json":
-            out.json({"queryResult": [value]})
-        else:
-            out.fields("Query result:", [("QueryResult", json.dumps(value, ensure_ascii=False))])
-        return EXIT_OK
+        return _print_answer(answer, args, out)
 
     return await _with_client(args, body)
+
+
+def _print_answer(answer: Any, args: argparse.Namespace, out: Out) -> int:
+    value = views.jsonable(answer)
+    if args.output == "json":
+        out.json({"queryResult": [value]})
+    else:
+        out.fields("Query result:", [("QueryResult", json.dumps(value, ensure_ascii=False))])
+    return EXIT_OK
 
 
 async def cancel(args: argparse.Namespace, out: Out) -> int:

@@ -8,6 +8,7 @@ import os
 import re
 import select
 import signal
+import time
 import subprocess
 import sys
 from collections import Counter
@@ -44,10 +45,10 @@ def _spawn(*argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[st
 
 def test_worker_from_a_file_serves_execute_and_stops_on_sigterm(dlab: Dlab, tmp_path: Path) -> None:
     db = tmp_path / "engine.db"
-    worker = _spawn(*worker_command(db, "--file", "tests/cli/app.py", "--workflow", "Hello", "--workflow", "Boom", "--activity", "greet"))
+    worker = _spawn(*worker_command(db, "--file", "tests/cli/app.py", "--workflow", "Hello", "--workflow", "Boom", "--workflow", "Collector", "--activity", "greet"))
     try:
         ready = _wait_ready(worker)
-        assert f"task queue '{QUEUE}'; workflows: Hello, Boom; activities: greet;" in ready
+        assert f"task queue '{QUEUE}'; workflows: Hello, Boom, Collector; activities: greet;" in ready
         executed = dlab("workflow", "execute", "--db", str(db), "--type", "Hello", "-t", QUEUE, "-w", "x-1", "-i", '"Cy"')
         assert executed.code == 0, executed.err
         assert "Progress:" in executed.out and re.search(r"^ +11  \S+  WorkflowExecutionCompleted$", executed.out, re.M)
@@ -55,6 +56,16 @@ def test_worker_from_a_file_serves_execute_and_stops_on_sigterm(dlab: Dlab, tmp_
         failed = dlab("workflow", "execute", "--db", str(db), "--type", "Boom", "-t", QUEUE, "-i", '"x"')
         assert failed.code == 1 and failed.err == "Error: workflow failed: boom: x (Boom)\n"
         as_json = json.loads(dlab("workflow", "execute", "--db", str(db), "--type", "Hello", "-t", QUEUE, "-i", '"Di"', "-o", "json").out)
+        # A query without --module/--file is answered by the worker process, which has the code.
+        started = dlab("workflow", "start", "--db", str(db), "--type", "Collector", "-t", QUEUE, "-w", "q-1", "-i", '"Hi"')
+        assert started.code == 0, started.err
+        dlab("workflow", "signal", "--db", str(db), "-w", "q-1", "--name", "add", "-i", '"Ann"')
+        for _ in range(100):
+            asked = dlab("workflow", "query", "--db", str(db), "-w", "q-1", "--name", "tally", "-o", "json")
+            if asked.code == 0 and json.loads(asked.out)["queryResult"][0]["count"] == 1:
+                break
+            time.sleep(0.05)
+        assert json.loads(asked.out) == {"queryResult": [{"count": 1, "names": ["Ann"]}]}
         assert as_json["status"] == "COMPLETED" and as_json["result"] == "Hello, Di!" and as_json["type"] == "Hello"
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=20)

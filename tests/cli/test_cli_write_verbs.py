@@ -87,9 +87,10 @@ def test_signal_is_recorded_and_query_replays_with_the_code(dlab: Dlab, db: Path
     assert len(_events(db, "collect-1")) == before  # queries write nothing
 
 
-def test_query_needs_the_code_and_a_known_name(dlab: Dlab, db: Path) -> None:
-    without = dlab("workflow", "query", "--db", str(db), "-w", "collect-1", "--name", "tally")
-    assert without.code == 2 and "--module" in without.err
+def test_query_without_code_asks_the_workers_and_needs_a_known_name(dlab: Dlab, db: Path) -> None:
+    without = dlab("workflow", "query", "--db", str(db), "-w", "collect-1", "--name", "tally", "--timeout", "300ms")
+    assert without.code == 1 and without.err.count("\n") == 1
+    assert "No worker answered query 'tally' within 0.3 s" in without.err and "--module" in without.err
     unknown = dlab("workflow", "query", "--db", str(db), "-w", "collect-1", "--name", "nope", "-m", "tests.cli.app")
     assert unknown.code == 1 and unknown.err.count("\n") == 1 and "nope" in unknown.err
     other_code = dlab("workflow", "query", "--db", str(db), "-w", "collect-1", "--name", "tally", "-m", "tests.engine.workflows")

@@ -29,5 +29,5 @@ def test_a_schema_1_database_gets_the_newer_tables(tmp_path: Path) -> None:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     conn.close()
-    assert {"children", "updates", "faults", "fault_log"} <= tables
+    assert {"children", "updates", "faults", "fault_log", "queries"} <= tables
     assert version == str(_store.SCHEMA_VERSION)
