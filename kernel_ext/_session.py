@@ -36,6 +36,7 @@ from kernel_ext._codec import readable_run
 
 __all__ = [
     "DEFAULT_DB_PATH",
+    "SHOW_OUTPUTS",
     "TIME_MODES",
     "Session",
     "SessionError",
@@ -43,6 +44,7 @@ __all__ = [
     "RunHandle",
     "Registration",
     "EngineStatus",
+    "TimeAdvance",
     "RunTable",
     "RunDescription",
     "JsonDocument",
@@ -50,6 +52,7 @@ __all__ = [
 
 DEFAULT_DB_PATH = ".durable/engine.db"
 TIME_MODES = ("real", "skip")
+SHOW_OUTPUTS = ("table", "json", "graph", "saga", "chain")
 _MEMORY = ":memory:"
 
 
@@ -183,6 +186,20 @@ class EngineStatus(_Text):
             lines.insert(3, f"  codec       {self.codec}")
         lines += [f"  engine log  {e}" for e in self.errors]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, repr=False)
+class TimeAdvance(_Text):
+    """``%engine --advance``: the engine's time before and after."""
+
+    before: datetime
+    after: datetime
+    delta: timedelta
+
+    def text(self) -> str:
+        from kernel_ext._steps import format_seconds
+
+        return f"engine time {_when(self.before)} -> {_when(self.after)} (+{format_seconds(self.delta.total_seconds())})"
 
 
 # ---------------------------------------------------------------------- handles
@@ -660,9 +677,11 @@ class Session:
         return RunDescription(description)
 
     async def show_workflow(self, workflow_id: str, run_id: str | None = None, *, output: str = "table", detailed: bool = False) -> Any:
-        """A run's history: ``output`` is ``table`` (events), ``json`` (Temporal's format) or ``graph``."""
-        if output not in ("table", "json", "graph"):
-            raise SessionError(f"Unknown output {output!r}: use table, json or graph.")
+        """A run's history: ``output`` is ``table`` (events), ``json`` (Temporal's format),
+        ``graph`` (its steps, child runs nested), ``saga`` (forward steps, failure,
+        compensations) or ``chain`` (every run of its continue-as-new chain)."""
+        if output not in SHOW_OUTPUTS:
+            raise SessionError(f"Unknown output {output!r}: use {', '.join(SHOW_OUTPUTS)}.")
         handle, description = await self._run(workflow_id, run_id)
         if output == "json":
             # As stored (with a codec: encoded), like `temporal workflow show -o json`.
@@ -676,7 +695,17 @@ class Session:
             return display.EventTable(history, detailed=detailed) if display else _PlainEventTable(history, detailed)
         if display is None:
             raise SessionError("Graphs need kernel_ext.display, which this checkout does not have yet; use --output table or --output json.")
-        return display.RunView(history, attempts, title=f"{workflow_id} ({description.workflow_type})")
+        title = f"{workflow_id} ({description.workflow_type})"
+        if output == "saga":
+            return display.SagaView(history, attempts, title=title)
+        client = await self.ensure_ready()
+        if output == "chain":
+            runs = await _chain(client, workflow_id, history)
+            chain_attempts = {}
+            for run in runs:
+                chain_attempts[run.run_id] = await client.get_workflow_handle(workflow_id, run_id=run.run_id).activity_attempts()
+            return display.ChainView(runs, chain_attempts, title=title)
+        return display.RunView(history, attempts, title=title, children=await _children(client, history))
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
         """Runs, newest first; ``query`` is Temporal's list filter (see ``Client.list_workflows``)."""
@@ -749,6 +778,27 @@ class Session:
         self.configure(time_mode=mode)
         return await self.status()
 
+    async def advance_time(self, delta: timedelta) -> "TimeAdvance":
+        """Move the engine's clock ``delta`` forward (time skipping only): timers, retries and
+        timeouts due by then fire, as if that much time had passed.
+
+        The clock jumps in one step (``WorkflowEnvironment.sleep``): a timer due half-way
+        fires at the new time, and timers the woken workflows then start count from there.
+        To see a monthly timer fire three times, advance one month three times."""
+        if delta <= timedelta(0):
+            raise SessionError(f"Advance the clock by a positive duration, not {delta}: e.g. --advance 30d.")
+        client = await self.ensure_ready()
+        if self._time_mode != "skip":
+            raise SessionError(
+                "The engine runs on the wall clock, which cannot be moved. Switch to time skipping first: "
+                "%engine --time skip (or %config DurableLab.time_mode = 'skip')."
+            )
+        from engine.testing import WorkflowEnvironment
+
+        before = client.clock.now()
+        await WorkflowEnvironment.from_client(client).sleep(delta)
+        return TimeAdvance(before, client.clock.now(), delta)
+
     async def reset(self) -> EngineStatus:
         """Start over with an empty database at the same path; workers keep running."""
         await self.ensure_ready()
@@ -791,6 +841,63 @@ class _EngineLog(logging.Handler):
 
     def detach(self) -> None:
         self._logger.removeHandler(self)
+
+
+_CHAIN_LIMIT = 200
+_CHILD_DEPTH = 3
+
+
+def _start_attribute(history: History, key: str) -> str:
+    events = history.events
+    value = events[0].attributes.get(key) if events and events[0].event_type == "WorkflowExecutionStarted" else None
+    return value if isinstance(value, str) else ""
+
+
+async def _chain(client: Client, workflow_id: str, history: History) -> list[History]:
+    """Every run of ``history``'s continue-as-new chain, first to last (at most 200): the
+    start event names the run before, the ContinuedAsNew event the run after."""
+    runs = [history]
+    previous = _start_attribute(history, "continuedExecutionRunId")
+    while previous and len(runs) < _CHAIN_LIMIT:
+        try:
+            earlier = await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history()
+        except WorkflowNotFoundError:
+            break
+        runs.insert(0, earlier)
+        previous = _start_attribute(earlier, "continuedExecutionRunId")
+    while len(runs) < _CHAIN_LIMIT:
+        last = runs[-1].events[-1] if runs[-1].events else None
+        following = last.attributes.get("newExecutionRunId") if last and last.event_type == "WorkflowExecutionContinuedAsNew" else None
+        if not isinstance(following, str) or not following:
+            break
+        try:
+            runs.append(await client.get_workflow_handle(workflow_id, run_id=following).fetch_history())
+        except WorkflowNotFoundError:
+            break
+    return runs
+
+
+async def _children(client: Client, history: History, depth: int = 0) -> dict[str, History]:
+    """The histories of the child runs ``history`` started (and theirs, three levels deep),
+    by child workflow id; children this engine does not have are left out (they are drawn
+    as links)."""
+    found: dict[str, History] = {}
+    if depth >= _CHILD_DEPTH:
+        return found
+    for event in history.events:
+        if event.event_type != "ChildWorkflowExecutionStarted":
+            continue
+        execution = event.attributes.get("workflowExecution") or {}
+        child_id, child_run = execution.get("workflowId"), execution.get("runId")
+        if not isinstance(child_id, str) or child_id in found:
+            continue
+        try:
+            child = await client.get_workflow_handle(child_id, run_id=child_run or None).fetch_history()
+        except WorkflowNotFoundError:
+            continue
+        found[child_id] = child
+        found.update(await _children(client, child, depth + 1))
+    return found
 
 
 def _display_module() -> Any:

@@ -27,7 +27,7 @@ from traitlets.config import Configurable
 from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from kernel_ext import _transform
-from kernel_ext._session import DEFAULT_DB_PATH, TIME_MODES, Session, SessionError
+from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
 
 __all__ = ["DurableLab", "DurableMagics", "Pending", "load", "unload"]
 
@@ -138,7 +138,7 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
     "execute": _verb("workflow execute", "Start a run and wait for its result.", *_START),
     "show": _verb("workflow show", "Show a run's event history.", _ID, _RUN,
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
-                  (("--output", "-o"), {"choices": ("table", "json", "graph"), "default": "table", "help": "table (default), json (Temporal's format) or graph."})),
+                  (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain)."})),
     "list": _verb("workflow list", "List runs, newest first.",
                   (("--query", "-q"), {"metavar": "FILTER", "help": "Temporal's list filter, e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (also WorkflowId, RunId, TaskQueue, StartTime, CloseTime; = != < > BETWEEN IN STARTS_WITH AND OR)."}),
                   (("--limit",), {"type": int, "metavar": "N", "help": "Show at most N runs."})),
@@ -155,7 +155,8 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
 
 ENGINE_PARSER = _verb("engine", "Show the engine's status, or reset it, or switch its clock.",
                       (("--reset",), {"action": "store_true", "help": "Start over with an empty database at the same path."}),
-                      (("--time",), {"choices": TIME_MODES, "help": "real: the wall clock; skip: time jumps to the next timer while a result is awaited."}))
+                      (("--time",), {"choices": TIME_MODES, "help": "real: the wall clock; skip: time jumps to the next timer while a result is awaited."}),
+                      (("--advance",), {"metavar": "D", "help": "Time skipping only: move the engine's clock forward by D (e.g. 30d, 12h) at once; what falls due fires."}))
 
 
 def _split_verb(magic: str, verbs: Mapping[str, _Parser], line: str) -> tuple[str, argparse.Namespace, _Parser]:
@@ -340,17 +341,22 @@ class DurableMagics(Magics):
 
     # ------------------------------------------------------------ %engine
     @line_magic
-    @_help("%engine [--reset] [--time real|skip]: the kernel's engine.", {"": ENGINE_PARSER},
+    @_help("%engine [--reset] [--time real|skip] [--advance D]: the kernel's engine.", {"": ENGINE_PARSER},
            "\nWithout flags it shows the database path, the clock, workers and runs by status.\n")
     def engine(self, line: str) -> Pending:
         args = ENGINE_PARSER.parse(line)
+        advance = _duration(ENGINE_PARSER, "--advance", args.advance)
         session = self.session
 
         async def engine() -> Any:
             if args.reset:
                 await session.reset()
             if args.time is not None:
-                return await session.set_time_mode(args.time)
+                status = await session.set_time_mode(args.time)
+                if advance is None:
+                    return status
+            if advance is not None:
+                return await session.advance_time(advance)
             return await session.status()
 
         return self._pending("%engine", ENGINE_PARSER, engine)
