@@ -30,6 +30,7 @@ class WorkflowDefinition:
     failure_exception_types: tuple[type[BaseException], ...] = ()
     signals: dict[str, Callable[..., Any]] = field(default_factory=dict)
     queries: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    updates: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 def hints_of(fn: Callable[..., Any], *, skip_self: bool) -> tuple[tuple[Any, ...], Any]:

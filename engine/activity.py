@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence, TypeVar
 
 from engine._definitions import ActivityDefinition, check_problems, hints_of
+from engine._payload_converter import PayloadConverter
 
-__all__ = ["defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled"]
+__all__ = ["defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,12 +44,16 @@ class _Context:
     """
 
     def __init__(
-        self, make_info: Callable[[], Info], make_heartbeat: Callable[["_Context"], Callable[[Sequence[Any]], None]]
+        self,
+        make_info: Callable[[], Info],
+        make_heartbeat: Callable[["_Context"], Callable[[Sequence[Any]], None]],
+        payload_converter: PayloadConverter | None = None,
     ) -> None:
         self._make_info = make_info
         self._make_heartbeat = make_heartbeat
         self._info: Info | None = None
         self._heartbeat: Callable[[Sequence[Any]], None] | None = None
+        self.payload_converter = payload_converter or PayloadConverter.default
         self.cancelled = False
         self.on_cancel: Callable[[], Any] | None = None
 
@@ -62,6 +67,13 @@ class _Context:
         if self._heartbeat is None:
             self._heartbeat = self._make_heartbeat(self)
         self._heartbeat(details)
+
+    async def drain_heartbeats(self) -> None:
+        """Until the heartbeats given so far are recorded (the worker calls this before
+        recording the attempt's outcome, so that the outcome never overtakes them)."""
+        drain = getattr(self._heartbeat, "drain", None)
+        if drain is not None:
+            await drain()
 
 
 _current: contextvars.ContextVar[_Context | None] = contextvars.ContextVar("engine_activity", default=None)
@@ -108,6 +120,11 @@ def info() -> Info:
 def heartbeat(*details: Any) -> None:
     """Tell the engine the activity is alive (and record progress ``details``)."""
     _context().heartbeat(details)
+
+
+def payload_converter() -> PayloadConverter:
+    """The payload converter of the worker's data converter (for converting values by hand)."""
+    return _context().payload_converter
 
 
 def in_activity() -> bool:

@@ -45,8 +45,9 @@ class RetryPolicy:
     def delay_before_attempt(self, attempt: int) -> timedelta:
         """The wait before ``attempt`` (2, 3, ...) following a failed ``attempt - 1``."""
         cap = self.maximum_interval or self.initial_interval * 100
-        seconds = self.initial_interval.total_seconds() * self.backoff_coefficient ** (attempt - 2)
-        return min(timedelta(seconds=seconds), cap)
+        # Capped in seconds: past attempt ~50 the uncapped delay no longer fits a timedelta.
+        seconds = min(self.initial_interval.total_seconds() * self.backoff_coefficient ** (attempt - 2), cap.total_seconds())
+        return timedelta(seconds=seconds)
 
     def allows_attempt(self, attempt: int) -> bool:
         return self.maximum_attempts == 0 or attempt <= self.maximum_attempts

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from engine._definitions import WorkflowDefinition, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
+from engine.converter import DataConverter
 from engine.errors import NondeterminismError, NotRegisteredError
 from engine.history import History
 
@@ -29,7 +30,11 @@ class WorkflowReplayResult:
 class Replayer:
     """Replays histories against the given workflow classes."""
 
-    def __init__(self, *, workflows: Sequence[type]) -> None:
+    def __init__(self, *, workflows: Sequence[type], data_converter: DataConverter = DataConverter.default) -> None:
+        """``data_converter``'s payload and failure converters are used by the workflow code.
+        Replay is synchronous, so a payload codec is not run here: decode a codec-encoded
+        history first (``await engine.converter.decode_history(history, data_converter)``)."""
+        self.data_converter = data_converter
         self._workflows: dict[str, WorkflowDefinition] = {}
         for w in workflows:
             defn = workflow_definition(w)
@@ -64,4 +69,4 @@ class Replayer:
             )
         run_id = str(attrs.get("originalExecutionRunId") or attrs.get("firstExecutionRunId") or "replay")
         info = info_from_history(history.workflow_id, run_id, history.events)
-        return WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
+        return WorkflowInstance(defn, info, self.data_converter)  # type: ignore[abstract]  # only the loop methods workflows use

@@ -20,7 +20,10 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _converter, _service
+from engine import _queries, _service, _worker_faults
+from engine._failure_converter import encode_failure
+from engine._payload_converter import to_json_payloads
+from engine._payload_visitor import transform_commands, transform_events
 from engine._dispatch import Receiver
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
@@ -115,16 +118,44 @@ class Worker:
         self._loops: dict[str, asyncio.Task] = {}
         self._receivers: dict[str, Receiver] = {}
         self.stats = {"workflow_tasks": 0, "replays": 0, "activities": 0}
+        # Fault injection (engine.faults): the worker's copy of the fault table, and a hook
+        # that crash exploration sets to crash at a chosen state change.
+        self._crash_hook: _worker_faults.faults.CrashHook | None = None
+        self._crashed = False
+        self._faults_epoch = -1
+        self._faults_read_at = 0.0
+        self._fault_cache: list[Any] = []
 
     # ------------------------------------------------------------------ lifecycle
     @property
     def is_running(self) -> bool:
         return self._running
 
+    @property
+    def crashed(self) -> bool:
+        """True once an injected fault crashed this worker (it cannot be started again)."""
+        return self._crashed
+
+    def crash(self) -> None:
+        """Die at once, as a killed process: stop, drop the cache and all work in flight,
+        report nothing. Leases held stay held until they time out, as after a real crash."""
+        if self._crashed:
+            return
+        self._crashed = True
+        self._stop.set()
+        self._close_receivers()
+        current = asyncio.current_task()
+        for task in [*self._loops.values(), *self._inflight_wf, *self._inflight_act]:
+            if task is not current:
+                task.cancel()
+        self.client._workers.discard(self)
+
     async def run(self) -> None:
         """Serve until ``shutdown()`` is called."""
         if self._running:
             raise RuntimeError("This worker is already running.")
+        if self._crashed:
+            raise RuntimeError("This worker crashed (an injected fault); start a new Worker, as you would restart a process.")
         self._running = True
         self.client._ensure_service()
         self.client._workers.add(self)
@@ -139,6 +170,9 @@ class Worker:
             await asyncio.gather(*loops, return_exceptions=True)
             # Changes in flight may still hand this worker eagerly dispatched tasks.
             await self.client.store.settle()
+            if self._crashed:
+                for task in [*self._inflight_wf, *self._inflight_act]:
+                    task.cancel()
             if self._inflight_wf:
                 await asyncio.gather(*self._inflight_wf, return_exceptions=True)
             if self._inflight_act:
@@ -173,6 +207,9 @@ class Worker:
                 receivers[key] = (*receivers.get(key, ()), receiver)
                 self._loops[kind] = asyncio.ensure_future(loop())
                 self.client.served_queues[key] += 1
+        if self._workflows and "query" not in self._loops:
+            # Questions from other processes about the runs this worker's code can replay.
+            self._loops["query"] = asyncio.ensure_future(_queries.serve(self))
 
     def _close_receivers(self) -> None:
         receivers = self.client.store.receivers
@@ -258,51 +295,34 @@ class Worker:
                 await self._wait_for_work(arrived)
 
     def _accept_workflow_task(self, task: WorkflowTask) -> None:
-        """Run a workflow task: at once when the worker holds (or is handed) the run's whole
-        history, else in a task of its own that first reads the history."""
+        """Run a workflow task: at once when nothing needs awaiting (the run is cached or the
+        task carries its whole history, no payload codec, no fault to obey), else in a task
+        of its own. Either way the worker's slot is given back once the outcome committed."""
+        if self._crashed:
+            return  # as after a real crash: the lease times out
         self.stats["workflow_tasks"] += 1
         defn = self._workflows.get(task.workflow_type)
-        found = self._instance_at_hand(task, defn) if defn is not None else None
-        if found is not None:
-            self._run_workflow_task(task, *found)
-            return
-        self._spawn_workflow_job(self._handle_workflow_task(task, defn))
+        if defn is not None and self.client.data_converter.payload_codec is None and _worker_faults.quiet(self):
+            found = self._instance_at_hand(task, defn)
+            if found is not None:
+                self._run_workflow_task(task, *found)
+                return
+        self._spawn_workflow_job(self._handle_workflow_task(task))
 
     def _spawn_workflow_job(self, coro: Any) -> None:
         job = asyncio.ensure_future(coro)
         self._inflight_wf.add(job)
-        job.add_done_callback(self._inflight_wf.discard)
+        job.add_done_callback(self._workflow_job_done)
 
-    async def _handle_workflow_task(self, task: WorkflowTask, defn: WorkflowDefinition | None) -> None:
-        handed_on = False
-        try:
-            if defn is None:
-                error = NotRegisteredError(
-                    f"Workflow type {task.workflow_type!r} is not registered on the worker for task queue "
-                    f"{self.task_queue!r} (it has: {', '.join(sorted(self._workflows)) or 'none'}). Add the "
-                    "workflow class to Worker(workflows=[...]); the task is retried."
-                )
-                await self._fail_workflow_task(task, error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
-                return
-            try:
-                events = await self.client.store.read(_service.read_events, task.run_id, 0)
-                instance = self._new_instance(task, defn, events)
-            except Exception as e:  # noqa: BLE001 - any bug surfaces as a failed workflow task
-                self._evict(task.run_id)
-                await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
-                return
-            handed_on = True
-            self._run_workflow_task(task, instance, events)
-        finally:
-            if not handed_on:
-                self._receivers["workflow"].release()
+    def _workflow_job_done(self, job: asyncio.Future) -> None:
+        self._inflight_wf.discard(job)
+        self._receivers["workflow"].release()
 
     def _run_workflow_task(self, task: WorkflowTask, instance: WorkflowInstance, events: list[Any]) -> None:
-        """Run the workflow code; its commands commit with the next batch. The worker's slot
-        is given back once that commit is done (or the task failed)."""
+        """The fast path: run the workflow code now; its commands commit with the next batch."""
         cause = "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE"
         try:
-            commands = instance.apply(events)
+            commands = instance.apply(events, updates=task.updates)
         except NondeterminismError as e:
             error: BaseException = e
             cause = "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR"
@@ -324,7 +344,9 @@ class Worker:
             )
             return
         self._evict(task.run_id)
-        self._spawn_workflow_job(self._fail_and_release(task, error, cause))
+        job = asyncio.ensure_future(self._fail_workflow_task(task, error, cause))
+        self._inflight_wf.add(job)
+        job.add_done_callback(self._workflow_job_done)
 
     def _workflow_task_committed(self, task: WorkflowTask, instance: WorkflowInstance, ok: bool, value: Any) -> None:
         self._receivers["workflow"].release()
@@ -334,14 +356,69 @@ class Worker:
                 log.error("completing workflow task %s of run %s failed", task.started_event_id, task.run_id, exc_info=value)
             return
         instance.saw_completed_task = True
-        if instance._finished or self._max_cached == 0:
+        if instance._finished or self._max_cached == 0 or not value:
             self._evict(task.run_id)
 
-    async def _fail_and_release(self, task: WorkflowTask, error: BaseException, cause: str) -> None:
+    async def _handle_workflow_task(self, task: WorkflowTask) -> None:
+        store, clock = self.client.store, self.client.clock
+        defn = self._workflows.get(task.workflow_type)
+        if defn is None:
+            error = NotRegisteredError(
+                f"Workflow type {task.workflow_type!r} is not registered on the worker for task queue "
+                f"{self.task_queue!r} (it has: {', '.join(sorted(self._workflows)) or 'none'}). Add the "
+                "workflow class to Worker(workflows=[...]); the task is retried."
+            )
+            await self._fail_workflow_task(task, error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
+            return
+        codec = self.client.data_converter.payload_codec
         try:
-            await self._fail_workflow_task(task, error, cause)
-        finally:
-            self._receivers["workflow"].release()
+            instance, events = await self._instance_for(task, defn)
+            if codec is not None:
+                events = await transform_events(events, codec.decode)
+            updates = task.updates
+            if codec is not None and updates:
+                updates = [{**u, "args": await self.client.data_converter._codec_json(u.get("args"), encode=False)} for u in updates]
+            commands = instance.apply(events, updates=updates)
+            submitted = [(c.kind, c.attributes) for c in commands]
+            if codec is not None:
+                submitted = await transform_commands(submitted, codec.encode)
+        except NondeterminismError as e:
+            self._evict(task.run_id)
+            await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR")
+            return
+        except WorkflowTaskError as e:
+            self._evict(task.run_id)
+            await self._fail_workflow_task(task, e.error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
+            return
+        except Exception as e:  # noqa: BLE001 - any bug surfaces as a failed workflow task
+            self._evict(task.run_id)
+            await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
+            return
+        first = not instance.saw_completed_task
+        try:
+            recorded = await _worker_faults.change(
+                self,
+                _worker_faults.workflow_task_point(task, submitted),
+                _service.complete_workflow_task,
+                task.task_id,
+                self._owner,
+                task.run_id,
+                task.started_event_id,
+                submitted,
+                clock.now(),
+                first,
+            )
+        except _worker_faults.Crashed:
+            return
+        except StaleTaskError:
+            self._evict(task.run_id)
+            return
+        except Exception:
+            self._evict(task.run_id)
+            raise
+        instance.saw_completed_task = True
+        if instance._finished or self._max_cached == 0 or not recorded:
+            self._evict(task.run_id)
 
     def _instance_at_hand(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]] | None:
         """The cached instance and the new events, or a new instance when the task carries
@@ -366,36 +443,54 @@ class Worker:
             return None
         try:
             return self._new_instance(task, defn, events), events
-        except Exception:  # noqa: BLE001 - retried in _handle_workflow_task, which reports it
+        except Exception:  # noqa: BLE001 - retried on the slow path, which reports it
             return None
+
+    async def _instance_for(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]]:
+        found = self._instance_at_hand(task, defn)
+        if found is not None:
+            return found
+        events = task.events
+        if not task.history_complete:
+            stored = await self.client.store.read(_service.read_events, task.run_id, 0)
+            # A transient or speculative task's Scheduled/Started events exist only in the task.
+            last = stored[-1].event_id if stored else 0
+            events = stored + [e for e in events if e.event_id > last]
+        return self._new_instance(task, defn, events), events
 
     def _new_instance(self, task: WorkflowTask, defn: WorkflowDefinition, events: list[Any]) -> WorkflowInstance:
         self.stats["replays"] += 1
         info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
-        instance = WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
+        instance = WorkflowInstance(defn, info, self.client.data_converter)  # type: ignore[abstract]  # only the loop methods workflows use
         self._cache[task.run_id] = instance
         while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
             old.evict()
         return instance
 
-    async def query(self, run_id: str, name: str, args: Sequence[Any]) -> Any:
-        """Answer a query by replaying the run's history (no history is written)."""
+    async def query(self, run_id: str, name: str, input: dict[str, Any]) -> dict[str, Any]:
+        """Answer a query by replaying the run's history (no history is written).
+        ``input`` (``{"payloads": [...]}``) and the answer are payloads, codec-encoded."""
+        converter = self.client.data_converter
         events = await self.client.store.read(_service.read_events, run_id, 0)
         if not events:
             raise NotRegisteredError(f"No run {run_id!r} to query.")
+        if converter.payload_codec is not None:
+            events = await transform_events(events, converter.payload_codec.decode)
         info = info_from_history("", run_id, events, self.client.namespace)
         info.workflow_id = str(events[0].attributes.get("workflowId", ""))
         defn = self._workflows.get(info.workflow_type)
         if defn is None:
             raise NotRegisteredError(f"This worker does not know workflow type {info.workflow_type!r}.")
-        instance = WorkflowInstance(defn, info)  # type: ignore[abstract]
+        instance = WorkflowInstance(defn, info, converter)  # type: ignore[abstract]
         try:
             # Only completed workflow tasks are replayed: the state the workflow last showed.
             instance.apply(events, live_tail=False, check_end=False)
-            return instance.query(name, args)
+            answer = instance.query(name, await converter._codec_json(input, encode=False))
         finally:
             instance.evict()
+        encoded = await converter._codec_json({"payloads": [answer]}, encode=True)
+        return dict((encoded or {})["payloads"][0])
 
     def serves_workflow(self, workflow_type: str) -> bool:
         return workflow_type in self._workflows
@@ -420,12 +515,24 @@ class Worker:
                 self._owner,
                 task.run_id,
                 task.started_event_id,
-                _converter.encode_failure(error),
+                await self._encode_failure(error),
                 cause,
                 self.client.clock.now(),
             )
         except StaleTaskError:
             pass
+
+    async def _encode_failure(self, error: BaseException) -> dict[str, Any]:
+        try:
+            return await self.client.data_converter.encode_failure(error)
+        except Exception as e:  # noqa: BLE001 - the codec itself may be what failed
+            # Written without the codec, so it must hold no user data: only the error types.
+            return encode_failure(
+                ApplicationError(
+                    f"{type(error).__name__} occurred, and the data converter could not encode it "
+                    f"({type(e).__name__}); check that the client's payload codec works (its key, say)."
+                )
+            )
 
     # ------------------------------------------------------------------ activities
     async def _activity_loop(self) -> None:
@@ -450,6 +557,8 @@ class Worker:
                 await self._wait_for_work(arrived)
 
     def _accept_activity(self, task: ActivityTask) -> None:
+        if self._crashed:
+            return  # as after a real crash: the lease times out
         job = asyncio.ensure_future(self._run_activity(task))
         self._inflight_act.add(job)
         job.add_done_callback(self._inflight_act.discard)
@@ -460,45 +569,79 @@ class Worker:
             log.error("recording the outcome of activity %s failed", activity_type, exc_info=value)
 
     async def _run_activity(self, task: ActivityTask) -> None:
-        store, clock = self.client.store, self.client.clock
-        self.stats["activities"] += 1
-        info = task.info
+        """Run one attempt and submit its outcome; the slot is given back after that commit."""
         submitted = False
         try:
-            defn = self._activities.get(info["activityType"])
-            outcome: tuple[str, Any]
-            if defn is None:
-                outcome = (
-                    "fail",
-                    ApplicationError(
-                        f"Activity type {info['activityType']!r} is not registered on the worker for task queue "
-                        f"{self.task_queue!r} (it has: {', '.join(sorted(self._activities)) or 'none'}). Add the "
-                        "function to Worker(activities=[...]).",
-                        type="NotFoundError",
-                    ),
-                )
-            else:
-                outcome = await self._invoke(defn, task, self._activity_context(task))
-            done = functools.partial(self._activity_recorded, info["activityType"])
-            if outcome[0] == "ok":
-                store.submit(_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], clock.now(), done=done)
-            else:
-                failure = _converter.encode_failure(outcome[1])
-                cancelled = outcome[0] == "cancelled"
-                store.submit(
-                    _service.fail_activity, task.task_id, self._owner, task.attempt, failure, clock.now(), cancelled, done=done
-                )
-            submitted = True
+            submitted = await self._attempt(task)
         finally:
             if not submitted:
                 self._receivers["activity"].release()
 
+    async def _attempt(self, task: ActivityTask) -> bool:
+        store, clock = self.client.store, self.client.clock
+        self.stats["activities"] += 1
+        info = task.info
+        defn = self._activities.get(info["activityType"])
+        outcome: tuple[str, Any]
+        context: _Context | None = None
+        quiet = _worker_faults.quiet(self)
+        if defn is None:
+            outcome = (
+                "fail",
+                ApplicationError(
+                    f"Activity type {info['activityType']!r} is not registered on the worker for task queue "
+                    f"{self.task_queue!r} (it has: {', '.join(sorted(self._activities)) or 'none'}). Add the "
+                    "function to Worker(activities=[...]).",
+                    type="NotFoundError",
+                ),
+            )
+        else:
+            injected = None if quiet else await _worker_faults.activity_fault(self, task)
+            if injected is not None:
+                outcome = injected
+            else:
+                try:
+                    context = await self._activity_context(task)
+                except Exception as e:  # noqa: BLE001 - unreadable heartbeat details fail the attempt
+                    outcome = ("fail", e)
+                else:
+                    try:
+                        outcome = await self._invoke(defn, task, context)
+                    except asyncio.CancelledError:
+                        if not self._stop.is_set() or self._crashed:
+                            raise
+                        # A graceful shutdown cut the attempt short: say so, so the engine
+                        # retries it now rather than after its start-to-close timeout.
+                        outcome = ("fail", ApplicationError("the worker shut down while the activity ran", type="WorkerShutdown"))
+        if outcome[0] == "abandoned":
+            return False
+        if context is not None:
+            await context.drain_heartbeats()
+        now = clock.now()
+        try:
+            if outcome[0] == "ok":
+                change: tuple[Any, ...] = (_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now)
+            else:
+                failure = await self._encode_failure(outcome[1])
+                change = (_service.fail_activity, task.task_id, self._owner, task.attempt, failure, now, outcome[0] == "cancelled")
+            if quiet and _worker_faults.quiet(self):
+                # Nothing to obey: submit, and let the commit give the slot back.
+                store.submit(*change, done=functools.partial(self._activity_recorded, info["activityType"]))
+                return True
+            await _worker_faults.change(self, _worker_faults.activity_point(task, outcome[0]), *change)
+        except _worker_faults.Crashed:
+            return False
+        except Exception:  # noqa: BLE001 - the lease will time out and the attempt is retried
+            log.exception("recording the outcome of activity %s failed", info["activityType"])
+        return False
+
     async def _invoke(self, defn: ActivityDefinition, task: ActivityTask, context: _Context) -> tuple[str, Any]:
         info = task.info
+        converter = self.client.data_converter
         timer: asyncio.TimerHandle | None = None
         state = {"running": True, "timed_out": False}
         try:
-            args = _converter.from_payloads(info.get("input"), defn.arg_types)
+            args = await converter._decode_json(info.get("input"), defn.arg_types, f"the input of activity {defn.name!r}")
             token = _current.set(context)
             try:
                 if defn.is_async:
@@ -538,12 +681,15 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - every failure is recorded as the attempt's outcome
             return ("fail", e)
         try:
-            return ("ok", {"payloads": [_converter.to_payload(result, what=f"the result of activity {defn.name!r}")]})
+            return ("ok", await converter._encode_json([result], f"the result of activity {defn.name!r}", numbered=False))
         except PayloadError as e:
             return ("fail", ApplicationError(str(e), type="PayloadError", non_retryable=True))
 
-    def _activity_context(self, task: ActivityTask) -> _Context:
+    async def _activity_context(self, task: ActivityTask) -> _Context:
         info = task.info
+        converter = self.client.data_converter
+        # Decoded now (a codec may need awaiting); the rest of activity.info() on first use.
+        details = await converter._decode_json(info["heartbeatDetails"], (), "heartbeat details") if info.get("heartbeatDetails") else []
 
         def make_info() -> ActivityInfo:
             def seconds(key: str) -> timedelta | None:
@@ -563,39 +709,56 @@ class Worker:
                 schedule_to_close_timeout=(from_ts(info["deadline"]) - from_ts(info["scheduledTime"])) if info.get("deadline") else None,
                 start_to_close_timeout=seconds("startToClose"),
                 heartbeat_timeout=seconds("heartbeat"),
-                heartbeat_details=_converter.from_payloads(info.get("heartbeatDetails")),
+                heartbeat_details=details,
             )
 
         loop = asyncio.get_running_loop()  # heartbeats may come from a sync activity's thread
-        return _Context(make_info, lambda context: self._heartbeat_sender(task, context, loop))
+        return _Context(make_info, lambda context: _Heartbeats(self, task, context, loop), converter.payload_converter)
 
-    def _heartbeat_sender(
-        self, task: ActivityTask, context: _Context, loop: asyncio.AbstractEventLoop
-    ) -> Callable[[Sequence[Any]], None]:
-        store, clock = self.client.store, self.client.clock
-        pending: dict[str, Any] = {"details": None, "sending": False}
 
-        async def send() -> None:
-            pending["sending"] = True
-            try:
-                while pending["details"] is not None:
-                    details, pending["details"] = pending["details"], None
-                    cancel = await store.run(_service.heartbeat_activity, task.task_id, self._owner, task.attempt, details, clock.now())
-                    if cancel and not context.cancelled:
-                        context.cancelled = True
-                        if context.on_cancel is not None:
-                            context.on_cancel()
-            except Exception:  # noqa: BLE001 - a lost heartbeat only risks a heartbeat timeout
-                log.exception("heartbeat failed")
-            finally:
-                pending["sending"] = False
+class _Heartbeats:
+    """Sends an activity's heartbeats, one change at a time, the latest details winning."""
 
-        def heartbeat(values: Sequence[Any]) -> None:
-            pending["details"] = _converter.to_payloads(list(values), what="heartbeat detail")
-            if not pending["sending"]:
-                if asyncio.events._get_running_loop() is loop:
-                    loop.create_task(send())
-                else:
-                    loop.call_soon_threadsafe(lambda: None if pending["sending"] else loop.create_task(send()))
+    def __init__(self, worker: Worker, task: ActivityTask, context: _Context, loop: asyncio.AbstractEventLoop) -> None:
+        self._worker = worker
+        self._task = task
+        self._context = context
+        self._loop = loop
+        self._details: Any = None
+        self._sending: asyncio.Task | None = None
 
-        return heartbeat
+    def __call__(self, values: Sequence[Any]) -> None:
+        converter = self._worker.client.data_converter
+        self._details = to_json_payloads(converter.payload_converter, list(values), "heartbeat detail")
+        if asyncio.events._get_running_loop() is self._loop:
+            self._kick()
+        else:
+            self._loop.call_soon_threadsafe(self._kick)
+
+    def _kick(self) -> None:
+        if self._sending is None and self._details is not None:
+            self._sending = self._loop.create_task(self._send())
+
+    async def drain(self) -> None:
+        """Until every heartbeat given so far is recorded (before the attempt's outcome is)."""
+        while self._sending is not None:
+            await asyncio.shield(self._sending)
+
+    async def _send(self) -> None:
+        worker, task, context = self._worker, self._task, self._context
+        converter = worker.client.data_converter
+        try:
+            while self._details is not None:
+                details, self._details = self._details, None
+                details = await converter._codec_json(details, encode=True)
+                cancel = await worker.client.store.run(
+                    _service.heartbeat_activity, task.task_id, worker._owner, task.attempt, details, worker.client.clock.now()
+                )
+                if cancel and not context.cancelled:
+                    context.cancelled = True
+                    if context.on_cancel is not None:
+                        context.on_cancel()
+        except Exception:  # noqa: BLE001 - a lost heartbeat only risks a heartbeat timeout
+            log.exception("heartbeat failed")
+        finally:
+            self._sending = None
