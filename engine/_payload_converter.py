@@ -294,11 +294,58 @@ PayloadConverter.default = DefaultPayloadConverter()
 def to_json_payloads(converter: PayloadConverter, values: Sequence[Any], what: str) -> dict[str, Any]:
     """``{"payloads": [...]}`` in JSON form; ``what`` names the values in the error
     (``"argument of activity 'withdraw'"`` -> ``"argument 2 of activity 'withdraw'"``)."""
+    if converter is PayloadConverter.default:
+        fast = [_plain_json_payload(v) for v in values]
+        if None not in fast:
+            return {"payloads": fast}
     return {"payloads": [p.to_json() for p in _to_payloads(converter, values, what, numbered=True)]}
 
 
 def to_json_payload(converter: PayloadConverter, value: Any, what: str) -> dict[str, Any]:
+    if converter is PayloadConverter.default:
+        fast = _plain_json_payload(value)
+        if fast is not None:
+            return fast
     return _to_payloads(converter, [value], what, numbered=False)[0].to_json()
+
+
+# The default converter's usual case, without Payload objects or the converter chain: the
+# same JSON text, the same JSON form. Anything unusual (None, bytes, a value JSON refuses,
+# a malformed payload) returns None and takes the general path, with its error messages.
+_PLAIN_TYPES = (str, int, float, bool, list, dict)
+_JSON_PLAIN_B64 = base64.b64encode(b"json/plain").decode("ascii")
+
+
+def _plain_json_payload(value: Any) -> dict[str, Any] | None:
+    if type(value) not in _PLAIN_TYPES:
+        return None
+    plain = PayloadConverter.default.converters[b"json/plain"]  # type: ignore[attr-defined]
+    try:
+        text = plain._json_encoder.encode(value)
+    except (TypeError, ValueError):
+        return None
+    return {"metadata": {"encoding": _JSON_PLAIN_B64}, "data": binascii.b2a_base64(text.encode(), newline=False).decode("ascii")}
+
+
+def _plain_json_values(raw: Sequence[Any], type_hints: Sequence[Any]) -> list[Any] | None:
+    plain = PayloadConverter.default.converters[b"json/plain"]  # type: ignore[attr-defined]
+    values = []
+    for index, payload in enumerate(raw):
+        try:
+            metadata = payload["metadata"]
+            if len(metadata) != 1 or metadata.get("encoding") != _JSON_PLAIN_B64:
+                return None
+            value = plain._json_decoder.decode(binascii.a2b_base64(payload["data"], strict_mode=True).decode("utf-8"))
+        except (TypeError, ValueError, KeyError, AttributeError, binascii.Error):
+            return None
+        hint = type_hints[index] if index < len(type_hints) else None
+        if hint is not None and hint is not Any and type(value) is not hint:
+            try:
+                value = value_to_type(hint, value, plain._custom_type_converters)
+            except (TypeError, ValueError):
+                return None
+        values.append(value)
+    return values
 
 
 def _to_payloads(converter: PayloadConverter, values: Sequence[Any], what: str, *, numbered: bool) -> list[Payload]:
@@ -339,6 +386,10 @@ def from_json_payloads(
     raw = obj.get("payloads") if obj else None
     if not raw:
         return []
+    if converter is PayloadConverter.default:
+        fast = _plain_json_values(raw, type_hints)
+        if fast is not None:
+            return fast
     payloads = [Payload.from_json(p) for p in raw]
     hints = list(type_hints[: len(payloads)]) if type_hints else None
     if hints and len(hints) < len(payloads):

@@ -84,7 +84,7 @@ class Run:
     __slots__ = (
         "run_id", "workflow_id", "workflow_type", "task_queue", "status", "next_event_id", "wft_state",
         "wft_scheduled_id", "wft_started_id", "wft_attempt", "buffered", "task_timeout", "close_time",
-        "tail", "tail_from", "wft_task",
+        "tail", "tail_from", "wft_task", "has_updates", "is_child", "has_children",
     )
 
     def __init__(
@@ -122,6 +122,12 @@ class Run:
         self.tail_from = next_event_id
         # (task id, lease owner, info) of the workflow task leased here, if any.
         self.wft_task: tuple[int, str, dict[str, Any]] | None = None
+        # Whether the run has update requests, is a child, has children: known (False) for
+        # runs this connection started, None (ask the database) for runs it loaded. Saves
+        # the updates/children look-ups that most runs, which have neither, would make.
+        self.has_updates: bool | None = None
+        self.is_child: bool | None = None
+        self.has_children: bool | None = None
 
     @property
     def open(self) -> bool:
@@ -299,10 +305,12 @@ def close_run(tx: Tx, run: Run, now: datetime, status: str, outcome: dict[str, A
     # Status and close time are written above, at once: the parent and children touched
     # below read them.
     save_run(tx, run)
-    _service_updates.run_closed(tx, run)
-    if status != "ContinuedAsNew":
+    if run.has_updates is not False:
+        _service_updates.run_closed(tx, run)
+    if status != "ContinuedAsNew" and run.is_child is not False:
         _service_children.tell_parent(tx, run, now, status, outcome or {})
-    _service_children.apply_close_policy(tx, run, now)
+    if run.has_children is not False:
+        _service_children.apply_close_policy(tx, run, now)
 
 
 # ---------------------------------------------------------------------------- start
@@ -335,6 +343,7 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     run_id = req.run_id or new_run_id()
     task_timeout = (req.task_timeout or timedelta(seconds=10)).total_seconds()
     run = Run(run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, 1, "", None, None, 1, [], task_timeout)
+    run.has_updates, run.is_child, run.has_children = False, bool(req.parent), False
     attrs: dict[str, Any] = {
         "workflowType": {"name": req.workflow_type},
         "taskQueue": {"name": req.task_queue, "kind": _QUEUE_KIND},
@@ -482,7 +491,7 @@ def _start_workflow_task(
         started,
         _events_after(tx, run, after) + synthetic,
         after == 0,
-        _service_updates.claim(tx, run.run_id),
+        _service_updates.claim(tx, run.run_id) if run.has_updates is not False else [],
     )
 
 
@@ -554,7 +563,7 @@ def complete_workflow_task(
         run.wft_state = ""
         for group in run.buffered:
             _append_group(tx, run, group)
-        if run.buffered or _service_updates.waiting(tx, run.run_id):
+        if run.buffered or _updates_waiting(tx, run):
             ensure_workflow_task(tx, run, now)
         run.buffered = []
         save_run(tx, run)
@@ -598,10 +607,14 @@ def complete_workflow_task(
         buffered, run.buffered = run.buffered, []
         for group in buffered:
             _append_group(tx, run, group)
-        if buffered or new_task_needed or _service_updates.waiting(tx, run.run_id):
+        if buffered or new_task_needed or _updates_waiting(tx, run):
             ensure_workflow_task(tx, run, now)
     save_run(tx, run)
     return True
+
+
+def _updates_waiting(tx: Tx, run: Run) -> bool:
+    return run.has_updates is not False and _service_updates.waiting(tx, run.run_id)
 
 
 def fail_workflow_task(

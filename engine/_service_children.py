@@ -93,6 +93,7 @@ def cmd_start_child(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: 
             )
         )
         return True
+    run.has_children = True
     tx.conn.execute(
         "INSERT INTO children (child_run_id, parent_run_id, initiated_event_id, close_policy) VALUES (?, ?, ?, ?)",
         (child_run_id, run.run_id, initiated, attrs.get("parentClosePolicy") or "PARENT_CLOSE_POLICY_TERMINATE"),

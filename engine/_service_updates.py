@@ -30,6 +30,7 @@ def request_update(
         return  # the same update id again: as in Temporal, one update, answered once
     if not run.open:
         raise WorkflowNotFoundError(f"Workflow run {run_id} is already closed ({run.status}); it cannot take update {name!r}.")
+    run.has_updates = True
     tx.conn.execute(
         "INSERT INTO updates (run_id, update_id, name, input, identity, state) VALUES (?, ?, ?, ?, ?, 'requested')",
         (run_id, update_id, name, dumps(payloads), identity),
