@@ -294,16 +294,18 @@ PayloadConverter.default = DefaultPayloadConverter()
 def to_json_payloads(converter: PayloadConverter, values: Sequence[Any], what: str) -> dict[str, Any]:
     """``{"payloads": [...]}`` in JSON form; ``what`` names the values in the error
     (``"argument of activity 'withdraw'"`` -> ``"argument 2 of activity 'withdraw'"``)."""
-    if converter is PayloadConverter.default:
-        fast = [_plain_json_payload(v) for v in values]
+    plain = _plain_json_of(converter)
+    if plain is not None:
+        fast = [_plain_json_payload(plain, v) for v in values]
         if None not in fast:
             return {"payloads": fast}
     return {"payloads": [p.to_json() for p in _to_payloads(converter, values, what, numbered=True)]}
 
 
 def to_json_payload(converter: PayloadConverter, value: Any, what: str) -> dict[str, Any]:
-    if converter is PayloadConverter.default:
-        fast = _plain_json_payload(value)
+    plain = _plain_json_of(converter)
+    if plain is not None:
+        fast = _plain_json_payload(plain, value)
         if fast is not None:
             return fast
     return _to_payloads(converter, [value], what, numbered=False)[0].to_json()
@@ -316,10 +318,23 @@ _PLAIN_TYPES = (str, int, float, bool, list, dict)
 _JSON_PLAIN_B64 = base64.b64encode(b"json/plain").decode("ascii")
 
 
-def _plain_json_payload(value: Any) -> dict[str, Any] | None:
+def _plain_json_of(converter: PayloadConverter) -> JSONPlainPayloadConverter | None:
+    """The JSON converter of an unmodified default converter (else None: no shortcut)."""
+    if type(converter) is not DefaultPayloadConverter:
+        return None
+    found: Any = getattr(converter, "_plain_json", False)
+    if found is False:
+        kinds = [type(c) for c in converter.converters.values()]
+        found = None
+        if kinds == [BinaryNullPayloadConverter, BinaryPlainPayloadConverter, JSONPlainPayloadConverter]:
+            found = converter.converters[b"json/plain"]
+        converter._plain_json = found  # type: ignore[attr-defined]
+    return found  # type: ignore[no-any-return]
+
+
+def _plain_json_payload(plain: JSONPlainPayloadConverter, value: Any) -> dict[str, Any] | None:
     if type(value) not in _PLAIN_TYPES:
         return None
-    plain = PayloadConverter.default.converters[b"json/plain"]  # type: ignore[attr-defined]
     try:
         text = plain._json_encoder.encode(value)
     except (TypeError, ValueError):
@@ -327,8 +342,7 @@ def _plain_json_payload(value: Any) -> dict[str, Any] | None:
     return {"metadata": {"encoding": _JSON_PLAIN_B64}, "data": binascii.b2a_base64(text.encode(), newline=False).decode("ascii")}
 
 
-def _plain_json_values(raw: Sequence[Any], type_hints: Sequence[Any]) -> list[Any] | None:
-    plain = PayloadConverter.default.converters[b"json/plain"]  # type: ignore[attr-defined]
+def _plain_json_values(plain: JSONPlainPayloadConverter, raw: Sequence[Any], type_hints: Sequence[Any]) -> list[Any] | None:
     values = []
     for index, payload in enumerate(raw):
         try:
@@ -386,8 +400,9 @@ def from_json_payloads(
     raw = obj.get("payloads") if obj else None
     if not raw:
         return []
-    if converter is PayloadConverter.default:
-        fast = _plain_json_values(raw, type_hints)
+    plain = _plain_json_of(converter)
+    if plain is not None:
+        fast = _plain_json_values(plain, raw, type_hints)
         if fast is not None:
             return fast
     payloads = [Payload.from_json(p) for p in raw]
