@@ -24,7 +24,7 @@ from engine.errors import StoreCorruptError, StoreError
 T = TypeVar("T")
 
 APP_ID = "durable-lab"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -160,6 +160,13 @@ _MIGRATIONS: dict[int, list[str]] = {
             created REAL NOT NULL
         )""",
         """CREATE INDEX queries_pending ON queries (task_queue, state)""",
+    ],
+    6: [
+        # Where each injected fault hit, so that viewers can mark it in the run's graph: the
+        # activity attempt (scheduled event id, attempt) and the run's last event at that moment.
+        """ALTER TABLE fault_log ADD COLUMN scheduled_event_id INTEGER""",
+        """ALTER TABLE fault_log ADD COLUMN attempt INTEGER""",
+        """ALTER TABLE fault_log ADD COLUMN last_event_id INTEGER""",
     ],
 }
 

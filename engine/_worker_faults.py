@@ -45,7 +45,13 @@ def activity_point(task: ActivityTask, outcome: str) -> ChangePoint:
     final = {"ok": "ActivityTaskCompleted", "cancelled": "ActivityTaskCanceled"}.get(outcome, "ActivityTaskFailed")
     label = "activity_completed" if outcome == "ok" else "activity_failed"
     return ChangePoint(
-        label, task.run_id, str(task.info.get("workflowId", "")), (("ActivityTaskStarted", name), (final, name)), f"{task.run_id}:{task.scheduled_event_id}"
+        label,
+        task.run_id,
+        str(task.info.get("workflowId", "")),
+        (("ActivityTaskStarted", name), (final, name)),
+        f"{task.run_id}:{task.scheduled_event_id}",
+        task.scheduled_event_id,
+        task.attempt,
     )
 
 
@@ -58,8 +64,12 @@ async def _faults(worker: Worker) -> list[Fault]:
     return worker._fault_cache
 
 
-async def _fire(worker: Worker, fault: Fault, run_id: str, workflow_id: str, detail: str) -> Fault | None:
-    fired = await worker.client.store.run(faults.consume, fault.id, run_id, workflow_id, detail, worker.identity, time.time())
+async def _fire(
+    worker: Worker, fault: Fault, run_id: str, workflow_id: str, detail: str, scheduled_event_id: int | None = None, attempt: int | None = None
+) -> Fault | None:
+    fired = await worker.client.store.run(
+        faults.consume, fault.id, run_id, workflow_id, detail, worker.identity, time.time(), scheduled_event_id, attempt
+    )
     worker._faults_read_at = 0.0  # re-read: the count changed
     return fired
 
@@ -79,7 +89,8 @@ async def _maybe_crash(worker: Worker, point: ChangePoint, phase: str) -> None:
         raise Crashed()
     for fault in await _faults(worker):
         if faults.crash_matches(fault, point, phase):
-            if await _fire(worker, fault, point.run_id, point.workflow_id, f"{phase.replace('_', ' ')} of {point.describe()}"):
+            detail = f"{phase.replace('_', ' ')} of {point.describe()}"
+            if await _fire(worker, fault, point.run_id, point.workflow_id, detail, point.scheduled_event_id, point.attempt):
                 worker.crash()
                 raise Crashed()
 
@@ -94,7 +105,8 @@ async def activity_fault(worker: Worker, task: ActivityTask) -> tuple[str, Any] 
     for fault in await _faults(worker):
         if fault.kind not in faults.ACTIVITY_KINDS or fault.target != name:
             continue
-        fired = await _fire(worker, fault, task.run_id, str(task.info.get("workflowId", "")), f"{fault.kind} attempt {task.attempt} of {name}")
+        detail = f"{fault.kind} attempt {task.attempt} of {name}"
+        fired = await _fire(worker, fault, task.run_id, str(task.info.get("workflowId", "")), detail, task.scheduled_event_id, task.attempt)
         if fired is None:
             continue
         p = fired.params

@@ -82,7 +82,9 @@ class Fault:
 
 @dataclass(frozen=True)
 class FaultFired:
-    """One firing of a fault, from the log."""
+    """One firing of a fault, from the log. ``scheduled_event_id`` and ``attempt`` name the
+    activity attempt it hit (activity faults, and crashes at an activity's outcome);
+    ``last_event_id`` is the run's last history event when it fired (where a viewer draws it)."""
 
     fault_id: int | None
     kind: str
@@ -92,6 +94,9 @@ class FaultFired:
     detail: str
     identity: str
     fired_at: datetime
+    scheduled_event_id: int | None = None
+    attempt: int | None = None
+    last_event_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ class ChangePoint:
     events: tuple[tuple[str, str], ...]
     # For activity points: "run id:scheduled event id", one per scheduled activity.
     activity_key: str = ""
+    scheduled_event_id: int | None = None
+    attempt: int | None = None
 
     def describe(self) -> str:
         return " + ".join(f"{t}({n})" if n else t for t, n in self.events) or self.label
@@ -236,26 +243,42 @@ def _delete(tx: Tx, fault_id: int | None) -> int:
     return int(cursor.rowcount)
 
 
-def consume(tx: Tx, fault_id: int, run_id: str, workflow_id: str, detail: str, identity: str, now: float) -> Fault | None:
-    """Fire a fault once if it still may (one worker wins when several race); log it."""
+def consume(
+    tx: Tx,
+    fault_id: int,
+    run_id: str,
+    workflow_id: str,
+    detail: str,
+    identity: str,
+    now: float,
+    scheduled_event_id: int | None = None,
+    attempt: int | None = None,
+) -> Fault | None:
+    """Fire a fault once if it still may (one worker wins when several race); log it, with
+    the run's last event id at this moment."""
     row = tx.conn.execute("SELECT kind, target, remaining, params FROM faults WHERE id = ? AND remaining > 0", (fault_id,)).fetchone()
     if row is None:
         return None
     kind, target, remaining, params = row
     tx.conn.execute("UPDATE faults SET remaining = remaining - 1 WHERE id = ?", (fault_id,))
+    last = tx.conn.execute("SELECT next_event_id - 1 FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     tx.conn.execute(
-        "INSERT INTO fault_log (fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (fault_id, kind, target, run_id, workflow_id, detail, identity, now),
+        "INSERT INTO fault_log (fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at, scheduled_event_id, attempt, last_event_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (fault_id, kind, target, run_id, workflow_id, detail, identity, now, scheduled_event_id, attempt, last[0] if last else None),
     )
     return Fault(fault_id, kind, target, remaining - 1, json.loads(params))
 
 
 def _log(conn: Any, run_id: str | None) -> list[FaultFired]:
-    query = "SELECT fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at FROM fault_log"
+    query = (
+        "SELECT fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at, scheduled_event_id, attempt, last_event_id "
+        "FROM fault_log"
+    )
     rows = conn.execute(query + (" WHERE run_id = ? ORDER BY id" if run_id else " ORDER BY id"), (run_id,) if run_id else ()).fetchall()
     return [
-        FaultFired(fid, kind, target, run_id, wid, detail, ident, datetime.fromtimestamp(at, timezone.utc))
-        for fid, kind, target, run_id, wid, detail, ident, at in rows
+        FaultFired(fid, kind, target, run, wid, detail, ident, datetime.fromtimestamp(at, timezone.utc), sched, attempt, last)
+        for fid, kind, target, run, wid, detail, ident, at, sched, attempt, last in rows
     ]
 
 

@@ -26,6 +26,7 @@ from engine.history import History, HistoryEvent, decode_payloads
 
 if TYPE_CHECKING:
     from engine.client import ActivityAttempt
+    from engine.faults import FaultFired
 
 Row = dict[str, Any]
 
@@ -63,10 +64,13 @@ _STATUS_WORDS = {
     "cancelled": "cancelled",
     "running": "running",
     "info": "",
+    "injected": "injected",
 }
 # Kinds whose detail (an error message) is part of "identical" when collapsing; for the
 # others the detail holds inputs and results, which differ between loop iterations.
-_DETAIL_MATTERS = frozenset({"workflow_task_failed", "workflow_task_timed_out", "event"})
+_DETAIL_MATTERS = frozenset({"workflow_task_failed", "workflow_task_timed_out", "event", "crash"})
+# How an injected activity fault is named in a step's detail and tooltip.
+_FAULT_WORDS = {"fail": "failed on purpose", "hang": "hung past its timeout", "slow": "slowed down"}
 
 
 # --- small, forgiving readers: imported histories may hold anything ----------------
@@ -333,7 +337,19 @@ def _on_activity_event(what: str, tl: _Timeline, event: HistoryEvent) -> None:
             step.notes.append(f"retry state: {_text(a, 'retryState').removeprefix('RETRY_STATE_')}")
 
 
-def _finish_activity(step: _Step, tries: Sequence[ActivityAttempt]) -> None:
+def _on_crash(tl: _Timeline, event: HistoryEvent, fired: FaultFired) -> None:
+    """An injected worker crash, drawn after the last event the run had when it happened."""
+    step = tl.new(event, "crash", "Worker crashed (injected)", status="injected", batch=False)
+    step.event_ids = []  # no event records a crash: only what follows it shows
+    step.detail = fired.detail
+    step.notes += [
+        f"fault {fired.fault_id}: the worker died {fired.detail}",
+        f"worker: {fired.identity}",
+        "its cache and work in flight were lost; another worker carried on from the history",
+    ]
+
+
+def _finish_activity(step: _Step, tries: Sequence[ActivityAttempt], injected: Mapping[int, list[str]]) -> None:
     d = step.data
     count = max([d.get("attempt") or 0] + [t.attempt for t in tries if isinstance(t.attempt, int)])
     outcome = d.get("outcome")
@@ -366,12 +382,24 @@ def _finish_activity(step: _Step, tries: Sequence[ActivityAttempt]) -> None:
         parts.append("retrying" if failures else ("running" if count else "scheduled, not started"))
     if failures and outcome != "failed":
         parts.append(f"last failure: {failures[-1][1]}")
+    kinds = [kind for attempt in sorted(injected) for kind in injected[attempt]]
+    if kinds:
+        counted = {kind: kinds.count(kind) for kind in kinds}
+        parts.append("⚡ injected: " + ", ".join(k if n == 1 else f"{k} ×{n}" for k, n in counted.items()))
+        step.data["injected"] = len(kinds)
     step.detail = " · ".join(parts)
     if outcome == "completed":
         step.notes.append(f"result: {d.get('result')}")
     elif d.get("failure"):
         step.notes.append(f"failure: {d.get('failure')}")
-    lines = [f"attempt {attempt} failed: {message}" for attempt, message in failures]
+    step.notes += [
+        f"attempt {attempt}: {_FAULT_WORDS.get(kind, kind)} (injected fault)"
+        for attempt in sorted(injected)
+        for kind in injected[attempt]
+    ]
+    lines = [
+        f"attempt {attempt} failed{' (injected)' if attempt in injected else ''}: {message}" for attempt, message in failures
+    ]
     if len(lines) > _LISTED_ATTEMPTS:
         half = _LISTED_ATTEMPTS // 2
         lines = lines[:half] + [f"… {len(lines) - 2 * half} more failed attempts"] + lines[-half:]
@@ -647,6 +675,7 @@ def _row(step: _Step) -> Row:
         "event_ids": sorted(step.event_ids),
         "events": events,
         "attempts": int(step.data.get("count", 0)),
+        "injected": int(step.data.get("injected", 0)),
         "detail": _one_line(step.detail),
         "tooltip": _shorten(tooltip, _TOOLTIP_LIMIT),
         "batch": step.batch,
@@ -655,7 +684,9 @@ def _row(step: _Step) -> Row:
     }
 
 
-def history_timeline_rows(history: History, attempts: Sequence[ActivityAttempt] = ()) -> list[Row]:
+def history_timeline_rows(
+    history: History, attempts: Sequence[ActivityAttempt] = (), faults: Sequence[FaultFired] = ()
+) -> list[Row]:
     """Group a history's events into the steps a reader thinks in, in event order.
 
     Each row is a dict: ``kind`` (``start``, ``activity``, ``timer``, ``marker``,
@@ -671,8 +702,20 @@ def history_timeline_rows(history: History, attempts: Sequence[ActivityAttempt] 
     ``attempts`` is the engine's side table (``await handle.activity_attempts()``): the
     history holds only an activity's last attempt, the side table holds every one. A run
     with no close event ends with a ``Running`` row.
+
+    ``faults`` is the run's fault log (``engine.faults.fault_log``): activity attempts an
+    injected fault hit are marked (``injected`` counts them, the detail says which), and
+    each injected worker crash is a ``crash`` row (status ``injected``) placed after the
+    last event the run had when the worker died.
     """
     tl = _Timeline(history)
+    crashes: dict[int | None, list[FaultFired]] = {}
+    hits: dict[Any, dict[int, list[str]]] = {}  # scheduled event id -> attempt -> fault kinds
+    for fired in faults:
+        if fired.kind == "crash_worker":
+            crashes.setdefault(fired.last_event_id, []).append(fired)
+        elif fired.scheduled_event_id is not None and fired.attempt is not None:
+            hits.setdefault(fired.scheduled_event_id, {}).setdefault(fired.attempt, []).append(fired.kind)
     block: int | None = None  # the workflow task completion whose commands we are reading
     for event in history.events:
         attributes = event.attributes if isinstance(event.attributes, Mapping) else {}
@@ -686,12 +729,17 @@ def history_timeline_rows(history: History, attempts: Sequence[ActivityAttempt] 
             _HANDLERS.get(event.event_type, _generic)(tl, event)
         else:
             _generic(tl, event)
+        for fired in crashes.pop(event.event_id, []):
+            _on_crash(tl, event, fired)
+    if history.events:
+        for fired in [f for pending in crashes.values() for f in pending]:  # logged by an older engine
+            _on_crash(tl, history.events[-1], fired)
     by_scheduled: dict[Any, list[ActivityAttempt]] = {}
     for attempt in attempts:
         by_scheduled.setdefault(getattr(attempt, "scheduled_event_id", None), []).append(attempt)
     for step in tl.steps:
         if step.kind == "activity" and "id" in step.data:
-            _finish_activity(step, by_scheduled.get(step.event_ids[0], []))
+            _finish_activity(step, by_scheduled.get(step.event_ids[0], []), hits.get(step.event_ids[0], {}))
     if tl.steps and not any(step.kind == "result" for step in tl.steps):
         last = history.events[-1]
         running = _Step("result", "Running", None, [], seconds_between(tl.start_time, last.event_time), "running")
@@ -707,7 +755,7 @@ def _signature(row: Row) -> tuple[Any, ...] | None:
     if row["kind"] in ("start", "result", "more"):
         return None
     detail = row["detail"] if row["kind"] in _DETAIL_MATTERS else ""
-    return (row["kind"], row["title"], row["status"], row["attempts"], detail)
+    return (row["kind"], row["title"], row["status"], row["attempts"], row.get("injected", 0), detail)
 
 
 def _merge(rows: Sequence[Row], parallel: bool) -> Row:
@@ -727,6 +775,7 @@ def _merge(rows: Sequence[Row], parallel: bool) -> Row:
         "event_ids": ids,
         "events": events,
         "attempts": sum(row["attempts"] for row in rows),
+        "injected": sum(row.get("injected", 0) for row in rows),
         "detail": detail,
         "tooltip": _shorten(tooltip, _TOOLTIP_LIMIT),
         "count": count,

@@ -35,6 +35,7 @@ from kernel_ext.graphs import (
 
 if TYPE_CHECKING:
     from engine.client import ActivityAttempt
+    from engine.faults import FaultFired
 
 __all__ = ["EventTable", "RunView"]
 
@@ -306,6 +307,8 @@ class RunView:
     ``attempts`` is the engine's side table of activity attempts
     (``await handle.activity_attempts()``); without it only each activity's last attempt
     is known. Long histories are collapsed and capped as :func:`run_graph` describes.
+    ``faults`` is the run's fault log (``engine.faults.fault_log``): what injected faults
+    hit is marked in the graph and the table.
     """
 
     def __init__(
@@ -315,21 +318,23 @@ class RunView:
         *,
         title: str | None = None,
         max_nodes: int = 200,
+        faults: Sequence[FaultFired] = (),
     ) -> None:
         self.history = history
         self.attempts = tuple(attempts)
+        self.faults = tuple(faults)
         self.title = title or " · ".join(p for p in (history.workflow_type, history.workflow_id) if p) or "run"
         self.max_nodes = max_nodes
 
     @functools.cached_property
     def rows(self) -> list[dict[str, Any]]:
         """The steps, with long runs of identical steps collapsed (see ``collapse_rows``)."""
-        return collapse_rows(history_timeline_rows(self.history, self.attempts))
+        return collapse_rows(history_timeline_rows(self.history, self.attempts, self.faults))
 
     @functools.cached_property
     def dot(self) -> str:
         """The graph as DOT text."""
-        return run_graph(self.history, self.attempts, max_nodes=self.max_nodes)
+        return run_graph(self.history, self.attempts, faults=self.faults, max_nodes=self.max_nodes)
 
     def summary(self) -> str:
         """One line: outcome, duration, events, steps, activities."""

@@ -35,6 +35,7 @@ from kernel_ext._timeline import (
 
 if TYPE_CHECKING:
     from engine.client import ActivityAttempt
+    from engine.faults import FaultFired
 
 __all__ = [
     "STATUS_COLOURS",
@@ -57,7 +58,10 @@ STATUS_COLOURS: dict[str, tuple[str, str]] = {
     "cancelled": ("#e4e4e4", "#757575"),
     "running": ("#d6e4fb", "#1565c0"),
     "info": ("#f7f7f7", "#616161"),
+    "injected": ("#ede0f7", "#6a1b9a"),  # an injected worker crash
 }
+#: Border of a step that injected faults hit (its fill still shows the outcome).
+INJECTED_BORDER = STATUS_COLOURS["injected"][1]
 
 _LABEL_WIDTH = 42
 
@@ -90,7 +94,9 @@ def _node(name: str, row: Row) -> str:
         lines.append(row["events"])
     fill, border = STATUS_COLOURS.get(row["status"], STATUS_COLOURS["info"])
     style = "rounded,filled" + (",dashed" if row["status"] == "running" or row["kind"] == "more" else "")
-    extra = ", penwidth=2" if row["kind"] in ("start", "result") else ""
+    extra = ", penwidth=2" if row["kind"] in ("start", "result", "crash") else ""
+    if row.get("injected"):
+        border, extra = INJECTED_BORDER, ", penwidth=2"
     return (
         f"  {name} [label={_dot_string(chr(10).join(lines))}, tooltip={_dot_string(row['tooltip'])}, "
         f'fillcolor="{fill}", color="{border}", style="{style}"{extra}];'
@@ -125,6 +131,7 @@ def run_graph(
     history: History,
     attempts: Sequence[ActivityAttempt] = (),
     *,
+    faults: Sequence[FaultFired] = (),
     max_nodes: int = 200,
     collapse_threshold: int = 5,
 ) -> str:
@@ -135,9 +142,10 @@ def run_graph(
     tooltip. Steps started by the same workflow task fan out from the step before and
     join at the step after. More than ``collapse_threshold`` identical steps in a row
     become one node; beyond ``max_nodes`` nodes a "... N more steps" node stands for the
-    rest and the final result is still drawn.
+    rest and the final result is still drawn. With the run's fault log (``faults``), steps
+    that injected faults hit get a purple border and injected worker crashes a purple node.
     """
-    rows = history_timeline_rows(history, attempts)
+    rows = history_timeline_rows(history, attempts, faults)
     if not rows:
         rows = [{"kind": "more", "title": "empty history", "status": "info", "event_ids": [], "events": "",
                  "attempts": 0, "detail": "no events", "tooltip": "the history has no events", "batch": None,

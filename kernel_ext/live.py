@@ -11,6 +11,7 @@ import asyncio
 import html
 from typing import Any, Iterable
 
+from engine import faults
 from engine.client import WorkflowHandle, wait_first
 from engine.errors import EngineError
 
@@ -37,13 +38,14 @@ class LiveRunView:
         """A fresh static view of the run, and whether the run has closed."""
         history = await self.handle.fetch_history()
         attempts = await self.handle.activity_attempts()
+        fired = await faults.fault_log(self.handle._client, run_id=history.run_id) if history.run_id else []
         last = history.events[-1].event_type if history.events else ""
         closed = last.startswith("WorkflowExecution") and last not in (
             "WorkflowExecutionStarted",
             "WorkflowExecutionSignaled",
             "WorkflowExecutionCancelRequested",
         )
-        return RunView(history, attempts, title=self.title), closed
+        return RunView(history, attempts, title=self.title, faults=fired), closed
 
     async def refresh(self) -> str:
         """Re-render; returns the HTML (and puts it in the widget, when there is one)."""
