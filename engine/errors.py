@@ -76,6 +76,12 @@ class FailureError(EngineError):
     def message(self) -> str:
         return self._message
 
+    @property
+    def cause(self) -> BaseException | None:
+        """What caused it, as temporalio's ``cause`` (the same as ``__cause__``): the last
+        attempt's failure for an ``ActivityError``, for instance."""
+        return self.__cause__
+
 
 class ApplicationError(FailureError):
     """An error raised by user code on purpose.

@@ -326,7 +326,7 @@ class Session:
         self._workers: dict[str, KernelWorker] = {}
         self._processes: dict[str, _process_workers.ProcessWorker] = {}
         self.sources: list[str] = []  # %%workflow / %%activity cells, in the order they ran
-        self._numbers = itertools.count(1)
+        self._numbers = {"w": itertools.count(1), "p": itertools.count(1)}  # w1, w2, ...; p1, p2, ...
         self._store: Any = None
         self._client: Client | None = None
         self._opened: tuple[str, str] | None = None
@@ -506,7 +506,7 @@ class Session:
         taken = set(self._workers) | set(self._processes)
         if name is None:
             prefix = "p" if process else "w"
-            name = next(n for n in (f"{prefix}{i}" for i in self._numbers) if n not in taken)
+            name = next(n for n in (f"{prefix}{i}" for i in self._numbers[prefix]) if n not in taken)
         elif name in taken:
             other = self._workers.get(name) or self._processes[name]
             raise SessionError(f"A worker named {name!r} is already running (task queue {other.task_queue!r}). Stop it with %worker stop {name}, or choose another --name.")

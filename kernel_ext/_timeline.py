@@ -370,6 +370,11 @@ def _finish_activity(step: _Step, tries: Sequence[ActivityAttempt], injected: Ma
     parts = [f"activity {d.get('id') or '?'}"]
     if count > 1:
         parts.append(f"{count} attempts")
+    kinds = [kind for attempt in sorted(injected) for kind in injected[attempt]]
+    if kinds:  # early in the detail: text views cut long details short
+        counted = {kind: kinds.count(kind) for kind in kinds}
+        parts.append("⚡ injected: " + ", ".join(k if n == 1 else f"{k} ×{n}" for k, n in counted.items()))
+        step.data["injected"] = len(kinds)
     if outcome == "completed":
         parts.append(f"→ {_shorten(d.get('result') or 'null', 60)}")
     elif outcome in ("failed", "timed out"):
@@ -382,11 +387,6 @@ def _finish_activity(step: _Step, tries: Sequence[ActivityAttempt], injected: Ma
         parts.append("retrying" if failures else ("running" if count else "scheduled, not started"))
     if failures and outcome != "failed":
         parts.append(f"last failure: {failures[-1][1]}")
-    kinds = [kind for attempt in sorted(injected) for kind in injected[attempt]]
-    if kinds:
-        counted = {kind: kinds.count(kind) for kind in kinds}
-        parts.append("⚡ injected: " + ", ".join(k if n == 1 else f"{k} ×{n}" for k, n in counted.items()))
-        step.data["injected"] = len(kinds)
     step.detail = " · ".join(parts)
     if outcome == "completed":
         step.notes.append(f"result: {d.get('result')}")

@@ -136,7 +136,7 @@ async def test_a_non_retryable_injected_failure_fails_the_workflow_and_is_marked
     await env.shutdown()
     cause = info.value.cause
     assert isinstance(cause, ActivityError) and isinstance(cause.__cause__, ApplicationError)
-    assert cause.__cause__.type == "BankDown"
+    assert cause.cause is cause.__cause__ and cause.__cause__.type == "BankDown"  # temporalio's .cause
     failed = [e for e in history.events if e.event_type == "ActivityTaskFailed"][0]
     assert is_injected(failed.attributes["failure"])
     assert not is_injected({"message": "organic", "applicationFailureInfo": {"type": "ConnectionError"}})
