@@ -473,7 +473,14 @@ class Worker:
                 except Exception as e:  # noqa: BLE001 - unreadable heartbeat details fail the attempt
                     outcome = ("fail", e)
                 else:
-                    outcome = await self._invoke(defn, task, context)
+                    try:
+                        outcome = await self._invoke(defn, task, context)
+                    except asyncio.CancelledError:
+                        if not self._stop.is_set() or self._crashed:
+                            raise
+                        # A graceful shutdown cut the attempt short: say so, so the engine
+                        # retries it now rather than after its start-to-close timeout.
+                        outcome = ("fail", ApplicationError("the worker shut down while the activity ran", type="WorkerShutdown"))
         if outcome[0] == "abandoned":
             return
         now = clock.now()

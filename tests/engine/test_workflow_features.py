@@ -528,3 +528,42 @@ async def test_activity_cancellation_types(kind: str) -> None:
         assert types[types.index("ActivityTaskCanceled") + 1] == "WorkflowTaskScheduled"
     else:
         assert "ActivityTaskCancelRequested" in types
+
+
+SLOW_FIRST: list[int] = []
+
+
+@activity.defn
+async def slow_first_attempt() -> str:
+    if activity.info().attempt == 1:
+        SLOW_FIRST.append(1)
+        await asyncio.sleep(60)
+    return f"done on attempt {activity.info().attempt}"
+
+
+@workflow.defn
+class RunsSlowFirst:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(
+            slow_first_attempt,
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=50)),
+        )
+
+
+async def test_a_worker_shut_down_mid_activity_reports_it_so_the_retry_comes_at_once() -> None:
+    SLOW_FIRST.clear()
+    env = await WorkflowEnvironment.start_local()
+    first = Worker(env.client, task_queue="q", workflows=[RunsSlowFirst], activities=[slow_first_attempt])
+    async with first:
+        handle = await env.client.start_workflow(RunsSlowFirst.run, id="shutdown-mid", task_queue="q")
+        for _ in range(200):
+            if SLOW_FIRST:
+                break
+            await asyncio.sleep(0.01)
+    async with Worker(env.client, task_queue="q", workflows=[RunsSlowFirst], activities=[slow_first_attempt]):
+        assert await asyncio.wait_for(handle.result(), 10) == "done on attempt 2"  # not after 5 minutes
+        attempts = await handle.activity_attempts()
+    await env.shutdown()
+    assert attempts[0].outcome == "failed" and attempts[0].failure["applicationFailureInfo"]["type"] == "WorkerShutdown"
