@@ -109,6 +109,7 @@ def _row(step: Step) -> Row:
         "event_ids": sorted(step.event_ids),
         "events": events,
         "attempts": int(step.data.get("count", 0)),
+        "injected": int(step.data.get("injected", 0)),
         "detail": one_line(step.detail),
         "tooltip": shorten(tooltip, _TOOLTIP_LIMIT),
         "batch": step.batch,

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import Worker, activity, faults, workflow
-from engine._worker_faults import is_injected
+from engine.faults import is_injected
 from engine.common import RetryPolicy
 from engine.errors import ActivityError, ApplicationError, WorkflowFailureError
 from engine.testing import WorkflowEnvironment
