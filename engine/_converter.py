@@ -95,6 +95,7 @@ def convert(value: Any, hint: Any) -> Any:
     """Shape decoded JSON into ``hint`` (dataclasses, Optional, list/dict, datetime, UUID, Enum)."""
     if hint is None or hint is Any or value is None:
         return value
+    hint = getattr(hint, "__sandbox_original__", hint)  # the sandbox's stand-in for datetime & co
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):

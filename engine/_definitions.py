@@ -67,6 +67,11 @@ def workflow_definition(cls: Any) -> WorkflowDefinition:
         owner = getattr(inspect.getmodule(cls), qual.rsplit(".", 1)[0], None) if "." in qual else None
         target = owner if isinstance(owner, type) else getattr(cls, "__workflow_class__", None)
     defn = getattr(target, "__workflow_definition__", None) if target is not None else None
+    if defn is None and isinstance(target, type) and hasattr(target, "__temporal_workflow_definition"):
+        # Written with temporalio's imports: loaded in the sandbox, which maps them onto ours.
+        from engine._sandbox_runner import translated_definition
+
+        defn = translated_definition(target)
     if defn is None:
         raise DefinitionError(
             f"{getattr(cls, '__qualname__', cls)!r} is not a workflow: decorate the class with "

@@ -231,6 +231,11 @@ class WorkflowTaskError(Exception):
 class WorkflowInstance(asyncio.AbstractEventLoop):
     """One workflow run's code, its state, and the event loop that drives it."""
 
+    # Set by the runner that built the instance (engine/_sandbox_runner.py): whether its code
+    # runs in the sandbox, and the definition the worker was given (``defn`` may be a copy).
+    sandboxed = False
+    registered: WorkflowDefinition | None = None
+
     def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo) -> None:
         self.defn = defn
         self.info = info
@@ -321,6 +326,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     _failure: BaseException | None = None
     _evicting = False
+
+    def fail_task(self, error: BaseException) -> None:
+        """Fail this workflow task with ``error`` even if workflow code catches it (the
+        sandbox reports restricted calls so), unless it is one of the workflow's failure types."""
+        if self._failure is None and not isinstance(error, self.defn.failure_exception_types):
+            self._failure = error
 
     def _check_conditions(self) -> bool:
         fired = False
@@ -414,7 +425,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         attrs = event.attributes
         args = _converter.from_payloads(attrs.get("input"), self.defn.arg_types)
         self._now = event.event_time
-        self._object = self.defn.cls()
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)  # __init__ is workflow code too (the sandbox checks it)
+        try:
+            self._object = self.defn.cls()
+        finally:
+            asyncio.events._set_running_loop(previous)
         self._main = self.create_task(self._run_main(args))
 
     async def _run_main(self, args: list[Any]) -> None:

@@ -17,7 +17,7 @@ import uuid as _uuid
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, NoReturn, Sequence, TypeVar
 
-from engine import _runtime
+from engine import _runtime, _sandbox_rules
 from engine._definitions import (
     WorkflowDefinition,
     activity_definition,
@@ -392,14 +392,34 @@ class unsafe:  # noqa: N801 - a namespace, named as in temporalio
     @staticmethod
     @contextlib.contextmanager
     def imports_passed_through() -> Iterator[None]:
-        """Imports in this block come from outside the sandbox (the sandbox arrives with issue 4)."""
-        yield
+        """Imports in this block pass through the sandbox: the module is loaded once, outside
+        it, and shared by every run instead of being run afresh for each. Use it for modules
+        that are safe to share (no state that workflow code changes), such as an activities
+        module or a large library. Outside the sandbox it changes nothing."""
+        token = _sandbox_rules.passing_through.set(True)
+        try:
+            yield
+        finally:
+            _sandbox_rules.passing_through.reset(token)
 
     @staticmethod
     @contextlib.contextmanager
     def sandbox_unrestricted() -> Iterator[None]:
-        yield
+        """Calls in this block are not checked by the sandbox (``time.time()``, ``open()``...).
+        Only for calls that cannot change what the workflow decides (a debug print's
+        timestamp), since replays would otherwise diverge."""
+        token = _sandbox_rules.unrestricted.set(True)
+        try:
+            yield
+        finally:
+            _sandbox_rules.unrestricted.reset(token)
+
+    @staticmethod
+    def is_sandbox_unrestricted() -> bool:
+        """True inside ``sandbox_unrestricted()``."""
+        return _sandbox_rules.unrestricted.get()
 
     @staticmethod
     def in_sandbox() -> bool:
-        return False
+        """True while sandboxed workflow code runs, or while the sandbox loads its modules."""
+        return bool(getattr(asyncio.events._get_running_loop(), "sandboxed", False)) or _sandbox_rules.loading.get()

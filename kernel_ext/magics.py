@@ -25,6 +25,7 @@ from traitlets import Enum, Unicode, observe
 from traitlets.config import Configurable
 
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
+from engine.worker.workflow_sandbox import register_source
 from kernel_ext import _transform
 from kernel_ext._session import DEFAULT_DB_PATH, TIME_MODES, Session, SessionError
 
@@ -203,8 +204,13 @@ _DEFINITIONS_HELP = """
   On the first line of a cell that defines {what}. The cell runs in the notebook's
   namespace; every {what_short} it defines is registered with the kernel's workers
   (running ones too). Re-running the cell replaces the definition: runs in flight
-  continue with the new code from their next workflow task (they replay their history).
+  continue with the new code from their next workflow task (they replay their history).{extra}
 """
+_SANDBOX_HELP = """
+  Workflows run in the engine's sandbox, as module code does: each run re-runs the cell's
+  definitions (not its expression statements) in a copy of the notebook's namespace, so
+  the cell's own globals belong to the run, and time.time(), random, open() and the like
+  raise an error from workflow code (see docs/sandbox.md for the escape hatches)."""
 
 
 # ---------------------------------------------------------------------- the magics
@@ -249,7 +255,7 @@ class DurableMagics(Magics):
     @_help(
         "%workflow VERB [flags]: the verbs of `temporal workflow` against the kernel's engine.",
         WORKFLOW_VERBS,
-        _DEFINITIONS_HELP.format(kind="workflow", what="@workflow.defn classes", what_short="workflow class"),
+        _DEFINITIONS_HELP.format(kind="workflow", what="@workflow.defn classes", what_short="workflow class", extra=_SANDBOX_HELP),
     )
     def workflow(self, line: str, cell: str | None = None) -> Pending:
         if cell is not None:
@@ -294,7 +300,7 @@ class DurableMagics(Magics):
 
     # ------------------------------------------------------------ %%activity
     @cell_magic
-    @_help("", {}, _DEFINITIONS_HELP.format(kind="activity", what="@activity.defn functions", what_short="activity function"))
+    @_help("", {}, _DEFINITIONS_HELP.format(kind="activity", what="@activity.defn functions", what_short="activity function", extra=""))
     def activity(self, line: str, cell: str) -> Pending:
         return self._definitions("activity", line, cell)
 
@@ -306,9 +312,12 @@ class DurableMagics(Magics):
         shell = self.shell
         assert shell is not None
         before = dict(shell.user_ns)
-        bound = _run_source(shell, cell)
+        bound, classes, definitions = _run_source(shell, cell)
         missing = object()
         defined = [value for name, value in shell.user_ns.items() if name in bound or before.get(name, missing) is not value]
+        if kind == "workflow":
+            # Each run of these classes re-runs the cell's definitions in the sandbox.
+            register_source(_workflow_classes(shell.user_ns, classes), definitions, shell.user_ns)
         registration = self.session.define(defined)
         if registration.added or registration.replaced or registration.unchanged:
             print(registration.summary())
@@ -339,16 +348,27 @@ class DurableMagics(Magics):
         return self._pending("%engine", ENGINE_PARSER, engine)
 
 
-def _run_source(shell: Any, cell: str) -> set[str]:
+def _run_source(shell: Any, cell: str) -> tuple[set[str], set[str], Any]:
     """Run a cell body in the user's namespace, its source cached as IPython does for cells
     (tracebacks show the lines; ``inspect`` and the replay debugger find the code). Returns
-    the names the cell binds at top level: re-importing a definition rebinds the same object,
-    which comparing the namespace before and after would miss."""
+    the names the cell binds at top level (re-importing a definition rebinds the same object,
+    which comparing the namespace before and after would miss), the classes it defines, and
+    the cell compiled without its expression statements: what the sandbox re-runs per run
+    (a print or a magic in the cell should not run again for every workflow run)."""
     source = shell.transform_cell(cell)
     filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
     code = shell.compile(source, filename, "exec")
     exec(code, shell.user_global_ns, shell.user_ns)
-    return _top_level_names(ast.parse(source))
+    tree = ast.parse(source)
+    classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    definitions = ast.Module(body=[node for node in tree.body if not isinstance(node, ast.Expr)], type_ignores=[])
+    return _top_level_names(tree), classes, compile(definitions, filename, "exec", shell.compile.flags, True)
+
+
+def _workflow_classes(namespace: Mapping[str, Any], names: set[str]) -> list[type]:
+    """The @workflow.defn classes the cell defined (not those it imported)."""
+    found = (namespace.get(name) for name in names)
+    return [cls for cls in found if isinstance(cls, type) and "__workflow_definition__" in cls.__dict__]
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:

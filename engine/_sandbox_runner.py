@@ -1,0 +1,189 @@
+"""Workflow runners: how a worker turns a registered workflow class into a running instance.
+
+``UnsandboxedWorkflowRunner`` runs the class it was given. ``SandboxedWorkflowRunner`` builds,
+for every instance (every run a worker takes up, and every replay), a fresh copy of the class
+in a new ``Sandbox``: from its module file, or from the source that defined it (a notebook
+cell registered with ``register_source``, else ``inspect.getsource``) run in a copy of the
+namespace it was defined in. The copy's restricted calls raise while its code runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import sys
+import textwrap
+import types
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from engine._definitions import WorkflowDefinition
+from engine._runtime import WorkflowInfo, WorkflowInstance
+from engine._sandbox_loader import Kit, Sandbox
+from engine._sandbox_rules import SandboxRestrictions
+from engine.errors import DefinitionError
+
+__all__ = ["WorkflowRunner", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner", "register_source"]
+
+
+class WorkflowRunner:
+    """Base of the runners a ``Worker`` (``workflow_runner=``) or ``Replayer`` accepts."""
+
+    def prepare_workflow(self, defn: WorkflowDefinition) -> None:
+        """Check, when the worker is created, that instances of ``defn`` can be built."""
+
+    def create_instance(self, defn: WorkflowDefinition, info: WorkflowInfo) -> WorkflowInstance:
+        raise NotImplementedError
+
+
+class UnsandboxedWorkflowRunner(WorkflowRunner):
+    """Runs workflow classes as they are: no per-run isolation, no restricted calls. Use it for
+    a whole worker (``Worker(..., workflow_runner=UnsandboxedWorkflowRunner())``);
+    ``@workflow.defn(sandboxed=False)`` does the same for one class."""
+
+    def create_instance(self, defn: WorkflowDefinition, info: WorkflowInfo) -> WorkflowInstance:
+        instance = WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
+        instance.registered = defn
+        return instance
+
+    def __repr__(self) -> str:
+        return "UnsandboxedWorkflowRunner()"
+
+
+class SandboxedWorkflowRunner(WorkflowRunner):
+    """Runs each workflow instance on its own fresh copy of the workflow's code, where calls
+    that differ on replay (``time.time()``, ``random``, files, network, processes) raise
+    ``RestrictedWorkflowAccessError``. A guard for determinism, not a security boundary."""
+
+    def __init__(self, restrictions: SandboxRestrictions = SandboxRestrictions.default) -> None:
+        if not isinstance(restrictions, SandboxRestrictions):
+            raise TypeError(
+                f"restrictions must be a SandboxRestrictions, got {type(restrictions).__name__}; start "
+                "from SandboxRestrictions.default, e.g. SandboxRestrictions.default.with_passthrough_modules('mylib')."
+            )
+        self.restrictions = restrictions
+        self._kit: Kit | None = None
+        self._recipes: dict[int, tuple[WorkflowDefinition, _Recipe]] = {}
+
+    def __repr__(self) -> str:
+        return f"SandboxedWorkflowRunner(restrictions={self.restrictions!r:.60}...)"
+
+    @property
+    def kit(self) -> Kit:
+        if self._kit is None:
+            self._kit = Kit(self.restrictions)
+        return self._kit
+
+    def prepare_workflow(self, defn: WorkflowDefinition) -> None:
+        self.fresh_definition(defn)  # a trial load: a broken import shows when the worker starts
+
+    def create_instance(self, defn: WorkflowDefinition, info: WorkflowInfo) -> WorkflowInstance:
+        instance = WorkflowInstance(self.fresh_definition(defn), info)  # type: ignore[abstract]
+        instance.sandboxed = True
+        instance.registered = defn
+        return instance
+
+    def fresh_definition(self, defn: WorkflowDefinition) -> WorkflowDefinition:
+        """The definition of a fresh copy of ``defn``'s class, built in a new sandbox."""
+        entry = self._recipes.get(id(defn))
+        if entry is None or entry[0] is not defn:
+            entry = (defn, _recipe(defn.cls, defn.run_fn.__globals__))
+            self._recipes[id(defn)] = entry
+        recipe = entry[1]
+        cls = recipe.load(Sandbox(self.kit))
+        fresh = cls.__dict__.get("__workflow_definition__") if isinstance(cls, type) else None
+        if fresh is None or fresh.name != defn.name:
+            raise DefinitionError(
+                f"The sandbox ran {recipe.where} afresh for workflow {defn.name!r}, but {recipe.qualname} there "
+                f"is {'a workflow named ' + repr(fresh.name) if fresh else 'not a @workflow.defn class'}. "
+                "Define the class at the top level of its module, unconditionally."
+            )
+        return fresh
+
+
+# ---------------------------------------------------------------------- recipes
+@dataclass(frozen=True)
+class _Recipe:
+    """How to build a fresh copy of a class in a sandbox."""
+
+    qualname: str
+    where: str
+    module: str | None = None
+    code: types.CodeType | None = None
+    namespace: Mapping[str, Any] | None = None
+
+    def load(self, sandbox: Sandbox) -> Any:
+        if self.module is not None:
+            return sandbox.load_class(self.module, self.qualname)
+        assert self.code is not None and self.namespace is not None
+        namespace = sandbox.run_source(self.code, self.namespace)
+        try:
+            return namespace[self.qualname]
+        except KeyError:
+            raise DefinitionError(f"Running {self.where} in the sandbox defined no {self.qualname}.") from None
+
+
+@dataclass(frozen=True)
+class _Source:
+    code: types.CodeType
+    namespace: Mapping[str, Any]
+
+
+def register_source(classes: Iterable[type], code: types.CodeType, namespace: Mapping[str, Any]) -> None:
+    """Tell the sandbox that ``classes`` were defined by running ``code`` in ``namespace``
+    (a notebook cell in the user's namespace). Each run then re-runs ``code`` in a copy of
+    ``namespace``: the names the code defines are the run's own, other names are shared.
+    kernel_ext calls it for ``%%workflow`` cells."""
+    source = _Source(code, namespace)
+    for cls in classes:
+        type.__setattr__(cls, "__sandbox_source__", source)
+
+
+def _recipe(cls: type, globals_: Mapping[str, Any]) -> _Recipe:
+    host = cls.__dict__.get("__engine_host_class__", cls)  # a translated temporalio class
+    source = host.__dict__.get("__sandbox_source__")
+    if isinstance(source, _Source):
+        return _Recipe(host.__name__, f"the cell that defined {host.__qualname__}", code=source.code, namespace=source.namespace)
+    if "<locals>" in host.__qualname__:
+        raise DefinitionError(
+            f"Workflow class {host.__qualname__} is defined inside a function: the sandbox builds each run "
+            "afresh from the class's module and cannot reach it there. Move the class to the top level of "
+            "its module, or run it unsandboxed: @workflow.defn(sandboxed=False) or "
+            "Worker(..., workflow_runner=UnsandboxedWorkflowRunner())."
+        )
+    module = sys.modules.get(host.__module__)
+    origin = getattr(getattr(module, "__spec__", None), "origin", None) or getattr(module, "__file__", None)
+    if host.__module__ != "__main__" and isinstance(origin, str) and origin.endswith(".py"):
+        return _Recipe(host.__qualname__, f"module {host.__module__}", module=host.__module__)
+    # A script's __main__ (running it again would run the script) or a module without a file:
+    # rebuild the class alone from its source, in a copy of the namespace it was defined in.
+    try:
+        lines, first = inspect.getsourcelines(host)
+        filename = inspect.getsourcefile(host) or inspect.getfile(host)
+    except (OSError, TypeError) as e:
+        raise DefinitionError(
+            f"The sandbox cannot find the source of workflow class {host.__qualname__} ({e}); it builds each "
+            "run afresh from the source. Define the class in a module file or a %%workflow cell, or run it "
+            "unsandboxed: @workflow.defn(sandboxed=False)."
+        ) from None
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    ast.increment_lineno(tree, max(first, 1) - 1)
+    code = compile(tree, filename, "exec")
+    return _Recipe(host.__name__, f"the source of {host.__qualname__} ({filename})", code=code, namespace=globals_)
+
+
+def translated_definition(cls: type) -> WorkflowDefinition | None:
+    """Our definition of a class decorated with temporalio's ``@workflow.defn``: its code is
+    loaded in a sandbox, where ``temporalio.workflow`` and friends are the engine's modules."""
+    cached = cls.__dict__.get("__engine_translation__")
+    if isinstance(cached, WorkflowDefinition):
+        return cached
+    run = next((f for f in vars(cls).values() if inspect.isfunction(f)), None)
+    globals_ = run.__globals__ if run is not None else vars(sys.modules.get(cls.__module__, types.ModuleType("?")))
+    fresh = _recipe(cls, globals_).load(Sandbox(SandboxedWorkflowRunner().kit))
+    defn = fresh.__dict__.get("__workflow_definition__") if isinstance(fresh, type) else None
+    if defn is None:
+        return None
+    type.__setattr__(fresh, "__engine_host_class__", cls)
+    type.__setattr__(cls, "__engine_translation__", defn)
+    return defn
