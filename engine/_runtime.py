@@ -279,6 +279,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             etype = event.event_type
             if etype in COMMAND_EVENTS:
                 self._match(event)
+            elif etype in _WRITTEN_AMONG_COMMANDS:
+                self._job(event)
             else:
                 self._check_all_matched(event)
                 if etype == "WorkflowTaskStarted":
@@ -797,6 +799,12 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
 }
 
 
+# Written by the service among the command events of one workflow task, right after the
+# command that caused it (as Temporal's server does): cancelling an activity that had not
+# started closes it at once, before the events of the task's later commands.
+_WRITTEN_AMONG_COMMANDS = frozenset({"ActivityTaskCanceled"})
+
+
 def _is_cancellation(error: BaseException | None) -> bool:
     """True for a CancelledError, or an error caused (directly or not) by one."""
     while error is not None:
@@ -825,6 +833,8 @@ def _patches_after(events: Sequence[HistoryEvent], start: int) -> set[str]:
     """Patch ids recorded among the command events of the workflow task ending at ``start``."""
     found: set[str] = set()
     for event in events[start:]:
+        if event.event_type in _WRITTEN_AMONG_COMMANDS:
+            continue
         if event.event_type not in COMMAND_EVENTS:
             break
         patch = patch_of(event)
