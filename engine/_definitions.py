@@ -38,15 +38,20 @@ def hints_of(fn: Callable[..., Any], *, skip_self: bool) -> tuple[tuple[Any, ...
         hints = typing.get_type_hints(fn)
     except Exception:  # noqa: BLE001 - unresolved forward refs just mean "no hint"
         hints = {}
-    params = list(inspect.signature(fn).parameters.values())
-    if skip_self and params:
-        params = params[1:]
-    args = tuple(
-        hints.get(p.name)
-        for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    )
-    return args, hints.get("return")
+    code = getattr(fn, "__code__", None)
+    if code is not None and not hasattr(fn, "__wrapped__"):
+        # A plain function: its positional parameters without inspect.signature, which is
+        # slow, and the sandbox decorates a fresh copy of each workflow class for every run.
+        names = list(code.co_varnames[: code.co_argcount])
+    else:
+        names = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    if skip_self and names:
+        names = names[1:]
+    return tuple(hints.get(name) for name in names), hints.get("return")
 
 
 def activity_definition(fn: Callable[..., Any]) -> ActivityDefinition:

@@ -46,6 +46,22 @@ class Kit:
         self.views = RestrictedViews(restrictions)
         self._code: dict[str, tuple[tuple[int, int], types.CodeType]] = {}
         self._temporalio: dict[str, types.ModuleType] | None = None
+        self._annotations: dict[str, types.CodeType | None] = {}
+        # Modules that pass through by name, as sandboxed code sees them (views or the real ones).
+        self.shared: dict[str, Any] = {}
+
+    def annotation(self, text: str) -> types.CodeType | None:
+        """A string annotation compiled once (None if it is not an expression)."""
+        try:
+            return self._annotations[text]
+        except KeyError:
+            pass
+        try:
+            code: types.CodeType | None = compile(text, "<annotation>", "eval")
+        except SyntaxError:
+            code = None
+        self._annotations[text] = code
+        return code
 
     def code(self, name: str, origin: str) -> types.CodeType:
         """The compiled module, recompiled only when its file changed (checked by a stat)."""
@@ -88,9 +104,14 @@ class Sandbox:
 
     # ------------------------------------------------------------------ entry points
     def load_class(self, module: str, qualname: str) -> Any:
-        """Run ``module`` (and what it imports) afresh here; return its class ``qualname``."""
+        """Run ``module`` (and what it imports) afresh here; return its class ``qualname``.
+        The workflow's own module is always run afresh, even where pass-through rules would
+        share it: sharing it is what ``sandboxed=False`` is for."""
         with _loading():
-            return _walk(self._module(module), qualname, module)
+            loaded = self.modules.get(module)
+            if loaded is None:
+                loaded = self.modules[module] = self._load(module, own=True)
+            return _walk(loaded, qualname, module)
 
     def run_source(self, code: types.CodeType, namespace: Mapping[str, Any]) -> dict[str, Any]:
         """Run ``code`` (a notebook cell, a class's source) in a copy of ``namespace`` whose
@@ -99,7 +120,7 @@ class Sandbox:
         copy["__builtins__"] = self.builtins
         with _loading():
             exec(code, copy)
-        _resolve_annotations((v for k, v in copy.items() if namespace.get(k) is not v), copy)
+        _resolve_annotations(self._kit, (v for k, v in copy.items() if namespace.get(k) is not v), copy)
         return copy
 
     # ------------------------------------------------------------------ the import statement
@@ -160,7 +181,11 @@ class Sandbox:
             )
         if name == "temporalio" or name.startswith("temporalio."):
             module = self._temporalio(name)
-        elif restrictions.passthrough_all_modules or passing_through.get() or names_module(restrictions.passthrough_modules, name):
+        elif name in self._kit.shared:
+            module = self._kit.shared[name]
+        elif names_module(restrictions.passthrough_modules, name):
+            module = self._kit.shared[name] = self._pass(name)
+        elif restrictions.passthrough_all_modules or passing_through.get():
             module = self._pass(name)
         else:
             module = self._load(name)
@@ -193,7 +218,7 @@ class Sandbox:
         setattr(mapped["temporalio"], name.rpartition(".")[2], module)
         return module
 
-    def _load(self, name: str) -> Any:
+    def _load(self, name: str, own: bool = False) -> Any:
         """Run the module's source afresh in this sandbox, or pass it through when it is not
         your own Python source (a C extension, a frozen module, an installed package)."""
         parent_name, _, child = name.rpartition(".")
@@ -213,7 +238,7 @@ class Sandbox:
         namespace_package = origin in (None, "namespace") and locations is not None
         source = isinstance(origin, str) and spec.has_location and origin.endswith(".py")
         installed = any(part in str(p) for p in ([origin] if source else list(locations or ())) for part in _INSTALLED)
-        if not (source or namespace_package) or (installed and self._restrictions.passthrough_installed_packages):
+        if not (source or namespace_package) or (installed and not own and self._restrictions.passthrough_installed_packages):
             return self._pass(name)
         module = types.ModuleType(name)
         attrs = module.__dict__
@@ -234,7 +259,7 @@ class Sandbox:
             except BaseException:
                 del self.modules[name]
                 raise
-            _resolve_annotations((v for v in attrs.values() if getattr(v, "__module__", None) == name), attrs)
+            _resolve_annotations(self._kit, (v for v in attrs.values() if isinstance(v, type) and v.__module__ == name), attrs)
         return module
 
 
@@ -275,7 +300,7 @@ def _walk(obj: Any, qualname: str, where: str) -> Any:
     return obj
 
 
-def _resolve_annotations(values: Iterable[Any], namespace: dict[str, Any]) -> None:
+def _resolve_annotations(kit: Kit, values: Iterable[Any], namespace: dict[str, Any]) -> None:
     """Evaluate the string annotations (``from __future__ import annotations``) of dataclasses
     defined in sandboxed code, in the sandbox's namespace. ``typing.get_type_hints``, which the
     data converter uses, would otherwise look them up in the host's module (via
@@ -287,10 +312,12 @@ def _resolve_annotations(values: Iterable[Any], namespace: dict[str, Any]) -> No
         if not own or not any(isinstance(a, str) for a in own.values()):
             continue
         resolved = dict(own)
+        local = dict(vars(cls))
         for key, text in own.items():
-            if isinstance(text, str):
+            code = kit.annotation(text) if isinstance(text, str) else None
+            if code is not None:
                 try:
-                    resolved[key] = eval(text, namespace, dict(vars(cls)))  # noqa: S307 - the module's own annotation
+                    resolved[key] = eval(code, namespace, local)  # noqa: S307 - the module's own annotation
                 except Exception:  # noqa: BLE001 - unresolvable stays a string, as typing leaves it
                     pass
         cls.__annotations__ = resolved

@@ -150,7 +150,8 @@ class SandboxRestrictions:
     - ``invalid_modules``: modules workflow code may not import at all.
     - ``invalid_module_members``: ``{module: {member: Restriction}}``, the calls that raise
       ``RestrictedWorkflowAccessError`` while workflow code runs.
-    - ``passthrough_all_modules``: load nothing afresh (no per-run isolation; calls are still checked).
+    - ``passthrough_all_modules``: share every module the workflow's module imports (only the
+      workflow's module itself is run afresh per run; calls are still checked).
     - ``passthrough_installed_packages``: modules installed in site-packages pass through
       (temporalio reloads them per run; here only your own code is reloaded).
     """
@@ -186,7 +187,7 @@ class SandboxRestrictions:
         return dataclasses.replace(self, passthrough_modules=self.passthrough_modules | set(modules))
 
     def with_passthrough_all_modules(self) -> SandboxRestrictions:
-        """A copy that loads no module afresh per run (calls are still checked)."""
+        """A copy that shares every module the workflow's module imports (calls are still checked)."""
         return dataclasses.replace(self, passthrough_all_modules=True)
 
 
@@ -311,6 +312,9 @@ class RestrictedViews:
 
     def __init__(self, restrictions: SandboxRestrictions) -> None:
         self._members = restrictions.invalid_module_members
+        # Packages of restricted modules (urllib for urllib.request) get views too, so that
+        # `import urllib.request; urllib.request.urlopen(...)` reaches the restricted view.
+        self._parents = {name[:i] for name in self._members for i, c in enumerate(name) if c == "."}
         self._views: dict[str, types.ModuleType] = {}
         # id(original) -> stand-in, to put stand-ins into a copied namespace (notebook cells).
         self._by_id: dict[int, Any] = {}
@@ -325,11 +329,12 @@ class RestrictedViews:
         view = self._views.get(real.__name__)
         if view is not None:
             return view
-        members = self._members.get(real.__name__)
-        if not members:
+        members = self._members.get(real.__name__) or {}
+        if not members and real.__name__ not in self._parents:
             return real
         view = types.ModuleType(real.__name__, real.__doc__)
         view.__dict__.update(real.__dict__)
+        self._views[real.__name__] = view  # before the children's views, which may look it up
         whole: dict[str, Restriction] = {}
         methods: dict[str, dict[str, Restriction]] = {}
         for path, rule in members.items():
@@ -350,14 +355,17 @@ class RestrictedViews:
                 stand_in = guard_function(name, original, whole[attr])
             setattr(view, attr, stand_in)
             self._by_id[id(original)] = stand_in
+        for name in self._members.keys() | self._parents:
+            parent, _, child = name.rpartition(".")
+            if parent == real.__name__ and name in sys.modules and child in view.__dict__:
+                setattr(view, child, self.module(sys.modules[name]))
         self._by_id[id(real)] = view
-        self._views[real.__name__] = view
         return view
 
     def substitute(self, namespace: Mapping[str, Any]) -> dict[str, Any]:
         """A shallow copy of ``namespace`` in which restricted modules and members (imported
         there by earlier code, e.g. another notebook cell) are replaced by their stand-ins."""
-        for name in self._members:
+        for name in self._members.keys() | self._parents:
             real = sys.modules.get(name)
             if real is not None and name not in self._views:
                 self.module(real)

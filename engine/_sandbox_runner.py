@@ -9,10 +9,11 @@ namespace it was defined in. The copy's restricted calls raise while its code ru
 
 from __future__ import annotations
 
+import __future__
 import ast
 import inspect
+import linecache
 import sys
-import textwrap
 import types
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -23,7 +24,7 @@ from engine._sandbox_loader import Kit, Sandbox
 from engine._sandbox_rules import SandboxRestrictions
 from engine.errors import DefinitionError
 
-__all__ = ["WorkflowRunner", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner", "register_source"]
+__all__ = ["WorkflowRunner", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner", "register_source", "compile_definitions"]
 
 
 class WorkflowRunner:
@@ -116,11 +117,12 @@ class _Recipe:
         if self.module is not None:
             return sandbox.load_class(self.module, self.qualname)
         assert self.code is not None and self.namespace is not None
-        namespace = sandbox.run_source(self.code, self.namespace)
-        try:
-            return namespace[self.qualname]
-        except KeyError:
-            raise DefinitionError(f"Running {self.where} in the sandbox defined no {self.qualname}.") from None
+        found: Any = sandbox.run_source(self.code, self.namespace)
+        for part in self.qualname.split("."):
+            found = found.get(part) if isinstance(found, dict) else getattr(found, part, None)
+        if found is None:
+            raise DefinitionError(f"Running {self.where} in the sandbox defined no {self.qualname}.")
+        return found
 
 
 @dataclass(frozen=True)
@@ -129,21 +131,41 @@ class _Source:
     namespace: Mapping[str, Any]
 
 
-def register_source(classes: Iterable[type], code: types.CodeType, namespace: Mapping[str, Any]) -> None:
-    """Tell the sandbox that ``classes`` were defined by running ``code`` in ``namespace``
-    (a notebook cell in the user's namespace). Each run then re-runs ``code`` in a copy of
-    ``namespace``: the names the code defines are the run's own, other names are shared.
-    kernel_ext calls it for ``%%workflow`` cells."""
-    source = _Source(code, namespace)
+def compile_definitions(source: str, filename: str, flags: int = 0) -> types.CodeType:
+    """``source`` compiled without its top-level expression statements and without its
+    ``if __name__ == "__main__":`` blocks: the definitions the sandbox re-runs for each run of
+    a script's or a notebook cell's workflow (a print, a magic, ``asyncio.run(main())`` or
+    ``sys.path.insert(...)`` must not run again per run). Line numbers stay the source's."""
+    tree = ast.parse(source, filename)
+    tree.body = [node for node in tree.body if not isinstance(node, ast.Expr) and not _is_main_guard(node)]
+    return compile(tree, filename, "exec", flags, dont_inherit=True)
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    match node:
+        case ast.If(test=ast.Compare(left=ast.Name(id="__name__"), ops=[ast.Eq()], comparators=[ast.Constant(value="__main__")])):
+            return True
+    return False
+
+
+def register_source(
+    classes: Iterable[type], source: str, filename: str, namespace: Mapping[str, Any], flags: int = 0
+) -> None:
+    """Tell the sandbox that ``classes`` were defined by running ``source`` in ``namespace``
+    (a notebook cell in the user's namespace). Each run then re-runs the source's definitions
+    (``compile_definitions``) in a copy of ``namespace``: the names the source defines are the
+    run's own, other names are shared. kernel_ext calls it for ``%%workflow`` cells; without
+    it the sandbox finds the source of ``__main__`` classes through ``linecache``."""
+    recorded = _Source(compile_definitions(source, filename, flags), namespace)
     for cls in classes:
-        type.__setattr__(cls, "__sandbox_source__", source)
+        type.__setattr__(cls, "__sandbox_source__", recorded)
 
 
 def _recipe(cls: type, globals_: Mapping[str, Any]) -> _Recipe:
     host = cls.__dict__.get("__engine_host_class__", cls)  # a translated temporalio class
-    source = host.__dict__.get("__sandbox_source__")
-    if isinstance(source, _Source):
-        return _Recipe(host.__name__, f"the cell that defined {host.__qualname__}", code=source.code, namespace=source.namespace)
+    registered = host.__dict__.get("__sandbox_source__")
+    if isinstance(registered, _Source):
+        return _Recipe(host.__qualname__, f"the cell that defined {host.__qualname__}", code=registered.code, namespace=registered.namespace)
     if "<locals>" in host.__qualname__:
         raise DefinitionError(
             f"Workflow class {host.__qualname__} is defined inside a function: the sandbox builds each run "
@@ -155,21 +177,21 @@ def _recipe(cls: type, globals_: Mapping[str, Any]) -> _Recipe:
     origin = getattr(getattr(module, "__spec__", None), "origin", None) or getattr(module, "__file__", None)
     if host.__module__ != "__main__" and isinstance(origin, str) and origin.endswith(".py"):
         return _Recipe(host.__qualname__, f"module {host.__module__}", module=host.__module__)
-    # A script's __main__ (running it again would run the script) or a module without a file:
-    # rebuild the class alone from its source, in a copy of the namespace it was defined in.
-    try:
-        lines, first = inspect.getsourcelines(host)
-        filename = inspect.getsourcefile(host) or inspect.getfile(host)
-    except (OSError, TypeError) as e:
+    # A script's __main__ (importing it again would run the script) or a notebook cell: re-run
+    # the definitions of the file or cell that defined the class, in a copy of its namespace.
+    methods = [f for f in vars(host).values() if inspect.isfunction(f)]
+    filename = methods[0].__code__.co_filename if methods else str(globals_.get("__file__", ""))
+    lines = linecache.getlines(filename, dict(globals_)) if filename else []
+    if not lines:
         raise DefinitionError(
-            f"The sandbox cannot find the source of workflow class {host.__qualname__} ({e}); it builds each "
-            "run afresh from the source. Define the class in a module file or a %%workflow cell, or run it "
-            "unsandboxed: @workflow.defn(sandboxed=False)."
-        ) from None
-    tree = ast.parse(textwrap.dedent("".join(lines)))
-    ast.increment_lineno(tree, max(first, 1) - 1)
-    code = compile(tree, filename, "exec")
-    return _Recipe(host.__name__, f"the source of {host.__qualname__} ({filename})", code=code, namespace=globals_)
+            f"The sandbox cannot find the source of workflow class {host.__qualname__} (defined in "
+            f"{filename or 'no file'}); it builds each run afresh from the source. Define the class in a "
+            "module file or a %%workflow cell, or run it unsandboxed: @workflow.defn(sandboxed=False)."
+        )
+    # Keep the source's `from __future__ import annotations`, and only that.
+    flags = __future__.annotations.compiler_flag if globals_.get("annotations") is __future__.annotations else 0
+    code = compile_definitions("".join(lines), filename, flags)
+    return _Recipe(host.__qualname__, f"the definitions in {filename}", code=code, namespace=globals_)
 
 
 def translated_definition(cls: type) -> WorkflowDefinition | None:

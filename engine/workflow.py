@@ -83,11 +83,8 @@ def defn(
 
     def decorate(target: ClassType) -> ClassType:
         problems = []
-        runs = [
-            member
-            for _, member in inspect.getmembers(target)
-            if callable(member) and getattr(member, "__workflow_run__", False)
-        ]
+        members = _members(target)
+        runs = [member for member in members.values() if callable(member) and getattr(member, "__workflow_run__", False)]
         if not runs:
             problems.append(f"class {target.__qualname__} has no method decorated with @workflow.run")
         elif len(runs) > 1:
@@ -96,14 +93,15 @@ def defn(
         if run_fn is not None and not inspect.iscoroutinefunction(run_fn):
             problems.append(f"{run_fn.__qualname__} must be 'async def' (workflow code awaits activities and timers)")
         try:
-            inspect.signature(target).bind()
+            if vars(object)["__init__"] is not getattr(target, "__init__") or target.__new__ is not object.__new__:
+                inspect.signature(target).bind()
         except TypeError:
             problems.append(f"class {target.__qualname__} must be constructible without arguments (define __init__(self) only)")
         check_problems(f"workflow definition {target.__qualname__}", problems)
         assert run_fn is not None
         signals: dict[str, Callable[..., Any]] = {}
         queries: dict[str, Callable[..., Any]] = {}
-        for attr, member in inspect.getmembers(target):
+        for member in members.values():
             for marker, table, what in (("__workflow_signal__", signals, "signal"), ("__workflow_query__", queries, "query")):
                 handler_name = getattr(member, marker, None)
                 if handler_name is None:
@@ -133,6 +131,15 @@ def defn(
     if cls is not None:
         return decorate(cls)
     return decorate
+
+
+def _members(cls: type) -> dict[str, Any]:
+    """The class's attributes, as ``inspect.getmembers`` finds them but without ``object``'s:
+    the sandbox decorates a fresh copy of each workflow class for every run, so this is hot."""
+    names: dict[str, None] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        names.update(dict.fromkeys(vars(klass)))
+    return {name: getattr(cls, name) for name in sorted(names)}
 
 
 def run(fn: F) -> F:

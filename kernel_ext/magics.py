@@ -312,12 +312,12 @@ class DurableMagics(Magics):
         shell = self.shell
         assert shell is not None
         before = dict(shell.user_ns)
-        bound, classes, definitions = _run_source(shell, cell)
+        bound, classes, (source, filename) = _run_source(shell, cell)
         missing = object()
         defined = [value for name, value in shell.user_ns.items() if name in bound or before.get(name, missing) is not value]
         if kind == "workflow":
             # Each run of these classes re-runs the cell's definitions in the sandbox.
-            register_source(_workflow_classes(shell.user_ns, classes), definitions, shell.user_ns)
+            register_source(_workflow_classes(shell.user_ns, classes), source, filename, shell.user_ns, shell.compile.flags)
         registration = self.session.define(defined)
         if registration.added or registration.replaced or registration.unchanged:
             print(registration.summary())
@@ -348,21 +348,19 @@ class DurableMagics(Magics):
         return self._pending("%engine", ENGINE_PARSER, engine)
 
 
-def _run_source(shell: Any, cell: str) -> tuple[set[str], set[str], Any]:
+def _run_source(shell: Any, cell: str) -> tuple[set[str], set[str], tuple[str, str]]:
     """Run a cell body in the user's namespace, its source cached as IPython does for cells
     (tracebacks show the lines; ``inspect`` and the replay debugger find the code). Returns
     the names the cell binds at top level (re-importing a definition rebinds the same object,
     which comparing the namespace before and after would miss), the classes it defines, and
-    the cell compiled without its expression statements: what the sandbox re-runs per run
-    (a print or a magic in the cell should not run again for every workflow run)."""
+    its Python source and file name (for the sandbox)."""
     source = shell.transform_cell(cell)
     filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
     code = shell.compile(source, filename, "exec")
     exec(code, shell.user_global_ns, shell.user_ns)
     tree = ast.parse(source)
     classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
-    definitions = ast.Module(body=[node for node in tree.body if not isinstance(node, ast.Expr)], type_ignores=[])
-    return _top_level_names(tree), classes, compile(definitions, filename, "exec", shell.compile.flags, True)
+    return _top_level_names(tree), classes, (source, filename)
 
 
 def _workflow_classes(namespace: Mapping[str, Any], names: set[str]) -> list[type]:
