@@ -288,7 +288,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                     if following == "WorkflowTaskCompleted" or (following is None and not live_tail and check_end):
                         self._activation_patches = _patches_after(events, i + 2)
                         self._activate(event, replaying=True)
-                    elif following is None:
+                    elif following is None and live_tail:
                         produced = self._activate(event, replaying=False)
                 elif etype == "WorkflowTaskCompleted":
                     self._matching_after = event.event_id
