@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -32,12 +34,44 @@ class WorkflowDefinition:
     queries: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4096)
+def compile_annotation(text: str) -> types.CodeType | None:
+    """A string annotation (``from __future__ import annotations``) compiled once: the sandbox
+    evaluates the same annotations for every run, and compiling is most of the cost."""
+    try:
+        return compile(text, "<annotation>", "eval")
+    except SyntaxError:
+        return None
+
+
+def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``typing.get_type_hints(fn)``, with string annotations evaluated from cached code.
+    Anything unusual (nested string annotations, ``Annotated``) goes to typing itself."""
+    raw = getattr(fn, "__annotations__", None) or {}
+    hints: dict[str, Any] = {}
+    try:
+        for name, value in raw.items():
+            if isinstance(value, str):
+                code = compile_annotation(value)
+                if code is None:
+                    raise SyntaxError(value)
+                value = eval(code, fn.__globals__)  # noqa: S307 - the function's own annotation
+            if typing.get_origin(value) is typing.Annotated or any(
+                isinstance(arg, (str, typing.ForwardRef)) for arg in typing.get_args(value)
+            ):
+                raise TypeError("let typing resolve it")
+            hints[name] = value
+        return hints
+    except Exception:  # noqa: BLE001 - typing decides, as before
+        try:
+            return typing.get_type_hints(fn)
+        except Exception:  # noqa: BLE001 - unresolved forward refs just mean "no hint"
+            return {}
+
+
 def hints_of(fn: Callable[..., Any], *, skip_self: bool) -> tuple[tuple[Any, ...], Any]:
     """Parameter and return type hints, used to turn JSON back into dataclasses."""
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # noqa: BLE001 - unresolved forward refs just mean "no hint"
-        hints = {}
+    hints = _type_hints(fn)
     code = getattr(fn, "__code__", None)
     if code is not None and not hasattr(fn, "__wrapped__"):
         # A plain function: its positional parameters without inspect.signature, which is

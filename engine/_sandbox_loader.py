@@ -25,6 +25,7 @@ import types
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from engine import _temporalio_names
+from engine._definitions import compile_annotation
 from engine._sandbox_rules import (
     RestrictedViews,
     SandboxRestrictions,
@@ -46,22 +47,8 @@ class Kit:
         self.views = RestrictedViews(restrictions)
         self._code: dict[str, tuple[tuple[int, int], types.CodeType]] = {}
         self._temporalio: dict[str, types.ModuleType] | None = None
-        self._annotations: dict[str, types.CodeType | None] = {}
         # Modules that pass through by name, as sandboxed code sees them (views or the real ones).
         self.shared: dict[str, Any] = {}
-
-    def annotation(self, text: str) -> types.CodeType | None:
-        """A string annotation compiled once (None if it is not an expression)."""
-        try:
-            return self._annotations[text]
-        except KeyError:
-            pass
-        try:
-            code: types.CodeType | None = compile(text, "<annotation>", "eval")
-        except SyntaxError:
-            code = None
-        self._annotations[text] = code
-        return code
 
     def code(self, name: str, origin: str) -> types.CodeType:
         """The compiled module, recompiled only when its file changed (checked by a stat)."""
@@ -120,7 +107,8 @@ class Sandbox:
         copy["__builtins__"] = self.builtins
         with _loading():
             exec(code, copy)
-        _resolve_annotations(self._kit, (v for k, v in copy.items() if namespace.get(k) is not v), copy)
+        new = (copy[k] for k in code.co_names if k in copy and namespace.get(k) is not copy[k])
+        _resolve_annotations(new, copy)
         return copy
 
     # ------------------------------------------------------------------ the import statement
@@ -259,7 +247,7 @@ class Sandbox:
             except BaseException:
                 del self.modules[name]
                 raise
-            _resolve_annotations(self._kit, (v for v in attrs.values() if isinstance(v, type) and v.__module__ == name), attrs)
+            _resolve_annotations((v for v in attrs.values() if isinstance(v, type) and v.__module__ == name), attrs)
         return module
 
 
@@ -300,7 +288,7 @@ def _walk(obj: Any, qualname: str, where: str) -> Any:
     return obj
 
 
-def _resolve_annotations(kit: Kit, values: Iterable[Any], namespace: dict[str, Any]) -> None:
+def _resolve_annotations(values: Iterable[Any], namespace: dict[str, Any]) -> None:
     """Evaluate the string annotations (``from __future__ import annotations``) of dataclasses
     defined in sandboxed code, in the sandbox's namespace. ``typing.get_type_hints``, which the
     data converter uses, would otherwise look them up in the host's module (via
@@ -314,7 +302,7 @@ def _resolve_annotations(kit: Kit, values: Iterable[Any], namespace: dict[str, A
         resolved = dict(own)
         local = dict(vars(cls))
         for key, text in own.items():
-            code = kit.annotation(text) if isinstance(text, str) else None
+            code = compile_annotation(text) if isinstance(text, str) else None
             if code is not None:
                 try:
                     resolved[key] = eval(code, namespace, local)  # noqa: S307 - the module's own annotation
