@@ -626,3 +626,16 @@ async def test_the_temporalio_oracle_workflows_run_unchanged_on_the_engine(oracl
             assert their_outcome == our_outcome, name
         # Our Replayer, given the temporalio-written class, agrees with the history it wrote.
         assert Replayer(workflows=[getattr(theirs, name)]).replay_workflow(history).replay_failure is None, name
+
+
+def test_public_names_of_the_sandbox_module() -> None:
+    from engine.worker import workflow_sandbox
+
+    assert set(workflow_sandbox.__all__) == {
+        "SandboxedWorkflowRunner", "UnsandboxedWorkflowRunner", "WorkflowRunner", "SandboxRestrictions",
+        "Restriction", "RestrictedWorkflowAccessError", "register_source", "TEMPORALIO_NAMES",
+    }
+    for name in workflow_sandbox.__all__:
+        assert hasattr(workflow_sandbox, name), name
+    for name in ("imports_passed_through", "sandbox_unrestricted", "is_sandbox_unrestricted", "in_sandbox"):
+        assert callable(getattr(workflow.unsafe, name)), name
