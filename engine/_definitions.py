@@ -32,6 +32,7 @@ class WorkflowDefinition:
     failure_exception_types: tuple[type[BaseException], ...] = ()
     signals: dict[str, Callable[..., Any]] = field(default_factory=dict)
     queries: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    updates: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=4096)

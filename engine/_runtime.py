@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextvars
 import inspect
+import json
 import linecache
 import os
 import random as _random
@@ -22,16 +23,26 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from engine import _converter
+from engine import _children, _updates
+from engine._payload_converter import (
+    Payload,
+    PayloadConverter,
+    from_json_payload,
+    from_json_payloads,
+    to_json_payload,
+    to_json_payloads,
+)
 from engine._definitions import WorkflowDefinition
 from engine._seed import randomness_seed
+from engine.converter import DataConverter
 from engine.errors import (
     ActivityError,
     CancelledError,
     FailureError,
     NondeterminismError,
+    PayloadError,
     RetryState,
 )
 from engine.history import HistoryEvent
@@ -55,6 +66,8 @@ COMMAND_EVENTS: dict[str, str] = {
     "RequestCancelExternalWorkflowExecutionInitiated": "RequestCancelExternalWorkflowExecution",
     "UpsertWorkflowSearchAttributes": "UpsertWorkflowSearchAttributes",
     "WorkflowPropertiesModified": "ModifyWorkflowProperties",
+    "WorkflowExecutionUpdateAccepted": "AcceptUpdate",
+    "WorkflowExecutionUpdateCompleted": "CompleteUpdate",
 }
 
 
@@ -94,6 +107,17 @@ def _key_of(kind: str, attrs: dict[str, Any]) -> str:
         return f"marker_name={attrs.get('markerName')!r}"
     if kind in ("RequestCancelActivityTask", "ActivityTaskCancelRequested"):
         return f"scheduled_event_id={attrs.get('scheduledEventId')}"
+    if kind in ("AcceptUpdate", "WorkflowExecutionUpdateAccepted"):
+        return f"update_id={attrs.get('protocolInstanceId')!r}"
+    if kind in ("CompleteUpdate", "WorkflowExecutionUpdateCompleted"):
+        return f"update_id={(attrs.get('meta') or {}).get('updateId')!r}"
+    if kind in ("StartChildWorkflowExecution", "StartChildWorkflowExecutionInitiated"):
+        return f"workflow_type={attrs.get('workflowType', {}).get('name')!r}, workflow_id={attrs.get('workflowId')!r}"
+    if kind in ("SignalExternalWorkflowExecution", "SignalExternalWorkflowExecutionInitiated"):
+        target = attrs.get("execution") or attrs.get("workflowExecution") or {}
+        return f"signal_name={attrs.get('signalName')!r}, workflow_id={target.get('workflowId')!r}"
+    if kind in ("RequestCancelExternalWorkflowExecution", "RequestCancelExternalWorkflowExecutionInitiated"):
+        return f"workflow_id={(attrs.get('workflowExecution') or {}).get('workflowId')!r}"
     return ""
 
 
@@ -111,12 +135,22 @@ def _matches(command: Command, event: HistoryEvent) -> bool:
         if a["markerName"] != b.get("markerName"):
             return False
         if a["markerName"] == PATCH_MARKER:
-            mine = _converter.from_payload(a["details"]["patch-data"]["payloads"][0])
+            mine = from_json_payload(PayloadConverter.default, a["details"]["patch-data"]["payloads"][0])
             recorded = patch_of(event)
             return recorded is not None and recorded[0] == mine["id"]
         return True
     if command.kind == "RequestCancelActivityTask":
         return str(a["scheduledEventId"]) == str(b.get("scheduledEventId"))
+    if command.kind == "AcceptUpdate":
+        return a["protocolInstanceId"] == b.get("protocolInstanceId")
+    if command.kind == "CompleteUpdate":
+        return a["meta"]["updateId"] == (b.get("meta") or {}).get("updateId")
+    if command.kind == "StartChildWorkflowExecution":
+        return a["workflowType"]["name"] == (b.get("workflowType") or {}).get("name") and a["workflowId"] == b.get("workflowId")
+    if command.kind == "SignalExternalWorkflowExecution":
+        return a["signalName"] == b.get("signalName") and a["execution"]["workflowId"] == (b.get("workflowExecution") or {}).get("workflowId")
+    if command.kind == "RequestCancelExternalWorkflowExecution":
+        return a["workflowExecution"]["workflowId"] == (b.get("workflowExecution") or {}).get("workflowId")
     return True
 
 
@@ -144,6 +178,15 @@ def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
     return None
 
 
+@dataclass(frozen=True)
+class ParentInfo:
+    """The parent of a child workflow run (temporalio's ``workflow.ParentInfo``)."""
+
+    namespace: str
+    run_id: str
+    workflow_id: str
+
+
 @dataclass
 class WorkflowInfo:
     """What ``workflow.info()`` returns (a subset of temporalio's ``workflow.Info``)."""
@@ -161,6 +204,13 @@ class WorkflowInfo:
     run_timeout: timedelta | None = None
     task_timeout: timedelta = timedelta(seconds=10)
     headers: dict[str, Any] = field(default_factory=dict)
+    parent: ParentInfo | None = None
+    root: ParentInfo | None = None
+
+
+# ActivityCancellationType values (temporalio's), kept here so the runtime needs no
+# import of the public workflow module.
+TRY_CANCEL, WAIT_CANCELLATION_COMPLETED, ABANDON = 0, 1, 2
 
 
 class ActivityHandle(asyncio.Future):
@@ -173,17 +223,29 @@ class ActivityHandle(asyncio.Future):
         self.activity_id = activity_id
         self.scheduled_event_id: int | None = None
         self._cancel_sent = False
+        self.cancellation_type = TRY_CANCEL
 
     def cancel(self, msg: Any = None) -> bool:
         if self.done():
             return False
+        if self._instance._evicting:
+            return super().cancel(msg)
+        if self.cancellation_type == ABANDON:
+            # Nothing is sent: the activity runs on, and its outcome is ignored.
+            self._resolve_cancelled()
+            return True
         if not self._cancel_sent:
             self._cancel_sent = True
             self._instance._request_cancel_activity(self)
-        if self._instance._evicting:
-            return super().cancel(msg)
-        # TRY_CANCEL, as temporalio: the awaiting code gets at once an ActivityError caused
-        # by CancelledError (not asyncio.CancelledError), and the engine records the cancel.
+        if self.cancellation_type == TRY_CANCEL:
+            # As temporalio: the awaiting code gets at once an ActivityError caused by
+            # CancelledError (not asyncio.CancelledError), and the engine records the cancel.
+            self._resolve_cancelled()
+        # WAIT_CANCELLATION_COMPLETED: resolved by the ActivityTaskCanceled event (or by the
+        # activity's completion or failure, if it ends before it hears of the cancel).
+        return True
+
+    def _resolve_cancelled(self) -> None:
         error = ActivityError(
             "Activity cancelled",
             scheduled_event_id=self.scheduled_event_id or 0,
@@ -195,7 +257,6 @@ class ActivityHandle(asyncio.Future):
         )
         error.__cause__ = CancelledError("Activity cancelled")
         self.set_exception(error)
-        return True
 
 
 class _WorkflowTimer(asyncio.TimerHandle):
@@ -236,9 +297,13 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
     sandboxed = False
     registered: WorkflowDefinition | None = None
 
-    def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo) -> None:
+    def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo, data_converter: DataConverter | None = None) -> None:
         self.defn = defn
         self.info = info
+        # Only the converters: the codec runs in the worker, outside workflow code.
+        converter = data_converter or DataConverter.default
+        self.payload_converter = converter.payload_converter
+        self.failure_converter = converter.failure_converter
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._now = info.start_time
         self._replaying = False
@@ -249,6 +314,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._activities: dict[int, ActivityHandle] = {}
         self._pending_activities: dict[str, ActivityHandle] = {}
         self._timers: dict[str, _WorkflowTimer] = {}
+        # Child handles by initiated event id; callbacks of signal/cancel-external commands.
+        self._children: dict[int, Any] = {}
+        self._external: dict[int, Callable[[BaseException | None], None]] = {}
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._main: asyncio.Task | None = None
         self._object: Any = None
@@ -265,11 +333,20 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self.last_started_event_id = 0
 
     # ----------------------------------------------------------------- driving
-    def apply(self, events: Sequence[HistoryEvent], *, live_tail: bool = True, check_end: bool = True) -> list[Command]:
+    def apply(
+        self,
+        events: Sequence[HistoryEvent],
+        *,
+        live_tail: bool = True,
+        check_end: bool = True,
+        updates: Sequence[dict[str, Any]] = (),
+    ) -> list[Command]:
         """Feed new events (ids after ``processed_upto``); return the live activation's commands.
 
         With ``live_tail`` the last ``WorkflowTaskStarted`` runs as the live activation; without
-        it (pure replay of a closed history) every activation is a replayed one.
+        it (pure replay of a closed history) every activation is a replayed one. ``updates``
+        are the update requests the live workflow task carries (validated, then accepted or
+        rejected); replayed activations get the accepted ones back from the history.
         """
         produced: list[Command] = []
         n = len(events)
@@ -287,8 +364,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                     following = events[i + 1].event_type if i + 1 < n else None
                     if following == "WorkflowTaskCompleted" or (following is None and not live_tail and check_end):
                         self._activation_patches = _patches_after(events, i + 2)
+                        for request in _updates.requests_in(events, i + 2):
+                            _updates.deliver(self, request, validate=False)
                         self._activate(event, replaying=True)
                     elif following is None and live_tail:
+                        for request in updates:
+                            _updates.deliver(self, request, validate=True)
                         produced = self._activate(event, replaying=False)
                 elif etype == "WorkflowTaskCompleted":
                     self._matching_after = event.event_id
@@ -306,7 +387,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self.last_started_event_id = started.event_id
         self._run_until_idle()
         commands, self._commands = self._commands, []
-        self._unmatched.extend(commands)
+        self._unmatched.extend(c for c in commands if c.kind not in _updates.NO_EVENT_COMMANDS)
         return commands
 
     def _run_until_idle(self) -> None:
@@ -425,7 +506,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     def _on_started(self, event: HistoryEvent) -> None:
         attrs = event.attributes
-        args = _converter.from_payloads(attrs.get("input"), self.defn.arg_types)
+        args = from_json_payloads(
+            self.payload_converter, attrs.get("input"), self.defn.arg_types, f"the input of workflow {self.info.workflow_type!r}"
+        )
         self._now = event.event_time
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)  # __init__ is workflow code too (the sandbox checks it)
@@ -441,7 +524,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         try:
             result = await self.defn.run_fn(self._object, *args)
         except ContinueAsNewError as e:
-            self._add_command("ContinueAsNewWorkflowExecution", e.command_attributes(self.info))
+            self._add_command("ContinueAsNewWorkflowExecution", e.command_attributes(self.info, self.payload_converter))
             return
         except asyncio.CancelledError:
             if self._evicting:
@@ -467,11 +550,11 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             else:
                 self._failure = e
             return
-        payload = _converter.to_payload(result, what=f"the result of workflow {self.info.workflow_type!r}")
+        payload = to_json_payload(self.payload_converter, result, f"the result of workflow {self.info.workflow_type!r}")
         self._add_command("CompleteWorkflowExecution", {"result": {"payloads": [payload]}})
 
     def _fail_workflow(self, error: BaseException) -> None:
-        self._add_command("FailWorkflowExecution", {"failure": _converter.encode_failure(error)})
+        self._add_command("FailWorkflowExecution", {"failure": self.failure_converter.to_failure(error, self.payload_converter)})
 
     def _on_activity_done(self, event: HistoryEvent) -> None:
         attrs = event.attributes
@@ -481,12 +564,13 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             return
         if event.event_type == "ActivityTaskCompleted":
             payloads = (attrs.get("result") or {}).get("payloads") or [None]
-            handle.set_result(_converter.from_payload(payloads[0], getattr(handle, "result_type", None)))
+            what = f"the result of activity {handle.activity_type!r}"
+            handle.set_result(from_json_payload(self.payload_converter, payloads[0], getattr(handle, "result_type", None), what))
             return
         cause = (
             CancelledError("Activity cancelled")
             if event.event_type == "ActivityTaskCanceled"
-            else _converter.decode_failure(attrs.get("failure"))
+            else self.failure_converter.from_failure(attrs.get("failure") or {}, self.payload_converter)
         )
         state = str(attrs.get("retryState", "")).replace("RETRY_STATE_", "")
         error = ActivityError(
@@ -512,7 +596,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         from engine._definitions import hints_of
 
         arg_types, _ = hints_of(handler, skip_self=True)
-        args = _converter.from_payloads(attrs.get("input"), arg_types)
+        args = from_json_payloads(self.payload_converter, attrs.get("input"), arg_types, f"the input of signal {name!r}")
         if inspect.iscoroutinefunction(handler):
             self.create_task(self._guarded(handler(self._object, *args)))
         else:
@@ -536,8 +620,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         except Exception as e:  # noqa: BLE001 - a bug in a handler fails the workflow task
             self._failure = e
 
-    def query(self, name: str, args: Sequence[Any]) -> Any:
-        """Run query handler ``name`` on the current state; it must not issue commands."""
+    def query(self, name: str, input: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Run query handler ``name`` on the current state (it must not issue commands);
+        ``input`` and the answer are payloads (the worker runs the codec on them)."""
         handler = self.defn.queries.get(name)
         if handler is None:
             known = ", ".join(sorted(self.defn.queries)) or "none"
@@ -545,7 +630,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         from engine._definitions import hints_of
 
         arg_types, _ = hints_of(handler, skip_self=True)
-        converted = [_converter.convert(a, t) for a, t in zip(args, list(arg_types) + [None] * len(args))]
+        converted = from_json_payloads(self.payload_converter, input, arg_types, f"the input of query {name!r}")
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)
         before = len(self._commands)
@@ -556,7 +641,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         if len(self._commands) != before:
             del self._commands[before:]
             raise RuntimeError(f"Query {name!r} tried to change the workflow (start an activity or timer); queries may only read state.")
-        return result
+        return to_json_payload(self.payload_converter, result, f"the answer to query {name!r}")
 
     def _on_timer_fired(self, event: HistoryEvent) -> None:
         timer = self._timers.pop(str(event.attributes.get("timerId")), None)
@@ -595,6 +680,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         activity_id: str | None,
         result_type: Any,
         summary: str | None,
+        cancellation_type: int = TRY_CANCEL,
     ) -> ActivityHandle:
         from engine._durations import to_duration
         from engine.common import RetryPolicy
@@ -609,12 +695,13 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         act_id = activity_id or str(self._seq["activity"])
         handle = ActivityHandle(self, activity_type, act_id)
         handle.result_type = result_type  # type: ignore[attr-defined]
+        handle.cancellation_type = int(cancellation_type)
         attrs: dict[str, Any] = {
             "activityId": act_id,
             "activityType": {"name": activity_type},
             "taskQueue": {"name": task_queue or self.info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
             "header": {},
-            "input": _converter.to_payloads(args, what=f"argument of activity {activity_type!r}:"),
+            "input": to_json_payloads(self.payload_converter, args, f"argument of activity {activity_type!r}"),
             "scheduleToCloseTimeout": to_duration(schedule_to_close_timeout),
             "scheduleToStartTimeout": to_duration(schedule_to_start_timeout),
             "startToCloseTimeout": to_duration(start_to_close_timeout or schedule_to_close_timeout),
@@ -622,7 +709,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             "retryPolicy": (retry_policy or RetryPolicy()).to_json(),
         }
         if summary:
-            attrs["userMetadata"] = {"summary": _converter.to_payload(summary)}
+            attrs["userMetadata"] = {"summary": to_json_payload(self.payload_converter, summary, "the activity summary")}
 
         def bound(event_id: int) -> None:
             handle.scheduled_event_id = event_id
@@ -636,7 +723,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     def _request_cancel_activity(self, handle: ActivityHandle) -> None:
         if handle.scheduled_event_id is not None:
-            self._activities.pop(handle.scheduled_event_id, None)
+            if handle.cancellation_type != WAIT_CANCELLATION_COMPLETED:
+                self._activities.pop(handle.scheduled_event_id, None)
             self._add_cancel_activity_command(handle.scheduled_event_id)
         # else: the cancel command goes out once the schedule is matched (see ``bound``).
 
@@ -674,7 +762,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         use = (patch_id in self._activation_patches) if self._replaying else True
         self._patches[patch_id] = use
         if use:
-            payload = _converter.to_payload({"id": patch_id, "deprecated": deprecated})
+            # Temporal's core SDK writes this payload itself (not the data converter), in this field order.
+            data = json.dumps({"id": patch_id, "deprecated": deprecated}, separators=(",", ":"))
+            payload = Payload({"encoding": b"json/plain"}, data.encode()).to_json()
             self._add_command(
                 "RecordMarker", {"markerName": PATCH_MARKER, "details": {"patch-data": {"payloads": [payload]}}}
             )
@@ -796,6 +886,7 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
     "TimerFired": WorkflowInstance._on_timer_fired,
     "WorkflowExecutionCancelRequested": WorkflowInstance._on_cancel_requested,
     "WorkflowExecutionSignaled": WorkflowInstance._on_signal,
+    **_children.JOBS,
 }
 
 
@@ -823,7 +914,10 @@ def patch_of(event: HistoryEvent) -> tuple[str, bool] | None:
         return None
     details = event.attributes.get("details") or {}
     payloads = (details.get("patch-data") or details.get("patch_data") or {}).get("payloads") or []
-    data = _converter.from_payload(payloads[0]) if payloads else None
+    try:
+        data = from_json_payload(PayloadConverter.default, payloads[0]) if payloads else None
+    except PayloadError:
+        return None
     if not isinstance(data, dict):
         return None
     return str(data.get("id", "")), bool(data.get("deprecated"))
@@ -875,7 +969,16 @@ def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEve
         execution_timeout=from_duration(started.get("workflowExecutionTimeout")),
         run_timeout=from_duration(started.get("workflowRunTimeout")),
         task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),
+        parent=_parent_info(started, "parentWorkflowExecution", "parentWorkflowNamespace", namespace),
+        root=_parent_info(started, "rootWorkflowExecution", "parentWorkflowNamespace", namespace),
     )
+
+
+def _parent_info(started: Any, key: str, ns_key: str, namespace: str) -> ParentInfo | None:
+    execution = started.get(key)
+    if not execution:
+        return None
+    return ParentInfo(str(started.get(ns_key) or namespace), str(execution.get("runId", "")), str(execution.get("workflowId", "")))
 
 
 def current() -> WorkflowInstance:

@@ -296,6 +296,7 @@ def _resolve_annotations(values: Iterable[Any], namespace: dict[str, Any]) -> No
     for cls in values:
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
             continue
+        cls.__sandbox_fresh__ = True  # type: ignore[attr-defined]  # lives for one run: not for caches
         own = cls.__dict__.get("__annotations__")
         if not own or not any(isinstance(a, str) for a in own.values()):
             continue

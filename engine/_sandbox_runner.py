@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import __future__
 import ast
+import contextvars
 import inspect
 import linecache
 import sys
@@ -21,8 +22,12 @@ from typing import Any, Iterable, Mapping
 from engine._definitions import WorkflowDefinition
 from engine._runtime import WorkflowInfo, WorkflowInstance
 from engine._sandbox_loader import Kit, Sandbox
-from engine._sandbox_rules import SandboxRestrictions
+from engine._sandbox_rules import SandboxRestrictions, loading
+from engine.converter import DataConverter
 from engine.errors import DefinitionError
+
+# The recipes being loaded in this context: a load that starts loading itself again is a loop.
+_building: contextvars.ContextVar[frozenset[tuple[str, str]]] = contextvars.ContextVar("sandbox_building", default=frozenset())
 
 __all__ = ["WorkflowRunner", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner", "register_source", "compile_definitions"]
 
@@ -33,7 +38,10 @@ class WorkflowRunner:
     def prepare_workflow(self, defn: WorkflowDefinition) -> None:
         """Check, when the worker is created, that instances of ``defn`` can be built."""
 
-    def create_instance(self, defn: WorkflowDefinition, info: WorkflowInfo) -> WorkflowInstance:
+    def create_instance(
+        self, defn: WorkflowDefinition, info: WorkflowInfo, data_converter: DataConverter | None = None
+    ) -> WorkflowInstance:
+        """A new instance of ``defn`` for the run ``info`` describes."""
         raise NotImplementedError
 
 
@@ -42,8 +50,10 @@ class UnsandboxedWorkflowRunner(WorkflowRunner):
     a whole worker (``Worker(..., workflow_runner=UnsandboxedWorkflowRunner())``);
     ``@workflow.defn(sandboxed=False)`` does the same for one class."""
 
-    def create_instance(self, defn: WorkflowDefinition, info: WorkflowInfo) -> WorkflowInstance:
-        instance = WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
+    def create_instance(
+        self, defn: WorkflowDefinition, info: WorkflowInfo, data_converter: DataConverter | None = None
+    ) -> WorkflowInstance:
+        instance = WorkflowInstance(defn, info, data_converter)  # type: ignore[abstract]  # only the loop methods workflows use
         instance.registered = defn
         return instance
 
@@ -76,10 +86,15 @@ class SandboxedWorkflowRunner(WorkflowRunner):
         return self._kit
 
     def prepare_workflow(self, defn: WorkflowDefinition) -> None:
-        self.fresh_definition(defn)  # a trial load: a broken import shows when the worker starts
+        # A trial load, so that a broken import shows when the worker starts. Not while the
+        # sandbox loads code: a script's `worker = Worker(...)` would load the script again.
+        if not loading.get():
+            self.fresh_definition(defn)
 
-    def create_instance(self, defn: WorkflowDefinition, info: WorkflowInfo) -> WorkflowInstance:
-        instance = WorkflowInstance(self.fresh_definition(defn), info)  # type: ignore[abstract]
+    def create_instance(
+        self, defn: WorkflowDefinition, info: WorkflowInfo, data_converter: DataConverter | None = None
+    ) -> WorkflowInstance:
+        instance = WorkflowInstance(self.fresh_definition(defn), info, data_converter)  # type: ignore[abstract]
         instance.sandboxed = True
         instance.registered = defn
         return instance
@@ -91,7 +106,18 @@ class SandboxedWorkflowRunner(WorkflowRunner):
             entry = (defn, _recipe(defn.cls, defn.run_fn.__globals__))
             self._recipes[id(defn)] = entry
         recipe = entry[1]
-        cls = recipe.load(Sandbox(self.kit))
+        building = _building.get()
+        if recipe.key in building:
+            raise DefinitionError(
+                f"Running {recipe.where} in the sandbox for workflow {defn.name!r} started another run of the "
+                "same code: a top-level statement there runs workflows (a Replayer or a client call). Move it "
+                "into a function or under `if __name__ == \"__main__\":`; the sandbox re-runs definitions only."
+            )
+        token = _building.set(building | {recipe.key})
+        try:
+            cls = recipe.load(Sandbox(self.kit))
+        finally:
+            _building.reset(token)
         fresh = cls.__dict__.get("__workflow_definition__") if isinstance(cls, type) else None
         if fresh is None or fresh.name != defn.name:
             raise DefinitionError(
@@ -113,6 +139,10 @@ class _Recipe:
     code: types.CodeType | None = None
     namespace: Mapping[str, Any] | None = None
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.module or self.where, self.qualname)
+
     def load(self, sandbox: Sandbox) -> Any:
         if self.module is not None:
             return sandbox.load_class(self.module, self.qualname)
@@ -132,13 +162,42 @@ class _Source:
 
 
 def compile_definitions(source: str, filename: str, flags: int = 0) -> types.CodeType:
-    """``source`` compiled without its top-level expression statements and without its
-    ``if __name__ == "__main__":`` blocks: the definitions the sandbox re-runs for each run of
-    a script's or a notebook cell's workflow (a print, a magic, ``asyncio.run(main())`` or
-    ``sys.path.insert(...)`` must not run again per run). Line numbers stay the source's."""
+    """The definitions in ``source``, compiled: what the sandbox re-runs for each run of a
+    script's or a notebook cell's workflow. Imports, classes, functions and assignments are
+    kept, also inside ``if``/``try``/``with``; everything else is dropped: expression
+    statements (a print, a magic, ``asyncio.run(main())``, ``sys.path.insert(...)``), loops,
+    statements with a top-level ``await``, and ``if __name__ == "__main__":`` blocks. Line
+    numbers stay the source's."""
     tree = ast.parse(source, filename)
-    tree.body = [node for node in tree.body if not isinstance(node, ast.Expr) and not _is_main_guard(node)]
-    return compile(tree, filename, "exec", flags, dont_inherit=True)
+    tree.body = _definitions(tree.body)
+    return compile(ast.fix_missing_locations(tree), filename, "exec", flags, dont_inherit=True)
+
+
+_KEPT = (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Pass)
+
+
+def _definitions(body: list[ast.stmt]) -> list[ast.stmt]:
+    kept: list[ast.stmt] = []
+    for node in body:
+        if _is_main_guard(node):
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and any(isinstance(n, ast.Await) for n in ast.walk(node)):
+            continue
+        if isinstance(node, _KEPT):
+            kept.append(node)
+        elif isinstance(node, (ast.If, ast.With)):
+            node.body = _definitions(node.body) or [ast.copy_location(ast.Pass(), node)]
+            if isinstance(node, ast.If):
+                node.orelse = _definitions(node.orelse)
+            kept.append(node)
+        elif isinstance(node, (ast.Try, ast.TryStar)):
+            node.body = _definitions(node.body) or [ast.copy_location(ast.Pass(), node)]
+            for handler in node.handlers:
+                handler.body = _definitions(handler.body) or [ast.copy_location(ast.Pass(), handler)]
+            node.orelse = _definitions(node.orelse)
+            node.finalbody = _definitions(node.finalbody)
+            kept.append(node)
+    return kept
 
 
 def _is_main_guard(node: ast.stmt) -> bool:

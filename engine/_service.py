@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
@@ -187,7 +187,8 @@ def ensure_workflow_task(tx: Tx, run: Run, now: datetime, *, delay: float = 0.0)
     tx.notify("queue", f"workflow:{run.task_queue}")
 
 
-def close_run(tx: Tx, run: Run, now: datetime, status: str) -> None:
+def close_run(tx: Tx, run: Run, now: datetime, status: str, outcome: dict[str, Any] | None = None) -> None:
+    """Close a run; ``outcome`` is its closing event's attributes (told to a parent)."""
     run.status = status
     run.wft_state = ""
     run.buffered = []
@@ -196,6 +197,12 @@ def close_run(tx: Tx, run: Run, now: datetime, status: str) -> None:
     tx.conn.execute("DELETE FROM timers WHERE run_id = ?", (run.run_id,))
     tx.notify("closed", run.run_id)
     tx.notify("closed", run.workflow_id)
+    # Saved now: the parent and children touched below read this run's status.
+    save_run(tx, run)
+    _service_updates.run_closed(tx, run)
+    if status != "ContinuedAsNew":
+        _service_children.tell_parent(tx, run, now, status, outcome or {})
+    _service_children.apply_close_policy(tx, run, now)
 
 
 # ---------------------------------------------------------------------------- start
@@ -213,6 +220,8 @@ class StartRequest:
     memo: dict[str, Any] | None = None
     continued_from: str | None = None
     first_run_id: str | None = None
+    # For a child run: the parent* / root* attributes of its WorkflowExecutionStarted event.
+    parent: dict[str, Any] | None = None
 
 
 def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
@@ -249,6 +258,9 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
         attrs["workflowRunTimeout"] = to_duration(req.run_timeout)
     if req.memo:
         attrs["memo"] = {"fields": req.memo}
+    if req.parent:
+        attrs.update(req.parent)
+        del attrs["identity"]  # as Temporal: a child's start carries its parent, not a client
     if req.continued_from:
         attrs["continuedExecutionRunId"] = req.continued_from
         attrs["initiator"] = "CONTINUE_AS_NEW_INITIATOR_WORKFLOW"
@@ -276,6 +288,7 @@ class WorkflowTask:
     started_event_id: int
     events: list[HistoryEvent]
     history_complete: bool
+    updates: list[dict[str, Any]] = field(default_factory=list)
 
 
 def claim_workflow_tasks(
@@ -330,6 +343,7 @@ def claim_workflow_tasks(
                 started,
                 read_events(tx.conn, run_id, after) + synthetic,
                 after == 0,
+                _service_updates.claim(tx, run_id),
             )
         )
     if claimed:
@@ -375,9 +389,23 @@ def complete_workflow_task(
     commands: Sequence[tuple[str, dict[str, Any]]],
     now: datetime,
     first_task: bool,
-) -> None:
+) -> bool:
+    """Record a workflow task's completion; False if it left no trace (a speculative task
+    that only rejected updates), so the worker's cached state is ahead of the history."""
     run = load_run(tx, run_id)
     info = _held_workflow_task(tx, task_id, owner, run, started_event_id)
+    if _service_updates.droppable(info, run, commands):
+        for kind, cattrs in commands:
+            _COMMANDS[kind](tx, run, now, 0, cattrs)
+        tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+        run.wft_state = ""
+        for group in run.buffered:
+            _append_group(tx, run, group)
+        if run.buffered or _service_updates.waiting(tx, run.run_id):
+            ensure_workflow_task(tx, run, now)
+        run.buffered = []
+        save_run(tx, run)
+        return False
     if "transient" in info:
         _write_transient(tx, run, info)
     attrs: dict[str, Any] = {
@@ -405,7 +433,7 @@ def complete_workflow_task(
         run.buffered = []
         ensure_workflow_task(tx, run, now)
         save_run(tx, run)
-        return
+        return True
     completed = append(tx, run, now, "WorkflowTaskCompleted", attrs)
     tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     run.wft_state = ""
@@ -419,9 +447,10 @@ def complete_workflow_task(
         buffered, run.buffered = run.buffered, []
         for group in buffered:
             _append_group(tx, run, group)
-        if buffered or new_task_needed:
+        if buffered or new_task_needed or _service_updates.waiting(tx, run.run_id):
             ensure_workflow_task(tx, run, now)
     save_run(tx, run)
+    return True
 
 
 def fail_workflow_task(
@@ -579,7 +608,7 @@ def _close_command(status: str, event_type: str):  # type: ignore[no-untyped-def
         if event_type == "WorkflowExecutionFailed":
             extra["retryState"] = "RETRY_STATE_RETRY_POLICY_NOT_SET"
         append(tx, run, now, event_type, {**attrs, **extra})
-        close_run(tx, run, now, status)
+        close_run(tx, run, now, status, attrs)
         return False
 
     return handler
@@ -613,9 +642,11 @@ def _cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs:
             run_id=new_run_id,
             continued_from=run.run_id,
             first_run_id=str(started.get("firstExecutionRunId") or run.run_id),
+            parent={k: v for k, v in started.items() if k.startswith(("parent", "root"))} or None,
         ),
         now,
     )
+    tx.conn.execute("UPDATE children SET child_run_id = ? WHERE child_run_id = ?", (new_run_id, run.run_id))
     tx.notify("continued", run.run_id)
     return False
 
@@ -630,11 +661,17 @@ _CLOSE_COMMANDS = frozenset(
 )
 
 _COMMANDS = {
+    "StartChildWorkflowExecution": lambda *a: _service_children.cmd_start_child(*a),
+    "SignalExternalWorkflowExecution": lambda *a: _service_children.cmd_signal_external(*a),
+    "RequestCancelExternalWorkflowExecution": lambda *a: _service_children.cmd_cancel_external(*a),
     "ScheduleActivityTask": _cmd_schedule_activity,
     "StartTimer": _cmd_start_timer,
     "CancelTimer": _cmd_cancel_timer,
     "RequestCancelActivityTask": _cmd_cancel_activity,
     "RecordMarker": _cmd_record_marker,
+    "AcceptUpdate": lambda *a: _service_updates.cmd_accept(*a),
+    "CompleteUpdate": lambda *a: _service_updates.cmd_complete(*a),
+    "RejectUpdate": lambda *a: _service_updates.cmd_reject(*a),
     "CompleteWorkflowExecution": _close_command("Completed", "WorkflowExecutionCompleted"),
     "FailWorkflowExecution": _close_command("Failed", "WorkflowExecutionFailed"),
     "CancelWorkflowExecution": _close_command("Canceled", "WorkflowExecutionCanceled"),
@@ -856,7 +893,7 @@ def fire_due(tx: Tx, now: datetime, limit: int = 500) -> int:
             deliver(tx, run, now, [("TimerFired", {"timerId": info["timerId"], "startedEventId": str(info["startedEventId"])})])
         elif kind == "execution_timeout":
             append(tx, run, now, "WorkflowExecutionTimedOut", {"retryState": "RETRY_STATE_TIMEOUT"})
-            close_run(tx, run, now, "TimedOut")
+            close_run(tx, run, now, "TimedOut", {"retryState": "RETRY_STATE_TIMEOUT"})
         save_run(tx, run)
         fired += 1
     for task_id, kind, run_id, scheduled, attempt, lease_owner, lease_expires, started_at, info_text in tx.conn.execute(
@@ -898,7 +935,7 @@ def _activity_timeout(
     info: dict[str, Any],
     now: datetime,
 ) -> None:
-    from engine._converter import encode_failure
+    from engine._failure_converter import encode_failure
     from engine.errors import TimeoutError, TimeoutType
 
     t = ts(now)
@@ -929,18 +966,20 @@ def _activity_timeout(
     deliver(tx, run, now, items, link_started=lease_owner is not None)
 
 
-def idle_state(conn: Any, now: float, served: Sequence[str]) -> tuple[bool, float | None, bool]:
+def idle_state(conn: Any, now: float, served: Sequence[str], owners: Sequence[str] = ()) -> tuple[bool, float | None, bool]:
     """(nothing runnable or due now, the next moment something becomes due, something is due).
 
     Runnable means visible on a queue that one of this process's workers serves (``served``
     holds ``"workflow:Q"`` / ``"activity:Q"``): a task nobody polls must not stop time, or its
-    schedule-to-start timeout could never fire.
+    schedule-to-start timeout could never fire. Likewise only leases held by this process's
+    live workers (``owners``) are work in progress: a crashed worker's lease must time out.
     """
     marks = ",".join("?" * len(served)) or "NULL"
+    owner_marks = ",".join("?" * len(owners)) or "NULL"
     busy = conn.execute(
-        f"SELECT EXISTS(SELECT 1 FROM tasks WHERE (visible_at <= ? AND kind || ':' || task_queue IN ({marks})) "
-        "OR lease_owner IS NOT NULL OR due_at <= ?) OR EXISTS(SELECT 1 FROM timers WHERE fire_at <= ?)",
-        (now, *served, now, now),
+        f"SELECT EXISTS(SELECT 1 FROM tasks WHERE (lease_owner IS NULL AND visible_at <= ? AND kind || ':' || task_queue IN ({marks})) "
+        f"OR lease_owner IN ({owner_marks}) OR due_at <= ?) OR EXISTS(SELECT 1 FROM timers WHERE fire_at <= ?)",
+        (now, *served, *owners, now, now),
     ).fetchone()[0]
     row = conn.execute(
         "SELECT min(x) FROM (SELECT min(fire_at) AS x FROM timers UNION ALL SELECT min(due_at) FROM tasks "
@@ -961,19 +1000,29 @@ def has_tasks(conn: Any, kind: str, task_queue: str, now: float) -> bool:
 
 
 # ---------------------------------------------------------------------------- client requests
-def request_cancel(tx: Tx, run_id: str, reason: str, identity: str, now: datetime) -> None:
+def request_cancel(
+    tx: Tx, run_id: str, reason: str, identity: str, now: datetime, external: dict[str, Any] | None = None
+) -> None:
+    """``external``: the ``externalInitiatedEventId``/``externalWorkflowExecution`` of a
+    cancel sent by another workflow."""
     run = load_run(tx, run_id)
     if not run.open:
         raise WorkflowNotFoundError(f"Workflow run {run_id} is already closed ({run.status}); nothing to cancel.")
-    deliver(tx, run, now, [("WorkflowExecutionCancelRequested", {"cause": reason, "identity": identity})])
+    attrs = {"cause": reason, "identity": identity, **(external or {})}
+    if not reason:
+        del attrs["cause"]
+    deliver(tx, run, now, [("WorkflowExecutionCancelRequested", attrs)])
     save_run(tx, run)
 
 
-def signal_workflow(tx: Tx, run_id: str, name: str, payloads: dict[str, Any], identity: str, now: datetime) -> None:
+def signal_workflow(
+    tx: Tx, run_id: str, name: str, payloads: dict[str, Any], identity: str, now: datetime, external: dict[str, Any] | None = None
+) -> None:
     run = load_run(tx, run_id)
     if not run.open:
         raise WorkflowNotFoundError(f"Workflow run {run_id} is already closed ({run.status}); it cannot receive signal {name!r}.")
-    deliver(tx, run, now, [("WorkflowExecutionSignaled", {"signalName": name, "input": payloads, "identity": identity, "header": {}})])
+    attrs = {"signalName": name, "input": payloads, "identity": identity, "header": {}, **(external or {})}
+    deliver(tx, run, now, [("WorkflowExecutionSignaled", attrs)])
     save_run(tx, run)
 
 
@@ -999,5 +1048,9 @@ def terminate(tx: Tx, run_id: str, reason: str, details: dict[str, Any] | None, 
         _append_group(tx, run, group)
     run.buffered = []
     append(tx, run, now, "WorkflowExecutionTerminated", {"reason": reason, "details": details, "identity": identity})
-    close_run(tx, run, now, "Terminated")
+    close_run(tx, run, now, "Terminated", {"reason": reason})
     save_run(tx, run)
+
+
+# At the end: it uses this module's functions (and this module calls it only at run time).
+from engine import _service_children, _service_updates  # noqa: E402

@@ -24,7 +24,7 @@ from engine.errors import StoreCorruptError, StoreError
 T = TypeVar("T")
 
 APP_ID = "durable-lab"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 5
 
 _SCHEMA = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -93,6 +93,75 @@ _SCHEMA = [
         PRIMARY KEY (run_id, scheduled_event_id, attempt)
     ) WITHOUT ROWID""",
 ]
+
+# Schema changes after version 1, by the version they lead to. Each runs once, in order.
+_MIGRATIONS: dict[int, list[str]] = {
+    2: [
+        # A child run's link to its parent: whom to tell when it closes, and what the
+        # parent's close does to it. Follows the child across continue-as-new.
+        """CREATE TABLE children (
+            child_run_id TEXT PRIMARY KEY,
+            parent_run_id TEXT NOT NULL,
+            initiated_event_id INTEGER NOT NULL,
+            close_policy TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE INDEX children_by_parent ON children (parent_run_id)""",
+    ],
+    3: [
+        # Update requests and their outcomes. History holds only accepted updates; the
+        # requests waiting for a workflow task and the rejected ones live here.
+        """CREATE TABLE updates (
+            run_id TEXT NOT NULL,
+            update_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            input TEXT NOT NULL,
+            identity TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL,
+            accepted_event_id INTEGER,
+            outcome TEXT,
+            UNIQUE (run_id, update_id)
+        )""",
+    ],
+    4: [
+        # Faults injected on purpose (engine.faults): every worker of every process sharing
+        # the file sees them; each firing is logged so viewers tell injected from organic.
+        """CREATE TABLE faults (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            target TEXT NOT NULL,
+            remaining INTEGER NOT NULL,
+            params TEXT NOT NULL DEFAULT '{}',
+            created REAL NOT NULL
+        )""",
+        """CREATE TABLE fault_log (
+            id INTEGER PRIMARY KEY,
+            fault_id INTEGER,
+            kind TEXT NOT NULL,
+            target TEXT NOT NULL,
+            run_id TEXT,
+            workflow_id TEXT,
+            detail TEXT NOT NULL DEFAULT '',
+            identity TEXT NOT NULL DEFAULT '',
+            fired_at REAL NOT NULL
+        )""",
+    ],
+    5: [
+        # Queries for runs whose code only another process's worker has: the client asks
+        # here, a worker of that task queue answers (nothing is written to history).
+        """CREATE TABLE queries (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            task_queue TEXT NOT NULL,
+            workflow_type TEXT NOT NULL,
+            name TEXT NOT NULL,
+            args TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            answer TEXT,
+            created REAL NOT NULL
+        )""",
+        """CREATE INDEX queries_pending ON queries (task_queue, state)""",
+    ],
+}
 
 
 @dataclass
@@ -278,7 +347,7 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
     if not tables:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA:
+            for statement in _SCHEMA + [m for v in sorted(_MIGRATIONS) for m in _MIGRATIONS[v]]:
                 conn.execute(statement)
             conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -313,6 +382,23 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
             f"{path!r} is a damaged durable-lab database: tables {sorted(missing)} are missing. "
             "Restore it from a copy, or start over with a new file."
         )
+    if version < SCHEMA_VERSION:
+        _migrate(conn, version)
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while we waited for the lock.
+        now = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        for target in sorted(v for v in _MIGRATIONS if v > now):
+            for statement in _MIGRATIONS[target]:
+                conn.execute(statement)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _translate(error: sqlite3.DatabaseError, path: str) -> StoreError:

@@ -26,9 +26,11 @@ COVERED: dict[str, dict[str, str]] = {
         "defn", "run", "signal", "query", "execute_activity", "start_activity", "ActivityHandle",
         "ActivityCancellationType", "sleep", "wait_condition", "continue_as_new", "patched",
         "deprecate_patch", "ContinueAsNewError", "now", "time", "time_ns", "random", "uuid4", "info",
-        "Info", "logger", "in_workflow", "unsafe", "NondeterminismError",
+        "Info", "logger", "in_workflow", "unsafe", "NondeterminismError", "update", "start_child_workflow",
+        "execute_child_workflow", "ChildWorkflowHandle", "ChildWorkflowCancellationType", "ParentClosePolicy",
+        "get_external_workflow_handle", "ExternalWorkflowHandle", "ParentInfo", "payload_converter",
     ),
-    "temporalio.activity": _same("defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled"),
+    "temporalio.activity": _same("defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter"),
     "temporalio.common": _same("RetryPolicy", "WorkflowIDReusePolicy", "WorkflowIDConflictPolicy"),
     "temporalio.exceptions": {
         **_same(

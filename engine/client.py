@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _converter, _service
+from engine import _client_updates, _queries, _service
+from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
 from engine._store import Store
+from engine._visibility import compile_list_filter
 from engine._service import StartRequest, from_ts, ts
 from engine.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from engine.converter import DataConverter
 from engine.errors import (
     CancelledError,
     EngineError,
@@ -40,6 +43,8 @@ __all__ = [
     "WorkflowExecutionStatus",
     "WorkflowExecutionDescription",
     "ActivityAttempt",
+    "WorkflowUpdateHandle",
+    "WorkflowUpdateStage",
 ]
 
 _arg_unset = object()
@@ -111,8 +116,18 @@ def _attempts(conn: Any, run_id: str) -> list[tuple[Any, ...]]:
 class Client:
     """A connection to an engine database."""
 
-    def __init__(self, store: Store, *, clock: Clock | None = None, namespace: str = "default", identity: str | None = None, owns_store: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        namespace: str = "default",
+        identity: str | None = None,
+        owns_store: bool = True,
+        data_converter: DataConverter = DataConverter.default,
+    ) -> None:
         self.store = store
+        self.data_converter = data_converter
         self.clock = clock or Clock()
         self.namespace = namespace
         self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
@@ -123,6 +138,7 @@ class Client:
         # "workflow:Q" / "activity:Q" for every queue a running worker of this client polls.
         self.served_queues: collections.Counter[str] = collections.Counter()
         self._workers: set[Any] = set()  # running Workers of this client, for queries
+        self._faults_epoch = 0  # bumped when this process changes the fault table
 
     @classmethod
     async def connect(
@@ -132,10 +148,14 @@ class Client:
         namespace: str = "default",
         identity: str | None = None,
         clock: Clock | None = None,
+        data_converter: DataConverter = DataConverter.default,
     ) -> "Client":
-        """Open the engine database at ``target_host`` (a file path, or ``":memory:"``)."""
+        """Open the engine database at ``target_host`` (a file path, or ``":memory:"``).
+
+        ``data_converter`` converts inputs and results (and, with a payload codec, encrypts
+        them before they reach the database); its workers use the same one."""
         store = await Store.open(target_host)
-        client = cls(store, clock=clock, namespace=namespace, identity=identity)
+        client = cls(store, clock=clock, namespace=namespace, identity=identity, data_converter=data_converter)
         client._ensure_service()
         return client
 
@@ -184,7 +204,9 @@ class Client:
         if not task_queue:
             raise ValueError("start_workflow needs a task queue: pass task_queue='...' (the queue your worker polls).")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
-        payloads = _converter.to_payloads(all_args, what=f"argument of workflow {name!r}:")
+        converter = self.data_converter
+        payloads = await converter._encode_json(all_args, f"argument of workflow {name!r}")
+        encoded_memo = {k: (await converter._encode_json([v], f"memo field {k!r}", numbered=False))["payloads"][0] for k, v in (memo or {}).items()}
         self._ensure_service()
         run_id = await self.store.run(
             _service.start_workflow,
@@ -197,7 +219,7 @@ class Client:
                 execution_timeout=execution_timeout,
                 run_timeout=run_timeout,
                 task_timeout=task_timeout,
-                memo={k: _converter.to_payload(v) for k, v in (memo or {}).items()} or None,
+                memo=encoded_memo or None,
             ),
             self.clock.now(),
         )
@@ -218,9 +240,32 @@ class Client:
         defn = workflow_definition(workflow)
         return self.get_workflow_handle(workflow_id, run_id=run_id, result_type=defn.result_type)
 
-    async def list_workflows(self, *, status: str | None = None, workflow_type: str | None = None, limit: int = 1000) -> list[WorkflowExecutionDescription]:
-        """Runs, newest first (filters: status name such as ``"Running"``, workflow type)."""
-        rows = await self.store.read(_list_runs, status, workflow_type, limit)
+    async def list_workflows(
+        self, query: str | None = None, *, status: str | None = None, workflow_type: str | None = None, limit: int | None = 1000
+    ) -> list[WorkflowExecutionDescription]:
+        """Runs, newest first.
+
+        ``query`` is a Temporal list filter, e.g. ``"WorkflowType='Hello' AND ExecutionStatus='Running'"``
+        (WorkflowId, RunId, WorkflowType, TaskQueue, ExecutionStatus, StartTime, CloseTime with
+        ``= != < > <= >=``, ``BETWEEN``, ``IN``, ``STARTS_WITH``, ``AND``, ``OR`` and parentheses);
+        it raises ``ListFilterError`` naming the token it cannot read. ``status`` (a status name
+        such as ``"Running"``) and ``workflow_type`` are shortcuts ANDed with it. ``limit=None``
+        lists every run.
+        """
+        where, params = [], []
+        if query is not None and query.strip():
+            sql, values = compile_list_filter(query)
+            where.append(sql)
+            params += values
+        if status:
+            where.append("e.status = ?")
+            params.append(status)
+        if workflow_type:
+            where.append("e.workflow_type = ?")
+            params.append(workflow_type)
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1 (or None for every run), not {limit}.")
+        rows = await self.store.read(_list_runs, " AND ".join(where), params, limit)
         return [_description(row) for row in rows]
 
     # ------------------------------------------------------------------ the engine's clock work
@@ -239,7 +284,8 @@ class Client:
             now = clock.now()
             woken = store.waiter("timers", "")
             try:
-                idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues))
+                owners = sorted(w._owner for w in self._workers)
+                idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues), owners)
                 # Only take the write lock when something is due: a read is far cheaper.
                 if due:
                     fired = await store.run(_service.fire_due, now)
@@ -365,18 +411,19 @@ class WorkflowHandle:
                         run_id = attrs["newExecutionRunId"]  # follow the chain to its last run
                         self.result_run_id = run_id
                         continue
-                    return self._outcome(event_type, attrs)
+                    return await self._outcome(event_type, attrs)
                 await client._closings.wait(run_id)
         finally:
             if clock.skipping:
                 clock.release_auto_skip()  # type: ignore[attr-defined]
 
-    def _outcome(self, event_type: str, attrs: dict[str, Any]) -> Any:
+    async def _outcome(self, event_type: str, attrs: dict[str, Any]) -> Any:
+        converter = self._client.data_converter
         if event_type == "WorkflowExecutionCompleted":
-            payloads = (attrs.get("result") or {}).get("payloads") or [None]
-            return _converter.from_payload(payloads[0], self._result_type)
+            values = await converter._decode_json(attrs.get("result"), (self._result_type,), "the workflow result")
+            return values[0] if values else None
         if event_type == "WorkflowExecutionFailed":
-            cause: BaseException = _converter.decode_failure(attrs.get("failure"))
+            cause: BaseException = await converter.decode_failure(attrs.get("failure") or {})
         elif event_type == "WorkflowExecutionCanceled":
             cause = CancelledError("Workflow cancelled")
         elif event_type == "WorkflowExecutionTerminated":
@@ -417,11 +464,19 @@ class WorkflowHandle:
         if not name:
             raise ValueError(f"{signal!r} is not a signal: pass its name or a method decorated with @workflow.signal.")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
-        payloads = _converter.to_payloads(all_args, what=f"argument of signal {name!r}:")
+        payloads = await self._client.data_converter._encode_json(all_args, f"argument of signal {name!r}")
         run_id = await self._resolve_run()
         await self._client.store.run(_service.signal_workflow, run_id, name, payloads, self._client.identity, self._client.clock.now())
 
-    async def query(self, query: str | Callable[..., Any], arg: Any = _arg_unset, *, args: Sequence[Any] = (), result_type: type | None = None) -> Any:
+    async def query(
+        self,
+        query: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        result_type: type | None = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> Any:
         """Ask the run a question: a worker of this process that has the workflow's code
         replays its history and calls the query handler. Nothing is written to history."""
         name = query if isinstance(query, str) else getattr(query, "__workflow_query__", None)
@@ -429,18 +484,61 @@ class WorkflowHandle:
             raise ValueError(f"{query!r} is not a query: pass its name or a method decorated with @workflow.query.")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
         description = await self.describe()
+        converter = self._client.data_converter
+        # Arguments and answer cross as payloads (through the codec), as over Temporal's network.
+        payloads = await converter._encode_json(all_args, f"argument of query {name!r}")
         worker = next((w for w in self._client._workers if w.serves_workflow(description.workflow_type)), None)
         if worker is None:
-            raise WorkflowNotFoundError(
-                f"No worker of this process serves workflow type {description.workflow_type!r}, so nobody can "
-                f"answer query {name!r}: queries replay the run with its code. Start a Worker with that workflow."
+            # Another process may have the code: ask its workers through the database.
+            answer = await _queries.ask(
+                self._client, description.run_id, description.workflow_type, description.task_queue, name, payloads,
+                (rpc_timeout or timedelta(seconds=10)).total_seconds(),
             )
-        try:
-            result = await worker.query(description.run_id, name, all_args)
-        except KeyError as e:
-            raise ValueError(e.args[0]) from None
-        # Round-trip through the converter, as if the answer had crossed the network.
-        return _converter.from_payload(_converter.to_payload(result, what=f"the answer to query {name!r}"), result_type)
+        else:
+            try:
+                answer = await worker.query(description.run_id, name, payloads)
+            except KeyError as e:
+                raise ValueError(e.args[0]) from None
+        return (await converter._decode_json({"payloads": [answer]}, (result_type,), f"the answer to query {name!r}"))[0]
+
+    async def execute_update(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        result_type: type | None = None,
+    ) -> Any:
+        """Send an update and wait for its result. Raises ``WorkflowUpdateFailedError`` if
+        its validator rejects it or its handler fails."""
+        handle = await self.start_update(
+            update, arg, args=args, id=id, wait_for_stage=WorkflowUpdateStage.COMPLETED, result_type=result_type
+        )
+        return await handle.result()
+
+    async def start_update(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        wait_for_stage: WorkflowUpdateStage = WorkflowUpdateStage.ACCEPTED,
+        result_type: type | None = None,
+    ) -> WorkflowUpdateHandle:
+        """Send an update; return once it reached ``wait_for_stage`` (accepted by default)."""
+        all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        hinted = None if isinstance(update, str) else _hinted_result(update)
+        return await _client_updates.start(
+            self, update, all_args, id=id, wait_for_stage=wait_for_stage, result_type=result_type or hinted
+        )
+
+    def get_update_handle(self, id: str, *, result_type: type | None = None) -> WorkflowUpdateHandle:
+        """A handle to an update sent earlier (by its id)."""
+        if not self.run_id:
+            raise ValueError("get_update_handle needs a handle with a run id (from start_workflow or get_workflow_handle(id, run_id=...)).")
+        return WorkflowUpdateHandle(self, self.run_id, id, "", result_type)
 
     async def cancel(self, *, reason: str = "") -> None:
         """Ask the run to cancel: workflow code sees ``asyncio.CancelledError`` and may clean up."""
@@ -450,8 +548,17 @@ class WorkflowHandle:
     async def terminate(self, *args: Any, reason: str | None = None) -> None:
         """End the run at once; no workflow code runs."""
         run_id = await self._resolve_run()
-        details = _converter.to_payloads(args) if args else None
+        details = await self._client.data_converter._encode_json(args, "termination detail") if args else None
         await self._client.store.run(_service.terminate, run_id, reason or "", details, self._client.identity, self._client.clock.now())
+
+
+def _hinted_result(fn: Callable[..., Any]) -> Any:
+    from engine._definitions import hints_of
+
+    try:
+        return hints_of(fn, skip_self=True)[1]
+    except Exception:  # noqa: BLE001 - hints are a convenience; without them values stay JSON
+        return None
 
 
 # ---------------------------------------------------------------------- reads (database thread)
@@ -485,16 +592,9 @@ def _description(row: Sequence[Any]) -> WorkflowExecutionDescription:
     )
 
 
-def _list_runs(conn: Any, status: str | None, workflow_type: str | None, limit: int) -> list[Any]:
-    where, params = [], []
-    if status:
-        where.append("e.status = ?")
-        params.append(status)
-    if workflow_type:
-        where.append("e.workflow_type = ?")
-        params.append(workflow_type)
-    sql = _DESC + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.start_time DESC LIMIT ?"
-    return conn.execute(sql, (*params, limit)).fetchall()
+def _list_runs(conn: Any, where: str, params: list[Any], limit: int | None) -> list[Any]:
+    sql = _DESC + (f" WHERE {where}" if where else "") + " ORDER BY e.start_time DESC, e.rowid DESC LIMIT ?"
+    return conn.execute(sql, (*params, -1 if limit is None else limit)).fetchall()
 
 
 def _list_runs_by_id(conn: Any, run_id: str) -> list[Any]:

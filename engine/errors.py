@@ -12,6 +12,8 @@ The tree::
     │   ├── TimeoutError              a timeout fired (type says which)
     │   └── ServerError               the engine refused a request
     ├── WorkflowFailureError          client side: the workflow run did not complete (cause set)
+    ├── WorkflowUpdateFailedError     client side: an update was rejected or its handler failed
+    ├── WorkflowQueryFailedError      client side: a query's handler failed, or no worker answered
     ├── WorkflowAlreadyStartedError   a run with that workflow id is still open
     ├── WorkflowNotFoundError         no such workflow id / run id
     ├── NondeterminismError           replayed code disagrees with the recorded history
@@ -20,6 +22,7 @@ The tree::
     ├── NotRegisteredError            a worker got a task for a type it does not know
     ├── PayloadError                  a value cannot be converted to or from a payload
     ├── HistoryFormatError            a history JSON file is malformed
+    ├── ListFilterError               a list filter (--query) cannot be read
     └── StoreError                    the database cannot be used
         └── StoreCorruptError         the file is not a durable-lab database, or is damaged
 
@@ -44,6 +47,8 @@ __all__ = [
     "RetryState",
     "ServerError",
     "WorkflowFailureError",
+    "WorkflowUpdateFailedError",
+    "WorkflowQueryFailedError",
     "WorkflowAlreadyStartedError",
     "WorkflowNotFoundError",
     "NondeterminismError",
@@ -52,6 +57,7 @@ __all__ = [
     "NotRegisteredError",
     "PayloadError",
     "HistoryFormatError",
+    "ListFilterError",
     "StoreError",
     "StoreCorruptError",
 ]
@@ -307,9 +313,32 @@ class HistoryFormatError(EngineError, ValueError):
     """A history (JSON) is malformed."""
 
 
+class ListFilterError(EngineError, ValueError):
+    """A list filter such as ``WorkflowType='Hello' AND ExecutionStatus='Running'`` cannot be
+    read; the message names the token and its column."""
+
+
 class StoreError(EngineError):
     """The database cannot be used."""
 
 
 class StoreCorruptError(StoreError):
     """The file is not a durable-lab database, or it is damaged."""
+
+
+class WorkflowUpdateFailedError(EngineError):
+    """Raised to the caller of an update that was rejected by its validator or whose handler
+    failed; ``cause`` holds the reason (an ``ApplicationError`` for a validator's refusal)."""
+
+    def __init__(self, *, cause: BaseException) -> None:
+        super().__init__(f"Workflow update failed: {cause}")
+        self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException:
+        assert self.__cause__ is not None
+        return self.__cause__
+
+
+class WorkflowQueryFailedError(EngineError):
+    """A query's handler raised, or no worker answered it in time (the message says which)."""

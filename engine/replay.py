@@ -13,6 +13,7 @@ from typing import Sequence
 from engine._definitions import WorkflowDefinition, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
+from engine.converter import DataConverter
 from engine.errors import NondeterminismError, NotRegisteredError
 from engine.history import History
 
@@ -34,9 +35,15 @@ class Replayer:
         self,
         *,
         workflows: Sequence[type],
+        data_converter: DataConverter = DataConverter.default,
         workflow_runner: WorkflowRunner | None = None,
         unsandboxed_workflow_runner: WorkflowRunner | None = None,
     ) -> None:
+        """``data_converter``'s payload and failure converters are used by the workflow code.
+        Replay is synchronous, so a payload codec is not run here: decode a codec-encoded
+        history first (``await engine.converter.decode_history(history, data_converter)``).
+        Workflow code runs in the sandbox unless ``workflow_runner`` says otherwise, as in a worker."""
+        self.data_converter = data_converter
         self._runner = workflow_runner if workflow_runner is not None else SandboxedWorkflowRunner()
         self._unsandboxed_runner = unsandboxed_workflow_runner if unsandboxed_workflow_runner is not None else UnsandboxedWorkflowRunner()
         self._workflows: dict[str, WorkflowDefinition] = {}
@@ -77,4 +84,4 @@ class Replayer:
             )
         run_id = str(attrs.get("originalExecutionRunId") or attrs.get("firstExecutionRunId") or "replay")
         info = info_from_history(history.workflow_id, run_id, history.events)
-        return self._runner_for(defn).create_instance(defn, info)
+        return self._runner_for(defn).create_instance(defn, info, self.data_converter)

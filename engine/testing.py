@@ -14,6 +14,7 @@ from typing import Any
 
 from engine._clock import Clock, VirtualClock
 from engine.client import Client
+from engine.converter import DataConverter
 
 __all__ = ["WorkflowEnvironment"]
 
@@ -25,13 +26,17 @@ class WorkflowEnvironment:
         self.client = client
 
     @classmethod
-    async def start_time_skipping(cls, *, start: datetime | None = None, path: str = ":memory:") -> "WorkflowEnvironment":
-        return cls(await Client.connect(path, clock=VirtualClock(start)))
+    async def start_time_skipping(
+        cls, *, start: datetime | None = None, path: str = ":memory:", data_converter: DataConverter = DataConverter.default
+    ) -> "WorkflowEnvironment":
+        return cls(await Client.connect(path, clock=VirtualClock(start), data_converter=data_converter))
 
     @classmethod
-    async def start_local(cls, path: str = ":memory:", **_: Any) -> "WorkflowEnvironment":
+    async def start_local(
+        cls, path: str = ":memory:", *, data_converter: DataConverter = DataConverter.default, **_: Any
+    ) -> "WorkflowEnvironment":
         """A real-time engine over ``path`` (a database file, or ``":memory:"``)."""
-        return cls(await Client.connect(path, clock=Clock()))
+        return cls(await Client.connect(path, clock=Clock(), data_converter=data_converter))
 
     @classmethod
     def from_client(cls, client: Client) -> "WorkflowEnvironment":

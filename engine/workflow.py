@@ -17,14 +17,22 @@ import uuid as _uuid
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, NoReturn, Sequence, TypeVar
 
-from engine import _runtime, _sandbox_rules
+from engine import _children, _runtime, _sandbox_rules
 from engine._definitions import (
     WorkflowDefinition,
     activity_definition,
     check_problems,
     hints_of,
+    workflow_definition,
 )
-from engine._runtime import ActivityHandle, WorkflowInfo as Info
+from engine._children import (
+    ChildWorkflowCancellationType,
+    ChildWorkflowHandle,
+    ExternalWorkflowHandle,
+    ParentClosePolicy,
+)
+from engine._payload_converter import PayloadConverter
+from engine._runtime import ActivityHandle, ParentInfo, WorkflowInfo as Info
 from engine.common import RetryPolicy
 from engine.errors import NondeterminismError
 
@@ -33,10 +41,19 @@ __all__ = [
     "run",
     "signal",
     "query",
+    "update",
     "execute_activity",
     "start_activity",
     "ActivityHandle",
     "ActivityCancellationType",
+    "start_child_workflow",
+    "execute_child_workflow",
+    "ChildWorkflowHandle",
+    "ChildWorkflowCancellationType",
+    "ParentClosePolicy",
+    "get_external_workflow_handle",
+    "ExternalWorkflowHandle",
+    "ParentInfo",
     "sleep",
     "wait_condition",
     "continue_as_new",
@@ -52,6 +69,7 @@ __all__ = [
     "Info",
     "logger",
     "in_workflow",
+    "payload_converter",
     "unsafe",
     "NondeterminismError",
 ]
@@ -101,8 +119,13 @@ def defn(
         assert run_fn is not None
         signals: dict[str, Callable[..., Any]] = {}
         queries: dict[str, Callable[..., Any]] = {}
+        updates: dict[str, Callable[..., Any]] = {}
         for member in members.values():
-            for marker, table, what in (("__workflow_signal__", signals, "signal"), ("__workflow_query__", queries, "query")):
+            for marker, table, what in (
+                ("__workflow_signal__", signals, "signal"),
+                ("__workflow_query__", queries, "query"),
+                ("__workflow_update__", updates, "update"),
+            ):
                 handler_name = getattr(member, marker, None)
                 if handler_name is None:
                     continue
@@ -124,6 +147,7 @@ def defn(
             failure_exception_types=tuple(failure_exception_types),
             signals=signals,
             queries=queries,
+            updates=updates,
         )
         run_fn.__workflow_class__ = target  # type: ignore[attr-defined]
         return target
@@ -159,6 +183,27 @@ def signal(fn: F | None = None, *, name: str | None = None, dynamic: bool = Fals
     return decorate(fn) if fn is not None else decorate
 
 
+def update(fn: F | None = None, *, name: str | None = None, dynamic: bool = False, description: str | None = None) -> Any:
+    """Mark a method as an update handler: ``handle.execute_update(W.method, arg)`` calls it
+    and returns what it returns. Unlike a signal it answers, and it may be refused: decorate a
+    plain method with ``@method.validator`` to check the arguments first (raise to reject; a
+    rejected update leaves nothing in history). The handler may be ``async`` and run activities."""
+
+    def decorate(target: F) -> F:
+        target.__workflow_update__ = name or target.__name__  # type: ignore[attr-defined]
+
+        def validator(check: Callable[..., None]) -> Callable[..., None]:
+            if inspect.iscoroutinefunction(check):
+                raise TypeError(f"update validator {check.__qualname__} must be a plain 'def': validators only check, they cannot wait")
+            target.__update_validator__ = check  # type: ignore[attr-defined]
+            return check
+
+        target.validator = validator  # type: ignore[attr-defined]
+        return target
+
+    return decorate(fn) if fn is not None else decorate
+
+
 def query(fn: F | None = None, *, name: str | None = None, dynamic: bool = False, description: str | None = None) -> Any:
     """Mark a plain method as a query handler: ``handle.query(W.method)`` reads the workflow's
     state without changing it or its history."""
@@ -186,8 +231,8 @@ class ContinueAsNewError(BaseException):
         self.run_timeout = run_timeout
         self.task_timeout = task_timeout
 
-    def command_attributes(self, info: Info) -> dict[str, Any]:
-        from engine import _converter
+    def command_attributes(self, info: Info, payload_converter: PayloadConverter) -> dict[str, Any]:
+        from engine._payload_converter import to_json_payloads
         from engine._definitions import workflow_definition
         from engine._durations import to_duration
 
@@ -200,7 +245,7 @@ class ContinueAsNewError(BaseException):
         return {
             "workflowType": {"name": name},
             "taskQueue": {"name": self.task_queue or info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
-            "input": _converter.to_payloads(self.input, what=f"argument of the continued workflow {name!r}:"),
+            "input": to_json_payloads(payload_converter, self.input, f"argument of the continued workflow {name!r}"),
             "workflowRunTimeout": to_duration(self.run_timeout or info.run_timeout),
             "workflowTaskTimeout": to_duration(self.task_timeout or info.task_timeout),
             "header": {},
@@ -263,6 +308,7 @@ def start_activity(
         activity_id=activity_id,
         result_type=result_type or hinted,
         summary=summary,
+        cancellation_type=cancellation_type,
     )
 
 
@@ -298,6 +344,105 @@ async def execute_activity(
         activity_id=activity_id,
         summary=summary,
     )
+
+
+def _workflow_name(workflow: Any) -> tuple[str, Any]:
+    if isinstance(workflow, str):
+        return workflow, None
+    defn = workflow_definition(workflow)
+    return defn.name, defn.result_type
+
+
+async def start_child_workflow(
+    workflow: Any,
+    arg: Any = _arg_unset,
+    *,
+    args: Sequence[Any] = (),
+    id: str | None = None,
+    task_queue: str | None = None,
+    result_type: type | None = None,
+    cancellation_type: ChildWorkflowCancellationType = ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+    parent_close_policy: ParentClosePolicy = ParentClosePolicy.TERMINATE,
+    execution_timeout: timedelta | None = None,
+    run_timeout: timedelta | None = None,
+    task_timeout: timedelta | None = None,
+    memo: dict[str, Any] | None = None,
+    static_summary: str | None = None,
+) -> ChildWorkflowHandle:
+    """Start a child workflow and return its handle once the child has started.
+
+    The child is a workflow run of its own (its own id and history); the parent's history
+    records its start and its outcome. ``id`` defaults to a deterministic ``workflow.uuid4()``.
+    Raises ``WorkflowAlreadyStartedError`` if a run with that id is open."""
+    instance = _runtime.current()
+    name, hinted = _workflow_name(workflow)
+    all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    handle = _children.start_child(
+        instance,
+        name,
+        all_args,
+        workflow_id=id or str(instance.uuid4()),
+        task_queue=task_queue,
+        result_type=result_type or hinted,
+        cancellation_type=cancellation_type,
+        parent_close_policy=parent_close_policy,
+        execution_timeout=execution_timeout,
+        run_timeout=run_timeout,
+        task_timeout=task_timeout,
+        memo=memo,
+        summary=static_summary,
+    )
+    try:
+        await handle.started
+    except asyncio.CancelledError:
+        handle.cancel()
+        raise
+    return handle
+
+
+async def execute_child_workflow(
+    workflow: Any,
+    arg: Any = _arg_unset,
+    *,
+    args: Sequence[Any] = (),
+    id: str | None = None,
+    task_queue: str | None = None,
+    result_type: type | None = None,
+    cancellation_type: ChildWorkflowCancellationType = ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+    parent_close_policy: ParentClosePolicy = ParentClosePolicy.TERMINATE,
+    execution_timeout: timedelta | None = None,
+    run_timeout: timedelta | None = None,
+    task_timeout: timedelta | None = None,
+    memo: dict[str, Any] | None = None,
+    static_summary: str | None = None,
+) -> Any:
+    """Start a child workflow and wait for its result (``ChildWorkflowError`` if it fails)."""
+    handle = await start_child_workflow(
+        workflow,
+        arg,
+        args=args,
+        id=id,
+        task_queue=task_queue,
+        result_type=result_type,
+        cancellation_type=cancellation_type,
+        parent_close_policy=parent_close_policy,
+        execution_timeout=execution_timeout,
+        run_timeout=run_timeout,
+        task_timeout=task_timeout,
+        memo=memo,
+        static_summary=static_summary,
+    )
+    return await handle
+
+
+def get_external_workflow_handle(workflow_id: str, *, run_id: str | None = None) -> ExternalWorkflowHandle:
+    """A handle to signal or cancel another workflow from workflow code."""
+    return ExternalWorkflowHandle(_runtime.current(), workflow_id, run_id)
+
+
+def get_external_workflow_handle_for(workflow: Any, workflow_id: str, *, run_id: str | None = None) -> ExternalWorkflowHandle:
+    """Typed variant of ``get_external_workflow_handle`` (the type is for checkers only)."""
+    return get_external_workflow_handle(workflow_id, run_id=run_id)
 
 
 async def sleep(duration: float | timedelta, *, summary: str | None = None) -> None:
@@ -360,6 +505,11 @@ def uuid4() -> _uuid.UUID:
 def info() -> Info:
     """Facts about the running workflow (id, run id, type, task queue, attempt, start time)."""
     return _runtime.current().info
+
+
+def payload_converter() -> PayloadConverter:
+    """The payload converter of the worker's data converter (for converting values by hand)."""
+    return _runtime.current().payload_converter
 
 
 def in_workflow() -> bool:

@@ -27,12 +27,16 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
 
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
-from engine.errors import StoreError, WorkflowNotFoundError
+from engine.converter import DataConverter
+from engine.errors import PayloadError, StoreError, WorkflowNotFoundError
 from engine.history import History
 from engine.worker import Worker
+from kernel_ext import _process_workers
+from kernel_ext._codec import readable_run
 
 __all__ = [
     "DEFAULT_DB_PATH",
+    "SHOW_OUTPUTS",
     "TIME_MODES",
     "Session",
     "SessionError",
@@ -40,14 +44,15 @@ __all__ = [
     "RunHandle",
     "Registration",
     "EngineStatus",
+    "TimeAdvance",
     "RunTable",
     "RunDescription",
     "JsonDocument",
-    "parse_list_query",
 ]
 
 DEFAULT_DB_PATH = ".durable/engine.db"
 TIME_MODES = ("real", "skip")
+SHOW_OUTPUTS = ("table", "json", "graph", "saga", "chain")
 _MEMORY = ":memory:"
 
 
@@ -161,6 +166,7 @@ class EngineStatus(_Text):
     workflows: tuple[str, ...]
     activities: tuple[str, ...]
     errors: tuple[str, ...] = ()
+    codec: str = ""
 
     def text(self) -> str:
         where = self.db_path if self.db_path == self.resolved_path else f"{self.db_path}  ({self.resolved_path})"
@@ -176,8 +182,24 @@ class EngineStatus(_Text):
             f"  workers     {workers}",
             f"  runs        {runs}",
         ]
+        if self.codec:
+            lines.insert(3, f"  codec       {self.codec}")
         lines += [f"  engine log  {e}" for e in self.errors]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, repr=False)
+class TimeAdvance(_Text):
+    """``%engine --advance``: the engine's time before and after."""
+
+    before: datetime
+    after: datetime
+    delta: timedelta
+
+    def text(self) -> str:
+        from kernel_ext._steps import format_seconds
+
+        return f"engine time {_when(self.before)} -> {_when(self.after)} (+{format_seconds(self.delta.total_seconds())})"
 
 
 # ---------------------------------------------------------------------- handles
@@ -306,17 +328,20 @@ class Registration:
 class Session:
     """The engine of one kernel; see the module docstring."""
 
-    def __init__(self, db_path: str = DEFAULT_DB_PATH, time_mode: str = "real") -> None:
+    def __init__(self, db_path: str = DEFAULT_DB_PATH, time_mode: str = "real", data_converter: DataConverter | None = None) -> None:
         self._db_path = DEFAULT_DB_PATH
         self._time_mode = "real"
-        self.configure(db_path=db_path, time_mode=time_mode)
+        self._data_converter = DataConverter.default
+        self.configure(db_path=db_path, time_mode=time_mode, data_converter=data_converter)
         self.workflows: dict[str, type] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
         self._workers: dict[str, KernelWorker] = {}
+        self._processes: dict[str, _process_workers.ProcessWorker] = {}
+        self.sources: list[str] = []  # %%workflow / %%activity cells, in the order they ran
         self._numbers = itertools.count(1)
         self._store: Any = None
         self._client: Client | None = None
-        self._opened: tuple[str, str] | None = None
+        self._opened: tuple[str, str, DataConverter] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
         self._log = _EngineLog()
@@ -331,6 +356,11 @@ class Session:
         return self._time_mode
 
     @property
+    def data_converter(self) -> DataConverter:
+        """What the client and workers convert payloads with (its codec encrypts, say)."""
+        return self._data_converter
+
+    @property
     def client(self) -> Client | None:
         """The open client, or ``None`` before the first call that needed the engine."""
         return self._client
@@ -339,8 +369,9 @@ class Session:
     def loop(self) -> asyncio.AbstractEventLoop | None:
         return self._loop
 
-    def configure(self, *, db_path: str | None = None, time_mode: str | None = None) -> None:
-        """Change where the engine lives or how its clock runs (applied at the next call)."""
+    def configure(self, *, db_path: str | None = None, time_mode: str | None = None, data_converter: DataConverter | None = None) -> None:
+        """Change where the engine lives, how its clock runs, or the data converter of its
+        client and workers (applied at the next call)."""
         if db_path is not None:
             if not str(db_path).strip():
                 raise SessionError("The database path is empty: give a file path such as .durable/engine.db, or ':memory:'.")
@@ -349,6 +380,13 @@ class Session:
             if time_mode not in TIME_MODES:
                 raise SessionError(f"Unknown time mode {time_mode!r}: use 'real' (the wall clock) or 'skip' (time skipping).")
             self._time_mode = time_mode
+        if data_converter is not None:
+            if not isinstance(data_converter, DataConverter):
+                raise SessionError(
+                    f"The data converter must be an engine.converter.DataConverter, not {type(data_converter).__name__}: "
+                    "e.g. DataConverter(payload_codec=EncryptionCodec(key))."
+                )
+            self._data_converter = data_converter
 
     def resolved_path(self) -> str:
         return _MEMORY if self._db_path == _MEMORY else os.path.abspath(os.path.expanduser(self._db_path))
@@ -360,7 +398,7 @@ class Session:
         if self._loop is not None and self._loop is not loop and self._store is not None:
             raise SessionError("This engine was opened on another event loop; close it there first (await session.close()).")
         async with self._lock:
-            wanted = (self.resolved_path(), self._time_mode)
+            wanted = (self.resolved_path(), self._time_mode, self._data_converter)
             if self._client is not None and self._opened == wanted:
                 return self._client
             await self._stop_engine_workers()
@@ -374,15 +412,18 @@ class Session:
             if self._store is None:
                 self._store = await _open_store(wanted[0])
                 self._log.attach()
-            self._client = _new_client(self._store, self._time_mode, previous)
+            self._client = _new_client(self._store, self._time_mode, previous, self._data_converter)
             self._opened, self._loop = wanted, loop
             for kernel_worker in self._workers.values():
                 self._start_engine_worker(kernel_worker)
             return self._client
 
     async def close(self) -> None:
-        """Stop every worker and close the client and the database."""
+        """Stop every worker (processes too) and close the client and the database."""
         async with self._lock:
+            for process in list(self._processes.values()):
+                await process.stop()
+            self._processes.clear()
             await self._stop_engine_workers()
             for kernel_worker in self._workers.values():
                 kernel_worker._stopped.set()
@@ -468,20 +509,32 @@ class Session:
         return list(self._workers.values())
 
     def worker_table(self) -> str:
-        if not self._workers:
+        if not self._workers and not self._processes:
             return "No workers. Start one: %worker start --task-queue Q"
-        rows = [(w.name, w.task_queue, w.state, w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()]
-        return _text_table(("Name", "TaskQueue", "State", "WorkflowTasks", "Activities"), rows)
+        rows: list[tuple[Any, ...]] = [
+            (w.name, w.task_queue, w.state, "kernel", w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()
+        ]
+        rows += [(p.name, p.task_queue, p.state, f"pid {p.pid}", "-", "-") for p in self._processes.values()]
+        return _text_table(("Name", "TaskQueue", "State", "Where", "WorkflowTasks", "Activities"), rows)
 
-    async def start_worker(self, task_queue: str, name: str | None = None) -> KernelWorker:
-        """Start a worker on ``task_queue`` serving every definition of the kernel."""
+    def remember_source(self, source: str) -> None:
+        """Keep a definition cell's code for worker processes (which cannot see the kernel)."""
+        self.sources.append(source)
+
+    async def start_worker(self, task_queue: str, name: str | None = None, *, process: bool = False) -> Any:
+        """Start a worker on ``task_queue`` serving every definition of the kernel; with
+        ``process``, a separate ``dlab worker`` process over the same database file."""
         if not task_queue:
             raise SessionError("A worker needs a task queue: --task-queue Q (the queue your workflows are started on).")
+        taken = set(self._workers) | set(self._processes)
         if name is None:
-            name = next(n for n in (f"w{i}" for i in self._numbers) if n not in self._workers)
-        elif name in self._workers:
-            other = self._workers[name]
+            prefix = "p" if process else "w"
+            name = next(n for n in (f"{prefix}{i}" for i in self._numbers) if n not in taken)
+        elif name in taken:
+            other = self._workers.get(name) or self._processes[name]
             raise SessionError(f"A worker named {name!r} is already running (task queue {other.task_queue!r}). Stop it with %worker stop {name}, or choose another --name.")
+        if process:
+            return await self._start_process(name, task_queue)
         await self.ensure_ready()
         kernel_worker = KernelWorker(name, task_queue)
         self._workers[name] = kernel_worker
@@ -489,11 +542,53 @@ class Session:
         await asyncio.sleep(0)  # let it begin polling before the caller goes on
         return kernel_worker
 
-    async def stop_worker(self, name: str) -> KernelWorker:
-        """Stop a worker: it finishes workflow tasks in flight; running activities are cancelled."""
+    async def _start_process(self, name: str, task_queue: str) -> _process_workers.ProcessWorker:
+        path = self.resolved_path()
+        if path == _MEMORY:
+            raise SessionError("A worker process needs a database file it can share; this engine is in memory. Use %config DurableLab.db_path = '.durable/engine.db'.")
+        if self._time_mode != "real":
+            raise SessionError("Worker processes run on the real clock; switch the kernel to it first: %engine --time real.")
+        if self._data_converter is not DataConverter.default:
+            raise SessionError(
+                "A worker process cannot use this session's data converter (a codec's key stays in the kernel), so it "
+                "could not read the runs it writes. Start a kernel worker instead: %worker start --task-queue Q."
+            )
+        if not self.sources:
+            raise SessionError("No %%workflow or %%activity cell has run yet: a worker process runs the code of those cells.")
+        await self.ensure_ready()
+        try:
+            worker = await _process_workers.start(name, task_queue, path, self.sources)
+        except _process_workers.ProcessWorkerError as e:
+            raise SessionError(str(e)) from None
+        self._processes[name] = worker
+        return worker
+
+    async def kill_worker(self, name: str) -> Any:
+        """Kill a worker abruptly: SIGKILL for a process; for a kernel worker, a crash (its
+        cache and work in flight are lost, nothing is reported, its leases must time out)."""
+        process = self._processes.pop(name, None)
+        if process is not None:
+            await asyncio.to_thread(process.kill)
+            return process
         kernel_worker = self._workers.get(name)
         if kernel_worker is None:
-            running = ", ".join(self._workers) or "none"
+            raise SessionError(f"No worker named {name!r} (running: {', '.join([*self._workers, *self._processes]) or 'none'}). See %worker list.")
+        if kernel_worker.worker is not None:
+            kernel_worker.worker.crash()
+        await kernel_worker._detach()
+        kernel_worker._stopped.set()
+        del self._workers[name]
+        return kernel_worker
+
+    async def stop_worker(self, name: str) -> Any:
+        """Stop a worker: it finishes workflow tasks in flight; running activities are cancelled."""
+        process = self._processes.pop(name, None)
+        if process is not None:
+            await process.stop()
+            return process
+        kernel_worker = self._workers.get(name)
+        if kernel_worker is None:
+            running = ", ".join([*self._workers, *self._processes]) or "none"
             raise SessionError(f"No worker named {name!r} (running: {running}). See %worker list.")
         await kernel_worker._detach()
         kernel_worker._stopped.set()
@@ -546,7 +641,9 @@ class Session:
     async def execute_workflow(self, workflow_type: str, *, task_queue: str, **options: Any) -> Any:
         """Start a run and wait for its result (a worker of this kernel must poll the queue)."""
         self._workflow_class(workflow_type)
-        if not any(w.task_queue == task_queue and w.worker is not None for w in self._workers.values()):
+        polled = any(w.task_queue == task_queue and w.worker is not None for w in self._workers.values())
+        polled |= any(p.task_queue == task_queue and p.state == "running" for p in self._processes.values())
+        if not polled:
             raise SessionError(
                 f"No worker of this kernel polls task queue {task_queue!r}, so the run would wait forever. "
                 f"Start one first: %worker start --task-queue {task_queue} (or use %workflow start, which does not wait)."
@@ -580,32 +677,48 @@ class Session:
         return RunDescription(description)
 
     async def show_workflow(self, workflow_id: str, run_id: str | None = None, *, output: str = "table", detailed: bool = False) -> Any:
-        """A run's history: ``output`` is ``table`` (events), ``json`` (Temporal's format) or ``graph``."""
-        if output not in ("table", "json", "graph"):
-            raise SessionError(f"Unknown output {output!r}: use table, json or graph.")
+        """A run's history: ``output`` is ``table`` (events), ``json`` (Temporal's format),
+        ``graph`` (its steps, child runs nested), ``saga`` (forward steps, failure,
+        compensations) or ``chain`` (every run of its continue-as-new chain)."""
+        if output not in SHOW_OUTPUTS:
+            raise SessionError(f"Unknown output {output!r}: use {', '.join(SHOW_OUTPUTS)}.")
         handle, description = await self._run(workflow_id, run_id)
-        history = await handle.fetch_history()
         if output == "json":
-            return JsonDocument(history.to_json_dict())
+            # As stored (with a codec: encoded), like `temporal workflow show -o json`.
+            return JsonDocument((await handle.fetch_history()).to_json_dict())
+        try:
+            history, attempts = await readable_run(handle)
+        except PayloadError as e:
+            raise SessionError(f"{e} Set the data converter that wrote the run: %config DurableLab.data_converter = ...") from None
         display = _display_module()
         if output == "table":
             return display.EventTable(history, detailed=detailed) if display else _PlainEventTable(history, detailed)
         if display is None:
             raise SessionError("Graphs need kernel_ext.display, which this checkout does not have yet; use --output table or --output json.")
-        attempts = await handle.activity_attempts()
-        return display.RunView(history, attempts, title=f"{workflow_id} ({description.workflow_type})")
+        title = f"{workflow_id} ({description.workflow_type})"
+        if output == "saga":
+            return display.SagaView(history, attempts, title=title)
+        client = await self.ensure_ready()
+        if output == "chain":
+            runs = await _chain(client, workflow_id, history)
+            chain_attempts = {}
+            for run in runs:
+                chain_attempts[run.run_id] = await client.get_workflow_handle(workflow_id, run_id=run.run_id).activity_attempts()
+            return display.ChainView(runs, chain_attempts, title=title)
+        return display.RunView(history, attempts, title=title, children=await _children(client, history))
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
-        """Runs, newest first; ``query`` is a small subset of Temporal's list filter
-        (``WorkflowType``, ``ExecutionStatus``, ``WorkflowId``, ``TaskQueue`` joined with AND)."""
-        filters = parse_list_query(query)
+        """Runs, newest first; ``query`` is Temporal's list filter (see ``Client.list_workflows``)."""
+        from engine.errors import ListFilterError
+
         if limit is not None and limit < 1:
             raise SessionError(f"--limit must be at least 1, not {limit}.")
         client = await self.ensure_ready()
-        runs = await client.list_workflows(status=filters.get("ExecutionStatus"), workflow_type=filters.get("WorkflowType"), limit=10**9)
-        wanted_id, wanted_queue = filters.get("WorkflowId"), filters.get("TaskQueue")
-        kept = [r for r in runs if (wanted_id is None or r.id == wanted_id) and (wanted_queue is None or r.task_queue == wanted_queue)]
-        return RunTable(tuple(kept[:limit] if limit else kept))
+        try:
+            runs = await client.list_workflows(query, limit=limit)
+        except ListFilterError as e:
+            raise SessionError(str(e)) from None
+        return RunTable(tuple(runs))
 
     async def cancel_workflow(self, workflow_id: str, run_id: str | None = None, reason: str = "") -> str:
         """Ask a running run to cancel (its code sees the cancellation and may clean up);
@@ -657,12 +770,34 @@ class Session:
             workflows=tuple(sorted(self.workflows)),
             activities=tuple(sorted(self.activities)),
             errors=self._log.recent(),
+            codec=repr(client.data_converter.payload_codec) if client.data_converter.payload_codec else "",
         )
 
     async def set_time_mode(self, mode: str) -> EngineStatus:
         """Switch the clock; workers move to the new clock (the database is kept)."""
         self.configure(time_mode=mode)
         return await self.status()
+
+    async def advance_time(self, delta: timedelta) -> "TimeAdvance":
+        """Move the engine's clock ``delta`` forward (time skipping only): timers, retries and
+        timeouts due by then fire, as if that much time had passed.
+
+        The clock jumps in one step (``WorkflowEnvironment.sleep``): a timer due half-way
+        fires at the new time, and timers the woken workflows then start count from there.
+        To see a monthly timer fire three times, advance one month three times."""
+        if delta <= timedelta(0):
+            raise SessionError(f"Advance the clock by a positive duration, not {delta}: e.g. --advance 30d.")
+        client = await self.ensure_ready()
+        if self._time_mode != "skip":
+            raise SessionError(
+                "The engine runs on the wall clock, which cannot be moved. Switch to time skipping first: "
+                "%engine --time skip (or %config DurableLab.time_mode = 'skip')."
+            )
+        from engine.testing import WorkflowEnvironment
+
+        before = client.clock.now()
+        await WorkflowEnvironment.from_client(client).sleep(delta)
+        return TimeAdvance(before, client.clock.now(), delta)
 
     async def reset(self) -> EngineStatus:
         """Start over with an empty database at the same path; workers keep running."""
@@ -679,31 +814,6 @@ class Session:
                     Path(path + suffix).unlink(missing_ok=True)
             self._client = self._store = self._opened = None
         return await self.status()
-
-
-def parse_list_query(query: str | None) -> dict[str, str]:
-    """``WorkflowType='Hello' AND ExecutionStatus="Running"`` -> ``{"WorkflowType": "Hello", ...}``."""
-    import re
-
-    supported = ("WorkflowType", "ExecutionStatus", "WorkflowId", "TaskQueue")
-    if not query or not query.strip():
-        return {}
-    filters: dict[str, str] = {}
-    for clause in re.split(r"\s+(?i:and)\s+", query.strip()):
-        match = re.fullmatch(r"\s*(\w+)\s*=\s*(['\"])(.*)\2\s*", clause)
-        if match is None or match.group(1) not in supported:
-            raise SessionError(
-                f"Cannot read the list filter clause {clause.strip()!r}: this engine supports "
-                f"{', '.join(supported)} compared with = to a quoted value, joined with AND, "
-                "e.g. --query \"WorkflowType='Hello' AND ExecutionStatus='Running'\"."
-            )
-        filters[match.group(1)] = match.group(3)
-    status = filters.get("ExecutionStatus")
-    if status is not None:
-        names = {s.name.title().replace("_", ""): s for s in WorkflowExecutionStatus}
-        if status not in names:
-            raise SessionError(f"Unknown ExecutionStatus {status!r}: use one of {', '.join(names)}.")
-    return filters
 
 
 class _EngineLog(logging.Handler):
@@ -731,6 +841,63 @@ class _EngineLog(logging.Handler):
 
     def detach(self) -> None:
         self._logger.removeHandler(self)
+
+
+_CHAIN_LIMIT = 200
+_CHILD_DEPTH = 3
+
+
+def _start_attribute(history: History, key: str) -> str:
+    events = history.events
+    value = events[0].attributes.get(key) if events and events[0].event_type == "WorkflowExecutionStarted" else None
+    return value if isinstance(value, str) else ""
+
+
+async def _chain(client: Client, workflow_id: str, history: History) -> list[History]:
+    """Every run of ``history``'s continue-as-new chain, first to last (at most 200): the
+    start event names the run before, the ContinuedAsNew event the run after."""
+    runs = [history]
+    previous = _start_attribute(history, "continuedExecutionRunId")
+    while previous and len(runs) < _CHAIN_LIMIT:
+        try:
+            earlier = await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history()
+        except WorkflowNotFoundError:
+            break
+        runs.insert(0, earlier)
+        previous = _start_attribute(earlier, "continuedExecutionRunId")
+    while len(runs) < _CHAIN_LIMIT:
+        last = runs[-1].events[-1] if runs[-1].events else None
+        following = last.attributes.get("newExecutionRunId") if last and last.event_type == "WorkflowExecutionContinuedAsNew" else None
+        if not isinstance(following, str) or not following:
+            break
+        try:
+            runs.append(await client.get_workflow_handle(workflow_id, run_id=following).fetch_history())
+        except WorkflowNotFoundError:
+            break
+    return runs
+
+
+async def _children(client: Client, history: History, depth: int = 0) -> dict[str, History]:
+    """The histories of the child runs ``history`` started (and theirs, three levels deep),
+    by child workflow id; children this engine does not have are left out (they are drawn
+    as links)."""
+    found: dict[str, History] = {}
+    if depth >= _CHILD_DEPTH:
+        return found
+    for event in history.events:
+        if event.event_type != "ChildWorkflowExecutionStarted":
+            continue
+        execution = event.attributes.get("workflowExecution") or {}
+        child_id, child_run = execution.get("workflowId"), execution.get("runId")
+        if not isinstance(child_id, str) or child_id in found:
+            continue
+        try:
+            child = await client.get_workflow_handle(child_id, run_id=child_run or None).fetch_history()
+        except WorkflowNotFoundError:
+            continue
+        found[child_id] = child
+        found.update(await _children(client, child, depth + 1))
+    return found
 
 
 def _display_module() -> Any:
@@ -761,14 +928,14 @@ async def _open_store(path: str) -> Any:
         raise SessionError(f"{e} Choose another path with %config DurableLab.db_path = '...'.") from e
 
 
-def _new_client(store: Any, time_mode: str, previous: Client | None) -> Client:
+def _new_client(store: Any, time_mode: str, previous: Client | None, data_converter: DataConverter) -> Client:
     from engine._clock import Clock, VirtualClock
 
     clock: Clock = Clock()
     if time_mode == "skip":
         # Start virtual time where the previous clock stood, so engine time never runs backwards.
         clock = VirtualClock(previous.clock.now() if previous is not None else None)
-    return Client(store, clock=clock, owns_store=False)
+    return Client(store, clock=clock, owns_store=False, data_converter=data_converter)
 
 
 def _workflow_defn(obj: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 __all__ = ["LINE_MAGICS", "CELL_MAGICS", "await_magics", "install", "uninstall"]
 
-LINE_MAGICS = frozenset({"worker", "workflow", "engine"})
+LINE_MAGICS = frozenset({"worker", "workflow", "engine", "fault", "explore"})
 CELL_MAGICS = frozenset({"workflow", "activity"})
 
 _CALLERS = {"run_line_magic": LINE_MAGICS, "run_cell_magic": CELL_MAGICS}

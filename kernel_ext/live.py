@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from engine.client import WorkflowHandle, wait_first
 from engine.errors import EngineError
 
+from kernel_ext._codec import readable_run
 from kernel_ext.display import RunView
 
 __all__ = ["LiveRunView"]
@@ -35,8 +36,7 @@ class LiveRunView:
 
     async def render(self) -> tuple[RunView, bool]:
         """A fresh static view of the run, and whether the run has closed."""
-        history = await self.handle.fetch_history()
-        attempts = await self.handle.activity_attempts()
+        history, attempts = await readable_run(self.handle)
         last = history.events[-1].event_type if history.events else ""
         closed = last.startswith("WorkflowExecution") and last not in (
             "WorkflowExecutionStarted",

@@ -21,13 +21,14 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.utils.process import arg_split
-from traitlets import Enum, Unicode, observe
+from traitlets import Enum, Instance, Unicode, observe
 from traitlets.config import Configurable
 
+from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
 from kernel_ext import _transform
-from kernel_ext._session import DEFAULT_DB_PATH, TIME_MODES, Session, SessionError
+from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
 
 __all__ = ["DurableLab", "DurableMagics", "Pending", "load", "unload"]
 
@@ -45,13 +46,23 @@ class DurableLab(Configurable):
     time_mode = Enum(
         list(TIME_MODES), default_value="real", help="'real': the wall clock; 'skip': time jumps to the next timer while a result is awaited."
     ).tag(config=True)
+    data_converter = Instance(
+        "engine.converter.DataConverter",
+        allow_none=True,
+        help="Data converter of the engine's client and workers, e.g. DataConverter(payload_codec=EncryptionCodec(key)) "
+        "(%config DurableLab.data_converter = converter, with converter a variable of the notebook). The viewers decode "
+        "payloads with its codec.",
+    ).tag(config=True)
 
     session: Session | None = None  # set by load(); config loading may fire the observer before
 
-    @observe("db_path", "time_mode")
+    @observe("db_path", "time_mode", "data_converter")
     def _settings_changed(self, change: Any) -> None:
         if self.session is not None:
-            self.session.configure(**{change["name"]: change["new"]})
+            value = change["new"]
+            if change["name"] == "data_converter" and value is None:
+                value = DataConverter.default
+            self.session.configure(**{change["name"]: value})
 
 
 class Pending:
@@ -114,8 +125,11 @@ _START = (
 WORKER_VERBS: Mapping[str, _Parser] = {
     "start": _verb("worker start", "Start a worker serving every workflow and activity the kernel defined.",
                    (("--task-queue", "-t"), {"required": True, "metavar": "Q", "help": "Task queue to poll."}),
-                   (("--name", "-n"), {"metavar": "N", "help": "Worker name (default w1, w2, ...)."})),
+                   (("--name", "-n"), {"metavar": "N", "help": "Worker name (default w1, w2, ...; p1, p2, ... for processes)."}),
+                   (("--process",), {"action": "store_true", "help": "Run it as a separate process (dlab worker) over the database file."})),
     "stop": _verb("worker stop", "Stop a worker: workflow tasks in flight finish, running activities are cancelled.",
+                  (("name",), {"metavar": "N", "help": "Worker name (see %%worker list)."})),
+    "kill": _verb("worker kill", "Kill a worker abruptly (SIGKILL for a process): its cache and work in flight are lost.",
                   (("name",), {"metavar": "N", "help": "Worker name (see %%worker list)."})),
     "list": _verb("worker list", "List the kernel's workers."),
 }
@@ -125,9 +139,9 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
     "execute": _verb("workflow execute", "Start a run and wait for its result.", *_START),
     "show": _verb("workflow show", "Show a run's event history.", _ID, _RUN,
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
-                  (("--output", "-o"), {"choices": ("table", "json", "graph"), "default": "table", "help": "table (default), json (Temporal's format) or graph."})),
+                  (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain)."})),
     "list": _verb("workflow list", "List runs, newest first.",
-                  (("--query", "-q"), {"metavar": "FILTER", "help": "e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (WorkflowType, ExecutionStatus, WorkflowId, TaskQueue)."}),
+                  (("--query", "-q"), {"metavar": "FILTER", "help": "Temporal's list filter, e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (also WorkflowId, RunId, TaskQueue, StartTime, CloseTime; = != < > BETWEEN IN STARTS_WITH AND OR)."}),
                   (("--limit",), {"type": int, "metavar": "N", "help": "Show at most N runs."})),
     "describe": _verb("workflow describe", "Show a run's status and counts.", _ID, _RUN),
     "signal": _verb("workflow signal", "Send a signal to a run.", _ID, _RUN,
@@ -142,7 +156,8 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
 
 ENGINE_PARSER = _verb("engine", "Show the engine's status, or reset it, or switch its clock.",
                       (("--reset",), {"action": "store_true", "help": "Start over with an empty database at the same path."}),
-                      (("--time",), {"choices": TIME_MODES, "help": "real: the wall clock; skip: time jumps to the next timer while a result is awaited."}))
+                      (("--time",), {"choices": TIME_MODES, "help": "real: the wall clock; skip: time jumps to the next timer while a result is awaited."}),
+                      (("--advance",), {"metavar": "D", "help": "Time skipping only: move the engine's clock forward by D (e.g. 30d, 12h) at once; what falls due fires."}))
 
 
 def _split_verb(magic: str, verbs: Mapping[str, _Parser], line: str) -> tuple[str, argparse.Namespace, _Parser]:
@@ -241,9 +256,11 @@ class DurableMagics(Magics):
         session = self.session
         match verb:
             case "start":
-                return self._pending("%worker start", parser, lambda: session.start_worker(args.task_queue, args.name))
+                return self._pending("%worker start", parser, lambda: session.start_worker(args.task_queue, args.name, process=args.process))
             case "stop":
                 return self._pending("%worker stop", parser, lambda: session.stop_worker(args.name))
+            case "kill":
+                return self._pending("%worker kill", parser, lambda: session.kill_worker(args.name))
             case _:
                 async def show() -> None:
                     print(session.worker_table())
@@ -313,6 +330,7 @@ class DurableMagics(Magics):
         assert shell is not None
         before = dict(shell.user_ns)
         bound, classes, (source, filename) = _run_source(shell, cell)
+        self.session.remember_source(cell)
         missing = object()
         defined = [value for name, value in shell.user_ns.items() if name in bound or before.get(name, missing) is not value]
         if kind == "workflow":
@@ -332,17 +350,22 @@ class DurableMagics(Magics):
 
     # ------------------------------------------------------------ %engine
     @line_magic
-    @_help("%engine [--reset] [--time real|skip]: the kernel's engine.", {"": ENGINE_PARSER},
+    @_help("%engine [--reset] [--time real|skip] [--advance D]: the kernel's engine.", {"": ENGINE_PARSER},
            "\nWithout flags it shows the database path, the clock, workers and runs by status.\n")
     def engine(self, line: str) -> Pending:
         args = ENGINE_PARSER.parse(line)
+        advance = _duration(ENGINE_PARSER, "--advance", args.advance)
         session = self.session
 
         async def engine() -> Any:
             if args.reset:
                 await session.reset()
             if args.time is not None:
-                return await session.set_time_mode(args.time)
+                status = await session.set_time_mode(args.time)
+                if advance is None:
+                    return status
+            if advance is not None:
+                return await session.advance_time(advance)
             return await session.status()
 
         return self._pending("%engine", ENGINE_PARSER, engine)
@@ -393,17 +416,20 @@ def load(shell: Any) -> DurableMagics:
     """``%load_ext kernel_ext``: settings, session, magics, input transformer; one line of output."""
     settings = DurableLab(parent=shell)
     try:
-        session = Session(settings.db_path, settings.time_mode)
+        session = Session(settings.db_path, settings.time_mode, settings.data_converter)
     except SessionError as e:
         raise UsageError(str(e)) from None
     settings.session = session
     shell.configurables.append(settings)
     magics = DurableMagics(shell, session, settings)
     shell.register_magics(magics)
+    from kernel_ext._fault_magics import FaultMagics
+
+    shell.register_magics(FaultMagics(shell, session))
     _transform.install(shell)
     print(
         f"durable-lab: engine at {session.db_path} ({session.time_mode} time); "
-        "magics %worker %workflow %engine %%workflow %%activity"
+        "magics %worker %workflow %engine %fault %explore %%workflow %%activity"
     )
     return magics
 
@@ -413,6 +439,11 @@ def unload(shell: Any) -> None:
     magics = shell.magics_manager.registry.pop(DurableMagics.__name__, None)
     if not isinstance(magics, DurableMagics):
         return
+    fault_magics = shell.magics_manager.registry.pop("FaultMagics", None)
+    line_table = shell.magics_manager.magics["line"]
+    for name in ("fault", "explore"):
+        if fault_magics is not None and getattr(line_table.get(name), "__self__", None) is fault_magics:
+            del line_table[name]
     for kind, names in _NAMES:
         table = shell.magics_manager.magics[kind]
         for name in names:

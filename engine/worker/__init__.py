@@ -19,7 +19,10 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _converter, _service
+from engine import _queries, _service, _worker_faults
+from engine._failure_converter import encode_failure
+from engine._payload_converter import to_json_payloads
+from engine._payload_visitor import transform_commands, transform_events
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
@@ -90,7 +93,7 @@ class Worker:
             if adefn.name in self._activities:
                 problems.append(f"two activities are named {adefn.name!r}")
             self._activities[adefn.name] = adefn
-        check_problems("worker", problems)
+        check_problems("worker", list(dict.fromkeys(problems)))  # one module's failure is every class's
         self.client = client
         self.task_queue = task_queue
         number = next(_worker_numbers)
@@ -113,16 +116,43 @@ class Worker:
         self._run_task: asyncio.Task | None = None
         self._loops: dict[str, asyncio.Task] = {}
         self.stats = {"workflow_tasks": 0, "replays": 0, "activities": 0}
+        # Fault injection (engine.faults): the worker's copy of the fault table, and a hook
+        # that crash exploration sets to crash at a chosen state change.
+        self._crash_hook: _worker_faults.faults.CrashHook | None = None
+        self._crashed = False
+        self._faults_epoch = -1
+        self._faults_read_at = 0.0
+        self._fault_cache: list[Any] = []
 
     # ------------------------------------------------------------------ lifecycle
     @property
     def is_running(self) -> bool:
         return self._running
 
+    @property
+    def crashed(self) -> bool:
+        """True once an injected fault crashed this worker (it cannot be started again)."""
+        return self._crashed
+
+    def crash(self) -> None:
+        """Die at once, as a killed process: stop, drop the cache and all work in flight,
+        report nothing. Leases held stay held until they time out, as after a real crash."""
+        if self._crashed:
+            return
+        self._crashed = True
+        self._stop.set()
+        current = asyncio.current_task()
+        for task in [*self._loops.values(), *self._inflight_wf, *self._inflight_act]:
+            if task is not current:
+                task.cancel()
+        self.client._workers.discard(self)
+
     async def run(self) -> None:
         """Serve until ``shutdown()`` is called."""
         if self._running:
             raise RuntimeError("This worker is already running.")
+        if self._crashed:
+            raise RuntimeError("This worker crashed (an injected fault); start a new Worker, as you would restart a process.")
         self._running = True
         self.client._ensure_service()
         self.client._workers.add(self)
@@ -134,6 +164,9 @@ class Worker:
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            if self._crashed:
+                for task in [*self._inflight_wf, *self._inflight_act]:
+                    task.cancel()
             if self._inflight_wf:
                 await asyncio.gather(*self._inflight_wf, return_exceptions=True)
             if self._inflight_act:
@@ -158,6 +191,9 @@ class Worker:
             if defs and kind not in self._loops:
                 self._loops[kind] = asyncio.ensure_future(loop())
                 self.client.served_queues[f"{kind}:{self.task_queue}"] += 1
+        if self._workflows and "query" not in self._loops:
+            # Questions from other processes about the runs this worker's code can replay.
+            self._loops["query"] = asyncio.ensure_future(_queries.serve(self))
 
     def register(self, *, workflows: Sequence[type] = (), activities: Sequence[Callable[..., Any]] = ()) -> int:
         """Add or replace definitions, also while running (a notebook cell was re-run).
@@ -244,9 +280,18 @@ class Worker:
             )
             await self._fail_workflow_task(task, error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
             return
+        codec = self.client.data_converter.payload_codec
         try:
             instance, events = await self._instance_for(task, defn)
-            commands = instance.apply(events)
+            if codec is not None:
+                events = await transform_events(events, codec.decode)
+            updates = task.updates
+            if codec is not None and updates:
+                updates = [{**u, "args": await self.client.data_converter._codec_json(u.get("args"), encode=False)} for u in updates]
+            commands = instance.apply(events, updates=updates)
+            submitted = [(c.kind, c.attributes) for c in commands]
+            if codec is not None:
+                submitted = await transform_commands(submitted, codec.encode)
         except NondeterminismError as e:
             self._evict(task.run_id)
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR")
@@ -261,16 +306,20 @@ class Worker:
             return
         first = not instance.saw_completed_task
         try:
-            await store.run(
+            recorded = await _worker_faults.change(
+                self,
+                _worker_faults.workflow_task_point(task, submitted),
                 _service.complete_workflow_task,
                 task.task_id,
                 self._owner,
                 task.run_id,
                 task.started_event_id,
-                [(c.kind, c.attributes) for c in commands],
+                submitted,
                 clock.now(),
                 first,
             )
+        except _worker_faults.Crashed:
+            return
         except StaleTaskError:
             self._evict(task.run_id)
             return
@@ -278,7 +327,7 @@ class Worker:
             self._evict(task.run_id)
             raise
         instance.saw_completed_task = True
-        if instance._finished or self._max_cached == 0:
+        if instance._finished or self._max_cached == 0 or not recorded:
             self._evict(task.run_id)
 
     async def _instance_for(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]]:
@@ -299,33 +348,42 @@ class Worker:
         if instance is not None:
             self._evict(task.run_id)
         if not task.history_complete:
-            events = await self.client.store.read(_service.read_events, task.run_id, 0)
+            stored = await self.client.store.read(_service.read_events, task.run_id, 0)
+            # A transient or speculative task's Scheduled/Started events exist only in the task.
+            last = stored[-1].event_id if stored else 0
+            events = stored + [e for e in events if e.event_id > last]
         self.stats["replays"] += 1
         info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
-        instance = self._runner_for(defn).create_instance(defn, info)
+        instance = self._runner_for(defn).create_instance(defn, info, self.client.data_converter)
         self._cache[task.run_id] = instance
         while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
             old.evict()
         return instance, events
 
-    async def query(self, run_id: str, name: str, args: Sequence[Any]) -> Any:
-        """Answer a query by replaying the run's history (no history is written)."""
+    async def query(self, run_id: str, name: str, input: dict[str, Any]) -> dict[str, Any]:
+        """Answer a query by replaying the run's history (no history is written).
+        ``input`` (``{"payloads": [...]}``) and the answer are payloads, codec-encoded."""
+        converter = self.client.data_converter
         events = await self.client.store.read(_service.read_events, run_id, 0)
         if not events:
             raise NotRegisteredError(f"No run {run_id!r} to query.")
+        if converter.payload_codec is not None:
+            events = await transform_events(events, converter.payload_codec.decode)
         info = info_from_history("", run_id, events, self.client.namespace)
         info.workflow_id = str(events[0].attributes.get("workflowId", ""))
         defn = self._workflows.get(info.workflow_type)
         if defn is None:
             raise NotRegisteredError(f"This worker does not know workflow type {info.workflow_type!r}.")
-        instance = self._runner_for(defn).create_instance(defn, info)
+        instance = self._runner_for(defn).create_instance(defn, info, converter)
         try:
             # Only completed workflow tasks are replayed: the state the workflow last showed.
             instance.apply(events, live_tail=False, check_end=False)
-            return instance.query(name, args)
+            answer = instance.query(name, await converter._codec_json(input, encode=False))
         finally:
             instance.evict()
+        encoded = await converter._codec_json({"payloads": [answer]}, encode=True)
+        return dict((encoded or {})["payloads"][0])
 
     def _runner_for(self, defn: WorkflowDefinition) -> WorkflowRunner:
         return self._runner if defn.sandboxed else self._unsandboxed_runner
@@ -353,12 +411,24 @@ class Worker:
                 self._owner,
                 task.run_id,
                 task.started_event_id,
-                _converter.encode_failure(error),
+                await self._encode_failure(error),
                 cause,
                 self.client.clock.now(),
             )
         except StaleTaskError:
             pass
+
+    async def _encode_failure(self, error: BaseException) -> dict[str, Any]:
+        try:
+            return await self.client.data_converter.encode_failure(error)
+        except Exception as e:  # noqa: BLE001 - the codec itself may be what failed
+            # Written without the codec, so it must hold no user data: only the error types.
+            return encode_failure(
+                ApplicationError(
+                    f"{type(error).__name__} occurred, and the data converter could not encode it "
+                    f"({type(e).__name__}); check that the client's payload codec works (its key, say)."
+                )
+            )
 
     # ------------------------------------------------------------------ activities
     async def _activity_loop(self) -> None:
@@ -400,24 +470,39 @@ class Worker:
                 ),
             )
         else:
-            context = self._activity_context(task)
-            outcome = await self._invoke(defn, task, context)
+            injected = await _worker_faults.activity_fault(self, task)
+            if injected is not None:
+                outcome = injected
+            else:
+                try:
+                    context = await self._activity_context(task)
+                except Exception as e:  # noqa: BLE001 - unreadable heartbeat details fail the attempt
+                    outcome = ("fail", e)
+                else:
+                    outcome = await self._invoke(defn, task, context)
+        if outcome[0] == "abandoned":
+            return
         now = clock.now()
+        point = _worker_faults.activity_point(task, outcome[0])
         try:
             if outcome[0] == "ok":
-                await store.run(_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now)
+                await _worker_faults.change(self, point, _service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now)
             else:
                 cancelled = outcome[0] == "cancelled"
-                await store.run(
-                    _service.fail_activity, task.task_id, self._owner, task.attempt, _converter.encode_failure(outcome[1]), now, cancelled
+                failure = await self._encode_failure(outcome[1])
+                await _worker_faults.change(
+                    self, point, _service.fail_activity, task.task_id, self._owner, task.attempt, failure, now, cancelled
                 )
+        except _worker_faults.Crashed:
+            return
         except Exception:  # noqa: BLE001 - the lease will time out and the attempt is retried
             log.exception("recording the outcome of activity %s failed", info["activityType"])
 
     async def _invoke(self, defn: ActivityDefinition, task: ActivityTask, context: _Context) -> tuple[str, Any]:
         info = task.info
+        converter = self.client.data_converter
         try:
-            args = _converter.from_payloads(info.get("input"), defn.arg_types)
+            args = await converter._decode_json(info.get("input"), defn.arg_types, f"the input of activity {defn.name!r}")
             token = _current.set(context)
             try:
                 if defn.is_async:
@@ -441,19 +526,20 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - every failure is recorded as the attempt's outcome
             return ("fail", e)
         try:
-            return ("ok", {"payloads": [_converter.to_payload(result, what=f"the result of activity {defn.name!r}")]})
+            return ("ok", await converter._encode_json([result], f"the result of activity {defn.name!r}", numbered=False))
         except PayloadError as e:
             return ("fail", ApplicationError(str(e), type="PayloadError", non_retryable=True))
 
-    def _activity_context(self, task: ActivityTask) -> _Context:
+    async def _activity_context(self, task: ActivityTask) -> _Context:
         info = task.info
+        converter = self.client.data_converter
         store, clock = self.client.store, self.client.clock
         loop = asyncio.get_running_loop()
 
         def seconds(key: str) -> timedelta | None:
             return timedelta(seconds=info[key]) if info.get(key) else None
 
-        details = _converter.from_payloads(info.get("heartbeatDetails"))
+        details = await converter._decode_json(info.get("heartbeatDetails"), (), "heartbeat details")
         activity_info = ActivityInfo(
             activity_id=info["activityId"],
             activity_type=info["activityType"],
@@ -477,6 +563,7 @@ class Worker:
             try:
                 while pending["details"] is not None:
                     details, pending["details"] = pending["details"], None
+                    details = await converter._codec_json(details, encode=True)
                     cancel = await store.run(_service.heartbeat_activity, task.task_id, self._owner, task.attempt, details, clock.now())
                     if cancel and not context.cancelled:
                         context.cancelled = True
@@ -488,12 +575,12 @@ class Worker:
                 pending["sending"] = False
 
         def heartbeat(values: Sequence[Any]) -> None:
-            pending["details"] = _converter.to_payloads(list(values), what="heartbeat detail")
+            pending["details"] = to_json_payloads(converter.payload_converter, list(values), "heartbeat detail")
             if not pending["sending"]:
                 if asyncio.events._get_running_loop() is loop:
                     loop.create_task(send())
                 else:
                     loop.call_soon_threadsafe(lambda: None if pending["sending"] else loop.create_task(send()))
 
-        context = _Context(activity_info, heartbeat)
+        context = _Context(activity_info, heartbeat, converter.payload_converter)
         return context

@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from engine import Worker, workflow
-from engine._converter import from_payload, to_payloads
+from engine._payload_converter import from_json_payload, to_json_payloads
+from engine.converter import DataConverter
 from engine.errors import DefinitionError, RestrictedWorkflowAccessError, WorkflowFailureError
 from engine.history import History, HistoryEvent
 from engine.replay import Replayer
@@ -38,6 +39,11 @@ from tests.engine import sandbox_workflows as wf
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+CONVERTER = DataConverter.default.payload_converter
+
+
+def to_payloads(values: list[Any]) -> dict[str, Any]:
+    return to_json_payloads(CONVERTER, values, "input")
 
 
 def first_task(workflow_type: str, *args: Any) -> History:
@@ -125,7 +131,7 @@ def test_calls_with_a_time_argument_and_stand_ins_behave_as_the_originals() -> N
     instance = Replayer(workflows=[wf.StandIns]).instance_for(history)
     commands = instance.apply(list(history.events))  # the last task runs live: its commands come back
     assert [c.kind for c in commands] == ["CompleteWorkflowExecution"]
-    checks = from_payload(commands[0].attributes["result"]["payloads"][0])
+    checks = from_json_payload(CONVERTER, commands[0].attributes["result"]["payloads"][0])
     assert checks and all(checks.values()), {k: v for k, v in checks.items() if not v}
 
 
@@ -505,6 +511,17 @@ def test_the_covered_names_exist_in_temporalio_and_in_the_engine() -> None:
             assert hasattr(ours, our_name), f"{ours.__name__}.{our_name}"
 
 
+def test_every_engine_name_temporalio_also_has_is_covered() -> None:
+    pytest.importorskip("temporalio")
+    from engine._temporalio_names import ENGINE_MODULES
+
+    for module, names in TEMPORALIO_NAMES.items():
+        theirs = importlib.import_module(module)
+        ours = importlib.import_module(ENGINE_MODULES[module])
+        shared = {name for name in ours.__all__ if hasattr(theirs, name)}
+        assert shared <= set(names.values()), f"add to engine/_temporalio_names.py and docs/sandbox.md: {sorted(shared - set(names.values()))}"
+
+
 TEMPORALIO_STYLE = """
     from datetime import timedelta
 
@@ -543,13 +560,13 @@ def test_temporalio_names_the_engine_lacks_raise_a_clear_error(write_modules: Ca
     write_modules({
         "sbx_child.py": """
             from temporalio import workflow
-            from temporalio.workflow import execute_child_workflow
+            from temporalio.workflow import execute_local_activity
 
             @workflow.defn
             class Parent:
                 @workflow.run
                 async def run(self) -> None:
-                    await execute_child_workflow("Child")
+                    await execute_local_activity("local")
             """,
         "sbx_wait.py": """
             from temporalio import workflow
@@ -565,7 +582,7 @@ def test_temporalio_names_the_engine_lacks_raise_a_clear_error(write_modules: Ca
     import sbx_child  # type: ignore[import-not-found]
     import sbx_wait  # type: ignore[import-not-found]
 
-    with pytest.raises(DefinitionError, match=r"temporalio.workflow.execute_child_workflow is not available on durable-lab's engine.*docs/sandbox.md"):
+    with pytest.raises(DefinitionError, match=r"temporalio.workflow.execute_local_activity is not available on durable-lab's engine.*docs/sandbox.md"):
         Worker(object(), task_queue="q", workflows=[sbx_child.Parent])  # type: ignore[arg-type]
     error = task_error(Replayer(workflows=[sbx_wait.Waits]), "Waits")
     assert isinstance(error, AttributeError) and "temporalio.workflow.wait is not available" in str(error)
@@ -639,3 +656,57 @@ def test_public_names_of_the_sandbox_module() -> None:
         assert hasattr(workflow_sandbox, name), name
     for name in ("imports_passed_through", "sandbox_unrestricted", "is_sandbox_unrestricted", "in_sandbox"):
         assert callable(getattr(workflow.unsafe, name)), name
+
+
+def test_scripts_and_cells_re_run_their_definitions_only() -> None:
+    from engine._sandbox_runner import compile_definitions
+
+    source = textwrap.dedent("""
+        import math
+        effects = ["assigned"]
+        effects.append("expression")
+        for i in range(2):
+            effects.append(i)
+        try:
+            from math import tau
+            effects.append("inside try")
+        except ImportError:
+            tau = None
+        if __name__ == "__main__":
+            effects.append("main guard")
+        total = await compute()
+
+        def twice(x):
+            return 2 * x
+        """)
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(compile_definitions(source, "<cell>"), namespace)
+    assert namespace["effects"] == ["assigned"] and namespace["tau"] == namespace["math"].tau
+    assert namespace["twice"](2) == 4 and "total" not in namespace
+
+
+def test_code_that_runs_its_own_workflows_while_loaded_gets_a_clear_error(write_modules: Callable[[dict[str, str]], None]) -> None:
+    body = """
+        from datetime import datetime, timezone
+        from engine import workflow
+        from engine.history import History, HistoryEvent
+        from engine.replay import Replayer
+
+        @workflow.defn
+        class Loops:
+            @workflow.run
+            async def run(self) -> None:
+                pass
+
+        T = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        STARTED = {"workflowType": {"name": "Loops"}, "taskQueue": {"name": "q"}}
+        HISTORY = History("x", (HistoryEvent(1, "WorkflowExecutionStarted", T, STARTED),
+                                HistoryEvent(2, "WorkflowTaskScheduled", T, {}), HistoryEvent(3, "WorkflowTaskStarted", T, {})))
+        REPLAYER = Replayer(workflows=[Loops])  # a worker or a replayer at module level is fine
+        """
+    write_modules({"sbx_fine.py": body, "sbx_loops.py": body + "RESULT = REPLAYER.replay_workflow(HISTORY)\n"})
+    import sbx_fine  # type: ignore[import-not-found]
+
+    assert sbx_fine.REPLAYER.replay_workflow(sbx_fine.HISTORY).replay_failure is None
+    with pytest.raises(DefinitionError, match="started another run of the same code"):
+        import sbx_loops  # type: ignore[import-not-found]  # noqa: F401

@@ -10,7 +10,8 @@ import pytest
 from engine import Worker, workflow
 from engine import _service
 from engine._store import Store
-from engine.errors import WorkflowNotFoundError
+from engine.client import Client
+from engine.errors import WorkflowNotFoundError, WorkflowQueryFailedError
 from engine.testing import WorkflowEnvironment
 
 from tests.engine.workflows import echo
@@ -64,7 +65,9 @@ async def test_queries_replay_an_evicted_run_and_write_nothing() -> None:
         handle = await env.client.start_workflow(Approval.run, 3, id="a2", task_queue="q")
         await handle.signal(Approval.decide, "yes")
         for _ in range(300):
-            if await handle.query("status") == "1 decision(s)":
+            # Settled: the signal's workflow task completed and nothing else is pending.
+            last = (await handle.fetch_history()).events[-1].event_type
+            if last == "WorkflowTaskCompleted" and await handle.query("status") == "1 decision(s)":
                 break
             await asyncio.sleep(0.01)
         before = len((await handle.fetch_history()).events)
@@ -79,12 +82,33 @@ async def test_queries_replay_an_evicted_run_and_write_nothing() -> None:
     await env.shutdown()
 
 
-async def test_query_without_a_local_worker_says_what_to_do() -> None:
+async def test_query_without_any_worker_says_what_to_do() -> None:
     env = await WorkflowEnvironment.start_time_skipping()
     handle = await env.client.start_workflow(Approval.run, 1, id="a3", task_queue="q")
-    with pytest.raises(WorkflowNotFoundError, match="No worker of this process serves workflow type 'Approval'"):
-        await handle.query(Approval.status)
+    with pytest.raises(WorkflowQueryFailedError, match="No worker answered query 'status' within 0.3 s.*workflow type 'Approval' on task queue 'q'"):
+        await handle.query(Approval.status, rpc_timeout=timedelta(seconds=0.3))
     await env.shutdown()
+
+
+async def test_a_query_is_answered_by_a_worker_of_another_client(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Two clients on one database file stand for two processes: only the second has the code.
+    db = tmp_path / "engine.db"
+    asking = await Client.connect(str(db))
+    serving = await Client.connect(str(db))
+    async with Worker(serving, task_queue="q", workflows=[Approval], activities=[echo]):
+        handle = await asking.start_workflow(Approval.run, 2, id="a4", task_queue="q")
+        await handle.signal(Approval.decide, "yes")
+        for _ in range(200):
+            if await handle.query(Approval.status) == "1 decision(s)":
+                break
+            await asyncio.sleep(0.02)
+        assert await handle.query("status") == "1 decision(s)"
+        with pytest.raises(ValueError, match="has no query 'nope'"):
+            await handle.query("nope")
+        history = await handle.fetch_history()
+        assert "Query" not in " ".join(e.event_type for e in history.events)
+    await asking.close()
+    await serving.close()
 
 
 async def test_completion_is_refused_while_a_signal_waits_in_the_buffer() -> None:
@@ -113,7 +137,13 @@ async def test_completion_is_refused_while_a_signal_waits_in_the_buffer() -> Non
 def test_a_query_answers_from_completed_workflow_tasks_only() -> None:
     # The last workflow task (the one that delivers the signal) is still running on a worker:
     # a query replays what the run has shown so far, without running that task itself.
-    from engine._converter import to_payloads
+    from engine._payload_converter import from_json_payload, to_json_payloads
+    from engine.converter import DataConverter
+
+    converter = DataConverter.default.payload_converter
+
+    def to_payloads(values: list) -> dict:
+        return to_json_payloads(converter, values, "input")
     from engine.history import History, HistoryEvent
     from engine.replay import Replayer
 
@@ -133,5 +163,5 @@ def test_a_query_answers_from_completed_workflow_tasks_only() -> None:
         history = events + [HistoryEvent(9, "WorkflowTaskCompleted", at, {})] if completed else events
         instance = Replayer(workflows=[Approval]).instance_for(History("a4", tuple(history)))
         instance.apply(history, live_tail=False, check_end=False)  # as Worker.query does
-        assert instance.query("status", []) == expected
+        assert from_json_payload(converter, instance.query("status", [])) == expected
         instance.evict()

@@ -29,7 +29,7 @@ import pytest
 pytest.importorskip("temporalio")
 
 from engine import Worker  # noqa: E402
-from engine.errors import ActivityError, ApplicationError, WorkflowFailureError  # noqa: E402
+from engine.errors import ActivityError, ApplicationError, WorkflowFailureError, WorkflowUpdateFailedError  # noqa: E402
 from engine.history import History  # noqa: E402
 from engine.testing import WorkflowEnvironment  # noqa: E402
 from tests.engine.oracle import ours  # noqa: E402
@@ -55,6 +55,11 @@ SCENARIOS: dict[str, Any] = {
     "Signals": 2,
     "ContinueOnce": 2,
     "Patched": "Ada",
+    "ChildWorkflows": "Grace",
+    "CancelChild": "sleeper",
+    "CancelledWorkflow": "long wait",
+    "CancelActivityAndWait": "waited job",
+    "Updates": 1,
 }
 # Replayed on their own: they pass only if workflow.random() is seeded exactly as in temporalio.
 SEED_DEPENDENT = {"RandomActivityId": "seeded"}
@@ -107,11 +112,24 @@ async def _wait_for_activity_start(label: str, timeout: float = 10.0) -> None:
 async def _record(env: WorkflowEnvironment, name: str, arg: Any, directory: Path) -> Recorded:
     workflow_id = f"oracle-{name}"
     handle = await env.client.start_workflow(getattr(ours, name).run, arg, id=workflow_id, task_queue=TASK_QUEUE)
-    if name == "CancelActivity":
+    if name in ("CancelActivity", "CancelActivityAndWait"):
         # Virtual time stands still while nobody awaits the result: let the activity start,
         # then fire the workflow's 1 s timer by hand so it cancels a running activity.
         await _wait_for_activity_start(arg)
         await env.sleep(timedelta(seconds=1))
+    if name == "CancelledWorkflow":
+        await _wait_for_activity_start(arg)
+        await handle.cancel()
+    if name == "Updates":
+        assert await handle.execute_update("add", 5) == 6
+        try:
+            await handle.execute_update("add", -1)
+        except WorkflowUpdateFailedError:
+            pass
+        else:
+            raise AssertionError("the validator did not reject add(-1)")
+        assert await handle.execute_update("add", 7) == 13
+        await handle.signal("finish")
     if name == "Signals":
         await handle.signal("add", "first")
         await asyncio.sleep(0.05)
@@ -129,7 +147,7 @@ async def _record(env: WorkflowEnvironment, name: str, arg: Any, directory: Path
 
 
 async def _record_all(directory: Path) -> dict[str, Recorded]:
-    workflows = [getattr(ours, name) for name in (*SCENARIOS, *SEED_DEPENDENT)]
+    workflows = [getattr(ours, name) for name in (*SCENARIOS, *SEED_DEPENDENT)] + [ours.OracleChild]
     activities = [ours.greet, ours.flaky, ours.refuse, ours.wait_for_cancel]
     recorded: dict[str, Recorded] = {}
     async with await WorkflowEnvironment.start_time_skipping() as env:
@@ -247,6 +265,13 @@ def test_engine_result_matches_exported_history(oracle: Oracle, name: str) -> No
         assert f"refused: {SCENARIOS[name]}" in _failure_messages(last.attributes.get("failure"))
         assert rec.history.result() is None
         return
+    if name == "CancelledWorkflow":
+        assert isinstance(rec.error, WorkflowFailureError)
+        assert type(rec.error.cause).__name__ == "CancelledError", rec.error.cause
+        assert last.event_type == "WorkflowExecutionCanceled", _event_lines(rec.history)
+        scheduled = [e.attributes["activityType"]["name"] for e in rec.history.events if e.event_type == "ActivityTaskScheduled"]
+        assert scheduled == ["wait_for_cancel", "greet"], _event_lines(rec.history)
+        return
     assert rec.error is None, f"{name} failed on our engine: {rec.error!r}"
     if name == "ContinueOnce":
         # The recorded (first) run hands over to a new run; result() followed the chain.
@@ -264,6 +289,10 @@ EXPECTED_RESULTS: dict[str, Any] = {
     "ConditionTimeout": "timed out after 7s",
     "StartThenAwait": ["Hello, early!", "Hello, again!"],
     "CancelActivity": "cancelled",
+    "ChildWorkflows": ["Hello, Grace!", "child failed: child refused", "poked: hi", "Hello, anonymous!"],
+    "CancelChild": "child cancelled: CancelledError",
+    "CancelActivityAndWait": "cancel completed: CancelledError",
+    "Updates": 13,
 }
 
 
@@ -305,6 +334,10 @@ def test_temporalio_replay_reproduces_our_result(oracle: Oracle, name: str) -> N
         return
     if name == "ContinueOnce":
         assert outcome.get("error") in ("ContinueAsNewError", "_ContinueAsNewError"), outcome
+        return
+    if name == "CancelledWorkflow":
+        # The cancelled activity's error left the run method: the run is cancelled.
+        assert outcome.get("error") == "ActivityError" and outcome["cause"]["error"] == "CancelledError", outcome
         return
     assert "result" in outcome, f"{name} raised while temporalio replayed it: {outcome}"
     if name == "DeterministicValues":

@@ -512,3 +512,47 @@ async def test_cancelling_a_workflow_that_awaits_an_activity_cancels_it_like_tem
             assert types[-1] == "WorkflowExecutionCanceled" and "ActivityTaskCancelRequested" in types
             assert types.count("ActivityTaskScheduled") == (2 if catch else 1)
     await env.shutdown()
+
+
+@workflow.defn
+class CancelWithType:
+    @workflow.run
+    async def run(self, kind: str) -> list[str]:
+        handle = workflow.start_activity(
+            heartbeat_until_cancelled,
+            start_to_close_timeout=timedelta(minutes=1),
+            heartbeat_timeout=timedelta(seconds=5),
+            cancellation_type=workflow.ActivityCancellationType[kind],
+        )
+        await workflow.sleep(0.3)
+        handle.cancel()
+        try:
+            await handle
+        except ActivityError as e:
+            assert isinstance(e.__cause__, CancelledError)
+        # What the history shows at the moment the await returned.
+        return [kind]
+
+
+@pytest.mark.parametrize("kind", ["TRY_CANCEL", "WAIT_CANCELLATION_COMPLETED", "ABANDON"])
+async def test_activity_cancellation_types(kind: str) -> None:
+    SEEN.clear()
+    env = await WorkflowEnvironment.start_local()
+    async with Worker(env.client, task_queue="q", workflows=[CancelWithType], activities=[heartbeat_until_cancelled]):
+        handle = await env.client.start_workflow(CancelWithType.run, kind, id=f"ct-{kind}", task_queue="q")
+        assert await handle.result() == [kind]
+        types = [e.event_type for e in (await handle.fetch_history()).events]
+    await env.shutdown()
+    if kind == "ABANDON":
+        # No cancel is sent: the history has no cancel request, the activity was left running.
+        assert "ActivityTaskCancelRequested" not in types
+        assert SEEN in ([], ["cancelled"])  # the worker's shutdown may stop it
+    elif kind == "WAIT_CANCELLATION_COMPLETED":
+        # The workflow went on only after the activity acknowledged the cancel, as in
+        # tests/histories/cancel_wait_completed.json.
+        assert SEEN == ["cancelled"]
+        assert types.index("ActivityTaskCancelRequested") < types.index("ActivityTaskCanceled") < types.index("WorkflowExecutionCompleted")
+        # The task that saw ActivityTaskCanceled is the one that completed the run.
+        assert types[types.index("ActivityTaskCanceled") + 1] == "WorkflowTaskScheduled"
+    else:
+        assert "ActivityTaskCancelRequested" in types

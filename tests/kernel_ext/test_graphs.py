@@ -15,7 +15,7 @@ from engine import Worker, workflow
 from engine.client import ActivityAttempt
 from engine.history import History, HistoryEvent, encode_payload, load_history
 from engine.testing import WorkflowEnvironment
-from kernel_ext import graphs
+from kernel_ext import _dot, graphs
 from kernel_ext.graphs import STATUS_COLOURS, collapse_rows, history_timeline_rows, render_svg, run_graph
 
 from tests.engine.workflows import (
@@ -34,7 +34,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "histories"
 SHARED_FILES = sorted(SHARED.glob("*.json")) if SHARED.is_dir() else []
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
 NODE = re.compile(r'^  (s\d+) \[label="((?:[^"\\]|\\.)*)", tooltip="((?:[^"\\]|\\.)*)", fillcolor="(#[0-9a-f]{6})", '
-                  r'color="(#[0-9a-f]{6})", style="[a-z,]+"(?:, penwidth=2)?\];$')
+                  r'color="(#[0-9a-f]{6})", style="[a-z,]+"(?:, penwidth=2)?(?:, shape=\w+)?\];$')
 
 
 @workflow.defn
@@ -250,7 +250,7 @@ async def test_a_nondeterminism_failure_shows_the_first_line_of_its_message() ->
     node = node_titled(run_graph(history), "Workflow task failed (non-determinism)")
     assert node["fill"] == STATUS_COLOURS["failed"][0]
     first_line = failure.attributes["failure"]["message"].splitlines()[0]
-    assert graphs._dot_string(first_line[:30])[1:-1] in node["label"]
+    assert _dot.quote(first_line[:30])[1:-1] in node["label"]
     assert f"event {failure.event_id}" in node["label"]
     assert node_titled(run_graph(history), "Running")["fill"] == STATUS_COLOURS["running"][0]
 

@@ -78,9 +78,9 @@ def define(shell: InteractiveShell, word: str = "rested") -> None:
 
 def test_load_prints_one_line_and_registers_everything(capsys: pytest.CaptureFixture[str], shell: InteractiveShell) -> None:
     out = capsys.readouterr().out
-    assert out == "durable-lab: engine at .durable/engine.db (real time); magics %worker %workflow %engine %%workflow %%activity\n"
+    assert out == "durable-lab: engine at .durable/engine.db (real time); magics %worker %workflow %engine %fault %explore %%workflow %%activity\n"
     magics = shell.magics_manager.magics
-    assert {"worker", "workflow", "engine"} <= set(magics["line"]) and {"workflow", "activity"} <= set(magics["cell"])
+    assert {"worker", "workflow", "engine", "fault", "explore"} <= set(magics["line"]) and {"workflow", "activity"} <= set(magics["cell"])
     assert await_magics in shell.input_transformers_post
     assert any(isinstance(c, DurableLab) for c in shell.configurables)
 
@@ -223,7 +223,7 @@ def test_help_lists_every_verb(shell: InteractiveShell, capsys: pytest.CaptureFi
     [
         ("%workflow", "%workflow needs a verb: start, execute, show"),
         ("%workflow begin", "Unknown verb 'begin' for %workflow"),
-        ("%worker", "%worker needs a verb: start, stop, list"),
+        ("%worker", "%worker needs a verb: start, stop, kill, list"),
         ("%worker run", "Unknown verb 'run' for %worker"),
         ("%worker start", "the following arguments are required: --task-queue/-t\nusage: %worker start"),
         ("%worker start -t q --colour red", "unrecognized arguments: --colour red\nusage: %worker start"),
@@ -243,7 +243,7 @@ def test_help_lists_every_verb(shell: InteractiveShell, capsys: pytest.CaptureFi
         ("%workflow describe -w ghost", "No workflow with id 'ghost'"),
         ("%workflow cancel -w ghost", "No workflow with id 'ghost'"),
         ("%workflow terminate -w ghost", "No workflow with id 'ghost'"),
-        ("%workflow list --query 'StartTime > 1'", "Cannot read the list filter clause 'StartTime > 1'"),
+        ("%workflow list --query 'StartTime > 1'", "Expected a quoted value for StartTime at '1'"),
         ("%workflow list --limit many", "argument --limit: invalid int value: 'many'"),
         ("%workflow signal -w ghost --name go", "No workflow with id 'ghost'"),
         ("%workflow query -w ghost --type state", "No workflow with id 'ghost'"),

@@ -14,7 +14,7 @@ import pytest
 from engine import activity, workflow
 from engine.client import WorkflowExecutionStatus
 from engine.errors import CancelledError, TerminatedError, WorkflowAlreadyStartedError, WorkflowFailureError
-from kernel_ext._session import JsonDocument, RunHandle, RunTable, Session, SessionError, parse_list_query
+from kernel_ext._session import JsonDocument, RunHandle, RunTable, Session, SessionError
 
 CALLS: list[str] = []
 
@@ -278,13 +278,16 @@ async def test_engine_warnings_are_kept_for_status_not_printed(capsys: pytest.Ca
     assert not [h for h in logging.getLogger("engine.worker").handlers if type(h).__name__ == "_EngineLog"]
 
 
-def test_list_query_subset() -> None:
-    assert parse_list_query(None) == {}
-    assert parse_list_query("WorkflowType='A' and ExecutionStatus = \"Running\"") == {"WorkflowType": "A", "ExecutionStatus": "Running"}
-    with pytest.raises(SessionError, match="Cannot read the list filter clause 'StartTime > 3'"):
-        parse_list_query("StartTime > 3")
-    with pytest.raises(SessionError, match="Unknown ExecutionStatus 'Done'"):
-        parse_list_query("ExecutionStatus='Done'")
+async def test_list_filters_are_temporals_and_misuse_is_a_session_error() -> None:
+    session = Session(":memory:")
+    session.define([greet, Hello])
+    await session.ensure_ready()
+    assert len(await session.list_workflows("WorkflowType='Hello' and ExecutionStatus = \"Running\"")) == 0
+    with pytest.raises(SessionError, match="StartTime"):
+        await session.list_workflows("StartTime > 3")
+    with pytest.raises(SessionError, match="Done"):
+        await session.list_workflows("ExecutionStatus='Done'")
+    await session.close()
 
 
 def test_close_from_synchronous_code_when_the_loop_is_idle() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 # ---- SHARED CODE: identical in ours.py and theirs.py below this line ----
 
@@ -209,6 +209,122 @@ class Patched:
             name = f"dear {name}"
         workflow.deprecate_patch("old-change")
         return await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
+
+
+def _message(error: BaseException | None) -> str:
+    return str(getattr(error, "message", error))
+
+
+@workflow.defn
+class OracleChild:
+    def __init__(self) -> None:
+        self.pokes: list[str] = []
+
+    @workflow.run
+    async def run(self, mode: str) -> str:
+        if mode == "fail":
+            raise ApplicationError("child refused", type="ChildRefused")
+        if mode == "wait":
+            await workflow.wait_condition(lambda: bool(self.pokes))
+            return f"poked: {self.pokes[0]}"
+        return await workflow.execute_activity(greet, mode, start_to_close_timeout=SHORT)
+
+    @workflow.signal
+    def poke(self, value: str) -> None:
+        self.pokes.append(value)
+
+
+@workflow.defn
+class ChildWorkflows:
+    @workflow.run
+    async def run(self, name: str) -> list[str]:
+        prefix = workflow.info().workflow_id
+        out = [await workflow.execute_child_workflow(OracleChild.run, name, id=f"{prefix}-greet")]
+        try:
+            await workflow.execute_child_workflow(OracleChild.run, "fail", id=f"{prefix}-fail")
+        except ChildWorkflowError as err:
+            out.append(f"child failed: {_message(err.__cause__)}")
+        waiting = await workflow.start_child_workflow(OracleChild.run, "wait", id=f"{prefix}-wait")
+        await waiting.signal(OracleChild.poke, "hi")
+        out.append(await waiting)
+        # No id: the child's id comes from workflow.uuid4(), which replay must reproduce.
+        out.append(await workflow.execute_child_workflow(OracleChild.run, "anonymous"))
+        return out
+
+
+@workflow.defn
+class CancelChild:
+    @workflow.run
+    async def run(self, label: str) -> str:
+        child = await workflow.start_child_workflow(OracleChild.run, "wait", id=f"{workflow.info().workflow_id}-{label}")
+        await workflow.sleep(timedelta(seconds=1))
+        child.cancel()
+        try:
+            await child
+        except ChildWorkflowError as err:
+            return f"child cancelled: {type(err.__cause__).__name__}"
+        return "not cancelled"
+
+
+@workflow.defn
+class CancelledWorkflow:
+    @workflow.run
+    async def run(self, label: str) -> str:
+        try:
+            return await workflow.execute_activity(
+                wait_for_cancel, label, start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(minutes=5)
+            )
+        except BaseException:
+            await workflow.execute_activity(greet, f"cleanup after {label}", start_to_close_timeout=SHORT)
+            raise
+
+
+@workflow.defn
+class CancelActivityAndWait:
+    @workflow.run
+    async def run(self, label: str) -> str:
+        handle = workflow.start_activity(
+            wait_for_cancel,
+            label,
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=5),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        await workflow.sleep(timedelta(seconds=1))
+        handle.cancel()
+        try:
+            await handle
+        except ActivityError as err:
+            return f"cancel completed: {type(err.__cause__).__name__}"
+        return "not cancelled"
+
+
+@workflow.defn
+class Updates:
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self, start: int) -> int:
+        self.total += start
+        await workflow.wait_condition(lambda: self.done)
+        return self.total
+
+    @workflow.update
+    async def add(self, n: int) -> int:
+        await workflow.execute_activity(greet, str(n), start_to_close_timeout=SHORT)
+        self.total += n
+        return self.total
+
+    @add.validator
+    def check_add(self, n: int) -> None:
+        if n < 0:
+            raise ValueError("no negative amounts")
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
 
 
 # ---- NEGATIVE CONTROLS: only in theirs.py; each claims the workflow type "OneActivity" ----

@@ -1,0 +1,67 @@
+"""The ``dlab`` command line: the temporal CLI's workflow verbs and a worker, over one SQLite file.
+
+::
+
+    dlab worker --task-queue hello --module myapp.workflows
+    dlab workflow start --type Hello --task-queue hello --workflow-id hello-1 --input '"Ada"'
+    dlab workflow show --workflow-id hello-1 [--detailed] [--output json]
+    dlab workflow list --query "WorkflowType='Hello' AND ExecutionStatus='Running'"
+
+Every command takes ``--db PATH`` (default: the ``DLAB_DB`` environment variable, else
+``.durable/engine.db``, the notebooks' default). Exit codes: 0 success, 1 the workflow did
+not complete or the request failed (one ``Error:`` line on stderr), 2 wrong usage, 130
+interrupted. Also runnable as ``python -m engine.cli``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Sequence
+
+from engine.cli import _worker, _workflow
+from engine.cli._common import DB_ENV, DEFAULT_DB, EXIT_FAILED, EXIT_INTERRUPTED, CliError, Out, Parser
+from engine.errors import EngineError
+
+__all__ = ["main", "build_parser", "DB_ENV", "DEFAULT_DB"]
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="dlab",
+        description="durable-lab's command line: the temporal CLI's workflow verbs and a worker, over one SQLite file.",
+        epilog=f"Every command takes --db PATH (default ${DB_ENV}, else {DEFAULT_DB}). Exit codes: 0 ok, 1 failed, 2 usage, 130 interrupted.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    _workflow.register(sub)
+    _worker.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (the console script exits with it)."""
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()
+        return 2
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # usage errors and --help
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    out = Out.for_args(args)
+    try:
+        return asyncio.run(args.handler(args, out))
+    except CliError as e:
+        out.error(str(e))
+        return e.code
+    except (EngineError, ValueError) as e:
+        # Engine errors carry messages written for users; ValueError is bad input to the API.
+        out.error(str(e))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        sys.stderr.close()  # `dlab ... | head`: the reader left, nothing more to say
+        return EXIT_FAILED

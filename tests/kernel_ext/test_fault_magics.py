@@ -1,0 +1,81 @@
+"""``%fault`` and ``%explore`` through a real IPython shell."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from tests.kernel_ext.test_magics import define, run, shell, usage_error  # noqa: F401 - the fixture
+
+PAY_CELLS = [
+    '''%%activity
+from datetime import timedelta
+from engine import activity, workflow
+from engine.common import RetryPolicy
+BANK: list[int] = []
+
+@activity.defn
+async def debit(amount: int) -> str:
+    BANK.append(-amount)
+    return f"debited {amount}"
+''',
+    '''%%workflow
+@workflow.defn
+class Pay:
+    @workflow.run
+    async def run(self, amount: int) -> str:
+        return await workflow.execute_activity(
+            debit, amount, start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10)))
+''',
+    '''def reset():
+    BANK.clear()
+
+def balance(outcome):
+    return None if sum(BANK) == -5 else f"balance {sum(BANK)}, not -5"
+''',
+]
+
+
+def test_fault_verbs_inject_list_and_clear(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    define(shell)
+    run(shell, "%worker start -t q")
+    capsys.readouterr()
+    run(shell, "%fault fail --activity greet --times 2")
+    assert "Fault 1: activity 'greet': fail with InjectedFault, 2 more attempt(s)." in capsys.readouterr().out
+    run(shell, "%fault crash --after ActivityTaskCompleted --activity greet --when before_commit")
+    listed = run(shell, "%fault list")
+    assert [r[1] for r in listed.rows] == ["fail", "crash_worker"]
+    assert "crash the worker before commit of ActivityTaskCompleted(greet)" in listed.text()
+    assert "<table>" in listed._repr_html_()
+    run(shell, "%fault clear 2")
+    assert [r[1] for r in run(shell, "%fault list").rows] == ["fail"]
+    run(shell, "%fault slow -a greet --delay 10ms")
+    assert run(shell, "%workflow execute --type Hello -t q -w f1 -i '\"Ada\"'") == "Hello, Ada!"
+    log = run(shell, "%fault log -w f1")
+    assert [r[1] for r in log.rows] == ["fail", "fail", "slow"]
+    capsys.readouterr()
+    run(shell, "%fault clear")
+    assert "fault(s) removed" in capsys.readouterr().out
+    assert run(shell, "%fault list").text() == "Faults: none"
+
+
+def test_fault_misuse_is_a_usage_error(shell: InteractiveShell) -> None:
+    assert "the following arguments are required: --activity" in usage_error(shell, "%fault fail")
+    assert "invalid choice" in usage_error(shell, "%fault crash --after X --when later")
+    assert "history event type" in usage_error(shell, "%fault crash --after 'activity done'")
+    assert "Unknown verb 'explode' for %fault" in usage_error(shell, "%fault explode")
+
+
+def test_explore_tabulates_every_crash_point(shell: InteractiveShell) -> None:
+    for cell in PAY_CELLS:
+        run(shell, cell)
+    view = run(shell, "%explore --type Pay --input 5 --setup reset --check balance")
+    assert len(view.points) == 6
+    bad = view.violations
+    assert [(p.phase, p.description) for p in bad] == [("before_commit", "ActivityTaskStarted(debit) + ActivityTaskCompleted(debit)")]
+    html = view._repr_html_()
+    assert "Crash exploration of Pay" in html and "1 violation(s)" in html and "balance -10, not -5" in html
+    assert "6 crash points, 1 violation(s)" in repr(view)
+    assert "no function of that name" in usage_error(shell, "%explore --type Pay -i 5 --check nothing")
+    assert "Unknown workflow type 'Nope'" in usage_error(shell, "%explore --type Nope")

@@ -1,0 +1,105 @@
+"""Worker processes from a notebook: ``%worker start --process``, ``%worker kill``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from IPython.core.interactiveshell import InteractiveShell
+
+from tests.kernel_ext.test_magics import run, shell, usage_error  # noqa: F401 - the fixture
+
+CELLS = [
+    '''%%activity
+import asyncio, os
+from datetime import timedelta
+from engine import activity, workflow
+
+@activity.defn
+async def step(n: int) -> str:
+    await asyncio.sleep(0.3)
+    return f"step {n} in pid {os.getpid()}"
+''',
+    '''%%workflow
+@workflow.defn
+class Steps:
+    @workflow.run
+    async def run(self, count: int) -> list:
+        return [await workflow.execute_activity(step, n, start_to_close_timeout=timedelta(seconds=2)) for n in range(count)]
+''',
+]
+
+
+def test_a_run_started_in_the_kernel_finishes_in_a_process_and_after_a_kill_in_the_kernel(shell: InteractiveShell, tmp_path: Path) -> None:
+    for cell in CELLS:
+        run(shell, cell)
+    worker = run(shell, "%worker start --process --task-queue q")
+    assert worker.state == "running" and worker.name == "p1"
+    assert (tmp_path / ".durable" / "notebook_definitions.py").is_file()
+    result = run(shell, "%workflow execute --type Steps -t q -w in-process -i 2")
+    assert all(f"in pid {worker.pid}" in line for line in result)  # ran in the process, not here
+
+    run(shell, "h = %workflow start --type Steps -t q -w killed -i 4")
+    for _ in range(200):  # until the process has done a step
+        if run(shell, "%workflow describe -w killed").history_length >= 9:
+            break
+        run(shell, "import asyncio; await asyncio.sleep(0.05)")
+    killed = run(shell, "%worker kill p1")
+    assert killed.state == "killed (SIGKILL)"
+    run(shell, "%worker start -t q")  # a kernel worker takes over once the leases time out
+    result = run(shell, "await h")
+    assert len(result) == 4 and f"in pid {worker.pid}" in result[0]
+    assert any(f"in pid {worker.pid}" not in line for line in result)  # the rest ran in the kernel
+    run(shell, "%worker list")
+
+
+def test_a_run_started_from_the_command_line_finishes_in_the_kernel(shell: InteractiveShell, tmp_path: Path) -> None:
+    for cell in CELLS:
+        run(shell, cell)
+    run(shell, "%engine")  # opens the database file
+    db = tmp_path / ".durable" / "engine.db"
+    started = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "workflow", "start", "--db", str(db), "--type", "Steps", "-t", "q", "-w", "from-cli", "-i", "1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
+    run(shell, "%worker start -t q")
+    for _ in range(200):
+        if run(shell, "%workflow describe -w from-cli").status.name == "COMPLETED":
+            break
+        run(shell, "import asyncio; await asyncio.sleep(0.05)")
+    events = run(shell, "%workflow show -w from-cli -o json").data["events"]
+    assert events[-1]["eventType"] == "WorkflowExecutionCompleted"
+
+
+def test_process_worker_misuse(shell: InteractiveShell) -> None:
+    assert "No %%workflow or %%activity cell has run yet" in usage_error(shell, "%worker start --process -t q")
+    for cell in CELLS:
+        run(shell, cell)
+    run(shell, "%engine --time skip")
+    assert "real clock" in usage_error(shell, "%worker start --process -t q")
+    assert "No worker named 'nope'" in usage_error(shell, "%worker kill nope")
+
+
+def test_reloading_the_extension_resumes_unfinished_runs(shell: InteractiveShell) -> None:
+    for cell in CELLS:
+        run(shell, cell)
+    run(shell, "%worker start -t q")
+    run(shell, "%workflow start --type Steps -t q -w resumed -i 3")
+    for _ in range(200):
+        if run(shell, "%workflow describe -w resumed").history_length >= 5:
+            break
+        run(shell, "import asyncio; await asyncio.sleep(0.05)")
+    # What a kernel restart does to the engine: workers gone, database file left as it was.
+    run(shell, "%unload_ext kernel_ext")
+    run(shell, "%load_ext kernel_ext")
+    for cell in CELLS:
+        run(shell, cell)
+    assert run(shell, "%workflow describe -w resumed").status.name == "RUNNING"
+    run(shell, "%worker start -t q")
+    for _ in range(400):
+        if run(shell, "%workflow describe -w resumed").status.name == "COMPLETED":
+            break
+        run(shell, "import asyncio; await asyncio.sleep(0.05)")
+    assert run(shell, "%workflow describe -w resumed").status.name == "COMPLETED"
