@@ -19,6 +19,7 @@ from engine.errors import (
     WorkflowFailureError,
     WorkflowNotFoundError,
 )
+from engine.replay import Replayer
 from engine.testing import WorkflowEnvironment
 
 from tests.engine.workflows import RUNS, MoneyTransfer, Parallel, Refusing, Transfer, deposit, echo, refuse, withdraw
@@ -468,6 +469,33 @@ class AwaitsActivityWhenCancelled:
                 raise
             await workflow.execute_activity(echo, "cleanup", start_to_close_timeout=timedelta(seconds=5))
             raise
+
+
+async def test_cancelling_an_activity_that_never_started_is_replayed() -> None:
+    # The activity's task is never claimed (no worker serves activities yet), so the cancel
+    # closes it at once: ActivityTaskCanceled lands among the events of the workflow task's
+    # commands, before the cleanup activity's ActivityTaskScheduled, as in Temporal.
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[AwaitsActivityWhenCancelled]):
+        handle = await env.client.start_workflow(AwaitsActivityWhenCancelled.run, True, id="never-started", task_queue="q")
+        for expected in (1, 2):
+            if expected == 2:
+                await handle.cancel()
+            for _ in range(300):
+                types = [e.event_type for e in (await handle.fetch_history()).events]
+                if types.count("ActivityTaskScheduled") == expected:
+                    break
+                await asyncio.sleep(0.01)
+        async with Worker(env.client, task_queue="q", activities=[echo]):
+            with pytest.raises(WorkflowFailureError) as info:
+                await asyncio.wait_for(handle.result(), 10)
+        history = await handle.fetch_history()
+    await env.shutdown()
+    assert isinstance(info.value.cause, CancelledError)
+    types = [e.event_type for e in history.events]
+    assert types[types.index("ActivityTaskCancelRequested") + 1 :][:2] == ["ActivityTaskCanceled", "ActivityTaskScheduled"]
+    assert "WorkflowTaskFailed" not in types and types[-1] == "WorkflowExecutionCanceled"
+    assert Replayer(workflows=[AwaitsActivityWhenCancelled]).replay_workflow(history).replay_failure is None
 
 
 async def test_cancelling_a_workflow_that_awaits_an_activity_cancels_it_like_temporal() -> None:
