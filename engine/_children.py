@@ -14,7 +14,7 @@ import enum
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from engine import _converter
+from engine._payload_converter import from_json_payload, to_json_payload, to_json_payloads
 from engine.errors import (
     ApplicationError,
     CancelledError,
@@ -206,7 +206,7 @@ def start_child(
         "workflowId": workflow_id,
         "workflowType": {"name": workflow_type},
         "taskQueue": {"name": task_queue or instance.info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
-        "input": _converter.to_payloads(args, what=f"argument of child workflow {workflow_type!r}:"),
+        "input": to_json_payloads(instance.payload_converter, args, f"argument of child workflow {workflow_type!r}"),
         "workflowExecutionTimeout": to_duration(execution_timeout),
         "workflowRunTimeout": to_duration(run_timeout) or "0s",
         "workflowTaskTimeout": to_duration(task_timeout or timedelta(seconds=10)),
@@ -217,9 +217,9 @@ def start_child(
     if attrs["workflowExecutionTimeout"] is None:
         del attrs["workflowExecutionTimeout"]
     if memo:
-        attrs["memo"] = {"fields": {k: _converter.to_payload(v) for k, v in memo.items()}}
+        attrs["memo"] = {"fields": {k: to_json_payload(instance.payload_converter, v, f"memo field {k!r}") for k, v in memo.items()}}
     if summary:
-        attrs["userMetadata"] = {"summary": _converter.to_payload(summary)}
+        attrs["userMetadata"] = {"summary": to_json_payload(instance.payload_converter, summary, "the child workflow summary")}
 
     def bound(event_id: int) -> None:
         handle.initiated_event_id = event_id
@@ -253,7 +253,7 @@ async def signal_external(
         "namespace": instance.info.namespace,
         "execution": execution,
         "signalName": name,
-        "input": _converter.to_payloads(args, what=f"argument of signal {name!r}:"),
+        "input": to_json_payloads(instance.payload_converter, args, f"argument of signal {name!r}"),
         "childWorkflowOnly": child_only,
         "header": {},
     }
@@ -307,13 +307,14 @@ def on_child_closed(instance: WorkflowInstance, event: HistoryEvent) -> None:
     etype = event.event_type
     if etype == "ChildWorkflowExecutionCompleted":
         payloads = (attrs.get("result") or {}).get("payloads") or [None]
-        handle.set_result(_converter.from_payload(payloads[0], handle.result_type))
+        what = f"the result of child workflow {handle.workflow_type!r}"
+        handle.set_result(from_json_payload(instance.payload_converter, payloads[0], handle.result_type, what))
         return
     state = str(attrs.get("retryState", "")).replace("RETRY_STATE_", "")
     retry_state = RetryState.__members__.get(state, RetryState.NON_RETRYABLE_FAILURE if etype.endswith("Failed") else None)
     cause: BaseException
     if etype == "ChildWorkflowExecutionFailed":
-        cause = _converter.decode_failure(attrs.get("failure"))
+        cause = instance.failure_converter.from_failure(attrs.get("failure") or {}, instance.payload_converter)
     elif etype == "ChildWorkflowExecutionCanceled":
         cause = CancelledError("Child Workflow execution cancelled")
     elif etype == "ChildWorkflowExecutionTerminated":

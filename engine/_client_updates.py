@@ -7,7 +7,7 @@ import enum
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from engine import _converter, _service_updates
+from engine import _service_updates
 from engine.errors import WorkflowUpdateFailedError
 
 if TYPE_CHECKING:
@@ -56,10 +56,11 @@ class WorkflowUpdateHandle:
         """Wait for the update to finish; its result, or ``WorkflowUpdateFailedError``."""
         state, outcome = await wait_for(self._workflow, self.workflow_run_id, self.id, WorkflowUpdateStage.COMPLETED)
         outcome = outcome or {}
+        converter = self._workflow._client.data_converter
         if state == "completed" and "success" in outcome:
-            payloads = (outcome["success"] or {}).get("payloads") or [None]
-            return _converter.from_payload(payloads[0], self._result_type)
-        raise WorkflowUpdateFailedError(cause=_converter.decode_failure(outcome.get("failure")))
+            values = await converter._decode_json(outcome["success"], (self._result_type,), f"the result of update {self.name!r}")
+            return values[0] if values else None
+        raise WorkflowUpdateFailedError(cause=await converter.decode_failure(outcome.get("failure") or {}))
 
 
 async def start(
@@ -75,7 +76,7 @@ async def start(
     name = update_name(update)
     if wait_for_stage == WorkflowUpdateStage.ADMITTED:
         raise ValueError("wait_for_stage=ADMITTED is not supported (as in temporalio): use ACCEPTED or COMPLETED.")
-    payloads = _converter.to_payloads(list(args), what=f"argument of update {name!r}:")
+    payloads = await client.data_converter._encode_json(list(args), f"argument of update {name!r}")
     run_id = await workflow._resolve_run()
     update_id = id or str(uuid.uuid4())
     await client.store.run(
@@ -85,7 +86,7 @@ async def start(
     state, outcome = await wait_for(workflow, run_id, update_id, wait_for_stage)
     if state in ("rejected", "failed"):
         # A refused update never started: say so now rather than through result().
-        raise WorkflowUpdateFailedError(cause=_converter.decode_failure((outcome or {}).get("failure")))
+        raise WorkflowUpdateFailedError(cause=await client.data_converter.decode_failure((outcome or {}).get("failure") or {}))
     return handle
 
 

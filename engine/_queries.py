@@ -12,9 +12,8 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping
 
-from engine import _converter
 from engine._store import Tx, dumps
 from engine.errors import WorkflowQueryFailedError
 
@@ -28,8 +27,10 @@ STALE = 60.0  # questions nobody took for this long are dropped
 
 
 # ------------------------------------------------------------------------- asking
-async def ask(client: Client, run_id: str, workflow_type: str, task_queue: str, name: str, args: Sequence[Any], timeout: float) -> Any:
-    payloads = _converter.to_payloads(list(args), what=f"argument of query {name!r}:")
+async def ask(
+    client: Client, run_id: str, workflow_type: str, task_queue: str, name: str, payloads: Mapping[str, Any], timeout: float
+) -> dict[str, Any]:
+    """The answer payload; ``payloads`` are the encoded arguments (the client's codec ran)."""
     query_id = await client.store.run(_insert, run_id, task_queue, workflow_type, name, payloads, time.time())
     deadline = time.monotonic() + timeout
     try:
@@ -42,7 +43,7 @@ async def ask(client: Client, run_id: str, workflow_type: str, task_queue: str, 
                     if message.startswith("unknown query:"):
                         raise ValueError(message[len("unknown query:") :].strip())
                     raise WorkflowQueryFailedError(f"Query {name!r} failed in the worker: {message}")
-                return _converter.from_payload(json.loads(answer))
+                return dict(json.loads(answer))
             if time.monotonic() > deadline:
                 raise WorkflowQueryFailedError(
                     f"No worker answered query {name!r} within {timeout:g} s. Queries replay the run with its code: "
@@ -113,9 +114,7 @@ async def serve(worker: Worker) -> None:
 async def _answer_one(worker: Worker, query_id: int, run_id: str, name: str, payloads: Any) -> None:
     store = worker.client.store
     try:
-        args = _converter.from_payloads(payloads)
-        result = await worker.query(run_id, name, args)
-        answer = dumps(_converter.to_payload(result, what=f"the answer to query {name!r}"))
+        answer = dumps(await worker.query(run_id, name, payloads))
         await store.run(_reply, query_id, "answered", answer)
     except KeyError as e:
         await store.run(_reply, query_id, "failed", dumps({"message": f"unknown query: {e.args[0]}"}))

@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextvars
 import inspect
+import json
 import linecache
 import os
 import random as _random
@@ -22,16 +23,26 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from engine import _children, _converter, _updates
+from engine import _children, _updates
+from engine._payload_converter import (
+    Payload,
+    PayloadConverter,
+    from_json_payload,
+    from_json_payloads,
+    to_json_payload,
+    to_json_payloads,
+)
 from engine._definitions import WorkflowDefinition
 from engine._seed import randomness_seed
+from engine.converter import DataConverter
 from engine.errors import (
     ActivityError,
     CancelledError,
     FailureError,
     NondeterminismError,
+    PayloadError,
     RetryState,
 )
 from engine.history import HistoryEvent
@@ -124,7 +135,7 @@ def _matches(command: Command, event: HistoryEvent) -> bool:
         if a["markerName"] != b.get("markerName"):
             return False
         if a["markerName"] == PATCH_MARKER:
-            mine = _converter.from_payload(a["details"]["patch-data"]["payloads"][0])
+            mine = from_json_payload(PayloadConverter.default, a["details"]["patch-data"]["payloads"][0])
             recorded = patch_of(event)
             return recorded is not None and recorded[0] == mine["id"]
         return True
@@ -281,9 +292,18 @@ class WorkflowTaskError(Exception):
 class WorkflowInstance(asyncio.AbstractEventLoop):
     """One workflow run's code, its state, and the event loop that drives it."""
 
-    def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo) -> None:
+    # Set by the runner that built the instance (engine/_sandbox_runner.py): whether its code
+    # runs in the sandbox, and the definition the worker was given (``defn`` may be a copy).
+    sandboxed = False
+    registered: WorkflowDefinition | None = None
+
+    def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo, data_converter: DataConverter | None = None) -> None:
         self.defn = defn
         self.info = info
+        # Only the converters: the codec runs in the worker, outside workflow code.
+        converter = data_converter or DataConverter.default
+        self.payload_converter = converter.payload_converter
+        self.failure_converter = converter.failure_converter
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._now = info.start_time
         self._replaying = False
@@ -336,6 +356,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             etype = event.event_type
             if etype in COMMAND_EVENTS:
                 self._match(event)
+            elif etype in _WRITTEN_AMONG_COMMANDS:
+                self._job(event)
             else:
                 self._check_all_matched(event)
                 if etype == "WorkflowTaskStarted":
@@ -345,7 +367,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                         for request in _updates.requests_in(events, i + 2):
                             _updates.deliver(self, request, validate=False)
                         self._activate(event, replaying=True)
-                    elif following is None:
+                    elif following is None and live_tail:
                         for request in updates:
                             _updates.deliver(self, request, validate=True)
                         produced = self._activate(event, replaying=False)
@@ -387,6 +409,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     _failure: BaseException | None = None
     _evicting = False
+
+    def fail_task(self, error: BaseException) -> None:
+        """Fail this workflow task with ``error`` even if workflow code catches it (the
+        sandbox reports restricted calls so), unless it is one of the workflow's failure types."""
+        if self._failure is None and not isinstance(error, self.defn.failure_exception_types):
+            self._failure = error
 
     def _check_conditions(self) -> bool:
         fired = False
@@ -478,9 +506,16 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     def _on_started(self, event: HistoryEvent) -> None:
         attrs = event.attributes
-        args = _converter.from_payloads(attrs.get("input"), self.defn.arg_types)
+        args = from_json_payloads(
+            self.payload_converter, attrs.get("input"), self.defn.arg_types, f"the input of workflow {self.info.workflow_type!r}"
+        )
         self._now = event.event_time
-        self._object = self.defn.cls()
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)  # __init__ is workflow code too (the sandbox checks it)
+        try:
+            self._object = self.defn.cls()
+        finally:
+            asyncio.events._set_running_loop(previous)
         self._main = self.create_task(self._run_main(args))
 
     async def _run_main(self, args: list[Any]) -> None:
@@ -489,7 +524,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         try:
             result = await self.defn.run_fn(self._object, *args)
         except ContinueAsNewError as e:
-            self._add_command("ContinueAsNewWorkflowExecution", e.command_attributes(self.info))
+            self._add_command("ContinueAsNewWorkflowExecution", e.command_attributes(self.info, self.payload_converter))
             return
         except asyncio.CancelledError:
             if self._evicting:
@@ -515,11 +550,11 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             else:
                 self._failure = e
             return
-        payload = _converter.to_payload(result, what=f"the result of workflow {self.info.workflow_type!r}")
+        payload = to_json_payload(self.payload_converter, result, f"the result of workflow {self.info.workflow_type!r}")
         self._add_command("CompleteWorkflowExecution", {"result": {"payloads": [payload]}})
 
     def _fail_workflow(self, error: BaseException) -> None:
-        self._add_command("FailWorkflowExecution", {"failure": _converter.encode_failure(error)})
+        self._add_command("FailWorkflowExecution", {"failure": self.failure_converter.to_failure(error, self.payload_converter)})
 
     def _on_activity_done(self, event: HistoryEvent) -> None:
         attrs = event.attributes
@@ -529,12 +564,13 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             return
         if event.event_type == "ActivityTaskCompleted":
             payloads = (attrs.get("result") or {}).get("payloads") or [None]
-            handle.set_result(_converter.from_payload(payloads[0], getattr(handle, "result_type", None)))
+            what = f"the result of activity {handle.activity_type!r}"
+            handle.set_result(from_json_payload(self.payload_converter, payloads[0], getattr(handle, "result_type", None), what))
             return
         cause = (
             CancelledError("Activity cancelled")
             if event.event_type == "ActivityTaskCanceled"
-            else _converter.decode_failure(attrs.get("failure"))
+            else self.failure_converter.from_failure(attrs.get("failure") or {}, self.payload_converter)
         )
         state = str(attrs.get("retryState", "")).replace("RETRY_STATE_", "")
         error = ActivityError(
@@ -560,7 +596,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         from engine._definitions import hints_of
 
         arg_types, _ = hints_of(handler, skip_self=True)
-        args = _converter.from_payloads(attrs.get("input"), arg_types)
+        args = from_json_payloads(self.payload_converter, attrs.get("input"), arg_types, f"the input of signal {name!r}")
         if inspect.iscoroutinefunction(handler):
             self.create_task(self._guarded(handler(self._object, *args)))
         else:
@@ -584,8 +620,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         except Exception as e:  # noqa: BLE001 - a bug in a handler fails the workflow task
             self._failure = e
 
-    def query(self, name: str, args: Sequence[Any]) -> Any:
-        """Run query handler ``name`` on the current state; it must not issue commands."""
+    def query(self, name: str, input: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Run query handler ``name`` on the current state (it must not issue commands);
+        ``input`` and the answer are payloads (the worker runs the codec on them)."""
         handler = self.defn.queries.get(name)
         if handler is None:
             known = ", ".join(sorted(self.defn.queries)) or "none"
@@ -593,7 +630,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         from engine._definitions import hints_of
 
         arg_types, _ = hints_of(handler, skip_self=True)
-        converted = [_converter.convert(a, t) for a, t in zip(args, list(arg_types) + [None] * len(args))]
+        converted = from_json_payloads(self.payload_converter, input, arg_types, f"the input of query {name!r}")
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)
         before = len(self._commands)
@@ -604,7 +641,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         if len(self._commands) != before:
             del self._commands[before:]
             raise RuntimeError(f"Query {name!r} tried to change the workflow (start an activity or timer); queries may only read state.")
-        return result
+        return to_json_payload(self.payload_converter, result, f"the answer to query {name!r}")
 
     def _on_timer_fired(self, event: HistoryEvent) -> None:
         timer = self._timers.pop(str(event.attributes.get("timerId")), None)
@@ -664,7 +701,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             "activityType": {"name": activity_type},
             "taskQueue": {"name": task_queue or self.info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
             "header": {},
-            "input": _converter.to_payloads(args, what=f"argument of activity {activity_type!r}:"),
+            "input": to_json_payloads(self.payload_converter, args, f"argument of activity {activity_type!r}"),
             "scheduleToCloseTimeout": to_duration(schedule_to_close_timeout),
             "scheduleToStartTimeout": to_duration(schedule_to_start_timeout),
             "startToCloseTimeout": to_duration(start_to_close_timeout or schedule_to_close_timeout),
@@ -672,7 +709,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             "retryPolicy": (retry_policy or RetryPolicy()).to_json(),
         }
         if summary:
-            attrs["userMetadata"] = {"summary": _converter.to_payload(summary)}
+            attrs["userMetadata"] = {"summary": to_json_payload(self.payload_converter, summary, "the activity summary")}
 
         def bound(event_id: int) -> None:
             handle.scheduled_event_id = event_id
@@ -725,7 +762,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         use = (patch_id in self._activation_patches) if self._replaying else True
         self._patches[patch_id] = use
         if use:
-            payload = _converter.to_payload({"id": patch_id, "deprecated": deprecated})
+            # Temporal's core SDK writes this payload itself (not the data converter), in this field order.
+            data = json.dumps({"id": patch_id, "deprecated": deprecated}, separators=(",", ":"))
+            payload = Payload({"encoding": b"json/plain"}, data.encode()).to_json()
             self._add_command(
                 "RecordMarker", {"markerName": PATCH_MARKER, "details": {"patch-data": {"payloads": [payload]}}}
             )
@@ -851,6 +890,12 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
 }
 
 
+# Written by the service among the command events of one workflow task, right after the
+# command that caused it (as Temporal's server does): cancelling an activity that had not
+# started closes it at once, before the events of the task's later commands.
+_WRITTEN_AMONG_COMMANDS = frozenset({"ActivityTaskCanceled"})
+
+
 def _is_cancellation(error: BaseException | None) -> bool:
     """True for a CancelledError, or an error caused (directly or not) by one."""
     while error is not None:
@@ -869,7 +914,10 @@ def patch_of(event: HistoryEvent) -> tuple[str, bool] | None:
         return None
     details = event.attributes.get("details") or {}
     payloads = (details.get("patch-data") or details.get("patch_data") or {}).get("payloads") or []
-    data = _converter.from_payload(payloads[0]) if payloads else None
+    try:
+        data = from_json_payload(PayloadConverter.default, payloads[0]) if payloads else None
+    except PayloadError:
+        return None
     if not isinstance(data, dict):
         return None
     return str(data.get("id", "")), bool(data.get("deprecated"))
@@ -879,6 +927,8 @@ def _patches_after(events: Sequence[HistoryEvent], start: int) -> set[str]:
     """Patch ids recorded among the command events of the workflow task ending at ``start``."""
     found: set[str] = set()
     for event in events[start:]:
+        if event.event_type in _WRITTEN_AMONG_COMMANDS:
+            continue
         if event.event_type not in COMMAND_EVENTS:
             break
         patch = patch_of(event)

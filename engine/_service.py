@@ -935,7 +935,7 @@ def _activity_timeout(
     info: dict[str, Any],
     now: datetime,
 ) -> None:
-    from engine._converter import encode_failure
+    from engine._failure_converter import encode_failure
     from engine.errors import TimeoutError, TimeoutType
 
     t = ts(now)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, Sequence
 
-from engine import _converter
+from engine._payload_converter import from_json_payloads, to_json_payload
 from engine.errors import ApplicationError, FailureError
 from engine.history import HistoryEvent
 
@@ -63,7 +63,7 @@ def _start(instance: WorkflowInstance, request: dict[str, Any], validate: bool) 
         return
     arg_types, _ = hints_of(handler, skip_self=True)
     try:
-        args = _converter.from_payloads(request.get("args"), arg_types)
+        args = from_json_payloads(instance.payload_converter, request.get("args"), arg_types, f"the input of update {name!r}")
     except Exception as e:  # noqa: BLE001 - bad arguments reject the update, they are the caller's fault
         _reject(instance, update_id, ApplicationError(f"Update {name!r}: cannot convert its arguments ({e})", type="BadArguments"))
         return
@@ -103,14 +103,16 @@ async def _run(instance: WorkflowInstance, update_id: str, identity: str, handle
     except FailureError as e:
         # As temporalio: an ApplicationError (or other Temporal failure) fails the update,
         # not the workflow; the caller gets WorkflowUpdateFailedError.
-        instance._add_command("CompleteUpdate", {"meta": meta, "outcome": {"failure": _converter.encode_failure(e)}})
+        failure = instance.failure_converter.to_failure(e, instance.payload_converter)
+        instance._add_command("CompleteUpdate", {"meta": meta, "outcome": {"failure": failure}})
         return
     except Exception as e:  # noqa: BLE001 - a bug in a handler fails the workflow task, as a signal's does
         instance._failure = e
         return
-    payload = _converter.to_payload(result, what=f"the result of update {update_id!r}")
+    payload = to_json_payload(instance.payload_converter, result, f"the result of update {update_id!r}")
     instance._add_command("CompleteUpdate", {"meta": meta, "outcome": {"success": {"payloads": [payload]}}})
 
 
 def _reject(instance: WorkflowInstance, update_id: str, error: BaseException) -> None:
-    instance._add_command("RejectUpdate", {"updateId": update_id, "failure": _converter.encode_failure(error)})
+    failure = instance.failure_converter.to_failure(error, instance.payload_converter)
+    instance._add_command("RejectUpdate", {"updateId": update_id, "failure": failure})

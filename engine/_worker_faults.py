@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from engine import _converter, faults
+from engine import faults
 from engine._runtime import COMMAND_EVENTS
 from engine.errors import ApplicationError
 from engine.faults import ChangePoint, Fault
@@ -131,15 +131,3 @@ def _abandon(tx: Any, task_id: int, owner: str) -> None:
     tx.conn.execute("UPDATE tasks SET lease_owner = ? WHERE id = ? AND lease_owner = ?", (owner + "/hung", task_id, owner))
 
 
-def is_injected(failure: dict[str, Any] | None) -> bool:
-    """True for the failure JSON of an injected activity failure (viewers mark those)."""
-    while failure:
-        info = failure.get("applicationFailureInfo") or {}
-        if info.get("type") == faults.INJECTED_TYPE:
-            return True
-        for payload in (info.get("details") or {}).get("payloads") or []:
-            value = _converter.from_payload(payload)
-            if isinstance(value, dict) and "injected_fault" in value:
-                return True
-        failure = failure.get("cause")
-    return False

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence, TypeVar
 
 from engine._definitions import ActivityDefinition, check_problems, hints_of
+from engine._payload_converter import PayloadConverter
 
-__all__ = ["defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled"]
+__all__ = ["defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,9 +38,10 @@ class Info:
 
 
 class _Context:
-    def __init__(self, info: Info, heartbeat: Callable[[Sequence[Any]], None]) -> None:
+    def __init__(self, info: Info, heartbeat: Callable[[Sequence[Any]], None], payload_converter: PayloadConverter | None = None) -> None:
         self.info = info
         self.heartbeat = heartbeat
+        self.payload_converter = payload_converter or PayloadConverter.default
         self.cancelled = False
         self.on_cancel: Callable[[], Any] | None = None
 
@@ -88,6 +90,11 @@ def info() -> Info:
 def heartbeat(*details: Any) -> None:
     """Tell the engine the activity is alive (and record progress ``details``)."""
     _context().heartbeat(details)
+
+
+def payload_converter() -> PayloadConverter:
+    """The payload converter of the worker's data converter (for converting values by hand)."""
+    return _context().payload_converter
 
 
 def in_activity() -> bool:

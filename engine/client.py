@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _client_updates, _converter, _queries, _service
+from engine import _client_updates, _queries, _service
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
@@ -24,6 +24,7 @@ from engine._store import Store
 from engine._visibility import compile_list_filter
 from engine._service import StartRequest, from_ts, ts
 from engine.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from engine.converter import DataConverter
 from engine.errors import (
     CancelledError,
     EngineError,
@@ -115,8 +116,18 @@ def _attempts(conn: Any, run_id: str) -> list[tuple[Any, ...]]:
 class Client:
     """A connection to an engine database."""
 
-    def __init__(self, store: Store, *, clock: Clock | None = None, namespace: str = "default", identity: str | None = None, owns_store: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        namespace: str = "default",
+        identity: str | None = None,
+        owns_store: bool = True,
+        data_converter: DataConverter = DataConverter.default,
+    ) -> None:
         self.store = store
+        self.data_converter = data_converter
         self.clock = clock or Clock()
         self.namespace = namespace
         self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
@@ -137,10 +148,14 @@ class Client:
         namespace: str = "default",
         identity: str | None = None,
         clock: Clock | None = None,
+        data_converter: DataConverter = DataConverter.default,
     ) -> "Client":
-        """Open the engine database at ``target_host`` (a file path, or ``":memory:"``)."""
+        """Open the engine database at ``target_host`` (a file path, or ``":memory:"``).
+
+        ``data_converter`` converts inputs and results (and, with a payload codec, encrypts
+        them before they reach the database); its workers use the same one."""
         store = await Store.open(target_host)
-        client = cls(store, clock=clock, namespace=namespace, identity=identity)
+        client = cls(store, clock=clock, namespace=namespace, identity=identity, data_converter=data_converter)
         client._ensure_service()
         return client
 
@@ -189,7 +204,9 @@ class Client:
         if not task_queue:
             raise ValueError("start_workflow needs a task queue: pass task_queue='...' (the queue your worker polls).")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
-        payloads = _converter.to_payloads(all_args, what=f"argument of workflow {name!r}:")
+        converter = self.data_converter
+        payloads = await converter._encode_json(all_args, f"argument of workflow {name!r}")
+        encoded_memo = {k: (await converter._encode_json([v], f"memo field {k!r}", numbered=False))["payloads"][0] for k, v in (memo or {}).items()}
         self._ensure_service()
         run_id = await self.store.run(
             _service.start_workflow,
@@ -202,7 +219,7 @@ class Client:
                 execution_timeout=execution_timeout,
                 run_timeout=run_timeout,
                 task_timeout=task_timeout,
-                memo={k: _converter.to_payload(v) for k, v in (memo or {}).items()} or None,
+                memo=encoded_memo or None,
             ),
             self.clock.now(),
         )
@@ -394,18 +411,19 @@ class WorkflowHandle:
                         run_id = attrs["newExecutionRunId"]  # follow the chain to its last run
                         self.result_run_id = run_id
                         continue
-                    return self._outcome(event_type, attrs)
+                    return await self._outcome(event_type, attrs)
                 await client._closings.wait(run_id)
         finally:
             if clock.skipping:
                 clock.release_auto_skip()  # type: ignore[attr-defined]
 
-    def _outcome(self, event_type: str, attrs: dict[str, Any]) -> Any:
+    async def _outcome(self, event_type: str, attrs: dict[str, Any]) -> Any:
+        converter = self._client.data_converter
         if event_type == "WorkflowExecutionCompleted":
-            payloads = (attrs.get("result") or {}).get("payloads") or [None]
-            return _converter.from_payload(payloads[0], self._result_type)
+            values = await converter._decode_json(attrs.get("result"), (self._result_type,), "the workflow result")
+            return values[0] if values else None
         if event_type == "WorkflowExecutionFailed":
-            cause: BaseException = _converter.decode_failure(attrs.get("failure"))
+            cause: BaseException = await converter.decode_failure(attrs.get("failure") or {})
         elif event_type == "WorkflowExecutionCanceled":
             cause = CancelledError("Workflow cancelled")
         elif event_type == "WorkflowExecutionTerminated":
@@ -446,7 +464,7 @@ class WorkflowHandle:
         if not name:
             raise ValueError(f"{signal!r} is not a signal: pass its name or a method decorated with @workflow.signal.")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
-        payloads = _converter.to_payloads(all_args, what=f"argument of signal {name!r}:")
+        payloads = await self._client.data_converter._encode_json(all_args, f"argument of signal {name!r}")
         run_id = await self._resolve_run()
         await self._client.store.run(_service.signal_workflow, run_id, name, payloads, self._client.identity, self._client.clock.now())
 
@@ -466,20 +484,22 @@ class WorkflowHandle:
             raise ValueError(f"{query!r} is not a query: pass its name or a method decorated with @workflow.query.")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
         description = await self.describe()
+        converter = self._client.data_converter
+        # Arguments and answer cross as payloads (through the codec), as over Temporal's network.
+        payloads = await converter._encode_json(all_args, f"argument of query {name!r}")
         worker = next((w for w in self._client._workers if w.serves_workflow(description.workflow_type)), None)
         if worker is None:
             # Another process may have the code: ask its workers through the database.
             answer = await _queries.ask(
-                self._client, description.run_id, description.workflow_type, description.task_queue, name, all_args,
+                self._client, description.run_id, description.workflow_type, description.task_queue, name, payloads,
                 (rpc_timeout or timedelta(seconds=10)).total_seconds(),
             )
-            return _converter.convert(answer, result_type) if result_type is not None else answer
-        try:
-            result = await worker.query(description.run_id, name, all_args)
-        except KeyError as e:
-            raise ValueError(e.args[0]) from None
-        # Round-trip through the converter, as if the answer had crossed the network.
-        return _converter.from_payload(_converter.to_payload(result, what=f"the answer to query {name!r}"), result_type)
+        else:
+            try:
+                answer = await worker.query(description.run_id, name, payloads)
+            except KeyError as e:
+                raise ValueError(e.args[0]) from None
+        return (await converter._decode_json({"payloads": [answer]}, (result_type,), f"the answer to query {name!r}"))[0]
 
     async def execute_update(
         self,
@@ -528,7 +548,7 @@ class WorkflowHandle:
     async def terminate(self, *args: Any, reason: str | None = None) -> None:
         """End the run at once; no workflow code runs."""
         run_id = await self._resolve_run()
-        details = _converter.to_payloads(args) if args else None
+        details = await self._client.data_converter._encode_json(args, "termination detail") if args else None
         await self._client.store.run(_service.terminate, run_id, reason or "", details, self._client.identity, self._client.clock.now())
 
 

@@ -25,7 +25,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from engine._store import Tx, dumps
 
@@ -44,6 +44,7 @@ __all__ = [
     "clear_faults",
     "fault_log",
     "kill_process",
+    "is_injected",
     "explore",
     "Exploration",
     "CrashPointResult",
@@ -280,6 +281,27 @@ def _log(conn: Any, run_id: str | None) -> list[FaultFired]:
         FaultFired(fid, kind, target, run, wid, detail, ident, datetime.fromtimestamp(at, timezone.utc), sched, attempt, last)
         for fid, kind, target, run, wid, detail, ident, at, sched, attempt, last in rows
     ]
+
+
+def is_injected(failure: Mapping[str, Any] | None) -> bool:
+    """True for the failure JSON of an attempt that an injected fault failed (viewers mark
+    those apart from organic failures): its type or a detail says so, in it or a cause."""
+    from engine._payload_converter import PayloadConverter, from_json_payload
+    from engine.errors import PayloadError
+
+    while failure:
+        info = failure.get("applicationFailureInfo") or {}
+        if info.get("type") == INJECTED_TYPE:
+            return True
+        for payload in (info.get("details") or {}).get("payloads") or []:
+            try:
+                value = from_json_payload(PayloadConverter.default, payload)
+            except PayloadError:  # written by a codec: not the engine's marker
+                continue
+            if isinstance(value, dict) and "injected_fault" in value:
+                return True
+        failure = failure.get("cause")
+    return False
 
 
 def crash_matches(fault: Fault, point: ChangePoint, phase: str) -> bool:

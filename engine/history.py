@@ -16,8 +16,6 @@ SDK's ``Replayer``) reads::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import difflib
 import json
@@ -28,7 +26,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from engine.errors import HistoryFormatError
+from engine._payload_converter import JSONPlainPayloadConverter, Payload
+from engine.errors import HistoryFormatError, PayloadError
 
 __all__ = [
     "KNOWN_EVENT_TYPES",
@@ -284,43 +283,22 @@ def decode_payload(payload: Mapping[str, Any]) -> Any:
     ``{"metadata": {"encoding": "<base64>"}, "data": "<base64>"}``: for ``json/plain``
     the parsed JSON value is returned, for ``binary/null`` ``None``, and for any other
     encoding (``binary/plain``, ``json/protobuf``, encrypted, ...) the raw data bytes.
+    (The engine's :class:`engine.converter.JSONPlainPayloadConverter` does the decoding.)
 
     Raises:
         HistoryFormatError: the payload is not an object, a field is not valid base64,
             or ``json/plain`` data is not valid JSON.
     """
-    if not isinstance(payload, Mapping):
-        raise HistoryFormatError(
-            f"payload must be an object with 'metadata' and 'data', found {_json_kind(payload)}"
-        )
-    metadata = payload.get("metadata")
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, Mapping):
-        raise HistoryFormatError(
-            f"payload metadata must be an object, found {_json_kind(metadata)}; "
-            "expected {\"encoding\": \"<base64 of e.g. json/plain>\"}"
-        )
-    encoding_field = metadata.get("encoding")
-    encoding = (
-        _b64decode(encoding_field, "payload metadata.encoding").decode("utf-8", "replace")
-        if encoding_field is not None
-        else ""
-    )
-    # Proto JSON omits empty bytes, so binary/null payloads usually have no "data".
-    data_field = payload.get("data")
-    data = _b64decode(data_field, "payload data") if data_field is not None else b""
-    if encoding == _BINARY_NULL:
-        return None
-    if encoding == _JSON_PLAIN:
-        try:
-            return json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HistoryFormatError(
-                f"json/plain payload data is not valid JSON ({exc}); the data must be "
-                "base64 of UTF-8 JSON text"
-            ) from exc
-    return data
+    try:
+        parsed = Payload.from_json(payload)
+        encoding = parsed.metadata.get("encoding", b"").decode("utf-8", "replace")
+        if encoding == _BINARY_NULL:
+            return None
+        if encoding == _JSON_PLAIN:
+            return _PLAIN_JSON.from_payload(parsed)
+    except PayloadError as exc:
+        raise HistoryFormatError(str(exc)) from None
+    return parsed.data
 
 
 def decode_payloads(obj: Mapping[str, Any] | None) -> list[Any]:
@@ -353,23 +331,25 @@ def encode_payload(value: Any) -> dict[str, Any]:
     """Encode a JSON value as a ``json/plain`` payload in JSON-history form.
 
     The data is compact JSON with sorted keys, byte for byte what temporalio's default
-    converter writes for the same value, so histories look the same as the SDK's.
+    converter (and this engine's) writes for the same value.
 
     Raises:
         TypeError: ``value`` is not made of JSON types (dict with string keys, list,
             tuple, str, int, float, bool, None); convert it first.
     """
     try:
-        text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+        payload = _PLAIN_JSON.to_payload(value)
     except TypeError as exc:
         raise TypeError(
             f"encode_payload needs a plain JSON value, but {exc}; convert the value to "
             "dicts, lists, strings, numbers, booleans or None first"
         ) from exc
-    return {
-        "metadata": {"encoding": _b64encode(_JSON_PLAIN.encode())},
-        "data": _b64encode(text.encode("utf-8")),
-    }
+    assert payload is not None
+    return payload.to_json()
+
+
+# Plain JSON only (no dataclass encoder): history files hold JSON values.
+_PLAIN_JSON = JSONPlainPayloadConverter(encoder=None)
 
 
 # --- JSON -> History ---------------------------------------------------------------
@@ -468,6 +448,8 @@ def _event_from_json(index: int, raw: Any) -> HistoryEvent:
         )
     event_time = _parse_event_time(where, raw)
     attributes = _parse_attributes(where, event_type, raw)
+    if isinstance(raw.get("userMetadata"), Mapping) and raw["userMetadata"]:
+        attributes = {**attributes, "userMetadata": copy.deepcopy(dict(raw["userMetadata"]))}
     return HistoryEvent(
         event_id=event_id, event_type=event_type, event_time=event_time, attributes=attributes
     )
@@ -598,15 +580,21 @@ def _parse_attributes(where: str, event_type: str, raw: Mapping[str, Any]) -> di
 
 
 def _event_to_json(event: HistoryEvent) -> dict[str, Any]:
-    return {
+    attributes = copy.deepcopy(dict(event.attributes))
+    out: dict[str, Any] = {
         "eventId": str(event.event_id),
         "eventTime": _format_timestamp(event.event_time, event),
         "eventType": event.event_type,
         # The engine has no task queue partitions to number tasks by; the event id is
         # unique and increasing like a real task id, and the Replayer ignores it anyway.
         "taskId": str(event.event_id),
-        attributes_key(event.event_type): copy.deepcopy(dict(event.attributes)),
     }
+    # A command's summary: the engine keeps it with the attributes, Temporal on the event.
+    metadata = attributes.pop("userMetadata", None)
+    if metadata:
+        out["userMetadata"] = metadata
+    out[attributes_key(event.event_type)] = attributes
+    return out
 
 
 def _format_timestamp(moment: datetime, event: HistoryEvent) -> str:
@@ -661,19 +649,3 @@ def _dig(mapping: Mapping[str, Any], *keys: str) -> Any:
             return None
         current = current.get(key)
     return current
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _b64decode(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise HistoryFormatError(f"{what} must be a base64 string, found {_json_kind(value)}")
-    # Proto JSON readers accept URL-safe and unpadded base64 too, so do the same.
-    text = value.strip().replace("-", "+").replace("_", "/")
-    text += "=" * (-len(text) % 4)
-    try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
-        raise HistoryFormatError(f"{what} {value!r} is not valid base64 ({exc})") from exc

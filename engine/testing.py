@@ -14,6 +14,7 @@ from typing import Any
 
 from engine._clock import Clock, VirtualClock
 from engine.client import Client
+from engine.converter import DataConverter
 
 __all__ = ["WorkflowEnvironment"]
 
@@ -25,13 +26,17 @@ class WorkflowEnvironment:
         self.client = client
 
     @classmethod
-    async def start_time_skipping(cls, *, start: datetime | None = None, path: str = ":memory:") -> "WorkflowEnvironment":
-        return cls(await Client.connect(path, clock=VirtualClock(start)))
+    async def start_time_skipping(
+        cls, *, start: datetime | None = None, path: str = ":memory:", data_converter: DataConverter = DataConverter.default
+    ) -> "WorkflowEnvironment":
+        return cls(await Client.connect(path, clock=VirtualClock(start), data_converter=data_converter))
 
     @classmethod
-    async def start_local(cls, path: str = ":memory:", **_: Any) -> "WorkflowEnvironment":
+    async def start_local(
+        cls, path: str = ":memory:", *, data_converter: DataConverter = DataConverter.default, **_: Any
+    ) -> "WorkflowEnvironment":
         """A real-time engine over ``path`` (a database file, or ``":memory:"``)."""
-        return cls(await Client.connect(path, clock=Clock()))
+        return cls(await Client.connect(path, clock=Clock(), data_converter=data_converter))
 
     @classmethod
     def from_client(cls, client: Client) -> "WorkflowEnvironment":
@@ -45,13 +50,48 @@ class WorkflowEnvironment:
         """Move virtual time forward by ``duration`` (real-time environments really sleep)."""
         seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
         clock = self.client.clock
-        if isinstance(clock, VirtualClock):
-            clock.advance(timedelta(seconds=seconds))
-            # Let the engine fire what became due before the caller looks.
-            for _ in range(3):
-                await asyncio.sleep(0.01)
-        else:
+        if not isinstance(clock, VirtualClock):
             await asyncio.sleep(seconds)
+            return
+        # As Temporal's test server: step from deadline to deadline, letting the workers react
+        # to each, so a timer due halfway fires at its own time and timers it leads to start
+        # from there (one jump to the end would fire them all late, at the end).
+        target = clock.now() + timedelta(seconds=seconds)
+        while True:
+            await self._settle()
+            upcoming = await self._next_deadline()
+            if upcoming is None or upcoming > target:
+                break
+            clock.advance_to(upcoming)
+            self.client.store._wake(("timers", ""))
+        clock.advance_to(target)
+        self.client.store._wake(("timers", ""))
+        await self._settle()
+
+    async def _state(self) -> tuple[bool, float | None, bool]:
+        from engine import _service
+
+        client = self.client
+        owners = sorted(w._owner for w in client._workers)
+        return await client.store.read(_service.idle_state, _service.ts(client.clock.now()), sorted(client.served_queues), owners)
+
+    async def _next_deadline(self) -> datetime | None:
+        from engine._service import from_ts
+
+        upcoming = (await self._state())[1]
+        return from_ts(upcoming) if upcoming is not None else None
+
+    async def _settle(self, limit: float = 5.0) -> None:
+        """Until the local workers have nothing to do now (or ``limit`` seconds passed)."""
+        self.client._ensure_service()
+        deadline = asyncio.get_running_loop().time() + limit
+        quiet = 0
+        while asyncio.get_running_loop().time() < deadline:
+            idle, _, due = await self._state()
+            quiet = quiet + 1 if idle and not due else 0
+            if quiet >= 2:  # twice in a row: a task may be between two state changes
+                return
+            await asyncio.sleep(0.002)
 
     async def get_current_time(self) -> datetime:
         return self.client.clock.now()

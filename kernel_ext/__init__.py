@@ -5,10 +5,12 @@ Magics (``%worker?``, ``%workflow?``, ``%engine?`` show their help):
 - ``%%workflow`` / ``%%activity`` cells define workflows and activities for the kernel's workers;
 - ``%worker start|stop|list`` runs workers on the kernel's event loop;
 - ``%workflow start|execute|show|list|describe|signal|query|cancel|terminate`` mirror
-  ``temporal workflow``;
-- ``%engine`` shows the engine (``--reset``, ``--time real|skip``).
+  ``temporal workflow`` (``show --output graph|saga|chain`` draws the run);
+- ``%engine`` shows the engine (``--reset``, ``--time real|skip``, ``--advance 30d``).
 
-Settings: ``%config DurableLab.db_path = ':memory:'``, ``%config DurableLab.time_mode = 'skip'``.
+Settings: ``%config DurableLab.db_path = ':memory:'``, ``%config DurableLab.time_mode = 'skip'``,
+``%config DurableLab.data_converter = converter`` (a variable holding an
+``engine.converter.DataConverter``; with an encryption codec the viewers decrypt with it).
 """
 
 from __future__ import annotations

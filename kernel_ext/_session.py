@@ -28,13 +28,16 @@ from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
 
 from engine import faults
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
-from engine.errors import StoreError, WorkflowNotFoundError
+from engine.converter import DataConverter
+from engine.errors import PayloadError, StoreError, WorkflowNotFoundError
 from engine.history import History
 from engine.worker import Worker
 from kernel_ext import _process_workers
+from kernel_ext._codec import readable_run
 
 __all__ = [
     "DEFAULT_DB_PATH",
+    "SHOW_OUTPUTS",
     "TIME_MODES",
     "Session",
     "SessionError",
@@ -42,6 +45,7 @@ __all__ = [
     "RunHandle",
     "Registration",
     "EngineStatus",
+    "TimeAdvance",
     "RunTable",
     "RunDescription",
     "JsonDocument",
@@ -49,6 +53,7 @@ __all__ = [
 
 DEFAULT_DB_PATH = ".durable/engine.db"
 TIME_MODES = ("real", "skip")
+SHOW_OUTPUTS = ("table", "json", "graph", "saga", "chain")
 _MEMORY = ":memory:"
 
 
@@ -162,6 +167,7 @@ class EngineStatus(_Text):
     workflows: tuple[str, ...]
     activities: tuple[str, ...]
     errors: tuple[str, ...] = ()
+    codec: str = ""
 
     def text(self) -> str:
         where = self.db_path if self.db_path == self.resolved_path else f"{self.db_path}  ({self.resolved_path})"
@@ -177,8 +183,24 @@ class EngineStatus(_Text):
             f"  workers     {workers}",
             f"  runs        {runs}",
         ]
+        if self.codec:
+            lines.insert(3, f"  codec       {self.codec}")
         lines += [f"  engine log  {e}" for e in self.errors]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, repr=False)
+class TimeAdvance(_Text):
+    """``%engine --advance``: the engine's time before and after."""
+
+    before: datetime
+    after: datetime
+    delta: timedelta
+
+    def text(self) -> str:
+        from kernel_ext._steps import format_seconds
+
+        return f"engine time {_when(self.before)} -> {_when(self.after)} (+{format_seconds(self.delta.total_seconds())})"
 
 
 # ---------------------------------------------------------------------- handles
@@ -317,10 +339,11 @@ class Registration:
 class Session:
     """The engine of one kernel; see the module docstring."""
 
-    def __init__(self, db_path: str = DEFAULT_DB_PATH, time_mode: str = "real") -> None:
+    def __init__(self, db_path: str = DEFAULT_DB_PATH, time_mode: str = "real", data_converter: DataConverter | None = None) -> None:
         self._db_path = DEFAULT_DB_PATH
         self._time_mode = "real"
-        self.configure(db_path=db_path, time_mode=time_mode)
+        self._data_converter = DataConverter.default
+        self.configure(db_path=db_path, time_mode=time_mode, data_converter=data_converter)
         self.workflows: dict[str, type] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
         self._workers: dict[str, KernelWorker] = {}
@@ -329,7 +352,7 @@ class Session:
         self._numbers = {"w": itertools.count(1), "p": itertools.count(1)}  # w1, w2, ...; p1, p2, ...
         self._store: Any = None
         self._client: Client | None = None
-        self._opened: tuple[str, str] | None = None
+        self._opened: tuple[str, str, DataConverter] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
         self._log = _EngineLog()
@@ -344,6 +367,11 @@ class Session:
         return self._time_mode
 
     @property
+    def data_converter(self) -> DataConverter:
+        """What the client and workers convert payloads with (its codec encrypts, say)."""
+        return self._data_converter
+
+    @property
     def client(self) -> Client | None:
         """The open client, or ``None`` before the first call that needed the engine."""
         return self._client
@@ -352,8 +380,9 @@ class Session:
     def loop(self) -> asyncio.AbstractEventLoop | None:
         return self._loop
 
-    def configure(self, *, db_path: str | None = None, time_mode: str | None = None) -> None:
-        """Change where the engine lives or how its clock runs (applied at the next call)."""
+    def configure(self, *, db_path: str | None = None, time_mode: str | None = None, data_converter: DataConverter | None = None) -> None:
+        """Change where the engine lives, how its clock runs, or the data converter of its
+        client and workers (applied at the next call)."""
         if db_path is not None:
             if not str(db_path).strip():
                 raise SessionError("The database path is empty: give a file path such as .durable/engine.db, or ':memory:'.")
@@ -362,6 +391,13 @@ class Session:
             if time_mode not in TIME_MODES:
                 raise SessionError(f"Unknown time mode {time_mode!r}: use 'real' (the wall clock) or 'skip' (time skipping).")
             self._time_mode = time_mode
+        if data_converter is not None:
+            if not isinstance(data_converter, DataConverter):
+                raise SessionError(
+                    f"The data converter must be an engine.converter.DataConverter, not {type(data_converter).__name__}: "
+                    "e.g. DataConverter(payload_codec=EncryptionCodec(key))."
+                )
+            self._data_converter = data_converter
 
     def resolved_path(self) -> str:
         return _MEMORY if self._db_path == _MEMORY else os.path.abspath(os.path.expanduser(self._db_path))
@@ -373,7 +409,7 @@ class Session:
         if self._loop is not None and self._loop is not loop and self._store is not None:
             raise SessionError("This engine was opened on another event loop; close it there first (await session.close()).")
         async with self._lock:
-            wanted = (self.resolved_path(), self._time_mode)
+            wanted = (self.resolved_path(), self._time_mode, self._data_converter)
             if self._client is not None and self._opened == wanted:
                 return self._client
             await self._stop_engine_workers()
@@ -387,7 +423,7 @@ class Session:
             if self._store is None:
                 self._store = await _open_store(wanted[0])
                 self._log.attach()
-            self._client = _new_client(self._store, self._time_mode, previous)
+            self._client = _new_client(self._store, self._time_mode, previous, self._data_converter)
             self._opened, self._loop = wanted, loop
             for kernel_worker in self._workers.values():
                 self._start_engine_worker(kernel_worker)
@@ -525,6 +561,11 @@ class Session:
             raise SessionError("A worker process needs a database file it can share; this engine is in memory. Use %config DurableLab.db_path = '.durable/engine.db'.")
         if self._time_mode != "real":
             raise SessionError("Worker processes run on the real clock; switch the kernel to it first: %engine --time real.")
+        if self._data_converter is not DataConverter.default:
+            raise SessionError(
+                "A worker process cannot use this session's data converter (a codec's key stays in the kernel), so it "
+                "could not read the runs it writes. Start a kernel worker instead: %worker start --task-queue Q."
+            )
         if not self.sources:
             raise SessionError("No %%workflow or %%activity cell has run yet: a worker process runs the code of those cells.")
         await self.ensure_ready()
@@ -649,21 +690,36 @@ class Session:
         return RunDescription(description)
 
     async def show_workflow(self, workflow_id: str, run_id: str | None = None, *, output: str = "table", detailed: bool = False) -> Any:
-        """A run's history: ``output`` is ``table`` (events), ``json`` (Temporal's format) or ``graph``."""
-        if output not in ("table", "json", "graph"):
-            raise SessionError(f"Unknown output {output!r}: use table, json or graph.")
+        """A run's history: ``output`` is ``table`` (events), ``json`` (Temporal's format),
+        ``graph`` (its steps, child runs nested), ``saga`` (forward steps, failure,
+        compensations) or ``chain`` (every run of its continue-as-new chain)."""
+        if output not in SHOW_OUTPUTS:
+            raise SessionError(f"Unknown output {output!r}: use {', '.join(SHOW_OUTPUTS)}.")
         handle, description = await self._run(workflow_id, run_id)
-        history = await handle.fetch_history()
         if output == "json":
-            return JsonDocument(history.to_json_dict())
+            # As stored (with a codec: encoded), like `temporal workflow show -o json`.
+            return JsonDocument((await handle.fetch_history()).to_json_dict())
+        try:
+            history, attempts = await readable_run(handle)
+        except PayloadError as e:
+            raise SessionError(f"{e} Set the data converter that wrote the run: %config DurableLab.data_converter = ...") from None
         display = _display_module()
         if output == "table":
             return display.EventTable(history, detailed=detailed) if display else _PlainEventTable(history, detailed)
         if display is None:
             raise SessionError("Graphs need kernel_ext.display, which this checkout does not have yet; use --output table or --output json.")
-        attempts = await handle.activity_attempts()
-        fired = await faults.fault_log(await self.ensure_ready(), run_id=description.run_id)
-        return display.RunView(history, attempts, title=f"{workflow_id} ({description.workflow_type})", faults=fired)
+        title = f"{workflow_id} ({description.workflow_type})"
+        if output == "saga":
+            return display.SagaView(history, attempts, title=title)
+        client = await self.ensure_ready()
+        if output == "chain":
+            runs = await _chain(client, workflow_id, history)
+            chain_attempts = {}
+            for run in runs:
+                chain_attempts[run.run_id] = await client.get_workflow_handle(workflow_id, run_id=run.run_id).activity_attempts()
+            return display.ChainView(runs, chain_attempts, title=title)
+        fired = await faults.fault_log(client, run_id=description.run_id)
+        return display.RunView(history, attempts, title=title, children=await _children(client, history), faults=fired)
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
         """Runs, newest first; ``query`` is Temporal's list filter (see ``Client.list_workflows``)."""
@@ -728,12 +784,34 @@ class Session:
             workflows=tuple(sorted(self.workflows)),
             activities=tuple(sorted(self.activities)),
             errors=self._log.recent(),
+            codec=repr(client.data_converter.payload_codec) if client.data_converter.payload_codec else "",
         )
 
     async def set_time_mode(self, mode: str) -> EngineStatus:
         """Switch the clock; workers move to the new clock (the database is kept)."""
         self.configure(time_mode=mode)
         return await self.status()
+
+    async def advance_time(self, delta: timedelta) -> "TimeAdvance":
+        """Move the engine's clock ``delta`` forward (time skipping only): timers, retries and
+        timeouts due by then fire, as if that much time had passed.
+
+        The clock jumps in one step (``WorkflowEnvironment.sleep``): a timer due half-way
+        fires at the new time, and timers the woken workflows then start count from there.
+        To see a monthly timer fire three times, advance one month three times."""
+        if delta <= timedelta(0):
+            raise SessionError(f"Advance the clock by a positive duration, not {delta}: e.g. --advance 30d.")
+        client = await self.ensure_ready()
+        if self._time_mode != "skip":
+            raise SessionError(
+                "The engine runs on the wall clock, which cannot be moved. Switch to time skipping first: "
+                "%engine --time skip (or %config DurableLab.time_mode = 'skip')."
+            )
+        from engine.testing import WorkflowEnvironment
+
+        before = client.clock.now()
+        await WorkflowEnvironment.from_client(client).sleep(delta)
+        return TimeAdvance(before, client.clock.now(), delta)
 
     async def reset(self) -> EngineStatus:
         """Start over with an empty database at the same path; workers keep running."""
@@ -779,6 +857,63 @@ class _EngineLog(logging.Handler):
         self._logger.removeHandler(self)
 
 
+_CHAIN_LIMIT = 200
+_CHILD_DEPTH = 3
+
+
+def _start_attribute(history: History, key: str) -> str:
+    events = history.events
+    value = events[0].attributes.get(key) if events and events[0].event_type == "WorkflowExecutionStarted" else None
+    return value if isinstance(value, str) else ""
+
+
+async def _chain(client: Client, workflow_id: str, history: History) -> list[History]:
+    """Every run of ``history``'s continue-as-new chain, first to last (at most 200): the
+    start event names the run before, the ContinuedAsNew event the run after."""
+    runs = [history]
+    previous = _start_attribute(history, "continuedExecutionRunId")
+    while previous and len(runs) < _CHAIN_LIMIT:
+        try:
+            earlier = await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history()
+        except WorkflowNotFoundError:
+            break
+        runs.insert(0, earlier)
+        previous = _start_attribute(earlier, "continuedExecutionRunId")
+    while len(runs) < _CHAIN_LIMIT:
+        last = runs[-1].events[-1] if runs[-1].events else None
+        following = last.attributes.get("newExecutionRunId") if last and last.event_type == "WorkflowExecutionContinuedAsNew" else None
+        if not isinstance(following, str) or not following:
+            break
+        try:
+            runs.append(await client.get_workflow_handle(workflow_id, run_id=following).fetch_history())
+        except WorkflowNotFoundError:
+            break
+    return runs
+
+
+async def _children(client: Client, history: History, depth: int = 0) -> dict[str, History]:
+    """The histories of the child runs ``history`` started (and theirs, three levels deep),
+    by child workflow id; children this engine does not have are left out (they are drawn
+    as links)."""
+    found: dict[str, History] = {}
+    if depth >= _CHILD_DEPTH:
+        return found
+    for event in history.events:
+        if event.event_type != "ChildWorkflowExecutionStarted":
+            continue
+        execution = event.attributes.get("workflowExecution") or {}
+        child_id, child_run = execution.get("workflowId"), execution.get("runId")
+        if not isinstance(child_id, str) or child_id in found:
+            continue
+        try:
+            child = await client.get_workflow_handle(child_id, run_id=child_run or None).fetch_history()
+        except WorkflowNotFoundError:
+            continue
+        found[child_id] = child
+        found.update(await _children(client, child, depth + 1))
+    return found
+
+
 def _display_module() -> Any:
     """``kernel_ext.display`` (another module of this package) if it exists yet."""
     try:
@@ -807,14 +942,14 @@ async def _open_store(path: str) -> Any:
         raise SessionError(f"{e} Choose another path with %config DurableLab.db_path = '...'.") from e
 
 
-def _new_client(store: Any, time_mode: str, previous: Client | None) -> Client:
+def _new_client(store: Any, time_mode: str, previous: Client | None, data_converter: DataConverter) -> Client:
     from engine._clock import Clock, VirtualClock
 
     clock: Clock = Clock()
     if time_mode == "skip":
         # Start virtual time where the previous clock stood, so engine time never runs backwards.
         clock = VirtualClock(previous.clock.now() if previous is not None else None)
-    return Client(store, clock=clock, owns_store=False)
+    return Client(store, clock=clock, owns_store=False, data_converter=data_converter)
 
 
 def _workflow_defn(obj: Any) -> Any:

@@ -3,9 +3,11 @@
 :class:`EventTable` lists every event like ``temporal workflow show`` (or, detailed, with
 all attributes and payloads decoded). :class:`RunView` shows the steps of
 :func:`kernel_ext.graphs.history_timeline_rows` as a Graphviz graph (when ``dot`` is
-installed) above a table of the same steps.
+installed) above a table of the same steps. :class:`SagaView` shows a run as a saga
+(forward steps, failure, compensations) and :class:`ChainView` the runs of a
+continue-as-new chain, each as a graph above a table.
 
-Both implement ``_repr_mimebundle_`` with ``text/plain`` and ``text/html`` and honour
+All of them implement ``_repr_mimebundle_`` with ``text/plain`` and ``text/html`` and honour
 ``include``/``exclude`` like the graphviz package. The HTML is deterministic (no random
 ids, no current time) so notebook tests can compare it, and every piece of history data
 in it goes through :func:`html.escape`. Events of types nobody taught us show as their
@@ -19,10 +21,11 @@ import html
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from engine.errors import HistoryFormatError
-from engine.history import History, HistoryEvent, decode_payload
-from kernel_ext._timeline import _failure_summary, _int, _payloads_text, _shorten, _text, _value_text
+from engine.history import History, HistoryEvent
+from kernel_ext._graph_views import ChainView, SagaView
+from kernel_ext._html import MIME_TYPES, TABLE_CSS, badge, graph_html, html_table, text_table, wanted
+from kernel_ext._steps._read import Encoded, display_value, failure_summary, int_of, payloads_text, shorten, text_of, value_text
 from kernel_ext.graphs import (
-    STATUS_COLOURS,
     collapse_rows,
     format_duration,
     format_offset,
@@ -37,48 +40,10 @@ if TYPE_CHECKING:
     from engine.client import ActivityAttempt
     from engine.faults import FaultFired
 
-__all__ = ["EventTable", "RunView"]
+__all__ = ["ChainView", "EventTable", "RunView", "SagaView"]
 
-_MIME_TYPES = ("text/plain", "text/html")
 _DETAIL_LIMIT = 100
 _EVENTS_IN_RUN_VIEW = 500
-_NO_DOT = "Graph not shown: install graphviz (apt-get install graphviz) for the graph."
-# JupyterLab right-aligns table cells; history tables read better left-aligned.
-_TABLE_CSS = (
-    "<style>.durable-lab-table td, .durable-lab-table th {text-align: left; vertical-align: top; "
-    "padding: 2px 8px;} .durable-lab-table pre {margin: 0; white-space: pre-wrap;}</style>"
-)
-
-
-def _wanted(include: Iterable[str] | None, exclude: Iterable[str] | None) -> set[str]:
-    wanted = set(_MIME_TYPES) if include is None else set(include) & set(_MIME_TYPES)
-    return wanted - set(exclude or ())
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
-    """Aligned columns; the last column is left ragged (it holds free text)."""
-    widths = [max([len(header[i])] + [len(row[i]) for row in rows]) for i in range(len(header) - 1)]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
-        return "  ".join(parts + [cells[-1]]).rstrip()
-
-    return "\n".join([line(header)] + [line(row) for row in rows])
-
-
-def _html_table(header: Sequence[str], rows: Iterable[Sequence[str]], *, pre_column: int | None = None) -> str:
-    """An HTML table; every cell is escaped (``pre_column`` is wrapped in ``<pre>``)."""
-    out = [_TABLE_CSS, '<table class="durable-lab-table">', "<thead><tr>"]
-    out += [f"<th>{html.escape(cell)}</th>" for cell in header]
-    out.append("</tr></thead><tbody>")
-    for row in rows:
-        out.append("<tr>")
-        for index, cell in enumerate(row):
-            text = html.escape(cell)
-            out.append(f"<td><pre>{text}</pre></td>" if index == pre_column else f"<td>{text}</td>")
-        out.append("</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
 
 
 # --- one line per event ---------------------------------------------------------------
@@ -92,16 +57,16 @@ class _Names:
         for event in history.events:
             a = event.attributes if isinstance(event.attributes, Mapping) else {}
             if event.event_type == "ActivityTaskScheduled":
-                self.by_event[event.event_id] = _text(a, "activityType", "name") or "?"
+                self.by_event[event.event_id] = text_of(a, "activityType", "name") or "?"
             elif event.event_type == "StartChildWorkflowExecutionInitiated":
-                self.by_event[event.event_id] = _text(a, "workflowType", "name") or "?"
+                self.by_event[event.event_id] = text_of(a, "workflowType", "name") or "?"
             elif event.event_type == "SignalExternalWorkflowExecutionInitiated":
-                self.by_event[event.event_id] = f"signal {_text(a, 'signalName')}"
+                self.by_event[event.event_id] = f"signal {text_of(a, 'signalName')}"
             elif event.event_type == "TimerStarted":
-                self.by_event[event.event_id] = f"timer {_text(a, 'timerId')}"
+                self.by_event[event.event_id] = f"timer {text_of(a, 'timerId')}"
 
     def of(self, a: Mapping[str, Any], key: str) -> str:
-        return self.by_event.get(_int(a.get(key)) or 0, "?")
+        return self.by_event.get(int_of(a.get(key)) or 0, "?")
 
 
 Detail = Callable[[Mapping[str, Any], _Names], str]
@@ -110,53 +75,53 @@ Detail = Callable[[Mapping[str, Any], _Names], str]
 def _activity_closed(a: Mapping[str, Any], names: _Names) -> str:
     name = names.of(a, "scheduledEventId")
     if "result" in a:
-        return f"{name} → {_payloads_text(a.get('result'))}"
-    failure = _failure_summary(a.get("failure"))
+        return f"{name} → {payloads_text(a.get('result'))}"
+    failure = failure_summary(a.get("failure"))
     return f"{name}: {failure}" if failure else name
 
 
 def _child_event(a: Mapping[str, Any], names: _Names) -> str:
-    text = f"{names.of(a, 'initiatedEventId')} {_text(a, 'workflowExecution', 'workflowId')}"
+    text = f"{names.of(a, 'initiatedEventId')} {text_of(a, 'workflowExecution', 'workflowId')}"
     if "result" in a:
-        return f"{text} → {_payloads_text(a.get('result'))}"
-    failure = _failure_summary(a.get("failure"))
+        return f"{text} → {payloads_text(a.get('result'))}"
+    failure = failure_summary(a.get("failure"))
     return f"{text}: {failure}" if failure else text
 
 
 def _task_failed(a: Mapping[str, Any], names: _Names) -> str:
-    cause = _text(a, "cause").removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
-    failure = _failure_summary(a.get("failure"))
+    cause = text_of(a, "cause").removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
+    failure = failure_summary(a.get("failure"))
     return f"{cause}: {failure}" if failure else cause
 
 
 def _activity_started(a: Mapping[str, Any], names: _Names) -> str:
-    text = f"{names.of(a, 'scheduledEventId')} attempt {_text(a, 'attempt') or 1}"
-    last = _failure_summary(a.get("lastFailure"))
+    text = f"{names.of(a, 'scheduledEventId')} attempt {text_of(a, 'attempt') or 1}"
+    last = failure_summary(a.get("lastFailure"))
     return f"{text} (last failure: {last})" if last else text
 
 
 def _update(a: Mapping[str, Any], names: _Names) -> str:
-    name = _text(a, "acceptedRequest", "input", "name") or _text(a, "rejectedRequest", "input", "name")
-    name = name or _text(a, "request", "input", "name")
-    if _text(a, "outcome", "failure", "message"):
-        return f"{name} failed: {_failure_summary(a['outcome']['failure'])}".strip()
+    name = text_of(a, "acceptedRequest", "input", "name") or text_of(a, "rejectedRequest", "input", "name")
+    name = name or text_of(a, "request", "input", "name")
+    if text_of(a, "outcome", "failure", "message"):
+        return f"{name} failed: {failure_summary(a['outcome']['failure'])}".strip()
     if isinstance(a.get("outcome"), Mapping):
-        return f"{name} → {_payloads_text(a['outcome'].get('success'))}".strip()
+        return f"{name} → {payloads_text(a['outcome'].get('success'))}".strip()
     return name
 
 
 _DETAILS: dict[str, Detail] = {
     "WorkflowExecutionStarted": lambda a, n: (
-        f"{_text(a, 'workflowType', 'name')}({_payloads_text(a.get('input'))})"
-        + (f" on {_text(a, 'taskQueue', 'name')}" if _text(a, "taskQueue", "name") else "")
+        f"{text_of(a, 'workflowType', 'name')}({payloads_text(a.get('input'))})"
+        + (f" on {text_of(a, 'taskQueue', 'name')}" if text_of(a, "taskQueue", "name") else "")
     ),
-    "WorkflowTaskScheduled": lambda a, n: f"queue {_text(a, 'taskQueue', 'name')}"
-    + (f", attempt {_text(a, 'attempt')}" if (_int(a.get("attempt")) or 1) > 1 else ""),
-    "WorkflowTaskStarted": lambda a, n: f"by {_text(a, 'identity')}" if _text(a, "identity") else "",
+    "WorkflowTaskScheduled": lambda a, n: f"queue {text_of(a, 'taskQueue', 'name')}"
+    + (f", attempt {text_of(a, 'attempt')}" if (int_of(a.get("attempt")) or 1) > 1 else ""),
+    "WorkflowTaskStarted": lambda a, n: f"by {text_of(a, 'identity')}" if text_of(a, "identity") else "",
     "WorkflowTaskFailed": _task_failed,
-    "WorkflowTaskTimedOut": lambda a, n: _text(a, "timeoutType").removeprefix("TIMEOUT_TYPE_"),
+    "WorkflowTaskTimedOut": lambda a, n: text_of(a, "timeoutType").removeprefix("TIMEOUT_TYPE_"),
     "ActivityTaskScheduled": lambda a, n: (
-        f"{_text(a, 'activityType', 'name')} id {_text(a, 'activityId')}, input {_payloads_text(a.get('input'))}"
+        f"{text_of(a, 'activityType', 'name')} id {text_of(a, 'activityId')}, input {payloads_text(a.get('input'))}"
     ),
     "ActivityTaskStarted": _activity_started,
     "ActivityTaskCompleted": _activity_closed,
@@ -164,14 +129,14 @@ _DETAILS: dict[str, Detail] = {
     "ActivityTaskTimedOut": _activity_closed,
     "ActivityTaskCancelRequested": lambda a, n: n.of(a, "scheduledEventId"),
     "ActivityTaskCanceled": lambda a, n: n.of(a, "scheduledEventId"),
-    "TimerStarted": lambda a, n: f"timer {_text(a, 'timerId')} for {format_duration(a.get('startToFireTimeout'))}",
-    "TimerFired": lambda a, n: f"timer {_text(a, 'timerId')}",
-    "TimerCanceled": lambda a, n: f"timer {_text(a, 'timerId')}",
-    "MarkerRecorded": lambda a, n: _text(a, "markerName"),
-    "WorkflowExecutionSignaled": lambda a, n: f"{_text(a, 'signalName')}({_payloads_text(a.get('input'))})",
-    "WorkflowExecutionCancelRequested": lambda a, n: _text(a, "cause") or _text(a, "identity"),
+    "TimerStarted": lambda a, n: f"timer {text_of(a, 'timerId')} for {format_duration(a.get('startToFireTimeout'))}",
+    "TimerFired": lambda a, n: f"timer {text_of(a, 'timerId')}",
+    "TimerCanceled": lambda a, n: f"timer {text_of(a, 'timerId')}",
+    "MarkerRecorded": lambda a, n: text_of(a, "markerName"),
+    "WorkflowExecutionSignaled": lambda a, n: f"{text_of(a, 'signalName')}({payloads_text(a.get('input'))})",
+    "WorkflowExecutionCancelRequested": lambda a, n: text_of(a, "cause") or text_of(a, "identity"),
     "StartChildWorkflowExecutionInitiated": lambda a, n: (
-        f"{_text(a, 'workflowType', 'name')} {_text(a, 'workflowId')}({_payloads_text(a.get('input'))})"
+        f"{text_of(a, 'workflowType', 'name')} {text_of(a, 'workflowId')}({payloads_text(a.get('input'))})"
     ),
     "ChildWorkflowExecutionStarted": _child_event,
     "ChildWorkflowExecutionCompleted": _child_event,
@@ -180,20 +145,20 @@ _DETAILS: dict[str, Detail] = {
     "ChildWorkflowExecutionTimedOut": _child_event,
     "ChildWorkflowExecutionTerminated": _child_event,
     "SignalExternalWorkflowExecutionInitiated": lambda a, n: (
-        f"{_text(a, 'signalName')} to {_text(a, 'workflowExecution', 'workflowId')}"
+        f"{text_of(a, 'signalName')} to {text_of(a, 'workflowExecution', 'workflowId')}"
     ),
     "ExternalWorkflowExecutionSignaled": lambda a, n: (
-        f"{n.of(a, 'initiatedEventId')} to {_text(a, 'workflowExecution', 'workflowId')}"
+        f"{n.of(a, 'initiatedEventId')} to {text_of(a, 'workflowExecution', 'workflowId')}"
     ),
-    "SignalExternalWorkflowExecutionFailed": lambda a, n: f"{n.of(a, 'initiatedEventId')}: {_text(a, 'cause')}",
+    "SignalExternalWorkflowExecutionFailed": lambda a, n: f"{n.of(a, 'initiatedEventId')}: {text_of(a, 'cause')}",
     "WorkflowExecutionUpdateAccepted": _update,
     "WorkflowExecutionUpdateRejected": _update,
     "WorkflowExecutionUpdateCompleted": _update,
-    "WorkflowExecutionCompleted": lambda a, n: f"result {_payloads_text(a.get('result'))}",
-    "WorkflowExecutionFailed": lambda a, n: _failure_summary(a.get("failure")),
-    "WorkflowExecutionTerminated": lambda a, n: _text(a, "reason"),
-    "WorkflowExecutionTimedOut": lambda a, n: _text(a, "retryState").removeprefix("RETRY_STATE_"),
-    "WorkflowExecutionContinuedAsNew": lambda a, n: f"new run with ({_payloads_text(a.get('input'))})",
+    "WorkflowExecutionCompleted": lambda a, n: f"result {payloads_text(a.get('result'))}",
+    "WorkflowExecutionFailed": lambda a, n: failure_summary(a.get("failure")),
+    "WorkflowExecutionTerminated": lambda a, n: text_of(a, "reason"),
+    "WorkflowExecutionTimedOut": lambda a, n: text_of(a, "retryState").removeprefix("RETRY_STATE_"),
+    "WorkflowExecutionContinuedAsNew": lambda a, n: f"new run with ({payloads_text(a.get('input'))})",
 }
 
 
@@ -202,7 +167,7 @@ def _short_detail(event: HistoryEvent, names: _Names) -> str:
         return ""
     detail = _DETAILS.get(event.event_type)
     if detail is None:
-        return _failure_summary(event.attributes.get("failure"))
+        return failure_summary(event.attributes.get("failure"))
     return " ".join(detail(event.attributes, names).split())
 
 
@@ -220,9 +185,11 @@ def _decoded(value: Any) -> Any:
             return [_decoded(p) for p in value["payloads"]]
         if _is_payload(value):
             try:
-                decoded = decode_payload(value)
+                decoded = display_value(value)
             except HistoryFormatError as exc:
                 return f"<payload that cannot be decoded: {exc}>"
+            if isinstance(decoded, Encoded):
+                return decoded
             return f"<{len(decoded)} bytes: {bytes(decoded[:32])!r}>" if isinstance(decoded, bytes) else decoded
         return {str(k): _decoded(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -238,13 +205,13 @@ def _tree_lines(key: str, value: Any, depth: int) -> list[str]:
         return [f"{pad}{key}:"] + [line for i, v in enumerate(value) for line in _tree_lines(f"- [{i}]", v, depth + 1)]
     if isinstance(value, str) and "\n" in value:
         return [f"{pad}{key}: |"] + [f"{pad}  {line}" for line in value.splitlines()]
-    return [f"{pad}{key}: {_value_text(value)}"]
+    return [f"{pad}{key}: {value_text(value)}"]
 
 
 def _all_attributes(event: HistoryEvent) -> str:
     attributes = _decoded(event.attributes)
     if not isinstance(attributes, Mapping):
-        return _value_text(attributes)
+        return value_text(attributes)
     return "\n".join(line for k, v in attributes.items() for line in _tree_lines(k, v, 0))
 
 
@@ -270,7 +237,7 @@ class EventTable:
             if self.detailed:
                 details = _all_attributes(event)
             else:
-                details = _shorten(_short_detail(event, names), _DETAIL_LIMIT)
+                details = shorten(_short_detail(event, names), _DETAIL_LIMIT)
             offset = format_offset(seconds_between(start, event.event_time))
             out.append((str(event.event_id), offset, event.event_type or "?", details))
         return out
@@ -279,7 +246,7 @@ class EventTable:
         """Aligned plain-text columns (attributes indented under each event if detailed)."""
         header = ("ID", "TIME", "TYPE", "DETAILS")
         if not self.detailed:
-            return _text_table(header, self.rows(), right=(0,))
+            return text_table(header, self.rows(), right=(0,))
         lines = []
         for event_id, offset, event_type, details in self.rows():
             lines.append(f"{event_id:>4}  {offset}  {event_type}")
@@ -289,13 +256,13 @@ class EventTable:
     def to_html(self) -> str:
         """An HTML table; every cell is escaped."""
         header = ("ID", "Time", "Type", "Attributes" if self.detailed else "Details")
-        return _html_table(header, self.rows(), pre_column=3 if self.detailed else None)
+        return html_table(header, self.rows(), pre_column=3 if self.detailed else None)
 
     def _repr_mimebundle_(
         self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None, **_: Any
     ) -> dict[str, str]:
         makers = {"text/plain": self.to_text, "text/html": self.to_html}
-        return {mime: makers[mime]() for mime in _MIME_TYPES if mime in _wanted(include, exclude)}
+        return {mime: makers[mime]() for mime in MIME_TYPES if mime in wanted(include, exclude)}
 
 
 # --- graph + steps --------------------------------------------------------------------
@@ -307,6 +274,7 @@ class RunView:
     ``attempts`` is the engine's side table of activity attempts
     (``await handle.activity_attempts()``); without it only each activity's last attempt
     is known. Long histories are collapsed and capped as :func:`run_graph` describes.
+    ``children`` maps child workflow ids to their histories, drawn nested in the graph.
     ``faults`` is the run's fault log (``engine.faults.fault_log``): what injected faults
     hit is marked in the graph and the table.
     """
@@ -318,6 +286,7 @@ class RunView:
         *,
         title: str | None = None,
         max_nodes: int = 200,
+        children: Mapping[str, History] | None = None,
         faults: Sequence[FaultFired] = (),
     ) -> None:
         self.history = history
@@ -325,6 +294,7 @@ class RunView:
         self.faults = tuple(faults)
         self.title = title or " · ".join(p for p in (history.workflow_type, history.workflow_id) if p) or "run"
         self.max_nodes = max_nodes
+        self.children = dict(children or {})
 
     @functools.cached_property
     def rows(self) -> list[dict[str, Any]]:
@@ -334,7 +304,7 @@ class RunView:
     @functools.cached_property
     def dot(self) -> str:
         """The graph as DOT text."""
-        return run_graph(self.history, self.attempts, faults=self.faults, max_nodes=self.max_nodes)
+        return run_graph(self.history, self.attempts, max_nodes=self.max_nodes, children=self.children, faults=self.faults)
 
     def summary(self) -> str:
         """One line: outcome, duration, events, steps, activities."""
@@ -344,7 +314,7 @@ class RunView:
         final = next((row for row in reversed(self.rows) if row["kind"] == "result"), None)
         outcome = final["title"].lower() if final else "?"
         if final and final["status"] == "failed" and final["detail"]:
-            outcome += f" ({_shorten(final['detail'], 80)})"
+            outcome += f" ({shorten(final['detail'], 80)})"
         took = seconds_between(events[0].event_time, events[-1].event_time)
         if took is not None:
             still_running = final is not None and final["status"] == "running"
@@ -366,32 +336,19 @@ class RunView:
 
     def to_text(self) -> str:
         """Title, summary, and the steps as aligned columns."""
-        rows = [(n, e, s, t, _shorten(d, _DETAIL_LIMIT)) for n, e, s, t, d in self._table_rows()]
-        table = _text_table(("#", "EVENTS", "STATUS", "STEP", "DETAIL"), rows, right=(0,))
+        rows = [(n, e, s, t, shorten(d, _DETAIL_LIMIT)) for n, e, s, t, d in self._table_rows()]
+        table = text_table(("#", "EVENTS", "STATUS", "STEP", "DETAIL"), rows, right=(0,))
         return f"{self.title}: {self.summary()}\n\n{table}"
 
     def _graph_html(self) -> str:
-        try:
-            svg = render_svg(self.dot)
-        except RuntimeError as exc:
-            return f"<p><em>{html.escape(str(exc))}</em></p>"
-        if svg is None:
-            return f"<p><em>{html.escape(_NO_DOT)}</em></p>"
-        # Drop the XML prolog and Graphviz's version comment: the <svg> element suffices in HTML.
-        start = svg.find("<svg")
-        return f'<div style="overflow:auto; max-width:100%">{svg[start:] if start >= 0 else svg}</div>'
+        return graph_html(self.dot, render_svg)
 
     def _steps_html(self) -> str:
-        out = [_TABLE_CSS, '<table class="durable-lab-table"><thead><tr>']
+        out = [TABLE_CSS, '<table class="durable-lab-table"><thead><tr>']
         out += [f"<th>{name}</th>" for name in ("#", "Events", "Status", "Step", "Detail")]
         out.append("</tr></thead><tbody>")
         for row, (number, events, status, title, detail) in zip(self.rows, self._table_rows()):
-            fill, border = STATUS_COLOURS.get(row["status"], STATUS_COLOURS["info"])
-            badge = (
-                f'<span style="background:{fill}; border:1px solid {border}; border-radius:3px; padding:0 4px">'
-                f"{html.escape(status)}</span>"
-            )
-            cells = [html.escape(number), html.escape(events), badge, html.escape(title), html.escape(detail)]
+            cells = [html.escape(number), html.escape(events), badge(status), html.escape(title), html.escape(detail)]
             out.append(
                 f'<tr title="{html.escape(row["tooltip"])}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
             )
@@ -417,4 +374,4 @@ class RunView:
         self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None, **_: Any
     ) -> dict[str, str]:
         makers = {"text/plain": self.to_text, "text/html": self.to_html}
-        return {mime: makers[mime]() for mime in _MIME_TYPES if mime in _wanted(include, exclude)}
+        return {mime: makers[mime]() for mime in MIME_TYPES if mime in wanted(include, exclude)}

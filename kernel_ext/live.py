@@ -15,6 +15,7 @@ from engine import faults
 from engine.client import WorkflowHandle, wait_first
 from engine.errors import EngineError
 
+from kernel_ext._codec import readable_run
 from kernel_ext.display import RunView
 
 __all__ = ["LiveRunView"]
@@ -36,8 +37,7 @@ class LiveRunView:
 
     async def render(self) -> tuple[RunView, bool]:
         """A fresh static view of the run, and whether the run has closed."""
-        history = await self.handle.fetch_history()
-        attempts = await self.handle.activity_attempts()
+        history, attempts = await readable_run(self.handle)
         fired = await faults.fault_log(self.handle._client, run_id=history.run_id) if history.run_id else []
         last = history.events[-1].event_type if history.events else ""
         closed = last.startswith("WorkflowExecution") and last not in (

@@ -21,12 +21,14 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.utils.process import arg_split
-from traitlets import Enum, Unicode, observe
+from traitlets import Enum, Instance, Unicode, observe
 from traitlets.config import Configurable
 
+from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
+from engine.worker.workflow_sandbox import register_source
 from kernel_ext import _transform
-from kernel_ext._session import DEFAULT_DB_PATH, TIME_MODES, Session, SessionError
+from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
 
 __all__ = ["DurableLab", "DurableMagics", "Pending", "load", "unload"]
 
@@ -44,13 +46,23 @@ class DurableLab(Configurable):
     time_mode = Enum(
         list(TIME_MODES), default_value="real", help="'real': the wall clock; 'skip': time jumps to the next timer while a result is awaited."
     ).tag(config=True)
+    data_converter = Instance(
+        "engine.converter.DataConverter",
+        allow_none=True,
+        help="Data converter of the engine's client and workers, e.g. DataConverter(payload_codec=EncryptionCodec(key)) "
+        "(%config DurableLab.data_converter = converter, with converter a variable of the notebook). The viewers decode "
+        "payloads with its codec.",
+    ).tag(config=True)
 
     session: Session | None = None  # set by load(); config loading may fire the observer before
 
-    @observe("db_path", "time_mode")
+    @observe("db_path", "time_mode", "data_converter")
     def _settings_changed(self, change: Any) -> None:
         if self.session is not None:
-            self.session.configure(**{change["name"]: change["new"]})
+            value = change["new"]
+            if change["name"] == "data_converter" and value is None:
+                value = DataConverter.default
+            self.session.configure(**{change["name"]: value})
 
 
 class Pending:
@@ -127,7 +139,7 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
     "execute": _verb("workflow execute", "Start a run and wait for its result.", *_START),
     "show": _verb("workflow show", "Show a run's event history.", _ID, _RUN,
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
-                  (("--output", "-o"), {"choices": ("table", "json", "graph"), "default": "table", "help": "table (default), json (Temporal's format) or graph."})),
+                  (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain)."})),
     "list": _verb("workflow list", "List runs, newest first.",
                   (("--query", "-q"), {"metavar": "FILTER", "help": "Temporal's list filter, e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (also WorkflowId, RunId, TaskQueue, StartTime, CloseTime; = != < > BETWEEN IN STARTS_WITH AND OR)."}),
                   (("--limit",), {"type": int, "metavar": "N", "help": "Show at most N runs."})),
@@ -144,7 +156,8 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
 
 ENGINE_PARSER = _verb("engine", "Show the engine's status, or reset it, or switch its clock.",
                       (("--reset",), {"action": "store_true", "help": "Start over with an empty database at the same path."}),
-                      (("--time",), {"choices": TIME_MODES, "help": "real: the wall clock; skip: time jumps to the next timer while a result is awaited."}))
+                      (("--time",), {"choices": TIME_MODES, "help": "real: the wall clock; skip: time jumps to the next timer while a result is awaited."}),
+                      (("--advance",), {"metavar": "D", "help": "Time skipping only: move the engine's clock forward by D (e.g. 30d, 12h) at once; what falls due fires."}))
 
 
 def _split_verb(magic: str, verbs: Mapping[str, _Parser], line: str) -> tuple[str, argparse.Namespace, _Parser]:
@@ -206,8 +219,13 @@ _DEFINITIONS_HELP = """
   On the first line of a cell that defines {what}. The cell runs in the notebook's
   namespace; every {what_short} it defines is registered with the kernel's workers
   (running ones too). Re-running the cell replaces the definition: runs in flight
-  continue with the new code from their next workflow task (they replay their history).
+  continue with the new code from their next workflow task (they replay their history).{extra}
 """
+_SANDBOX_HELP = """
+  Workflows run in the engine's sandbox, as module code does: each run re-runs the cell's
+  definitions (not its expression statements) in a copy of the notebook's namespace, so
+  the cell's own globals belong to the run, and time.time(), random, open() and the like
+  raise an error from workflow code (see docs/sandbox.md for the escape hatches)."""
 
 
 # ---------------------------------------------------------------------- the magics
@@ -254,7 +272,7 @@ class DurableMagics(Magics):
     @_help(
         "%workflow VERB [flags]: the verbs of `temporal workflow` against the kernel's engine.",
         WORKFLOW_VERBS,
-        _DEFINITIONS_HELP.format(kind="workflow", what="@workflow.defn classes", what_short="workflow class"),
+        _DEFINITIONS_HELP.format(kind="workflow", what="@workflow.defn classes", what_short="workflow class", extra=_SANDBOX_HELP),
     )
     def workflow(self, line: str, cell: str | None = None) -> Pending:
         if cell is not None:
@@ -299,7 +317,7 @@ class DurableMagics(Magics):
 
     # ------------------------------------------------------------ %%activity
     @cell_magic
-    @_help("", {}, _DEFINITIONS_HELP.format(kind="activity", what="@activity.defn functions", what_short="activity function"))
+    @_help("", {}, _DEFINITIONS_HELP.format(kind="activity", what="@activity.defn functions", what_short="activity function", extra=""))
     def activity(self, line: str, cell: str) -> Pending:
         return self._definitions("activity", line, cell)
 
@@ -311,10 +329,13 @@ class DurableMagics(Magics):
         shell = self.shell
         assert shell is not None
         before = dict(shell.user_ns)
-        bound = _run_source(shell, cell)
+        bound, classes, (source, filename) = _run_source(shell, cell)
         self.session.remember_source(cell)
         missing = object()
         defined = [value for name, value in shell.user_ns.items() if name in bound or before.get(name, missing) is not value]
+        if kind == "workflow":
+            # Each run of these classes re-runs the cell's definitions in the sandbox.
+            register_source(_workflow_classes(shell.user_ns, classes), source, filename, shell.user_ns, shell.compile.flags)
         registration = self.session.define(defined)
         if registration.added or registration.replaced or registration.unchanged:
             print(registration.summary())
@@ -329,32 +350,46 @@ class DurableMagics(Magics):
 
     # ------------------------------------------------------------ %engine
     @line_magic
-    @_help("%engine [--reset] [--time real|skip]: the kernel's engine.", {"": ENGINE_PARSER},
+    @_help("%engine [--reset] [--time real|skip] [--advance D]: the kernel's engine.", {"": ENGINE_PARSER},
            "\nWithout flags it shows the database path, the clock, workers and runs by status.\n")
     def engine(self, line: str) -> Pending:
         args = ENGINE_PARSER.parse(line)
+        advance = _duration(ENGINE_PARSER, "--advance", args.advance)
         session = self.session
 
         async def engine() -> Any:
             if args.reset:
                 await session.reset()
             if args.time is not None:
-                return await session.set_time_mode(args.time)
+                status = await session.set_time_mode(args.time)
+                if advance is None:
+                    return status
+            if advance is not None:
+                return await session.advance_time(advance)
             return await session.status()
 
         return self._pending("%engine", ENGINE_PARSER, engine)
 
 
-def _run_source(shell: Any, cell: str) -> set[str]:
+def _run_source(shell: Any, cell: str) -> tuple[set[str], set[str], tuple[str, str]]:
     """Run a cell body in the user's namespace, its source cached as IPython does for cells
     (tracebacks show the lines; ``inspect`` and the replay debugger find the code). Returns
-    the names the cell binds at top level: re-importing a definition rebinds the same object,
-    which comparing the namespace before and after would miss."""
+    the names the cell binds at top level (re-importing a definition rebinds the same object,
+    which comparing the namespace before and after would miss), the classes it defines, and
+    its Python source and file name (for the sandbox)."""
     source = shell.transform_cell(cell)
     filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
     code = shell.compile(source, filename, "exec")
     exec(code, shell.user_global_ns, shell.user_ns)
-    return _top_level_names(ast.parse(source))
+    tree = ast.parse(source)
+    classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    return _top_level_names(tree), classes, (source, filename)
+
+
+def _workflow_classes(namespace: Mapping[str, Any], names: set[str]) -> list[type]:
+    """The @workflow.defn classes the cell defined (not those it imported)."""
+    found = (namespace.get(name) for name in names)
+    return [cls for cls in found if isinstance(cls, type) and "__workflow_definition__" in cls.__dict__]
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
@@ -381,7 +416,7 @@ def load(shell: Any) -> DurableMagics:
     """``%load_ext kernel_ext``: settings, session, magics, input transformer; one line of output."""
     settings = DurableLab(parent=shell)
     try:
-        session = Session(settings.db_path, settings.time_mode)
+        session = Session(settings.db_path, settings.time_mode, settings.data_converter)
     except SessionError as e:
         raise UsageError(str(e)) from None
     settings.session = session

@@ -13,6 +13,7 @@ from engine.cli import _views as views
 from engine.cli._common import EXIT_FAILED, EXIT_OK, CliError, Out, add_common, duration, json_inputs, open_client
 from engine.cli._loader import add_source_options, definitions
 from engine.client import Client, WorkflowExecutionDescription, WorkflowHandle
+from engine.converter import Payload
 from engine.errors import NotRegisteredError, WorkflowNotFoundError, WorkflowQueryFailedError
 from engine.history import History
 from engine.worker import Worker
@@ -311,8 +312,11 @@ async def query(args: argparse.Namespace, out: Out) -> int:
                 "give the module or file your worker serves this workflow from."
             )
         replayer = Worker(client, task_queue=d.task_queue, workflows=list(code.workflows))
+        converter = client.data_converter
         try:
-            answer = await replayer.query(d.run_id, args.name, inputs)
+            # The worker takes and gives payloads, as a query crosses Temporal's network.
+            payloads = {"payloads": [p.to_json() for p in await converter.encode(inputs)]}
+            answer = (await converter.decode([Payload.from_json(await replayer.query(d.run_id, args.name, payloads))]))[0]
         except KeyError as e:
             raise CliError(str(e.args[0]) if e.args else f"Unknown query {args.name!r}.") from None
         except NotRegisteredError as e:

@@ -28,7 +28,7 @@ from tests.engine.workflows import Parallel, echo
 
 async def test_non_serializable_workflow_argument() -> None:
     env = await WorkflowEnvironment.start_time_skipping()
-    with pytest.raises(PayloadError, match=r"argument of workflow 'Parallel': 1.*object.*not JSON-serializable.*dataclasses"):
+    with pytest.raises(PayloadError, match=r"argument 1 of workflow 'Parallel'.*object.*not serializable.*dataclasses"):
         await env.client.start_workflow(Parallel.run, object(), id="x", task_queue="q")
     await env.shutdown()
 
@@ -52,7 +52,7 @@ async def test_non_serializable_activity_result_fails_without_retrying() -> None
             await env.client.execute_workflow(NonSerializableResult.run, id="x", task_queue="q")
     await env.shutdown()
     assert isinstance(info.value.cause, ActivityError)
-    assert "result of activity 'returns_a_socket'" in str(info.value.cause.__cause__)
+    assert "Cannot serialize the result of activity 'returns_a_socket'" in str(info.value.cause.__cause__)
 
 
 async def test_unknown_workflow_type_fails_the_task_with_the_known_types() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import engine
-from engine import activity, cli, client, common, errors, history, testing, workflow
+from engine import activity, cli, client, codecs, common, converter, errors, history, testing, workflow
 
 
 def test_public_names() -> None:
@@ -12,7 +12,7 @@ def test_public_names() -> None:
         "WorkflowExecutionDescription", "Worker", "RetryPolicy", "ApplicationError", "ActivityError",
         "WorkflowFailureError", "NondeterminismError", "History", "HistoryEvent",
     }
-    for module in (engine, activity, cli, client, common, errors, history, testing, workflow):
+    for module in (engine, activity, cli, client, codecs, common, converter, errors, history, testing, workflow):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
 
@@ -20,10 +20,10 @@ def test_public_names() -> None:
 def test_workflow_api_mirrors_temporalio_names() -> None:
     for name in (
         "defn", "run", "execute_activity", "start_activity", "sleep", "wait_condition", "now", "time",
-        "random", "uuid4", "info", "logger", "in_workflow", "unsafe",
+        "random", "uuid4", "info", "logger", "in_workflow", "unsafe", "payload_converter",
     ):
         assert name in workflow.__all__
-    for name in ("defn", "info", "heartbeat", "in_activity"):
+    for name in ("defn", "info", "heartbeat", "in_activity", "payload_converter"):
         assert name in activity.__all__
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from engine import Worker, faults
 from engine.testing import WorkflowEnvironment
-from kernel_ext.graphs import INJECTED_BORDER, STATUS_COLOURS, history_timeline_rows, run_graph
+from kernel_ext._dot import INJECTED_COLOUR
+from kernel_ext.graphs import STATUS_COLOURS, history_timeline_rows, run_graph
 
 from tests.engine.test_faults import MOVE, Pay, _reset, credit, debit
 from tests.kernel_ext.test_graphs import node_titled
@@ -53,16 +54,17 @@ async def test_steps_mark_injected_attempts_and_show_the_crash_after_the_step_it
     rows = [r for r in history_timeline_rows(history, attempts, log) if r["kind"] != "workflow_task_timed_out"]
     assert [r["kind"] for r in rows] == ["start", "activity", "crash", "activity", "result"]
     debit_row, crash_row, credit_row = rows[1], rows[2], rows[3]
-    assert debit_row["injected"] == 1 and "⚡ injected: hang" in debit_row["detail"]
+    # The hang is known from the fault log only: a timed-out attempt looks like any other.
+    assert debit_row["injected"] == 1 and "2 attempts · ⚡ 1 injected fault" in debit_row["detail"]
     assert "attempt 1: hung past its timeout (injected fault)" in debit_row["tooltip"]
-    assert credit_row["injected"] == 2 and "⚡ injected: fail ×2" in credit_row["detail"]
-    assert "attempt 2 failed (injected): injected fault: credit failed on purpose" in credit_row["tooltip"]
+    assert credit_row["injected"] == 2 and "⚡ 2 injected faults" in credit_row["detail"]
+    assert "attempt 2 failed: injected fault: credit failed on purpose (injected fault)" in credit_row["tooltip"]
     assert crash_row["status"] == "injected" and crash_row["event_ids"] == []
     assert crash_row["detail"] == "after commit of ActivityTaskStarted(debit) + ActivityTaskCompleted(debit)"
-    # Without the log, nothing is marked: the same history, as any viewer sees it.
+    # Without the log, only failures are marked: their failure says it was injected.
     plain = [r for r in history_timeline_rows(history, attempts) if r["kind"] != "workflow_task_timed_out"]
     assert [r["kind"] for r in plain] == ["start", "activity", "activity", "result"]
-    assert all(r["injected"] == 0 for r in plain)
+    assert [r["injected"] for r in plain] == [0, 0, 2, 0]  # injected failures say so themselves
 
 
 async def test_the_graph_draws_injected_faults_in_purple() -> None:
@@ -70,6 +72,9 @@ async def test_the_graph_draws_injected_faults_in_purple() -> None:
     dot = run_graph(history, attempts, faults=log)
     crash = node_titled(dot, "Worker crashed (injected)")
     assert (crash["fill"], crash["border"]) == STATUS_COLOURS["injected"]
-    credit_node = node_titled(dot, "credit")
-    assert credit_node["border"] == INJECTED_BORDER and credit_node["fill"] == STATUS_COLOURS["retried"][0]
-    assert node_titled(run_graph(history, attempts), "credit")["border"] == STATUS_COLOURS["retried"][1]
+    assert "shape=octagon" in next(line for line in dot.splitlines() if "Worker crashed" in line)
+    debit_node = node_titled(dot, "debit")
+    assert debit_node["border"] == INJECTED_COLOUR and debit_node["fill"] == STATUS_COLOURS["retried"][0]
+    without_log = run_graph(history, attempts)
+    assert node_titled(without_log, "debit")["border"] == STATUS_COLOURS["retried"][1]
+    assert "Worker crashed" not in without_log

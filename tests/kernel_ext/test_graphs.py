@@ -15,7 +15,7 @@ from engine import Worker, workflow
 from engine.client import ActivityAttempt
 from engine.history import History, HistoryEvent, encode_payload, load_history
 from engine.testing import WorkflowEnvironment
-from kernel_ext import graphs
+from kernel_ext import _dot, graphs
 from kernel_ext.graphs import STATUS_COLOURS, collapse_rows, history_timeline_rows, render_svg, run_graph
 
 from tests.engine.workflows import (
@@ -34,7 +34,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "histories"
 SHARED_FILES = sorted(SHARED.glob("*.json")) if SHARED.is_dir() else []
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
 NODE = re.compile(r'^  (s\d+) \[label="((?:[^"\\]|\\.)*)", tooltip="((?:[^"\\]|\\.)*)", fillcolor="(#[0-9a-f]{6})", '
-                  r'color="(#[0-9a-f]{6})", style="[a-z,]+"(?:, penwidth=2)?\];$')
+                  r'color="(#[0-9a-f]{6})", style="[a-z,]+"(?:, penwidth=2)?(?:, shape=\w+)?\];$')
 
 
 @workflow.defn
@@ -250,7 +250,7 @@ async def test_a_nondeterminism_failure_shows_the_first_line_of_its_message() ->
     node = node_titled(run_graph(history), "Workflow task failed (non-determinism)")
     assert node["fill"] == STATUS_COLOURS["failed"][0]
     first_line = failure.attributes["failure"]["message"].splitlines()[0]
-    assert graphs._dot_string(first_line[:30])[1:-1] in node["label"]
+    assert _dot.quote(first_line[:30])[1:-1] in node["label"]
     assert f"event {failure.event_id}" in node["label"]
     assert node_titled(run_graph(history), "Running")["fill"] == STATUS_COLOURS["running"][0]
 
@@ -411,3 +411,30 @@ def test_render_svg_timeout_says_to_use_the_table() -> None:
     dot = run_graph(activity_loop(300, parallel=False, types=[f"t{i}" for i in range(300)]))
     with pytest.raises(RuntimeError, match="too large.*table view"):
         render_svg(dot, timeout=0.001)
+
+
+async def test_injected_faults_are_drawn_apart_from_organic_failures() -> None:
+    from engine import Worker, faults
+    from engine.testing import WorkflowEnvironment
+    from kernel_ext._dot import INJECTED_COLOUR
+
+    from tests.engine.workflows import RUNS, MoneyTransfer, Transfer, deposit, withdraw
+
+    RUNS.clear()
+    env = await WorkflowEnvironment.start_time_skipping()
+    await faults.fail_activity(env.client, withdraw, times=1)
+    async with Worker(env.client, task_queue="q", workflows=[MoneyTransfer], activities=[withdraw, deposit]):
+        handle = await env.client.start_workflow(MoneyTransfer.run, Transfer("a", "b", 5), id="inj", task_queue="q")
+        await handle.result()
+        history, attempts = await handle.fetch_history(), await handle.activity_attempts()
+    await env.shutdown()
+    rows = {r["title"]: r for r in history_timeline_rows(history, attempts)}
+    # withdraw failed once on purpose; deposit failed twice by itself (its bank was down).
+    assert rows["withdraw"]["injected"] == 1 and "⚡ 1 injected fault" in rows["withdraw"]["detail"]
+    assert "(injected fault)" in rows["withdraw"]["tooltip"]
+    assert rows["deposit"]["injected"] == 0 and "injected" not in rows["deposit"]["tooltip"]
+    dot = run_graph(history, attempts)
+    withdraw_line = next(line for line in dot.splitlines() if 'label="withdraw' in line)
+    deposit_line = next(line for line in dot.splitlines() if 'label="deposit' in line)
+    assert INJECTED_COLOUR in withdraw_line and "dotted" in withdraw_line
+    assert INJECTED_COLOUR not in deposit_line and "dotted" not in deposit_line

@@ -19,30 +19,23 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _converter, _queries, _service, _worker_faults
+from engine import _queries, _service, _worker_faults
+from engine._failure_converter import encode_failure
+from engine._payload_converter import to_json_payloads
+from engine._payload_visitor import transform_commands, transform_events
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
+from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
 from engine.activity import Info as ActivityInfo, _Context, _current
 from engine.client import Client, wait_first
 from engine.errors import ApplicationError, NondeterminismError, NotRegisteredError, PayloadError
 
-__all__ = ["Worker", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner"]
+__all__ = ["Worker", "WorkflowRunner", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner"]
 
 log = logging.getLogger("engine.worker")
 _worker_numbers = itertools.count(1)
 POLL_INTERVAL = 0.2
-
-
-class UnsandboxedWorkflowRunner:
-    """Run workflow code without the sandbox (accepted for temporalio compatibility)."""
-
-
-class SandboxedWorkflowRunner:
-    """Run workflow code in the sandbox (accepted for temporalio compatibility)."""
-
-    def __init__(self, restrictions: Any = None) -> None:
-        self.restrictions = restrictions
 
 
 class Worker:
@@ -56,7 +49,8 @@ class Worker:
         activities: Sequence[Callable[..., Any]] = (),
         workflows: Sequence[type] = (),
         activity_executor: concurrent.futures.Executor | None = None,
-        workflow_runner: Any = None,
+        workflow_runner: WorkflowRunner | None = None,
+        unsandboxed_workflow_runner: WorkflowRunner | None = None,
         identity: str | None = None,
         max_cached_workflows: int = 1000,
         max_concurrent_workflow_tasks: int | None = None,
@@ -69,6 +63,12 @@ class Worker:
             problems.append("task_queue must be a non-empty string")
         if not activities and not workflows:
             problems.append("give at least one workflow or activity to serve")
+        # Workflow code runs in the sandbox unless the class says sandboxed=False (temporalio's defaults).
+        self._runner = workflow_runner if workflow_runner is not None else SandboxedWorkflowRunner()
+        self._unsandboxed_runner = unsandboxed_workflow_runner if unsandboxed_workflow_runner is not None else UnsandboxedWorkflowRunner()
+        for what, runner in (("workflow_runner", self._runner), ("unsandboxed_workflow_runner", self._unsandboxed_runner)):
+            if not isinstance(runner, WorkflowRunner):
+                problems.append(f"{what} must be SandboxedWorkflowRunner(...) or UnsandboxedWorkflowRunner(), got {runner!r}")
         self._workflows: dict[str, WorkflowDefinition] = {}
         for w in workflows:
             try:
@@ -79,6 +79,10 @@ class Worker:
             if defn.name in self._workflows:
                 problems.append(f"two workflows are named {defn.name!r}")
             self._workflows[defn.name] = defn
+            try:
+                self._runner_for(defn).prepare_workflow(defn)
+            except Exception as e:  # noqa: BLE001 - collected and reported together
+                problems.append(f"workflow {defn.name!r} cannot be loaded: {type(e).__name__}: {e}")
         self._activities: dict[str, ActivityDefinition] = {}
         for a in activities:
             try:
@@ -89,7 +93,7 @@ class Worker:
             if adefn.name in self._activities:
                 problems.append(f"two activities are named {adefn.name!r}")
             self._activities[adefn.name] = adefn
-        check_problems("worker", problems)
+        check_problems("worker", list(dict.fromkeys(problems)))  # one module's failure is every class's
         self.client = client
         self.task_queue = task_queue
         number = next(_worker_numbers)
@@ -199,6 +203,8 @@ class Worker:
         Returns how many cached runs were evicted.
         """
         new_workflows = {d.name: d for d in (workflow_definition(w) for w in workflows)}
+        for defn in new_workflows.values():
+            self._runner_for(defn).prepare_workflow(defn)
         new_activities = {d.name: d for d in (activity_definition(a) for a in activities)}
         self._workflows.update(new_workflows)
         self._activities.update(new_activities)
@@ -274,9 +280,18 @@ class Worker:
             )
             await self._fail_workflow_task(task, error, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
             return
+        codec = self.client.data_converter.payload_codec
         try:
             instance, events = await self._instance_for(task, defn)
-            commands = instance.apply(events, updates=task.updates)
+            if codec is not None:
+                events = await transform_events(events, codec.decode)
+            updates = task.updates
+            if codec is not None and updates:
+                updates = [{**u, "args": await self.client.data_converter._codec_json(u.get("args"), encode=False)} for u in updates]
+            commands = instance.apply(events, updates=updates)
+            submitted = [(c.kind, c.attributes) for c in commands]
+            if codec is not None:
+                submitted = await transform_commands(submitted, codec.encode)
         except NondeterminismError as e:
             self._evict(task.run_id)
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR")
@@ -290,7 +305,6 @@ class Worker:
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
             return
         first = not instance.saw_completed_task
-        submitted = [(c.kind, c.attributes) for c in commands]
         try:
             recorded = await _worker_faults.change(
                 self,
@@ -322,7 +336,7 @@ class Worker:
         fresh_ok = (
             instance is not None
             and not task.history_complete
-            and instance.defn is defn
+            and instance.registered is defn
             and events
             and events[0].event_id == instance.processed_upto + 1
             and sum(1 for e in events if e.event_type == "WorkflowTaskStarted") == 1
@@ -340,30 +354,39 @@ class Worker:
             events = stored + [e for e in events if e.event_id > last]
         self.stats["replays"] += 1
         info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
-        instance = WorkflowInstance(defn, info)  # type: ignore[abstract]  # only the loop methods workflows use
+        instance = self._runner_for(defn).create_instance(defn, info, self.client.data_converter)
         self._cache[task.run_id] = instance
         while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
             old.evict()
         return instance, events
 
-    async def query(self, run_id: str, name: str, args: Sequence[Any]) -> Any:
-        """Answer a query by replaying the run's history (no history is written)."""
+    async def query(self, run_id: str, name: str, input: dict[str, Any]) -> dict[str, Any]:
+        """Answer a query by replaying the run's history (no history is written).
+        ``input`` (``{"payloads": [...]}``) and the answer are payloads, codec-encoded."""
+        converter = self.client.data_converter
         events = await self.client.store.read(_service.read_events, run_id, 0)
         if not events:
             raise NotRegisteredError(f"No run {run_id!r} to query.")
+        if converter.payload_codec is not None:
+            events = await transform_events(events, converter.payload_codec.decode)
         info = info_from_history("", run_id, events, self.client.namespace)
         info.workflow_id = str(events[0].attributes.get("workflowId", ""))
         defn = self._workflows.get(info.workflow_type)
         if defn is None:
             raise NotRegisteredError(f"This worker does not know workflow type {info.workflow_type!r}.")
-        instance = WorkflowInstance(defn, info)  # type: ignore[abstract]
+        instance = self._runner_for(defn).create_instance(defn, info, converter)
         try:
             # Only completed workflow tasks are replayed: the state the workflow last showed.
             instance.apply(events, live_tail=False, check_end=False)
-            return instance.query(name, args)
+            answer = instance.query(name, await converter._codec_json(input, encode=False))
         finally:
             instance.evict()
+        encoded = await converter._codec_json({"payloads": [answer]}, encode=True)
+        return dict((encoded or {})["payloads"][0])
+
+    def _runner_for(self, defn: WorkflowDefinition) -> WorkflowRunner:
+        return self._runner if defn.sandboxed else self._unsandboxed_runner
 
     def serves_workflow(self, workflow_type: str) -> bool:
         return workflow_type in self._workflows
@@ -388,12 +411,24 @@ class Worker:
                 self._owner,
                 task.run_id,
                 task.started_event_id,
-                _converter.encode_failure(error),
+                await self._encode_failure(error),
                 cause,
                 self.client.clock.now(),
             )
         except StaleTaskError:
             pass
+
+    async def _encode_failure(self, error: BaseException) -> dict[str, Any]:
+        try:
+            return await self.client.data_converter.encode_failure(error)
+        except Exception as e:  # noqa: BLE001 - the codec itself may be what failed
+            # Written without the codec, so it must hold no user data: only the error types.
+            return encode_failure(
+                ApplicationError(
+                    f"{type(error).__name__} occurred, and the data converter could not encode it "
+                    f"({type(e).__name__}); check that the client's payload codec works (its key, say)."
+                )
+            )
 
     # ------------------------------------------------------------------ activities
     async def _activity_loop(self) -> None:
@@ -439,8 +474,19 @@ class Worker:
             if injected is not None:
                 outcome = injected
             else:
-                context = self._activity_context(task)
-                outcome = await self._invoke(defn, task, context)
+                try:
+                    context = await self._activity_context(task)
+                except Exception as e:  # noqa: BLE001 - unreadable heartbeat details fail the attempt
+                    outcome = ("fail", e)
+                else:
+                    try:
+                        outcome = await self._invoke(defn, task, context)
+                    except asyncio.CancelledError:
+                        if not self._stop.is_set() or self._crashed:
+                            raise
+                        # A graceful shutdown cut the attempt short: say so, so the engine
+                        # retries it now rather than after its start-to-close timeout.
+                        outcome = ("fail", ApplicationError("the worker shut down while the activity ran", type="WorkerShutdown"))
         if outcome[0] == "abandoned":
             return
         now = clock.now()
@@ -450,8 +496,9 @@ class Worker:
                 await _worker_faults.change(self, point, _service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now)
             else:
                 cancelled = outcome[0] == "cancelled"
+                failure = await self._encode_failure(outcome[1])
                 await _worker_faults.change(
-                    self, point, _service.fail_activity, task.task_id, self._owner, task.attempt, _converter.encode_failure(outcome[1]), now, cancelled
+                    self, point, _service.fail_activity, task.task_id, self._owner, task.attempt, failure, now, cancelled
                 )
         except _worker_faults.Crashed:
             return
@@ -460,8 +507,9 @@ class Worker:
 
     async def _invoke(self, defn: ActivityDefinition, task: ActivityTask, context: _Context) -> tuple[str, Any]:
         info = task.info
+        converter = self.client.data_converter
         try:
-            args = _converter.from_payloads(info.get("input"), defn.arg_types)
+            args = await converter._decode_json(info.get("input"), defn.arg_types, f"the input of activity {defn.name!r}")
             token = _current.set(context)
             try:
                 if defn.is_async:
@@ -485,19 +533,20 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - every failure is recorded as the attempt's outcome
             return ("fail", e)
         try:
-            return ("ok", {"payloads": [_converter.to_payload(result, what=f"the result of activity {defn.name!r}")]})
+            return ("ok", await converter._encode_json([result], f"the result of activity {defn.name!r}", numbered=False))
         except PayloadError as e:
             return ("fail", ApplicationError(str(e), type="PayloadError", non_retryable=True))
 
-    def _activity_context(self, task: ActivityTask) -> _Context:
+    async def _activity_context(self, task: ActivityTask) -> _Context:
         info = task.info
+        converter = self.client.data_converter
         store, clock = self.client.store, self.client.clock
         loop = asyncio.get_running_loop()
 
         def seconds(key: str) -> timedelta | None:
             return timedelta(seconds=info[key]) if info.get(key) else None
 
-        details = _converter.from_payloads(info.get("heartbeatDetails"))
+        details = await converter._decode_json(info.get("heartbeatDetails"), (), "heartbeat details")
         activity_info = ActivityInfo(
             activity_id=info["activityId"],
             activity_type=info["activityType"],
@@ -521,6 +570,7 @@ class Worker:
             try:
                 while pending["details"] is not None:
                     details, pending["details"] = pending["details"], None
+                    details = await converter._codec_json(details, encode=True)
                     cancel = await store.run(_service.heartbeat_activity, task.task_id, self._owner, task.attempt, details, clock.now())
                     if cancel and not context.cancelled:
                         context.cancelled = True
@@ -532,12 +582,12 @@ class Worker:
                 pending["sending"] = False
 
         def heartbeat(values: Sequence[Any]) -> None:
-            pending["details"] = _converter.to_payloads(list(values), what="heartbeat detail")
+            pending["details"] = to_json_payloads(converter.payload_converter, list(values), "heartbeat detail")
             if not pending["sending"]:
                 if asyncio.events._get_running_loop() is loop:
                     loop.create_task(send())
                 else:
                     loop.call_soon_threadsafe(lambda: None if pending["sending"] else loop.create_task(send()))
 
-        context = _Context(activity_info, heartbeat)
+        context = _Context(activity_info, heartbeat, converter.payload_converter)
         return context

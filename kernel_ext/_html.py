@@ -1,0 +1,86 @@
+"""Pieces shared by the notebook displays: tables as text and HTML, a graph as inline SVG.
+
+Every piece of history data goes through :func:`html.escape`; nothing here adds random
+ids or the current time, so notebook tests can compare the output.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Callable, Iterable, Mapping, Sequence
+
+from kernel_ext._dot import STATUS_COLOURS
+from kernel_ext.graphs import render_svg
+
+MIME_TYPES = ("text/plain", "text/html")
+NO_DOT = "Graph not shown: install graphviz (apt-get install graphviz) for the graph."
+# JupyterLab right-aligns table cells; history tables read better left-aligned.
+TABLE_CSS = (
+    "<style>.durable-lab-table td, .durable-lab-table th {text-align: left; vertical-align: top; "
+    "padding: 2px 8px;} .durable-lab-table pre {margin: 0; white-space: pre-wrap;}</style>"
+)
+
+
+def wanted(include: Iterable[str] | None, exclude: Iterable[str] | None) -> set[str]:
+    """The MIME types a front end asked for, of those the displays make."""
+    chosen = set(MIME_TYPES) if include is None else set(include) & set(MIME_TYPES)
+    return chosen - set(exclude or ())
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
+    """Aligned columns; the last column is left ragged (it holds free text)."""
+    widths = [max([len(header[i])] + [len(row[i]) for row in rows]) for i in range(len(header) - 1)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(parts + [cells[-1]]).rstrip()
+
+    return "\n".join([line(header)] + [line(row) for row in rows])
+
+
+def html_table(
+    header: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    pre_column: int | None = None,
+    status_column: int | None = None,
+    status_colours: Mapping[str, str] | None = None,
+) -> str:
+    """An HTML table; every cell is escaped (``pre_column`` is wrapped in ``<pre>``; the
+    words of ``status_column`` get their status colour, through ``status_colours`` for
+    words that are not statuses themselves)."""
+    out = [TABLE_CSS, '<table class="durable-lab-table">', "<thead><tr>"]
+    out += [f"<th>{html.escape(cell)}</th>" for cell in header]
+    out.append("</tr></thead><tbody>")
+    for row in rows:
+        out.append("<tr>")
+        for index, cell in enumerate(row):
+            text = html.escape(cell)
+            if index == status_column:
+                text = badge(cell, (status_colours or {}).get(cell, cell))
+            out.append(f"<td><pre>{text}</pre></td>" if index == pre_column else f"<td>{text}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def badge(status: str, colour_key: str | None = None) -> str:
+    """A status word on the step's colour."""
+    fill, border = STATUS_COLOURS.get(colour_key or status, STATUS_COLOURS["info"])
+    return (
+        f'<span style="background:{fill}; border:1px solid {border}; border-radius:3px; padding:0 4px">'
+        f"{html.escape(status)}</span>"
+    )
+
+
+def graph_html(dot: str, render: Callable[[str], str | None] = render_svg) -> str:
+    """The graph as inline SVG, or a line saying why it is not shown."""
+    try:
+        svg = render(dot)
+    except RuntimeError as exc:
+        return f"<p><em>{html.escape(str(exc))}</em></p>"
+    if svg is None:
+        return f"<p><em>{html.escape(NO_DOT)}</em></p>"
+    # Drop the XML prolog and Graphviz's version comment: the <svg> element suffices in HTML.
+    start = svg.find("<svg")
+    return f'<div style="overflow:auto; max-width:100%">{svg[start:] if start >= 0 else svg}</div>'
