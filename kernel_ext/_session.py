@@ -705,7 +705,10 @@ class Session:
             for run in runs:
                 chain_attempts[run.run_id] = await client.get_workflow_handle(workflow_id, run_id=run.run_id).activity_attempts()
             return display.ChainView(runs, chain_attempts, title=title)
-        return display.RunView(history, attempts, title=title, children=await _children(client, history))
+        from engine import faults
+
+        fired = await faults.fault_log(client, run_id=description.run_id)
+        return display.RunView(history, attempts, title=title, children=await _children(client, history), faults=fired)
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
         """Runs, newest first; ``query`` is Temporal's list filter (see ``Client.list_workflows``)."""

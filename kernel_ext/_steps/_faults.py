@@ -1,0 +1,53 @@
+"""Mark the steps that injected faults (engine.faults) hit, from the engine's fault log.
+
+An injected activity failure is visible in its failure JSON (see ``finish_activity``); a hang
+or a delay is not (the engine only saw a timeout, or a slow attempt), and a worker crash
+leaves no event at all. The fault log says which run each firing hit and what it did; this
+puts a note on the step it concerns, so the graph tells injected faults from organic ones.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from kernel_ext._steps._model import Step
+
+# "ActivityTaskCompleted(debit)" -> ("ActivityTaskCompleted", "debit")
+_EVENT = re.compile(r"(\w+)\((\w[^()]*)\)|(\w+)")
+
+
+def mark(steps: Sequence[Step], fired: Sequence[Any]) -> None:
+    """Attach each firing (``FaultFired``) to the step it concerns; count it as injected."""
+    for entry in fired:
+        if entry.kind == "fail":
+            continue  # the failure JSON of the attempt already says so
+        step = _target(steps, entry)
+        if step is None:
+            continue
+        step.data["injected"] = int(step.data.get("injected", 0)) + 1
+        step.notes.append(f"⚡ injected fault: {_describe(entry)}")
+        marker = "⚡ injected fault" if entry.kind != "crash_worker" else "⚡ worker crashed here (injected)"
+        if marker not in step.detail:
+            step.detail = f"{step.detail} · {marker}" if step.detail else marker
+
+
+def _describe(entry: Any) -> str:
+    if entry.kind == "crash_worker":
+        return f"worker {entry.identity or '?'} crashed {entry.detail}"
+    return entry.detail or entry.kind
+
+
+def _target(steps: Sequence[Step], entry: Any) -> Step | None:
+    activities = [s for s in steps if s.kind == "activity"]
+    if entry.kind in ("hang", "slow"):
+        return next((s for s in activities if s.title == entry.target), None)
+    names = [m.group(2) for m in _EVENT.finditer(entry.detail or "") if m.group(2)]
+    types = [m.group(1) or m.group(3) for m in _EVENT.finditer(entry.detail or "")]
+    for name in reversed(names):
+        found = next((s for s in activities if s.title == name), None)
+        if found is not None:
+            return found
+    if "WorkflowExecutionCompleted" in types or "WorkflowExecutionFailed" in types:
+        return next((s for s in steps if s.kind == "result"), None)
+    return next((s for s in steps if s.kind == "start"), steps[0] if steps else None)
