@@ -162,11 +162,10 @@ _MIGRATIONS: dict[int, list[str]] = {
         """CREATE INDEX queries_pending ON queries (task_queue, state)""",
     ],
     6: [
-        # Where each injected fault hit, so that viewers can mark it in the run's graph: the
-        # activity attempt (scheduled event id, attempt) and the run's last event at that moment.
+        # Which activity attempt each injected fault hit (its scheduled event id and attempt
+        # number), so that viewers mark exactly that step in the run's graph.
         """ALTER TABLE fault_log ADD COLUMN scheduled_event_id INTEGER""",
         """ALTER TABLE fault_log ADD COLUMN attempt INTEGER""",
-        """ALTER TABLE fault_log ADD COLUMN last_event_id INTEGER""",
     ],
 }
 

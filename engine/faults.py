@@ -84,8 +84,7 @@ class Fault:
 @dataclass(frozen=True)
 class FaultFired:
     """One firing of a fault, from the log. ``scheduled_event_id`` and ``attempt`` name the
-    activity attempt it hit (activity faults, and crashes at an activity's outcome);
-    ``last_event_id`` is the run's last history event when it fired (where a viewer draws it)."""
+    activity attempt it hit (activity faults, and crashes at an activity's outcome)."""
 
     fault_id: int | None
     kind: str
@@ -97,7 +96,6 @@ class FaultFired:
     fired_at: datetime
     scheduled_event_id: int | None = None
     attempt: int | None = None
-    last_event_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -255,31 +253,28 @@ def consume(
     scheduled_event_id: int | None = None,
     attempt: int | None = None,
 ) -> Fault | None:
-    """Fire a fault once if it still may (one worker wins when several race); log it, with
-    the run's last event id at this moment."""
+    """Fire a fault once if it still may (one worker wins when several race); log it."""
     row = tx.conn.execute("SELECT kind, target, remaining, params FROM faults WHERE id = ? AND remaining > 0", (fault_id,)).fetchone()
     if row is None:
         return None
     kind, target, remaining, params = row
     tx.conn.execute("UPDATE faults SET remaining = remaining - 1 WHERE id = ?", (fault_id,))
-    last = tx.conn.execute("SELECT next_event_id - 1 FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     tx.conn.execute(
-        "INSERT INTO fault_log (fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at, scheduled_event_id, attempt, last_event_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (fault_id, kind, target, run_id, workflow_id, detail, identity, now, scheduled_event_id, attempt, last[0] if last else None),
+        "INSERT INTO fault_log (fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at, scheduled_event_id, attempt) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (fault_id, kind, target, run_id, workflow_id, detail, identity, now, scheduled_event_id, attempt),
     )
     return Fault(fault_id, kind, target, remaining - 1, json.loads(params))
 
 
 def _log(conn: Any, run_id: str | None) -> list[FaultFired]:
     query = (
-        "SELECT fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at, scheduled_event_id, attempt, last_event_id "
-        "FROM fault_log"
+        "SELECT fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at, scheduled_event_id, attempt FROM fault_log"
     )
     rows = conn.execute(query + (" WHERE run_id = ? ORDER BY id" if run_id else " ORDER BY id"), (run_id,) if run_id else ()).fetchall()
     return [
-        FaultFired(fid, kind, target, run, wid, detail, ident, datetime.fromtimestamp(at, timezone.utc), sched, attempt, last)
-        for fid, kind, target, run, wid, detail, ident, at, sched, attempt, last in rows
+        FaultFired(fid, kind, target, run, wid, detail, ident, datetime.fromtimestamp(at, timezone.utc), sched, attempt)
+        for fid, kind, target, run, wid, detail, ident, at, sched, attempt in rows
     ]
 
 

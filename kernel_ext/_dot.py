@@ -20,7 +20,6 @@ STATUS_COLOURS: dict[str, tuple[str, str]] = {
     "cancelled": ("#e4e4e4", "#757575"),
     "running": ("#d6e4fb", "#1565c0"),
     "info": ("#f7f7f7", "#616161"),
-    "injected": ("#ede0f7", "#8e24aa"),  # an injected worker crash (engine.faults)
 }
 #: Fill and border of steps that arrive from outside the run (signals, updates).
 MESSAGE_COLOURS = ("#fff8d6", "#9e7c00")
@@ -37,7 +36,6 @@ _SHAPES = {
     "cancel_request": "cds",
     "patch": "hexagon",
     "child": "box3d",
-    "crash": "octagon",
 }
 _LABEL_WIDTH = 42
 
@@ -79,7 +77,7 @@ def node(name: str, row: Row, *, fill: tuple[str, str] | None = None, label: str
     fill_colour, border = fill or colours(row)
     dashed = row["status"] == "running" or row["kind"] == "more"
     style = "rounded,filled" + (",dashed" if dashed else "")
-    extra = ", penwidth=2" if row["kind"] in ("start", "result", "crash") else ""
+    extra = ", penwidth=2" if row["kind"] in ("start", "result") else ""
     if row.get("injected"):
         # An injected fault: a thick dotted purple border, apart from organic failures.
         style += ",bold,dotted"

@@ -38,7 +38,6 @@ from kernel_ext.graphs import (
 
 if TYPE_CHECKING:
     from engine.client import ActivityAttempt
-    from engine.faults import FaultFired
 
 __all__ = ["ChainView", "EventTable", "RunView", "SagaView"]
 
@@ -275,8 +274,7 @@ class RunView:
     (``await handle.activity_attempts()``); without it only each activity's last attempt
     is known. Long histories are collapsed and capped as :func:`run_graph` describes.
     ``children`` maps child workflow ids to their histories, drawn nested in the graph.
-    ``faults`` is the run's fault log (``engine.faults.fault_log``): what injected faults
-    hit is marked in the graph and the table.
+    ``faults`` is the run's fault log: steps injected faults hit are marked.
     """
 
     def __init__(
@@ -287,7 +285,7 @@ class RunView:
         title: str | None = None,
         max_nodes: int = 200,
         children: Mapping[str, History] | None = None,
-        faults: Sequence[FaultFired] = (),
+        faults: Sequence[Any] = (),
     ) -> None:
         self.history = history
         self.attempts = tuple(attempts)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from engine.history import History
 from kernel_ext._dot import (
@@ -52,7 +52,6 @@ from kernel_ext._steps import (
 
 if TYPE_CHECKING:
     from engine.client import ActivityAttempt
-    from engine.faults import FaultFired
 
 __all__ = [
     "STATUS_COLOURS",
@@ -103,7 +102,7 @@ def _run_body(
     children: Mapping[str, History],
     depth: int,
     links: bool = True,
-    faults: Sequence[FaultFired] = (),
+    faults: Sequence[Any] = (),
 ) -> tuple[list[str], list[list[str]], list[list[Row]]]:
     """Nodes and edges of one run's steps, with child runs nested and other runs linked."""
     rows = history_timeline_rows(history, attempts, faults)
@@ -175,7 +174,7 @@ def run_graph(
     max_nodes: int = 200,
     collapse_threshold: int = 5,
     children: Mapping[str, History] | None = None,
-    faults: Sequence[FaultFired] = (),
+    faults: Sequence[Any] = (),
 ) -> str:
     """Return DOT text drawing a run as the steps of :func:`history_timeline_rows`.
 
@@ -189,11 +188,8 @@ def run_graph(
     ``children`` maps child workflow ids to their histories: those child runs are drawn
     nested in a dashed box (their own children too, three levels deep); a child run not
     given is a note with its workflow id and run id. A run continued from another, or
-    continued as new, gets a note for the run before or after it.
-
-    ``faults`` is the run's fault log (``engine.faults.fault_log``): steps that injected
-    faults hit get a dotted purple border, and each injected worker crash a purple octagon
-    where the history stood when the worker died.
+    continued as new, gets a note for the run before or after it. ``faults`` (the run's
+    fault log) marks the steps injected faults hit, as a dotted purple border.
     """
     body, names, layers = _run_body(
         history, attempts, "", max_nodes=max_nodes, collapse_threshold=collapse_threshold,

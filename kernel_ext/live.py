@@ -38,13 +38,13 @@ class LiveRunView:
     async def render(self) -> tuple[RunView, bool]:
         """A fresh static view of the run, and whether the run has closed."""
         history, attempts = await readable_run(self.handle)
-        fired = await faults.fault_log(self.handle._client, run_id=history.run_id) if history.run_id else []
         last = history.events[-1].event_type if history.events else ""
         closed = last.startswith("WorkflowExecution") and last not in (
             "WorkflowExecutionStarted",
             "WorkflowExecutionSignaled",
             "WorkflowExecutionCancelRequested",
         )
+        fired = await faults.fault_log(self.handle._client, run_id=history.run_id) if history.run_id else []
         return RunView(history, attempts, title=self.title, faults=fired), closed
 
     async def refresh(self) -> str:

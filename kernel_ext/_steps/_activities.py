@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from engine.faults import is_injected
 from engine.history import HistoryEvent
@@ -72,15 +72,9 @@ def _marked(failure: Any, text: str) -> str:
     return f"{text} (injected fault)" if is_injected(failure) else text
 
 
-# How an injected activity fault (engine.faults) is named in a step's tooltip.
-_FAULT_WORDS = {"fail": "failed on purpose", "hang": "hung past its timeout", "slow": "slowed down"}
-
-
-def finish_activity(step: Step, tries: Sequence[ActivityAttempt], hits: Mapping[int, Sequence[str]] | None = None) -> None:
-    """Status, detail and notes of an activity once all its events (and attempts) are known.
-    ``hits`` maps attempt numbers to the kinds of injected faults the fault log says hit them."""
+def finish_activity(step: Step, tries: Sequence[ActivityAttempt]) -> None:
+    """Status, detail and notes of an activity once all its events (and attempts) are known."""
     d = step.data
-    hits = hits or {}
     count = max([d.get("attempt") or 0] + [t.attempt for t in tries if isinstance(t.attempt, int)])
     outcome = d.get("outcome")
     if outcome and count == 0:
@@ -90,11 +84,9 @@ def finish_activity(step: Step, tries: Sequence[ActivityAttempt], hits: Mapping[
     ]
     if not failures and d.get("last_failure") and count > 1:
         failures = [(count - 1, d["last_failure"])]
-    # Faults made on purpose (engine.faults) are told apart from organic ones: failures
-    # marked as injected, and the attempts the fault log names (hangs, slow-downs too).
-    hit = {t.attempt for t in tries if t.outcome != "completed" and is_injected(t.failure)} | set(hits)
-    injected = len(hit)
-    if not tries and not hits and is_injected(d.get("failure_json")):
+    # Failures made on purpose (engine.faults) are told apart from organic ones.
+    injected = sum(1 for t in tries if t.outcome != "completed" and is_injected(t.failure))
+    if not tries and is_injected(d.get("failure_json")):
         injected = 1
     step.data["injected"] = injected
     step.data["count"] = count
@@ -126,12 +118,6 @@ def finish_activity(step: Step, tries: Sequence[ActivityAttempt], hits: Mapping[
         step.notes.append(f"result: {d.get('result')}")
     elif d.get("failure"):
         step.notes.append(f"failure: {d.get('failure')}")
-    step.notes += [
-        f"attempt {attempt}: {_FAULT_WORDS.get(kind, kind)} (injected fault)"
-        for attempt in sorted(hits)
-        for kind in hits[attempt]
-        if kind != "fail"  # failures say so in their own line below
-    ]
     lines = [f"attempt {attempt} failed: {message}" for attempt, message in failures]
     if len(lines) > _LISTED_ATTEMPTS:
         half = _LISTED_ATTEMPTS // 2

@@ -16,11 +16,10 @@ _STATUS_WORDS = {
     "cancelled": "cancelled",
     "running": "running",
     "info": "",
-    "injected": "injected",
 }
 # Kinds whose detail (an error message) is part of "identical" when collapsing; for the
 # others the detail holds inputs and results, which differ between loop iterations.
-_DETAIL_MATTERS = frozenset({"workflow_task_failed", "workflow_task_timed_out", "event", "crash"})
+_DETAIL_MATTERS = frozenset({"workflow_task_failed", "workflow_task_timed_out", "event"})
 
 
 def _signature(row: Row) -> tuple[Any, ...] | None:

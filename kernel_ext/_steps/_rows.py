@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from engine.history import History, HistoryEvent
 from kernel_ext._steps import _activities as act
+from kernel_ext._steps import _faults
 from kernel_ext._steps import _messages as msg
 from kernel_ext._steps import _runs as runs
 from kernel_ext._steps._model import Handler, Step, Timeline, generic
@@ -14,7 +15,6 @@ from kernel_ext._steps._read import format_event_ids, format_offset, int_of, one
 
 if TYPE_CHECKING:
     from engine.client import ActivityAttempt
-    from engine.faults import FaultFired
 
 Row = dict[str, Any]
 
@@ -123,21 +123,7 @@ def _row(step: Step) -> Row:
     }
 
 
-def _on_crash(tl: Timeline, event: HistoryEvent, fired: FaultFired) -> None:
-    """An injected worker crash, drawn after the last event the run had when it happened."""
-    step = tl.new(event, "crash", "Worker crashed (injected)", status="injected", batch=False)
-    step.event_ids = []  # no event records a crash: only what follows it shows
-    step.detail = fired.detail
-    step.notes += [
-        f"fault {fired.fault_id}: the worker died {fired.detail}",
-        f"worker: {fired.identity}",
-        "its cache and work in flight were lost; another worker carried on from the history",
-    ]
-
-
-def history_timeline_rows(
-    history: History, attempts: Sequence[ActivityAttempt] = (), faults: Sequence[FaultFired] = ()
-) -> list[Row]:
+def history_timeline_rows(history: History, attempts: Sequence[ActivityAttempt] = (), faults: Sequence[Any] = ()) -> list[Row]:
     """Group a history's events into the steps a reader thinks in, in event order.
 
     Each row is a dict: ``kind`` (``start``, ``activity``, ``timer``, ``marker``,
@@ -156,21 +142,10 @@ def history_timeline_rows(
 
     ``attempts`` is the engine's side table (``await handle.activity_attempts()``): the
     history holds only an activity's last attempt, the side table holds every one. A run
-    with no close event ends with a ``Running`` row.
-
-    ``faults`` is the run's fault log (``engine.faults.fault_log``): activity attempts an
-    injected fault hit are marked (``injected`` counts them; failures are marked without
-    the log too), and each injected worker crash is a ``crash`` row (status ``injected``)
-    placed after the last event the run had when the worker died.
+    with no close event ends with a ``Running`` row. ``faults`` is the run's fault log
+    (``await engine.faults.fault_log(client, run_id=...)``): each firing marks its step.
     """
     tl = Timeline(history)
-    crashes: dict[int | None, list[FaultFired]] = {}
-    hits: dict[Any, dict[int, list[str]]] = {}  # scheduled event id -> attempt -> fault kinds
-    for fired in faults:
-        if fired.kind == "crash_worker":
-            crashes.setdefault(fired.last_event_id, []).append(fired)
-        elif fired.scheduled_event_id is not None and fired.attempt is not None:
-            hits.setdefault(fired.scheduled_event_id, {}).setdefault(fired.attempt, []).append(fired.kind)
     block: int | None = None  # the workflow task completion whose commands we are reading
     for event in history.events:
         attributes = event.attributes if isinstance(event.attributes, Mapping) else {}
@@ -184,17 +159,14 @@ def history_timeline_rows(
             _HANDLERS.get(event.event_type, generic)(tl, event)
         else:
             generic(tl, event)
-        for fired in crashes.pop(event.event_id, []):
-            _on_crash(tl, event, fired)
-    if history.events:
-        for fired in [f for pending in crashes.values() for f in pending]:  # logged without a position
-            _on_crash(tl, history.events[-1], fired)
     by_scheduled: dict[Any, list[ActivityAttempt]] = {}
     for attempt in attempts:
         by_scheduled.setdefault(getattr(attempt, "scheduled_event_id", None), []).append(attempt)
     for step in tl.steps:
         if step.kind == "activity" and "id" in step.data:
-            act.finish_activity(step, by_scheduled.get(step.event_ids[0], []), hits.get(step.event_ids[0]))
+            act.finish_activity(step, by_scheduled.get(step.event_ids[0], []))
+    if faults:
+        _faults.mark(tl.steps, faults)
     if tl.steps and not any(step.kind == "result" for step in tl.steps):
         last = history.events[-1]
         running = Step("result", "Running", None, [], tl.offset_of(last), "running")

@@ -1,14 +1,27 @@
-"""Injected faults in a run's steps and graph: marked attempts, and a node per worker crash."""
+"""Injected faults in a run's steps and graph, placed by the attempt the fault log names."""
 
 from __future__ import annotations
 
-from engine import Worker, faults
+import asyncio
+from datetime import timedelta
+
+from engine import Worker, faults, workflow
 from engine.testing import WorkflowEnvironment
 from kernel_ext._dot import INJECTED_COLOUR
 from kernel_ext.graphs import STATUS_COLOURS, history_timeline_rows, run_graph
 
-from tests.engine.test_faults import MOVE, Pay, _reset, credit, debit
+from tests.engine.test_faults import MOVE, Move, Pay, _reset, credit, debit
 from tests.kernel_ext.test_graphs import node_titled
+
+
+@workflow.defn
+class DebitTwice:
+    @workflow.run
+    async def run(self, m: Move) -> list[str]:
+        first = await workflow.execute_activity(debit, m, start_to_close_timeout=timedelta(seconds=30))
+        await workflow.sleep(60)
+        second = await workflow.execute_activity(debit, m, start_to_close_timeout=timedelta(seconds=30))
+        return [first, second]
 
 
 async def _faulty_run() -> tuple:  # type: ignore[type-arg]
@@ -35,46 +48,43 @@ async def _faulty_run() -> tuple:  # type: ignore[type-arg]
     return history, attempts, log
 
 
-async def test_the_fault_log_says_which_attempt_each_fault_hit_and_where_in_the_history() -> None:
+async def test_the_fault_log_names_the_activity_attempt_each_fault_hit() -> None:
     history, _, log = await _faulty_run()
-    debit_scheduled = next(e.event_id for e in history.events if e.event_type == "ActivityTaskScheduled")
-    by_kind = {(f.kind, f.attempt): f for f in log}
-    assert by_kind[("hang", 1)].scheduled_event_id == debit_scheduled
-    crash = by_kind[("crash_worker", 2)]  # the debit's second attempt completed, then the worker died
-    assert crash.scheduled_event_id == debit_scheduled
-    completed = next(e.event_id for e in history.events if e.event_type == "ActivityTaskCompleted")
-    # After the commit: the completion (and the workflow task it scheduled) were recorded.
-    assert crash.last_event_id == completed + 1
-    assert [f.attempt for f in log if f.kind == "fail"] == [1, 2]
+    scheduled = [e.event_id for e in history.events if e.event_type == "ActivityTaskScheduled"]
+    hits = [(f.kind, f.scheduled_event_id, f.attempt) for f in log]
+    # The debit's second attempt completed, then the worker died; credit failed twice.
+    assert hits == [
+        ("hang", scheduled[0], 1), ("crash_worker", scheduled[0], 2), ("fail", scheduled[1], 1), ("fail", scheduled[1], 2)
+    ]
 
 
-async def test_steps_mark_injected_attempts_and_show_the_crash_after_the_step_it_followed() -> None:
+async def test_steps_show_hangs_and_crashes_early_in_their_detail() -> None:
     history, attempts, log = await _faulty_run()
-    # The dead worker's claim on the next workflow task, if it got one, times out.
-    rows = [r for r in history_timeline_rows(history, attempts, log) if r["kind"] != "workflow_task_timed_out"]
-    assert [r["kind"] for r in rows] == ["start", "activity", "crash", "activity", "result"]
-    debit_row, crash_row, credit_row = rows[1], rows[2], rows[3]
-    # The hang is known from the fault log only: a timed-out attempt looks like any other.
-    assert debit_row["injected"] == 1 and "2 attempts · ⚡ 1 injected fault" in debit_row["detail"]
-    assert "attempt 1: hung past its timeout (injected fault)" in debit_row["tooltip"]
-    assert credit_row["injected"] == 2 and "⚡ 2 injected faults" in credit_row["detail"]
-    assert "attempt 2 failed: injected fault: credit failed on purpose (injected fault)" in credit_row["tooltip"]
-    assert crash_row["status"] == "injected" and crash_row["event_ids"] == []
-    assert crash_row["detail"] == "after commit of ActivityTaskStarted(debit) + ActivityTaskCompleted(debit)"
-    # Without the log, only failures are marked: their failure says it was injected.
-    plain = [r for r in history_timeline_rows(history, attempts) if r["kind"] != "workflow_task_timed_out"]
-    assert [r["kind"] for r in plain] == ["start", "activity", "activity", "result"]
-    assert [r["injected"] for r in plain] == [0, 0, 2, 0]  # injected failures say so themselves
-
-
-async def test_the_graph_draws_injected_faults_in_purple() -> None:
-    history, attempts, log = await _faulty_run()
+    rows = {r["title"]: r for r in history_timeline_rows(history, attempts, log)}
+    debit_row, credit_row = rows["debit"], rows["credit"]
+    assert debit_row["injected"] == 2  # the hang and the crash
+    # Right after the attempt count: text views and labels cut long details short.
+    assert debit_row["detail"].startswith("activity 1 · 2 attempts · ⚡ worker crashed here (injected) · ⚡ injected fault · →")
+    assert "⚡ injected fault: hang attempt 1 of debit" in debit_row["tooltip"]
+    assert credit_row["injected"] == 2 and credit_row["detail"].startswith("activity 2 · 3 attempts · ⚡ 2 injected faults")
+    plain = {r["title"]: r for r in history_timeline_rows(history, attempts)}
+    assert plain["debit"]["injected"] == 0 and plain["credit"]["injected"] == 2  # failures say so themselves
     dot = run_graph(history, attempts, faults=log)
-    crash = node_titled(dot, "Worker crashed (injected)")
-    assert (crash["fill"], crash["border"]) == STATUS_COLOURS["injected"]
-    assert "shape=octagon" in next(line for line in dot.splitlines() if "Worker crashed" in line)
-    debit_node = node_titled(dot, "debit")
-    assert debit_node["border"] == INJECTED_COLOUR and debit_node["fill"] == STATUS_COLOURS["retried"][0]
-    without_log = run_graph(history, attempts)
-    assert node_titled(without_log, "debit")["border"] == STATUS_COLOURS["retried"][1]
-    assert "Worker crashed" not in without_log
+    assert node_titled(dot, "debit")["border"] == INJECTED_COLOUR
+    assert node_titled(run_graph(history, attempts), "debit")["border"] == STATUS_COLOURS["retried"][1]
+
+
+async def test_a_fault_marks_the_call_it_hit_when_a_run_calls_one_activity_twice() -> None:
+    _reset()
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[DebitTwice], activities=[debit]):
+        handle = await env.client.start_workflow(DebitTwice.run, MOVE, id="twice", task_queue="q")
+        while "TimerStarted" not in [e.event_type for e in (await handle.fetch_history()).events]:
+            await asyncio.sleep(0.01)
+        await faults.hang_activity(env.client, debit)  # so it hits the second call
+        await handle.result()
+        history, attempts = await handle.fetch_history(), await handle.activity_attempts()
+        log = await faults.fault_log(env.client, run_id=handle.run_id)
+    await env.shutdown()
+    calls = [r for r in history_timeline_rows(history, attempts, log) if r["title"] == "debit"]
+    assert [(r["attempts"], r["injected"]) for r in calls] == [(1, 0), (2, 1)]
