@@ -34,6 +34,10 @@ from engine._definitions import workflow_definition  # noqa: E402
 from engine._durations import from_duration  # noqa: E402
 from engine._runtime import WorkflowInfo, WorkflowInstance  # noqa: E402
 from engine.history import HistoryEvent  # noqa: E402
+from engine.worker.workflow_sandbox import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner  # noqa: E402
+
+# Set from --runner in main(); builds each instance as a worker with that runner does.
+RUNNER: WorkflowRunner = SandboxedWorkflowRunner()
 
 TASK_QUEUE = "bench-replay"
 
@@ -87,7 +91,7 @@ def fresh_instance(workflow_id: str, run_id: str, events: Sequence[HistoryEvent]
         run_timeout=from_duration(started.get("workflowRunTimeout")),
         task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),
     )
-    return WorkflowInstance(defn, info)  # type: ignore[abstract]
+    return RUNNER.create_instance(defn, info)
 
 
 def replay_once(workflow_id: str, run_id: str, events: Sequence[HistoryEvent]) -> float:
@@ -115,6 +119,8 @@ def repeat_for(n_events: int, requested: int | None) -> int:
 
 
 async def main(args: argparse.Namespace) -> None:
+    global RUNNER
+    RUNNER = SandboxedWorkflowRunner() if args.runner == "sandboxed" else UnsandboxedWorkflowRunner()
     client = await Client.connect(":memory:")
     rows: list[tuple[Any, ...]] = []
     try:
@@ -152,7 +158,8 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         await client.close()
 
-    print(f"durable-lab replay speed (Python {sys.version.split()[0]}); each history replayed by a fresh WorkflowInstance")
+    print(f"durable-lab replay speed (Python {sys.version.split()[0]}); each history replayed by a fresh WorkflowInstance "
+          f"({args.runner} runner: instance creation included)")
     print(f"{'activities':>10} {'events':>7} {'recorded in':>12} {'replays':>8} {'ms/replay':>10} {'events/s':>11} "
           f"{'best ms':>8} {'db read ms':>11} {'cold ms':>8} {'cold ev/s':>10}")
     for n, n_events, ran, repeat, med, best, read in rows:
@@ -168,6 +175,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], help="activities per history (default 10 100 1000)")
     p.add_argument("--repeat", type=int, default=None, help="replays per size (default: ~100k events' worth, 5..2000)")
     p.add_argument("--profile", type=int, default=None, metavar="SIZE", help="also cProfile the replays of this size")
+    p.add_argument("--runner", choices=("sandboxed", "unsandboxed"), default="sandboxed",
+                   help="how each instance is built (default sandboxed, as a worker does by default)")
     return p.parse_args(argv)
 
 

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine import Client, Worker, activity, workflow  # noqa: E402
 from engine import _service, _store  # noqa: E402
 from engine.worker import POLL_INTERVAL  # noqa: E402
+from engine.worker.workflow_sandbox import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner  # noqa: E402
 
 TASK_QUEUE = "bench-throughput"
 
@@ -277,6 +278,7 @@ async def main(args: argparse.Namespace) -> None:
             max_concurrent_workflow_tasks=args.slots,
             max_concurrent_activities=args.slots,
             max_cached_workflows=args.cache,
+            workflow_runner=SandboxedWorkflowRunner() if args.runner == "sandboxed" else UnsandboxedWorkflowRunner(),
         )
         for _ in range(args.workers)
     ]
@@ -335,7 +337,7 @@ async def main(args: argparse.Namespace) -> None:
 
     n = args.workflows
     print(f"durable-lab throughput: {n} workflows x 3 sequential activities, {args.workers} worker(s), "
-          f"start chunk {args.concurrency}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+          f"{args.runner} workflow code, start chunk {args.concurrency}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(f"  database                {path}")
     print(f"  elapsed                 {elapsed:.2f} s (all {n} started after {started:.2f} s"
           + (f", at most {args.max_in_flight} in flight)" if args.max_in_flight else ", all in flight at once)"))
@@ -412,6 +414,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-in-flight", type=int, default=0, help="at most this many unfinished workflows at once (default 0: all N at once)")
     p.add_argument("--cache", type=int, default=1000, help="max_cached_workflows per worker (default 1000, the engine's default)")
     p.add_argument("--warmup", type=int, default=50, help="workflows run before measuring (default 50)")
+    p.add_argument("--runner", choices=("sandboxed", "unsandboxed"), default="sandboxed",
+                   help="workflow runner of the workers (default sandboxed, the engine's default)")
     p.add_argument("--check-wakeups", action="store_true", help="before each poller sleep, read whether claimable tasks already exist (costs one read per sleep)")
     p.add_argument("--keep", action="store_true", help="keep the temp database")
     p.add_argument("--profile", choices=("cprofile", "pyinstrument"), default=None, help="profile the measured run")

@@ -29,6 +29,7 @@ class Receiver:
         slots: int,
         accept: Callable[[Any], None],
         known: Callable[[str], int] | None = None,
+        eager: Callable[[], bool] | None = None,
     ) -> None:
         self.key = key
         self.owner = owner
@@ -37,6 +38,9 @@ class Receiver:
         # Last event id the worker already holds for a run (0: none), so that a workflow task
         # carries only the events the worker lacks. Called on the database thread.
         self.known: Callable[[str], int] = known or (lambda run_id: 0)
+        # Whether to take tasks eagerly at all (a worker obeying injected faults does not:
+        # a crash must find it holding only what it claimed). Called on the database thread.
+        self.eager: Callable[[], bool] = eager or (lambda: True)
         self.taken = 0
         self.returned = 0
         self.open = True
@@ -71,7 +75,7 @@ class Receiver:
 def pick(receivers: dict[str, tuple[Any, ...]], key: str) -> Receiver | None:
     """A receiver for ``key`` with a free slot (which it takes), or None."""
     for receiver in receivers.get(key, ()):
-        if receiver.try_take():
+        if receiver.eager() and receiver.try_take():
             return receiver
     return None
 
@@ -85,6 +89,6 @@ def pick_sticky(receivers: dict[str, tuple[Any, ...]], key: str, run_id: str) ->
     worker holds them) wait in the queue, in order, for a free slot.
     """
     for receiver in receivers.get(key, ()):
-        if receiver.known(run_id) and receiver.try_take(force=True):
+        if receiver.known(run_id) and receiver.eager() and receiver.try_take(force=True):
             return receiver
     return None

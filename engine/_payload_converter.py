@@ -443,14 +443,14 @@ def _unb64(value: Any, what: str) -> bytes:
         raise PayloadError(f"{what} must be a base64 string, found {_json_kind(value)}")
     try:
         return binascii.a2b_base64(value, strict_mode=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         pass
     # Proto JSON readers accept URL-safe and unpadded base64 too, so do the same.
     text = value.strip().replace("-", "+").replace("_", "/")
     text += "=" * (-len(text) % 4)
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or non-ASCII text
         raise PayloadError(f"{what} {value!r:.60} is not valid base64 ({e})") from None
 
 

@@ -299,6 +299,11 @@ class WorkflowTaskError(Exception):
 class WorkflowInstance(asyncio.AbstractEventLoop):
     """One workflow run's code, its state, and the event loop that drives it."""
 
+    # Set by the runner that built the instance (engine/_sandbox_runner.py): whether its code
+    # runs in the sandbox, and the definition the worker was given (``defn`` may be a copy).
+    sandboxed = False
+    registered: WorkflowDefinition | None = None
+
     def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo, data_converter: DataConverter | None = None) -> None:
         self.defn = defn
         self.info = info
@@ -358,6 +363,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             etype = event.event_type
             if etype in COMMAND_EVENTS:
                 self._match(event)
+            elif etype in _WRITTEN_AMONG_COMMANDS:
+                self._job(event)
             else:
                 self._check_all_matched(event)
                 if etype == "WorkflowTaskStarted":
@@ -367,7 +374,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                         for request in _updates.requests_in(events, i + 2):
                             _updates.deliver(self, request, validate=False)
                         self._activate(event, replaying=True)
-                    elif following is None:
+                    elif following is None and live_tail:
                         for request in updates:
                             _updates.deliver(self, request, validate=True)
                         produced = self._activate(event, replaying=False)
@@ -409,6 +416,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     _failure: BaseException | None = None
     _evicting = False
+
+    def fail_task(self, error: BaseException) -> None:
+        """Fail this workflow task with ``error`` even if workflow code catches it (the
+        sandbox reports restricted calls so), unless it is one of the workflow's failure types."""
+        if self._failure is None and not isinstance(error, self.defn.failure_exception_types):
+            self._failure = error
 
     def _check_conditions(self) -> bool:
         fired = False
@@ -504,7 +517,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             self.payload_converter, attrs.get("input"), self.defn.arg_types, f"the input of workflow {self.info.workflow_type!r}"
         )
         self._now = event.event_time
-        self._object = self.defn.cls()
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)  # __init__ is workflow code too (the sandbox checks it)
+        try:
+            self._object = self.defn.cls()
+        finally:
+            asyncio.events._set_running_loop(previous)
         self._main = self.create_task(self._run_main(args))
 
     async def _run_main(self, args: list[Any]) -> None:
@@ -870,6 +888,12 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
 }
 
 
+# Written by the service among the command events of one workflow task, right after the
+# command that caused it (as Temporal's server does): cancelling an activity that had not
+# started closes it at once, before the events of the task's later commands.
+_WRITTEN_AMONG_COMMANDS = frozenset({"ActivityTaskCanceled"})
+
+
 def _is_cancellation(error: BaseException | None) -> bool:
     """True for a CancelledError, or an error caused (directly or not) by one."""
     while error is not None:
@@ -902,6 +926,8 @@ def _patches_after(events: Sequence[HistoryEvent], start: int) -> set[str]:
     """Patch ids recorded among the command events of the workflow task ending at ``start``."""
     found: set[str] = set()
     for event in events[start:]:
+        if event.event_type in _WRITTEN_AMONG_COMMANDS:
+            continue
         if event.event_type not in COMMAND_EVENTS:
             break
         patch = patch_of(event)

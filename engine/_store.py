@@ -27,7 +27,7 @@ T = TypeVar("T")
 log = logging.getLogger("engine.store")
 
 APP_ID = "durable-lab"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -163,6 +163,12 @@ _MIGRATIONS: dict[int, list[str]] = {
             created REAL NOT NULL
         )""",
         """CREATE INDEX queries_pending ON queries (task_queue, state)""",
+    ],
+    6: [
+        # Which activity attempt each injected fault hit (its scheduled event id and attempt
+        # number), so that viewers mark exactly that step in the run's graph.
+        """ALTER TABLE fault_log ADD COLUMN scheduled_event_id INTEGER""",
+        """ALTER TABLE fault_log ADD COLUMN attempt INTEGER""",
     ],
 }
 

@@ -65,6 +65,7 @@ def _name(hint: Any) -> str:
 
 
 def _convert(hint: Any, value: Any, custom: tuple[JSONTypeConverter, ...], path: str) -> Any:
+    hint = getattr(hint, "__sandbox_original__", hint)  # the workflow sandbox's stand-in for datetime & co
     for converter in custom:
         converted = converter.to_typed_value(hint, value)
         if converted is not JSONTypeConverter.Unhandled:
@@ -171,9 +172,21 @@ _SIMPLE: dict[Any, Any] = {
 }
 
 
-@functools.lru_cache(maxsize=1024)
 def _fields_of(cls: type) -> tuple[tuple[str, Any, bool, bool], ...]:
-    """(name, type hint, init, required) per field; resolving hints is slow, so done once."""
+    """(name, type hint, init, required) per field; resolving hints is slow, so done once,
+    except for the classes the workflow sandbox defines afresh for one run: a cache would
+    keep each run's module alive."""
+    if cls.__dict__.get("__sandbox_fresh__"):
+        return _resolve_fields(cls)
+    return _cached_fields(cls)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_fields(cls: type) -> tuple[tuple[str, Any, bool, bool], ...]:
+    return _resolve_fields(cls)
+
+
+def _resolve_fields(cls: type) -> tuple[tuple[str, Any, bool, bool], ...]:
     try:
         hints = typing.get_type_hints(cls)
     except Exception as e:  # noqa: BLE001 - unresolvable string annotations (NameError, ...)

@@ -11,8 +11,6 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from engine import faults
-from engine._payload_converter import PayloadConverter, from_json_payload
-from engine.errors import PayloadError
 from engine._runtime import COMMAND_EVENTS
 from engine.errors import ApplicationError
 from engine.faults import ChangePoint, Fault
@@ -47,7 +45,13 @@ def activity_point(task: ActivityTask, outcome: str) -> ChangePoint:
     final = {"ok": "ActivityTaskCompleted", "cancelled": "ActivityTaskCanceled"}.get(outcome, "ActivityTaskFailed")
     label = "activity_completed" if outcome == "ok" else "activity_failed"
     return ChangePoint(
-        label, task.run_id, str(task.info.get("workflowId", "")), (("ActivityTaskStarted", name), (final, name)), f"{task.run_id}:{task.scheduled_event_id}"
+        label,
+        task.run_id,
+        str(task.info.get("workflowId", "")),
+        (("ActivityTaskStarted", name), (final, name)),
+        f"{task.run_id}:{task.scheduled_event_id}",
+        task.scheduled_event_id,
+        task.attempt,
     )
 
 
@@ -60,8 +64,12 @@ async def _faults(worker: Worker) -> list[Fault]:
     return worker._fault_cache
 
 
-async def _fire(worker: Worker, fault: Fault, run_id: str, workflow_id: str, detail: str) -> Fault | None:
-    fired = await worker.client.store.run(faults.consume, fault.id, run_id, workflow_id, detail, worker.identity, time.time())
+async def _fire(
+    worker: Worker, fault: Fault, run_id: str, workflow_id: str, detail: str, scheduled_event_id: int | None = None, attempt: int | None = None
+) -> Fault | None:
+    fired = await worker.client.store.run(
+        faults.consume, fault.id, run_id, workflow_id, detail, worker.identity, time.time(), scheduled_event_id, attempt
+    )
     worker._faults_read_at = 0.0  # re-read: the count changed
     return fired
 
@@ -92,7 +100,8 @@ async def _maybe_crash(worker: Worker, point: ChangePoint, phase: str) -> None:
         raise Crashed()
     for fault in await _faults(worker):
         if faults.crash_matches(fault, point, phase):
-            if await _fire(worker, fault, point.run_id, point.workflow_id, f"{phase.replace('_', ' ')} of {point.describe()}"):
+            detail = f"{phase.replace('_', ' ')} of {point.describe()}"
+            if await _fire(worker, fault, point.run_id, point.workflow_id, detail, point.scheduled_event_id, point.attempt):
                 worker.crash()
                 raise Crashed()
 
@@ -107,7 +116,8 @@ async def activity_fault(worker: Worker, task: ActivityTask) -> tuple[str, Any] 
     for fault in await _faults(worker):
         if fault.kind not in faults.ACTIVITY_KINDS or fault.target != name:
             continue
-        fired = await _fire(worker, fault, task.run_id, str(task.info.get("workflowId", "")), f"{fault.kind} attempt {task.attempt} of {name}")
+        detail = f"{fault.kind} attempt {task.attempt} of {name}"
+        fired = await _fire(worker, fault, task.run_id, str(task.info.get("workflowId", "")), detail, task.scheduled_event_id, task.attempt)
         if fired is None:
             continue
         p = fired.params
@@ -132,18 +142,3 @@ def _abandon(tx: Any, task_id: int, owner: str) -> None:
     tx.conn.execute("UPDATE tasks SET lease_owner = ? WHERE id = ? AND lease_owner = ?", (owner + "/hung", task_id, owner))
 
 
-def is_injected(failure: dict[str, Any] | None) -> bool:
-    """True for the failure JSON of an injected activity failure (viewers mark those)."""
-    while failure:
-        info = failure.get("applicationFailureInfo") or {}
-        if info.get("type") == faults.INJECTED_TYPE:
-            return True
-        for payload in (info.get("details") or {}).get("payloads") or []:
-            try:
-                value = from_json_payload(PayloadConverter.default, payload)
-            except PayloadError:  # written by a codec: not the engine's marker
-                continue
-            if isinstance(value, dict) and "injected_fault" in value:
-                return True
-        failure = failure.get("cause")
-    return False

@@ -76,6 +76,8 @@ class _Setup:
     worker: str = "?"
     t0: float = 0.0
     style: "_Style | None" = None
+    # While exploring crash points: activities only count their effects here, quietly.
+    exploring: list[tuple[str, int]] | None = None
 
 
 _setup = _Setup()
@@ -83,6 +85,11 @@ _setup = _Setup()
 
 def _record(name: str, transfer: Transfer, outcome: str) -> None:
     """Append one real execution of an activity to the ledger (shared by all processes)."""
+    if _setup.exploring is not None:
+        if outcome == "ok":
+            account = transfer.source if name == "withdraw" else transfer.target
+            _setup.exploring.append((account, -transfer.amount if name == "withdraw" else transfer.amount))
+        return
     info = activity.info()
     line = {
         "activity": name,
@@ -374,6 +381,8 @@ async def _demo(folder: Path, say: _Narrator) -> None:
     await say.pause()
     await _show_history(handle, say, folder)
     await client.close()
+    await say.pause()
+    await _explore(say)
     ready.unlink(missing_ok=True)
 
     print()
@@ -381,6 +390,54 @@ async def _demo(folder: Path, say: _Narrator) -> None:
     print("      engine.db (the engine's database), bank-ledger.jsonl, transfer-2.json")
     print(f"  Remove them with: rm -r {folder}")
     say.say("Next: `make test`, then the notebooks in notebooks/ to write workflows of your own.")
+
+
+async def _explore(say: _Narrator) -> None:
+    from engine import faults
+
+    say.step(6, "Crash the transfer at every point, and check each recovery")
+    say.say(
+        """Step 3 killed worker-1 at one moment. engine.faults.explore kills a worker at every
+        moment that matters: just before and just after each state change it submits (a workflow
+        task's decisions, an activity's result) is committed. Each time a new worker takes over,
+        and the run is checked: same result, no activity re-run once its completion was recorded,
+        and here also the money: alice debited once, dave credited once."""
+    )
+    say.code(
+        """
+        report = await faults.explore(MoneyTransfer.run, Transfer("alice", "dave", 10),
+                                      activities=[withdraw, deposit], check=money_moved_once)"""
+    )
+    effects: list[tuple[str, int]] = []
+
+    def reset() -> None:
+        effects.clear()
+
+    def money_moved_once(outcome: Any) -> str | None:
+        debits = [amount for account, amount in effects if account == "alice"]
+        credits = [amount for account, amount in effects if account == "dave"]
+        if debits != [-10]:
+            return f"alice debited {len(debits)} times"
+        return None if credits == [10] else f"dave credited {len(credits)} times"
+
+    _setup.exploring = effects
+    try:
+        report = await faults.explore(
+            MoneyTransfer.run, Transfer("alice", "dave", 10), activities=[withdraw, deposit], setup=reset, check=money_moved_once
+        )
+    finally:
+        _setup.exploring = None
+    for line in report.table().splitlines():
+        print("    " + (say.s.red(line) if "VIOLATION" in line else line))
+    say.say(
+        """Every crash point recovered to the same result. Two of them still moved money twice,
+        and the engine cannot prevent it: a worker that dies after the bank moved the money but
+        before the engine recorded that the activity completed. The engine must run the activity
+        again (it cannot know the bank already did the work), so a non-idempotent withdraw or
+        deposit happens twice. Temporal has the same rule: activities run at least once. The fix
+        is in the activity: give the bank an idempotency key (for example the workflow id and
+        activity id) so it recognises a retry. Tutorial 07 (the crash lab) walks through it."""
+    )
 
 
 async def _transfer_with_retries(client: Client, say: _Narrator) -> None:

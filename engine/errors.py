@@ -17,6 +17,7 @@ The tree::
     ├── WorkflowAlreadyStartedError   a run with that workflow id is still open
     ├── WorkflowNotFoundError         no such workflow id / run id
     ├── NondeterminismError           replayed code disagrees with the recorded history
+    │   └── RestrictedWorkflowAccessError  sandboxed workflow code called time.time(), open(), ...
     ├── DefinitionError               a @workflow.defn / @activity.defn is malformed
     ├── NotRegisteredError            a worker got a task for a type it does not know
     ├── PayloadError                  a value cannot be converted to or from a payload
@@ -51,6 +52,7 @@ __all__ = [
     "WorkflowAlreadyStartedError",
     "WorkflowNotFoundError",
     "NondeterminismError",
+    "RestrictedWorkflowAccessError",
     "DefinitionError",
     "NotRegisteredError",
     "PayloadError",
@@ -75,6 +77,12 @@ class FailureError(EngineError):
     @property
     def message(self) -> str:
         return self._message
+
+    @property
+    def cause(self) -> BaseException | None:
+        """What caused it, as temporalio's ``cause`` (the same as ``__cause__``): the last
+        attempt's failure for an ``ActivityError``, for instance."""
+        return self.__cause__
 
 
 class ApplicationError(FailureError):
@@ -283,6 +291,16 @@ class NondeterminismError(EngineError):
         self.recorded = recorded
         self.produced = produced
         self.code_line = code_line
+
+
+class RestrictedWorkflowAccessError(NondeterminismError):
+    """Sandboxed workflow code called something whose result differs on replay (the clock,
+    ``random``, files, the network, processes). It fails the workflow *task*, as a bug does:
+    fix the code and the run goes on. ``qualified_name`` names what was called."""
+
+    def __init__(self, message: str, *, qualified_name: str = "", code_line: str | None = None) -> None:
+        super().__init__(message, code_line=code_line)
+        self.qualified_name = qualified_name
 
 
 class DefinitionError(EngineError, TypeError):

@@ -25,7 +25,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from engine._store import Tx, dumps
 
@@ -44,6 +44,7 @@ __all__ = [
     "clear_faults",
     "fault_log",
     "kill_process",
+    "is_injected",
     "explore",
     "Exploration",
     "CrashPointResult",
@@ -82,7 +83,8 @@ class Fault:
 
 @dataclass(frozen=True)
 class FaultFired:
-    """One firing of a fault, from the log."""
+    """One firing of a fault, from the log. ``scheduled_event_id`` and ``attempt`` name the
+    activity attempt it hit (activity faults, and crashes at an activity's outcome)."""
 
     fault_id: int | None
     kind: str
@@ -92,6 +94,8 @@ class FaultFired:
     detail: str
     identity: str
     fired_at: datetime
+    scheduled_event_id: int | None = None
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class ChangePoint:
     events: tuple[tuple[str, str], ...]
     # For activity points: "run id:scheduled event id", one per scheduled activity.
     activity_key: str = ""
+    scheduled_event_id: int | None = None
+    attempt: int | None = None
 
     def describe(self) -> str:
         return " + ".join(f"{t}({n})" if n else t for t, n in self.events) or self.label
@@ -236,7 +242,17 @@ def _delete(tx: Tx, fault_id: int | None) -> int:
     return int(cursor.rowcount)
 
 
-def consume(tx: Tx, fault_id: int, run_id: str, workflow_id: str, detail: str, identity: str, now: float) -> Fault | None:
+def consume(
+    tx: Tx,
+    fault_id: int,
+    run_id: str,
+    workflow_id: str,
+    detail: str,
+    identity: str,
+    now: float,
+    scheduled_event_id: int | None = None,
+    attempt: int | None = None,
+) -> Fault | None:
     """Fire a fault once if it still may (one worker wins when several race); log it."""
     row = tx.conn.execute("SELECT kind, target, remaining, params FROM faults WHERE id = ? AND remaining > 0", (fault_id,)).fetchone()
     if row is None:
@@ -244,19 +260,43 @@ def consume(tx: Tx, fault_id: int, run_id: str, workflow_id: str, detail: str, i
     kind, target, remaining, params = row
     tx.conn.execute("UPDATE faults SET remaining = remaining - 1 WHERE id = ?", (fault_id,))
     tx.conn.execute(
-        "INSERT INTO fault_log (fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (fault_id, kind, target, run_id, workflow_id, detail, identity, now),
+        "INSERT INTO fault_log (fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at, scheduled_event_id, attempt) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (fault_id, kind, target, run_id, workflow_id, detail, identity, now, scheduled_event_id, attempt),
     )
     return Fault(fault_id, kind, target, remaining - 1, json.loads(params))
 
 
 def _log(conn: Any, run_id: str | None) -> list[FaultFired]:
-    query = "SELECT fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at FROM fault_log"
+    query = (
+        "SELECT fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at, scheduled_event_id, attempt FROM fault_log"
+    )
     rows = conn.execute(query + (" WHERE run_id = ? ORDER BY id" if run_id else " ORDER BY id"), (run_id,) if run_id else ()).fetchall()
     return [
-        FaultFired(fid, kind, target, run_id, wid, detail, ident, datetime.fromtimestamp(at, timezone.utc))
-        for fid, kind, target, run_id, wid, detail, ident, at in rows
+        FaultFired(fid, kind, target, run, wid, detail, ident, datetime.fromtimestamp(at, timezone.utc), sched, attempt)
+        for fid, kind, target, run, wid, detail, ident, at, sched, attempt in rows
     ]
+
+
+def is_injected(failure: Mapping[str, Any] | None) -> bool:
+    """True for the failure JSON of an attempt that an injected fault failed (viewers mark
+    those apart from organic failures): its type or a detail says so, in it or a cause."""
+    from engine._payload_converter import PayloadConverter, from_json_payload
+    from engine.errors import PayloadError
+
+    while failure:
+        info = failure.get("applicationFailureInfo") or {}
+        if info.get("type") == INJECTED_TYPE:
+            return True
+        for payload in (info.get("details") or {}).get("payloads") or []:
+            try:
+                value = from_json_payload(PayloadConverter.default, payload)
+            except PayloadError:  # written by a codec: not the engine's marker
+                continue
+            if isinstance(value, dict) and "injected_fault" in value:
+                return True
+        failure = failure.get("cause")
+    return False
 
 
 def crash_matches(fault: Fault, point: ChangePoint, phase: str) -> bool:

@@ -448,6 +448,8 @@ def _event_from_json(index: int, raw: Any) -> HistoryEvent:
         )
     event_time = _parse_event_time(where, raw)
     attributes = _parse_attributes(where, event_type, raw)
+    if isinstance(raw.get("userMetadata"), Mapping) and raw["userMetadata"]:
+        attributes = {**attributes, "userMetadata": copy.deepcopy(dict(raw["userMetadata"]))}
     return HistoryEvent(
         event_id=event_id, event_type=event_type, event_time=event_time, attributes=attributes
     )
@@ -578,15 +580,21 @@ def _parse_attributes(where: str, event_type: str, raw: Mapping[str, Any]) -> di
 
 
 def _event_to_json(event: HistoryEvent) -> dict[str, Any]:
-    return {
+    attributes = copy.deepcopy(dict(event.attributes))
+    out: dict[str, Any] = {
         "eventId": str(event.event_id),
         "eventTime": _format_timestamp(event.event_time, event),
         "eventType": event.event_type,
         # The engine has no task queue partitions to number tasks by; the event id is
         # unique and increasing like a real task id, and the Replayer ignores it anyway.
         "taskId": str(event.event_id),
-        attributes_key(event.event_type): copy.deepcopy(dict(event.attributes)),
     }
+    # A command's summary: the engine keeps it with the attributes, Temporal on the event.
+    metadata = attributes.pop("userMetadata", None)
+    if metadata:
+        out["userMetadata"] = metadata
+    out[attributes_key(event.event_type)] = attributes
+    return out
 
 
 def _format_timestamp(moment: datetime, event: HistoryEvent) -> str:

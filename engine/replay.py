@@ -12,6 +12,7 @@ from typing import Sequence
 
 from engine._definitions import WorkflowDefinition, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
+from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from engine.converter import DataConverter
 from engine.errors import NondeterminismError, NotRegisteredError
 from engine.history import History
@@ -30,15 +31,29 @@ class WorkflowReplayResult:
 class Replayer:
     """Replays histories against the given workflow classes."""
 
-    def __init__(self, *, workflows: Sequence[type], data_converter: DataConverter = DataConverter.default) -> None:
+    def __init__(
+        self,
+        *,
+        workflows: Sequence[type],
+        data_converter: DataConverter = DataConverter.default,
+        workflow_runner: WorkflowRunner | None = None,
+        unsandboxed_workflow_runner: WorkflowRunner | None = None,
+    ) -> None:
         """``data_converter``'s payload and failure converters are used by the workflow code.
         Replay is synchronous, so a payload codec is not run here: decode a codec-encoded
-        history first (``await engine.converter.decode_history(history, data_converter)``)."""
+        history first (``await engine.converter.decode_history(history, data_converter)``).
+        Workflow code runs in the sandbox unless ``workflow_runner`` says otherwise, as in a worker."""
         self.data_converter = data_converter
+        self._runner = workflow_runner if workflow_runner is not None else SandboxedWorkflowRunner()
+        self._unsandboxed_runner = unsandboxed_workflow_runner if unsandboxed_workflow_runner is not None else UnsandboxedWorkflowRunner()
         self._workflows: dict[str, WorkflowDefinition] = {}
         for w in workflows:
             defn = workflow_definition(w)
             self._workflows[defn.name] = defn
+            self._runner_for(defn).prepare_workflow(defn)
+
+    def _runner_for(self, defn: WorkflowDefinition) -> WorkflowRunner:
+        return self._runner if defn.sandboxed else self._unsandboxed_runner
 
     def replay_workflow(self, history: History, *, raise_on_replay_failure: bool = True) -> WorkflowReplayResult:
         """Re-run the workflow code over ``history``; raise (or return) the first disagreement."""
@@ -69,4 +84,4 @@ class Replayer:
             )
         run_id = str(attrs.get("originalExecutionRunId") or attrs.get("firstExecutionRunId") or "replay")
         info = info_from_history(history.workflow_id, run_id, history.events)
-        return WorkflowInstance(defn, info, self.data_converter)  # type: ignore[abstract]  # only the loop methods workflows use
+        return self._runner_for(defn).create_instance(defn, info, self.data_converter)

@@ -17,7 +17,7 @@ import uuid as _uuid
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, NoReturn, Sequence, TypeVar
 
-from engine import _children, _runtime
+from engine import _children, _runtime, _sandbox_rules
 from engine._definitions import (
     WorkflowDefinition,
     activity_definition,
@@ -101,11 +101,8 @@ def defn(
 
     def decorate(target: ClassType) -> ClassType:
         problems = []
-        runs = [
-            member
-            for _, member in inspect.getmembers(target)
-            if callable(member) and getattr(member, "__workflow_run__", False)
-        ]
+        members = _members(target)
+        runs = [member for member in members.values() if callable(member) and getattr(member, "__workflow_run__", False)]
         if not runs:
             problems.append(f"class {target.__qualname__} has no method decorated with @workflow.run")
         elif len(runs) > 1:
@@ -114,7 +111,8 @@ def defn(
         if run_fn is not None and not inspect.iscoroutinefunction(run_fn):
             problems.append(f"{run_fn.__qualname__} must be 'async def' (workflow code awaits activities and timers)")
         try:
-            inspect.signature(target).bind()
+            if vars(object)["__init__"] is not getattr(target, "__init__") or target.__new__ is not object.__new__:
+                inspect.signature(target).bind()
         except TypeError:
             problems.append(f"class {target.__qualname__} must be constructible without arguments (define __init__(self) only)")
         check_problems(f"workflow definition {target.__qualname__}", problems)
@@ -122,7 +120,7 @@ def defn(
         signals: dict[str, Callable[..., Any]] = {}
         queries: dict[str, Callable[..., Any]] = {}
         updates: dict[str, Callable[..., Any]] = {}
-        for attr, member in inspect.getmembers(target):
+        for member in members.values():
             for marker, table, what in (
                 ("__workflow_signal__", signals, "signal"),
                 ("__workflow_query__", queries, "query"),
@@ -157,6 +155,15 @@ def defn(
     if cls is not None:
         return decorate(cls)
     return decorate
+
+
+def _members(cls: type) -> dict[str, Any]:
+    """The class's attributes, as ``inspect.getmembers`` finds them but without ``object``'s:
+    the sandbox decorates a fresh copy of each workflow class for every run, so this is hot."""
+    names: dict[str, None] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        names.update(dict.fromkeys(vars(klass)))
+    return {name: getattr(cls, name) for name in sorted(names)}
 
 
 def run(fn: F) -> F:
@@ -542,14 +549,34 @@ class unsafe:  # noqa: N801 - a namespace, named as in temporalio
     @staticmethod
     @contextlib.contextmanager
     def imports_passed_through() -> Iterator[None]:
-        """Imports in this block come from outside the sandbox (the sandbox arrives with issue 4)."""
-        yield
+        """Imports in this block pass through the sandbox: the module is loaded once, outside
+        it, and shared by every run instead of being run afresh for each. Use it for modules
+        that are safe to share (no state that workflow code changes), such as an activities
+        module or a large library. Outside the sandbox it changes nothing."""
+        token = _sandbox_rules.passing_through.set(True)
+        try:
+            yield
+        finally:
+            _sandbox_rules.passing_through.reset(token)
 
     @staticmethod
     @contextlib.contextmanager
     def sandbox_unrestricted() -> Iterator[None]:
-        yield
+        """Calls in this block are not checked by the sandbox (``time.time()``, ``open()``...).
+        Only for calls that cannot change what the workflow decides (a debug print's
+        timestamp), since replays would otherwise diverge."""
+        token = _sandbox_rules.unrestricted.set(True)
+        try:
+            yield
+        finally:
+            _sandbox_rules.unrestricted.reset(token)
+
+    @staticmethod
+    def is_sandbox_unrestricted() -> bool:
+        """True inside ``sandbox_unrestricted()``."""
+        return _sandbox_rules.unrestricted.get()
 
     @staticmethod
     def in_sandbox() -> bool:
-        return False
+        """True while sandboxed workflow code runs, or while the sandbox loads its modules."""
+        return bool(getattr(asyncio.events._get_running_loop(), "sandboxed", False)) or _sandbox_rules.loading.get()

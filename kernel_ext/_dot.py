@@ -26,6 +26,8 @@ MESSAGE_COLOURS = ("#fff8d6", "#9e7c00")
 #: Fill and border of a completed compensation in the saga view (other statuses as usual).
 COMPENSATION_COLOURS = ("#ece0f7", "#6a1b9a")
 EDGE_COLOUR = "#808080"
+#: Border of a step that an injected fault (engine.faults) made fail at least once.
+INJECTED_COLOUR = "#8e24aa"
 
 # A shape says what kind of thing a step is; the colour says how it went.
 _SHAPES = {
@@ -76,6 +78,10 @@ def node(name: str, row: Row, *, fill: tuple[str, str] | None = None, label: str
     dashed = row["status"] == "running" or row["kind"] == "more"
     style = "rounded,filled" + (",dashed" if dashed else "")
     extra = ", penwidth=2" if row["kind"] in ("start", "result") else ""
+    if row.get("injected"):
+        # An injected fault: a thick dotted purple border, apart from organic failures.
+        style += ",bold,dotted"
+        border = INJECTED_COLOUR
     if row["kind"] == "cycle":
         extra += ", peripheries=2"  # a loop: drawn as a stack
     shape = _SHAPES.get(row["kind"])

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
 
+from engine import faults
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from engine.converter import DataConverter
 from engine.errors import PayloadError, StoreError, WorkflowNotFoundError
@@ -260,11 +261,20 @@ class KernelWorker:
         self.error: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self._crashed = False
+
+    @property
+    def crashed(self) -> bool:
+        """True once an injected fault crashed it: like a dead process, it serves no more
+        (a new clock or database does not bring it back); start another worker."""
+        return self._crashed or (self.worker is not None and self.worker.crashed)
 
     @property
     def state(self) -> str:
         if self._stopped.is_set():
             return "stopped"
+        if self.crashed:
+            return "crashed (injected fault)"
         if self.error is not None:
             return f"failed: {self.error}"
         return "running" if self.worker is not None else "waiting for definitions"
@@ -284,6 +294,7 @@ class KernelWorker:
 
     async def _detach(self) -> None:
         worker, task = self.worker, self._task
+        self._crashed = self.crashed
         self.worker, self._task = None, None
         if worker is not None:
             await worker.shutdown()
@@ -338,7 +349,7 @@ class Session:
         self._workers: dict[str, KernelWorker] = {}
         self._processes: dict[str, _process_workers.ProcessWorker] = {}
         self.sources: list[str] = []  # %%workflow / %%activity cells, in the order they ran
-        self._numbers = itertools.count(1)
+        self._numbers = {"w": itertools.count(1), "p": itertools.count(1)}  # w1, w2, ...; p1, p2, ...
         self._store: Any = None
         self._client: Client | None = None
         self._opened: tuple[str, str, DataConverter] | None = None
@@ -479,7 +490,7 @@ class Session:
                 fresh[defn.name] = defn
         if new_workflows or new_activities:
             for kernel_worker in self._workers.values():
-                if kernel_worker.worker is not None:
+                if kernel_worker.worker is not None and not kernel_worker.crashed:
                     registration.evicted += _install_definitions(kernel_worker.worker, new_workflows, new_activities)
                     if kernel_worker.worker.is_running:
                         kernel_worker.polls = (bool(self.workflows), bool(self.activities))
@@ -487,6 +498,8 @@ class Session:
         return registration
 
     def _needs_restart(self, kernel_worker: KernelWorker) -> bool:
+        if kernel_worker.crashed:
+            return False
         if kernel_worker.worker is None:
             return bool(self.workflows or self.activities)
         polls_workflows, polls_activities = kernel_worker.polls
@@ -529,7 +542,7 @@ class Session:
         taken = set(self._workers) | set(self._processes)
         if name is None:
             prefix = "p" if process else "w"
-            name = next(n for n in (f"{prefix}{i}" for i in self._numbers) if n not in taken)
+            name = next(n for n in (f"{prefix}{i}" for i in self._numbers[prefix]) if n not in taken)
         elif name in taken:
             other = self._workers.get(name) or self._processes[name]
             raise SessionError(f"A worker named {name!r} is already running (task queue {other.task_queue!r}). Stop it with %worker stop {name}, or choose another --name.")
@@ -596,7 +609,7 @@ class Session:
         return kernel_worker
 
     def _start_engine_worker(self, kernel_worker: KernelWorker) -> None:
-        if self._client is None or not (self.workflows or self.activities):
+        if self._client is None or not (self.workflows or self.activities) or kernel_worker.crashed:
             return  # started by ensure_ready / sync_workers once there is something to serve
         worker = Worker(
             self._client,
@@ -641,7 +654,7 @@ class Session:
     async def execute_workflow(self, workflow_type: str, *, task_queue: str, **options: Any) -> Any:
         """Start a run and wait for its result (a worker of this kernel must poll the queue)."""
         self._workflow_class(workflow_type)
-        polled = any(w.task_queue == task_queue and w.worker is not None for w in self._workers.values())
+        polled = any(w.task_queue == task_queue and w.worker is not None and not w.crashed for w in self._workers.values())
         polled |= any(p.task_queue == task_queue and p.state == "running" for p in self._processes.values())
         if not polled:
             raise SessionError(
@@ -705,7 +718,8 @@ class Session:
             for run in runs:
                 chain_attempts[run.run_id] = await client.get_workflow_handle(workflow_id, run_id=run.run_id).activity_attempts()
             return display.ChainView(runs, chain_attempts, title=title)
-        return display.RunView(history, attempts, title=title, children=await _children(client, history))
+        fired = await faults.fault_log(client, run_id=description.run_id)
+        return display.RunView(history, attempts, title=title, children=await _children(client, history), faults=fired)
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
         """Runs, newest first; ``query`` is Temporal's list filter (see ``Client.list_workflows``)."""

@@ -274,6 +274,7 @@ class RunView:
     (``await handle.activity_attempts()``); without it only each activity's last attempt
     is known. Long histories are collapsed and capped as :func:`run_graph` describes.
     ``children`` maps child workflow ids to their histories, drawn nested in the graph.
+    ``faults`` is the run's fault log: steps injected faults hit are marked.
     """
 
     def __init__(
@@ -284,9 +285,11 @@ class RunView:
         title: str | None = None,
         max_nodes: int = 200,
         children: Mapping[str, History] | None = None,
+        faults: Sequence[Any] = (),
     ) -> None:
         self.history = history
         self.attempts = tuple(attempts)
+        self.faults = tuple(faults)
         self.title = title or " · ".join(p for p in (history.workflow_type, history.workflow_id) if p) or "run"
         self.max_nodes = max_nodes
         self.children = dict(children or {})
@@ -294,12 +297,12 @@ class RunView:
     @functools.cached_property
     def rows(self) -> list[dict[str, Any]]:
         """The steps, with long runs of identical steps collapsed (see ``collapse_rows``)."""
-        return collapse_rows(history_timeline_rows(self.history, self.attempts))
+        return collapse_rows(history_timeline_rows(self.history, self.attempts, self.faults))
 
     @functools.cached_property
     def dot(self) -> str:
         """The graph as DOT text."""
-        return run_graph(self.history, self.attempts, max_nodes=self.max_nodes, children=self.children)
+        return run_graph(self.history, self.attempts, max_nodes=self.max_nodes, children=self.children, faults=self.faults)
 
     def summary(self) -> str:
         """One line: outcome, duration, events, steps, activities."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from engine.history import History
 from kernel_ext._dot import (
@@ -102,9 +102,10 @@ def _run_body(
     children: Mapping[str, History],
     depth: int,
     links: bool = True,
+    faults: Sequence[Any] = (),
 ) -> tuple[list[str], list[list[str]], list[list[Row]]]:
     """Nodes and edges of one run's steps, with child runs nested and other runs linked."""
-    rows = history_timeline_rows(history, attempts)
+    rows = history_timeline_rows(history, attempts, faults)
     if not rows:
         rows = [_empty_row("empty history", "no events")]
     layers = cap(collapsed_layers(rows, collapse_threshold), max_nodes)
@@ -173,6 +174,7 @@ def run_graph(
     max_nodes: int = 200,
     collapse_threshold: int = 5,
     children: Mapping[str, History] | None = None,
+    faults: Sequence[Any] = (),
 ) -> str:
     """Return DOT text drawing a run as the steps of :func:`history_timeline_rows`.
 
@@ -186,11 +188,12 @@ def run_graph(
     ``children`` maps child workflow ids to their histories: those child runs are drawn
     nested in a dashed box (their own children too, three levels deep); a child run not
     given is a note with its workflow id and run id. A run continued from another, or
-    continued as new, gets a note for the run before or after it.
+    continued as new, gets a note for the run before or after it. ``faults`` (the run's
+    fault log) marks the steps injected faults hit, as a dotted purple border.
     """
     body, names, layers = _run_body(
         history, attempts, "", max_nodes=max_nodes, collapse_threshold=collapse_threshold,
-        children=children or {}, depth=0,
+        children=children or {}, depth=0, faults=faults,
     )
     big = sum(len(layer) for layer in layers) > 60
     label = _run_label(history)

@@ -11,6 +11,7 @@ import asyncio
 import html
 from typing import Any, Iterable
 
+from engine import faults
 from engine.client import WorkflowHandle, wait_first
 from engine.errors import EngineError
 
@@ -43,7 +44,8 @@ class LiveRunView:
             "WorkflowExecutionSignaled",
             "WorkflowExecutionCancelRequested",
         )
-        return RunView(history, attempts, title=self.title), closed
+        fired = await faults.fault_log(self.handle._client, run_id=history.run_id) if history.run_id else []
+        return RunView(history, attempts, title=self.title, faults=fired), closed
 
     async def refresh(self) -> str:
         """Re-render; returns the HTML (and puts it in the widget, when there is one)."""

@@ -26,6 +26,7 @@ from traitlets.config import Configurable
 
 from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
+from engine.worker.workflow_sandbox import register_source
 from kernel_ext import _transform
 from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
 
@@ -218,8 +219,13 @@ _DEFINITIONS_HELP = """
   On the first line of a cell that defines {what}. The cell runs in the notebook's
   namespace; every {what_short} it defines is registered with the kernel's workers
   (running ones too). Re-running the cell replaces the definition: runs in flight
-  continue with the new code from their next workflow task (they replay their history).
+  continue with the new code from their next workflow task (they replay their history).{extra}
 """
+_SANDBOX_HELP = """
+  Workflows run in the engine's sandbox, as module code does: each run re-runs the cell's
+  definitions (not its expression statements) in a copy of the notebook's namespace, so
+  the cell's own globals belong to the run, and time.time(), random, open() and the like
+  raise an error from workflow code (see docs/sandbox.md for the escape hatches)."""
 
 
 # ---------------------------------------------------------------------- the magics
@@ -266,7 +272,7 @@ class DurableMagics(Magics):
     @_help(
         "%workflow VERB [flags]: the verbs of `temporal workflow` against the kernel's engine.",
         WORKFLOW_VERBS,
-        _DEFINITIONS_HELP.format(kind="workflow", what="@workflow.defn classes", what_short="workflow class"),
+        _DEFINITIONS_HELP.format(kind="workflow", what="@workflow.defn classes", what_short="workflow class", extra=_SANDBOX_HELP),
     )
     def workflow(self, line: str, cell: str | None = None) -> Pending:
         if cell is not None:
@@ -311,7 +317,7 @@ class DurableMagics(Magics):
 
     # ------------------------------------------------------------ %%activity
     @cell_magic
-    @_help("", {}, _DEFINITIONS_HELP.format(kind="activity", what="@activity.defn functions", what_short="activity function"))
+    @_help("", {}, _DEFINITIONS_HELP.format(kind="activity", what="@activity.defn functions", what_short="activity function", extra=""))
     def activity(self, line: str, cell: str) -> Pending:
         return self._definitions("activity", line, cell)
 
@@ -323,10 +329,13 @@ class DurableMagics(Magics):
         shell = self.shell
         assert shell is not None
         before = dict(shell.user_ns)
-        bound = _run_source(shell, cell)
+        bound, classes, (source, filename) = _run_source(shell, cell)
         self.session.remember_source(cell)
         missing = object()
         defined = [value for name, value in shell.user_ns.items() if name in bound or before.get(name, missing) is not value]
+        if kind == "workflow":
+            # Each run of these classes re-runs the cell's definitions in the sandbox.
+            register_source(_workflow_classes(shell.user_ns, classes), source, filename, shell.user_ns, shell.compile.flags)
         registration = self.session.define(defined)
         if registration.added or registration.replaced or registration.unchanged:
             print(registration.summary())
@@ -362,16 +371,25 @@ class DurableMagics(Magics):
         return self._pending("%engine", ENGINE_PARSER, engine)
 
 
-def _run_source(shell: Any, cell: str) -> set[str]:
+def _run_source(shell: Any, cell: str) -> tuple[set[str], set[str], tuple[str, str]]:
     """Run a cell body in the user's namespace, its source cached as IPython does for cells
     (tracebacks show the lines; ``inspect`` and the replay debugger find the code). Returns
-    the names the cell binds at top level: re-importing a definition rebinds the same object,
-    which comparing the namespace before and after would miss."""
+    the names the cell binds at top level (re-importing a definition rebinds the same object,
+    which comparing the namespace before and after would miss), the classes it defines, and
+    its Python source and file name (for the sandbox)."""
     source = shell.transform_cell(cell)
     filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
     code = shell.compile(source, filename, "exec")
     exec(code, shell.user_global_ns, shell.user_ns)
-    return _top_level_names(ast.parse(source))
+    tree = ast.parse(source)
+    classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    return _top_level_names(tree), classes, (source, filename)
+
+
+def _workflow_classes(namespace: Mapping[str, Any], names: set[str]) -> list[type]:
+    """The @workflow.defn classes the cell defined (not those it imported)."""
+    found = (namespace.get(name) for name in names)
+    return [cls for cls in found if isinstance(cls, type) and "__workflow_definition__" in cls.__dict__]
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:

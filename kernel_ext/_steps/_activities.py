@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
+from engine.faults import is_injected
 from engine.history import HistoryEvent
 from kernel_ext._steps._model import Step, Timeline, generic
 from kernel_ext._steps._read import (
@@ -62,8 +63,13 @@ def on_activity_event(what: str, tl: Timeline, event: HistoryEvent) -> None:
         step.data["result"] = payloads_text(a.get("result"))
         step.data["result_values"] = payload_values(a.get("result"))
         step.data["failure"] = failure_summary(a.get("failure"))
+        step.data["failure_json"] = a.get("failure")
         if text_of(a, "retryState"):
             step.notes.append(f"retry state: {text_of(a, 'retryState').removeprefix('RETRY_STATE_')}")
+
+
+def _marked(failure: Any, text: str) -> str:
+    return f"{text} (injected fault)" if is_injected(failure) else text
 
 
 def finish_activity(step: Step, tries: Sequence[ActivityAttempt]) -> None:
@@ -74,10 +80,15 @@ def finish_activity(step: Step, tries: Sequence[ActivityAttempt]) -> None:
     if outcome and count == 0:
         count = 1
     failures = [
-        (t.attempt, failure_summary(t.failure) or str(t.outcome)) for t in tries if t.outcome != "completed"
+        (t.attempt, _marked(t.failure, failure_summary(t.failure) or str(t.outcome))) for t in tries if t.outcome != "completed"
     ]
     if not failures and d.get("last_failure") and count > 1:
         failures = [(count - 1, d["last_failure"])]
+    # Failures made on purpose (engine.faults) are told apart from organic ones.
+    injected = sum(1 for t in tries if t.outcome != "completed" and is_injected(t.failure))
+    if not tries and is_injected(d.get("failure_json")):
+        injected = 1
+    step.data["injected"] = injected
     step.data["count"] = count
     step.status = {
         "completed": "retried" if count > 1 else "ok",
@@ -88,6 +99,8 @@ def finish_activity(step: Step, tries: Sequence[ActivityAttempt]) -> None:
     parts = [f"activity {d.get('id') or '?'}"]
     if count > 1:
         parts.append(f"{count} attempts")
+    if injected:  # early in the detail: text views cut long details short
+        parts.append(f"⚡ {injected} injected fault{'s' if injected > 1 else ''}")
     if outcome == "completed":
         parts.append(f"→ {shorten(d.get('result') or 'null', 60)}")
     elif outcome in ("failed", "timed out"):

@@ -26,7 +26,7 @@ def _signature(row: Row) -> tuple[Any, ...] | None:
     if row["kind"] in ("start", "result", "more"):
         return None
     detail = row["detail"] if row["kind"] in _DETAIL_MATTERS else ""
-    return (row["kind"], row["title"], row["status"], row["attempts"], detail)
+    return (row["kind"], row["title"], row["status"], row["attempts"], row.get("injected", 0), detail)
 
 
 def _merge(rows: Sequence[Row], parallel: bool) -> Row:
@@ -46,6 +46,7 @@ def _merge(rows: Sequence[Row], parallel: bool) -> Row:
         "event_ids": ids,
         "events": events,
         "attempts": sum(row["attempts"] for row in rows),
+        "injected": sum(row.get("injected", 0) for row in rows),
         "detail": detail,
         "tooltip": shorten(tooltip, _TOOLTIP_LIMIT),
         "count": count,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from engine.history import History, HistoryEvent
 from kernel_ext._steps import _activities as act
+from kernel_ext._steps import _faults
 from kernel_ext._steps import _messages as msg
 from kernel_ext._steps import _runs as runs
 from kernel_ext._steps._model import Handler, Step, Timeline, generic
@@ -109,6 +110,7 @@ def _row(step: Step) -> Row:
         "event_ids": sorted(step.event_ids),
         "events": events,
         "attempts": int(step.data.get("count", 0)),
+        "injected": int(step.data.get("injected", 0)),
         "detail": one_line(step.detail),
         "tooltip": shorten(tooltip, _TOOLTIP_LIMIT),
         "batch": step.batch,
@@ -121,7 +123,7 @@ def _row(step: Step) -> Row:
     }
 
 
-def history_timeline_rows(history: History, attempts: Sequence[ActivityAttempt] = ()) -> list[Row]:
+def history_timeline_rows(history: History, attempts: Sequence[ActivityAttempt] = (), faults: Sequence[Any] = ()) -> list[Row]:
     """Group a history's events into the steps a reader thinks in, in event order.
 
     Each row is a dict: ``kind`` (``start``, ``activity``, ``timer``, ``marker``,
@@ -140,7 +142,8 @@ def history_timeline_rows(history: History, attempts: Sequence[ActivityAttempt] 
 
     ``attempts`` is the engine's side table (``await handle.activity_attempts()``): the
     history holds only an activity's last attempt, the side table holds every one. A run
-    with no close event ends with a ``Running`` row.
+    with no close event ends with a ``Running`` row. ``faults`` is the run's fault log
+    (``await engine.faults.fault_log(client, run_id=...)``): each firing marks its step.
     """
     tl = Timeline(history)
     block: int | None = None  # the workflow task completion whose commands we are reading
@@ -162,6 +165,8 @@ def history_timeline_rows(history: History, attempts: Sequence[ActivityAttempt] 
     for step in tl.steps:
         if step.kind == "activity" and "id" in step.data:
             act.finish_activity(step, by_scheduled.get(step.event_ids[0], []))
+    if faults:
+        _faults.mark(tl.steps, faults)
     if tl.steps and not any(step.kind == "result" for step in tl.steps):
         last = history.events[-1]
         running = Step("result", "Running", None, [], tl.offset_of(last), "running")

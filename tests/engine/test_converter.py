@@ -389,7 +389,7 @@ async def halve(x: Fraction, price: Decimal) -> Fraction:
     return x / 2
 
 
-@workflow.defn
+@workflow.defn(sandboxed=False)  # SEEN is shared with the test: the sandbox gives each run its own module
 class Halves:
     @workflow.run
     async def run(self, x: Fraction) -> Fraction:

@@ -90,3 +90,22 @@ async def test_continue_with_error_tries_every_compensation() -> None:
 def test_compensation_error_lists_failures() -> None:
     err = CompensationError([RuntimeError("a"), RuntimeError("b")])
     assert "2 compensation(s) failed: a; b" == str(err)
+
+
+async def test_compensation_summaries_export_where_temporal_keeps_them() -> None:
+    import json
+
+    from temporalio.client import WorkflowHistory
+
+    from engine.history import History
+
+    _, history = await _book(["car", "hotel", "flight"])
+    exported = json.loads(history.to_json())
+    scheduled = [e for e in exported["events"] if e["eventType"] == "ActivityTaskScheduled"]
+    # On the event, as in Temporal's HistoryEvent.user_metadata, not inside its attributes.
+    assert [("userMetadata" in e) for e in scheduled] == [False, False, False, True, True]
+    assert all("userMetadata" not in e["activityTaskScheduledEventAttributes"] for e in scheduled)
+    parsed = WorkflowHistory.from_json("trip", history.to_json())
+    assert [e.HasField("user_metadata") for e in parsed.events if e.activity_task_scheduled_event_attributes.activity_id] == [False, False, False, True, True]
+    back = History.from_json(history.workflow_id, history.to_json())
+    assert [e.attributes for e in back.events] == [e.attributes for e in history.events]

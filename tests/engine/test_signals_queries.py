@@ -132,3 +132,36 @@ async def test_completion_is_refused_while_a_signal_waits_in_the_buffer() -> Non
         "WorkflowTaskScheduled",
     ]
     assert events[3].attributes["cause"] == "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND"
+
+
+def test_a_query_answers_from_completed_workflow_tasks_only() -> None:
+    # The last workflow task (the one that delivers the signal) is still running on a worker:
+    # a query replays what the run has shown so far, without running that task itself.
+    from engine._payload_converter import from_json_payload, to_json_payloads
+    from engine.converter import DataConverter
+
+    converter = DataConverter.default.payload_converter
+
+    def to_payloads(values: list) -> dict:
+        return to_json_payloads(converter, values, "input")
+    from engine.history import History, HistoryEvent
+    from engine.replay import Replayer
+
+    at = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    kinds: list[tuple[str, dict]] = [
+        ("WorkflowExecutionStarted", {"workflowType": {"name": "Approval"}, "taskQueue": {"name": "q"}, "input": to_payloads([1])}),
+        ("WorkflowTaskScheduled", {}),
+        ("WorkflowTaskStarted", {}),
+        ("WorkflowTaskCompleted", {}),
+        ("TimerStarted", {"timerId": "1"}),
+        ("WorkflowExecutionSignaled", {"signalName": "decide", "input": to_payloads(["yes"])}),
+        ("WorkflowTaskScheduled", {}),
+        ("WorkflowTaskStarted", {}),
+    ]
+    events = [HistoryEvent(i, kind, at, attrs) for i, (kind, attrs) in enumerate(kinds, start=1)]
+    for completed, expected in ((False, "0 decision(s)"), (True, "1 decision(s)")):
+        history = events + [HistoryEvent(9, "WorkflowTaskCompleted", at, {})] if completed else events
+        instance = Replayer(workflows=[Approval]).instance_for(History("a4", tuple(history)))
+        instance.apply(history, live_tail=False, check_end=False)  # as Worker.query does
+        assert from_json_payload(converter, instance.query("status", [])) == expected
+        instance.evict()

@@ -19,6 +19,7 @@ from engine.errors import (
     WorkflowFailureError,
     WorkflowNotFoundError,
 )
+from engine.replay import Replayer
 from engine.testing import WorkflowEnvironment
 
 from tests.engine.workflows import RUNS, MoneyTransfer, Parallel, Refusing, Transfer, deposit, echo, refuse, withdraw
@@ -470,6 +471,33 @@ class AwaitsActivityWhenCancelled:
             raise
 
 
+async def test_cancelling_an_activity_that_never_started_is_replayed() -> None:
+    # The activity's task is never claimed (no worker serves activities yet), so the cancel
+    # closes it at once: ActivityTaskCanceled lands among the events of the workflow task's
+    # commands, before the cleanup activity's ActivityTaskScheduled, as in Temporal.
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[AwaitsActivityWhenCancelled]):
+        handle = await env.client.start_workflow(AwaitsActivityWhenCancelled.run, True, id="never-started", task_queue="q")
+        for expected in (1, 2):
+            if expected == 2:
+                await handle.cancel()
+            for _ in range(300):
+                types = [e.event_type for e in (await handle.fetch_history()).events]
+                if types.count("ActivityTaskScheduled") == expected:
+                    break
+                await asyncio.sleep(0.01)
+        async with Worker(env.client, task_queue="q", activities=[echo]):
+            with pytest.raises(WorkflowFailureError) as info:
+                await asyncio.wait_for(handle.result(), 10)
+        history = await handle.fetch_history()
+    await env.shutdown()
+    assert isinstance(info.value.cause, CancelledError)
+    types = [e.event_type for e in history.events]
+    assert types[types.index("ActivityTaskCancelRequested") + 1 :][:2] == ["ActivityTaskCanceled", "ActivityTaskScheduled"]
+    assert "WorkflowTaskFailed" not in types and types[-1] == "WorkflowExecutionCanceled"
+    assert Replayer(workflows=[AwaitsActivityWhenCancelled]).replay_workflow(history).replay_failure is None
+
+
 async def test_cancelling_a_workflow_that_awaits_an_activity_cancels_it_like_temporal() -> None:
     env = await WorkflowEnvironment.start_local()
     async with Worker(env.client, task_queue="q", workflows=[AwaitsActivityWhenCancelled], activities=[heartbeat_until_cancelled, echo]):
@@ -528,3 +556,42 @@ async def test_activity_cancellation_types(kind: str) -> None:
         assert types[types.index("ActivityTaskCanceled") + 1] == "WorkflowTaskScheduled"
     else:
         assert "ActivityTaskCancelRequested" in types
+
+
+SLOW_FIRST: list[int] = []
+
+
+@activity.defn
+async def slow_first_attempt() -> str:
+    if activity.info().attempt == 1:
+        SLOW_FIRST.append(1)
+        await asyncio.sleep(60)
+    return f"done on attempt {activity.info().attempt}"
+
+
+@workflow.defn
+class RunsSlowFirst:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(
+            slow_first_attempt,
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=50)),
+        )
+
+
+async def test_a_worker_shut_down_mid_activity_reports_it_so_the_retry_comes_at_once() -> None:
+    SLOW_FIRST.clear()
+    env = await WorkflowEnvironment.start_local()
+    first = Worker(env.client, task_queue="q", workflows=[RunsSlowFirst], activities=[slow_first_attempt])
+    async with first:
+        handle = await env.client.start_workflow(RunsSlowFirst.run, id="shutdown-mid", task_queue="q")
+        for _ in range(200):
+            if SLOW_FIRST:
+                break
+            await asyncio.sleep(0.01)
+    async with Worker(env.client, task_queue="q", workflows=[RunsSlowFirst], activities=[slow_first_attempt]):
+        assert await asyncio.wait_for(handle.result(), 10) == "done on attempt 2"  # not after 5 minutes
+        attempts = await handle.activity_attempts()
+    await env.shutdown()
+    assert attempts[0].outcome == "failed" and attempts[0].failure["applicationFailureInfo"]["type"] == "WorkerShutdown"

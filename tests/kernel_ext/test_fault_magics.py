@@ -79,3 +79,34 @@ def test_explore_tabulates_every_crash_point(shell: InteractiveShell) -> None:
     assert "6 crash points, 1 violation(s)" in repr(view)
     assert "no function of that name" in usage_error(shell, "%explore --type Pay -i 5 --check nothing")
     assert "Unknown workflow type 'Nope'" in usage_error(shell, "%explore --type Nope")
+
+
+def test_a_crashed_kernel_worker_says_so_and_stays_dead(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    define(shell)
+    run(shell, "%engine --time skip")  # the dead worker's workflow task times out at once
+    first = run(shell, "%worker start -t q")
+    run(shell, "%fault crash --after ActivityTaskCompleted --activity greet")
+    run(shell, "h = %workflow start --type Hello -t q -w crashed -i '\"Ada\"'")
+    for _ in range(200):
+        capsys.readouterr()
+        run(shell, "%worker list")
+        if "crashed (injected fault)" in capsys.readouterr().out:
+            break
+        run(shell, "import asyncio; await asyncio.sleep(0.02)")
+    else:
+        raise AssertionError("the worker never showed as crashed")
+    assert "No worker of this kernel polls task queue 'q'" in usage_error(shell, "%workflow execute --type Hello -t q -i '\"Bob\"'")
+    run(shell, "%worker start -t q")
+    assert run(shell, "await h") == "Hello, Ada!"
+    view = run(shell, "%workflow show -w crashed -o graph")
+    greet = next(row for row in view.rows if row["title"] == "greet")
+    assert greet["injected"] == 1 and "⚡ worker crashed here (injected)" in greet["detail"]
+    assert "crashed after commit of ActivityTaskStarted(greet)" in greet["tooltip"]
+    # A dead worker stays dead when the engine reopens (a new clock) or new code arrives.
+    run(shell, "%engine --time real")
+    define(shell, word="awake")
+    capsys.readouterr()
+    run(shell, "%worker list")
+    listing = capsys.readouterr().out
+    assert "w1    q          crashed (injected fault)" in listing and "w2    q          running" in listing
+    assert first.worker is None  # no engine worker serves under its name

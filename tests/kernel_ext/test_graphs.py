@@ -411,3 +411,67 @@ def test_render_svg_timeout_says_to_use_the_table() -> None:
     dot = run_graph(activity_loop(300, parallel=False, types=[f"t{i}" for i in range(300)]))
     with pytest.raises(RuntimeError, match="too large.*table view"):
         render_svg(dot, timeout=0.001)
+
+
+async def test_injected_faults_are_drawn_apart_from_organic_failures() -> None:
+    from engine import Worker, faults
+    from engine.testing import WorkflowEnvironment
+    from kernel_ext._dot import INJECTED_COLOUR
+
+    from tests.engine.workflows import RUNS, MoneyTransfer, Transfer, deposit, withdraw
+
+    RUNS.clear()
+    env = await WorkflowEnvironment.start_time_skipping()
+    await faults.fail_activity(env.client, withdraw, times=1)
+    async with Worker(env.client, task_queue="q", workflows=[MoneyTransfer], activities=[withdraw, deposit]):
+        handle = await env.client.start_workflow(MoneyTransfer.run, Transfer("a", "b", 5), id="inj", task_queue="q")
+        await handle.result()
+        history, attempts = await handle.fetch_history(), await handle.activity_attempts()
+    await env.shutdown()
+    rows = {r["title"]: r for r in history_timeline_rows(history, attempts)}
+    # withdraw failed once on purpose; deposit failed twice by itself (its bank was down).
+    assert rows["withdraw"]["injected"] == 1 and "⚡ 1 injected fault" in rows["withdraw"]["detail"]
+    assert "(injected fault)" in rows["withdraw"]["tooltip"]
+    assert rows["deposit"]["injected"] == 0 and "injected" not in rows["deposit"]["tooltip"]
+    dot = run_graph(history, attempts)
+    withdraw_line = next(line for line in dot.splitlines() if 'label="withdraw' in line)
+    deposit_line = next(line for line in dot.splitlines() if 'label="deposit' in line)
+    assert INJECTED_COLOUR in withdraw_line and "dotted" in withdraw_line
+    assert INJECTED_COLOUR not in deposit_line and "dotted" not in deposit_line
+
+
+async def test_hangs_and_worker_crashes_from_the_fault_log_mark_their_steps() -> None:
+    from engine import Worker, faults
+    from engine.testing import WorkflowEnvironment
+    from kernel_ext._dot import INJECTED_COLOUR
+
+    from tests.engine.workflows import RUNS, MoneyTransfer, Transfer, deposit, withdraw
+
+    RUNS.clear()
+    env = await WorkflowEnvironment.start_time_skipping()
+    await faults.hang_activity(env.client, withdraw)
+    await faults.crash_worker(env.client, after="ActivityTaskCompleted", activity="deposit")
+    worker = Worker(env.client, task_queue="q", workflows=[MoneyTransfer], activities=[withdraw, deposit])
+    async with worker:
+        handle = await env.client.start_workflow(MoneyTransfer.run, Transfer("a", "b", 5), id="log", task_queue="q")
+        waiting = asyncio.ensure_future(handle.result())  # someone waits: virtual time moves
+        for _ in range(1000):
+            if worker.crashed:
+                break
+            await asyncio.sleep(0.01)
+    assert worker.crashed
+    async with Worker(env.client, task_queue="q", workflows=[MoneyTransfer], activities=[withdraw, deposit]):
+        await asyncio.wait_for(waiting, 30)
+    history, attempts = await handle.fetch_history(), await handle.activity_attempts()
+    fired = await faults.fault_log(env.client, run_id=handle.run_id)
+    await env.shutdown()
+    assert [f.kind for f in fired] == ["hang", "crash_worker"]
+    rows = {r["title"]: r for r in history_timeline_rows(history, attempts, fired)}
+    assert rows["withdraw"]["injected"] == 1 and "⚡ injected fault: hang attempt 1 of withdraw" in rows["withdraw"]["tooltip"]
+    assert rows["deposit"]["injected"] == 1 and "worker crashed here (injected)" in rows["deposit"]["detail"]
+    assert "crashed after commit of ActivityTaskStarted(deposit) + ActivityTaskCompleted(deposit)" in rows["deposit"]["tooltip"]
+    dot = run_graph(history, attempts, faults=fired)
+    assert sum(INJECTED_COLOUR in line for line in dot.splitlines()) == 2
+    # Without the log the same history shows only what the engine saw: a timeout, retries.
+    plain = {r["title"]: r for r in history_timeline_rows(history, attempts)}
+    assert plain["withdraw"]["injected"] == 0 and plain["deposit"]["injected"] == 0

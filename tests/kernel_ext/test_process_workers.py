@@ -47,7 +47,8 @@ def test_a_run_started_in_the_kernel_finishes_in_a_process_and_after_a_kill_in_t
         run(shell, "import asyncio; await asyncio.sleep(0.05)")
     killed = run(shell, "%worker kill p1")
     assert killed.state == "killed (SIGKILL)"
-    run(shell, "%worker start -t q")  # a kernel worker takes over once the leases time out
+    kernel_worker = run(shell, "%worker start -t q")  # a kernel worker takes over once the leases time out
+    assert kernel_worker.name == "w1"  # kernel workers and processes are numbered apart
     result = run(shell, "await h")
     assert len(result) == 4 and f"in pid {worker.pid}" in result[0]
     assert any(f"in pid {worker.pid}" not in line for line in result)  # the rest ran in the kernel

@@ -27,27 +27,17 @@ from engine._payload_visitor import transform_commands, transform_events
 from engine._dispatch import Receiver
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
+from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
 from engine.activity import Info as ActivityInfo, _Context, _current
 from engine.client import Client, wait_first
 from engine.errors import ApplicationError, NondeterminismError, NotRegisteredError, PayloadError
 
-__all__ = ["Worker", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner"]
+__all__ = ["Worker", "WorkflowRunner", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner"]
 
 log = logging.getLogger("engine.worker")
 _worker_numbers = itertools.count(1)
 POLL_INTERVAL = 0.2
-
-
-class UnsandboxedWorkflowRunner:
-    """Run workflow code without the sandbox (accepted for temporalio compatibility)."""
-
-
-class SandboxedWorkflowRunner:
-    """Run workflow code in the sandbox (accepted for temporalio compatibility)."""
-
-    def __init__(self, restrictions: Any = None) -> None:
-        self.restrictions = restrictions
 
 
 class Worker:
@@ -61,7 +51,8 @@ class Worker:
         activities: Sequence[Callable[..., Any]] = (),
         workflows: Sequence[type] = (),
         activity_executor: concurrent.futures.Executor | None = None,
-        workflow_runner: Any = None,
+        workflow_runner: WorkflowRunner | None = None,
+        unsandboxed_workflow_runner: WorkflowRunner | None = None,
         identity: str | None = None,
         max_cached_workflows: int = 1000,
         max_concurrent_workflow_tasks: int | None = None,
@@ -74,6 +65,12 @@ class Worker:
             problems.append("task_queue must be a non-empty string")
         if not activities and not workflows:
             problems.append("give at least one workflow or activity to serve")
+        # Workflow code runs in the sandbox unless the class says sandboxed=False (temporalio's defaults).
+        self._runner = workflow_runner if workflow_runner is not None else SandboxedWorkflowRunner()
+        self._unsandboxed_runner = unsandboxed_workflow_runner if unsandboxed_workflow_runner is not None else UnsandboxedWorkflowRunner()
+        for what, runner in (("workflow_runner", self._runner), ("unsandboxed_workflow_runner", self._unsandboxed_runner)):
+            if not isinstance(runner, WorkflowRunner):
+                problems.append(f"{what} must be SandboxedWorkflowRunner(...) or UnsandboxedWorkflowRunner(), got {runner!r}")
         self._workflows: dict[str, WorkflowDefinition] = {}
         for w in workflows:
             try:
@@ -84,6 +81,10 @@ class Worker:
             if defn.name in self._workflows:
                 problems.append(f"two workflows are named {defn.name!r}")
             self._workflows[defn.name] = defn
+            try:
+                self._runner_for(defn).prepare_workflow(defn)
+            except Exception as e:  # noqa: BLE001 - collected and reported together
+                problems.append(f"workflow {defn.name!r} cannot be loaded: {type(e).__name__}: {e}")
         self._activities: dict[str, ActivityDefinition] = {}
         for a in activities:
             try:
@@ -94,7 +95,7 @@ class Worker:
             if adefn.name in self._activities:
                 problems.append(f"two activities are named {adefn.name!r}")
             self._activities[adefn.name] = adefn
-        check_problems("worker", problems)
+        check_problems("worker", list(dict.fromkeys(problems)))  # one module's failure is every class's
         self.client = client
         self.task_queue = task_queue
         number = next(_worker_numbers)
@@ -199,9 +200,9 @@ class Worker:
             if defs and kind not in self._loops:
                 key = f"{kind}:{self.task_queue}"
                 if kind == "workflow":
-                    receiver = Receiver(key, self._owner, self._wf_slots, self._accept_workflow_task, self._cached_upto)
+                    receiver = Receiver(key, self._owner, self._wf_slots, self._accept_workflow_task, self._cached_upto, self._eager)
                 else:
-                    receiver = Receiver(key, self._owner, self._act_slots, self._accept_activity)
+                    receiver = Receiver(key, self._owner, self._act_slots, self._accept_activity, eager=self._eager)
                 self._receivers[kind] = receiver
                 receivers = self.client.store.receivers
                 receivers[key] = (*receivers.get(key, ()), receiver)
@@ -210,6 +211,11 @@ class Worker:
         if self._workflows and "query" not in self._loops:
             # Questions from other processes about the runs this worker's code can replay.
             self._loops["query"] = asyncio.ensure_future(_queries.serve(self))
+
+    def _eager(self) -> bool:
+        # Eager dispatch is off while faults are injected or a crash hook is set, so that a
+        # crash leaves the worker holding only tasks it claimed, as the fault model expects.
+        return self._crash_hook is None and not self._fault_cache
 
     def _close_receivers(self) -> None:
         receivers = self.client.store.receivers
@@ -229,6 +235,8 @@ class Worker:
         Returns how many cached runs were evicted.
         """
         new_workflows = {d.name: d for d in (workflow_definition(w) for w in workflows)}
+        for defn in new_workflows.values():
+            self._runner_for(defn).prepare_workflow(defn)
         new_activities = {d.name: d for d in (activity_definition(a) for a in activities)}
         self._workflows.update(new_workflows)
         self._activities.update(new_activities)
@@ -428,7 +436,7 @@ class Worker:
         fresh_ok = (
             instance is not None
             and not task.history_complete
-            and instance.defn is defn
+            and instance.registered is defn
             and events
             and events[0].event_id == instance.processed_upto + 1
             and sum(1 for e in events if e.event_type == "WorkflowTaskStarted") == 1
@@ -461,7 +469,7 @@ class Worker:
     def _new_instance(self, task: WorkflowTask, defn: WorkflowDefinition, events: list[Any]) -> WorkflowInstance:
         self.stats["replays"] += 1
         info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
-        instance = WorkflowInstance(defn, info, self.client.data_converter)  # type: ignore[abstract]  # only the loop methods workflows use
+        instance = self._runner_for(defn).create_instance(defn, info, self.client.data_converter)
         self._cache[task.run_id] = instance
         while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
@@ -482,7 +490,7 @@ class Worker:
         defn = self._workflows.get(info.workflow_type)
         if defn is None:
             raise NotRegisteredError(f"This worker does not know workflow type {info.workflow_type!r}.")
-        instance = WorkflowInstance(defn, info, converter)  # type: ignore[abstract]
+        instance = self._runner_for(defn).create_instance(defn, info, converter)
         try:
             # Only completed workflow tasks are replayed: the state the workflow last showed.
             instance.apply(events, live_tail=False, check_end=False)
@@ -491,6 +499,9 @@ class Worker:
             instance.evict()
         encoded = await converter._codec_json({"payloads": [answer]}, encode=True)
         return dict((encoded or {})["payloads"][0])
+
+    def _runner_for(self, defn: WorkflowDefinition) -> WorkflowRunner:
+        return self._runner if defn.sandboxed else self._unsandboxed_runner
 
     def serves_workflow(self, workflow_type: str) -> bool:
         return workflow_type in self._workflows
