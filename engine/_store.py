@@ -2,8 +2,11 @@
 
 Every state change is a plain function ``fn(tx, ...)`` run on aiosqlite's database thread.
 Changes that arrive while a transaction is in flight are grouped into the next one
-(``BEGIN IMMEDIATE`` ... ``COMMIT``), each inside its own savepoint so that one failing
-change does not undo the others; no caller is answered before the commit. This keeps the
+(``BEGIN IMMEDIATE`` ... ``COMMIT``), all of it in one thread hop; if one change fails, the
+batch is replayed with a savepoint around each change so that only that one is undone. No
+caller is answered, and no task is handed to a worker, before the commit. Within a batch,
+event, attempt and run rows are written with one ``executemany`` each just before COMMIT,
+and a ``Cache`` of the rows this connection wrote spares re-reading them. This keeps the
 cost of aiosqlite's thread hop and of the commit per *batch*, not per event.
 """
 
