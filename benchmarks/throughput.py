@@ -26,13 +26,12 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import Client, Worker, activity, workflow  # noqa: E402
+from engine import Client, Worker  # noqa: E402
 from engine import _service, _store  # noqa: E402
 from engine.worker import POLL_INTERVAL  # noqa: E402
 from engine.worker.workflow_sandbox import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner  # noqa: E402
@@ -41,29 +40,8 @@ TASK_QUEUE = "bench-throughput"
 
 
 # ---------------------------------------------------------------------------- the workload
-@activity.defn
-async def reserve(order: str) -> str:
-    return f"reserved:{order}"
-
-
-@activity.defn
-async def charge(reservation: str) -> str:
-    return f"charged:{reservation}"
-
-
-@activity.defn
-async def ship(receipt: str) -> str:
-    return f"shipped:{receipt}"
-
-
-@workflow.defn
-class ThreeSteps:
-    @workflow.run
-    async def run(self, order: str) -> str:
-        timeout = timedelta(seconds=30)
-        a = await workflow.execute_activity(reserve, order, start_to_close_timeout=timeout)
-        b = await workflow.execute_activity(charge, a, start_to_close_timeout=timeout)
-        return await workflow.execute_activity(ship, b, start_to_close_timeout=timeout)
+# In its own module (see there why): ThreeSteps runs reserve -> charge -> ship.
+from benchmarks.bench_workload import ThreeSteps, charge, reserve, ship  # noqa: E402
 
 
 # ---------------------------------------------------------------------------- instrumentation
