@@ -44,6 +44,7 @@ __all__ = [
     "clear_faults",
     "fault_log",
     "kill_process",
+    "record_kill",
     "is_injected",
     "explore",
     "Exploration",
@@ -276,6 +277,33 @@ def _log(conn: Any, run_id: str | None) -> list[FaultFired]:
         FaultFired(fid, kind, target, run, wid, detail, ident, datetime.fromtimestamp(at, timezone.utc), sched, attempt)
         for fid, kind, target, run, wid, detail, ident, at, sched, attempt in rows
     ]
+
+
+async def record_kill(client: Client, owner_prefix: str, who: str) -> int:
+    """Log that a worker was killed on purpose (SIGKILL, ``%worker kill``): one entry per
+    task it held, so viewers mark the steps it left behind. ``owner_prefix`` matches the
+    killed worker's lease owner (``"<pid>@<host>#"`` for a process). Returns the entries."""
+    return await client.store.run(_log_kill, owner_prefix, who, time.time())
+
+
+def _log_kill(tx: Tx, owner_prefix: str, who: str, now: float) -> int:
+    rows = tx.conn.execute(
+        "SELECT t.kind, t.run_id, t.scheduled_event_id, t.attempt, t.info, e.workflow_id, t.lease_owner "
+        "FROM tasks t JOIN executions e ON e.run_id = t.run_id WHERE substr(t.lease_owner, 1, ?) = ?",
+        (len(owner_prefix), owner_prefix),
+    ).fetchall()
+    for kind, run_id, scheduled, attempt, info, workflow_id, owner in rows:
+        if kind == "activity":
+            name = str(json.loads(info or "{}").get("activityType", "?"))
+            detail, target, step = f"{who} killed while running attempt {attempt} of {name}", name, scheduled
+        else:
+            detail, target, step = f"{who} killed while running a workflow task", "", None
+        tx.conn.execute(
+            "INSERT INTO fault_log (fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at, scheduled_event_id, attempt) "
+            "VALUES (NULL, 'kill', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (target, run_id, workflow_id, detail, owner, now, step, attempt if kind == "activity" else None),
+        )
+    return len(rows)
 
 
 def is_injected(failure: Mapping[str, Any] | None) -> bool:

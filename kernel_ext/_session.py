@@ -582,12 +582,17 @@ class Session:
         process = self._processes.pop(name, None)
         if process is not None:
             await asyncio.to_thread(process.kill)
+            client = await self.ensure_ready()
+            # Logged so the run's graph shows where the kill hit (the leases it left behind).
+            await faults.record_kill(client, f"{process.pid}@{socket.gethostname()}#", f"worker {name} (pid {process.pid})")
             return process
         kernel_worker = self._workers.get(name)
         if kernel_worker is None:
             raise SessionError(f"No worker named {name!r} (running: {', '.join([*self._workers, *self._processes]) or 'none'}). See %worker list.")
         if kernel_worker.worker is not None:
             kernel_worker.worker.crash()
+            client = await self.ensure_ready()
+            await faults.record_kill(client, kernel_worker.worker._owner, f"worker {name}")
         await kernel_worker._detach()
         kernel_worker._stopped.set()
         del self._workers[name]

@@ -27,7 +27,9 @@ def mark(steps: Sequence[Step], fired: Sequence[Any]) -> None:
             continue
         step.data["injected"] = int(step.data.get("injected", 0)) + 1
         step.notes.append(f"⚡ injected fault: {_describe(entry)}")
-        marker = "⚡ injected fault" if entry.kind != "crash_worker" else "⚡ worker crashed here (injected)"
+        marker = {"crash_worker": "⚡ worker crashed here (injected)", "kill": "⚡ worker killed here (SIGKILL)"}.get(
+            entry.kind, "⚡ injected fault"
+        )
         if marker not in step.detail:
             step.detail = _early(step.detail, marker)
 

@@ -47,10 +47,16 @@ def test_a_run_started_in_the_kernel_finishes_in_a_process_and_after_a_kill_in_t
         run(shell, "import asyncio; await asyncio.sleep(0.05)")
     killed = run(shell, "%worker kill p1")
     assert killed.state == "killed (SIGKILL)"
+    # The kill is logged against what the process held, so the graph can show where it hit.
+    log = run(shell, "%fault log -w killed")
+    assert [r[1] for r in log.rows] == ["kill"] and f"worker p1 (pid {worker.pid}) killed while running attempt 1 of step" in log.rows[0][4]
     kernel_worker = run(shell, "%worker start -t q")  # a kernel worker takes over once the leases time out
     assert kernel_worker.name == "w1"  # kernel workers and processes are numbered apart
     result = run(shell, "await h")
     assert len(result) == 4 and f"in pid {worker.pid}" in result[0]
+    graph = run(shell, "%workflow show -w killed -o graph")
+    killed_rows = [r for r in graph.rows if r.get("injected")]
+    assert len(killed_rows) == 1 and "⚡ worker killed here (SIGKILL)" in killed_rows[0]["detail"]
     assert any(f"in pid {worker.pid}" not in line for line in result)  # the rest ran in the kernel
     run(shell, "%worker list")
 
@@ -104,3 +110,19 @@ def test_reloading_the_extension_resumes_unfinished_runs(shell: InteractiveShell
             break
         run(shell, "import asyncio; await asyncio.sleep(0.05)")
     assert run(shell, "%workflow describe -w resumed").status.name == "COMPLETED"
+
+
+def test_killing_a_kernel_worker_is_logged_where_it_hit(shell: InteractiveShell) -> None:
+    for cell in CELLS:
+        run(shell, cell)
+    run(shell, "%worker start -t q")
+    run(shell, "%workflow start --type Steps -t q -w kernel-killed -i 2")
+    for _ in range(200):  # until the first step's activity runs
+        if run(shell, "%workflow describe -w kernel-killed").pending_activities:
+            break
+        run(shell, "import asyncio; await asyncio.sleep(0.02)")
+    run(shell, "await asyncio.sleep(0.05)")  # the 0.3 s step is surely running by now
+    killed = run(shell, "%worker kill w1")
+    assert killed.state == "stopped"
+    log = run(shell, "%fault log -w kernel-killed")
+    assert [r[1] for r in log.rows] == ["kill"] and "worker w1 killed while running attempt 1 of step" in log.rows[0][4]
