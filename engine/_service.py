@@ -250,6 +250,21 @@ def _wft_scheduled(task_queue: str, timeout: float, attempt: int) -> tuple[dict[
     return attrs, dumps(attrs)
 
 
+def schedule_transient_task(tx: Tx, run: Run, visible_at: float, **info: Any) -> None:
+    """A workflow task whose Scheduled/Started events are written only when it completes
+    (a retry after a failure, or a speculative task carrying an update); ``info`` is kept
+    with the task row."""
+    run.wft_state = "scheduled"
+    run.wft_scheduled_id = None
+    run.wft_started_id = None
+    tx.conn.execute(
+        "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, info) "
+        "VALUES ('workflow', ?, ?, 0, ?, ?, ?)",
+        (run.task_queue, run.run_id, run.wft_attempt, visible_at, dumps({"scheduledTime": visible_at, **info})),
+    )
+    tx.notify("queue", f"workflow:{run.task_queue}")
+
+
 def ensure_workflow_task(tx: Tx, run: Run, now: datetime, *, delay: float = 0.0) -> None:
     if not run.open or run.wft_state:
         return
@@ -257,15 +272,7 @@ def ensure_workflow_task(tx: Tx, run: Run, now: datetime, *, delay: float = 0.0)
         # A retry of a failed or timed-out workflow task is transient, as in Temporal: its
         # events are written only if it completes, so a bug that fails every attempt does
         # not grow the history while it is being fixed.
-        run.wft_state = "scheduled"
-        run.wft_scheduled_id = None
-        run.wft_started_id = None
-        tx.conn.execute(
-            "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, info) "
-            "VALUES ('workflow', ?, ?, 0, ?, ?, ?)",
-            (run.task_queue, run.run_id, run.wft_attempt, ts(now) + delay, dumps({"scheduledTime": ts(now) + delay})),
-        )
-        tx.notify("queue", f"workflow:{run.task_queue}")
+        schedule_transient_task(tx, run, ts(now) + delay)
         return
     attrs, text = _wft_scheduled(run.task_queue, run.task_timeout, run.wft_attempt)
     scheduled = append(tx, run, now, "WorkflowTaskScheduled", attrs, text=text)
@@ -400,6 +407,24 @@ class WorkflowTask:
     updates: list[dict[str, Any]] = field(default_factory=list)
 
 
+def claimable(tx: Tx, kind: str, columns: str, task_queue: str, now: datetime, limit: int, receiver: Any) -> list[Any]:
+    """Unleased visible ``kind`` tasks of a queue, oldest first, at most ``limit`` (and no
+    more than the ``receiver``'s free slots); tells the receiver whether the queue drained."""
+    if receiver is not None:
+        limit = min(limit, receiver.free())
+        if limit <= 0:
+            receiver.drained = False
+            return []
+    rows: list[Any] = tx.conn.execute(
+        f"SELECT {columns} FROM tasks WHERE kind = ? AND task_queue = ? AND lease_owner IS NULL "
+        "AND visible_at <= ? ORDER BY visible_at, id LIMIT ?",
+        (kind, task_queue, ts(now), limit),
+    ).fetchall()
+    if receiver is not None:
+        receiver.drained = len(rows) < limit
+    return rows
+
+
 def claim_workflow_tasks(
     tx: Tx,
     task_queue: str,
@@ -412,18 +437,7 @@ def claim_workflow_tasks(
     """Claim up to ``limit`` workflow tasks; ``known(run_id)`` is the last event id the
     worker already holds for a run (0 for none), so only newer events are read. With a
     ``receiver`` (see ``_dispatch``) each claimed task takes one of its slots."""
-    if receiver is not None:
-        limit = min(limit, receiver.free())
-        if limit <= 0:
-            receiver.drained = False
-            return []
-    rows = tx.conn.execute(
-        "SELECT id, run_id, info FROM tasks WHERE kind = 'workflow' AND task_queue = ? AND lease_owner IS NULL "
-        "AND visible_at <= ? ORDER BY visible_at, id LIMIT ?",
-        (task_queue, ts(now), limit),
-    ).fetchall()
-    if receiver is not None:
-        receiver.drained = len(rows) < limit
+    rows = claimable(tx, "workflow", "id, run_id, info", task_queue, now, limit, receiver)
     claimed = []
     for task_id, run_id, info_text in rows:
         run = load_run(tx, run_id)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from engine._service import (
     Run,
+    claimable,
     deliver,
     from_ts,
     identity_of,
@@ -52,18 +53,7 @@ class HeldActivity(NamedTuple):
 def claim_activity_tasks(
     tx: Tx, task_queue: str, owner: str, now: datetime, limit: int, receiver: Any = None
 ) -> list[ActivityTask]:
-    if receiver is not None:
-        limit = min(limit, receiver.free())
-        if limit <= 0:
-            receiver.drained = False
-            return []
-    rows = tx.conn.execute(
-        "SELECT id, run_id, scheduled_event_id, attempt, info FROM tasks WHERE kind = 'activity' AND task_queue = ? "
-        "AND lease_owner IS NULL AND visible_at <= ? ORDER BY visible_at, id LIMIT ?",
-        (task_queue, ts(now), limit),
-    ).fetchall()
-    if receiver is not None:
-        receiver.drained = len(rows) < limit
+    rows = claimable(tx, "activity", "id, run_id, scheduled_event_id, attempt, info", task_queue, now, limit, receiver)
     claimed = []
     t = ts(now)
     for task_id, run_id, scheduled, attempt, info_text in rows:

@@ -37,15 +37,7 @@ def request_update(
     )
     if run.wft_state:
         return  # the pending (or running) task, or the next one, carries it
-    run.wft_state = "scheduled"
-    run.wft_scheduled_id = None
-    run.wft_started_id = None
-    tx.conn.execute(
-        "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, info) "
-        "VALUES ('workflow', ?, ?, 0, ?, ?, ?)",
-        (run.task_queue, run.run_id, run.wft_attempt, svc.ts(now), dumps({"scheduledTime": svc.ts(now), "speculative": run.next_event_id})),
-    )
-    tx.notify("queue", f"workflow:{run.task_queue}")
+    svc.schedule_transient_task(tx, run, svc.ts(now), speculative=run.next_event_id)
     svc.save_run(tx, run)
 
 

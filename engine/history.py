@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from engine._payload_converter import JSONPlainPayloadConverter, Payload
+from engine._payload_converter import JSONPlainPayloadConverter, Payload, _json_kind
 from engine.errors import HistoryFormatError, PayloadError
 
 __all__ = [
@@ -623,23 +623,6 @@ def _where(index: int, event_id: int | None = None, event_type: str | None = Non
         details.append(event_type)
     suffix = f" ({', '.join(details)})" if details else ""
     return f"events[{index}]{suffix}"
-
-
-def _json_kind(value: Any) -> str:
-    # Name JSON kinds, not Python classes: the user is looking at a JSON file.
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def _dig(mapping: Mapping[str, Any], *keys: str) -> Any:

@@ -278,8 +278,13 @@ class Worker:
 
     # ------------------------------------------------------------------ workflow tasks
     async def _workflow_loop(self) -> None:
+        await self._poll_loop("workflow", _service.claim_workflow_tasks, (self._cached_upto,), self._accept_workflow_task)
+
+    async def _poll_loop(self, kind: str, claim: Callable[..., Any], extra: tuple[Any, ...], accept: Callable[[Any], None]) -> None:
+        """Claim ``kind`` tasks while there are free slots; sleep until work arrives when the
+        queue is drained. ``extra`` goes to ``claim`` between the slot count and the receiver."""
         store, clock = self.client.store, self.client.clock
-        receiver = self._receivers["workflow"]
+        receiver = self._receivers[kind]
         while not self._stop.is_set():
             free = receiver.free()
             if free <= 0:
@@ -287,17 +292,15 @@ class Worker:
                 await wait_first([receiver.freed.wait(), self._stop.wait()])
                 continue
             # Taken before the claim: work committed while the claim runs still wakes us.
-            arrived = store.waiter("queue", f"workflow:{self.task_queue}")
+            arrived = store.waiter("queue", f"{kind}:{self.task_queue}")
             try:
-                tasks = await store.run(
-                    _service.claim_workflow_tasks, self.task_queue, self._owner, clock.now(), free, self._cached_upto, receiver
-                )
+                tasks = await store.run(claim, self.task_queue, self._owner, clock.now(), free, *extra, receiver)
             except Exception:  # noqa: BLE001 - the database may be busy or gone; try again shortly
-                log.exception("polling workflow tasks failed")
+                log.exception("polling %s tasks failed", kind)
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
             for task in tasks:
-                self._accept_workflow_task(task)
+                accept(task)
             if receiver.drained:
                 # Claiming again at once would find nothing.
                 await self._wait_for_work(arrived)
@@ -547,25 +550,7 @@ class Worker:
 
     # ------------------------------------------------------------------ activities
     async def _activity_loop(self) -> None:
-        store, clock = self.client.store, self.client.clock
-        receiver = self._receivers["activity"]
-        while not self._stop.is_set():
-            free = receiver.free()
-            if free <= 0:
-                receiver.freed.clear()
-                await wait_first([receiver.freed.wait(), self._stop.wait()])
-                continue
-            arrived = store.waiter("queue", f"activity:{self.task_queue}")
-            try:
-                tasks = await store.run(_service.claim_activity_tasks, self.task_queue, self._owner, clock.now(), free, receiver)
-            except Exception:  # noqa: BLE001 - the database may be busy or gone; try again shortly
-                log.exception("polling activity tasks failed")
-                await asyncio.sleep(POLL_INTERVAL)
-                continue
-            for task in tasks:
-                self._accept_activity(task)
-            if receiver.drained:
-                await self._wait_for_work(arrived)
+        await self._poll_loop("activity", _service.claim_activity_tasks, (), self._accept_activity)
 
     def _accept_activity(self, task: ActivityTask) -> None:
         if self._crashed:
