@@ -165,7 +165,10 @@ async def explore(
 
     baseline_rec, baseline, finished = await one(None)
     if not finished or baseline.error is not None and not _is_workflow_failure(baseline.error):
-        raise RuntimeError(f"The workflow does not complete without crashes ({baseline.error!r}); fix it before exploring.")
+        raise ValueError(
+            f"The workflow does not complete even without crashes ({baseline.error!r}); exploration compares "
+            "every crashed run with a crash-free one, so fix the workflow (or its inputs) first."
+        )
     points: list[CrashPointResult] = []
     for index, phase in itertools.product(range(1, len(baseline_rec.changes) + 1), phases):
         description = baseline_rec.changes[index - 1].describe()

@@ -123,7 +123,7 @@ async def test_fail_activity_fails_the_next_attempts_and_is_logged() -> None:
     assert RAN["credit"] == 1  # the two injected attempts never ran the function
     assert _outcomes(attempts, 1) == ["failed", "failed", "completed"]
     assert [entry.kind for entry in log] == ["fail", "fail"] and all(e.workflow_id == "f1" for e in log)
-    assert "fault" in fault.describe() or "fail" in fault.describe()
+    assert fault.describe() == "activity 'credit': fail with InjectedFault, 2 more attempt(s)"
 
 
 async def test_a_non_retryable_injected_failure_fails_the_workflow_and_is_marked() -> None:
@@ -267,3 +267,9 @@ def test_random_crash_schedules_never_lose_or_duplicate_completed_work(schedule:
         assert [e.event_type for e in history.events].count("ActivityTaskCompleted") == 2
 
     asyncio.run(scenario())
+
+
+async def test_exploring_a_workflow_that_never_completes_says_so() -> None:
+    # No worker runs its activities, so even the crash-free run is stuck.
+    with pytest.raises(ValueError, match="does not complete even without crashes"):
+        await faults.explore(Pay.run, MOVE, activities=[], setup=_reset, run_timeout=0.5)
