@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from engine._runtime import WorkflowInstance
 
 
+_ARG_UNSET = object()  # so that None can be sent as a signal's argument
+
+
 class ParentClosePolicy(enum.IntEnum):
     """What happens to a still-running child when its parent closes (temporalio's values)."""
 
@@ -90,9 +93,9 @@ class ChildWorkflowHandle(asyncio.Future):
     def first_execution_run_id(self) -> str | None:
         return self.run_id
 
-    async def signal(self, signal: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> None:
+    async def signal(self, signal: Any, arg: Any = _ARG_UNSET, *, args: Sequence[Any] = ()) -> None:
         """Send a signal to this child (a ``SignalExternalWorkflowExecution`` command)."""
-        all_args = ([arg] if arg is not None else []) + list(args)
+        all_args = ([arg] if arg is not _ARG_UNSET else []) + list(args)
         await signal_external(self._instance, self._id, None, _signal_name(signal), all_args, child_only=True)
 
     def cancel(self, msg: Any = None) -> bool:
@@ -159,8 +162,8 @@ class ExternalWorkflowHandle:
         self.id = workflow_id
         self.run_id = run_id
 
-    async def signal(self, signal: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> None:
-        all_args = ([arg] if arg is not None else []) + list(args)
+    async def signal(self, signal: Any, arg: Any = _ARG_UNSET, *, args: Sequence[Any] = ()) -> None:
+        all_args = ([arg] if arg is not _ARG_UNSET else []) + list(args)
         await signal_external(self._instance, self.id, self.run_id, _signal_name(signal), all_args, child_only=False)
 
     async def cancel(self) -> None:

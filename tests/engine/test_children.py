@@ -303,3 +303,34 @@ async def test_a_child_survives_a_worker_restart_on_a_file_database(tmp_path) ->
         await env.client.get_workflow_handle("outer-child").signal(Waiter.poke, "after restart")
         assert await env.client.get_workflow_handle("fo").result() == ["after restart"]
     await env.shutdown()
+
+
+@workflow.defn
+class TakesNone:
+    def __init__(self) -> None:
+        self.got: list[str | None] = []
+
+    @workflow.run
+    async def run(self) -> list[str | None]:
+        await workflow.wait_condition(lambda: bool(self.got))
+        return self.got
+
+    @workflow.signal
+    def poke(self, value: str | None) -> None:
+        self.got.append(value)
+
+
+@workflow.defn
+class SignalNone:
+    @workflow.run
+    async def run(self) -> list[str | None]:
+        child = await workflow.start_child_workflow(TakesNone.run, id="sn-child")
+        await child.signal(TakesNone.poke, None)  # None is an argument too, not "no argument"
+        return await child
+
+
+async def test_none_can_be_sent_as_a_signal_argument() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[SignalNone, TakesNone], activities=[echo]):
+        assert await env.client.execute_workflow(SignalNone.run, id="sn", task_queue="q") == [None]
+    await env.shutdown()
