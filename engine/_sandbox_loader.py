@@ -15,14 +15,14 @@ host, other threads and other runs see nothing of it.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import dataclasses
 import importlib
 import importlib.machinery
 import os
 import sys
 import types
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from engine import _temporalio_names
 from engine._definitions import compile_annotation
@@ -36,6 +36,7 @@ from engine._sandbox_rules import (
 )
 from engine.errors import RestrictedWorkflowAccessError
 
+_running_loop = asyncio.events._get_running_loop
 _INSTALLED = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 
 
@@ -49,12 +50,23 @@ class Kit:
         self._temporalio: dict[str, types.ModuleType] | None = None
         # Modules that pass through by name, as sandboxed code sees them (views or the real ones).
         self.shared: dict[str, Any] = {}
+        # The files whose stat was taken in the current iteration of the event loop `_stat_loop`.
+        self._stated: set[str] = set()
+        self._stat_loop: Any = None
 
     def code(self, name: str, origin: str) -> types.CodeType:
-        """The compiled module, recompiled only when its file changed (checked by a stat)."""
+        """The compiled module, recompiled only when its file changed (checked by a stat).
+
+        The stat is taken once per iteration of the running event loop: a worker that starts
+        many runs from one claimed batch of tasks stats the file once for all of them, and a
+        run that starts in a later iteration (after any ``await``) sees the file as it is then.
+        Without a running asyncio loop every call stats the file."""
+        cached = self._code.get(origin)
+        if cached is not None and origin in self._stated and _running_loop() is self._stat_loop:
+            return cached[1]
         stat = os.stat(origin)
         key = (stat.st_mtime_ns, stat.st_size)
-        cached = self._code.get(origin)
+        self._stated_now(origin)
         if cached is not None and cached[0] == key:
             return cached[1]
         code = importlib.machinery.SourceFileLoader(name, origin).get_code(name)
@@ -63,19 +75,21 @@ class Kit:
         self._code[origin] = (key, code)
         return code
 
+    def _stated_now(self, origin: str) -> None:
+        loop = _running_loop()
+        # Only a real asyncio loop: a workflow instance is an event loop too, whose callbacks
+        # are workflow code (and a loop that is not running would never clear the set).
+        if not isinstance(loop, asyncio.BaseEventLoop):
+            return
+        if loop is not self._stat_loop or not self._stated:
+            self._stated, self._stat_loop = set(), loop
+            loop.call_soon(self._stated.clear)
+        self._stated.add(origin)
+
     def temporalio(self) -> dict[str, types.ModuleType]:
         if self._temporalio is None:
             self._temporalio = _temporalio_names.build_modules()
         return self._temporalio
-
-
-@contextlib.contextmanager
-def _loading() -> Iterator[None]:
-    token = loading.set(True)
-    try:
-        yield
-    finally:
-        loading.reset(token)
 
 
 class Sandbox:
@@ -94,19 +108,25 @@ class Sandbox:
         """Run ``module`` (and what it imports) afresh here; return its class ``qualname``.
         The workflow's own module is always run afresh, even where pass-through rules would
         share it: sharing it is what ``sandboxed=False`` is for."""
-        with _loading():
+        token = loading.set(True)  # not a `with` block: this runs for every workflow run
+        try:
             loaded = self.modules.get(module)
             if loaded is None:
                 loaded = self.modules[module] = self._load(module, own=True)
             return _walk(loaded, qualname, module)
+        finally:
+            loading.reset(token)
 
     def run_source(self, code: types.CodeType, namespace: Mapping[str, Any]) -> dict[str, Any]:
         """Run ``code`` (a notebook cell, a class's source) in a copy of ``namespace`` whose
         restricted modules and members are replaced by their views; return the copy."""
         copy = self._kit.views.substitute(namespace)
         copy["__builtins__"] = self.builtins
-        with _loading():
+        token = loading.set(True)
+        try:
             exec(code, copy)
+        finally:
+            loading.reset(token)
         new = (copy[k] for k in code.co_names if k in copy and namespace.get(k) is not copy[k])
         _resolve_annotations(new, copy)
         return copy

@@ -23,6 +23,7 @@ from engine._definitions import (
     activity_definition,
     check_problems,
     hints_of,
+    markers_of,
     workflow_definition,
 )
 from engine._children import (
@@ -102,7 +103,8 @@ def defn(
     def decorate(target: ClassType) -> ClassType:
         problems = []
         members = _members(target)
-        runs = [member for member in members.values() if callable(member) and getattr(member, "__workflow_run__", False)]
+        marked = [(member, markers_of(member)) for member in members.values()]
+        runs = [member for member, marks in marked if callable(member) and marks.get("__workflow_run__", False)]
         if not runs:
             problems.append(f"class {target.__qualname__} has no method decorated with @workflow.run")
         elif len(runs) > 1:
@@ -120,13 +122,15 @@ def defn(
         signals: dict[str, Callable[..., Any]] = {}
         queries: dict[str, Callable[..., Any]] = {}
         updates: dict[str, Callable[..., Any]] = {}
-        for member in members.values():
+        for member, marks in marked:
+            if not marks:
+                continue
             for marker, table, what in (
                 ("__workflow_signal__", signals, "signal"),
                 ("__workflow_query__", queries, "query"),
                 ("__workflow_update__", updates, "update"),
             ):
-                handler_name = getattr(member, marker, None)
+                handler_name = marks.get(marker)
                 if handler_name is None:
                     continue
                 if handler_name in table:
