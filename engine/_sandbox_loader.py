@@ -99,7 +99,8 @@ class Sandbox:
         self._kit = kit
         self._restrictions = kit.restrictions
         self.modules: dict[str, Any] = {}
-        self._fresh: set[str] = set()
+        # The names loaded afresh here (a dict of strings: the cycle collector skips it).
+        self._fresh: dict[str, None] = {}
         self.builtins = dict(kit.views.builtins)
         self.builtins["__import__"] = self._import
 
@@ -257,7 +258,7 @@ class Sandbox:
         if source:
             attrs["__file__"] = origin
         self.modules[name] = module  # before running it: circular imports see the partial module
-        self._fresh.add(name)
+        self._fresh[name] = None
         if parent_name in self._fresh:
             setattr(self.modules[parent_name], child, module)
         if source:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import __future__
 import ast
 import contextvars
+import functools
 import inspect
 import linecache
 import sys
@@ -139,7 +140,7 @@ class _Recipe:
     code: types.CodeType | None = None
     namespace: Mapping[str, Any] | None = None
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[str, str]:
         return (self.module or self.where, self.qualname)
 

@@ -89,7 +89,8 @@ def defn(
         problems: list[str] = []
         if not callable(target):
             problems.append(f"{target!r} is not callable")
-        check_problems(f"activity definition {getattr(target, '__qualname__', target)}", problems)
+        if problems:
+            check_problems(f"activity definition {getattr(target, '__qualname__', target)}", problems)
         arg_types, result_type = hints_of(target, skip_self=False)
         target.__activity_definition__ = ActivityDefinition(  # type: ignore[attr-defined]
             name=name or target.__name__,

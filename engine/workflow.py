@@ -117,7 +117,8 @@ def defn(
                 inspect.signature(target).bind()
         except TypeError:
             problems.append(f"class {target.__qualname__} must be constructible without arguments (define __init__(self) only)")
-        check_problems(f"workflow definition {target.__qualname__}", problems)
+        if problems:
+            check_problems(f"workflow definition {target.__qualname__}", problems)
         assert run_fn is not None
         signals: dict[str, Callable[..., Any]] = {}
         queries: dict[str, Callable[..., Any]] = {}
@@ -139,7 +140,8 @@ def defn(
         for handler_name, fn in queries.items():
             if inspect.iscoroutinefunction(fn):
                 problems.append(f"query {handler_name!r} must be a plain 'def': queries read state, they cannot wait")
-        check_problems(f"workflow definition {target.__qualname__}", problems)
+        if problems:
+            check_problems(f"workflow definition {target.__qualname__}", problems)
         arg_types, result_type = hints_of(run_fn, skip_self=True)
         target.__workflow_definition__ = WorkflowDefinition(  # type: ignore[attr-defined]
             name=name or target.__name__,
