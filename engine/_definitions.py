@@ -83,10 +83,19 @@ def hints_of(fn: Callable[..., Any], *, skip_self: bool) -> tuple[tuple[Any, ...
     """Parameter and return type hints, used to turn JSON back into dataclasses."""
     code: Any = getattr(fn, "__code__", None)
     plain = code is not None and not hasattr(fn, "__wrapped__")
+    remember = plain
     if plain:
         cached = _hints_cache.get(id(code))
-        if cached is not None and cached.code is code and cached.skip_self is skip_self and cached.holds_for(fn):
-            return cached.hints
+        if cached is not None and cached.code is code:
+            remember = False
+            if cached.volatile:
+                pass
+            elif cached.skip_self is skip_self and cached.holds_for(fn):
+                return cached.hints
+            else:
+                # Its names meant other objects last time: a class of a sandboxed module, new in
+                # every copy. Evaluated every time from now on, and no copy is kept alive here.
+                _hints_cache[id(code)] = _CachedHints(code, skip_self, {}, (), (), ((), None), volatile=True)
     hints = _plain_type_hints(fn)
     exact = hints is not None  # evaluated from the annotations alone: what the cache checks
     if hints is None:
@@ -104,7 +113,7 @@ def hints_of(fn: Callable[..., Any], *, skip_self: bool) -> tuple[tuple[Any, ...
     if skip_self and names:
         names = names[1:]
     found = tuple(hints.get(name) for name in names), hints.get("return")
-    if plain and exact:
+    if remember and exact:
         _remember_hints(fn, skip_self, found)
     return found
 
@@ -128,6 +137,7 @@ class _CachedHints:
     in_globals: tuple[tuple[str, Any], ...]  # (name, the object the module's globals bind it to)
     in_builtins: tuple[tuple[str, Any], ...]  # not in the globals: (name, the builtin it is)
     hints: tuple[tuple[Any, ...], Any]
+    volatile: bool = False  # found stale once: not cached
 
     def holds_for(self, fn: Any) -> bool:
         if getattr(fn, "__annotations__", None) != self.annotations:
@@ -147,6 +157,14 @@ class _CachedHints:
 # id(code object) -> hints; the entry holds the code object, so an id is never reused while cached.
 _hints_cache: dict[int, _CachedHints] = {}
 _HINTS_CACHE_SIZE = 4096
+
+
+def is_async(fn: Any) -> bool:
+    """``inspect.iscoroutinefunction``, answered at once for a plain ``async def`` function
+    (the decorators ask for every function of every fresh copy the sandbox builds)."""
+    if type(fn) is types.FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE:
+        return True
+    return inspect.iscoroutinefunction(fn)
 
 
 def _builtins_of(fn: Callable[..., Any]) -> dict[str, Any]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextvars
-import inspect
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence, TypeVar
 
-from engine._definitions import ActivityDefinition, check_problems, hints_of
+from engine._definitions import ActivityDefinition, check_problems, hints_of, is_async
 from engine._payload_converter import PayloadConverter
 
 __all__ = ["defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter"]
@@ -95,7 +94,7 @@ def defn(
         target.__activity_definition__ = ActivityDefinition(  # type: ignore[attr-defined]
             name=name or target.__name__,
             fn=target,
-            is_async=inspect.iscoroutinefunction(target),
+            is_async=is_async(target),
             arg_types=arg_types,
             result_type=result_type,
         )

@@ -23,6 +23,7 @@ from engine._definitions import (
     activity_definition,
     check_problems,
     hints_of,
+    is_async,
     markers_of,
     workflow_definition,
 )
@@ -110,7 +111,7 @@ def defn(
         elif len(runs) > 1:
             problems.append(f"class {target.__qualname__} has {len(runs)} @workflow.run methods; keep one")
         run_fn = runs[0] if runs else None
-        if run_fn is not None and not inspect.iscoroutinefunction(run_fn):
+        if run_fn is not None and not is_async(run_fn):
             problems.append(f"{run_fn.__qualname__} must be 'async def' (workflow code awaits activities and timers)")
         try:
             if vars(object)["__init__"] is not getattr(target, "__init__") or target.__new__ is not object.__new__:
@@ -138,7 +139,7 @@ def defn(
                     problems.append(f"two {what} handlers are named {handler_name!r}")
                 table[handler_name] = member
         for handler_name, fn in queries.items():
-            if inspect.iscoroutinefunction(fn):
+            if is_async(fn):
                 problems.append(f"query {handler_name!r} must be a plain 'def': queries read state, they cannot wait")
         if problems:
             check_problems(f"workflow definition {target.__qualname__}", problems)

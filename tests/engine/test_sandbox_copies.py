@@ -10,10 +10,12 @@ pin down that nothing of one run's copy reaches another.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import os
 import sys
 import textwrap
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -117,6 +119,11 @@ def test_hints_naming_a_class_of_the_module_are_that_copys_class(module_dir: Cal
         assert price.arg_types == (order,) and price.result_type is order
         assert hints_of(defn.signals["poke"], skip_self=True) == ((order,), None)
     assert len({id(_globals(defn)["Order"]) for defn in copies}) == 3
+    # The hints cache keeps no copy alive: it stops caching hints whose names change per copy.
+    gone = weakref.ref(_globals(copies[0])["Order"])
+    del copies, defn, order, price
+    gc.collect()
+    assert gone() is None
 
 
 def _function(source: str, scope: dict[str, Any]) -> Any:
