@@ -250,7 +250,8 @@ async def main(args: argparse.Namespace) -> None:
     meter.check_wakeups = args.check_wakeups
     client = await Client.connect(path)
     meter.install(client.store)
-    await meter.count_statements(client.store)
+    if args.count_statements:
+        await meter.count_statements(client.store)
     workers = [
         Worker(
             client,
@@ -337,9 +338,10 @@ async def main(args: argparse.Namespace) -> None:
     if sizes:
         print(f"  batch size              p50 {pct(sizes, 50):.0f}  p99 {pct(sizes, 99):.0f}  max {max(sizes)}")
     statements = sum(meter.statements.values())
-    print(f"  SQL statements          {statements / n:.1f} per workflow ("
-          + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(meter.statements.items(), key=lambda kv: -kv[1]))
-          + "; each row of a batched executemany counts as one)")
+    if args.count_statements:
+        print(f"  SQL statements          {statements / n:.1f} per workflow ("
+              + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(meter.statements.items(), key=lambda kv: -kv[1]))
+              + "; each row of a batched executemany counts as one)")
     print("  changes by kind         " + ", ".join(f"{k} {v / n:.2f}/wf" for k, v in sorted(meter.changes.items(), key=lambda kv: -kv[1])))
     print("  reads by kind           " + ", ".join(f"{k} {v / n:.2f}/wf" for k, v in sorted(meter.reads.items(), key=lambda kv: -kv[1])))
     # CPU split: the event-loop thread runs Python (worker, workflow code, client), the
@@ -401,6 +403,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=50, help="workflows run before measuring (default 50)")
     p.add_argument("--runner", choices=("sandboxed", "unsandboxed"), default="sandboxed",
                    help="workflow runner of the workers (default sandboxed, the engine's default)")
+    p.add_argument("--count-statements", action="store_true",
+                   help="count SQL statements by verb (SQLite's trace hook: a Python call per statement, about 5%% of the database thread's CPU)")
     p.add_argument("--check-wakeups", action="store_true", help="before each poller sleep, read whether claimable tasks already exist (costs one read per sleep)")
     p.add_argument("--keep", action="store_true", help="keep the temp database")
     p.add_argument("--profile", choices=("cprofile", "pyinstrument"), default=None, help="profile the measured run")

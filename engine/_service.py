@@ -1033,6 +1033,14 @@ def idle_state(conn: Any, now: float, served: Sequence[str], owners: Sequence[st
     return (not busy), (row[0] if row else None), bool(due)
 
 
+def next_due(conn: Any) -> float | None:
+    """When the next timer fires or the next task times out: all that the clock work needs
+    to know in real time (idle_state's other answers serve time skipping). Two index look-ups."""
+    return conn.execute(
+        "SELECT min(x) FROM (SELECT min(fire_at) AS x FROM timers UNION ALL SELECT min(due_at) FROM tasks WHERE due_at IS NOT NULL)"
+    ).fetchone()[0]
+
+
 def has_tasks(conn: Any, kind: str, task_queue: str, now: float) -> bool:
     return conn.execute(
         "SELECT EXISTS(SELECT 1 FROM tasks WHERE kind = ? AND task_queue = ? AND lease_owner IS NULL AND visible_at <= ?)",
