@@ -32,8 +32,6 @@ from engine.worker.workflow_sandbox import SandboxedWorkflowRunner, UnsandboxedW
 
 def _child(path: str, index: int, args: argparse.Namespace, barrier: Any, results: Any) -> None:
     from benchmarks import throughput as bench
-    if os.environ.get("SWI"):
-        sys.setswitchinterval(float(os.environ["SWI"]))
     from benchmarks.bench_workload import ThreeSteps, charge, reserve, ship
 
     queue = bench.TASK_QUEUE if args.shared_queue else f"{bench.TASK_QUEUE}-{index}"
