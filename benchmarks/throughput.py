@@ -228,25 +228,30 @@ async def run_batch_of_workflows(
     return time.perf_counter() - t_start, t_started, latencies
 
 
-async def main(args: argparse.Namespace) -> None:
-    tmpdir = None
-    if args.db:
-        path = args.db
-        if os.path.exists(path):
-            if not args.overwrite:
-                sys.exit(f"{path} exists: give a new path, or pass --overwrite to delete it (and its -wal/-shm) first.")
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(path + suffix):
-                    os.remove(path + suffix)
-    else:
+def database_path(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(the database file, the temp folder to delete afterwards or None)."""
+    if not args.db:
         tmpdir = tempfile.mkdtemp(prefix="durable-bench-")
-        path = os.path.join(tmpdir, "throughput.db")
+        return os.path.join(tmpdir, "throughput.db"), tmpdir
+    path = args.db
+    if os.path.exists(path):
+        if not args.overwrite:
+            sys.exit(f"{path} exists: give a new path, or pass --overwrite to delete it (and its -wal/-shm/-lock) first.")
+        for suffix in ("", "-wal", "-shm", "-lock"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+    return path, None
+
+
+async def main(args: argparse.Namespace) -> None:
+    path, tmpdir = database_path(args)
 
     meter = Meter()
     meter.check_wakeups = args.check_wakeups
     client = await Client.connect(path)
     meter.install(client.store)
-    await meter.count_statements(client.store)
+    if args.count_statements:
+        await meter.count_statements(client.store)
     workers = [
         Worker(
             client,
@@ -333,9 +338,10 @@ async def main(args: argparse.Namespace) -> None:
     if sizes:
         print(f"  batch size              p50 {pct(sizes, 50):.0f}  p99 {pct(sizes, 99):.0f}  max {max(sizes)}")
     statements = sum(meter.statements.values())
-    print(f"  SQL statements          {statements / n:.1f} per workflow ("
-          + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(meter.statements.items(), key=lambda kv: -kv[1]))
-          + "; each row of a batched executemany counts as one)")
+    if args.count_statements:
+        print(f"  SQL statements          {statements / n:.1f} per workflow ("
+              + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(meter.statements.items(), key=lambda kv: -kv[1]))
+              + "; each row of a batched executemany counts as one)")
     print("  changes by kind         " + ", ".join(f"{k} {v / n:.2f}/wf" for k, v in sorted(meter.changes.items(), key=lambda kv: -kv[1])))
     print("  reads by kind           " + ", ".join(f"{k} {v / n:.2f}/wf" for k, v in sorted(meter.reads.items(), key=lambda kv: -kv[1])))
     # CPU split: the event-loop thread runs Python (worker, workflow code, client), the
@@ -388,12 +394,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--overwrite", action="store_true", help="delete the --db file first if it exists")
     p.add_argument("--concurrency", type=int, default=500, help="start_workflow calls gathered at once (default 500)")
     p.add_argument("--workers", type=int, default=1, choices=(1, 2), help="Worker instances on the task queue (default 1)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="engine processes sharing the database file, each a client and a worker (default 1: this process only; see processes.py)")
+    p.add_argument("--shared-queue", action="store_true", help="with --processes: one task queue for all processes instead of one each")
     p.add_argument("--slots", type=int, default=None, help="max concurrent workflow tasks / activities per worker (default: the engine's, 100)")
     p.add_argument("--max-in-flight", type=int, default=0, help="at most this many unfinished workflows at once (default 0: all N at once)")
     p.add_argument("--cache", type=int, default=1000, help="max_cached_workflows per worker (default 1000, the engine's default)")
     p.add_argument("--warmup", type=int, default=50, help="workflows run before measuring (default 50)")
     p.add_argument("--runner", choices=("sandboxed", "unsandboxed"), default="sandboxed",
                    help="workflow runner of the workers (default sandboxed, the engine's default)")
+    p.add_argument("--count-statements", action="store_true",
+                   help="count SQL statements by verb (SQLite's trace hook: a Python call per statement, about 5%% of the database thread's CPU)")
     p.add_argument("--check-wakeups", action="store_true", help="before each poller sleep, read whether claimable tasks already exist (costs one read per sleep)")
     p.add_argument("--keep", action="store_true", help="keep the temp database")
     p.add_argument("--profile", choices=("cprofile", "pyinstrument"), default=None, help="profile the measured run")
@@ -403,4 +414,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    arguments = parse_args()
+    if arguments.processes > 1:
+        from benchmarks.processes import run_processes
+
+        run_processes(arguments, *database_path(arguments))
+    else:
+        asyncio.run(main(arguments))

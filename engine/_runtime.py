@@ -326,6 +326,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._external: dict[int, Callable[[BaseException | None], None]] = {}
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._main: asyncio.Task | None = None
+        self._main_started = False
         self._object: Any = None
         self._random_instance: _random.Random | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -529,6 +530,14 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         from engine.workflow import ContinueAsNewError
 
         try:
+            self._main_started = True
+            if self._cancel_requested:
+                # Asked to cancel before the run began (the request came with its first
+                # workflow task): workflow code gets the CancelledError at its first await,
+                # as it would any later one. Cancelling the task before its first step would
+                # throw it in before this try, and the cancel would be lost.
+                assert self._main is not None
+                self._main.cancel()
             result = await self.defn.run_fn(self._object, *args)
         except ContinueAsNewError as e:
             self._add_command("ContinueAsNewWorkflowExecution", e.command_attributes(self.info, self.payload_converter))
@@ -654,7 +663,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     def _on_cancel_requested(self, event: HistoryEvent) -> None:
         self._cancel_requested = True
-        if self._main is not None and not self._main.done():
+        if self._main is not None and self._main_started and not self._main.done():
             self._main.cancel()
 
     # ----------------------------------------------------------------- commands

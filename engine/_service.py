@@ -81,7 +81,7 @@ class Run:
     __slots__ = (
         "run_id", "workflow_id", "workflow_type", "task_queue", "status", "next_event_id", "wft_state",
         "wft_scheduled_id", "wft_started_id", "wft_attempt", "buffered", "task_timeout", "close_time",
-        "tail", "tail_from", "wft_task", "has_updates", "is_child", "has_children",
+        "tail", "tail_from", "wft_task", "has_updates", "is_child", "has_children", "epoch",
     )
 
     def __init__(
@@ -125,6 +125,8 @@ class Run:
         self.has_updates: bool | None = None
         self.is_child: bool | None = None
         self.has_children: bool | None = None
+        # The cache's epoch when this was last known to match the database (see load_run).
+        self.epoch = -1
 
     @property
     def open(self) -> bool:
@@ -139,33 +141,77 @@ class Run:
             self.wft_started_id,
             self.wft_attempt,
             dumps(self.buffered) if self.buffered else None,
+            self.flags(),
             self.run_id,
         )
+
+    def flags(self) -> int | None:
+        """The ``flags`` column: which side tables hold rows of this run (None: not known)."""
+        if self.has_updates is None or self.is_child is None or self.has_children is None:
+            return None
+        return (FLAG_UPDATES if self.has_updates else 0) | (FLAG_CHILD if self.is_child else 0) | (
+            FLAG_CHILDREN if self.has_children else 0
+        )
+
+    def read_flags(self, flags: int | None) -> None:
+        if flags is not None:
+            self.has_updates = bool(flags & FLAG_UPDATES)
+            self.is_child = bool(flags & FLAG_CHILD)
+            self.has_children = bool(flags & FLAG_CHILDREN)
 
 
 _RUN_COLUMNS = (
     "run_id, workflow_id, workflow_type, task_queue, status, next_event_id, wft_state, "
-    "wft_scheduled_id, wft_started_id, wft_attempt, buffered, task_timeout, close_time"
+    "wft_scheduled_id, wft_started_id, wft_attempt, buffered, task_timeout, close_time, flags"
 )
+# Bits of executions.flags: the run has update requests, is a child, has started children.
+# They spare most runs, which have none of these, the look-ups in those tables. A run
+# written before schema 7 has NULL flags: every look-up is made.
+FLAG_UPDATES, FLAG_CHILD, FLAG_CHILDREN = 1, 2, 4
 # Runs remembered per connection; the oldest are forgotten first (they are reloaded on need).
 _CACHED_RUNS = 20000
 
 
 def load_run(tx: Tx, run_id: str) -> Run:
     runs = tx.cache.runs
-    run: Run | None = runs.get(run_id)
-    if run is not None:
-        return run
-    tx.flush()
+    cached: Run | None = runs.get(run_id)
+    if cached is not None and cached.epoch == tx.cache.epoch:
+        return cached
+    if cached is None:
+        tx.flush()
+    # else: another connection committed since the run was cached. Its row is not pending
+    # (it was not touched in this batch yet), so it reads without a flush.
     row = tx.conn.execute(f"SELECT {_RUN_COLUMNS} FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
+        runs.pop(run_id, None)
         raise WorkflowNotFoundError(f"No workflow run with run id {run_id!r}.")
     run = Run(*row[:10], json.loads(row[10]) if row[10] else [], row[11], row[12])  # type: ignore[misc,call-arg]
+    run.read_flags(row[13])
+    if cached is not None:
+        _carry_over(cached, run)
     _remember(tx, run)
     return run
 
 
+def _carry_over(cached: Run, run: Run) -> None:
+    """Keep what this connection knew of a run that another connection may have changed.
+
+    History is append-only, so an unchanged next event id means nobody else appended: the
+    events this connection appended (the tail) are still the newest, and the workflow task
+    it leased is still the one the row names (its lease is proven by row count on use).
+    Everything else comes from the row, flags included.
+    """
+    if run.next_event_id != cached.next_event_id:
+        return
+    run.tail, run.tail_from = cached.tail, cached.tail_from
+    if (run.wft_state, run.wft_scheduled_id, run.wft_started_id, run.wft_attempt) == (
+        cached.wft_state, cached.wft_scheduled_id, cached.wft_started_id, cached.wft_attempt
+    ):
+        run.wft_task = cached.wft_task
+
+
 def _remember(tx: Tx, run: Run) -> None:
+    run.epoch = tx.cache.epoch
     runs = tx.cache.runs
     if len(runs) >= _CACHED_RUNS:
         for old in list(runs)[: _CACHED_RUNS // 10]:
@@ -385,9 +431,9 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     ensure_workflow_task(tx, run, now)
     tx.conn.execute(
         "INSERT INTO executions (run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id, "
-        "wft_state, wft_scheduled_id, wft_started_id, wft_attempt, task_timeout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "wft_state, wft_scheduled_id, wft_started_id, wft_attempt, task_timeout, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, ts(now), run.next_event_id,
-         run.wft_state, run.wft_scheduled_id, run.wft_started_id, run.wft_attempt, task_timeout),
+         run.wft_state, run.wft_scheduled_id, run.wft_started_id, run.wft_attempt, task_timeout, run.flags()),
     )
     _remember(tx, run)
     return run_id
@@ -985,6 +1031,14 @@ def idle_state(conn: Any, now: float, served: Sequence[str], owners: Sequence[st
         "SELECT EXISTS(SELECT 1 FROM timers WHERE fire_at <= ?) OR EXISTS(SELECT 1 FROM tasks WHERE due_at <= ?)", (now, now)
     ).fetchone()[0]
     return (not busy), (row[0] if row else None), bool(due)
+
+
+def next_due(conn: Any) -> float | None:
+    """When the next timer fires or the next task times out: all that the clock work needs
+    to know in real time (idle_state's other answers serve time skipping). Two index look-ups."""
+    return conn.execute(
+        "SELECT min(x) FROM (SELECT min(fire_at) AS x FROM timers UNION ALL SELECT min(due_at) FROM tasks WHERE due_at IS NOT NULL)"
+    ).fetchone()[0]
 
 
 def has_tasks(conn: Any, kind: str, task_queue: str, now: float) -> bool:

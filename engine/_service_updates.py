@@ -35,6 +35,7 @@ def request_update(
         "INSERT INTO updates (run_id, update_id, name, input, identity, state) VALUES (?, ?, ?, ?, ?, 'requested')",
         (run_id, update_id, name, dumps(payloads), identity),
     )
+    svc.save_run(tx, run)  # its flags now name the updates table
     if run.wft_state:
         return  # the pending (or running) task, or the next one, carries it
     svc.schedule_transient_task(tx, run, svc.ts(now), speculative=run.next_event_id)

@@ -24,13 +24,14 @@ from typing import Any, Callable, TypeVar
 import aiosqlite
 
 from engine._checkpoint import Checkpointer
+from engine._writer_lock import WriterLock
 from engine.errors import StoreCorruptError, StoreError
 
 T = TypeVar("T")
 log = logging.getLogger("engine.store")
 
 APP_ID = "durable-lab"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _SCHEMA = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -173,6 +174,12 @@ _MIGRATIONS: dict[int, list[str]] = {
         """ALTER TABLE fault_log ADD COLUMN scheduled_event_id INTEGER""",
         """ALTER TABLE fault_log ADD COLUMN attempt INTEGER""",
     ],
+    7: [
+        # Which side tables hold rows of a run (updates, children): read with the run, so
+        # that most runs skip those look-ups, and changed in the row when another client
+        # adds an update, so that a connection caching the run sees it (_service.FLAG_*).
+        """ALTER TABLE executions ADD COLUMN flags INTEGER""",
+    ],
 }
 
 
@@ -187,13 +194,23 @@ class Cache:
 
     def __init__(self) -> None:
         self.version: int | None = None
+        # Bumped when another connection has committed: runs cached in an older epoch are
+        # checked against their row before use (_service.load_run).
+        self.epoch = 0
         self.runs: dict[str, Any] = {}  # run id -> _service.Run
         self.tasks: dict[int, Any] = {}  # task id -> _service.HeldActivity (leased here)
 
     def clear(self) -> None:
         self.version = None
+        self.epoch += 1
         self.runs.clear()
         self.tasks.clear()
+
+    def foreign_commit(self, version: int) -> None:
+        """Another connection committed. Runs are rechecked lazily; held activities stay, since
+        only their lease holder changes them and every use proves the lease by row count."""
+        self.version = version
+        self.epoch += 1
 
 
 @dataclass
@@ -203,6 +220,8 @@ class Tx:
     conn: sqlite3.Connection
     notes: set[tuple[str, str]] = field(default_factory=set)
     cache: Cache = field(default_factory=Cache)
+    # Taken around the write transaction when the database is a file (see _writer_lock).
+    lock: WriterLock | None = None
     # Local receivers of eagerly dispatched tasks, by "workflow:Q" / "activity:Q".
     receivers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     # (receiver, task) pairs handed over after the commit.
@@ -234,7 +253,7 @@ class Tx:
         if self.runs:
             self.conn.executemany(
                 "UPDATE executions SET next_event_id = ?, wft_state = ?, wft_scheduled_id = ?, wft_started_id = ?, "
-                "wft_attempt = ?, buffered = ? WHERE run_id = ?",
+                "wft_attempt = ?, buffered = ?, flags = ? WHERE run_id = ?",
                 [run.row() for run in self.runs.values()],
             )
             self.runs.clear()
@@ -272,6 +291,7 @@ class Store:
         self._cache = Cache()
         self.receivers: dict[str, tuple[Any, ...]] = {}
         self._checkpointer: Checkpointer | None = None
+        self._writer_lock: WriterLock | None = None
         self._closed = False
         self.batches = 0
         self.changes = 0
@@ -301,6 +321,10 @@ class Store:
             raise
         if target != ":memory:":
             store._checkpointer = Checkpointer(target)
+            try:
+                store._writer_lock = WriterLock(target)
+            except OSError as e:  # a read-only folder: SQLite's busy handler alone
+                log.debug("no writer lock file next to %s: %s", target, e)
         return store
 
     async def close(self) -> None:
@@ -312,6 +336,8 @@ class Store:
         if self._checkpointer is not None:
             self._checkpointer.stop()
         await self._conn.close()
+        if self._writer_lock is not None:
+            self._writer_lock.close()
 
     # ------------------------------------------------------------ state changes
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -375,7 +401,7 @@ class Store:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
+                    tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers, lock=self._writer_lock)
                     outcomes = await self._conn._execute(_run_batch, tx, batch)
                 except sqlite3.DatabaseError as e:
                     error = _translate(e, self.path)
@@ -490,13 +516,22 @@ def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], An
     per change); if one does fail, the whole batch is rolled back and replayed with a savepoint
     around each change, so that only the failing change is undone.
     """
+    if tx.lock is None:
+        return _write_batch(tx, batch)
+    tx.lock.acquire()
+    try:
+        return _write_batch(tx, batch)
+    finally:
+        tx.lock.release()
+
+
+def _write_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[tuple[bool, Any]]:
     conn, cache = tx.conn, tx.cache
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != cache.version:
-            cache.clear()  # another connection committed: what we remember may be stale
-            cache.version = version
+            cache.foreign_commit(version)
         try:
             outcomes: list[tuple[bool, Any]] = [(True, fn(tx, *args)) for fn, args, _ in batch]
         except sqlite3.DatabaseError:

@@ -284,8 +284,12 @@ class Client:
             now = clock.now()
             woken = store.waiter("timers", "")
             try:
-                owners = sorted(w._owner for w in self._workers)
-                idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues), owners)
+                if clock.skipping:
+                    owners = sorted(w._owner for w in self._workers)
+                    idle, upcoming, due = await store.read(_service.idle_state, ts(now), sorted(self.served_queues), owners)
+                else:
+                    idle, upcoming = False, await store.read(_service.next_due)
+                    due = upcoming is not None and upcoming <= ts(now)
                 # Only take the write lock when something is due: a read is far cheaper.
                 if due:
                     fired = await store.run(_service.fire_due, now)

@@ -29,7 +29,9 @@ def test_a_schema_1_database_gets_the_newer_tables(tmp_path: Path) -> None:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     fault_log_columns = {r[1] for r in conn.execute("PRAGMA table_info(fault_log)")}
+    execution_columns = {r[1] for r in conn.execute("PRAGMA table_info(executions)")}
     conn.close()
+    assert "flags" in execution_columns
     assert {"scheduled_event_id", "attempt"} <= fault_log_columns
     assert {"children", "updates", "faults", "fault_log", "queries"} <= tables
     assert version == str(_store.SCHEMA_VERSION)

@@ -245,6 +245,24 @@ async def test_cancel_runs_cleanup_then_cancels_and_terminate_ends_at_once() -> 
     await env.shutdown()
 
 
+async def test_a_cancel_requested_before_the_first_workflow_task_cancels_the_run() -> None:
+    # The request reaches the run with its first workflow task (no worker was running yet):
+    # workflow code sees CancelledError at its first await, runs its cleanup, and is cancelled.
+    env, worker = await _env_worker([Forever], [echo])
+    handle = await env.client.start_workflow(Forever.run, id="early", task_queue="q")
+    await handle.cancel()
+    async with worker:
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+    assert isinstance(info.value.cause, CancelledError)
+    history = await handle.fetch_history()
+    types = [e.event_type for e in history.events]
+    assert types[:4] == ["WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowExecutionCancelRequested", "WorkflowTaskStarted"]
+    assert "ActivityTaskCompleted" in types and types[-1] == "WorkflowExecutionCanceled"
+    Replayer(workflows=[Forever]).replay_workflow(history)
+    await env.shutdown()
+
+
 async def test_execution_timeout() -> None:
     env, worker = await _env_worker([Forever], [echo])
     async with worker:

@@ -1,0 +1,40 @@
+"""One writer at a time across processes, queued by the kernel rather than by polling.
+
+SQLite lets one connection write at a time. A connection that finds the lock taken calls
+its busy handler, which sleeps 1, 2, 5, 10, 15, 20, 25 ... ms between tries: with several
+engine processes on one file, a writer that just missed the lock sleeps through the next
+few commits of the others while its own batch, and every workflow waiting on it, stands
+still. So each store first takes an exclusive ``flock`` on a sidecar file (``<db>-lock``)
+for the length of its write transaction: a waiting process blocks in the kernel and wakes
+the moment the holder lets go. SQLite's own locking is unchanged underneath (it still
+guards against writers that are not engine processes, and a dead holder's flock goes with
+its process).
+"""
+
+from __future__ import annotations
+
+import os
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
+
+
+class WriterLock:
+    def __init__(self, db_path: str) -> None:
+        self.path = db_path + "-lock"
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644) if fcntl is not None else None
+
+    def acquire(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
