@@ -246,14 +246,16 @@ class Sandbox:
         locations = spec.submodule_search_locations
         namespace_package = origin in (None, "namespace") and locations is not None
         source = isinstance(origin, str) and spec.has_location and origin.endswith(".py")
-        installed = any(part in str(p) for p in ([origin] if source else list(locations or ())) for part in _INSTALLED)
+        # Listed once: a namespace package's path is recomputed on each read.
+        paths = list(locations) if locations is not None else None
+        installed = any(part in str(p) for p in ([origin] if source else paths or ()) for part in _INSTALLED)
         if not (source or namespace_package) or (installed and not own and self._restrictions.passthrough_installed_packages):
             return self._pass(name)
         module = types.ModuleType(name)
         attrs = module.__dict__
         attrs.update(__spec__=spec, __loader__=spec.loader, __builtins__=self.builtins)
-        if locations is not None:
-            attrs["__path__"] = list(locations)
+        if paths is not None:
+            attrs["__path__"] = paths
         attrs["__package__"] = name if locations is not None else parent_name
         if source:
             attrs["__file__"] = origin
