@@ -55,6 +55,7 @@ class Meter:
 
     def __init__(self) -> None:
         self.batch_seconds = 0.0
+        self.inline_batches = 0
         self.batch_sizes: list[int] = []
         self.read_seconds = 0.0
         self.reads: dict[str, int] = {}
@@ -98,16 +99,20 @@ class Meter:
         orig_batch = self._orig_run_batch
 
         def run_batch(tx: Any, batch: list[Any]) -> Any:
-            meter.db_thread_ids.add(threading.get_native_id())
+            # Written on the event loop's thread (Store._flush), or on the database thread
+            # when a read was using the connection (an in-memory database only).
+            inline = threading.current_thread() is threading.main_thread()
+            if not inline:
+                meter.db_thread_ids.add(threading.get_native_id())
             t0 = time.perf_counter()
-            try:
-                return orig_batch(tx, batch)
-            finally:
-                meter.batch_seconds += time.perf_counter() - t0
-                meter.batch_sizes.append(len(batch))
-                for fn, _, _ in batch:
-                    name = getattr(fn, "__name__", str(fn))
-                    meter.changes[name] = meter.changes.get(name, 0) + 1
+            outcomes = orig_batch(tx, batch)
+            meter.inline_batches += inline
+            meter.batch_seconds += time.perf_counter() - t0
+            meter.batch_sizes.append(len(batch))
+            for fn, _, _ in batch:
+                name = getattr(fn, "__name__", str(fn))
+                meter.changes[name] = meter.changes.get(name, 0) + 1
+            return outcomes
 
         _store._run_batch = run_batch  # type: ignore[assignment]
 
@@ -145,6 +150,7 @@ class Meter:
 
     def reset(self) -> None:
         self.batch_seconds = 0.0
+        self.inline_batches = 0
         self.batch_sizes.clear()
         self.read_seconds = 0.0
         self.reads.clear()
@@ -353,6 +359,8 @@ async def main(args: argparse.Namespace) -> None:
           f"database thread {db_cpu:.2f} s ({db_cpu / elapsed:.0%} of wall)")
     print(f"  CPU per workflow        {process_cpu / n * 1000:.2f} ms (event loop {main_cpu / n * 1000:.2f} ms + database thread "
           f"{db_cpu / n * 1000:.2f} ms); at this cost one core (one GIL) allows ~{n / max(process_cpu, 1e-9):.0f} workflows/s")
+    print(f"  write batches           {len(sizes)}, {meter.inline_batches} of them on the event loop's thread (the connection free and no other "
+          "process writing), the others on the database thread")
     print(f"  database thread wall    write batches {meter.batch_seconds:.2f} s "
           f"({meter.batch_seconds / max(len(sizes), 1) * 1000:.2f} ms/batch), reads {meter.read_seconds:.2f} s")
     for kind, waits in meter.idle_waits.items():

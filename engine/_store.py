@@ -220,8 +220,6 @@ class Tx:
     conn: sqlite3.Connection
     notes: set[tuple[str, str]] = field(default_factory=set)
     cache: Cache = field(default_factory=Cache)
-    # Taken around the write transaction when the database is a file (see _writer_lock).
-    lock: WriterLock | None = None
     # Local receivers of eagerly dispatched tasks, by "workflow:Q" / "activity:Q".
     receivers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     # (receiver, task) pairs handed over after the commit.
@@ -292,6 +290,10 @@ class Store:
         self.receivers: dict[str, tuple[Any, ...]] = {}
         self._checkpointer: Checkpointer | None = None
         self._writer_lock: WriterLock | None = None
+        # Reads go through their own connection (and thread) when the database is a file, so
+        # that they never hold up a write batch on this one; an in-memory database is only
+        # visible to its own connection.
+        self._reader = conn
         self._closed = False
         self.batches = 0
         self.changes = 0
@@ -306,7 +308,9 @@ class Store:
             if Path(target).is_dir():
                 raise StoreError(f"Cannot open database {target!r}: it is a folder. Give a file path such as {target.rstrip('/')}/engine.db.")
         try:
-            pending = aiosqlite.connect(target, isolation_level=None)
+            # check_same_thread off: write batches run on the event loop's thread (Store._flush),
+            # never at the same time as anything on the connection's own thread.
+            pending = aiosqlite.connect(target, isolation_level=None, check_same_thread=False)
             # A script that forgets client.close() must still exit; SQLite's journal makes an
             # interrupted transaction harmless.
             pending._thread.daemon = True
@@ -320,6 +324,15 @@ class Store:
             await conn.close()
             raise
         if target != ":memory:":
+            try:
+                pending = aiosqlite.connect(target, isolation_level=None)
+                pending._thread.daemon = True
+                reader = await pending
+                await reader._execute(_prepare_reader, reader._conn, target)
+            except BaseException:
+                await conn.close()
+                raise
+            store._reader = reader
             store._checkpointer = Checkpointer(target)
             try:
                 store._writer_lock = WriterLock(target)
@@ -336,6 +349,8 @@ class Store:
         if self._checkpointer is not None:
             self._checkpointer.stop()
         await self._conn.close()
+        if self._reader is not self._conn:
+            await self._reader.close()
         if self._writer_lock is not None:
             self._writer_lock.close()
 
@@ -381,7 +396,7 @@ class Store:
             while self._reads:
                 batch, self._reads = self._reads, []
                 try:
-                    outcomes = await self._conn._execute(_run_reads, self._conn._conn, batch)
+                    outcomes = await self._reader._execute(_run_reads, self._reader._conn, batch)
                 except BaseException as e:  # noqa: BLE001 - every caller must hear of it
                     outcomes = [(False, e)] * len(batch)
                 for (_, _, fut), (ok, value) in zip(batch, outcomes):
@@ -397,12 +412,26 @@ class Store:
             self._reading = False
 
     async def _flush(self) -> None:
+        """Write what is pending, in one transaction per round, on the event loop's thread.
+
+        Write batches run here rather than on the database thread: SQLite does the same work
+        either way, but a thread would hand the GIL back and forth with the event loop at every
+        statement, and while another process waits for the write lock that handing-over is
+        time it waits too. Only the wait for the lock itself happens on the database thread,
+        so that the event loop goes on meanwhile (and the batch grows).
+        """
+        lock = self._writer_lock
         try:
             while self._pending:
+                if lock is not None and not lock.acquire(wait=False):
+                    await self._conn._execute(lock.acquire)
                 batch, self._pending = self._pending, []
                 try:
-                    tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers, lock=self._writer_lock)
-                    outcomes = await self._conn._execute(_run_batch, tx, batch)
+                    tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
+                    if self._reader is self._conn and self._reading:
+                        outcomes = await self._conn._execute(_run_batch, tx, batch)  # the connection is busy
+                    else:
+                        outcomes = _run_batch(tx, batch)
                 except sqlite3.DatabaseError as e:
                     error = _translate(e, self.path)
                     for _, _, fut in batch:
@@ -414,6 +443,9 @@ class Store:
                         if not fut.done():
                             fut.set_exception(e)
                     continue
+                finally:
+                    if lock is not None:
+                        lock.release()
                 self.batches += 1
                 self.changes += len(batch)
                 if self._checkpointer is not None:
@@ -516,16 +548,6 @@ def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], An
     per change); if one does fail, the whole batch is rolled back and replayed with a savepoint
     around each change, so that only the failing change is undone.
     """
-    if tx.lock is None:
-        return _write_batch(tx, batch)
-    tx.lock.acquire()
-    try:
-        return _write_batch(tx, batch)
-    finally:
-        tx.lock.release()
-
-
-def _write_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[tuple[bool, Any]]:
     conn, cache = tx.conn, tx.cache
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -586,6 +608,15 @@ def _isolated(tx: Tx, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bo
         return (False, e)
     conn.execute("RELEASE change")
     return (True, result)
+
+
+def _prepare_reader(conn: sqlite3.Connection, path: str) -> None:
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA cache_size = -16384")
+        conn.execute("PRAGMA query_only = 1")  # Store.read is for reads: a write there is a bug
+    except sqlite3.DatabaseError as e:
+        raise _translate(e, path) from e
 
 
 def _prepare(conn: sqlite3.Connection, path: str) -> None:

@@ -26,9 +26,14 @@ class WriterLock:
         self.path = db_path + "-lock"
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644) if fcntl is not None else None
 
-    def acquire(self) -> None:
+    def acquire(self, wait: bool = True) -> bool:
+        """Take the lock; without ``wait``, only if it is free (False if another holds it)."""
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+        return True
 
     def release(self) -> None:
         if self._fd is not None:
