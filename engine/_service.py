@@ -235,10 +235,11 @@ def append(
     ``text`` is the attributes' JSON when the caller has it already."""
     event_id = run.next_event_id
     run.next_event_id += 1
-    when = _utc(now)
-    tx.events.append((run.run_id, event_id, event_type, stamp or to_timestamp(when), text or dumps(attrs)))
+    when = now if now.tzinfo is timezone.utc else now.astimezone(timezone.utc)
+    run_id = run.run_id
+    tx.events.append((run_id, event_id, event_type, stamp or to_timestamp(when), text or dumps(attrs)))
     run.tail.append(HistoryEvent(event_id, event_type, when, attrs))
-    tx.notify("history", run.run_id)
+    tx.notes.add(("history", run_id))  # Tx.notify, inlined: this runs for every event
     return event_id
 
 
