@@ -142,6 +142,9 @@ async def test_a_cached_run_is_rechecked_after_another_connection_commits(tmp_pa
         assert after.next_event_id == 4 and after.tail == []
         # Without foreign commits in between the cached run is used as it is.
         assert await mine.run(_service.load_run, run_id) is after
+        # A foreign commit that leaves the run's row alone costs one look at the row only.
+        await theirs.run(_service.start_workflow, _service.StartRequest("other", "Cart", "q", {"payloads": []}, "them"), now)
+        assert await mine.run(_service.load_run, run_id) is after
     finally:
         await mine.close()
         await theirs.close()
