@@ -1,13 +1,15 @@
 """The SQLite store: schema, migrations, and group commit.
 
-Every state change is a plain function ``fn(tx, ...)`` run on aiosqlite's database thread.
-Changes that arrive while a transaction is in flight are grouped into the next one
-(``BEGIN IMMEDIATE`` ... ``COMMIT``), all of it in one thread hop; if one change fails, the
-batch is replayed with a savepoint around each change so that only that one is undone. No
-caller is answered, and no task is handed to a worker, before the commit. Within a batch,
-event, attempt and run rows are written with one ``executemany`` each just before COMMIT,
-and a ``Cache`` of the rows this connection wrote spares re-reading them. This keeps the
-cost of aiosqlite's thread hop and of the commit per *batch*, not per event.
+Every state change is a plain function ``fn(tx, ...)``. Changes submitted while a batch is
+being written are grouped into the next one (``BEGIN IMMEDIATE`` ... ``COMMIT``), which runs
+on the event loop's thread (see ``Store._flush``); if one change fails, the batch is replayed
+with a savepoint around each change so that only that one is undone. No caller is answered,
+and no task is handed to a worker, before the commit. Within a batch, event, attempt and run
+rows are written with one ``executemany`` each just before COMMIT, and a ``Cache`` of the
+rows this connection wrote spares re-reading them (rechecked when another connection has
+committed). Reads run on aiosqlite's threads, through a connection of their own when the
+database is a file. Processes sharing a file take turns at the write lock
+(``_writer_lock``); a process waiting for it waits on a thread, so its event loop goes on.
 """
 
 from __future__ import annotations
