@@ -26,13 +26,11 @@ import sys
 import time
 from typing import Any
 
-from engine import Client, Worker
-from engine.worker.workflow_sandbox import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner
+from engine import Client
 
 
 def _child(path: str, index: int, args: argparse.Namespace, barrier: Any, results: Any) -> None:
     from benchmarks import throughput as bench
-    from benchmarks.bench_workload import ThreeSteps, charge, reserve, ship
 
     queue = bench.TASK_QUEUE if args.shared_queue else f"{bench.TASK_QUEUE}-{index}"
     bench.TASK_QUEUE = queue  # run_batch_of_workflows starts on this queue
@@ -41,16 +39,7 @@ def _child(path: str, index: int, args: argparse.Namespace, barrier: Any, result
 
     async def run() -> None:
         client = await Client.connect(path)
-        worker = Worker(
-            client,
-            task_queue=queue,
-            workflows=[ThreeSteps],
-            activities=[reserve, charge, ship],
-            max_concurrent_workflow_tasks=args.slots,
-            max_concurrent_activities=args.slots,
-            max_cached_workflows=args.cache,
-            workflow_runner=SandboxedWorkflowRunner() if args.runner == "sandboxed" else UnsandboxedWorkflowRunner(),
-        )
+        worker = bench.bench_worker(client, queue, args)
         try:
             async with worker:
                 if args.warmup:

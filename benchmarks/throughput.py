@@ -143,6 +143,9 @@ class Meter:
             verb = sql.split(None, 1)[0].upper() if sql else "?"
             counts[verb] = counts.get(verb, 0) + 1
 
+        # Writes run on the event loop's thread through the store's own connection; reads
+        # through another one (a file database) on its thread.
+        store._conn._conn.set_trace_callback(trace)
         await store.read(lambda conn: conn.set_trace_callback(trace))
 
     def uninstall(self) -> None:
@@ -234,6 +237,20 @@ async def run_batch_of_workflows(
     return time.perf_counter() - t_start, t_started, latencies
 
 
+def bench_worker(client: Client, task_queue: str, args: argparse.Namespace) -> Worker:
+    """A worker for the workload, with the options the command line gives."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ThreeSteps],
+        activities=[reserve, charge, ship],
+        max_concurrent_workflow_tasks=args.slots,
+        max_concurrent_activities=args.slots,
+        max_cached_workflows=args.cache,
+        workflow_runner=SandboxedWorkflowRunner() if args.runner == "sandboxed" else UnsandboxedWorkflowRunner(),
+    )
+
+
 def database_path(args: argparse.Namespace) -> tuple[str, str | None]:
     """(the database file, the temp folder to delete afterwards or None)."""
     if not args.db:
@@ -258,19 +275,7 @@ async def main(args: argparse.Namespace) -> None:
     meter.install(client.store)
     if args.count_statements:
         await meter.count_statements(client.store)
-    workers = [
-        Worker(
-            client,
-            task_queue=TASK_QUEUE,
-            workflows=[ThreeSteps],
-            activities=[reserve, charge, ship],
-            max_concurrent_workflow_tasks=args.slots,
-            max_concurrent_activities=args.slots,
-            max_cached_workflows=args.cache,
-            workflow_runner=SandboxedWorkflowRunner() if args.runner == "sandboxed" else UnsandboxedWorkflowRunner(),
-        )
-        for _ in range(args.workers)
-    ]
+    workers = [bench_worker(client, TASK_QUEUE, args) for _ in range(args.workers)]
     profiler: Any = None
     db_profiler: Any = None
     for w in workers:
