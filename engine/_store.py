@@ -336,6 +336,9 @@ class Store:
                 await conn.close()
                 raise
             store._reader = reader
+            # Batches run on the event loop's thread, which must not sleep in SQLite's busy
+            # handler: a batch that finds the write lock taken waits on the database thread.
+            await conn._execute(conn._conn.execute, "PRAGMA busy_timeout = 0")
             store._checkpointer = Checkpointer(target)
             try:
                 store._writer_lock = WriterLock(target)
@@ -434,7 +437,13 @@ class Store:
                     if self._reader is self._conn and self._reading:
                         outcomes = await self._conn._execute(_run_batch, tx, batch)  # the connection is busy
                     else:
-                        outcomes = _run_batch(tx, batch)
+                        try:
+                            outcomes = _run_batch(tx, batch)
+                        except _WriterBusy:
+                            # A program that is not an engine process (those queue on the lock
+                            # file) holds SQLite's write lock: wait for it on the database
+                            # thread, as SQLite's busy handler would, not on the event loop.
+                            outcomes = await self._conn._execute(_run_batch_patiently, tx, batch)
                 except sqlite3.DatabaseError as e:
                     error = _translate(e, self.path)
                     for _, _, fut in batch:
@@ -552,7 +561,12 @@ def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], An
     around each change, so that only the failing change is undone.
     """
     conn, cache = tx.conn, tx.cache
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            raise _WriterBusy() from e
+        raise
     try:
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != cache.version:
@@ -575,6 +589,21 @@ def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], An
         _forget(tx)
         raise
     return outcomes
+
+
+class _WriterBusy(Exception):
+    """BEGIN IMMEDIATE found SQLite's write lock taken (the write connection does not wait)."""
+
+
+def _run_batch_patiently(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[tuple[bool, Any]]:
+    """``_run_batch`` on the database thread, waiting up to 10 s for SQLite's write lock."""
+    tx.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    try:
+        return _run_batch(tx, batch)
+    except _WriterBusy as e:
+        raise e.__cause__ or sqlite3.OperationalError("database is locked") from None
+    finally:
+        tx.conn.execute("PRAGMA busy_timeout = 0")
 
 
 def _forget(tx: Tx) -> None:
@@ -613,9 +642,12 @@ def _isolated(tx: Tx, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bo
     return (True, result)
 
 
+_BUSY_TIMEOUT_MS = 10000  # what _translate's "stayed locked ... for 10 s" says
+
+
 def _prepare_reader(conn: sqlite3.Connection, path: str) -> None:
     try:
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA cache_size = -16384")
         conn.execute("PRAGMA query_only = 1")  # Store.read is for reads: a write there is a bug
     except sqlite3.DatabaseError as e:
@@ -624,7 +656,7 @@ def _prepare_reader(conn: sqlite3.Connection, path: str) -> None:
 
 def _prepare(conn: sqlite3.Connection, path: str) -> None:
     try:
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         if path != ":memory:":
             conn.execute("PRAGMA journal_mode = WAL")
             # Checkpoints run on their own thread (see _checkpoint), not inside our commits;

@@ -148,3 +148,25 @@ async def test_a_cached_run_is_rechecked_after_another_connection_commits(tmp_pa
     finally:
         await mine.close()
         await theirs.close()
+
+
+async def test_a_foreign_writer_holding_sqlite_s_lock_does_not_freeze_the_event_loop(tmp_path: Path) -> None:
+    # A program that is not an engine process (a DB browser, the sqlite3 shell) takes
+    # SQLite's write lock without the lock file: the engine waits for it off the event loop.
+    db = str(tmp_path / "engine.db")
+    client = await Client.connect(db)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        started = asyncio.ensure_future(client.start_workflow(Cart.run, "Ada", id="cart-foreign", task_queue="q"))
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.sleep(0.1)
+        assert loop.time() - t0 < 1.0  # the loop kept turning while the start waited
+        assert not started.done()
+        other.execute("COMMIT")
+        handle = await asyncio.wait_for(started, 5)
+        assert handle.id == "cart-foreign"
+    finally:
+        other.close()
+        await client.close()
