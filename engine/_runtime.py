@@ -16,6 +16,7 @@ import collections
 import contextvars
 import inspect
 import json
+import logging
 import linecache
 import os
 import random as _random
@@ -49,6 +50,7 @@ from engine.errors import (
 )
 from engine.history import HistoryEvent
 
+_log = logging.getLogger("engine.workflow")
 _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 
@@ -610,7 +612,19 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             self.unhandled_signals.append(name)
             return
         arg_types, _ = hints_of(handler, skip_self=True)
-        args = from_json_payloads(self.payload_converter, attrs.get("input"), arg_types, f"the input of signal {name!r}")
+        try:
+            args = from_json_payloads(self.payload_converter, attrs.get("input"), arg_types, f"the input of signal {name!r}")
+        except Exception as e:  # noqa: BLE001 - as temporalio: the signal is dropped, the run goes on
+            # Failing the workflow task instead would fail it again on every retry, since the
+            # signal is in the history for good, and its sender would never hear of it.
+            if not self._replaying:
+                _log.warning(
+                    "Dropped signal %r (event %d) to workflow %s (id %r, run %s): its input does not convert "
+                    "to the handler's parameter types: %s. Send it again with arguments that match %s.",
+                    name, event.event_id, self.info.workflow_type, self.info.workflow_id, self.info.run_id,
+                    str(e).rstrip("."), getattr(handler, "__qualname__", name),
+                )
+            return
         if inspect.iscoroutinefunction(handler):
             self.create_task(self._guarded(handler(self._object, *args)))
         else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -165,3 +167,41 @@ def test_a_query_answers_from_completed_workflow_tasks_only() -> None:
         instance.apply(history, live_tail=False, check_end=False)  # as Worker.query does
         assert from_json_payload(converter, instance.query("status", [])) == expected
         instance.evict()
+
+
+@dataclass
+class Vote:
+    voter: str
+    approve: bool
+
+
+@workflow.defn
+class Ballot:
+    def __init__(self) -> None:
+        self.votes: list[Vote] = []
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: len(self.votes) >= 1)
+        return [f"{v.voter}:{v.approve}" for v in self.votes]
+
+    @workflow.signal
+    def vote(self, vote: Vote) -> None:
+        self.votes.append(vote)
+
+
+async def test_a_signal_whose_input_does_not_convert_is_dropped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    # As temporalio: the run goes on without that signal. Failing the workflow task instead
+    # would fail it again on every retry, since the signal stays in the history.
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[Ballot]):
+        handle = await env.client.start_workflow(Ballot.run, id="ballot", task_queue="q")
+        with caplog.at_level(logging.WARNING, logger="engine.workflow"):
+            await handle.signal("vote", "not a vote")
+            await handle.signal(Ballot.vote, Vote("ada", True))
+            assert await asyncio.wait_for(handle.result(), 10) == ["ada:True"]
+    types = [e.event_type for e in (await handle.fetch_history()).events]
+    await env.shutdown()
+    assert types.count("WorkflowExecutionSignaled") == 2 and "WorkflowTaskFailed" not in types
+    dropped = [r.getMessage() for r in caplog.records if "Dropped signal" in r.getMessage()]
+    assert len(dropped) == 1 and "'vote'" in dropped[0] and "Ballot" in dropped[0]
