@@ -106,18 +106,30 @@ def complete_activity(tx: Tx, task_id: int, owner: str, attempt: int, result: di
     run_id, scheduled, info, started_at = held
     run = load_run(tx, run_id)
     _record_attempt(tx, run_id, scheduled, attempt, started_at, now, "completed", None, owner)
+    _deliver_attempt_end(
+        tx, run, now, scheduled, owner, attempt, info, started_at,
+        "ActivityTaskCompleted", {"result": result, "scheduledEventId": str(scheduled), "identity": identity_of(owner)},
+    )
+    save_run(tx, run)
+    return True
+
+
+def _deliver_attempt_end(
+    tx: Tx, run: Run, now: datetime, scheduled: int, owner: str, attempt: int, info: dict[str, Any],
+    started_at: float | None, event_type: str, attrs: dict[str, Any],
+) -> None:
+    """The attempt's ActivityTaskStarted (only the last attempt is in history, with its real
+    start time) and the event that ends the activity, linked to it."""
     deliver(
         tx,
         run,
         now,
         [
-            ("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info), from_ts(started_at)),
-            ("ActivityTaskCompleted", {"result": result, "scheduledEventId": str(scheduled), "identity": identity_of(owner)}),
+            ("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info), from_ts(started_at) if started_at else None),
+            (event_type, attrs),
         ],
         link_started=True,
     )
-    save_run(tx, run)
-    return True
 
 
 def _started_attrs(scheduled: int, owner: str, attempt: int, info: dict[str, Any]) -> dict[str, Any]:
@@ -143,18 +155,10 @@ def fail_activity(
     if cancelled and info.get("cancelRequested"):
         tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
         _record_attempt(tx, run_id, scheduled, attempt, started_at, now, "canceled", failure, owner)
-        deliver(
-            tx,
-            run,
-            now,
-            [
-                ("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info), from_ts(started_at)),
-                (
-                    "ActivityTaskCanceled",
-                    {"scheduledEventId": str(scheduled), "latestCancelRequestedEventId": str(info["cancelRequested"]), "identity": identity_of(owner)},
-                ),
-            ],
-            link_started=True,
+        _deliver_attempt_end(
+            tx, run, now, scheduled, owner, attempt, info, started_at,
+            "ActivityTaskCanceled",
+            {"scheduledEventId": str(scheduled), "latestCancelRequestedEventId": str(info["cancelRequested"]), "identity": identity_of(owner)},
         )
     else:
         _attempt_failed(tx, run, task_id, scheduled, attempt, info, started_at, failure, now, owner, "failed")
@@ -206,16 +210,7 @@ def _attempt_failed(
     }
     if final == "ActivityTaskFailed":
         closing["identity"] = identity_of(owner)
-    deliver(
-        tx,
-        run,
-        now,
-        [
-            ("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info), from_ts(started_at) if started_at else None),
-            (final, closing),
-        ],
-        link_started=True,
-    )
+    _deliver_attempt_end(tx, run, now, scheduled, owner, attempt, info, started_at, final, closing)
 
 
 def _record_attempt(
