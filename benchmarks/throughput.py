@@ -387,11 +387,11 @@ async def main(args: argparse.Namespace) -> None:
         db_profiler.dump_stats(out + ".db")
         print(f"\n=== cProfile, event-loop thread (saved to {out}), by own time")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile_top)
-        print(f"\n=== cProfile, event-loop thread, by cumulative time")
+        print("\n=== cProfile, event-loop thread, by cumulative time")
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile_top)
         print(f"\n=== cProfile, database thread (saved to {out}.db), by own time")
         pstats.Stats(db_profiler).sort_stats("tottime").print_stats(args.profile_top)
-        print(f"\n=== cProfile, database thread, by cumulative time")
+        print("\n=== cProfile, database thread, by cumulative time")
         pstats.Stats(db_profiler).sort_stats("cumulative").print_stats(args.profile_top)
     elif args.profile == "pyinstrument":
         print(profiler.output_text(unicode=False, color=False, show_all=False))

@@ -44,16 +44,27 @@ class Nap:
 '''
 
 
-@pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    monkeypatch.chdir(tmp_path)
+def loaded_shell(before: tuple[str, ...] = (), after: tuple[str, ...] = ()) -> Iterator[InteractiveShell]:
+    """The shell with the extension loaded: ``before``/``after`` are cells run before and
+    after ``%load_ext`` (configuration). For a fixture: ``yield from loaded_shell(...)``,
+    in a test's own temporary folder."""
     ip = InteractiveShell.instance()
     ip.colors = "nocolor"
     ip.config.pop("DurableLab", None)
+    for cell in before:
+        ip.run_cell(cell)
     ip.run_cell("%load_ext kernel_ext")
+    for cell in after:
+        ip.run_cell(cell)
     yield ip
     ip.run_cell("%unload_ext kernel_ext")
     ip.config.pop("DurableLab", None)
+
+
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    monkeypatch.chdir(tmp_path)
+    yield from loaded_shell()
 
 
 def run(shell: InteractiveShell, code: str) -> Any:

@@ -13,26 +13,14 @@ from typing import Any, Iterator
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from tests.kernel_ext.test_magics import loaded_shell, run
+
 
 @pytest.fixture
 def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
     monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell.instance()
-    ip.colors = "nocolor"
-    ip.config.pop("DurableLab", None)
-    ip.run_cell("%load_ext kernel_ext")
-    ip.run_cell("%config DurableLab.time_mode = 'skip'")  # task retries after a fix need no real waiting
-    yield ip
-    ip.run_cell("%unload_ext kernel_ext")
-    ip.config.pop("DurableLab", None)
-
-
-def run(shell: InteractiveShell, code: str) -> Any:
-    result = shell.run_cell(code, store_history=True)
-    error = result.error_before_exec or result.error_in_exec
-    if error is not None:
-        raise AssertionError(f"cell failed: {type(error).__name__}: {error}")
-    return result.result
+    # Time skipping: task retries after a fix need no real waiting.
+    yield from loaded_shell(after=("%config DurableLab.time_mode = 'skip'",))
 
 
 def task_failure(shell: InteractiveShell, workflow_id: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from engine import activity, workflow
@@ -18,6 +17,7 @@ from engine.history import History
 from kernel_ext import _session
 from kernel_ext._session import Session, SessionError, TimeAdvance
 from kernel_ext.display import ChainView, RunView, SagaView
+from tests.kernel_ext.test_magics import loaded_shell, run, usage_error
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
@@ -149,28 +149,7 @@ async def test_child_histories_are_fetched_by_the_ids_in_the_parent_and_missing_
 @pytest.fixture
 def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
     monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell.instance()
-    ip.colors = "nocolor"
-    ip.config.pop("DurableLab", None)
-    ip.run_cell("%config DurableLab.db_path = ':memory:'")
-    ip.run_cell("%load_ext kernel_ext")
-    yield ip
-    ip.run_cell("%unload_ext kernel_ext")
-    ip.config.pop("DurableLab", None)
-
-
-def run(shell: InteractiveShell, code: str) -> Any:
-    result = shell.run_cell(code)
-    error = result.error_before_exec or result.error_in_exec
-    if error is not None:
-        raise AssertionError(f"cell failed: {type(error).__name__}: {error}")
-    return result.result
-
-
-def usage_error(shell: InteractiveShell, code: str) -> str:
-    error = shell.run_cell(code).error_in_exec
-    assert type(error) is UsageError, f"expected UsageError itself, got {error!r}"
-    return str(error)
+    yield from loaded_shell(before=("%config DurableLab.db_path = ':memory:'",))
 
 
 def test_engine_advance_needs_time_skipping_and_a_duration(shell: InteractiveShell) -> None:
