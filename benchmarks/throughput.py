@@ -389,9 +389,9 @@ async def main(args: argparse.Namespace) -> None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile_top)
         print("\n=== cProfile, event-loop thread, by cumulative time")
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile_top)
-        print(f"\n=== cProfile, database thread (saved to {out}.db), by own time")
+        print(f"\n=== cProfile, database thread: reads and lock waits (saved to {out}.db), by own time")
         pstats.Stats(db_profiler).sort_stats("tottime").print_stats(args.profile_top)
-        print("\n=== cProfile, database thread, by cumulative time")
+        print("\n=== cProfile, database thread: reads and lock waits, by cumulative time")
         pstats.Stats(db_profiler).sort_stats("cumulative").print_stats(args.profile_top)
     elif args.profile == "pyinstrument":
         print(profiler.output_text(unicode=False, color=False, show_all=False))

@@ -250,10 +250,6 @@ def save_run(tx: Tx, run: Run) -> None:
     tx.runs[run.run_id] = run
 
 
-def _utc(when: datetime) -> datetime:
-    return when if when.tzinfo is timezone.utc else when.astimezone(timezone.utc)
-
-
 def append(
     tx: Tx, run: Run, now: datetime, event_type: str, attrs: dict[str, Any], stamp: str | None = None, text: str | None = None
 ) -> int:

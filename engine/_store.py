@@ -564,7 +564,7 @@ def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], An
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as e:
-        if "locked" in str(e) or "busy" in str(e):
+        if _is_locked(str(e)):
             raise _WriterBusy() from e
         raise
     try:
@@ -728,6 +728,11 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
         raise
 
 
+def _is_locked(text: str) -> bool:
+    """SQLite's "database is locked" / "database is busy": another connection holds the lock."""
+    return "locked" in text or "busy" in text
+
+
 def _translate(error: sqlite3.DatabaseError, path: str) -> StoreError:
     text = str(error)
     if "file is not a database" in text or "malformed" in text:
@@ -735,7 +740,7 @@ def _translate(error: sqlite3.DatabaseError, path: str) -> StoreError:
             f"{path!r} is not a usable SQLite database ({text}). It may be another kind of file "
             "or damaged. Give another path, or delete the file to start over."
         )
-    if "locked" in text or "busy" in text:
+    if _is_locked(text):
         return StoreError(
             f"The database {path!r} stayed locked by another process for 10 s ({text}). "
             "Is a long transaction open elsewhere (a DB browser, a stuck process)?"
