@@ -64,11 +64,13 @@ def _child(path: str, index: int, args: argparse.Namespace, barrier: Any, result
     try:
         asyncio.run(run())
     except BaseException as e:  # the parent must not wait for a result that never comes
+        barrier.abort()  # nor the other processes, at the barrier
         results.put({"error": f"process {index}: {type(e).__name__}: {e}"})
         raise
 
 
-async def _create(path: str) -> int:
+async def _count_events(path: str) -> int:
+    """Events in the file (opening it the first time creates the schema)."""
     client = await Client.connect(path)
     try:
         return int(await client.store.read(lambda c: c.execute("SELECT count(*) FROM events").fetchone()[0]))
@@ -79,7 +81,7 @@ async def _create(path: str) -> int:
 def run_processes(args: argparse.Namespace, path: str, tmpdir: str | None) -> None:
     from benchmarks.throughput import db_size, mib, pct
 
-    asyncio.run(_create(path))  # schema first, so the processes do not race to create it
+    asyncio.run(_count_events(path))  # schema first, so the processes do not race to create it
     # spawn, not fork: a forked child would inherit the parent's SQLite state.
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(args.processes)
@@ -93,7 +95,7 @@ def run_processes(args: argparse.Namespace, path: str, tmpdir: str | None) -> No
     errors = [r["error"] for r in reports if "error" in r]
     if errors:
         sys.exit("benchmark failed: " + "; ".join(errors))
-    events = asyncio.run(_create(path))
+    events = asyncio.run(_count_events(path))
 
     n = sum(r["workflows"] for r in reports)
     elapsed = max(r["end"] for r in reports) - min(r["start"] for r in reports)

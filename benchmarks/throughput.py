@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import Client, Worker  # noqa: E402
 from engine import _service, _store  # noqa: E402
+from engine.errors import StoreError  # noqa: E402
 from engine.worker import POLL_INTERVAL  # noqa: E402
 from engine.worker.workflow_sandbox import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner  # noqa: E402
 
@@ -423,14 +424,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", choices=("cprofile", "pyinstrument"), default=None, help="profile the measured run")
     p.add_argument("--profile-out", default=None, help="where to save the cProfile stats (default throughput.prof)")
     p.add_argument("--profile-top", type=int, default=30, help="rows of the cProfile table (default 30)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.processes < 1:
+        p.error(f"--processes must be 1 or more, not {args.processes}")
+    if args.shared_queue and args.processes == 1:
+        p.error("--shared-queue is for --processes 2 or more (one process has one queue anyway)")
+    return args
 
 
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.processes > 1:
-        from benchmarks.processes import run_processes
+    try:
+        if arguments.processes > 1:
+            from benchmarks.processes import run_processes
 
-        run_processes(arguments, *database_path(arguments))
-    else:
-        asyncio.run(main(arguments))
+            run_processes(arguments, *database_path(arguments))
+        else:
+            asyncio.run(main(arguments))
+    except StoreError as e:  # a --db that cannot be opened: the message says why and what to do
+        sys.exit(f"throughput.py: {e}")
