@@ -1,15 +1,20 @@
-# Two commands a newcomer needs: `make demo` (watch the engine) and `make test` (every test).
-# Both create .venv/ at the repository root and install what they need.
+# The two commands a newcomer needs: `make lab` (open the tutorials in JupyterLab) and
+# `make test` (every test). Both create .venv/ at the repository root and install what they
+# need; `make demo` is the terminal tour.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8888
+FIRST := notebooks/tutorials/01-hello-workflow.ipynb
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test graphviz bench clean
+.PHONY: setup lab demo test graphviz chromium bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[jupyter,dev]'
+	$(PY) -m pip install --quiet -e '.[jupyter,lab,dev]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -17,13 +22,23 @@ setup: $(VENV)/.installed
 # Debian's graphviz renders the history graphs; installed only where `dot` is missing.
 graphviz:
 	@command -v dot >/dev/null 2>&1 || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends graphviz >/dev/null; }
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends graphviz >/dev/null; }
+
+# Debian's chromium runs the browser tests (driven by playwright, never `playwright install`).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+# JupyterLab from .venv (its kernel is .venv's python) at the first tutorial; a browser opens
+# only where there is a display, else open the printed URL.
+lab: setup graphviz
+	$(VENV)/bin/jupyter lab --ip=$(HOST) --port=$(PORT) \
+	  $$( [ -n "$$DISPLAY" ] || echo --no-browser ) $(FIRST)
 
 demo: setup
 	$(PY) -m engine.demo
 
-test: setup graphviz
+test: setup graphviz chromium
 	$(PY) -m mypy engine kernel_ext
 	$(PY) -m pytest -q -p no:cacheprovider
 
