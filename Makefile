@@ -29,11 +29,16 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-# JupyterLab from .venv (its kernel is .venv's python) at the first tutorial; a browser opens
-# only where there is a display, else open the printed URL.
+# JupyterLab from .venv (its kernel is .venv's python) at the first tutorial. A browser opens
+# only where there is a display; else open the URL printed first (JupyterLab's own URL lines
+# name its root, not the tutorial). A busy port is an error, not a silent move to another.
 lab: setup graphviz
-	$(VENV)/bin/jupyter lab --ip=$(HOST) --port=$(PORT) \
-	  $$( [ -n "$$DISPLAY" ] || echo --no-browser ) $(FIRST)
+	@TOKEN=$$($(PY) -c 'import secrets; print(secrets.token_hex(24))'); \
+	echo "durable-lab: open http://$(HOST):$(PORT)/lab/tree/$(FIRST)?token=$$TOKEN"; \
+	exec $(VENV)/bin/jupyter lab --ip=$(HOST) --port=$(PORT) --ServerApp.port_retries=0 \
+	  --IdentityProvider.token=$$TOKEN \
+	  $$( [ -n "$$DISPLAY" ] || echo --no-browser ) $$( [ "$$(id -u)" != 0 ] || echo --allow-root ) \
+	  $(FIRST)
 
 demo: setup
 	$(PY) -m engine.demo
