@@ -420,6 +420,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--count-statements", action="store_true",
                    help="count SQL statements by verb (SQLite's trace hook: a Python call per statement, about 5%% of the database thread's CPU)")
     p.add_argument("--check-wakeups", action="store_true", help="before each poller sleep, read whether claimable tasks already exist (costs one read per sleep)")
+    p.add_argument("--busy", type=int, default=0, metavar="N",
+                   help="N processes spinning on a core each during the run: the engine under CPU contention (default 0)")
     p.add_argument("--keep", action="store_true", help="keep the temp database")
     p.add_argument("--profile", choices=("cprofile", "pyinstrument"), default=None, help="profile the measured run")
     p.add_argument("--profile-out", default=None, help="where to save the cProfile stats (default throughput.prof)")
@@ -427,19 +429,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.processes < 1:
         p.error(f"--processes must be 1 or more, not {args.processes}")
+    if args.busy < 0:
+        p.error(f"--busy must be 0 or more, not {args.busy}")
     if args.shared_queue and args.processes == 1:
         p.error("--shared-queue is for --processes 2 or more (one process has one queue anyway)")
     return args
 
 
 if __name__ == "__main__":
-    arguments = parse_args()
-    try:
-        if arguments.processes > 1:
-            from benchmarks.processes import run_processes
+    from benchmarks._machine import busy_loops, load
 
-            run_processes(arguments, *database_path(arguments))
-        else:
-            asyncio.run(main(arguments))
+    arguments = parse_args()
+    load_before = load()
+    try:
+        with busy_loops(arguments.busy):
+            if arguments.processes > 1:
+                from benchmarks.processes import run_processes
+
+                run_processes(arguments, *database_path(arguments))
+            else:
+                asyncio.run(main(arguments))
     except StoreError as e:  # a --db that cannot be opened: the message says why and what to do
         sys.exit(f"throughput.py: {e}")
+    # The load includes this run's own processes (about 1 per engine process, plus --busy).
+    print(f"  machine load            before {load_before}; after {load()}; {arguments.busy} busy loop(s)")
