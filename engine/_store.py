@@ -186,6 +186,35 @@ _MIGRATIONS: dict[int, list[str]] = {
 }
 
 
+# Payloads are user data: a database is readable by its owner only, unless asked otherwise.
+DEFAULT_FILE_MODE = 0o600
+
+
+def check_file_mode(file_mode: int) -> None:
+    if not isinstance(file_mode, int) or isinstance(file_mode, bool) or file_mode & ~0o666 or file_mode & 0o600 != 0o600:
+        shown = oct(file_mode) if isinstance(file_mode, int) and file_mode >= 0 else repr(file_mode)
+        raise ValueError(
+            f"file_mode {shown} is not a database file mode: give read and write bits only, with the owner's "
+            "read and write set, e.g. file_mode=0o600 (the default, owner only) or 0o640 (group may read)."
+        )
+
+
+def _create_private(target: str, file_mode: int) -> None:
+    """Create an empty database file (SQLite takes it as a new database) with ``file_mode``
+    exactly: SQLite would create it with the umask's 0644, and gives its -wal and -shm files
+    the mode of the database file. An existing file keeps its mode."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # SQLite gives the reason (a read-only folder, say)
+    try:
+        os.fchmod(fd, file_mode)  # the umask would clear bits the caller asked for
+    finally:
+        os.close(fd)
+
+
 class Cache:
     """What this connection knows of rows it wrote itself, so that changes need not re-read them.
 
@@ -302,7 +331,10 @@ class Store:
         self.changes = 0
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> "Store":
+    async def open(cls, path: str | os.PathLike[str], *, file_mode: int = DEFAULT_FILE_MODE) -> "Store":
+        """Open (or create) the database at ``path``; a new file gets ``file_mode`` (its -wal,
+        -shm and -lock files follow the database file's mode)."""
+        check_file_mode(file_mode)
         target = str(path)
         if target != ":memory:":
             parent = Path(target).expanduser().resolve().parent
@@ -310,6 +342,7 @@ class Store:
                 raise StoreError(f"Cannot open database {target!r}: folder {str(parent)!r} does not exist. Create it first.")
             if Path(target).is_dir():
                 raise StoreError(f"Cannot open database {target!r}: it is a folder. Give a file path such as {target.rstrip('/')}/engine.db.")
+            _create_private(target, file_mode)
         try:
             # check_same_thread off: write batches run on the event loop's thread (Store._flush),
             # never at the same time as anything on the connection's own thread.

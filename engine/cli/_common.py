@@ -87,7 +87,7 @@ async def open_client(args: argparse.Namespace, *, create: bool) -> Client:
                 "your workflows use; 'dlab workflow start' or 'dlab worker' creates a new one."
             )
         if create and path == DEFAULT_DB and not args.db and not os.environ.get(DB_ENV):
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, as the notebooks make it
     converter = data_converter(args)
     return await Client.connect(path, identity=f"dlab-cli:{os.getpid()}", data_converter=converter)
 
