@@ -276,6 +276,8 @@ class Client:
 
     # ------------------------------------------------------------------ the engine's clock work
     def _ensure_service(self) -> None:
+        if self.store.read_only:
+            return  # firing timers is writing; a read-only database is only looked at
         if self._service_task is None or self._service_task.done():
             try:
                 loop = asyncio.get_running_loop()
