@@ -26,9 +26,10 @@ from typing import Any, Callable, TypeVar
 import aiosqlite
 import orjson
 
+from engine import _store_files as files
 from engine._checkpoint import Checkpointer
 from engine._writer_lock import WriterLock
-from engine.errors import StoreCorruptError, StoreError
+from engine.errors import StoreCorruptError, StoreError, StoreReadOnlyError
 
 T = TypeVar("T")
 log = logging.getLogger("engine.store")
@@ -298,11 +299,17 @@ class Store:
         # visible to its own connection.
         self._reader = conn
         self._closed = False
+        # Opened without write access (see open): changes raise StoreReadOnlyError at once.
+        self.read_only = False
         self.batches = 0
         self.changes = 0
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> "Store":
+    async def open(cls, path: str | os.PathLike[str], *, file_mode: int = files.DEFAULT_FILE_MODE) -> "Store":
+        """Open (or create) the database at ``path``; a new file gets ``file_mode`` (its -wal,
+        -shm and -lock files follow the database file's mode). A database this user cannot
+        write is opened read-only (``read_only``): reads work, changes raise StoreReadOnlyError."""
+        files.check_file_mode(file_mode)
         target = str(path)
         if target != ":memory:":
             parent = Path(target).expanduser().resolve().parent
@@ -310,6 +317,9 @@ class Store:
                 raise StoreError(f"Cannot open database {target!r}: folder {str(parent)!r} does not exist. Create it first.")
             if Path(target).is_dir():
                 raise StoreError(f"Cannot open database {target!r}: it is a folder. Give a file path such as {target.rstrip('/')}/engine.db.")
+            if files.cannot_write(target):
+                return await cls._open_read_only(target)
+            files.create_private(target, file_mode)
         try:
             # check_same_thread off: write batches run on the event loop's thread (Store._flush),
             # never at the same time as anything on the connection's own thread.
@@ -346,6 +356,38 @@ class Store:
                 log.debug("no writer lock file next to %s: %s", target, e)
         return store
 
+    @classmethod
+    async def _open_read_only(cls, target: str) -> "Store":
+        """One connection that never writes, also serving reads. Without a writable folder
+        SQLite cannot create the -shm file that reading a WAL database takes; the file is then
+        read as immutable, which is exact as long as no -wal file holds changes."""
+        for immutable in (False, True):
+            if immutable and files.has_log(target):
+                raise StoreReadOnlyError(
+                    f"The database {target!r} is read-only for this user and its write-ahead log ({target}-wal) holds "
+                    "changes that cannot be read without a -shm file, which this user cannot create there. Open it "
+                    "once with write access (its owner's engine folds the log in when it closes), or copy it with its "
+                    "-wal file somewhere writable."
+                )
+            try:
+                pending = aiosqlite.connect(files.read_only_uri(target, immutable=immutable), uri=True, isolation_level=None)
+                pending._thread.daemon = True
+                conn = await pending
+            except sqlite3.Error as e:
+                raise StoreError(f"Cannot open database {target!r}: {e}") from e
+            try:
+                await conn._execute(_prepare, conn._conn, target, True)
+            except _NeedsShm:
+                await conn.close()
+                continue
+            except BaseException:
+                await conn.close()
+                raise
+            store = cls(conn, target)
+            store.read_only = True
+            return store
+        raise AssertionError("unreachable: the immutable open either works or raises")
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -365,6 +407,8 @@ class Store:
         """Run ``fn(tx, *args)`` in the next group-committed transaction; return its result."""
         if self._closed:
             raise StoreError("The engine's database is closed: connect a new Client.")
+        if self.read_only:
+            raise StoreReadOnlyError(files.read_only_message(self.path))
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         self._pending.append((fn, args, fut))
@@ -375,8 +419,8 @@ class Store:
 
     def submit(self, fn: Callable[..., Any], *args: Any, done: Callable[[bool, Any], None]) -> None:
         """``run`` without awaiting: ``done(ok, result or error)`` is called after the commit."""
-        if self._closed:
-            done(False, StoreError("The engine's database is closed: connect a new Client."))
+        if self._closed or self.read_only:
+            done(False, StoreReadOnlyError(files.read_only_message(self.path)) if self.read_only else StoreError("The engine's database is closed: connect a new Client."))
             return
         self._pending.append((fn, args, _Callback(done)))
         if not self._flushing:
@@ -654,23 +698,38 @@ def _prepare_reader(conn: sqlite3.Connection, path: str) -> None:
         raise _translate(e, path) from e
 
 
-def _prepare(conn: sqlite3.Connection, path: str) -> None:
+class _NeedsShm(Exception):
+    """A read-only connection could not read: SQLite needs a -shm file it cannot create."""
+
+
+def _prepare(conn: sqlite3.Connection, path: str, read_only: bool = False) -> None:
+    if read_only:
+        conn.execute("PRAGMA query_only = 1")
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as e:
+            if "readonly" in str(e) or "unable to open" in str(e):
+                raise _NeedsShm() from e
+            raise _translate(e, path) from e
     try:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        if path != ":memory:":
+        if path != ":memory:" and not read_only:
             conn.execute("PRAGMA journal_mode = WAL")
             # Checkpoints run on their own thread (see _checkpoint), not inside our commits;
             # the writer's own stays as a backstop should that thread ever fall far behind.
             conn.execute("PRAGMA wal_autocheckpoint = 10000")
             # When the log restarts, it is cut back to 4 MiB rather than kept at its largest.
             conn.execute("PRAGMA journal_size_limit = 4194304")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        if not read_only:
+            conn.execute("PRAGMA synchronous = NORMAL")
         # SQLite's default page cache (2 MB) is smaller than the pages a busy engine keeps
         # touching; every miss is a read from the file (or the log). Allocated as used.
         conn.execute("PRAGMA cache_size = -65536")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
         raise _translate(e, path) from e
+    if not tables and read_only:
+        raise StoreCorruptError(f"{path!r} is empty (no engine tables) and read-only for this user: give the path of an engine database.")
     if not tables:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -710,6 +769,12 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
             "Restore it from a copy, or start over with a new file."
         )
     if version < SCHEMA_VERSION:
+        if read_only:
+            raise StoreReadOnlyError(
+                f"{path!r} was written by an older durable-lab (schema {version}; this one reads {SCHEMA_VERSION}) and "
+                "must be upgraded when opened, which needs write access it does not have for this user: open it "
+                "once as its owner, or work on a copy."
+            )
         _migrate(conn, version)
 
 
@@ -740,6 +805,8 @@ def _translate(error: sqlite3.DatabaseError, path: str) -> StoreError:
             f"{path!r} is not a usable SQLite database ({text}). It may be another kind of file "
             "or damaged. Give another path, or delete the file to start over."
         )
+    if "readonly" in text:  # a write reached SQLite after all (permissions changed while open)
+        return StoreReadOnlyError(files.read_only_message(path))
     if _is_locked(text):
         return StoreError(
             f"The database {path!r} stayed locked by another process for 10 s ({text}). "

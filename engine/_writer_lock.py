@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
 class WriterLock:
     def __init__(self, db_path: str) -> None:
         self.path = db_path + "-lock"
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644) if fcntl is not None else None
+        self._fd: int | None = _open_like(self.path, db_path) if fcntl is not None else None
 
     def acquire(self, wait: bool = True) -> bool:
         """Take the lock; without ``wait``, only if it is free (False if another holds it)."""
@@ -43,3 +43,17 @@ class WriterLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _open_like(path: str, db_path: str) -> int:
+    """Open the lock file, creating it with the database file's mode (as SQLite does for the
+    -wal and -shm files), so that it is no more readable than the database."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return os.open(path, os.O_RDWR)
+    try:
+        os.fchmod(fd, os.stat(db_path).st_mode & 0o666)
+    except OSError:
+        pass  # stays 0600
+    return fd

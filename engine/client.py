@@ -149,12 +149,18 @@ class Client:
         identity: str | None = None,
         clock: Clock | None = None,
         data_converter: DataConverter = DataConverter.default,
+        file_mode: int = 0o600,
     ) -> "Client":
         """Open the engine database at ``target_host`` (a file path, or ``":memory:"``).
 
         ``data_converter`` converts inputs and results (and, with a payload codec, encrypts
-        them before they reach the database); its workers use the same one."""
-        store = await Store.open(target_host)
+        them before they reach the database); its workers use the same one.
+
+        ``file_mode`` is the mode of a database file this call creates, and of its ``-wal``,
+        ``-shm`` and ``-lock`` files: owner-only by default, since payloads are your data;
+        ``0o640`` lets the file's group read it too (the umask does not apply). An existing
+        file keeps its mode, and so do the files beside it."""
+        store = await Store.open(target_host, file_mode=file_mode)
         client = cls(store, clock=clock, namespace=namespace, identity=identity, data_converter=data_converter)
         client._ensure_service()
         return client
@@ -270,6 +276,8 @@ class Client:
 
     # ------------------------------------------------------------------ the engine's clock work
     def _ensure_service(self) -> None:
+        if self.store.read_only:
+            return  # firing timers is writing; a read-only database is only looked at
         if self._service_task is None or self._service_task.done():
             try:
                 loop = asyncio.get_running_loop()

@@ -12,9 +12,10 @@ Two stages, as in temporalio:
   payloads of its commands and results before the engine writes them. With an encryption
   codec the database holds ciphertext only.
 
-The failure converter turns exceptions into Temporal failures and back; with
-:class:`DefaultFailureConverterWithEncodedAttributes`, messages and stack traces go through
-the codec too.
+The failure converter turns exceptions into Temporal failures and back. Once a codec is set,
+failure messages and stack traces go through it too
+(:class:`DefaultFailureConverterWithEncodedAttributes`, the default then); error types stay in
+clear, since the engine reads them to apply retry policies, as Temporal's server does.
 
     converter = DataConverter(payload_codec=EncryptionCodec(key))   # engine.codecs
     client = await Client.connect("app.db", data_converter=converter)
@@ -114,11 +115,19 @@ class DataConverter:
 
     Give the same data converter to the client and (through it) the workers: what one encodes
     the other must decode. ``DataConverter.default`` is JSON with no codec.
+
+    With a payload codec, failures are encoded too unless ``failure_converter_class`` says
+    otherwise: their message and stack trace move into ``encodedAttributes``, which the codec
+    encrypts (temporalio's ``DefaultFailureConverterWithEncodedAttributes``; temporalio needs
+    it named, here it is the default once a codec is given). Pass
+    ``failure_converter_class=DefaultFailureConverter`` to keep failure texts in clear.
     """
 
     payload_converter_class: type[PayloadConverter] = DefaultPayloadConverter
     payload_codec: PayloadCodec | None = None
-    failure_converter_class: type[FailureConverter] = DefaultFailureConverter
+    # None: failure messages and stack traces go through the codec whenever there is one
+    # (DefaultFailureConverterWithEncodedAttributes), else DefaultFailureConverter.
+    failure_converter_class: type[FailureConverter] | None = None
     payload_converter: PayloadConverter = dataclasses.field(init=False)
     failure_converter: FailureConverter = dataclasses.field(init=False)
 
@@ -126,7 +135,10 @@ class DataConverter:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "payload_converter", self.payload_converter_class())
-        object.__setattr__(self, "failure_converter", self.failure_converter_class())
+        failure_class = self.failure_converter_class or (
+            DefaultFailureConverterWithEncodedAttributes if self.payload_codec is not None else DefaultFailureConverter
+        )
+        object.__setattr__(self, "failure_converter", failure_class())
 
     def __deepcopy__(self, memo: dict[int, Any]) -> DataConverter:
         # Immutable, and its codec may hold keys in objects that cannot be copied (IPython's

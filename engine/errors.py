@@ -24,7 +24,8 @@ The tree::
     ├── HistoryFormatError            a history JSON file is malformed
     ├── ListFilterError               a list filter (--query) cannot be read
     └── StoreError                    the database cannot be used
-        └── StoreCorruptError         the file is not a durable-lab database, or is damaged
+        ├── StoreCorruptError         the file is not a durable-lab database, or is damaged
+        └── StoreReadOnlyError        a write to a database this user can only read
 
 Messages name the problem, the place (workflow id, event id, code line) and what to do next.
 """
@@ -60,6 +61,7 @@ __all__ = [
     "ListFilterError",
     "StoreError",
     "StoreCorruptError",
+    "StoreReadOnlyError",
 ]
 
 
@@ -330,6 +332,11 @@ class StoreError(EngineError):
 
 class StoreCorruptError(StoreError):
     """The file is not a durable-lab database, or it is damaged."""
+
+
+class StoreReadOnlyError(StoreError):
+    """A write (a start, a signal, a worker's claim) to a database this user cannot write: the
+    file or its folder is read-only. Reads (list, show, describe, history, result) still work."""
 
 
 class WorkflowUpdateFailedError(EngineError):

@@ -3,7 +3,8 @@
 The database holds what the codec wrote (ciphertext, with an encryption codec). The viewers
 are synchronous, the codec is async, so the history and the attempts' failures are decoded
 here before a view is built. Without a codec nothing changes, and payloads a codec wrote that
-the viewer cannot read show as ``<encrypted>``.
+the viewer cannot read show as ``<encrypted>``, as do failure messages the codec sealed (the
+failure converter moves them into encoded attributes once a codec is set).
 """
 
 from __future__ import annotations

@@ -938,7 +938,8 @@ async def _open_store(path: str) -> Any:
 
     if path != _MEMORY:
         try:
-            Path(path).parent.mkdir(exist_ok=True)  # .durable/ beside the notebook; not deeper
+            # .durable/ beside the notebook; not deeper. Owner-only: it holds the runs' data.
+            Path(path).parent.mkdir(mode=0o700, exist_ok=True)
         except FileNotFoundError:
             pass  # Store.open explains the missing folder
     try:

@@ -8,7 +8,8 @@
     dlab workflow list --query "WorkflowType='Hello' AND ExecutionStatus='Running'"
 
 Every command takes ``--db PATH`` (default: the ``DLAB_DB`` environment variable, else
-``.durable/engine.db``, the notebooks' default). Exit codes: 0 success, 1 the workflow did
+``.durable/engine.db``, the notebooks' default) and ``--codec MODULE:FACTORY`` (default: the
+``DLAB_CODEC`` environment variable) for a database written through a payload codec. Exit codes: 0 success, 1 the workflow did
 not complete or the request failed (one ``Error:`` line on stderr), 2 wrong usage, 130
 interrupted. Also runnable as ``python -m engine.cli``.
 """
@@ -20,7 +21,7 @@ import sys
 from typing import Sequence
 
 from engine.cli import _worker, _workflow
-from engine.cli._common import DB_ENV, DEFAULT_DB, EXIT_FAILED, EXIT_INTERRUPTED, CliError, Out, Parser
+from engine.cli._common import CODEC_ENV, DB_ENV, DEFAULT_DB, EXIT_FAILED, EXIT_INTERRUPTED, CliError, Out, Parser
 from engine.errors import EngineError
 
 __all__ = ["main", "build_parser", "DB_ENV", "DEFAULT_DB"]
@@ -30,7 +31,7 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="dlab",
         description="durable-lab's command line: the temporal CLI's workflow verbs and a worker, over one SQLite file.",
-        epilog=f"Every command takes --db PATH (default ${DB_ENV}, else {DEFAULT_DB}). Exit codes: 0 ok, 1 failed, 2 usage, 130 interrupted.",
+        epilog=f"Every command takes --db PATH (default ${DB_ENV}, else {DEFAULT_DB}) and --codec MODULE:FACTORY (default ${CODEC_ENV}). Exit codes: 0 ok, 1 failed, 2 usage, 130 interrupted.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True

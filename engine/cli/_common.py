@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any, Iterable, NoReturn, Sequence, TextIO
 
 from engine.client import Client
+from engine.converter import DataConverter, PayloadCodec
 
 DB_ENV = "DLAB_DB"
+CODEC_ENV = "DLAB_CODEC"
 # The notebooks' default too, so `dlab` run in a notebook's folder sees the kernel's runs.
 DEFAULT_DB = ".durable/engine.db"
 
@@ -53,6 +55,11 @@ def add_common(parser: argparse.ArgumentParser, *, output: Sequence[str] = ("tex
         "--db", metavar="PATH", default=None,
         help=f"Engine database file (default: ${DB_ENV}, else {DEFAULT_DB}).",
     )
+    group.add_argument(
+        "--codec", metavar="MODULE:FACTORY", default=None,
+        help=f"Payload codec of an encrypted database (default: ${CODEC_ENV}): FACTORY() in MODULE returns a "
+        "PayloadCodec or a DataConverter, e.g. myapp.codecs:make_codec.",
+    )
     if output:
         group.add_argument(
             "-o", "--output", choices=output, default="text",
@@ -80,8 +87,40 @@ async def open_client(args: argparse.Namespace, *, create: bool) -> Client:
                 "your workflows use; 'dlab workflow start' or 'dlab worker' creates a new one."
             )
         if create and path == DEFAULT_DB and not args.db and not os.environ.get(DB_ENV):
-            target.parent.mkdir(parents=True, exist_ok=True)
-    return await Client.connect(path, identity=f"dlab-cli:{os.getpid()}")
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, as the notebooks make it
+    converter = data_converter(args)
+    return await Client.connect(path, identity=f"dlab-cli:{os.getpid()}", data_converter=converter)
+
+
+def data_converter(args: argparse.Namespace) -> DataConverter:
+    """The converter ``--codec`` (else ``$DLAB_CODEC``) names; the default one without either."""
+    flag = getattr(args, "codec", None)
+    spec = flag or os.environ.get(CODEC_ENV)
+    if not spec:
+        return DataConverter.default
+    source = "--codec" if flag else f"${CODEC_ENV}"
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise CliError(f"{source} {spec!r} is not MODULE:FACTORY: name a function that returns a PayloadCodec or a DataConverter, e.g. myapp.codecs:make_codec.", EXIT_USAGE)
+    from engine.cli._loader import import_module  # late: the loader imports this module
+
+    module = import_module(module_name, f"{source} {spec!r}: cannot import module {module_name!r}")
+    try:
+        factory = getattr(module, attribute)
+    except AttributeError:
+        names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module.__name__)
+        raise CliError(f"{source} {spec!r}: module {module_name!r} has no {attribute!r} (it has: {', '.join(names) or 'nothing callable'}).", EXIT_USAGE) from None
+    made = factory
+    if callable(factory) and not isinstance(factory, (PayloadCodec, DataConverter)):
+        try:
+            made = factory()
+        except Exception as e:  # noqa: BLE001 - user code: its error, on one line
+            raise CliError(f"{source}: {spec}() raised {type(e).__name__}: {e}", EXIT_USAGE) from None
+    if isinstance(made, DataConverter):
+        return made
+    if isinstance(made, PayloadCodec):
+        return DataConverter(payload_codec=made)
+    raise CliError(f"{source}: {spec}() returned {type(made).__name__}, not a PayloadCodec or a DataConverter (engine.converter).", EXIT_USAGE)
 
 
 def json_inputs(texts: Sequence[str], flag: str = "--input") -> list[Any]:
@@ -156,6 +195,12 @@ class Out:
 
     def error(self, message: str) -> None:
         label = "\x1b[31mError:\x1b[0m" if self.err_colour else "Error:"
+        self.stderr.write(f"{label} {one_line(message)}\n")
+        self.stderr.flush()
+
+    def warn(self, message: str) -> None:
+        """One ``Warning: ...`` line on stderr: the command worked, but something is missing."""
+        label = "\x1b[33mWarning:\x1b[0m" if self.err_colour else "Warning:"
         self.stderr.write(f"{label} {one_line(message)}\n")
         self.stderr.flush()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
-from engine.cli._common import CliError
+from engine.cli._common import EXIT_FAILED, EXIT_USAGE, CliError
 
 
 @dataclass(frozen=True)
@@ -37,23 +37,30 @@ def add_source_options(parser: argparse.ArgumentParser, *, required: bool, purpo
     source.add_argument("--file", "-f", metavar="PATH", help="Load this Python file (e.g. workflows.py).")
 
 
+def import_module(module: str, what: str | None = None) -> ModuleType:
+    """Import ``module`` with the current folder on the path, as ``python -m`` does; ``what``
+    leads the error (and makes it a usage error) when the module is not found."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and module.startswith(e.name):
+            raise CliError(
+                f"{what or f'Cannot import module {module!r}'}: no module named {e.name!r} from {os.getcwd()}. Run dlab from "
+                "the folder that holds the package, set PYTHONPATH" + ("." if what else ", or use --file path/to/file.py."),
+                EXIT_USAGE if what else EXIT_FAILED,
+            ) from None
+        raise CliError(_import_failure(module, e)) from None
+    except Exception as e:  # noqa: BLE001 - any error in user code at import time
+        raise CliError(_import_failure(module, e)) from None
+
+
 def load(module: str | None, file: str | None) -> ModuleType:
     """Import ``module`` (with the current folder on the path, as ``python -m`` does) or load
     ``file`` as a module registered in ``sys.modules`` (type hints and dataclasses need that)."""
     if module:
-        if "" not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            return importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and module.startswith(e.name):
-                raise CliError(
-                    f"Cannot import module {module!r}: no module named {e.name!r} from {os.getcwd()}. Run dlab from "
-                    "the folder that holds the package, set PYTHONPATH, or use --file path/to/file.py."
-                ) from None
-            raise CliError(_import_failure(module, e)) from None
-        except Exception as e:  # noqa: BLE001 - any error in user code at import time
-            raise CliError(_import_failure(module, e)) from None
+        return import_module(module)
     assert file is not None
     path = Path(file).expanduser().resolve()
     if not path.is_file():

@@ -56,8 +56,36 @@ def _encoding(payload: Mapping[str, Any]) -> str:
         return "?"
 
 
+# What payload converters write; any other encoding came out of a payload codec.
+_CONVERTER_ENCODINGS = frozenset({"json/plain", "binary/null", "binary/plain", "json/protobuf", "binary/protobuf"})
+
+
+def sealed_encoding(value: Any) -> str | None:
+    """The encoding of the first payload in ``value`` (attributes, a failure, a payload) that a
+    payload codec wrote, or None: what dlab cannot show without that codec."""
+    if isinstance(value, Mapping):
+        if _is_payload(value):
+            encoding = _encoding(value)
+            return encoding if encoding and encoding not in _CONVERTER_ENCODINGS else None
+        value = list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            found = sealed_encoding(item)
+            if found:
+                return found
+    return None
+
+
+def _sealed_text(encoding: str) -> str:
+    return "<encrypted>" if "encrypted" in encoding else f"<encoded: {encoding}>"
+
+
 def payload_text(payload: Any) -> str:
     """A payload as JSON text, or a note when it is not JSON (binary, encrypted by a codec)."""
+    if isinstance(payload, Mapping):
+        sealed = sealed_encoding(payload)
+        if sealed:
+            return _sealed_text(sealed)
     try:
         value = decode_payload(payload)
     except HistoryFormatError as e:
@@ -76,6 +104,8 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(value, Mapping):
         if prefix and _is_payload(value):
             return [(prefix, payload_text(value))]
+        if "message" in value and sealed_encoding(value.get("encodedAttributes")):
+            value = {**value, "message": failure_text({"message": "", "encodedAttributes": value["encodedAttributes"]})}
         payloads = value.get("payloads") if set(value) == {"payloads"} else None
         if isinstance(payloads, list):
             return [(f"{prefix}[{i}]", payload_text(p)) for i, p in enumerate(payloads)]
@@ -97,7 +127,9 @@ def failure_text(failure: Mapping[str, Any] | None) -> str:
     """A failure and its causes on one line: ``Activity task failed: refused: no (Refused)``."""
     parts = []
     while isinstance(failure, Mapping):
-        message = str(failure.get("message") or "")
+        sealed = sealed_encoding(failure.get("encodedAttributes"))
+        # Without the codec the stored message is only a placeholder ("Encoded failure").
+        message = _sealed_text(sealed) if sealed else str(failure.get("message") or "")
         app = failure.get("applicationFailureInfo") or {}
         timeout = (failure.get("timeoutFailureInfo") or {}).get("timeoutType", "")
         kind = app.get("type") or timeout.replace("TIMEOUT_TYPE_", "").lower()

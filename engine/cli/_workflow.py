@@ -10,10 +10,10 @@ from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
 from engine.cli import _views as views
-from engine.cli._common import EXIT_FAILED, EXIT_OK, CliError, Out, add_common, duration, json_inputs, open_client
+from engine.cli._common import CODEC_ENV, EXIT_FAILED, EXIT_OK, CliError, Out, add_common, duration, json_inputs, open_client
 from engine.cli._loader import add_source_options, definitions
 from engine.client import Client, WorkflowExecutionDescription, WorkflowHandle
-from engine.converter import Payload
+from engine.converter import Payload, decode_history
 from engine.errors import NotRegisteredError, WorkflowNotFoundError, WorkflowQueryFailedError
 from engine.history import History
 from engine.worker import Worker
@@ -121,8 +121,36 @@ async def _with_client(args: argparse.Namespace, body: Callable[[Client], Awaita
         await client.close()
 
 
+async def _readable(client: Client, history: History) -> History:
+    """The history with its payloads (and failure messages) decoded by the ``--codec``, for
+    printing; what is exported as Temporal JSON stays as stored."""
+    return await decode_history(history, client.data_converter)
+
+
+def _sealed_hint(client: Client) -> str:
+    if client.data_converter.payload_codec is None:
+        return f"give dlab the payload codec that wrote it: --codec MODULE:FACTORY or {CODEC_ENV}=MODULE:FACTORY"
+    return "the codec given with --codec does not decode it (is it the one that wrote the database?)"
+
+
+def _warn_if_sealed(out: Out, client: Client, history: History) -> None:
+    for event in history.events:
+        sealed = views.sealed_encoding(dict(event.attributes))
+        if sealed:
+            out.warn(f"values of this run are encoded ({sealed}) and shown as <encrypted>; {_sealed_hint(client)}.")
+            return
+
+
+def _refuse_if_sealed(client: Client, history: History) -> None:
+    close = views.close_event(history)
+    sealed = views.sealed_encoding(dict(close.attributes)) if close is not None else None
+    if sealed:
+        raise CliError(f"The outcome of workflow {history.workflow_id!r} is encoded ({sealed}): {_sealed_hint(client)}.")
+
+
 async def _follow(out: Out | None, client: Client, handle: WorkflowHandle, *, detailed: bool) -> History:
-    """Print the run's events as they arrive (if ``out``) until it closes; return its history.
+    """Print the run's events as they arrive (if ``out``) until it closes; return its history
+    (as stored: decode it to print its values).
 
     A run that continued as new is followed into its next run, as ``handle.result()`` does."""
     printed = 0
@@ -134,6 +162,8 @@ async def _follow(out: Out | None, client: Client, handle: WorkflowHandle, *, de
                 history = await handle.fetch_history()
                 if out is not None:
                     new = history.events[printed:]
+                    if detailed:
+                        new = (await _readable(client, History(history.workflow_id, tuple(new)))).events
                     (views.detailed_events if detailed else views.progress_rows)(out, new)
                     printed = len(history.events)
                 if done and views.close_event(history) is not None:
@@ -191,7 +221,7 @@ async def execute(args: argparse.Namespace, out: Out) -> int:
         handle = await _start(client, args)
         ids = (handle.id, handle.run_id or "", args.type, client.namespace, args.task_queue)
         if args.output == "json":
-            history = await _follow(None, client, handle, detailed=False)
+            history = await _readable(client, await _follow(None, client, handle, detailed=False))
             return _finish(out, args, history, views.start_json(*ids))
         views.start_card(out, *ids)
         out.line()
@@ -199,7 +229,7 @@ async def execute(args: argparse.Namespace, out: Out) -> int:
             out.line(out.paint("Progress:", "bold"))
         else:
             views.progress_header(out)
-        history = await _follow(out, client, handle, detailed=args.detailed)
+        history = await _readable(client, await _follow(out, client, handle, detailed=args.detailed))
         return _finish(out, args, history)
 
     return await _with_client(args, body, create=True)
@@ -208,7 +238,8 @@ async def execute(args: argparse.Namespace, out: Out) -> int:
 async def result(args: argparse.Namespace, out: Out) -> int:
     async def body(client: Client) -> int:
         handle, d = await _resolve(client, args)
-        history = await _follow(None, client, handle, detailed=False)
+        history = await _readable(client, await _follow(None, client, handle, detailed=False))
+        _refuse_if_sealed(client, history)
         header = {"workflowId": d.id, "runId": d.run_id, "type": d.workflow_type}
         if args.output != "json":
             out.fields("Execution:", [("WorkflowId", d.id), ("RunId", d.run_id), ("Type", d.workflow_type)])
@@ -229,13 +260,15 @@ async def show(args: argparse.Namespace, out: Out) -> int:
         else:
             views.progress_header(out)
         if args.follow:
-            history = await _follow(out, client, handle, detailed=args.detailed)
+            history = await _readable(client, await _follow(out, client, handle, detailed=args.detailed))
         else:
-            history = await handle.fetch_history()
+            history = await _readable(client, await handle.fetch_history())
             (views.detailed_events if args.detailed else views.progress_rows)(out, history.events)
         if views.close_event(history) is not None:
             out.line()
             views.results(out, history)
+        if args.detailed or views.close_event(history) is not None:
+            _warn_if_sealed(out, client, history)
         return EXIT_OK
 
     return await _with_client(args, body)
@@ -261,7 +294,7 @@ async def list_runs(args: argparse.Namespace, out: Out) -> int:
 async def describe(args: argparse.Namespace, out: Out) -> int:
     async def body(client: Client) -> int:
         handle, d = await _resolve(client, args)
-        history = await handle.fetch_history()
+        history = await _readable(client, await handle.fetch_history())
         if args.output == "json":
             document: dict[str, Any] = {
                 "executionConfig": {"taskQueue": {"name": d.task_queue}},
@@ -275,6 +308,8 @@ async def describe(args: argparse.Namespace, out: Out) -> int:
             out.json(document)
         else:
             views.describe_text(out, d, client.namespace, history)
+            if views.close_event(history) is not None:
+                _warn_if_sealed(out, client, history)
         return EXIT_OK
 
     return await _with_client(args, body)

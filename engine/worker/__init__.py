@@ -31,7 +31,8 @@ from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowR
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
 from engine.activity import Info as ActivityInfo, _Context, _current
 from engine.client import Client, wait_first
-from engine.errors import ApplicationError, NondeterminismError, NotRegisteredError, PayloadError
+from engine._store_files import read_only_message
+from engine.errors import ApplicationError, NondeterminismError, NotRegisteredError, PayloadError, StoreReadOnlyError
 
 __all__ = ["Worker", "WorkflowRunner", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner"]
 
@@ -155,6 +156,7 @@ class Worker:
         """Serve until ``shutdown()`` is called."""
         if self._running:
             raise RuntimeError("This worker is already running.")
+        self._refuse_read_only()
         if self._crashed:
             raise RuntimeError("This worker crashed (an injected fault); start a new Worker, as you would restart a process.")
         self._running = True
@@ -256,7 +258,13 @@ class Worker:
         if self._run_task is not None:
             await asyncio.gather(self._run_task, return_exceptions=True)
 
+    def _refuse_read_only(self) -> None:
+        store = self.client.store
+        if store.read_only:
+            raise StoreReadOnlyError(f"A worker cannot run here: {read_only_message(store.path)}")
+
     async def __aenter__(self) -> "Worker":
+        self._refuse_read_only()  # here, not only in run(): its task would keep the error
         self._run_task = asyncio.ensure_future(self.run())
         await asyncio.sleep(0)
         return self

@@ -116,11 +116,25 @@ def payloads_text(obj: Any, limit: int = VALUE_LIMIT) -> str:
     return shorten(", ".join(value_text(v) for v in values), limit)
 
 
+def failure_message(failure: Any) -> str:
+    """A failure's message, or ``<encrypted>`` when a payload codec sealed it into the failure's
+    encoded attributes and the viewer was not given that codec."""
+    attributes = dig(failure, "encodedAttributes")
+    if isinstance(attributes, Mapping):
+        try:
+            sealed = display_value(attributes)
+        except (HistoryFormatError, TypeError, ValueError):
+            sealed = None
+        if isinstance(sealed, Encoded):
+            return str(sealed)
+    return text_of(failure, "message")
+
+
 def failure_messages(failure: Any) -> list[str]:
     """The messages of a Temporal failure and its causes, outermost first."""
     messages: list[str] = []
     while isinstance(failure, Mapping) and len(messages) < 10:
-        message = text_of(failure, "message")
+        message = failure_message(failure)
         if message:
             messages.append(message)
         failure = failure.get("cause")

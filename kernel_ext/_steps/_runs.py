@@ -11,6 +11,7 @@ from __future__ import annotations
 from engine.history import HistoryEvent
 from kernel_ext._steps._model import Timeline, generic
 from kernel_ext._steps._read import (
+    failure_message,
     failure_messages,
     failure_summary,
     int_of,
@@ -43,7 +44,7 @@ def on_started(tl: Timeline, event: HistoryEvent) -> None:
 def on_task_failed(tl: Timeline, event: HistoryEvent) -> None:
     a = event.attributes
     cause = text_of(a, "cause").removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
-    message = text_of(a, "failure", "message")
+    message = failure_message(a.get("failure"))
     title = "Workflow task failed"
     if "NON_DETERMINISTIC" in cause or "nondetermin" in message.lower():
         title += " (non-determinism)"
