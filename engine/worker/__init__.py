@@ -20,7 +20,7 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _queries, _service, _worker_faults
+from engine import _queries, _service, _user_exits, _worker_faults
 from engine._failure_converter import encode_failure
 from engine._payload_converter import to_json_payloads
 from engine._payload_visitor import transform_commands, transform_events
@@ -668,14 +668,20 @@ class Worker:
                 _current.reset(token)
                 if timer is not None:
                     timer.cancel()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as e:
             if state["timed_out"]:
                 return ("fail", ApplicationError("activity ran past its start-to-close timeout", type="TimeoutError"))
             if context.cancelled:
                 return ("cancelled", asyncio.CancelledError())
-            raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this attempt's task was cancelled: the worker crashed or is shutting down
+            # The activity raised it itself (nobody cancelled it): as temporalio, a failure.
+            return ("fail", _from_user_code(e, defn.name))
         except Exception as e:  # noqa: BLE001 - every failure is recorded as the attempt's outcome
             return ("fail", e)
+        except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see _from_user_code
+            return ("fail", _from_user_code(e, defn.name))
         try:
             return ("ok", await converter._encode_json([result], f"the result of activity {defn.name!r}", numbered=False))
         except PayloadError as e:
@@ -710,6 +716,18 @@ class Worker:
 
         loop = asyncio.get_running_loop()  # heartbeats may come from a sync activity's thread
         return _Context(make_info, lambda context: _Heartbeats(self, task, context, loop), converter.payload_converter)
+
+
+def _from_user_code(error: BaseException, activity_type: str) -> BaseException:
+    """An activity raised what is not an ``Exception`` (``sys.exit()`` in a library, say).
+    As in temporalio it fails only this attempt, as an application failure whose type is the
+    exception's class name: letting it through would end the worker process, and the next
+    worker to take the retried attempt too, with nothing recorded."""
+    log.warning(
+        "activity %s raised %s; recorded as the failure of this attempt, the worker goes on",
+        activity_type, _user_exits.described(error),
+    )
+    return error
 
 
 class _Heartbeats:
