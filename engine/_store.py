@@ -28,7 +28,7 @@ import orjson
 
 from engine._checkpoint import Checkpointer
 from engine._writer_lock import WriterLock
-from engine.errors import StoreCorruptError, StoreError
+from engine.errors import StoreCorruptError, StoreError, StoreLockedError
 
 T = TypeVar("T")
 log = logging.getLogger("engine.store")
@@ -280,9 +280,11 @@ class Tx:
 class Store:
     """One aiosqlite connection with group commit and in-process change notification."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str, lock_timeout: float = 10.0) -> None:
         self._conn = conn
         self.path = path
+        # How long a change waits for a write lock another program holds before it fails.
+        self.lock_timeout = lock_timeout
         self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], Any]] = []
         self._flushing = False
         self._reads: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future]] = []
@@ -302,7 +304,9 @@ class Store:
         self.changes = 0
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> "Store":
+    async def open(cls, path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> "Store":
+        """Open (or create) the database at ``path``. ``lock_timeout`` (seconds): how long a
+        change waits while another program holds the write lock before it fails."""
         target = str(path)
         if target != ":memory:":
             parent = Path(target).expanduser().resolve().parent
@@ -320,9 +324,9 @@ class Store:
             conn = await pending
         except sqlite3.Error as e:
             raise StoreError(f"Cannot open database {target!r}: {e}") from e
-        store = cls(conn, target)
+        store = cls(conn, target, lock_timeout)
         try:
-            await conn._execute(_prepare, conn._conn, target)
+            await conn._execute(_prepare, conn._conn, target, lock_timeout)
         except BaseException:
             await conn.close()
             raise
@@ -331,7 +335,7 @@ class Store:
                 pending = aiosqlite.connect(target, isolation_level=None)
                 pending._thread.daemon = True
                 reader = await pending
-                await reader._execute(_prepare_reader, reader._conn, target)
+                await reader._execute(_prepare_reader, reader._conn, target, lock_timeout)
             except BaseException:
                 await conn.close()
                 raise
@@ -411,7 +415,7 @@ class Store:
                     if ok:
                         fut.set_result(value)
                     elif isinstance(value, sqlite3.DatabaseError):
-                        fut.set_exception(_translate(value, self.path))
+                        fut.set_exception(_translate(value, self.path, self.lock_timeout))
                     else:
                         fut.set_exception(value)
         finally:
@@ -443,9 +447,9 @@ class Store:
                             # A program that is not an engine process (those queue on the lock
                             # file) holds SQLite's write lock: wait for it on the database
                             # thread, as SQLite's busy handler would, not on the event loop.
-                            outcomes = await self._conn._execute(_run_batch_patiently, tx, batch)
+                            outcomes = await self._conn._execute(_run_batch_patiently, tx, batch, self.lock_timeout)
                 except sqlite3.DatabaseError as e:
-                    error = _translate(e, self.path)
+                    error = _translate(e, self.path, self.lock_timeout)
                     for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(error)
@@ -595,9 +599,11 @@ class _WriterBusy(Exception):
     """BEGIN IMMEDIATE found SQLite's write lock taken (the write connection does not wait)."""
 
 
-def _run_batch_patiently(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[tuple[bool, Any]]:
-    """``_run_batch`` on the database thread, waiting up to 10 s for SQLite's write lock."""
-    tx.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+def _run_batch_patiently(
+    tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]], lock_timeout: float
+) -> list[tuple[bool, Any]]:
+    """``_run_batch`` on the database thread, waiting up to ``lock_timeout`` for SQLite's write lock."""
+    tx.conn.execute(f"PRAGMA busy_timeout = {_busy_ms(lock_timeout)}")
     try:
         return _run_batch(tx, batch)
     except _WriterBusy as e:
@@ -642,21 +648,22 @@ def _isolated(tx: Tx, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bo
     return (True, result)
 
 
-_BUSY_TIMEOUT_MS = 10000  # what _translate's "stayed locked ... for 10 s" says
+def _busy_ms(lock_timeout: float) -> int:
+    return max(0, round(lock_timeout * 1000))
 
 
-def _prepare_reader(conn: sqlite3.Connection, path: str) -> None:
+def _prepare_reader(conn: sqlite3.Connection, path: str, lock_timeout: float) -> None:
     try:
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {_busy_ms(lock_timeout)}")
         conn.execute("PRAGMA cache_size = -16384")
         conn.execute("PRAGMA query_only = 1")  # Store.read is for reads: a write there is a bug
     except sqlite3.DatabaseError as e:
-        raise _translate(e, path) from e
+        raise _translate(e, path, lock_timeout) from e
 
 
-def _prepare(conn: sqlite3.Connection, path: str) -> None:
+def _prepare(conn: sqlite3.Connection, path: str, lock_timeout: float) -> None:
     try:
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {_busy_ms(lock_timeout)}")
         if path != ":memory:":
             conn.execute("PRAGMA journal_mode = WAL")
             # Checkpoints run on their own thread (see _checkpoint), not inside our commits;
@@ -670,7 +677,7 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
         conn.execute("PRAGMA cache_size = -65536")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
-        raise _translate(e, path) from e
+        raise _translate(e, path, lock_timeout) from e
     if not tables:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -733,7 +740,7 @@ def _is_locked(text: str) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _translate(error: sqlite3.DatabaseError, path: str) -> StoreError:
+def _translate(error: sqlite3.DatabaseError, path: str, lock_timeout: float = 10.0) -> StoreError:
     text = str(error)
     if "file is not a database" in text or "malformed" in text:
         return StoreCorruptError(
@@ -741,8 +748,8 @@ def _translate(error: sqlite3.DatabaseError, path: str) -> StoreError:
             "or damaged. Give another path, or delete the file to start over."
         )
     if _is_locked(text):
-        return StoreError(
-            f"The database {path!r} stayed locked by another process for 10 s ({text}). "
+        return StoreLockedError(
+            f"The database {path!r} stayed locked by another process for {lock_timeout:g} s ({text}). "
             "Is a long transaction open elsewhere (a DB browser, a stuck process)?"
         )
     return StoreError(f"Database error on {path!r}: {text}")

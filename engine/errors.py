@@ -24,7 +24,8 @@ The tree::
     ├── HistoryFormatError            a history JSON file is malformed
     ├── ListFilterError               a list filter (--query) cannot be read
     └── StoreError                    the database cannot be used
-        └── StoreCorruptError         the file is not a durable-lab database, or is damaged
+        ├── StoreCorruptError         the file is not a durable-lab database, or is damaged
+        └── StoreLockedError          another program held the write lock past the wait; try again
 
 Messages name the problem, the place (workflow id, event id, code line) and what to do next.
 """
@@ -60,6 +61,7 @@ __all__ = [
     "ListFilterError",
     "StoreError",
     "StoreCorruptError",
+    "StoreLockedError",
 ]
 
 
@@ -330,6 +332,12 @@ class StoreError(EngineError):
 
 class StoreCorruptError(StoreError):
     """The file is not a durable-lab database, or it is damaged."""
+
+
+class StoreLockedError(StoreError):
+    """Another program (a DB browser, the sqlite3 shell, a stuck process) held the database's
+    write lock for longer than the store waits for it (10 s). Nothing was written: trying
+    again once the lock is free is safe."""
 
 
 class WorkflowUpdateFailedError(EngineError):
