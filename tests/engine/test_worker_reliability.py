@@ -172,3 +172,47 @@ def test_a_workflow_module_that_exits_while_the_sandbox_loads_it_does_not_end_th
             assert f"{tmp_path / 'exits_at_load.py'}:6: a sys.exit() call, or argparse's parse_args()" in message
 
     _no_escape(scenario)
+
+
+@workflow.defn
+class HandlersExit:
+    def __init__(self) -> None:
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.done)
+        return "done"
+
+    @workflow.signal
+    def leave(self) -> None:
+        sys.exit(6)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.query
+    def state(self) -> str:
+        raise KeyboardInterrupt
+
+
+def test_signal_and_query_handlers_that_exit_do_not_end_the_worker() -> None:
+    async def scenario() -> None:
+        env = await WorkflowEnvironment.start_local()
+        async with Worker(env.client, task_queue="q", workflows=[HandlersExit]) as worker:
+            handle = await env.client.start_workflow(HandlersExit.run, id="handlers", task_queue="q")
+            with pytest.raises(Exception, match=r"Query 'state' raised KeyboardInterrupt\(\)"):
+                await handle.query(HandlersExit.state)
+            await handle.signal(HandlersExit.leave)
+            for _ in range(500):
+                failed = [e for e in (await handle.fetch_history()).events if e.event_type == "WorkflowTaskFailed"]
+                if failed:
+                    break
+                await asyncio.sleep(0.01)
+            assert failed[0].attributes["failure"]["message"].startswith("Workflow code raised SystemExit(6) (")
+            assert worker.is_running
+            await handle.terminate()
+        await env.shutdown()
+
+    _no_escape(scenario)
