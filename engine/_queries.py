@@ -14,6 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Mapping
 
+from engine import _lock_waits
 from engine._store import Tx, dumps
 from engine.errors import WorkflowQueryFailedError
 
@@ -96,6 +97,7 @@ def _pending(conn: Any, task_queue: str) -> bool:
 async def serve(worker: Worker) -> None:
     """A worker's query loop: answer questions about the workflow types it serves."""
     store = worker.client.store
+    outage = _lock_waits.Outage(f"answering queries of task queue {worker.task_queue!r}")
     while not worker._stop.is_set():
         try:
             # A cheap read first: the write lock is taken only when a question waits.
@@ -103,8 +105,10 @@ async def serve(worker: Worker) -> None:
                 rows = await store.run(_claim, worker.task_queue, sorted(worker._workflows), time.time())
                 for query_id, run_id, name, args in rows:
                     await _answer_one(worker, query_id, run_id, name, json.loads(args))
-        except Exception:  # noqa: BLE001 - the database may be busy; the asker times out clearly
-            log.exception("answering queries failed")
+        except Exception as e:  # noqa: BLE001 - the database may be busy; the asker times out clearly
+            outage.failed(e)
+        else:
+            outage.passed()
         try:
             await asyncio.wait_for(store.waiter("queries", worker.task_queue).wait(), POLL)
         except asyncio.TimeoutError:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-from engine import _children, _updates
+from engine import _children, _updates, _user_exits
 from engine._definitions import WorkflowDefinition, hints_of
 from engine._durations import from_duration, to_duration
 from engine._payload_converter import (
@@ -293,6 +293,8 @@ class WorkflowTaskError(Exception):
     """Workflow code raised something that is not a workflow failure: fail the workflow task."""
 
     def __init__(self, error: BaseException, nondeterminism: bool = False) -> None:
+        if not isinstance(error, Exception):  # SystemExit, say: see engine._user_exits
+            error = _user_exits.workflow_task_failure(error)
         super().__init__(str(error))
         self.error = error
         self.nondeterminism = nondeterminism
@@ -358,6 +360,18 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         are the update requests the live workflow task carries (validated, then accepted or
         rejected); replayed activations get the accepted ones back from the history.
         """
+        try:
+            return self._apply(events, live_tail, check_end, updates)
+        except Exception:
+            raise
+        except BaseException as e:
+            # Workflow code raised SystemExit or KeyboardInterrupt (asyncio lets those two
+            # through its tasks and callbacks): a failed workflow task, not the worker's end.
+            raise WorkflowTaskError(e) from None
+
+    def _apply(
+        self, events: Sequence[HistoryEvent], live_tail: bool, check_end: bool, updates: Sequence[dict[str, Any]]
+    ) -> list[Command]:
         produced: list[Command] = []
         n = len(events)
         for i, event in enumerate(events):
@@ -568,6 +582,11 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             else:
                 self._failure = e
             return
+        except GeneratorExit:
+            raise  # the coroutine is being closed
+        except BaseException as e:  # noqa: BLE001 - SystemExit and the like fail the task, see _user_exits
+            self._failure = e
+            return
         payload = to_json_payload(self.payload_converter, result, f"the result of workflow {self.info.workflow_type!r}")
         self._add_command("CompleteWorkflowExecution", {"result": {"payloads": [payload]}})
 
@@ -662,6 +681,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         before = len(self._commands)
         try:
             result = handler(self._object, *converted)
+        except Exception:
+            raise
+        except BaseException as e:  # noqa: BLE001 - SystemExit and the like: see _user_exits
+            raise RuntimeError(f"Query {name!r} raised {_user_exits.described(e)} ({_user_exits.hint(e)}).") from None
         finally:
             asyncio.events._set_running_loop(previous)
         if len(self._commands) != before:

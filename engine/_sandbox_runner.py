@@ -20,6 +20,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from engine import _user_exits
 from engine._definitions import WorkflowDefinition
 from engine._runtime import WorkflowInfo, WorkflowInstance
 from engine._sandbox_loader import Kit, Sandbox
@@ -117,6 +118,14 @@ class SandboxedWorkflowRunner(WorkflowRunner):
         token = _building.set(building | {recipe.key})
         try:
             cls = recipe.load(Sandbox(self.kit))
+        except Exception:
+            raise
+        except BaseException as e:  # noqa: BLE001 - SystemExit and the like would end the worker
+            raise DefinitionError(
+                f"Running {recipe.where} in the sandbox for workflow {defn.name!r} raised {_user_exits.described(e)} "
+                f"at {_user_exits.where(e)}: {_user_exits.hint(e)}. Code at the top level of a workflow's module "
+                "runs again for every run; it must only define things."
+            ) from None
         finally:
             _building.reset(token)
         fresh = cls.__dict__.get("__workflow_definition__") if isinstance(cls, type) else None

@@ -29,7 +29,7 @@ import orjson
 from engine import _store_files as files
 from engine._checkpoint import Checkpointer
 from engine._writer_lock import WriterLock
-from engine.errors import StoreCorruptError, StoreError, StoreReadOnlyError
+from engine.errors import StoreCorruptError, StoreError, StoreLockedError, StoreReadOnlyError
 
 T = TypeVar("T")
 log = logging.getLogger("engine.store")
@@ -281,9 +281,11 @@ class Tx:
 class Store:
     """One aiosqlite connection with group commit and in-process change notification."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str, lock_timeout: float = 10.0) -> None:
         self._conn = conn
         self.path = path
+        # How long a change waits for a write lock another program holds before it fails.
+        self.lock_timeout = lock_timeout
         self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], Any]] = []
         self._flushing = False
         self._reads: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future]] = []
@@ -305,10 +307,14 @@ class Store:
         self.changes = 0
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, file_mode: int = files.DEFAULT_FILE_MODE) -> "Store":
+    async def open(
+        cls, path: str | os.PathLike[str], *, file_mode: int = files.DEFAULT_FILE_MODE, lock_timeout: float = 10.0
+    ) -> "Store":
         """Open (or create) the database at ``path``; a new file gets ``file_mode`` (its -wal,
         -shm and -lock files follow the database file's mode). A database this user cannot
-        write is opened read-only (``read_only``): reads work, changes raise StoreReadOnlyError."""
+        write is opened read-only (``read_only``): reads work, changes raise StoreReadOnlyError.
+        ``lock_timeout`` (seconds): how long a change waits while another program holds the
+        write lock before it fails."""
         files.check_file_mode(file_mode)
         target = str(path)
         if target != ":memory:":
@@ -318,7 +324,7 @@ class Store:
             if Path(target).is_dir():
                 raise StoreError(f"Cannot open database {target!r}: it is a folder. Give a file path such as {target.rstrip('/')}/engine.db.")
             if files.cannot_write(target):
-                return await cls._open_read_only(target)
+                return await cls._open_read_only(target, lock_timeout)
             files.create_private(target, file_mode)
         try:
             # check_same_thread off: write batches run on the event loop's thread (Store._flush),
@@ -330,9 +336,9 @@ class Store:
             conn = await pending
         except sqlite3.Error as e:
             raise StoreError(f"Cannot open database {target!r}: {e}") from e
-        store = cls(conn, target)
+        store = cls(conn, target, lock_timeout)
         try:
-            await conn._execute(_prepare, conn._conn, target)
+            await conn._execute(_prepare, conn._conn, target, lock_timeout)
         except BaseException:
             await conn.close()
             raise
@@ -341,7 +347,7 @@ class Store:
                 pending = aiosqlite.connect(target, isolation_level=None)
                 pending._thread.daemon = True
                 reader = await pending
-                await reader._execute(_prepare_reader, reader._conn, target)
+                await reader._execute(_prepare_reader, reader._conn, target, lock_timeout)
             except BaseException:
                 await conn.close()
                 raise
@@ -357,7 +363,7 @@ class Store:
         return store
 
     @classmethod
-    async def _open_read_only(cls, target: str) -> "Store":
+    async def _open_read_only(cls, target: str, lock_timeout: float) -> "Store":
         """One connection that never writes, also serving reads. Without a writable folder
         SQLite cannot create the -shm file that reading a WAL database takes; the file is then
         read as immutable, which is exact as long as no -wal file holds changes."""
@@ -376,14 +382,14 @@ class Store:
             except sqlite3.Error as e:
                 raise StoreError(f"Cannot open database {target!r}: {e}") from e
             try:
-                await conn._execute(_prepare, conn._conn, target, True)
+                await conn._execute(_prepare, conn._conn, target, lock_timeout, True)
             except _NeedsShm:
                 await conn.close()
                 continue
             except BaseException:
                 await conn.close()
                 raise
-            store = cls(conn, target)
+            store = cls(conn, target, lock_timeout)
             store.read_only = True
             return store
         raise AssertionError("unreachable: the immutable open either works or raises")
@@ -455,7 +461,7 @@ class Store:
                     if ok:
                         fut.set_result(value)
                     elif isinstance(value, sqlite3.DatabaseError):
-                        fut.set_exception(_translate(value, self.path))
+                        fut.set_exception(_translate(value, self.path, self.lock_timeout))
                     else:
                         fut.set_exception(value)
         finally:
@@ -487,9 +493,9 @@ class Store:
                             # A program that is not an engine process (those queue on the lock
                             # file) holds SQLite's write lock: wait for it on the database
                             # thread, as SQLite's busy handler would, not on the event loop.
-                            outcomes = await self._conn._execute(_run_batch_patiently, tx, batch)
+                            outcomes = await self._conn._execute(_run_batch_patiently, tx, batch, self.lock_timeout)
                 except sqlite3.DatabaseError as e:
-                    error = _translate(e, self.path)
+                    error = _translate(e, self.path, self.lock_timeout)
                     for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(error)
@@ -639,9 +645,11 @@ class _WriterBusy(Exception):
     """BEGIN IMMEDIATE found SQLite's write lock taken (the write connection does not wait)."""
 
 
-def _run_batch_patiently(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[tuple[bool, Any]]:
-    """``_run_batch`` on the database thread, waiting up to 10 s for SQLite's write lock."""
-    tx.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+def _run_batch_patiently(
+    tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]], lock_timeout: float
+) -> list[tuple[bool, Any]]:
+    """``_run_batch`` on the database thread, waiting up to ``lock_timeout`` for SQLite's write lock."""
+    tx.conn.execute(f"PRAGMA busy_timeout = {_busy_ms(lock_timeout)}")
     try:
         return _run_batch(tx, batch)
     except _WriterBusy as e:
@@ -686,23 +694,24 @@ def _isolated(tx: Tx, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bo
     return (True, result)
 
 
-_BUSY_TIMEOUT_MS = 10000  # what _translate's "stayed locked ... for 10 s" says
+def _busy_ms(lock_timeout: float) -> int:
+    return max(0, round(lock_timeout * 1000))
 
 
-def _prepare_reader(conn: sqlite3.Connection, path: str) -> None:
+def _prepare_reader(conn: sqlite3.Connection, path: str, lock_timeout: float) -> None:
     try:
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {_busy_ms(lock_timeout)}")
         conn.execute("PRAGMA cache_size = -16384")
         conn.execute("PRAGMA query_only = 1")  # Store.read is for reads: a write there is a bug
     except sqlite3.DatabaseError as e:
-        raise _translate(e, path) from e
+        raise _translate(e, path, lock_timeout) from e
 
 
 class _NeedsShm(Exception):
     """A read-only connection could not read: SQLite needs a -shm file it cannot create."""
 
 
-def _prepare(conn: sqlite3.Connection, path: str, read_only: bool = False) -> None:
+def _prepare(conn: sqlite3.Connection, path: str, lock_timeout: float, read_only: bool = False) -> None:
     if read_only:
         conn.execute("PRAGMA query_only = 1")
         try:
@@ -710,9 +719,9 @@ def _prepare(conn: sqlite3.Connection, path: str, read_only: bool = False) -> No
         except sqlite3.OperationalError as e:
             if "readonly" in str(e) or "unable to open" in str(e):
                 raise _NeedsShm() from e
-            raise _translate(e, path) from e
+            raise _translate(e, path, lock_timeout) from e
     try:
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {_busy_ms(lock_timeout)}")
         if path != ":memory:" and not read_only:
             conn.execute("PRAGMA journal_mode = WAL")
             # Checkpoints run on their own thread (see _checkpoint), not inside our commits;
@@ -727,7 +736,7 @@ def _prepare(conn: sqlite3.Connection, path: str, read_only: bool = False) -> No
         conn.execute("PRAGMA cache_size = -65536")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
-        raise _translate(e, path) from e
+        raise _translate(e, path, lock_timeout) from e
     if not tables and read_only:
         raise StoreCorruptError(f"{path!r} is empty (no engine tables) and read-only for this user: give the path of an engine database.")
     if not tables:
@@ -798,7 +807,7 @@ def _is_locked(text: str) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _translate(error: sqlite3.DatabaseError, path: str) -> StoreError:
+def _translate(error: sqlite3.DatabaseError, path: str, lock_timeout: float = 10.0) -> StoreError:
     text = str(error)
     if "file is not a database" in text or "malformed" in text:
         return StoreCorruptError(
@@ -808,8 +817,8 @@ def _translate(error: sqlite3.DatabaseError, path: str) -> StoreError:
     if "readonly" in text:  # a write reached SQLite after all (permissions changed while open)
         return StoreReadOnlyError(files.read_only_message(path))
     if _is_locked(text):
-        return StoreError(
-            f"The database {path!r} stayed locked by another process for 10 s ({text}). "
+        return StoreLockedError(
+            f"The database {path!r} stayed locked by another process for {lock_timeout:g} s ({text}). "
             "Is a long transaction open elsewhere (a DB browser, a stuck process)?"
         )
     return StoreError(f"Database error on {path!r}: {text}")

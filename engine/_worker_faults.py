@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from engine import faults
+from engine import _lock_waits, faults
 from engine._runtime import COMMAND_EVENTS
 from engine.errors import ApplicationError
 from engine.faults import ChangePoint, Fault
@@ -85,10 +85,11 @@ def quiet(worker: Worker) -> bool:
     )
 
 
-async def change(worker: Worker, point: ChangePoint, fn: Callable[..., Any], *args: Any) -> Any:
-    """Submit a state change, crashing before or after its commit if a fault or hook says so."""
+async def change(worker: Worker, point: ChangePoint, what: str, make: Callable[[], tuple[Any, ...]]) -> Any:
+    """Submit the state change ``make()`` returns, crashing before or after its commit if a
+    fault or hook says so (tried again while another program holds the write lock)."""
     await _maybe_crash(worker, point, "before_commit")
-    result = await worker.client.store.run(fn, *args)
+    result = await _lock_waits.record(worker.client.store, what, make, lambda: worker.crashed)
     await _maybe_crash(worker, point, "after_commit")
     return result
 

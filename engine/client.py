@@ -20,6 +20,7 @@ from engine import _client_updates, _queries, _service
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
+from engine._list_pages import WorkflowExecutionAsyncIterator
 from engine._store import Store
 from engine._visibility import compile_list_filter
 from engine._service import StartRequest, from_ts, ts
@@ -45,6 +46,7 @@ __all__ = [
     "ActivityAttempt",
     "WorkflowUpdateHandle",
     "WorkflowUpdateStage",
+    "WorkflowExecutionAsyncIterator",
 ]
 
 _arg_unset = object()
@@ -246,17 +248,26 @@ class Client:
         defn = workflow_definition(workflow)
         return self.get_workflow_handle(workflow_id, run_id=run_id, result_type=defn.result_type)
 
-    async def list_workflows(
-        self, query: str | None = None, *, status: str | None = None, workflow_type: str | None = None, limit: int | None = 1000
-    ) -> list[WorkflowExecutionDescription]:
-        """Runs, newest first.
+    def list_workflows(
+        self,
+        query: str | None = None,
+        *,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        limit: int | None = None,
+        page_size: int = 1000,
+        next_page_token: bytes | None = None,
+    ) -> WorkflowExecutionAsyncIterator[WorkflowExecutionDescription]:
+        """Runs, newest first: every run (or ``limit`` of them), read ``page_size`` at a time as
+        you iterate (``async for run in client.list_workflows(...)``), as in temporalio.
+        ``await client.list_workflows(...)`` gives them all as a list.
 
         ``query`` is a Temporal list filter, e.g. ``"WorkflowType='Hello' AND ExecutionStatus='Running'"``
         (WorkflowId, RunId, WorkflowType, TaskQueue, ExecutionStatus, StartTime, CloseTime with
         ``= != < > <= >=``, ``BETWEEN``, ``IN``, ``STARTS_WITH``, ``AND``, ``OR`` and parentheses);
         it raises ``ListFilterError`` naming the token it cannot read. ``status`` (a status name
-        such as ``"Running"``) and ``workflow_type`` are shortcuts ANDed with it. ``limit=None``
-        lists every run.
+        such as ``"Running"``) and ``workflow_type`` are shortcuts ANDed with it.
+        ``next_page_token`` (an earlier iterator's) goes on where that one stopped.
         """
         where, params = [], []
         if query is not None and query.strip():
@@ -271,8 +282,16 @@ class Client:
             params.append(workflow_type)
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be at least 1 (or None for every run), not {limit}.")
-        rows = await self.store.read(_list_runs, " AND ".join(where), params, limit)
-        return [_description(row) for row in rows]
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}.")
+        condition = " AND ".join(where)
+
+        async def fetch(size: int, after: tuple[float, int] | None) -> tuple[list[WorkflowExecutionDescription], tuple[float, int] | None]:
+            rows = await self.store.read(_list_page, condition, params, size, after)
+            last = (rows[-1][-2], rows[-1][-1]) if len(rows) == size else None  # a full page: maybe more
+            return [_description(row) for row in rows], last
+
+        return WorkflowExecutionAsyncIterator(fetch, limit=limit, page_size=page_size, next_page_token=next_page_token)
 
     # ------------------------------------------------------------------ the engine's clock work
     def _ensure_service(self) -> None:
@@ -575,11 +594,12 @@ def _hinted_result(fn: Callable[..., Any]) -> Any:
 
 
 # ---------------------------------------------------------------------- reads (database thread)
-_DESC = (
-    "SELECT e.workflow_id, e.run_id, e.workflow_type, e.task_queue, e.status, e.start_time, e.close_time, "
+_COLUMNS = (
+    "e.workflow_id, e.run_id, e.workflow_type, e.task_queue, e.status, e.start_time, e.close_time, "
     "e.next_event_id - 1, (SELECT count(*) FROM tasks t WHERE t.run_id = e.run_id AND t.kind = 'activity'), "
-    "(SELECT count(*) FROM timers m WHERE m.run_id = e.run_id AND m.kind = 'timer') FROM executions e"
+    "(SELECT count(*) FROM timers m WHERE m.run_id = e.run_id AND m.kind = 'timer')"
 )
+_DESC = f"SELECT {_COLUMNS} FROM executions e"
 
 
 class WorkflowContinuedAsNewError(EngineError):
@@ -605,9 +625,16 @@ def _description(row: Sequence[Any]) -> WorkflowExecutionDescription:
     )
 
 
-def _list_runs(conn: Any, where: str, params: list[Any], limit: int | None) -> list[Any]:
-    sql = _DESC + (f" WHERE {where}" if where else "") + " ORDER BY e.start_time DESC, e.rowid DESC LIMIT ?"
-    return conn.execute(sql, (*params, -1 if limit is None else limit)).fetchall()
+def _list_page(conn: Any, where: str, params: list[Any], size: int, after: tuple[float, int] | None) -> list[Any]:
+    """One page of runs in list order, each row ending with its key (start time, row id)."""
+    conditions = [f"({where})"] if where else []
+    values = list(params)
+    if after is not None:
+        conditions.append("(e.start_time < ? OR (e.start_time = ? AND e.rowid < ?))")
+        values += [after[0], after[0], after[1]]
+    sql = f"SELECT {_COLUMNS}, e.start_time, e.rowid FROM executions e"
+    sql += (" WHERE " + " AND ".join(conditions) if conditions else "") + " ORDER BY e.start_time DESC, e.rowid DESC LIMIT ?"
+    return conn.execute(sql, (*values, size)).fetchall()
 
 
 def _list_runs_by_id(conn: Any, run_id: str) -> list[Any]:

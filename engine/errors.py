@@ -25,7 +25,8 @@ The tree::
     ├── ListFilterError               a list filter (--query) cannot be read
     └── StoreError                    the database cannot be used
         ├── StoreCorruptError         the file is not a durable-lab database, or is damaged
-        └── StoreReadOnlyError        a write to a database this user can only read
+        ├── StoreReadOnlyError        a write to a database this user can only read
+        └── StoreLockedError          another program held the write lock past the wait; try again
 
 Messages name the problem, the place (workflow id, event id, code line) and what to do next.
 """
@@ -62,6 +63,7 @@ __all__ = [
     "StoreError",
     "StoreCorruptError",
     "StoreReadOnlyError",
+    "StoreLockedError",
 ]
 
 
@@ -337,6 +339,12 @@ class StoreCorruptError(StoreError):
 class StoreReadOnlyError(StoreError):
     """A write (a start, a signal, a worker's claim) to a database this user cannot write: the
     file or its folder is read-only. Reads (list, show, describe, history, result) still work."""
+
+
+class StoreLockedError(StoreError):
+    """Another program (a DB browser, the sqlite3 shell, a stuck process) held the database's
+    write lock for longer than the store waits for it (10 s). Nothing was written: trying
+    again once the lock is free is safe."""
 
 
 class WorkflowUpdateFailedError(EngineError):

@@ -777,7 +777,7 @@ class Session:
     # ------------------------------------------------------------ the engine
     async def status(self) -> EngineStatus:
         client = await self.ensure_ready()
-        runs = await client.list_workflows(limit=10**9)
+        runs = await client.list_workflows()
         counts = Counter(r.status.name.title().replace("_", "") for r in runs)
         return EngineStatus(
             db_path=self._db_path,

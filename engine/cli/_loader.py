@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
+from engine import _user_exits
 from engine.cli._common import EXIT_FAILED, EXIT_USAGE, CliError
 
 
@@ -52,7 +53,7 @@ def import_module(module: str, what: str | None = None) -> ModuleType:
                 EXIT_USAGE if what else EXIT_FAILED,
             ) from None
         raise CliError(_import_failure(module, e)) from None
-    except Exception as e:  # noqa: BLE001 - any error in user code at import time
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any error in user code at import time
         raise CliError(_import_failure(module, e)) from None
 
 
@@ -81,13 +82,18 @@ def load(module: str | None, file: str | None) -> ModuleType:
     sys.modules[name] = loaded
     try:
         spec.loader.exec_module(loaded)
-    except Exception as e:  # noqa: BLE001
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - a sys.exit() there must not end dlab silently
         del sys.modules[name]
         raise CliError(_import_failure(file, e)) from None
     return loaded
 
 
 def _import_failure(what: str, error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return (
+            f"Loading {what!r} raised {_user_exits.described(error)} at {_user_exits.where(error)}: "
+            f"{_user_exits.hint(error)}. Fix the code and run the command again."
+        )
     where = ""
     frames = traceback.extract_tb(error.__traceback__)
     if frames:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _queries, _service, _worker_faults
+from engine import _lock_waits, _queries, _service, _user_exits, _worker_faults
 from engine._failure_converter import encode_failure
 from engine._payload_converter import to_json_payloads
 from engine._payload_visitor import transform_commands, transform_events
@@ -32,7 +32,14 @@ from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts,
 from engine.activity import Info as ActivityInfo, _Context, _current
 from engine.client import Client, wait_first
 from engine._store_files import read_only_message
-from engine.errors import ApplicationError, NondeterminismError, NotRegisteredError, PayloadError, StoreReadOnlyError
+from engine.errors import (
+    ApplicationError,
+    NondeterminismError,
+    NotRegisteredError,
+    PayloadError,
+    StoreLockedError,
+    StoreReadOnlyError,
+)
 
 __all__ = ["Worker", "WorkflowRunner", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner"]
 
@@ -293,6 +300,7 @@ class Worker:
         queue is drained. ``extra`` goes to ``claim`` between the slot count and the receiver."""
         store, clock = self.client.store, self.client.clock
         receiver = self._receivers[kind]
+        outage = _lock_waits.Outage(f"polling {kind} tasks of task queue {self.task_queue!r}")
         while not self._stop.is_set():
             free = receiver.free()
             if free <= 0:
@@ -303,10 +311,11 @@ class Worker:
             arrived = store.waiter("queue", f"{kind}:{self.task_queue}")
             try:
                 tasks = await store.run(claim, self.task_queue, self._owner, clock.now(), free, *extra, receiver)
-            except Exception:  # noqa: BLE001 - the database may be busy or gone; try again shortly
-                log.exception("polling %s tasks failed", kind)
+            except Exception as e:  # noqa: BLE001 - the database may be busy or gone; try again shortly
+                outage.failed(e)
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
+            outage.passed()
             for task in tasks:
                 accept(task)
             if receiver.drained:
@@ -336,6 +345,7 @@ class Worker:
     def _workflow_job_done(self, job: asyncio.Future) -> None:
         self._inflight_wf.discard(job)
         self._receivers["workflow"].release()
+        _report_failed_job(job, "a workflow task")
 
     def _run_workflow_task(self, task: WorkflowTask, instance: WorkflowInstance, events: list[Any]) -> None:
         """The fast path: run the workflow code now; its commands commit with the next batch."""
@@ -350,24 +360,29 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - any bug surfaces as a failed workflow task
             error = e
         else:
-            self.client.store.submit(
-                _service.complete_workflow_task,
-                task.task_id,
-                self._owner,
-                task.run_id,
-                task.started_event_id,
-                [(c.kind, c.attributes) for c in commands],
-                self.client.clock.now(),
-                not instance.saw_completed_task,
-                done=functools.partial(self._workflow_task_committed, task, instance),
-            )
+            make = self._completion(task, [(c.kind, c.attributes) for c in commands], not instance.saw_completed_task)
+            self.client.store.submit(*make(), done=functools.partial(self._workflow_task_committed, task, instance, make))
             return
         self._evict(task.run_id)
         job = asyncio.ensure_future(self._fail_workflow_task(task, error, cause))
         self._inflight_wf.add(job)
         job.add_done_callback(self._workflow_job_done)
 
-    def _workflow_task_committed(self, task: WorkflowTask, instance: WorkflowInstance, ok: bool, value: Any) -> None:
+    def _completion(self, task: WorkflowTask, submitted: list[Any], first: bool) -> Callable[[], tuple[Any, ...]]:
+        """The change that completes ``task`` with the commands ``submitted``, made at each try."""
+        return lambda: (
+            _service.complete_workflow_task, task.task_id, self._owner, task.run_id, task.started_event_id,
+            submitted, self.client.clock.now(), first,
+        )
+
+    def _workflow_task_committed(
+        self, task: WorkflowTask, instance: WorkflowInstance, make: Callable[[], tuple[Any, ...]], ok: bool, value: Any
+    ) -> None:
+        if not ok and isinstance(value, StoreLockedError) and not self._crashed:
+            # Another program holds the write lock: record the same commands once it is free
+            # (that job gives the slot back).
+            self._spawn_workflow_job(self._complete_after_lock_wait(task, instance, make, value))
+            return
         self._receivers["workflow"].release()
         if not ok:
             self._evict(task.run_id)
@@ -378,8 +393,22 @@ class Worker:
         if instance._finished or self._max_cached == 0 or not value:
             self._evict(task.run_id)
 
+    async def _complete_after_lock_wait(
+        self, task: WorkflowTask, instance: WorkflowInstance, make: Callable[[], tuple[Any, ...]], error: StoreLockedError
+    ) -> None:
+        try:
+            recorded = await _lock_waits.record(self.client.store, _task_named(task), make, lambda: self._crashed, error)
+        except StaleTaskError:
+            self._evict(task.run_id)
+            return
+        except Exception:
+            self._evict(task.run_id)
+            raise
+        instance.saw_completed_task = True
+        if instance._finished or self._max_cached == 0 or not recorded:
+            self._evict(task.run_id)
+
     async def _handle_workflow_task(self, task: WorkflowTask) -> None:
-        store, clock = self.client.store, self.client.clock
         defn = self._workflows.get(task.workflow_type)
         if defn is None:
             error = NotRegisteredError(
@@ -416,16 +445,7 @@ class Worker:
         first = not instance.saw_completed_task
         try:
             recorded = await _worker_faults.change(
-                self,
-                _worker_faults.workflow_task_point(task, submitted),
-                _service.complete_workflow_task,
-                task.task_id,
-                self._owner,
-                task.run_id,
-                task.started_event_id,
-                submitted,
-                clock.now(),
-                first,
+                self, _worker_faults.workflow_task_point(task, submitted), _task_named(task), self._completion(task, submitted, first)
             )
         except _worker_faults.Crashed:
             return
@@ -530,16 +550,16 @@ class Worker:
             instance.evict()
 
     async def _fail_workflow_task(self, task: WorkflowTask, error: BaseException, cause: str) -> None:
+        failure = await self._encode_failure(error)
         try:
-            await self.client.store.run(
-                _service.fail_workflow_task,
-                task.task_id,
-                self._owner,
-                task.run_id,
-                task.started_event_id,
-                await self._encode_failure(error),
-                cause,
-                self.client.clock.now(),
+            await _lock_waits.record(
+                self.client.store,
+                f"The failure of {_task_named(task)}",
+                lambda: (
+                    _service.fail_workflow_task, task.task_id, self._owner, task.run_id, task.started_event_id,
+                    failure, cause, self.client.clock.now(),
+                ),
+                lambda: self._crashed,
             )
         except StaleTaskError:
             pass
@@ -563,14 +583,35 @@ class Worker:
     def _accept_activity(self, task: ActivityTask) -> None:
         if self._crashed:
             return  # as after a real crash: the lease times out
-        job = asyncio.ensure_future(self._run_activity(task))
-        self._inflight_act.add(job)
-        job.add_done_callback(self._inflight_act.discard)
+        self._spawn_activity_job(self._run_activity(task))
 
-    def _activity_recorded(self, activity_type: str, ok: bool, value: Any) -> None:
+    def _spawn_activity_job(self, coro: Any) -> None:
+        job = asyncio.ensure_future(coro)
+        self._inflight_act.add(job)
+        job.add_done_callback(self._activity_job_done)
+
+    def _activity_job_done(self, job: asyncio.Future) -> None:
+        self._inflight_act.discard(job)
+        _report_failed_job(job, "an activity")
+
+    def _activity_recorded(self, what: str, make: Callable[[], tuple[Any, ...]], ok: bool, value: Any) -> None:
+        if not ok and isinstance(value, StoreLockedError) and not self._crashed:
+            # Another program holds the write lock: record the outcome once it is free.
+            self._spawn_activity_job(self._record_after_lock_wait(what, make, value))
+            return
         self._receivers["activity"].release()
         if not ok:  # the lease will time out and the attempt is retried
-            log.error("recording the outcome of activity %s failed", activity_type, exc_info=value)
+            log.error("recording %s failed", what, exc_info=value)
+
+    async def _record_after_lock_wait(self, what: str, make: Callable[[], tuple[Any, ...]], error: StoreLockedError) -> None:
+        try:
+            await _lock_waits.record(self.client.store, what, make, lambda: self._crashed, error)
+        except StaleTaskError:
+            pass
+        except Exception:  # noqa: BLE001 - the lease will time out and the attempt is retried
+            log.exception("recording %s failed", what)
+        finally:
+            self._receivers["activity"].release()
 
     async def _run_activity(self, task: ActivityTask) -> None:
         """Run one attempt and submit its outcome; the slot is given back after that commit."""
@@ -582,7 +623,7 @@ class Worker:
                 self._receivers["activity"].release()
 
     async def _attempt(self, task: ActivityTask) -> bool:
-        store, clock = self.client.store, self.client.clock
+        store = self.client.store
         self.stats["activities"] += 1
         info = task.info
         defn = self._activities.get(info["activityType"])
@@ -621,23 +662,28 @@ class Worker:
             return False
         if context is not None:
             await context.drain_heartbeats()
-        now = clock.now()
+        what = f"The outcome of attempt {task.attempt} of activity {info['activityType']} (run {task.run_id})"
         try:
-            if outcome[0] == "ok":
-                change: tuple[Any, ...] = (_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now)
-            else:
-                failure = await self._encode_failure(outcome[1])
-                change = (_service.fail_activity, task.task_id, self._owner, task.attempt, failure, now, outcome[0] == "cancelled")
+            make = await self._activity_outcome(task, outcome)
             if quiet and _worker_faults.quiet(self):
                 # Nothing to obey: submit, and let the commit give the slot back.
-                store.submit(*change, done=functools.partial(self._activity_recorded, info["activityType"]))
+                store.submit(*make(), done=functools.partial(self._activity_recorded, what, make))
                 return True
-            await _worker_faults.change(self, _worker_faults.activity_point(task, outcome[0]), *change)
+            await _worker_faults.change(self, _worker_faults.activity_point(task, outcome[0]), what, make)
         except _worker_faults.Crashed:
             return False
         except Exception:  # noqa: BLE001 - the lease will time out and the attempt is retried
-            log.exception("recording the outcome of activity %s failed", info["activityType"])
+            log.exception("recording %s failed", what)
         return False
+
+    async def _activity_outcome(self, task: ActivityTask, outcome: tuple[str, Any]) -> Callable[[], tuple[Any, ...]]:
+        """The change that records ``outcome``, made at each try (its time current)."""
+        now = self.client.clock.now
+        if outcome[0] == "ok":
+            return lambda: (_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now())
+        failure = await self._encode_failure(outcome[1])
+        cancelled = outcome[0] == "cancelled"
+        return lambda: (_service.fail_activity, task.task_id, self._owner, task.attempt, failure, now(), cancelled)
 
     async def _invoke(self, defn: ActivityDefinition, task: ActivityTask, context: _Context) -> tuple[str, Any]:
         info = task.info
@@ -676,14 +722,20 @@ class Worker:
                 _current.reset(token)
                 if timer is not None:
                     timer.cancel()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as e:
             if state["timed_out"]:
                 return ("fail", ApplicationError("activity ran past its start-to-close timeout", type="TimeoutError"))
             if context.cancelled:
                 return ("cancelled", asyncio.CancelledError())
-            raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this attempt's task was cancelled: the worker crashed or is shutting down
+            # The activity raised it itself (nobody cancelled it): as temporalio, a failure.
+            return ("fail", _from_user_code(e, defn.name))
         except Exception as e:  # noqa: BLE001 - every failure is recorded as the attempt's outcome
             return ("fail", e)
+        except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see _from_user_code
+            return ("fail", _from_user_code(e, defn.name))
         try:
             return ("ok", await converter._encode_json([result], f"the result of activity {defn.name!r}", numbered=False))
         except PayloadError as e:
@@ -718,6 +770,28 @@ class Worker:
 
         loop = asyncio.get_running_loop()  # heartbeats may come from a sync activity's thread
         return _Context(make_info, lambda context: _Heartbeats(self, task, context, loop), converter.payload_converter)
+
+
+def _task_named(task: WorkflowTask) -> str:
+    return f"Workflow task {task.started_event_id} of workflow {task.workflow_id!r} (run {task.run_id})"
+
+
+def _report_failed_job(job: asyncio.Future, what: str) -> None:
+    # Retrieved here, so that asyncio never logs "Task exception was never retrieved".
+    if not job.cancelled() and job.exception() is not None:
+        log.error("%s failed; its task is retried after its timeout", what, exc_info=job.exception())
+
+
+def _from_user_code(error: BaseException, activity_type: str) -> BaseException:
+    """An activity raised what is not an ``Exception`` (``sys.exit()`` in a library, say).
+    As in temporalio it fails only this attempt, as an application failure whose type is the
+    exception's class name: letting it through would end the worker process, and the next
+    worker to take the retried attempt too, with nothing recorded."""
+    log.warning(
+        "activity %s raised %s; recorded as the failure of this attempt, the worker goes on",
+        activity_type, _user_exits.described(error),
+    )
+    return error
 
 
 class _Heartbeats:

@@ -144,6 +144,10 @@ def test_worker_mistakes_are_one_line_errors(dlab: Dlab, tmp_path: Path) -> None
     broken.write_text("from engine import workflow\n\nx = 1\nraise RuntimeError('half written')\n")
     result = dlab("worker", "--db", db, "-t", QUEUE, "--file", str(broken))
     assert result.code == 1 and f"{broken}:4: RuntimeError: half written" in result.err
+    exits = tmp_path / "exits.py"
+    exits.write_text("import sys\n\nx = 1\nsys.exit(2)  # as argparse does on arguments it does not know\n")
+    result = dlab("worker", "--db", db, "-t", QUEUE, "--file", str(exits))
+    assert result.code == 1 and f" raised SystemExit(2) at {exits}:4: a sys.exit() call" in result.err and result.err.count("\n") == 1
     empty = tmp_path / "empty.py"
     empty.write_text("VALUE = 1\n")
     result = dlab("worker", "--db", db, "-t", QUEUE, "--file", str(empty))
@@ -185,3 +189,79 @@ def test_console_script_and_module_entry_point(template_db: Path) -> None:
     assert shown.returncode == 0 and "hello-1" in shown.stdout
     by_module = subprocess.run([sys.executable, "-m", "engine.cli", "workflow", "describe", "--db", str(template_db), "-w", "nope"], capture_output=True, text=True, timeout=60)
     assert by_module.returncode == 1 and by_module.stdout == "" and by_module.stderr.startswith("Error: No workflow with id 'nope'")
+
+
+POISON = '''
+import sys
+from datetime import timedelta
+from engine import RetryPolicy, activity, workflow
+
+
+@activity.defn
+def leave(code: int) -> str:
+    if activity.info().attempt == 1:
+        sys.exit(code)  # a library that calls sys.exit()
+    return f"done on attempt {activity.info().attempt}"
+
+
+@workflow.defn
+class Poisoned:
+    @workflow.run
+    async def run(self, attempts: int) -> str:
+        return await workflow.execute_activity(
+            leave, 3, start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10), maximum_attempts=attempts),
+        )
+
+
+@workflow.defn
+class ExitsInWorkflowCode:
+    @workflow.run
+    async def run(self) -> str:
+        raise SystemExit(4)
+'''
+
+
+async def _poisoned_runs(db: Path) -> tuple[str, BaseException, dict[str, object]]:
+    client = await Client.connect(str(db))
+    try:
+        retried = await asyncio.wait_for(client.execute_workflow("Poisoned", 2, id="poisoned-1", task_queue=QUEUE), 20)
+        failing = await client.start_workflow("Poisoned", 1, id="poisoned-2", task_queue=QUEUE)
+        with pytest.raises(Exception) as info:
+            await asyncio.wait_for(failing.result(), 20)
+        exiting = await client.start_workflow("ExitsInWorkflowCode", id="exits-1", task_queue=QUEUE)
+        for _ in range(1000):
+            failed = [e for e in (await exiting.fetch_history()).events if e.event_type == "WorkflowTaskFailed"]
+            if failed:
+                break
+            await asyncio.sleep(0.01)
+        await exiting.terminate()
+        return retried, info.value, failed[0].attributes["failure"]
+    finally:
+        await client.close()
+
+
+def test_a_worker_process_survives_activities_and_workflows_that_exit(tmp_path: Path) -> None:
+    """An activity calling sys.exit() fails its attempt (retried per its policy), workflow code
+    raising SystemExit fails its workflow task: the process serves on and stops cleanly."""
+    db, poison = tmp_path / "engine.db", tmp_path / "poison.py"
+    poison.write_text(POISON)
+    worker = _spawn(*worker_command(db, "--file", str(poison)))
+    try:
+        _wait_ready(worker)
+        retried, error, task_failure = asyncio.run(_poisoned_runs(db))
+        assert worker.poll() is None, worker.communicate()[1]
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=20)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, err
+    assert retried == "done on attempt 2"
+    cause = error.__cause__.__cause__  # WorkflowFailureError <- ActivityError <- the attempt's failure
+    assert getattr(cause, "type", None) == "SystemExit" and str(cause) == "3"
+    assert task_failure["applicationFailureInfo"] == {"type": "SystemExit", "nonRetryable": False}
+    assert str(task_failure["message"]).startswith("Workflow code raised SystemExit(4) (a sys.exit() call")
+    assert "activity leave raised SystemExit(3); recorded as the failure of this attempt, the worker goes on" in err
+    assert out.strip().splitlines()[-1].startswith("dlab worker stopped: ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -109,5 +110,32 @@ async def test_list_workflows_filters_runs() -> None:
             await client.list_workflows(limit=0)
         with pytest.raises(ListFilterError, match="'Nope'"):
             await client.list_workflows("Nope = 'x'")
+    finally:
+        await env.shutdown()
+
+
+async def test_list_workflows_returns_every_run_a_page_at_a_time_as_temporalio() -> None:
+    # The virtual clock stands still: every run has the same start time, so pages are cut by
+    # the insertion order alone, the hard case for paging.
+    env = await WorkflowEnvironment.start_time_skipping(start=T0)
+    client = env.client
+    try:
+        count = 1005  # more than one default page (1,000)
+        await asyncio.gather(*(client.start_workflow("Waiting", id=f"w{i:04}", task_queue="nobody") for i in range(count)))
+        newest_first = [f"w{i:04}" for i in reversed(range(count))]
+        assert len(await client.list_workflows()) == count  # awaited: every run, as a list
+        assert [r.id async for r in client.list_workflows()] == newest_first  # temporalio's async for
+        assert [r.id async for r in client.list_workflows(limit=250, page_size=100)] == newest_first[:250]
+        assert [r.id async for r in client.list_workflows("WorkflowId STARTS_WITH 'w099'", page_size=3)] == [f"w099{i}" for i in reversed(range(10))]
+        # Paging by hand, and going on later from a page's token (as temporalio's iterator does).
+        pages = client.list_workflows(page_size=400)
+        await pages.fetch_next_page()
+        assert pages.current_page is not None and len(pages.current_page) == 400 and pages.next_page_token
+        rest = [r.id async for r in client.list_workflows(page_size=400, next_page_token=pages.next_page_token)]
+        assert [r.id for r in pages.current_page] + rest == newest_first
+        with pytest.raises(ValueError, match="page_size must be at least 1"):
+            client.list_workflows(page_size=0)
+        with pytest.raises(ValueError, match="next_page_token"):
+            client.list_workflows(next_page_token=b"not ours")
     finally:
         await env.shutdown()
