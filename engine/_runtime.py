@@ -755,8 +755,16 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._add_command("RequestCancelActivityTask", {"scheduledEventId": str(scheduled_event_id)})
 
     def _cancel_timer(self, timer: _WorkflowTimer) -> None:
-        if self._timers.pop(timer.timer_id, None) is not None:
-            self._add_command("CancelTimer", {"timerId": timer.timer_id})
+        if self._timers.pop(timer.timer_id, None) is None:
+            return
+        # A timer cancelled in the activation that started it was never sent: as in Temporal's
+        # SDK core, both commands vanish (wait_condition with a timeout on a condition that
+        # already holds records no timer), though the timer's sequence number stays spent.
+        for index, command in enumerate(self._commands):
+            if command.kind == "StartTimer" and command.attributes["timerId"] == timer.timer_id:
+                del self._commands[index]
+                return
+        self._add_command("CancelTimer", {"timerId": timer.timer_id})
 
     # ----------------------------------------------------------------- helpers for the API
     def now(self) -> datetime:

@@ -136,6 +136,20 @@ class ConditionTimeout:
 
 
 @workflow.defn
+class ConditionAlreadyTrue:
+    """wait_condition with a timeout on a condition that holds: temporalio starts no timer."""
+
+    def __init__(self) -> None:
+        self.ready = True
+
+    @workflow.run
+    async def run(self, seconds: int) -> str:
+        await workflow.wait_condition(lambda: self.ready, timeout=timedelta(seconds=seconds))
+        await workflow.sleep(timedelta(seconds=1))
+        return "ready"
+
+
+@workflow.defn
 class StartThenAwait:
     @workflow.run
     async def run(self, name: str) -> list[str]:
