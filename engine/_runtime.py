@@ -173,11 +173,24 @@ def _skipped(filename: str) -> bool:
     return skip
 
 
+# Frames where workflow code ends and the code that drives it begins: a walk up the stack
+# stops there, lest it blame whoever called the worker or the Replayer.
+_BOUNDARY_CODES: set[Any] = {asyncio.events.Handle._run.__code__}
+
+
 def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
-    """The innermost frame that belongs to user code (not the engine, not asyncio)."""
+    """The innermost frame that belongs to user code (not the engine, not asyncio).
+
+    In a task whose own frames are all the engine's (``asyncio.gather(workflow.execute_child_workflow(...))``
+    wraps the engine's coroutine in a task of its own), the line that created the task."""
     if frames is None:
         frame: Any = sys._getframe(1)
-        while frame is not None and _skipped(frame.f_code.co_filename):
+        while frame is not None:
+            code = frame.f_code
+            if code in _BOUNDARY_CODES:
+                return _task_origin()
+            if not _skipped(code.co_filename):
+                break
             frame = frame.f_back
     else:
         frame = next((f for f in reversed(frames) if not _skipped(f.f_code.co_filename)), None)
@@ -185,6 +198,12 @@ def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
         return None
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
     return CodeLine(filename, lineno, frame.f_code.co_name, linecache.getline(filename, lineno).strip())
+
+
+def _task_origin() -> CodeLine | None:
+    loop = asyncio.events._get_running_loop()
+    task = asyncio.current_task(loop) if loop is not None else None
+    return getattr(task, "_dlab_origin", None)
 
 
 @dataclass(frozen=True)
@@ -841,6 +860,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     def create_task(self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None) -> asyncio.Task:
         task = asyncio.Task(coro, loop=self, name=name, context=context)
+        # Where workflow code made the task, for error messages about the commands it issues.
+        task._dlab_origin = user_code_line()  # type: ignore[attr-defined]
         # Kept here so eviction need not scan every task of the process (asyncio.all_tasks).
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -917,6 +938,11 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
     "WorkflowExecutionSignaled": WorkflowInstance._on_signal,
     **_children.JOBS,
 }
+
+
+_BOUNDARY_CODES.update(
+    method.__code__ for method in (WorkflowInstance.apply, WorkflowInstance._run_until_idle, WorkflowInstance.query)
+)
 
 
 # Written by the service among the command events of one workflow task, right after the
