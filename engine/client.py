@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import enum
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _client_updates, _queries, _service
+from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
 from engine._store import Store
 from engine._visibility import compile_list_filter
 from engine._service import StartRequest, from_ts, ts
-from engine.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from engine.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from engine.converter import DataConverter
 from engine.errors import (
     CancelledError,
@@ -85,6 +86,23 @@ class WorkflowExecutionDescription:
     history_length: int
     pending_activities: int
     pending_timers: int
+    # Filled by describe() (list_workflows leaves them empty).
+    typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
+    raw_memo: dict[str, Any] = field(default_factory=dict)
+    data_converter: DataConverter = field(default=DataConverter.default, repr=False, compare=False)
+
+    async def memo(self) -> dict[str, Any]:
+        """The memo, decoded (the payload codec runs) and converted."""
+        return {k: await self.memo_value(k) for k in self.raw_memo}
+
+    async def memo_value(self, key: str, default: Any = _arg_unset, *, type_hint: type | None = None) -> Any:
+        """One memo field; ``default`` if absent, else ``KeyError``."""
+        payload = self.raw_memo.get(key)
+        if payload is None:
+            if default is _arg_unset:
+                raise KeyError(f"The memo of {self.id!r} has no field {key!r} (it has: {', '.join(sorted(self.raw_memo)) or 'none'}).")
+            return default
+        return (await self.data_converter._decode_json({"payloads": [payload]}, [type_hint], f"memo field {key!r}"))[0]
 
 
 @dataclass(frozen=True)
@@ -192,8 +210,12 @@ class Client:
         id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
         memo: dict[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> "WorkflowHandle":
-        """Start a run and return its handle at once (the run goes on in the workers)."""
+        """Start a run and return its handle at once (the run goes on in the workers).
+
+        ``search_attributes`` (``TypedSearchAttributes``) are indexed: ``list_workflows`` filters
+        on them (``CustomKeywordField = 'x'``). ``memo`` is shown by ``describe()`` only."""
         if isinstance(workflow, str):
             name, hinted = workflow, None
         else:
@@ -207,6 +229,7 @@ class Client:
         converter = self.data_converter
         payloads = await converter._encode_json(all_args, f"argument of workflow {name!r}")
         encoded_memo = {k: (await converter._encode_json([v], f"memo field {k!r}", numbered=False))["payloads"][0] for k, v in (memo or {}).items()}
+        indexed = _search_attributes.encode_typed(search_attributes)
         self._ensure_service()
         run_id = await self.store.run(
             _service.start_workflow,
@@ -220,6 +243,7 @@ class Client:
                 run_timeout=run_timeout,
                 task_timeout=task_timeout,
                 memo=encoded_memo or None,
+                search_attributes=indexed or None,
             ),
             self.clock.now(),
         )
@@ -254,7 +278,7 @@ class Client:
         """
         where, params = [], []
         if query is not None and query.strip():
-            sql, values = compile_list_filter(query)
+            sql, values = compile_list_filter(query, await self.store.read(_service_visibility.types))
             where.append(sql)
             params += values
         if status:
@@ -446,7 +470,13 @@ class WorkflowHandle:
         rows = await self._client.store.read(_list_runs_by_id, run_id)
         if not rows:
             raise WorkflowNotFoundError(f"No run {run_id!r} of workflow {self.id!r}. Check the run id, or omit it for the latest run.")
-        return _description(rows[0])
+        attributes, memo = await self._client.store.read(_service_visibility.read, run_id)
+        return dataclasses.replace(
+            _description(rows[0]),
+            typed_search_attributes=_search_attributes.decode_typed(attributes),
+            raw_memo=memo,
+            data_converter=self._client.data_converter,
+        )
 
     async def fetch_history(self) -> History:
         run_id = await self._resolve_run()
