@@ -395,6 +395,7 @@ async def start_child_workflow(
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
     memo: dict[str, Any] | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
     static_summary: str | None = None,
 ) -> ChildWorkflowHandle:
     """Start a child workflow and return its handle once the child has started.
@@ -418,6 +419,7 @@ async def start_child_workflow(
         run_timeout=run_timeout,
         task_timeout=task_timeout,
         memo=memo,
+        search_attributes=search_attributes,
         summary=static_summary,
     )
     try:
@@ -442,6 +444,7 @@ async def execute_child_workflow(
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
     memo: dict[str, Any] | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
     static_summary: str | None = None,
 ) -> Any:
     """Start a child workflow and wait for its result (``ChildWorkflowError`` if it fails)."""
@@ -458,6 +461,7 @@ async def execute_child_workflow(
         run_timeout=run_timeout,
         task_timeout=task_timeout,
         memo=memo,
+        search_attributes=search_attributes,
         static_summary=static_summary,
     )
     return await handle

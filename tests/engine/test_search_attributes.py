@@ -202,3 +202,28 @@ def test_a_filter_on_a_custom_attribute_is_an_indexed_lookup(tmp_path) -> None: 
     conn.close()
     assert "SEARCH search_attributes USING COVERING INDEX search_attributes_by_value (name=? AND value=?)" in plan
     assert "SEARCH e USING INDEX" in plan and "SCAN e" not in plan, plan
+
+
+@workflow.defn
+class TaggedChild:
+    @workflow.run
+    async def run(self) -> str | None:
+        return workflow.info().typed_search_attributes.get(KEYWORD)
+
+
+@workflow.defn
+class TaggingParent:
+    @workflow.run
+    async def run(self) -> str | None:
+        return await workflow.execute_child_workflow(
+            TaggedChild.run, id="tagged-child", search_attributes=TypedSearchAttributes([SearchAttributePair(KEYWORD, "from-parent")])
+        )
+
+
+async def test_a_child_workflow_gets_its_search_attributes() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[TaggingParent, TaggedChild]):
+        assert await env.client.execute_workflow(TaggingParent.run, id="parent", task_queue="q") == "from-parent"
+        found = [d.id for d in await env.client.list_workflows("CustomKeywordField = 'from-parent'")]
+    await env.shutdown()
+    assert found == ["tagged-child"]

@@ -61,6 +61,7 @@ SCENARIOS: dict[str, Any] = {
     "CancelledWorkflow": "long wait",
     "CancelActivityAndWait": "waited job",
     "Updates": 1,
+    "SearchAttributesAndMemo": "blue",
 }
 # Replayed on their own: they pass only if workflow.random() is seeded exactly as in temporalio.
 SEED_DEPENDENT = {"RandomActivityId": "seeded"}
@@ -295,6 +296,7 @@ EXPECTED_RESULTS: dict[str, Any] = {
     "CancelChild": "child cancelled: CancelledError",
     "CancelActivityAndWait": "cancel completed: CancelledError",
     "Updates": 13,
+    "SearchAttributesAndMemo": {"colour": "blue", "size": None, "memo": {"note": "painted blue"}},
 }
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 # ---- SHARED CODE: identical in ours.py and theirs.py below this line ----
@@ -223,6 +223,25 @@ class Patched:
             name = f"dear {name}"
         workflow.deprecate_patch("old-change")
         return await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
+
+
+COLOUR = SearchAttributeKey.for_keyword("CustomKeywordField")
+SIZE = SearchAttributeKey.for_int("CustomIntField")
+
+
+@workflow.defn
+class SearchAttributesAndMemo:
+    """Upserts search attributes and the memo, and patches (which upserts TemporalChangeVersion)."""
+
+    @workflow.run
+    async def run(self, colour: str) -> dict:
+        workflow.upsert_search_attributes([COLOUR.value_set(colour), SIZE.value_set(3)])
+        workflow.upsert_memo({"note": f"painted {colour}", "draft": None})
+        if workflow.patched("paint"):
+            workflow.upsert_search_attributes([SIZE.value_unset()])
+        await workflow.sleep(timedelta(seconds=1))
+        attributes = workflow.info().typed_search_attributes
+        return {"colour": attributes.get(COLOUR), "size": attributes.get(SIZE), "memo": workflow.memo()}
 
 
 def _message(error: BaseException | None) -> str:
