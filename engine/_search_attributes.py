@@ -142,3 +142,26 @@ def merged(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, 
 def change_version_update(patch_ids: Iterable[str]) -> dict[str, Any]:
     """The ``indexedFields`` the SDK upserts after a patch marker: every patch id so far."""
     return {CHANGE_VERSION: encode_value(SearchAttributeKey.for_keyword_list(CHANGE_VERSION), list(patch_ids))}
+
+
+def shown_value(value: Any) -> str:
+    """A search attribute or memo value as describe prints it (JSON, datetimes in ISO form)."""
+    return json.dumps(value, ensure_ascii=False, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
+
+
+def shown_search_attributes(attributes: TypedSearchAttributes) -> list[tuple[str, str]]:
+    return [(pair.key.name, shown_value(pair.value)) for pair in attributes]
+
+
+async def shown_memo(description: Any) -> list[tuple[str, str]]:
+    """A description's memo fields as text; one the data converter cannot read (encrypted, and
+    no codec given) is shown as such rather than failing the whole describe."""
+    shown = []
+    for name in sorted(description.raw_memo):
+        try:
+            text = shown_value(await description.memo_value(name))
+        except Exception as e:  # noqa: BLE001 - one unreadable field must not hide the others
+            encoding = _unb64((description.raw_memo[name].get("metadata") or {}).get("encoding"))
+            text = f"<{encoding or 'unreadable'} payload: {str(e).splitlines()[0] if str(e) else type(e).__name__}>"
+        shown.append((name, text))
+    return shown
