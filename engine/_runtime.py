@@ -261,11 +261,17 @@ class ActivityHandle(asyncio.Future):
         self.scheduled_event_id: int | None = None
         self._cancel_sent = False
         self.cancellation_type = TRY_CANCEL
+        self._command: Command | None = None
 
     def cancel(self, msg: Any = None) -> bool:
         if self.done():
             return False
         if self._instance._evicting:
+            return super().cancel(msg)
+        if self.scheduled_event_id is None and self._instance._drop_unsent(self._command):
+            # Cancelled in the activation that scheduled it: nothing is sent or recorded, and
+            # the awaiting code gets asyncio.CancelledError, as in temporalio (a real server's
+            # history of such a run has no event of the activity).
             return super().cancel(msg)
         if self.cancellation_type == ABANDON:
             # Nothing is sent: the activity runs on, and its outcome is ignored.
@@ -310,6 +316,7 @@ class _WorkflowTimer(asyncio.TimerHandle):
         self._instance = instance
         self.timer_id = timer_id
         self.fired = False
+        self.command: Command | None = None
 
     def cancel(self) -> None:
         if not self.cancelled() and not self.fired:
@@ -784,7 +791,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             if handle._cancel_sent:
                 self._add_cancel_activity_command(event_id)
 
-        self._add_command("ScheduleActivityTask", attrs, bound)
+        handle._command = self._add_command("ScheduleActivityTask", attrs, bound)
         return handle
 
     def _request_cancel_activity(self, handle: ActivityHandle) -> None:
@@ -803,11 +810,16 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         # A timer cancelled in the activation that started it was never sent: as in Temporal's
         # SDK core, both commands vanish (wait_condition with a timeout on a condition that
         # already holds records no timer), though the timer's sequence number stays spent.
-        for index, command in enumerate(self._commands):
-            if command.kind == "StartTimer" and command.attributes["timerId"] == timer.timer_id:
+        if not self._drop_unsent(timer.command):
+            self._add_command("CancelTimer", {"timerId": timer.timer_id})
+
+    def _drop_unsent(self, command: Command | None) -> bool:
+        """Take back a command of this activation, not yet sent; False if it was sent."""
+        for index, pending in enumerate(self._commands):
+            if pending is command:
                 del self._commands[index]
-                return
-        self._add_command("CancelTimer", {"timerId": timer.timer_id})
+                return True
+        return False
 
     # ----------------------------------------------------------------- helpers for the API
     def now(self) -> datetime:
@@ -903,7 +915,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         timer_id = str(self._seq["timer"])
         timer = _WorkflowTimer(self, self.time() + delay, callback, args, context, timer_id)
         self._timers[timer_id] = timer
-        self._add_command(
+        timer.command = self._add_command(
             "StartTimer",
             {"timerId": timer_id, "startToFireTimeout": to_duration(timedelta(seconds=delay))},
         )

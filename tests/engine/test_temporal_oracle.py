@@ -62,6 +62,7 @@ SCENARIOS: dict[str, Any] = {
     "CancelActivityAndWait": "waited job",
     "Updates": 1,
     "SearchAttributesAndMemo": "blue",
+    "CancelBeforeSent": "early",
 }
 # Replayed on their own: they pass only if workflow.random() is seeded exactly as in temporalio.
 SEED_DEPENDENT = {"RandomActivityId": "seeded"}
@@ -297,6 +298,7 @@ EXPECTED_RESULTS: dict[str, Any] = {
     "CancelActivityAndWait": "cancel completed: CancelledError",
     "Updates": 13,
     "SearchAttributesAndMemo": {"colour": "blue", "size": None, "memo": {"note": "painted blue"}},
+    "CancelBeforeSent": "cancelled before it was sent",
 }
 
 

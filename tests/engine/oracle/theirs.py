@@ -225,6 +225,27 @@ class Patched:
         return await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
 
 
+@workflow.defn
+class CancelBeforeSent:
+    """An activity and a timer cancelled in the activation that started them: nothing is
+    recorded for either (a real Temporal server's history has no event of them)."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        handle = workflow.start_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
+        handle.cancel()
+        try:
+            await handle
+            outcome = "completed"
+        except asyncio.CancelledError:
+            outcome = "cancelled before it was sent"
+        nap = asyncio.ensure_future(workflow.sleep(timedelta(seconds=5)))
+        await asyncio.sleep(0)
+        nap.cancel()
+        await workflow.sleep(timedelta(seconds=1))
+        return outcome
+
+
 COLOUR = SearchAttributeKey.for_keyword("CustomKeywordField")
 SIZE = SearchAttributeKey.for_int("CustomIntField")
 
