@@ -227,3 +227,46 @@ async def test_a_child_workflow_gets_its_search_attributes() -> None:
         found = [d.id for d in await env.client.list_workflows("CustomKeywordField = 'from-parent'")]
     await env.shutdown()
     assert found == ["tagged-child"]
+
+
+async def test_memo_is_encoded_by_the_codec_and_search_attributes_are_not() -> None:
+    # As in Temporal: the server indexes search attributes, so no codec touches them.
+    pytest.importorskip("cryptography")
+    from engine.codecs import EncryptionCodec
+    from engine.converter import DataConverter
+
+    converter = DataConverter(payload_codec=EncryptionCodec(EncryptionCodec.generate_key()))
+    env = await WorkflowEnvironment.start_time_skipping(data_converter=converter)
+    async with Worker(env.client, task_queue="q", workflows=[Tagged]):
+        handle = await env.client.start_workflow(
+            Tagged.run, True, id="secret", task_queue="q", search_attributes=_attrs("visible", 1, ["t"]), memo={"note": "hidden"}
+        )
+        await handle.signal(Tagged.release)
+        assert (await handle.result())["memo"] == {"note": "changed"}
+        history = await handle.fetch_history()
+        described = await handle.describe()
+        found = [d.id for d in await env.client.list_workflows("CustomKeywordField = 'visible'")]
+    await env.shutdown()
+    started, modified = history.events[0].attributes, next(e for e in history.events if e.event_type == "WorkflowPropertiesModified")
+    assert started["memo"]["fields"]["note"]["metadata"]["encoding"] == "YmluYXJ5L2VuY3J5cHRlZA=="  # binary/encrypted
+    assert modified.attributes["upsertedMemo"]["fields"]["note"]["metadata"]["encoding"] == "YmluYXJ5L2VuY3J5cHRlZA=="
+    assert started["searchAttributes"]["indexedFields"]["CustomKeywordField"]["metadata"]["encoding"] == "anNvbi9wbGFpbg=="
+    # The removal of "gone" is an encrypted null payload that the server cannot tell from a
+    # value, so it stays, as None (so with Temporal's server and a codec too).
+    assert await described.memo() == {"note": "changed", "gone": None}
+    assert found == ["secret"]
+
+
+def test_history_json_carries_the_new_events_and_fields() -> None:
+    from pathlib import Path
+
+    from engine.history import History
+
+    text = (Path(__file__).resolve().parents[1] / "histories" / "search_attributes_1.json").read_text()
+    history = History.from_json("fixture-search-attributes", text)
+    again = History.from_json("fixture-search-attributes", history.to_json())
+    assert again == history
+    types = [e.event_type for e in again.events]
+    assert "UpsertWorkflowSearchAttributes" in types and "WorkflowPropertiesModified" in types
+    assert set(again.events[0].attributes["searchAttributes"]["indexedFields"]) >= {"CustomKeywordField", "CustomKeywordListField"}
+    assert "memo" in again.events[-1].attributes and "searchAttributes" in again.events[-1].attributes
