@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import json
 import enum
 import os
 import socket
@@ -86,7 +87,6 @@ class WorkflowExecutionDescription:
     history_length: int
     pending_activities: int
     pending_timers: int
-    # Filled by describe() (list_workflows leaves them empty).
     typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
     raw_memo: dict[str, Any] = field(default_factory=dict)
     data_converter: DataConverter = field(default=DataConverter.default, repr=False, compare=False)
@@ -290,7 +290,7 @@ class Client:
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be at least 1 (or None for every run), not {limit}.")
         rows = await self.store.read(_list_runs, " AND ".join(where), params, limit)
-        return [_description(row) for row in rows]
+        return [_description(row, self.data_converter) for row in rows]
 
     # ------------------------------------------------------------------ the engine's clock work
     def _ensure_service(self) -> None:
@@ -470,13 +470,14 @@ class WorkflowHandle:
         rows = await self._client.store.read(_list_runs_by_id, run_id)
         if not rows:
             raise WorkflowNotFoundError(f"No run {run_id!r} of workflow {self.id!r}. Check the run id, or omit it for the latest run.")
-        attributes, memo = await self._client.store.read(_service_visibility.read, run_id)
-        return dataclasses.replace(
-            _description(rows[0]),
-            typed_search_attributes=_search_attributes.decode_typed(attributes),
-            raw_memo=memo,
-            data_converter=self._client.data_converter,
-        )
+        description = _description(rows[0], self._client.data_converter)
+        if rows[0][10] is None or rows[0][11] is None:
+            # Written before schema 8 (or without either): the start event has what there is.
+            attributes, memo = await self._client.store.read(_service_visibility.read, run_id)
+            description = dataclasses.replace(
+                description, typed_search_attributes=_search_attributes.decode_typed(attributes), raw_memo=memo
+            )
+        return description
 
     async def fetch_history(self) -> History:
         run_id = await self._resolve_run()
@@ -600,7 +601,8 @@ def _hinted_result(fn: Callable[..., Any]) -> Any:
 _DESC = (
     "SELECT e.workflow_id, e.run_id, e.workflow_type, e.task_queue, e.status, e.start_time, e.close_time, "
     "e.next_event_id - 1, (SELECT count(*) FROM tasks t WHERE t.run_id = e.run_id AND t.kind = 'activity'), "
-    "(SELECT count(*) FROM timers m WHERE m.run_id = e.run_id AND m.kind = 'timer') FROM executions e"
+    "(SELECT count(*) FROM timers m WHERE m.run_id = e.run_id AND m.kind = 'timer'), e.search_attributes, e.memo "
+    "FROM executions e"
 )
 
 
@@ -612,7 +614,7 @@ class WorkflowContinuedAsNewError(EngineError):
         self.new_execution_run_id = new_execution_run_id
 
 
-def _description(row: Sequence[Any]) -> WorkflowExecutionDescription:
+def _description(row: Sequence[Any], data_converter: DataConverter) -> WorkflowExecutionDescription:
     return WorkflowExecutionDescription(
         id=row[0],
         run_id=row[1],
@@ -624,6 +626,9 @@ def _description(row: Sequence[Any]) -> WorkflowExecutionDescription:
         history_length=row[7],
         pending_activities=row[8],
         pending_timers=row[9],
+        typed_search_attributes=_search_attributes.decode_typed(json.loads(row[10])) if row[10] else TypedSearchAttributes.empty,
+        raw_memo=json.loads(row[11]) if row[11] else {},
+        data_converter=data_converter,
     )
 
 

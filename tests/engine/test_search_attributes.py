@@ -89,6 +89,8 @@ async def test_start_upsert_describe_and_list() -> None:
             await env.client.list_workflows("CustomKeywordFeld = 'alpha'")
         with pytest.raises(ListFilterError, match="CustomIntField takes an integer"):
             await env.client.list_workflows("CustomIntField = 'many'")
+        (listed,) = await env.client.list_workflows("WorkflowId = 'b'")
+        assert listed.typed_search_attributes[KEYWORD] == "beta"  # list shows them too, as temporalio's does
         await b.signal(Tagged.release)
     await env.shutdown()
 
@@ -252,7 +254,7 @@ async def test_memo_is_encoded_by_the_codec_and_search_attributes_are_not() -> N
     assert modified.attributes["upsertedMemo"]["fields"]["note"]["metadata"]["encoding"] == "YmluYXJ5L2VuY3J5cHRlZA=="
     assert started["searchAttributes"]["indexedFields"]["CustomKeywordField"]["metadata"]["encoding"] == "anNvbi9wbGFpbg=="
     # The removal of "gone" is an encrypted null payload that the server cannot tell from a
-    # value, so it stays, as None (so with Temporal's server and a codec too).
+    # value, so it stays, as None (as with a Temporal server and a codec).
     assert await described.memo() == {"note": "changed", "gone": None}
     assert found == ["secret"]
 
