@@ -225,11 +225,11 @@ class SearchAttributeKey(Generic[SearchAttributeValueType]):
             )
 
 
-class SearchAttributePair(NamedTuple):
+class SearchAttributePair(NamedTuple, Generic[SearchAttributeValueType]):
     """A search attribute key with its value, for ``TypedSearchAttributes``."""
 
-    key: SearchAttributeKey[Any]
-    value: Any
+    key: SearchAttributeKey[SearchAttributeValueType]
+    value: SearchAttributeValueType
 
 
 @dataclass(frozen=True)
