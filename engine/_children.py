@@ -200,6 +200,7 @@ def start_child(
     task_timeout: timedelta | None,
     memo: Mapping[str, Any] | None,
     summary: str | None,
+    search_attributes: Any = None,
 ) -> ChildWorkflowHandle:
     from engine._durations import to_duration
 
@@ -221,6 +222,10 @@ def start_child(
         del attrs["workflowExecutionTimeout"]
     if memo:
         attrs["memo"] = {"fields": {k: to_json_payload(instance.payload_converter, v, f"memo field {k!r}") for k, v in memo.items()}}
+    if search_attributes:
+        from engine._search_attributes import encode_typed
+
+        attrs["searchAttributes"] = {"indexedFields": encode_typed(search_attributes)}
     if summary:
         attrs["userMetadata"] = {"summary": to_json_payload(instance.payload_converter, summary, "the child workflow summary")}
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-from engine import _children, _updates, _user_exits
+from engine import _children, _search_attributes, _updates, _user_exits
+from engine._sdk_flags import SDK_FLAGS, UPSERT_ON_PATCH, flags_of
 from engine._definitions import WorkflowDefinition, hints_of
 from engine._durations import from_duration, to_duration
 from engine._payload_converter import (
@@ -38,7 +39,7 @@ from engine._payload_converter import (
     to_json_payloads,
 )
 from engine._seed import randomness_seed
-from engine.common import RetryPolicy
+from engine.common import RetryPolicy, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 from engine.converter import DataConverter
 from engine.errors import (
     ActivityError,
@@ -122,6 +123,10 @@ def _key_of(kind: str, attrs: dict[str, Any]) -> str:
         return f"signal_name={attrs.get('signalName')!r}, workflow_id={target.get('workflowId')!r}"
     if kind in ("RequestCancelExternalWorkflowExecution", "RequestCancelExternalWorkflowExecutionInitiated"):
         return f"workflow_id={(attrs.get('workflowExecution') or {}).get('workflowId')!r}"
+    if kind == "UpsertWorkflowSearchAttributes":
+        return f"search_attributes={sorted((attrs.get('searchAttributes') or {}).get('indexedFields') or {})}"
+    if kind in ("ModifyWorkflowProperties", "WorkflowPropertiesModified"):
+        return f"memo={sorted((attrs.get('upsertedMemo') or {}).get('fields') or {})}"
     return ""
 
 
@@ -173,11 +178,24 @@ def _skipped(filename: str) -> bool:
     return skip
 
 
+# Frames where workflow code ends and the code that drives it begins: a walk up the stack
+# stops there, lest it blame whoever called the worker or the Replayer.
+_BOUNDARY_CODES: set[Any] = {asyncio.events.Handle._run.__code__}
+
+
 def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
-    """The innermost frame that belongs to user code (not the engine, not asyncio)."""
+    """The innermost frame that belongs to user code (not the engine, not asyncio).
+
+    In a task whose own frames are all the engine's (``asyncio.gather(workflow.execute_child_workflow(...))``
+    wraps the engine's coroutine in a task of its own), the line that created the task."""
     if frames is None:
         frame: Any = sys._getframe(1)
-        while frame is not None and _skipped(frame.f_code.co_filename):
+        while frame is not None:
+            code = frame.f_code
+            if code in _BOUNDARY_CODES:
+                return _task_origin()
+            if not _skipped(code.co_filename):
+                break
             frame = frame.f_back
     else:
         frame = next((f for f in reversed(frames) if not _skipped(f.f_code.co_filename)), None)
@@ -185,6 +203,12 @@ def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
         return None
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
     return CodeLine(filename, lineno, frame.f_code.co_name, linecache.getline(filename, lineno).strip())
+
+
+def _task_origin() -> CodeLine | None:
+    loop = asyncio.events._get_running_loop()
+    task = asyncio.current_task(loop) if loop is not None else None
+    return getattr(task, "_dlab_origin", None)
 
 
 @dataclass(frozen=True)
@@ -215,6 +239,10 @@ class WorkflowInfo:
     headers: dict[str, Any] = field(default_factory=dict)
     parent: ParentInfo | None = None
     root: ParentInfo | None = None
+    # As the run started, then as workflow code upserted them (not by other means).
+    typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
+    # Memo fields as payloads (JSON form): workflow.memo() converts them.
+    raw_memo: dict[str, Any] = field(default_factory=dict)
 
 
 # ActivityCancellationType values (temporalio's), kept here so the runtime needs no
@@ -233,11 +261,17 @@ class ActivityHandle(asyncio.Future):
         self.scheduled_event_id: int | None = None
         self._cancel_sent = False
         self.cancellation_type = TRY_CANCEL
+        self._command: Command | None = None
 
     def cancel(self, msg: Any = None) -> bool:
         if self.done():
             return False
         if self._instance._evicting:
+            return super().cancel(msg)
+        if self.scheduled_event_id is None and self._instance._drop_unsent(self._command):
+            # Cancelled in the activation that scheduled it: nothing is sent or recorded, and
+            # the awaiting code gets asyncio.CancelledError, as in temporalio (a real server's
+            # history of such a run has no event of the activity).
             return super().cancel(msg)
         if self.cancellation_type == ABANDON:
             # Nothing is sent: the activity runs on, and its outcome is ignored.
@@ -282,6 +316,7 @@ class _WorkflowTimer(asyncio.TimerHandle):
         self._instance = instance
         self.timer_id = timer_id
         self.fired = False
+        self.command: Command | None = None
 
     def cancel(self) -> None:
         if not self.cancelled() and not self.fired:
@@ -341,6 +376,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self.unhandled_signals: list[str] = []
         self._patches: dict[str, bool] = {}
         self._activation_patches: set[str] = set()
+        # Patch ids in the TemporalChangeVersion upserts so far; SDK flags the history recorded
+        # (None until a WorkflowTaskCompleted is seen: then the flags this worker writes apply).
+        self._change_versions: list[str] = []
+        self._history_flags: set[int] | None = None
         self.saw_completed_task = False
         self.last_started_event_id = 0
 
@@ -387,6 +426,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                 if etype == "WorkflowTaskStarted":
                     following = events[i + 1].event_type if i + 1 < n else None
                     if following == "WorkflowTaskCompleted" or (following is None and not live_tail and check_end):
+                        if following is not None:
+                            self._note_flags(events[i + 1])
                         self._activation_patches = _patches_after(events, i + 2)
                         for request in _updates.requests_in(events, i + 2):
                             _updates.deliver(self, request, validate=False)
@@ -398,12 +439,21 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                 elif etype == "WorkflowTaskCompleted":
                     self._matching_after = event.event_id
                     self.saw_completed_task = True
+                    self._note_flags(event)
                 else:
                     self._job(event)
             self.processed_upto = event.event_id
         if not live_tail and check_end:
             self._check_all_matched(None)
         return produced
+
+    def _note_flags(self, completed: HistoryEvent) -> None:
+        self._history_flags = (self._history_flags or set()) | flags_of(completed.attributes)
+
+    def uses_flag(self, flag: int) -> bool:
+        """Whether this run follows SDK flag ``flag``: as its history recorded, or, before its
+        first completed workflow task, as this worker will record."""
+        return flag in (SDK_FLAGS if self._history_flags is None else self._history_flags)
 
     def _activate(self, started: HistoryEvent, *, replaying: bool) -> list[Command]:
         self._now = started.event_time
@@ -764,7 +814,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             if handle._cancel_sent:
                 self._add_cancel_activity_command(event_id)
 
-        self._add_command("ScheduleActivityTask", attrs, bound)
+        handle._command = self._add_command("ScheduleActivityTask", attrs, bound)
         return handle
 
     def _request_cancel_activity(self, handle: ActivityHandle) -> None:
@@ -778,8 +828,21 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._add_command("RequestCancelActivityTask", {"scheduledEventId": str(scheduled_event_id)})
 
     def _cancel_timer(self, timer: _WorkflowTimer) -> None:
-        if self._timers.pop(timer.timer_id, None) is not None:
+        if self._timers.pop(timer.timer_id, None) is None:
+            return
+        # A timer cancelled in the activation that started it was never sent: as in Temporal's
+        # SDK core, both commands vanish (wait_condition with a timeout on a condition that
+        # already holds records no timer), though the timer's sequence number stays spent.
+        if not self._drop_unsent(timer.command):
             self._add_command("CancelTimer", {"timerId": timer.timer_id})
+
+    def _drop_unsent(self, command: Command | None) -> bool:
+        """Take back a command of this activation, not yet sent; False if it was sent."""
+        for index, pending in enumerate(self._commands):
+            if pending is command:
+                del self._commands[index]
+                return True
+        return False
 
     # ----------------------------------------------------------------- helpers for the API
     def now(self) -> datetime:
@@ -814,7 +877,40 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             self._add_command(
                 "RecordMarker", {"markerName": PATCH_MARKER, "details": {"patch-data": {"payloads": [payload]}}}
             )
+            if self.uses_flag(UPSERT_ON_PATCH):
+                # Temporal's SDK core follows each marker with every patch id of the run so
+                # far, so that runs can be listed by the code paths they took.
+                self._change_versions.append(patch_id)
+                fields = _search_attributes.change_version_update(self._change_versions)
+                self._add_command("UpsertWorkflowSearchAttributes", {"searchAttributes": {"indexedFields": fields}})
         return use
+
+    def upsert_search_attributes(self, updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
+        """See ``workflow.upsert_search_attributes``."""
+        fields = _search_attributes.encode_updates(updates)
+        if not fields:
+            return
+        attrs = self.info.typed_search_attributes
+        for update in updates:
+            attrs = attrs.without(update.key.name)
+            if update.value is not None:
+                attrs = attrs.updated(SearchAttributePair(update.key, update.value))
+        self._add_command("UpsertWorkflowSearchAttributes", {"searchAttributes": {"indexedFields": fields}})
+        self.info.typed_search_attributes = attrs
+
+    def upsert_memo(self, updates: Mapping[str, Any]) -> None:
+        """See ``workflow.upsert_memo``."""
+        if not isinstance(updates, Mapping):
+            raise TypeError(f"upsert_memo takes a dict of memo fields (None removes one), not {type(updates).__name__}.")
+        # Converted before the command is added, so that a value that does not convert leaves none.
+        fields = {
+            str(k): Payload({"encoding": b"binary/null"}).to_json() if v is None else to_json_payload(self.payload_converter, v, f"memo field {k!r}")
+            for k, v in updates.items()
+        }
+        if not fields:
+            return
+        self._add_command("ModifyWorkflowProperties", {"upsertedMemo": {"fields": fields}})
+        self.info.raw_memo = _search_attributes.merged(self.info.raw_memo, fields)
 
     def wait_condition_future(self, fn: Callable[[], bool]) -> asyncio.Future:
         fut = self.create_future()
@@ -842,7 +938,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         timer_id = str(self._seq["timer"])
         timer = _WorkflowTimer(self, self.time() + delay, callback, args, context, timer_id)
         self._timers[timer_id] = timer
-        self._add_command(
+        timer.command = self._add_command(
             "StartTimer",
             {"timerId": timer_id, "startToFireTimeout": to_duration(timedelta(seconds=delay))},
         )
@@ -856,6 +952,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     def create_task(self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None) -> asyncio.Task:
         task = asyncio.Task(coro, loop=self, name=name, context=context)
+        # Where workflow code made the task, for error messages about the commands it issues.
+        task._dlab_origin = user_code_line()  # type: ignore[attr-defined]
         # Kept here so eviction need not scan every task of the process (asyncio.all_tasks).
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -934,6 +1032,11 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
 }
 
 
+_BOUNDARY_CODES.update(
+    method.__code__ for method in (WorkflowInstance.apply, WorkflowInstance._run_until_idle, WorkflowInstance.query)
+)
+
+
 # Written by the service among the command events of one workflow task, right after the
 # command that caused it (as Temporal's server does): cancelling an activity that had not
 # started closes it at once, before the events of the task's later commands.
@@ -991,9 +1094,17 @@ def _skippable(event: HistoryEvent, command: Command | None) -> bool:
         same = command is not None and command.kind == "RecordMarker" and command.attributes.get("markerName") == PATCH_MARKER
         return patch[1] and not same
     if event.event_type == "UpsertWorkflowSearchAttributes":
-        fields = ((event.attributes.get("searchAttributes") or {}).get("indexedFields") or {})
-        return set(fields) <= {"TemporalChangeVersion"}
+        if not _only_change_version(event.attributes):
+            return False
+        # Skipped only when the code has no such upsert here (the call of a deprecated patch
+        # was removed, so neither its marker nor its upsert is produced).
+        return command is None or command.kind != "UpsertWorkflowSearchAttributes" or not _only_change_version(command.attributes)
     return False
+
+
+def _only_change_version(attrs: Mapping[str, Any]) -> bool:
+    fields = (attrs.get("searchAttributes") or {}).get("indexedFields") or {}
+    return set(fields) == {_search_attributes.CHANGE_VERSION}
 
 
 def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEvent], namespace: str = "default") -> WorkflowInfo:
@@ -1014,6 +1125,8 @@ def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEve
         task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),
         parent=_parent_info(started, "parentWorkflowExecution", "parentWorkflowNamespace", namespace),
         root=_parent_info(started, "rootWorkflowExecution", "parentWorkflowNamespace", namespace),
+        typed_search_attributes=_search_attributes.decode_typed((started.get("searchAttributes") or {}).get("indexedFields")),
+        raw_memo=dict((started.get("memo") or {}).get("fields") or {}),
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
+from engine import _sdk_flags
 from engine._dispatch import pick, pick_sticky
 from engine._durations import from_duration, from_timestamp, to_duration, to_timestamp
 from engine._store import Tx, dumps
@@ -28,9 +29,9 @@ from engine.history import HistoryEvent
 
 OPEN = "Running"
 _QUEUE_KIND = "TASK_QUEUE_KIND_NORMAL"
-# Flag 1 of Temporal's SDK core: the replayer checks activity ids and types. We record the
-# same so that exported histories are checked just as strictly by Temporal's own replayer.
-SDK_FLAGS = [1]
+# Flags of Temporal's SDK core that our workers follow (see _sdk_flags); recorded so that
+# temporalio's replayer checks exported histories just as strictly.
+SDK_FLAGS = _sdk_flags.SDK_FLAGS
 
 
 class StaleTaskError(Exception):
@@ -399,6 +400,8 @@ class StartRequest:
     task_timeout: timedelta | None = None
     run_id: str | None = None
     memo: dict[str, Any] | None = None
+    # indexedFields of searchAttributes (payloads, JSON form).
+    search_attributes: dict[str, Any] | None = None
     continued_from: str | None = None
     first_run_id: str | None = None
     # For a child run: the parent* / root* attributes of its WorkflowExecutionStarted event.
@@ -437,6 +440,9 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
         attrs["workflowRunTimeout"] = to_duration(req.run_timeout)
     if req.memo:
         attrs["memo"] = {"fields": req.memo}
+    if req.search_attributes:
+        attrs["searchAttributes"] = {"indexedFields": req.search_attributes}
+        _service_visibility.index(tx, run_id, req.search_attributes, fresh=True, strict=not (req.continued_from or req.parent))
     if req.parent:
         attrs.update(req.parent)
         del attrs["identity"]  # as Temporal: a child's start carries its parent, not a client
@@ -454,9 +460,11 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     ensure_workflow_task(tx, run, now)
     tx.conn.execute(
         "INSERT INTO executions (run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id, "
-        "wft_state, wft_scheduled_id, wft_started_id, wft_attempt, task_timeout, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "wft_state, wft_scheduled_id, wft_started_id, wft_attempt, task_timeout, flags, search_attributes, memo) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, ts(now), run.next_event_id,
-         run.wft_state, run.wft_scheduled_id, run.wft_started_id, run.wft_attempt, task_timeout, run.flags()),
+         run.wft_state, run.wft_scheduled_id, run.wft_started_id, run.wft_attempt, task_timeout, run.flags(),
+         dumps(req.search_attributes) if req.search_attributes else None, dumps(req.memo) if req.memo else None),
     )
     _remember(tx, run)
     return run_id
@@ -876,6 +884,12 @@ def _close_command(status: str, event_type: str):  # type: ignore[no-untyped-def
 
 def _cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     next_run_id = new_run_id()
+    tx.flush()
+    first = tx.conn.execute(
+        "SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run.run_id,)
+    ).fetchone()
+    started = json.loads(first[0]) if first else {}
+    attrs = {**attrs, **_service_visibility.carried_over(tx, run.run_id, started, attrs)}
     append(
         tx,
         run,
@@ -885,11 +899,6 @@ def _cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs:
     )
     close_run(tx, run, now, "ContinuedAsNew")
     save_run(tx, run)
-    tx.flush()
-    first = tx.conn.execute(
-        "SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run.run_id,)
-    ).fetchone()
-    started = json.loads(first[0]) if first else {}
     start_workflow(
         tx,
         StartRequest(
@@ -901,6 +910,8 @@ def _cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs:
             run_timeout=from_duration(attrs.get("workflowRunTimeout")),
             task_timeout=from_duration(attrs.get("workflowTaskTimeout")),
             run_id=next_run_id,
+            memo=(attrs.get("memo") or {}).get("fields"),
+            search_attributes=(attrs.get("searchAttributes") or {}).get("indexedFields"),
             continued_from=run.run_id,
             first_run_id=str(started.get("firstExecutionRunId") or run.run_id),
             parent={k: v for k, v in started.items() if k.startswith(("parent", "root"))} or None,
@@ -930,6 +941,8 @@ _COMMANDS = {
     "CancelTimer": _cmd_cancel_timer,
     "RequestCancelActivityTask": _cmd_cancel_activity,
     "RecordMarker": _cmd_record_marker,
+    "UpsertWorkflowSearchAttributes": lambda *a: _service_visibility.cmd_upsert_search_attributes(*a),
+    "ModifyWorkflowProperties": lambda *a: _service_visibility.cmd_modify_properties(*a),
     "AcceptUpdate": lambda *a: _service_updates.cmd_accept(*a),
     "CompleteUpdate": lambda *a: _service_updates.cmd_complete(*a),
     "RejectUpdate": lambda *a: _service_updates.cmd_reject(*a),
@@ -1125,7 +1138,7 @@ def terminate(tx: Tx, run_id: str, reason: str, details: dict[str, Any] | None, 
 
 
 # At the end: they use this module's functions (and this module calls them only at run time).
-from engine import _service_children, _service_updates  # noqa: E402
+from engine import _service_children, _service_updates, _service_visibility  # noqa: E402
 from engine._service_activities import (  # noqa: E402  (re-exported: the worker and tests use them from here)
     ActivityTask,
     HeldActivity,

@@ -68,6 +68,7 @@ def cmd_start_child(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: 
                 run_timeout=svc.from_duration(attrs.get("workflowRunTimeout")),
                 task_timeout=svc.from_duration(attrs.get("workflowTaskTimeout")),
                 memo=(attrs.get("memo") or {}).get("fields"),
+                search_attributes=(attrs.get("searchAttributes") or {}).get("indexedFields"),
                 parent={
                     "parentWorkflowNamespace": "default",
                     "parentWorkflowExecution": {"workflowId": run.workflow_id, "runId": run.run_id},

@@ -35,7 +35,7 @@ T = TypeVar("T")
 log = logging.getLogger("engine.store")
 
 APP_ID = "durable-lab"
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _SCHEMA = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -183,6 +183,25 @@ _MIGRATIONS: dict[int, list[str]] = {
         # that most runs skip those look-ups, and changed in the row when another client
         # adds an update, so that a connection caching the run sees it (_service.FLAG_*).
         """ALTER TABLE executions ADD COLUMN flags INTEGER""",
+    ],
+    8: [
+        # Search attributes and memo. The run's row holds them as Temporal's payloads (what
+        # describe shows and continue-as-new carries over); search_attributes indexes each
+        # value (a keyword list one row per keyword) so that list filters on them stay
+        # indexed look-ups. The value column has no type: ints and floats compare as numbers,
+        # datetimes are epoch seconds. search_attribute_types keeps the type each name was
+        # first used with, which list filters need to read their values.
+        """ALTER TABLE executions ADD COLUMN search_attributes TEXT""",
+        """ALTER TABLE executions ADD COLUMN memo TEXT""",
+        """CREATE TABLE search_attributes (
+            run_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            value,
+            PRIMARY KEY (run_id, name, position)
+        ) WITHOUT ROWID""",
+        """CREATE INDEX search_attributes_by_value ON search_attributes (name, value)""",
+        """CREATE TABLE search_attribute_types (name TEXT PRIMARY KEY, type TEXT NOT NULL) WITHOUT ROWID""",
     ],
 }
 

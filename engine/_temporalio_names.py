@@ -29,9 +29,13 @@ COVERED: dict[str, dict[str, str]] = {
         "Info", "logger", "in_workflow", "unsafe", "NondeterminismError", "update", "start_child_workflow",
         "execute_child_workflow", "ChildWorkflowHandle", "ChildWorkflowCancellationType", "ParentClosePolicy",
         "get_external_workflow_handle", "ExternalWorkflowHandle", "ParentInfo", "payload_converter",
+        "upsert_search_attributes", "memo", "memo_value", "upsert_memo",
     ),
     "temporalio.activity": _same("defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter"),
-    "temporalio.common": _same("RetryPolicy", "WorkflowIDReusePolicy", "WorkflowIDConflictPolicy"),
+    "temporalio.common": _same(
+        "RetryPolicy", "WorkflowIDReusePolicy", "WorkflowIDConflictPolicy", "SearchAttributeKey", "SearchAttributePair",
+        "SearchAttributeUpdate", "SearchAttributeIndexedValueType", "SearchAttributeValue", "TypedSearchAttributes",
+    ),
     "temporalio.exceptions": {
         **_same(
             "FailureError", "ApplicationError", "ActivityError", "ChildWorkflowError", "CancelledError",

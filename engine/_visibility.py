@@ -17,6 +17,13 @@ Grammar (keywords are case-insensitive, attribute names are not, as in Temporal)
 
 Values are quoted strings (``'...'`` or ``"..."``; a doubled quote or a backslash escapes
 one). Times are RFC 3339 (``2024-05-01T12:00:00Z``, ``+02:00`` offsets) or plain dates.
+
+Custom search attributes (``CustomKeywordField = 'x'``) are those the database has seen, by
+the type they were first given: Int and Double values may be bare numbers and compare as
+numbers, Bool takes ``true``/``false``, Datetime an RFC 3339 time, and a KeywordList matches
+when one of its keywords does (``=``, ``IN``). Each condition on one is a look-up in the
+``search_attributes`` index; ``!=`` and ``NOT IN`` match runs without that value (or
+without the attribute), as in Temporal's Elasticsearch visibility.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from engine.errors import ListFilterError
 
@@ -97,11 +104,20 @@ def _unquote(text: str) -> str:
     return re.sub(r"\\(.)|" + quote * 2, lambda m: m.group(1) or quote, body)
 
 
+# A custom attribute's type -> the kind its values are read as.
+_CUSTOM_KINDS = {
+    "Keyword": "keyword", "Text": "keyword", "KeywordList": "keyword", "Int": "int", "Double": "double",
+    "Bool": "bool", "Datetime": "time",
+}
+_CUSTOM_SQL = "e.run_id {negation}IN (SELECT run_id FROM search_attributes WHERE name = ?{condition})"
+
+
 class _Parser:
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, custom: Mapping[str, str]) -> None:
         self.tokens = _tokenize(query)
         self.index = 0
         self.params: list[Any] = []
+        self.custom = custom
 
     def peek(self) -> _Token:
         return self.tokens[self.index]
@@ -152,10 +168,16 @@ class _Parser:
 
     def condition(self) -> str:
         token = self.take()
+        if token.kind == "word" and token.text in self.custom and token.text not in FIELDS:
+            return self.custom_condition(token.text, self.custom[token.text])
         if token.kind != "word" or token.text not in FIELDS:
             known = ", ".join(FIELDS)
             if token.kind == "word":
-                raise ListFilterError(f"Unknown search attribute {token.shown()} in the list filter: use one of {known} (names are case-sensitive).")
+                custom = ", ".join(sorted(self.custom)) or "none yet"
+                raise ListFilterError(
+                    f"Unknown search attribute {token.shown()} in the list filter: use one of {known}, or a custom "
+                    f"search attribute some run of this database has (known: {custom}); names are case-sensitive."
+                )
             raise ListFilterError(f"Expected a search attribute ({known}) at {token.shown()} in the list filter.")
         column, kind = FIELDS[token.text]
         name = token.text
@@ -194,7 +216,50 @@ class _Parser:
         self.params.append(self.value(name, kind))
         return f"{column} {_COMPARE[op.text]} ?"
 
+    def custom_condition(self, name: str, type_name: str) -> str:
+        """A condition on a custom search attribute: a look-up in its index."""
+        kind = _CUSTOM_KINDS.get(type_name, "keyword")
+
+        def lookup(condition: str, values: list[Any], negated: bool = False) -> str:
+            self.params += [name, *values]
+            return _CUSTOM_SQL.format(negation="NOT " if negated else "", condition=condition)
+
+        if self.accept("keyword", "BETWEEN"):
+            low = self.value(name, kind)
+            self.expect("keyword", "AND", f"AND between the two bounds of {name} BETWEEN")
+            high = self.value(name, kind)
+            return lookup(" AND value BETWEEN ? AND ?", [low, high])
+        negated = self.accept("keyword", "NOT")
+        if negated or (self.peek().kind == "keyword" and self.peek().text == "IN"):
+            self.expect("keyword", "IN", "IN after NOT")
+            self.expect("punct", "(", f"'(' opening the list of {name} IN")
+            values = [self.value(name, kind)]
+            while self.accept("punct", ","):
+                values.append(self.value(name, kind))
+            self.expect("punct", ")", f"')' closing the list of {name} IN")
+            return lookup(f" AND value IN ({', '.join('?' * len(values))})", values, negated)
+        if self.accept("keyword", "IS"):
+            negated = self.accept("keyword", "NOT")
+            self.expect("keyword", "NULL", "NULL after IS")
+            return lookup("", [], not negated)
+        if self.accept("keyword", "STARTS_WITH"):
+            if kind != "keyword":
+                raise ListFilterError(f"STARTS_WITH works on text and keyword attributes, not on {name} ({type_name}).")
+            prefix = self.value(name, kind)
+            return lookup(" AND value LIKE ? ESCAPE '\\'", [re.sub(r"([\\%_])", r"\\\1", prefix) + "%"])
+        op = self.take()
+        if op.kind != "op":
+            raise ListFilterError(f"Expected an operator (=, !=, <, >, <=, >=, BETWEEN, IN, STARTS_WITH) after {name}, found {op.shown()} in the list filter.")
+        if kind == "bool" and op.text not in ("=", "!=", "<>"):
+            raise ListFilterError(f"{name} is a Bool: it takes = or !=, not {op.text}, e.g. {name} = true.")
+        value = self.value(name, kind)
+        if op.text in ("!=", "<>"):
+            return lookup(" AND value = ?", [value], negated=True)
+        return lookup(f" AND value {_COMPARE[op.text]} ?", [value])
+
     def value(self, name: str, kind: str) -> Any:
+        if kind in ("int", "double", "bool"):
+            return self.scalar(name, kind)
         token = self.take()
         if token.kind != "string":
             hint = f"{name}='...'" if kind != "time" else f"{name} > '2024-05-01T00:00:00Z'"
@@ -208,6 +273,22 @@ class _Parser:
         if kind == "time":
             return _timestamp(text, name, token)
         return text
+
+    def scalar(self, name: str, kind: str) -> Any:
+        token = self.take()
+        text = _unquote(token.text) if token.kind == "string" else token.text
+        try:
+            if kind == "bool" and token.kind in ("string", "word") and text.lower() in ("true", "false"):
+                return int(text.lower() == "true")
+            if kind == "int" and token.kind in ("string", "number"):
+                return int(text)
+            if kind == "double" and token.kind in ("string", "number"):
+                return float(text)
+        except ValueError:
+            pass
+        example = {"int": "42", "double": "1.5", "bool": "true"}[kind]
+        what = {"int": "an integer", "double": "a number", "bool": "true or false"}[kind]
+        raise ListFilterError(f"{name} takes {what}, not {token.shown()} in the list filter, e.g. {name} = {example}.")
 
     @staticmethod
     def _no_order_on_status(name: str, kind: str, op: str) -> None:
@@ -234,12 +315,15 @@ def _timestamp(text: str, name: str, token: _Token) -> float:
     )
 
 
-def compile_list_filter(query: str) -> tuple[str, list[Any]]:
+def compile_list_filter(query: str, custom: Mapping[str, str] | None = None) -> tuple[str, list[Any]]:
     """Translate a Temporal list filter into ``(sql, params)`` for a ``WHERE`` clause.
+
+    ``custom`` maps the custom search attributes the database knows to their type names
+    (``{"CustomKeywordField": "Keyword"}``).
 
     Raises:
         ListFilterError: the filter cannot be read; the message names the token and column.
     """
-    parser = _Parser(query)
+    parser = _Parser(query, custom or {})
     sql = parser.parse()
     return sql, parser.params

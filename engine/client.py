@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
+import json
 import enum
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _client_updates, _queries, _service
+from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
@@ -24,7 +26,7 @@ from engine._list_pages import WorkflowExecutionAsyncIterator
 from engine._store import Store
 from engine._visibility import compile_list_filter
 from engine._service import StartRequest, from_ts, ts
-from engine.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from engine.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from engine.converter import DataConverter
 from engine.errors import (
     CancelledError,
@@ -87,6 +89,22 @@ class WorkflowExecutionDescription:
     history_length: int
     pending_activities: int
     pending_timers: int
+    typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
+    raw_memo: dict[str, Any] = field(default_factory=dict)
+    data_converter: DataConverter = field(default=DataConverter.default, repr=False, compare=False)
+
+    async def memo(self) -> dict[str, Any]:
+        """The memo, decoded (the payload codec runs) and converted."""
+        return {k: await self.memo_value(k) for k in self.raw_memo}
+
+    async def memo_value(self, key: str, default: Any = _arg_unset, *, type_hint: type | None = None) -> Any:
+        """One memo field; ``default`` if absent, else ``KeyError``."""
+        payload = self.raw_memo.get(key)
+        if payload is None:
+            if default is _arg_unset:
+                raise KeyError(f"The memo of {self.id!r} has no field {key!r} (it has: {', '.join(sorted(self.raw_memo)) or 'none'}).")
+            return default
+        return (await self.data_converter._decode_json({"payloads": [payload]}, [type_hint], f"memo field {key!r}"))[0]
 
 
 @dataclass(frozen=True)
@@ -200,8 +218,12 @@ class Client:
         id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
         memo: dict[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> "WorkflowHandle":
-        """Start a run and return its handle at once (the run goes on in the workers)."""
+        """Start a run and return its handle at once (the run goes on in the workers).
+
+        ``search_attributes`` (``TypedSearchAttributes``) are indexed: ``list_workflows`` filters
+        on them (``CustomKeywordField = 'x'``). ``memo`` is shown by ``describe()`` only."""
         if isinstance(workflow, str):
             name, hinted = workflow, None
         else:
@@ -215,6 +237,7 @@ class Client:
         converter = self.data_converter
         payloads = await converter._encode_json(all_args, f"argument of workflow {name!r}")
         encoded_memo = {k: (await converter._encode_json([v], f"memo field {k!r}", numbered=False))["payloads"][0] for k, v in (memo or {}).items()}
+        indexed = _search_attributes.encode_typed(search_attributes)
         self._ensure_service()
         run_id = await self.store.run(
             _service.start_workflow,
@@ -228,6 +251,7 @@ class Client:
                 run_timeout=run_timeout,
                 task_timeout=task_timeout,
                 memo=encoded_memo or None,
+                search_attributes=indexed or None,
             ),
             self.clock.now(),
         )
@@ -270,10 +294,6 @@ class Client:
         ``next_page_token`` (an earlier iterator's) goes on where that one stopped.
         """
         where, params = [], []
-        if query is not None and query.strip():
-            sql, values = compile_list_filter(query)
-            where.append(sql)
-            params += values
         if status:
             where.append("e.status = ?")
             params.append(status)
@@ -284,12 +304,23 @@ class Client:
             raise ValueError(f"limit must be at least 1 (or None for every run), not {limit}.")
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}.")
-        condition = " AND ".join(where)
+        converter = self.data_converter
+        # The filter is compiled at the first page: custom search attributes need their types,
+        # which are read from the database (so a bad filter raises when iteration starts).
+        compiled: list[tuple[str, list[Any]]] = []
 
         async def fetch(size: int, after: tuple[float, int] | None) -> tuple[list[WorkflowExecutionDescription], tuple[float, int] | None]:
-            rows = await self.store.read(_list_page, condition, params, size, after)
+            if not compiled:
+                conditions, values = list(where), list(params)
+                if query is not None and query.strip():
+                    sql, filter_values = compile_list_filter(query, await self.store.read(_service_visibility.types))
+                    conditions.insert(0, sql)
+                    values[:0] = filter_values
+                compiled.append((" AND ".join(conditions), values))
+            condition, values = compiled[0]
+            rows = await self.store.read(_list_page, condition, values, size, after)
             last = (rows[-1][-2], rows[-1][-1]) if len(rows) == size else None  # a full page: maybe more
-            return [_description(row) for row in rows], last
+            return [_description(row, converter) for row in rows], last
 
         return WorkflowExecutionAsyncIterator(fetch, limit=limit, page_size=page_size, next_page_token=next_page_token)
 
@@ -473,7 +504,14 @@ class WorkflowHandle:
         rows = await self._client.store.read(_list_runs_by_id, run_id)
         if not rows:
             raise WorkflowNotFoundError(f"No run {run_id!r} of workflow {self.id!r}. Check the run id, or omit it for the latest run.")
-        return _description(rows[0])
+        description = _description(rows[0], self._client.data_converter)
+        if rows[0][10] is None or rows[0][11] is None:
+            # Written before schema 8 (or without either): the start event has what there is.
+            attributes, memo = await self._client.store.read(_service_visibility.read, run_id)
+            description = dataclasses.replace(
+                description, typed_search_attributes=_search_attributes.decode_typed(attributes), raw_memo=memo
+            )
+        return description
 
     async def fetch_history(self) -> History:
         run_id = await self._resolve_run()
@@ -597,7 +635,7 @@ def _hinted_result(fn: Callable[..., Any]) -> Any:
 _COLUMNS = (
     "e.workflow_id, e.run_id, e.workflow_type, e.task_queue, e.status, e.start_time, e.close_time, "
     "e.next_event_id - 1, (SELECT count(*) FROM tasks t WHERE t.run_id = e.run_id AND t.kind = 'activity'), "
-    "(SELECT count(*) FROM timers m WHERE m.run_id = e.run_id AND m.kind = 'timer')"
+    "(SELECT count(*) FROM timers m WHERE m.run_id = e.run_id AND m.kind = 'timer'), e.search_attributes, e.memo"
 )
 _DESC = f"SELECT {_COLUMNS} FROM executions e"
 
@@ -610,7 +648,7 @@ class WorkflowContinuedAsNewError(EngineError):
         self.new_execution_run_id = new_execution_run_id
 
 
-def _description(row: Sequence[Any]) -> WorkflowExecutionDescription:
+def _description(row: Sequence[Any], data_converter: DataConverter) -> WorkflowExecutionDescription:
     return WorkflowExecutionDescription(
         id=row[0],
         run_id=row[1],
@@ -622,6 +660,9 @@ def _description(row: Sequence[Any]) -> WorkflowExecutionDescription:
         history_length=row[7],
         pending_activities=row[8],
         pending_timers=row[9],
+        typed_search_attributes=_search_attributes.decode_typed(json.loads(row[10])) if row[10] else TypedSearchAttributes.empty,
+        raw_memo=json.loads(row[11]) if row[11] else {},
+        data_converter=data_converter,
     )
 
 

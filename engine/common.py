@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Collection, Generic, Iterator, Mapping, NamedTuple, Sequence, TypeVar, Union
 
 from engine._durations import from_duration, to_duration
 
-__all__ = ["RetryPolicy", "WorkflowIDReusePolicy", "WorkflowIDConflictPolicy"]
+__all__ = [
+    "RetryPolicy",
+    "WorkflowIDReusePolicy",
+    "WorkflowIDConflictPolicy",
+    "SearchAttributeIndexedValueType",
+    "SearchAttributeKey",
+    "SearchAttributePair",
+    "SearchAttributeUpdate",
+    "SearchAttributeValue",
+    "TypedSearchAttributes",
+]
 
 
 @dataclass(frozen=True)
@@ -92,3 +102,202 @@ class WorkflowIDConflictPolicy(enum.IntEnum):
     FAIL = 1
     USE_EXISTING = 2
     TERMINATE_EXISTING = 3
+
+
+# ------------------------------------------------------------------------ search attributes
+SearchAttributeValue = Union[str, int, float, bool, datetime, Sequence[str]]
+SearchAttributeValueType = TypeVar("SearchAttributeValueType", str, int, float, bool, datetime, Sequence[str])
+
+
+class SearchAttributeIndexedValueType(enum.IntEnum):
+    """How a search attribute is indexed (Temporal's ``IndexedValueType``)."""
+
+    TEXT = 1
+    KEYWORD = 2
+    INT = 3
+    DOUBLE = 4
+    BOOL = 5
+    DATETIME = 6
+    KEYWORD_LIST = 7
+
+
+# The name written in a payload's ``metadata.type``, and the Python type of a value.
+_TYPE_NAMES = {
+    SearchAttributeIndexedValueType.TEXT: ("Text", str),
+    SearchAttributeIndexedValueType.KEYWORD: ("Keyword", str),
+    SearchAttributeIndexedValueType.INT: ("Int", int),
+    SearchAttributeIndexedValueType.DOUBLE: ("Double", float),
+    SearchAttributeIndexedValueType.BOOL: ("Bool", bool),
+    SearchAttributeIndexedValueType.DATETIME: ("Datetime", datetime),
+    SearchAttributeIndexedValueType.KEYWORD_LIST: ("KeywordList", Sequence),
+}
+_BY_TYPE_NAME = {name: kind for kind, (name, _) in _TYPE_NAMES.items()}
+
+
+@dataclass(frozen=True)
+class SearchAttributeKey(Generic[SearchAttributeValueType]):
+    """A typed search attribute name: make one with ``SearchAttributeKey.for_keyword("CustomKeywordField")``
+    and the like, then ``key.value_set(v)`` / ``key.value_unset()`` for upserts, or
+    ``SearchAttributePair(key, v)`` for ``TypedSearchAttributes``."""
+
+    name: str
+    indexed_value_type: SearchAttributeIndexedValueType
+
+    @property
+    def origin_value_type(self) -> type:
+        """The Python type of this key's values (``Sequence`` for a keyword list)."""
+        return _TYPE_NAMES[self.indexed_value_type][1]
+
+    @property
+    def value_type(self) -> type:
+        return self.origin_value_type
+
+    @property
+    def metadata_type(self) -> str:
+        """The type name Temporal writes in the payload's ``metadata.type`` (``"Keyword"``...)."""
+        return _TYPE_NAMES[self.indexed_value_type][0]
+
+    def value_set(self, value: SearchAttributeValueType) -> "SearchAttributeUpdate[SearchAttributeValueType]":
+        """An update that sets this attribute to ``value``."""
+        return SearchAttributeUpdate(self, value)
+
+    def value_unset(self) -> "SearchAttributeUpdate[SearchAttributeValueType]":
+        """An update that removes this attribute."""
+        return SearchAttributeUpdate(self, None)
+
+    @staticmethod
+    def for_text(name: str) -> "SearchAttributeKey[str]":
+        return SearchAttributeKey(name, SearchAttributeIndexedValueType.TEXT)
+
+    @staticmethod
+    def for_keyword(name: str) -> "SearchAttributeKey[str]":
+        return SearchAttributeKey(name, SearchAttributeIndexedValueType.KEYWORD)
+
+    @staticmethod
+    def for_int(name: str) -> "SearchAttributeKey[int]":
+        return SearchAttributeKey(name, SearchAttributeIndexedValueType.INT)
+
+    @staticmethod
+    def for_float(name: str) -> "SearchAttributeKey[float]":
+        return SearchAttributeKey(name, SearchAttributeIndexedValueType.DOUBLE)
+
+    @staticmethod
+    def for_bool(name: str) -> "SearchAttributeKey[bool]":
+        return SearchAttributeKey(name, SearchAttributeIndexedValueType.BOOL)
+
+    @staticmethod
+    def for_datetime(name: str) -> "SearchAttributeKey[datetime]":
+        return SearchAttributeKey(name, SearchAttributeIndexedValueType.DATETIME)
+
+    @staticmethod
+    def for_keyword_list(name: str) -> "SearchAttributeKey[Sequence[str]]":
+        return SearchAttributeKey(name, SearchAttributeIndexedValueType.KEYWORD_LIST)
+
+    @staticmethod
+    def from_metadata_type(name: str, metadata_type: str) -> "SearchAttributeKey[Any] | None":
+        """The key for a payload's ``metadata.type`` (``"Int"`` or ``"INDEXED_VALUE_TYPE_INT"``), else None."""
+        kind = _BY_TYPE_NAME.get(metadata_type)
+        if kind is None and metadata_type.startswith("INDEXED_VALUE_TYPE_"):
+            kind = SearchAttributeIndexedValueType.__members__.get(metadata_type[len("INDEXED_VALUE_TYPE_"):])
+        return SearchAttributeKey(name, kind) if kind is not None else None
+
+    def check(self, value: Any) -> None:
+        """Raise a clear error if ``value`` does not suit this key."""
+        kind = self.indexed_value_type
+        if kind == SearchAttributeIndexedValueType.KEYWORD_LIST:
+            good = isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(v, str) for v in value)
+        elif kind == SearchAttributeIndexedValueType.DOUBLE:
+            good = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif kind == SearchAttributeIndexedValueType.INT:
+            good = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            good = isinstance(value, self.origin_value_type)
+        if not good:
+            wanted = "a list of strings" if kind == SearchAttributeIndexedValueType.KEYWORD_LIST else self.origin_value_type.__name__
+            raise TypeError(
+                f"Search attribute {self.name!r} has type {self.metadata_type}: its value must be {wanted}, "
+                f"not {type(value).__name__} {value!r}."
+            )
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError(
+                f"Search attribute {self.name!r}: the datetime {value!r} has no time zone; give one, "
+                "e.g. datetime(2024, 5, 1, tzinfo=timezone.utc)."
+            )
+
+
+class SearchAttributePair(NamedTuple, Generic[SearchAttributeValueType]):
+    """A search attribute key with its value, for ``TypedSearchAttributes``."""
+
+    key: SearchAttributeKey[SearchAttributeValueType]
+    value: SearchAttributeValueType
+
+
+@dataclass(frozen=True)
+class SearchAttributeUpdate(Generic[SearchAttributeValueType]):
+    """A change for ``workflow.upsert_search_attributes``: a value to set, or None to unset."""
+
+    key: SearchAttributeKey[SearchAttributeValueType]
+    value: SearchAttributeValueType | None
+
+
+@dataclass(frozen=True)
+class TypedSearchAttributes(Collection[SearchAttributePair]):
+    """An immutable set of search attribute pairs, sorted by name, each name once.
+
+    ``TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword("CustomKeywordField"), "x")])``;
+    read with ``attrs[key]`` or ``attrs.get(key)``."""
+
+    search_attributes: Sequence[SearchAttributePair]
+
+    empty: ClassVar["TypedSearchAttributes"]
+
+    def __post_init__(self) -> None:
+        pairs = []
+        for pair in self.search_attributes:
+            if not isinstance(pair, SearchAttributePair) and isinstance(pair, SearchAttributeUpdate):
+                raise TypeError(
+                    f"TypedSearchAttributes takes SearchAttributePair(key, value), not an update "
+                    f"(key.value_set(...)): write SearchAttributePair(key, {pair.value!r}) for {pair.key.name!r}."
+                )
+            if not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[0], SearchAttributeKey):
+                raise TypeError(f"TypedSearchAttributes takes SearchAttributePair(key, value) items, not {pair!r}.")
+            pair[0].check(pair[1])
+            pairs.append(SearchAttributePair(*pair))
+        pairs.sort(key=lambda p: p.key.name)
+        for before, after in zip(pairs, pairs[1:]):
+            if before.key.name == after.key.name:
+                raise ValueError(f"Search attribute {after.key.name!r} is given twice; give each name once.")
+        object.__setattr__(self, "search_attributes", tuple(pairs))
+
+    def __len__(self) -> int:
+        return len(self.search_attributes)
+
+    def __iter__(self) -> Iterator[SearchAttributePair]:
+        return iter(self.search_attributes)
+
+    def __contains__(self, key: object) -> bool:
+        return any(pair.key == key for pair in self.search_attributes)
+
+    def __getitem__(self, key: SearchAttributeKey[SearchAttributeValueType]) -> SearchAttributeValueType:
+        for pair in self.search_attributes:
+            if pair.key == key:
+                return pair.value  # type: ignore[no-any-return]
+        raise KeyError(key.name)
+
+    def get(self, key: SearchAttributeKey[SearchAttributeValueType], default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def updated(self, *pairs: SearchAttributePair) -> "TypedSearchAttributes":
+        """A copy with these pairs set (replacing pairs of the same name)."""
+        names = {pair.key.name for pair in pairs}
+        return TypedSearchAttributes([p for p in self.search_attributes if p.key.name not in names] + list(pairs))
+
+    def without(self, name: str) -> "TypedSearchAttributes":
+        """A copy without the attribute called ``name``."""
+        return TypedSearchAttributes([p for p in self.search_attributes if p.key.name != name])
+
+
+TypedSearchAttributes.empty = TypedSearchAttributes(())

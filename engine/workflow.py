@@ -35,7 +35,7 @@ from engine._children import (
 )
 from engine._payload_converter import PayloadConverter
 from engine._runtime import ActivityHandle, ParentInfo, WorkflowInfo as Info
-from engine.common import RetryPolicy
+from engine.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAttributes
 from engine.errors import NondeterminismError
 
 __all__ = [
@@ -69,6 +69,10 @@ __all__ = [
     "uuid4",
     "info",
     "Info",
+    "upsert_search_attributes",
+    "memo",
+    "memo_value",
+    "upsert_memo",
     "logger",
     "in_workflow",
     "payload_converter",
@@ -230,6 +234,7 @@ class ContinueAsNewError(BaseException):
     def __init__(
         self, args: Sequence[Any], *, workflow: Any = None, task_queue: str | None = None,
         run_timeout: timedelta | None = None, task_timeout: timedelta | None = None,
+        memo: dict[str, Any] | None = None, search_attributes: TypedSearchAttributes | None = None,
     ) -> None:
         super().__init__("Continue as new")
         self.input = list(args)
@@ -237,9 +242,12 @@ class ContinueAsNewError(BaseException):
         self.task_queue = task_queue
         self.run_timeout = run_timeout
         self.task_timeout = task_timeout
+        self.memo = memo
+        self.search_attributes = search_attributes
 
     def command_attributes(self, info: Info, payload_converter: PayloadConverter) -> dict[str, Any]:
-        from engine._payload_converter import to_json_payloads
+        from engine._payload_converter import to_json_payload, to_json_payloads
+        from engine._search_attributes import encode_typed
         from engine._definitions import workflow_definition
         from engine._durations import to_duration
 
@@ -249,7 +257,7 @@ class ContinueAsNewError(BaseException):
             name = self.workflow
         else:
             name = workflow_definition(self.workflow).name
-        return {
+        attrs: dict[str, Any] = {
             "workflowType": {"name": name},
             "taskQueue": {"name": self.task_queue or info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
             "input": to_json_payloads(payload_converter, self.input, f"argument of the continued workflow {name!r}"),
@@ -257,6 +265,12 @@ class ContinueAsNewError(BaseException):
             "workflowTaskTimeout": to_duration(self.task_timeout or info.task_timeout),
             "header": {},
         }
+        # Left out, the engine carries the run's own over (as Temporal does).
+        if self.memo:
+            attrs["memo"] = {"fields": {k: to_json_payload(payload_converter, v, f"memo field {k!r}") for k, v in self.memo.items()}}
+        if self.search_attributes:
+            attrs["searchAttributes"] = {"indexedFields": encode_typed(self.search_attributes)}
+        return attrs
 
 
 def continue_as_new(
@@ -267,13 +281,20 @@ def continue_as_new(
     task_queue: str | None = None,
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
+    memo: dict[str, Any] | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
 ) -> NoReturn:
     """End this run and start a new run of the same workflow id with fresh history.
 
     Long-running workflows (a subscription billed monthly for years) call this to keep each
-    run's history short; the new run is linked to this one."""
+    run's history short; the new run is linked to this one. Without ``memo`` and
+    ``search_attributes`` the new run gets this run's (its memo as it started, its search
+    attributes as they are now), as in Temporal."""
     all_args = ([arg] if arg is not _arg_unset else []) + list(args)
-    raise ContinueAsNewError(all_args, workflow=workflow, task_queue=task_queue, run_timeout=run_timeout, task_timeout=task_timeout)
+    raise ContinueAsNewError(
+        all_args, workflow=workflow, task_queue=task_queue, run_timeout=run_timeout, task_timeout=task_timeout,
+        memo=memo, search_attributes=search_attributes,
+    )
 
 
 def _activity_name(activity: Any) -> tuple[str, Any]:
@@ -374,6 +395,7 @@ async def start_child_workflow(
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
     memo: dict[str, Any] | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
     static_summary: str | None = None,
 ) -> ChildWorkflowHandle:
     """Start a child workflow and return its handle once the child has started.
@@ -397,6 +419,7 @@ async def start_child_workflow(
         run_timeout=run_timeout,
         task_timeout=task_timeout,
         memo=memo,
+        search_attributes=search_attributes,
         summary=static_summary,
     )
     try:
@@ -421,6 +444,7 @@ async def execute_child_workflow(
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
     memo: dict[str, Any] | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
     static_summary: str | None = None,
 ) -> Any:
     """Start a child workflow and wait for its result (``ChildWorkflowError`` if it fails)."""
@@ -437,6 +461,7 @@ async def execute_child_workflow(
         run_timeout=run_timeout,
         task_timeout=task_timeout,
         memo=memo,
+        search_attributes=search_attributes,
         static_summary=static_summary,
     )
     return await handle
@@ -512,6 +537,44 @@ def uuid4() -> _uuid.UUID:
 def info() -> Info:
     """Facts about the running workflow (id, run id, type, task queue, attempt, start time)."""
     return _runtime.current().info
+
+
+def upsert_search_attributes(updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
+    """Set or remove search attributes of this run: ``[key.value_set(v), other.value_unset()]``
+    with keys from ``SearchAttributeKey.for_keyword(...)`` and the like. Recorded in history
+    (``UpsertWorkflowSearchAttributes``); ``info().typed_search_attributes`` follows at once,
+    and ``list_workflows`` finds the run by the new values."""
+    _runtime.current().upsert_search_attributes(updates)
+
+
+def memo() -> dict[str, Any]:
+    """The run's memo (given at start, changed by ``upsert_memo``), its values converted."""
+    instance = _runtime.current()
+    converter = instance.payload_converter
+    return {k: _payload_value(converter, v, None, k) for k, v in instance.info.raw_memo.items()}
+
+
+def memo_value(key: str, default: Any = _arg_unset, *, type_hint: type | None = None) -> Any:
+    """One memo field, converted to ``type_hint`` if given; ``default`` if absent, else ``KeyError``."""
+    instance = _runtime.current()
+    payload = instance.info.raw_memo.get(key)
+    if payload is None:
+        if default is _arg_unset:
+            raise KeyError(f"The memo has no field {key!r} (it has: {', '.join(sorted(instance.info.raw_memo)) or 'none'}).")
+        return default
+    return _payload_value(instance.payload_converter, payload, type_hint, key)
+
+
+def upsert_memo(updates: dict[str, Any]) -> None:
+    """Set memo fields (a value of None removes the field). Recorded in history
+    (``WorkflowPropertiesModified``); ``memo()`` follows at once."""
+    _runtime.current().upsert_memo(updates)
+
+
+def _payload_value(converter: PayloadConverter, payload: Any, type_hint: Any, key: str) -> Any:
+    from engine._payload_converter import from_json_payload
+
+    return from_json_payload(converter, payload, type_hint, f"memo field {key!r}")
 
 
 def payload_converter() -> PayloadConverter:

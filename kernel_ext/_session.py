@@ -107,11 +107,18 @@ class RunTable(_Text):
         return _text_table(("Status", "WorkflowId", "Type", "TaskQueue", "StartTime"), rows)
 
 
+def _shown(value: Any) -> str:
+    """A search attribute or memo value as JSON text (datetimes in ISO form)."""
+    return json.dumps(value, ensure_ascii=False, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+
+
 @dataclass(frozen=True, repr=False)
 class RunDescription(_Text):
     """``%workflow describe``: one run's status and counts (fields of the engine's description)."""
 
     description: WorkflowExecutionDescription
+    # (field, value as text) of the memo, decoded ahead (decoding may run the codec).
+    memo: tuple[tuple[str, str], ...] = ()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.description, name)
@@ -123,7 +130,13 @@ class RunDescription(_Text):
             ("Status", d.status.name), ("StartTime", _when(d.start_time)), ("CloseTime", _when(d.close_time)),
             ("HistoryLength", d.history_length), ("PendingActivities", d.pending_activities), ("PendingTimers", d.pending_timers),
         ]
-        return "\n".join(f"{k:<18} {v}".rstrip() for k, v in rows)
+        lines = [f"{k:<18} {v}".rstrip() for k, v in rows]
+        attributes = [(pair.key.name, _shown(pair.value)) for pair in d.typed_search_attributes]
+        for title, pairs in (("SearchAttributes", attributes), ("Memo", self.memo)):
+            if pairs:
+                lines.append(f"{title}:")
+                lines += [f"  {k:<16} {v}".rstrip() for k, v in pairs]
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -692,7 +705,13 @@ class Session:
 
     async def describe_workflow(self, workflow_id: str, run_id: str | None = None) -> RunDescription:
         _, description = await self._run(workflow_id, run_id)
-        return RunDescription(description)
+        memo = []
+        for name in sorted(description.raw_memo):
+            try:
+                memo.append((name, _shown(await description.memo_value(name))))
+            except Exception as e:  # noqa: BLE001 - one unreadable field (encrypted, no codec) must not hide the rest
+                memo.append((name, f"<unreadable: {str(e).splitlines()[0] if str(e) else type(e).__name__}>"))
+        return RunDescription(description, tuple(memo))
 
     async def show_workflow(self, workflow_id: str, run_id: str | None = None, *, output: str = "table", detailed: bool = False) -> Any:
         """A run's history: ``output`` is ``table`` (events), ``json`` (Temporal's format),

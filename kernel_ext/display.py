@@ -109,6 +109,13 @@ def _update(a: Mapping[str, Any], names: _Names) -> str:
     return name
 
 
+def _fields_text(fields: Any) -> str:
+    """``name = value`` for each payload of a search attribute or memo upsert (null: removed)."""
+    if not isinstance(fields, dict):
+        return ""
+    return ", ".join(f"{name} = {payloads_text({'payloads': [payload]})}" for name, payload in fields.items())
+
+
 _DETAILS: dict[str, Detail] = {
     "WorkflowExecutionStarted": lambda a, n: (
         f"{text_of(a, 'workflowType', 'name')}({payloads_text(a.get('input'))})"
@@ -132,6 +139,8 @@ _DETAILS: dict[str, Detail] = {
     "TimerFired": lambda a, n: f"timer {text_of(a, 'timerId')}",
     "TimerCanceled": lambda a, n: f"timer {text_of(a, 'timerId')}",
     "MarkerRecorded": lambda a, n: text_of(a, "markerName"),
+    "UpsertWorkflowSearchAttributes": lambda a, n: _fields_text((a.get("searchAttributes") or {}).get("indexedFields")),
+    "WorkflowPropertiesModified": lambda a, n: "memo " + _fields_text((a.get("upsertedMemo") or {}).get("fields")),
     "WorkflowExecutionSignaled": lambda a, n: f"{text_of(a, 'signalName')}({payloads_text(a.get('input'))})",
     "WorkflowExecutionCancelRequested": lambda a, n: text_of(a, "cause") or text_of(a, "identity"),
     "StartChildWorkflowExecutionInitiated": lambda a, n: (

@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
+from engine._search_attributes import encode_typed, shown_search_attributes
 from engine.cli._common import STATUS_COLOUR, Out, iso, rfc3339, run_time
 from engine.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from engine.errors import HistoryFormatError
@@ -159,6 +160,10 @@ def execution_info(d: WorkflowExecutionDescription) -> dict[str, Any]:
     }
     if d.close_time is not None:
         info["closeTime"] = rfc3339(d.close_time)
+    if d.raw_memo:
+        info["memo"] = {"fields": d.raw_memo}
+    if d.typed_search_attributes:
+        info["searchAttributes"] = {"indexedFields": encode_typed(d.typed_search_attributes)}
     return info
 
 
@@ -167,7 +172,9 @@ def list_table(out: Out, runs: Sequence[WorkflowExecutionDescription]) -> None:
     out.table(("Status", "WorkflowId", "Type", "StartTime"), rows, colours={0: STATUS_COLOUR})
 
 
-def describe_text(out: Out, d: WorkflowExecutionDescription, namespace: str, history: History) -> None:
+def describe_text(
+    out: Out, d: WorkflowExecutionDescription, namespace: str, history: History, memo: Sequence[tuple[str, str]] = ()
+) -> None:
     name = status_name(d.status)
     out.fields(
         "Execution Info:",
@@ -181,6 +188,13 @@ def describe_text(out: Out, d: WorkflowExecutionDescription, namespace: str, his
     out.line()
     out.line(f"Pending Activities: {d.pending_activities}")
     out.line(f"Pending Timers: {d.pending_timers}")
+    attributes = shown_search_attributes(d.typed_search_attributes)
+    if attributes:
+        out.line()
+        out.fields("Search Attributes:", attributes)
+    if memo:
+        out.line()
+        out.fields("Memo:", list(memo))
     if d.status != WorkflowExecutionStatus.RUNNING:
         out.line()
         results(out, history)

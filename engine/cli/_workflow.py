@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
+from engine._search_attributes import shown_memo
 from engine.cli import _views as views
 from engine.cli._common import CODEC_ENV, EXIT_FAILED, EXIT_OK, CliError, Out, add_common, duration, json_inputs, open_client
 from engine.cli._loader import add_source_options, definitions
@@ -307,7 +308,7 @@ async def describe(args: argparse.Namespace, out: Out) -> int:
                 document["closeEvent"] = History(d.id, (close,)).to_json_dict()["events"][0]
             out.json(document)
         else:
-            views.describe_text(out, d, client.namespace, history)
+            views.describe_text(out, d, client.namespace, history, await shown_memo(d))
             if views.close_event(history) is not None:
                 _warn_if_sealed(out, client, history)
         return EXIT_OK

@@ -233,3 +233,39 @@ def test_usage_errors_exit_2_with_one_line(dlab: Dlab, db: Path) -> None:
         assert result.code == 2, argv
         assert result.err.startswith("Error: ") and result.err.count("\n") == 1, result.err
         assert "--help" in result.err
+
+
+def test_describe_shows_search_attributes_and_memo_and_list_filters_on_them(dlab: Dlab, tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from engine import Worker, workflow
+    from engine.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+    @workflow.defn(sandboxed=False)
+    class Tagged:
+        @workflow.run
+        async def run(self) -> str:
+            workflow.upsert_memo({"extra": [1, 2]})
+            return "ok"
+
+    db = tmp_path / "tagged.db"
+    attributes = TypedSearchAttributes([
+        SearchAttributePair(SearchAttributeKey.for_keyword("CustomKeywordField"), "x"),
+        SearchAttributePair(SearchAttributeKey.for_datetime("CustomDatetimeField"), datetime(2026, 1, 2, tzinfo=timezone.utc)),
+    ])
+
+    async def body(client: Client) -> None:
+        async with Worker(client, task_queue="q", workflows=[Tagged]):
+            await client.execute_workflow(Tagged.run, id="tagged", task_queue="q", memo={"note": "hello"}, search_attributes=attributes)
+
+    with_client(db, body)
+    text = dlab("workflow", "describe", "--db", str(db), "-w", "tagged").out
+    assert "Search Attributes:\n  CustomDatetimeField  \"2026-01-02T00:00:00+00:00\"\n  CustomKeywordField   \"x\"\n" in text
+    assert "Memo:\n  extra  [1, 2]\n  note   \"hello\"\n" in text
+    info = json.loads(dlab("workflow", "describe", "--db", str(db), "-w", "tagged", "-o", "json").out)["workflowExecutionInfo"]
+    assert set(info["memo"]["fields"]) == {"note", "extra"}
+    assert set(info["searchAttributes"]["indexedFields"]) == {"CustomKeywordField", "CustomDatetimeField"}
+    listed = dlab("workflow", "list", "--db", str(db), "--query", "CustomDatetimeField >= '2026-01-02' AND CustomKeywordField = 'x'")
+    assert listed.code == 0 and "tagged" in listed.out
+    unknown = dlab("workflow", "list", "--db", str(db), "--query", "CustomKeywordFeld = 'x'")
+    assert unknown.code == 1 and "known: CustomDatetimeField, CustomKeywordField" in unknown.err

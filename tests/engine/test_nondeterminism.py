@@ -98,3 +98,48 @@ async def test_code_that_skips_a_recorded_command_is_reported() -> None:
         Replayer(workflows=[OrderShorter]).replay_workflow(history)
     assert "TimerStarted" in str(info.value)
     assert "CompleteWorkflowExecution" in str(info.value)
+
+
+@workflow.defn
+class Kid:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return f"hi {name}"
+
+
+@workflow.defn(name="Family")
+class FamilyV1:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_child_workflow(Kid.run, "Ada", id="kid-ada")
+
+
+@workflow.defn(name="Family")
+class FamilyV2:
+    @workflow.run
+    async def run(self) -> str:
+        # gather wraps the engine's coroutine in a task of its own: no frame of this method
+        # is on that task's stack, so the line must come from where the task was created.
+        (kid,) = await asyncio.gather(workflow.execute_child_workflow(Kid.run, "Ada", id="kid-grace"))  # CHILD ID CHANGED
+        return kid
+
+
+@workflow.defn(name="Family")
+class FamilyV2Direct:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_child_workflow(Kid.run, "Ada", id="kid-grace")  # CHILD ID CHANGED
+
+
+@pytest.mark.parametrize("changed", [FamilyV2, FamilyV2Direct])
+async def test_changed_child_workflow_id_names_the_workflow_line(changed: type) -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="family", workflows=[FamilyV1, Kid]):
+        assert await env.client.execute_workflow("Family", id="family-1", task_queue="family") == "hi Ada"
+        history = await env.client.get_workflow_handle("family-1").fetch_history()
+    await env.shutdown()
+    with pytest.raises(NondeterminismError) as info:
+        Replayer(workflows=[changed]).replay_workflow(history)
+    assert info.value.produced and "kid-grace" in info.value.produced
+    assert "# CHILD ID CHANGED" in info.value.code_line, info.value.code_line
+    assert "# CHILD ID CHANGED" in str(info.value)

@@ -25,6 +25,12 @@ def test_workflow_api_mirrors_temporalio_names() -> None:
         assert name in workflow.__all__
     for name in ("defn", "info", "heartbeat", "in_activity", "payload_converter"):
         assert name in activity.__all__
+    for name in ("upsert_search_attributes", "memo", "memo_value", "upsert_memo"):
+        assert name in workflow.__all__
+    assert {
+        "SearchAttributeKey", "SearchAttributePair", "SearchAttributeUpdate", "SearchAttributeIndexedValueType",
+        "SearchAttributeValue", "TypedSearchAttributes",
+    } <= set(common.__all__)
 
 
 def test_engine_does_not_import_jupyter() -> None:

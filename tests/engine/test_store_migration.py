@@ -35,3 +35,57 @@ def test_a_schema_1_database_gets_the_newer_tables(tmp_path: Path) -> None:
     assert {"scheduled_event_id", "attempt"} <= fault_log_columns
     assert {"children", "updates", "faults", "fault_log", "queries"} <= tables
     assert version == str(_store.SCHEMA_VERSION)
+
+
+def test_a_schema_7_database_gets_search_attributes_and_its_runs_keep_working(tmp_path: Path) -> None:
+    """Runs written before schema 8 have no search attribute columns or rows: describe falls
+    back to their start event, and new runs in the same file are indexed."""
+    import asyncio
+
+    from engine import Client, Worker, workflow
+    from engine.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+    path = tmp_path / "seven.db"
+    conn = sqlite3.connect(path)
+    for statement in _store._SCHEMA + [m for v in sorted(_store._MIGRATIONS) if v <= 7 for m in _store._MIGRATIONS[v]]:
+        conn.execute(statement)
+    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("app", _store.APP_ID), ("schema_version", "7")])
+    # A run as schema 7 wrote it, started with a memo.
+    conn.execute(
+        "INSERT INTO executions (run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id) "
+        "VALUES ('old-run', 'old', 'Old', 'q', 'Completed', 1.0, 2)"
+    )
+    conn.execute(
+        "INSERT INTO events VALUES ('old-run', 1, 'WorkflowExecutionStarted', '2024-01-01T00:00:00Z', ?)",
+        ('{"workflowType": {"name": "Old"}, "memo": {"fields": {"n": {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "MQ=="}}}}',),
+    )
+    conn.commit()
+    conn.close()
+    key = SearchAttributeKey.for_keyword("CustomKeywordField")
+
+    @workflow.defn(sandboxed=False)
+    class New:
+        @workflow.run
+        async def run(self) -> str:
+            return "new"
+
+    async def main() -> tuple[dict, list[str]]:
+        client = await Client.connect(str(path))
+        async with Worker(client, task_queue="q", workflows=[New]):
+            await client.execute_workflow(
+                New.run, id="new", task_queue="q", search_attributes=TypedSearchAttributes([SearchAttributePair(key, "x")])
+            )
+        old_memo = await (await client.get_workflow_handle("old").describe()).memo()
+        found = [d.id for d in await client.list_workflows("CustomKeywordField = 'x'")]
+        await client.close()
+        return old_memo, found
+
+    assert asyncio.run(main()) == ({"n": 1}, ["new"])
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    execution_columns = {r[1] for r in conn.execute("PRAGMA table_info(executions)")}
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    conn.close()
+    assert {"search_attributes", "search_attribute_types"} <= tables
+    assert {"search_attributes", "memo"} <= execution_columns
+    assert version == "8"

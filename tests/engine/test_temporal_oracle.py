@@ -50,6 +50,7 @@ SCENARIOS: dict[str, Any] = {
     "FailingActivity": "no budget",
     "DeterministicValues": "dice",
     "ConditionTimeout": 7,
+    "ConditionAlreadyTrue": 30,
     "StartThenAwait": "early",
     "CancelActivity": "long job",
     "Signals": 2,
@@ -60,6 +61,8 @@ SCENARIOS: dict[str, Any] = {
     "CancelledWorkflow": "long wait",
     "CancelActivityAndWait": "waited job",
     "Updates": 1,
+    "SearchAttributesAndMemo": "blue",
+    "CancelBeforeSent": "early",
 }
 # Replayed on their own: they pass only if workflow.random() is seeded exactly as in temporalio.
 SEED_DEPENDENT = {"RandomActivityId": "seeded"}
@@ -287,12 +290,15 @@ EXPECTED_RESULTS: dict[str, Any] = {
     "ParallelActivities": ["Hello, Ada!", "Hello, Grace!", "Hello, Barbara!"],
     "RetriedActivity": "report succeeded on attempt 3",
     "ConditionTimeout": "timed out after 7s",
+    "ConditionAlreadyTrue": "ready",
     "StartThenAwait": ["Hello, early!", "Hello, again!"],
     "CancelActivity": "cancelled",
     "ChildWorkflows": ["Hello, Grace!", "child failed: child refused", "poked: hi", "Hello, anonymous!"],
     "CancelChild": "child cancelled: CancelledError",
     "CancelActivityAndWait": "cancel completed: CancelledError",
     "Updates": 13,
+    "SearchAttributesAndMemo": {"colour": "blue", "size": None, "memo": {"note": "painted blue"}},
+    "CancelBeforeSent": "cancelled before it was sent",
 }
 
 

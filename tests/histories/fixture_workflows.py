@@ -12,10 +12,10 @@ except for their names and the arguments the workflows pass.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -312,6 +312,61 @@ class SagaWorkflow:
         return compensations
 
 
+# ---------------------------------------------------------------- wait_condition, search attributes
+
+
+@workflow.defn
+class WaitConditionTrueWorkflow:
+    """``wait_condition`` with a timeout on a condition that already holds: no timer."""
+
+    def __init__(self) -> None:
+        self.ready = True
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        await workflow.wait_condition(lambda: self.ready, timeout=timedelta(seconds=30))
+        await workflow.sleep(timedelta(milliseconds=100))
+        return f"ready: {name}"
+
+
+KEYWORD = SearchAttributeKey.for_keyword("CustomKeywordField")
+TEXT = SearchAttributeKey.for_text("CustomTextField")
+INT = SearchAttributeKey.for_int("CustomIntField")
+DOUBLE = SearchAttributeKey.for_float("CustomDoubleField")
+BOOL = SearchAttributeKey.for_bool("CustomBoolField")
+DATETIME = SearchAttributeKey.for_datetime("CustomDatetimeField")
+KEYWORD_LIST = SearchAttributeKey.for_keyword_list("CustomKeywordListField")
+START_ATTRIBUTES = TypedSearchAttributes([
+    SearchAttributePair(KEYWORD, "started"),
+    SearchAttributePair(TEXT, "some words"),
+    SearchAttributePair(INT, 7),
+    SearchAttributePair(DOUBLE, 1.5),
+    SearchAttributePair(BOOL, True),
+    SearchAttributePair(DATETIME, datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+    SearchAttributePair(KEYWORD_LIST, ["a", "b"]),
+])
+
+
+@workflow.defn
+class SearchAttributesWorkflow:
+    """Started with search attributes and a memo; upserts both, patches, continues once."""
+
+    @workflow.run
+    async def run(self, round: int) -> dict:
+        seen = {
+            "keyword": workflow.info().typed_search_attributes.get(KEYWORD),
+            "int": workflow.info().typed_search_attributes.get(INT),
+            "memo": dict(workflow.memo()),
+        }
+        if round == 0:
+            workflow.upsert_search_attributes([INT.value_set(8), KEYWORD_LIST.value_set(["c"]), TEXT.value_unset()])
+            workflow.upsert_memo({"note": "changed", "gone": None})
+            if workflow.patched("sa-change"):
+                await workflow.sleep(timedelta(milliseconds=100))
+            workflow.continue_as_new(1)
+        return seen
+
+
 ALL_WORKFLOWS = [
     PatchedWorkflow,
     GreetChild,
@@ -322,6 +377,8 @@ ALL_WORKFLOWS = [
     SignalsQueriesUpdateWorkflow,
     SideEffectsWorkflow,
     SagaWorkflow,
+    WaitConditionTrueWorkflow,
+    SearchAttributesWorkflow,
 ]
 
 

@@ -66,8 +66,17 @@ WORKFLOW_IDS = {
     "signals_queries_update": "fixture-signals-queries-update",
     "side_effects": "fixture-side-effects",
     "saga": "fixture-saga",
+    "wait_condition_true": "fixture-wait-condition-true",
+    "search_attributes_1": "fixture-search-attributes",
+    "search_attributes_2": "fixture-search-attributes",
 }
 
+
+SEARCH_ATTRIBUTES = {
+    "CustomKeywordField": "Keyword", "CustomTextField": "Text", "CustomIntField": "Int",
+    "CustomDoubleField": "Double", "CustomBoolField": "Bool", "CustomDatetimeField": "Datetime",
+    "CustomKeywordListField": "KeywordList",
+}
 
 # ---------------------------------------------------------------- dev server
 
@@ -108,6 +117,8 @@ class DevServer:
             "--headless",
             "--db-filename", str(self.db),
             "--log-level", "warn",
+            # The search attributes of fixture_workflows.SearchAttributesWorkflow.
+            *(arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")),
         ]
         print("starting:", " ".join(cmd))
         self.log = open(self.log_path, "wb")
@@ -256,7 +267,28 @@ async def record_saga(client: Client, out: Path, acts: fw.FixtureActivities) -> 
     save(out, "saga", await fetch(h))
 
 
-async def record_all(client: Client, out: Path) -> None:
+async def record_wait_condition_true(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    h = await client.start_workflow(
+        fw.WaitConditionTrueWorkflow.run, "Ada", id=WORKFLOW_IDS["wait_condition_true"], task_queue=TASK_QUEUE
+    )
+    print("  result:", await h.result())
+    save(out, "wait_condition_true", await fetch(h))
+
+
+async def record_search_attributes(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    h = await client.start_workflow(
+        fw.SearchAttributesWorkflow.run, 0, id=WORKFLOW_IDS["search_attributes_1"], task_queue=TASK_QUEUE,
+        search_attributes=fw.START_ATTRIBUTES, memo={"note": "first", "gone": 1},
+    )
+    print("  result:", await h.result())
+    first = await fetch(client.get_workflow_handle(h.id, run_id=h.first_execution_run_id))
+    save(out, "search_attributes_1", first)
+    save(out, "search_attributes_2", await fetch(client.get_workflow_handle(h.id)))
+    described = await client.get_workflow_handle(h.id).describe()
+    print("  described:", described.typed_search_attributes, await described.memo())
+
+
+async def record_all(client: Client, out: Path, only: set[str] | None = None) -> None:
     acts = fw.FixtureActivities()
     async with Worker(
         client,
@@ -279,8 +311,13 @@ async def record_all(client: Client, out: Path) -> None:
             ("signals_queries_update", record_signals_queries_update(client, out, acts)),
             ("side_effects", record_side_effects(client, out, acts)),
             ("saga", record_saga(client, out, acts)),
+            ("wait_condition_true", record_wait_condition_true(client, out, acts)),
+            ("search_attributes", record_search_attributes(client, out, acts)),
         ]
         for name, coro in steps:
+            if only and name not in only:
+                coro.close()
+                continue
             print(f"{name}:")
             await asyncio.wait_for(coro, 60)
 
@@ -330,6 +367,7 @@ async def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=HERE, help="where the JSON files go")
     parser.add_argument("--verify-only", action="store_true", help="only replay saved files")
+    parser.add_argument("--only", action="append", help="record only this step (repeatable); the others keep their files")
     args = parser.parse_args()
     out: Path = args.out
 
@@ -340,7 +378,7 @@ async def main() -> int:
         try:
             server.start()
             client = await server.connect()
-            await record_all(client, out)
+            await record_all(client, out, set(args.only or ()))
         finally:
             server.stop()
         (out / "recorded_with.json").write_text(json.dumps({

@@ -343,3 +343,23 @@ def test_transformer_leaves_everything_else_alone() -> None:
 def test_transformer_is_active_in_the_shell(shell: InteractiveShell) -> None:
     assert "await get_ipython().run_line_magic('workflow'" in shell.transform_cell("h = %workflow start --type A -t q\n")
     assert shell.transform_cell("%workflow?\n") == "get_ipython().run_line_magic('pinfo', '%workflow')\n"
+
+
+def test_describe_shows_search_attributes_and_memo(shell: InteractiveShell) -> None:
+    run(shell, '''%%workflow
+from engine import workflow
+from engine.common import SearchAttributeKey
+
+@workflow.defn
+class Tagging:
+    @workflow.run
+    async def run(self) -> str:
+        workflow.upsert_search_attributes([SearchAttributeKey.for_int("CustomIntField").value_set(7)])
+        workflow.upsert_memo({"note": "hi"})
+        return "ok"
+''')
+    run(shell, "%worker start --task-queue q")
+    assert run(shell, "%workflow execute --type Tagging --task-queue q --workflow-id tagged") == "ok"
+    text = run(shell, "%workflow describe -w tagged").text()
+    assert "SearchAttributes:\n  CustomIntField   7\nMemo:\n  note             \"hi\"" in text
+    assert [r.id for r in run(shell, "%workflow list --query \"CustomIntField > 6\"")] == ["tagged"]

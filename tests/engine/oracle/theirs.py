@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 # ---- SHARED CODE: identical in ours.py and theirs.py below this line ----
@@ -136,6 +136,20 @@ class ConditionTimeout:
 
 
 @workflow.defn
+class ConditionAlreadyTrue:
+    """wait_condition with a timeout on a condition that holds: temporalio starts no timer."""
+
+    def __init__(self) -> None:
+        self.ready = True
+
+    @workflow.run
+    async def run(self, seconds: int) -> str:
+        await workflow.wait_condition(lambda: self.ready, timeout=timedelta(seconds=seconds))
+        await workflow.sleep(timedelta(seconds=1))
+        return "ready"
+
+
+@workflow.defn
 class StartThenAwait:
     @workflow.run
     async def run(self, name: str) -> list[str]:
@@ -209,6 +223,46 @@ class Patched:
             name = f"dear {name}"
         workflow.deprecate_patch("old-change")
         return await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
+
+
+@workflow.defn
+class CancelBeforeSent:
+    """An activity and a timer cancelled in the activation that started them: nothing is
+    recorded for either (a real Temporal server's history has no event of them)."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        handle = workflow.start_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
+        handle.cancel()
+        try:
+            await handle
+            outcome = "completed"
+        except asyncio.CancelledError:
+            outcome = "cancelled before it was sent"
+        nap = asyncio.ensure_future(workflow.sleep(timedelta(seconds=5)))
+        await asyncio.sleep(0)
+        nap.cancel()
+        await workflow.sleep(timedelta(seconds=1))
+        return outcome
+
+
+COLOUR = SearchAttributeKey.for_keyword("CustomKeywordField")
+SIZE = SearchAttributeKey.for_int("CustomIntField")
+
+
+@workflow.defn
+class SearchAttributesAndMemo:
+    """Upserts search attributes and the memo, and patches (which upserts TemporalChangeVersion)."""
+
+    @workflow.run
+    async def run(self, colour: str) -> dict:
+        workflow.upsert_search_attributes([COLOUR.value_set(colour), SIZE.value_set(3)])
+        workflow.upsert_memo({"note": f"painted {colour}", "draft": None})
+        if workflow.patched("paint"):
+            workflow.upsert_search_attributes([SIZE.value_unset()])
+        await workflow.sleep(timedelta(seconds=1))
+        attributes = workflow.info().typed_search_attributes
+        return {"colour": attributes.get(COLOUR), "size": attributes.get(SIZE), "memo": workflow.memo()}
 
 
 def _message(error: BaseException | None) -> str:
