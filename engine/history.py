@@ -2,15 +2,18 @@
 
 Events keep Temporal's names: ``event_type`` is the PascalCase event type
 (``"ActivityTaskScheduled"``) and ``attributes`` is the camelCase attributes object
-exactly as Temporal's JSON history carries it (payloads base64-encoded, durations as
-``"10s"``, ids of other events as strings), so export and import are lossless.
+as Temporal's JSON history carries it (payloads base64-encoded, durations as ``"10s"``,
+ids of other events as strings).
 
-The JSON form is the one ``temporal workflow show --output json`` and the Web UI
-download produce, and that ``temporalio.client.WorkflowHistory.from_json`` (and so the
-SDK's ``Replayer``) reads::
+The JSON written is what ``temporal workflow show --output json`` and temporalio's
+``WorkflowHistory.to_json()`` write (protobuf's JSON form: event type enum names,
+zero-valued fields left out); it is read back by
+``temporalio.client.WorkflowHistory.from_json`` (and so the SDK's ``Replayer``), by
+protobuf's parser, and by :meth:`History.from_json`, which also reads the older form
+with PascalCase event types::
 
     {"events": [{"eventId": "1", "eventTime": "2026-01-02T03:04:05.123456Z",
-                 "eventType": "WorkflowExecutionStarted", "taskId": "1",
+                 "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED", "taskId": "1",
                  "workflowExecutionStartedEventAttributes": {...}}, ...]}
 """
 
@@ -27,6 +30,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from engine._payload_converter import JSONPlainPayloadConverter, Payload, _json_kind
+from engine._proto_json import event_type_name, omit_defaults
+from engine._proto_json import timestamp as proto_timestamp
 from engine.errors import HistoryFormatError, PayloadError
 
 __all__ = [
@@ -207,8 +212,10 @@ class History:
     def to_json(self, *, indent: int | None = 2) -> str:
         """Return the history in Temporal's JSON history format.
 
-        The output is accepted by ``temporalio.client.WorkflowHistory.from_json`` and by
-        :meth:`from_json`. ``indent`` defaults to 2 like Temporal's own exports.
+        The document protobuf prints for the same history (fields with
+        zero values left out, event types as ``EVENT_TYPE_...``), so tools that read
+        Temporal's files read it; accepted by ``temporalio.client.WorkflowHistory.from_json``
+        and by :meth:`from_json`. ``indent`` defaults to 2 like Temporal's own exports.
         """
         document = self.to_json_dict()
         try:
@@ -580,15 +587,15 @@ def _parse_attributes(where: str, event_type: str, raw: Mapping[str, Any]) -> di
 
 
 def _event_to_json(event: HistoryEvent) -> dict[str, Any]:
-    attributes = copy.deepcopy(dict(event.attributes))
-    out: dict[str, Any] = {
-        "eventId": str(event.event_id),
-        "eventTime": _format_timestamp(event.event_time, event),
-        "eventType": event.event_type,
-        # The engine has no task queue partitions to number tasks by; the event id is
-        # unique and increasing like a real task id, and the Replayer ignores it anyway.
-        "taskId": str(event.event_id),
-    }
+    # Protobuf's JSON form, as Temporal's own exports are (see engine._proto_json).
+    attributes = omit_defaults(dict(event.attributes))
+    out: dict[str, Any] = {"eventId": str(event.event_id)}
+    if event.event_time is not None:
+        out["eventTime"] = _format_timestamp(event.event_time, event)
+    out["eventType"] = event_type_name(event.event_type)
+    # The engine has no task queue partitions to number tasks by; the event id is
+    # unique and increasing like a real task id, and the Replayer ignores it anyway.
+    out["taskId"] = str(event.event_id)
     # A command's summary: the engine keeps it with the attributes, Temporal on the event.
     metadata = attributes.pop("userMetadata", None)
     if metadata:
@@ -604,12 +611,7 @@ def _format_timestamp(moment: datetime, event: HistoryEvent) -> str:
             "has no time zone; build events with timezone-aware UTC datetimes, e.g. "
             "datetime.now(timezone.utc)"
         )
-    utc = moment.astimezone(timezone.utc)
-    # Formatted by hand: strftime("%Y") does not zero-pad years below 1000 on glibc.
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}Z"
-    )
+    return proto_timestamp(moment)
 
 
 # --- small helpers -----------------------------------------------------------------

@@ -89,7 +89,7 @@ def test_a_continued_run_shows_its_successor_and_result_follows_the_chain(dlab: 
     followed = dlab("workflow", "result", "--db", str(db), "-w", "again-1", "-r", first.run_id, "-o", "json")
     assert followed.code == 0, followed.err
     document = json.loads(followed.out)
-    assert document["result"] == 2 and document["closeEvent"]["eventType"] == "WorkflowExecutionCompleted"
+    assert document["result"] == 2 and document["closeEvent"]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
 
 
 def test_show_follow_prints_until_the_run_closes(dlab: Dlab, db: Path) -> None:
@@ -178,7 +178,7 @@ def test_describe_text_and_json(dlab: Dlab, db: Path) -> None:
     info = document["workflowExecutionInfo"]
     assert info["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED" and info["type"] == {"name": "Hello"}
     assert info["historyLength"] == str(len(_history(db, "hello-1")))
-    assert document["closeEvent"]["eventType"] == "WorkflowExecutionCompleted"
+    assert document["closeEvent"]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
 
 
 def test_run_id_selects_a_run_and_must_belong_to_the_workflow(dlab: Dlab, db: Path) -> None:

@@ -125,6 +125,6 @@ def test_result_exit_codes_follow_the_outcome(dlab: Dlab, db: Path) -> None:
     assert failed.code == 1
     assert failed.err == "Error: workflow failed: boom: on purpose (Boom)\n"
     document = json.loads(failed.out)
-    assert document["status"] == "FAILED" and document["closeEvent"]["eventType"] == "WorkflowExecutionFailed"
+    assert document["status"] == "FAILED" and document["closeEvent"]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
     terminated = dlab("workflow", "result", "--db", str(db), "-w", "doomed-1")
     assert terminated.code == 1 and terminated.err == "Error: workflow terminated: no longer needed\n"

@@ -266,14 +266,14 @@ def test_to_json_dict_shape() -> None:
             {
                 "eventId": "1",
                 "eventTime": "2026-01-02T03:04:05.123456Z",
-                "eventType": "WorkflowExecutionStarted",
+                "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED",
                 "taskId": "1",
                 "workflowExecutionStartedEventAttributes": {"workflowType": {"name": "W"}},
             },
             {
                 "eventId": "2",
                 "eventTime": "2026-01-02T03:04:06.123456Z",
-                "eventType": "WorkflowTaskScheduled",
+                "eventType": "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
                 "taskId": "2",
                 "workflowTaskScheduledEventAttributes": {},
             },
@@ -297,17 +297,25 @@ def test_to_json_dict_does_not_alias_attributes() -> None:
     assert history.workflow_type == "Greet"
 
 
-def test_to_json_writes_times_in_utc_with_six_digits() -> None:
+def test_to_json_writes_times_in_utc_as_protobuf_does() -> None:
+    """protobuf prints a Timestamp's fraction with 0, 3, 6 or 9 digits, whichever is exact."""
     plus_two = timezone(timedelta(hours=2))
     history = History(
         "wf",
         (
             HistoryEvent(1, "WorkflowExecutionStarted", datetime(2026, 1, 2, 5, tzinfo=plus_two)),
             HistoryEvent(2, "WorkflowTaskScheduled", datetime(999, 1, 1, tzinfo=timezone.utc)),
+            HistoryEvent(3, "WorkflowTaskStarted", datetime(2026, 1, 2, 0, 0, 0, 120000, tzinfo=timezone.utc)),
+            HistoryEvent(4, "WorkflowTaskCompleted", datetime(2026, 1, 2, 0, 0, 0, 123450, tzinfo=timezone.utc)),
         ),
     )
     times = [event["eventTime"] for event in history.to_json_dict()["events"]]
-    assert times == ["2026-01-02T03:00:00.000000Z", "0999-01-01T00:00:00.000000Z"]
+    assert times == [
+        "2026-01-02T03:00:00Z",
+        "0999-01-01T00:00:00Z",
+        "2026-01-02T00:00:00.120Z",
+        "2026-01-02T00:00:00.123450Z",
+    ]
 
 
 def test_to_json_rejects_naive_times() -> None:

@@ -117,7 +117,7 @@ def test_hello_end_to_end(capsys: pytest.CaptureFixture[str], shell: Interactive
     assert run(shell, "%workflow describe --workflow-id w1").status.name == "COMPLETED"
     table = run(shell, "%workflow show --workflow-id w1 --detailed")
     assert "WorkflowExecutionCompleted" in table._repr_mimebundle_(include=["text/plain"])["text/plain"]
-    assert run(shell, "%workflow show -w w1 --output json").data["events"][-1]["eventType"] == "WorkflowExecutionCompleted"
+    assert run(shell, "%workflow show -w w1 --output json").data["events"][-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
     view = run(shell, "%workflow show -w w1 -r " + runs.runs[1].run_id + " -o graph")
     assert hasattr(view, "_repr_mimebundle_")
     status = run(shell, "%engine")
