@@ -3,7 +3,9 @@
 Events keep Temporal's names: ``event_type`` is the PascalCase event type
 (``"ActivityTaskScheduled"``) and ``attributes`` is the camelCase attributes object
 as Temporal's JSON history carries it (payloads base64-encoded, durations as ``"10s"``,
-ids of other events as strings).
+ids of other events as strings). ``event_time`` is ``None`` for an imported event that
+has none (temporalio's loader accepts that; its Replayer needs a time only on
+WorkflowTaskStarted).
 
 The JSON written is what ``temporal workflow show --output json`` and temporalio's
 ``WorkflowHistory.to_json()`` write (protobuf's JSON form: event type enum names,
@@ -141,7 +143,7 @@ class HistoryEvent:
 
     event_id: int
     event_type: str
-    event_time: datetime
+    event_time: datetime | None
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -245,8 +247,8 @@ class History:
         either the plain ``{"events": [...]}`` form or the Web UI API form
         ``{"history": {"events": [...]}}``. Event types may be PascalCase or
         ``EVENT_TYPE_...``; event ids strings or numbers; times RFC 3339 with any number
-        of fractional digits (kept to microseconds, the resolution of ``datetime``).
-        Keys other than ``eventId``, ``eventTime``, ``eventType`` and the attributes
+        of fractional digits (kept to microseconds, the resolution of ``datetime``), or
+        absent (``event_time`` is then ``None``). Keys other than ``eventId``, ``eventTime``, ``eventType`` and the attributes
         object (``taskId``, ``version``, ``links``, ...) are ignored.
 
         Raises:
@@ -473,6 +475,9 @@ def _parse_event_id(index: int, raw: Mapping[str, Any]) -> int:
     # bool is an int subclass, but true/false is never a meaningful id.
     if isinstance(value, int) and not isinstance(value, bool):
         event_id = value
+    elif isinstance(value, float) and value.is_integer():
+        # protobuf's parser takes 1.0 for an int64, and so temporalio's loader.
+        event_id = int(value)
     elif isinstance(value, str) and _EVENT_ID.fullmatch(value.strip()):
         event_id = int(value)
     else:
@@ -524,11 +529,12 @@ def _normalize_event_type(value: str) -> str:
     return value
 
 
-def _parse_event_time(where: str, raw: Mapping[str, Any]) -> datetime:
+def _parse_event_time(where: str, raw: Mapping[str, Any]) -> datetime | None:
     example = "e.g. \"eventTime\": \"2026-01-02T03:04:05.123456Z\""
-    if "eventTime" not in raw:
-        raise HistoryFormatError(f"{where}: missing \"eventTime\"; add an RFC 3339 time, {example}")
-    value = raw["eventTime"]
+    value = raw.get("eventTime")
+    if value is None:
+        # As in protobuf, absent and null both mean "not set"; temporalio loads such events.
+        return None
     parsed = _parse_timestamp(value) if isinstance(value, str) else None
     if parsed is None:
         raise HistoryFormatError(
@@ -571,8 +577,9 @@ def _parse_attributes(where: str, event_type: str, raw: Mapping[str, Any]) -> di
                 f"{where}: has \"{other_key}\", which belongs to {other_type} events; a "
                 f"{event_type} event carries \"{key}\" (is the eventType wrong?)"
             )
-    if key not in raw:
-        # Real exports always include it (even as {}); hand-written ones may not.
+    if raw.get(key) is None:
+        # Real exports always include it (even as {}); hand-written ones may not, and
+        # protobuf reads null as unset.
         return {}
     attributes = raw[key]
     if not isinstance(attributes, Mapping):

@@ -599,11 +599,6 @@ MALFORMED: list[Any] = [
         id="first-not-started",
     ),
     pytest.param(
-        _with(_del_event(3, "eventTime")),
-        r"events\[3\] \(eventId 4, WorkflowTaskCompleted\): missing \"eventTime\"",
-        id="no-time",
-    ),
-    pytest.param(
         _with(_set_event(3, "eventTime", "yesterday")),
         r"events\[3\] \(eventId 4, WorkflowTaskCompleted\): eventTime 'yesterday' is not "
         r"an RFC 3339 timestamp",
@@ -629,11 +624,6 @@ MALFORMED: list[Any] = [
         r"events\[1\] \(eventId 2, WorkflowTaskScheduled\): "
         r"\"workflowTaskScheduledEventAttributes\" must be an object, found a list",
         id="attrs-list",
-    ),
-    pytest.param(
-        _with(_set_event(1, WTS_ATTRS, None)),
-        r"must be an object, found null",
-        id="attrs-null",
     ),
     pytest.param(
         _with(_swap_attributes(1, "timerStartedEventAttributes")),
@@ -777,3 +767,80 @@ def test_payload_round_trip_property(value: Any) -> None:
     )
     again = History.from_json("wf", history.to_json())
     assert decode_payloads(again.events[0].attributes["input"]) == [value]
+
+
+# --- histories without eventTime (temporalio's loader and Replayer accept them) ------------
+
+_PROJECT_HISTORIES = sorted(p for p in (_PROJECT_ROOT / "tests" / "histories").glob("*.json") if p.name != "recorded_with.json")
+
+
+def _without_times(document: dict[str, Any], *, keep: str | None = None, null: bool = False) -> dict[str, Any]:
+    document = json.loads(json.dumps(document))
+    events = document["history"]["events"] if "history" in document else document["events"]
+    for event in events:
+        if keep is not None and _normalized_type(event["eventType"]) == keep:
+            continue
+        if null:
+            event["eventTime"] = None
+        else:
+            event.pop("eventTime", None)
+    return document
+
+
+def _normalized_type(value: str) -> str:
+    if value.startswith("EVENT_TYPE_"):
+        return "".join(word.capitalize() for word in value[len("EVENT_TYPE_"):].split("_"))
+    return value
+
+
+@pytest.mark.parametrize("null", [False, True], ids=["absent", "null"])
+@pytest.mark.parametrize("path", _PROJECT_HISTORIES + [p.values[0] for p in _shared_files() if p.values[0]],
+                         ids=lambda p: p.name if isinstance(p, Path) else str(p))
+def test_histories_without_event_times_load_and_export(path: Path, null: bool) -> None:
+    from temporalio.client import WorkflowHistory
+
+    original = History.from_json(path.stem, path.read_text(encoding="utf-8"))
+    document = _without_times(json.loads(path.read_text(encoding="utf-8")), null=null)
+    WorkflowHistory.from_json(path.stem, document.get("history", document))  # temporalio's loader takes it
+    history = History.from_json(path.stem, document)
+    assert [e.event_time for e in history] == [None] * len(original)
+    assert [(e.event_type, e.attributes) for e in history] == [(e.event_type, e.attributes) for e in original]
+    exported = history.to_json_dict()
+    assert all("eventTime" not in event for event in exported["events"])
+    assert WorkflowHistory.from_json(path.stem, history.to_json()).events[0].event_time.seconds == 0
+    assert History.from_json(path.stem, exported) == history
+
+
+def test_some_events_without_time_keep_the_others() -> None:
+    document = _minimal_document()
+    del document["events"][1]["eventTime"]
+    history = History.from_json("wf", document)
+    assert history.events[1].event_time is None
+    assert history.events[2].event_time == T0
+
+
+def test_null_attributes_and_integral_float_ids_read_as_protobuf_reads_them() -> None:
+    document = _minimal_document()
+    document["events"][1]["workflowTaskScheduledEventAttributes"] = None
+    document["events"][2]["eventId"] = 3.0
+    history = History.from_json("wf", document)
+    assert history.events[1].attributes == {} and history.events[2].event_id == 3
+
+
+async def test_our_replayer_replays_a_history_with_times_only_on_workflow_task_started() -> None:
+    """What temporalio's Replayer needs (a time on WorkflowTaskStarted) is enough for ours;
+    with no times at all workflow.now() falls back to the last time known, else the epoch."""
+    from engine import Worker
+    from engine.replay import Replayer
+    from engine.testing import WorkflowEnvironment
+    from tests.engine.workflows import Sleeper
+
+    async with await WorkflowEnvironment.start_time_skipping() as env:
+        async with Worker(env.client, task_queue="q", workflows=[Sleeper]):
+            handle = await env.client.start_workflow(Sleeper.run, 1, id="s", task_queue="q")
+            assert await handle.result() == "86460"  # workflow.now() after a day and a minute
+            recorded = await handle.fetch_history()
+    for keep in ("WorkflowTaskStarted", None):
+        history = History.from_json("s", _without_times(recorded.to_json_dict(), keep=keep))
+        result = Replayer(workflows=[Sleeper]).replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, (keep, result.replay_failure)
