@@ -44,6 +44,12 @@ STATUSES = ("Running", "Completed", "Failed", "Canceled", "Terminated", "Continu
 _STATUS_BY_LOWER = {s.lower(): s for s in STATUSES}
 _COMPARE = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
 _EXAMPLE = "WorkflowType='Hello' AND ExecutionStatus='Running'"
+# The parser recurses once per bracket, and SQLite refuses expressions more than 1000 deep
+# (an OR chain is as deep as it is long) or with more than 32766 parameters: stop well
+# before either with a message rather than a RecursionError or a database error.
+_MAX_NESTING = 50
+_MAX_CONDITIONS = 500
+_MAX_VALUES = 10_000
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -102,6 +108,8 @@ class _Parser:
         self.tokens = _tokenize(query)
         self.index = 0
         self.params: list[Any] = []
+        self.depth = 0
+        self.conditions = 0
 
     def peek(self) -> _Token:
         return self.tokens[self.index]
@@ -144,13 +152,27 @@ class _Parser:
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
     def term(self) -> str:
+        opening = self.peek()
         if self.accept("punct", "("):
+            self.depth += 1
+            if self.depth > _MAX_NESTING:
+                raise ListFilterError(
+                    f"The list filter nests brackets more than {_MAX_NESTING} deep (at column "
+                    f"{opening.position}): remove the brackets that group a single condition."
+                )
             inner = self.or_expr()
+            self.depth -= 1
             self.expect("punct", ")", "')' closing the parenthesis")
             return inner
         return self.condition()
 
     def condition(self) -> str:
+        self.conditions += 1
+        if self.conditions > _MAX_CONDITIONS:
+            raise ListFilterError(
+                f"The list filter has more than {_MAX_CONDITIONS} conditions: list several values "
+                "of one attribute with IN ('a', 'b', ...), or split the list into several."
+            )
         token = self.take()
         if token.kind != "word" or token.text not in FIELDS:
             known = ", ".join(FIELDS)
@@ -173,6 +195,10 @@ class _Parser:
             values = [self.value(name, kind)]
             while self.accept("punct", ","):
                 values.append(self.value(name, kind))
+                if len(self.params) + len(values) > _MAX_VALUES:
+                    raise ListFilterError(
+                        f"The list filter has more than {_MAX_VALUES} values: split the list into several."
+                    )
             self.expect("punct", ")", f"')' closing the list of {name} IN")
             self.params += values
             return f"{column} {'NOT IN' if negated else 'IN'} ({', '.join('?' * len(values))})"

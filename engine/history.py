@@ -379,8 +379,35 @@ _TIMESTAMP = re.compile(
 _EVENT_ID = re.compile(r"[+-]?\d+", re.ASCII)
 
 
+# protobuf's JSON parser (and so temporalio's loader) stops at 100 nested messages; each
+# message is one or two JSON levels (lists add one), so a history Temporal's tools read is
+# well within this. Deeper documents would end in a RecursionError here or in the views.
+_MAX_DEPTH = 200
+
+
+def _check_depth(document: Any) -> None:
+    # Iterative, so that the check itself cannot run out of stack.
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise _too_deep()
+        if isinstance(value, Mapping):
+            stack.extend((item, depth + 1) for item in value.values() if isinstance(item, (Mapping, list, tuple)))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, depth + 1) for item in value if isinstance(item, (Mapping, list, tuple)))
+
+
+def _too_deep() -> HistoryFormatError:
+    return HistoryFormatError(
+        f"history is nested more than {_MAX_DEPTH} levels deep, which no Temporal history is "
+        f"(protobuf stops at 100 nested messages); this is not a history: {_HOW_TO_EXPORT}"
+    )
+
+
 def _parse_document(data: str | bytes | Mapping[str, Any]) -> Any:
     if isinstance(data, Mapping):
+        _check_depth(data)
         # The caller's structure must not alias our events' attributes.
         return copy.deepcopy(dict(data))
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -400,12 +427,17 @@ def _parse_document(data: str | bytes | Mapping[str, Any]) -> Any:
             f"{type(data).__name__}"
         )
     try:
-        return json.loads(text)
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise HistoryFormatError(
             f"history is not valid JSON: {exc.msg} at line {exc.lineno} column "
             f"{exc.colno}; the text may be cut off or not a history: {_HOW_TO_EXPORT}"
         ) from exc
+    except RecursionError:
+        # The JSON parser recurses per bracket: this is far deeper than _MAX_DEPTH.
+        raise _too_deep() from None
+    _check_depth(document)
+    return document
 
 
 def _find_events(document: Any) -> list[Any]:

@@ -178,6 +178,26 @@ def test_config_db_path_and_reset(shell: InteractiveShell, tmp_path: Path) -> No
     assert status.runs == {} and status.workers == (("w1", "q", "running"),)
 
 
+def test_a_damaged_database_is_one_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    with sqlite3.connect("damaged.db") as conn:
+        conn.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                           "INSERT INTO meta VALUES ('app', 'durable-lab'), ('schema_version', 'seven');")
+    conn.close()
+    ip = InteractiveShell.instance()
+    ip.config.pop("DurableLab", None)
+    try:
+        ip.run_cell("%config DurableLab.db_path = 'damaged.db'")
+        ip.run_cell("%load_ext kernel_ext")  # the database opens at the first magic that needs it
+        message = usage_error(ip, "%workflow list")
+    finally:
+        ip.run_cell("%unload_ext kernel_ext")
+        ip.config.pop("DurableLab", None)
+    assert "schema version 'seven' is not a number" in message and "DurableLab.db_path" in message
+
+
 def test_rerunning_a_workflow_cell_replaces_the_definition(capsys: pytest.CaptureFixture[str], shell: InteractiveShell) -> None:
     define(shell, "v1")
     run(shell, "%worker start -t q")
@@ -245,6 +265,10 @@ def test_help_lists_every_verb(shell: InteractiveShell, capsys: pytest.CaptureFi
         ("%workflow start --type Hello -t q --input Ada", "--input 'Ada' is not valid JSON"),
         ("%workflow start --type Hello -t q --input '{\"a\": }'", "--input '{\"a\": }' is not valid JSON"),
         ("%workflow start --type Hello -t q --input 'Ada", "cannot split the arguments: No closing quotation"),
+        ("%workflow start --type Hello -t q --input NaN", "--input 'NaN' is not standard JSON"),
+        ("%workflow start --type Hello -t q --input -Infinity", "--input '-Infinity' is not standard JSON"),
+        ("%workflow start --type Hello -t q -i '[Infinity]'", "--input '[Infinity]' is not standard JSON"),
+        ("%workflow list --query '" + "(" * 300 + "WorkflowId = \"a\"" + ")" * 300 + "'", "nests brackets more than 50 deep"),
         ("%workflow start --type Hello -t q --run-timeout soon", "--run-timeout 'soon' is not a duration"),
         ("%workflow start --type Helo -t q", "Unknown workflow type 'Helo' (this kernel defines: Hello, Nap)"),
         ("%workflow execute --type Hello -t nobody", "No worker of this kernel polls task queue 'nobody'"),
