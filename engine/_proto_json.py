@@ -48,6 +48,55 @@ def timestamp(moment: datetime) -> str:
     return text + _fraction(f"{utc.microsecond:06d}") + "Z"
 
 
+# Older exports (the Web UI's, tctl's) write some enum values in PascalCase ("Normal",
+# "NonRetryableFailure"); protobuf reads only the full names. These are the fields where
+# temporalio's loader fixes them, keyed by the field's name (and "cause" by event type,
+# since a "cause" elsewhere is a failure object).
+_ENUM_PREFIX = {
+    "kind": "TASK_QUEUE_KIND",
+    "retryState": "RETRY_STATE",
+    "initiator": "CONTINUE_AS_NEW_INITIATOR",
+    "parentClosePolicy": "PARENT_CLOSE_POLICY",
+    "workflowIdReusePolicy": "WORKFLOW_ID_REUSE_POLICY",
+    "timeoutType": "TIMEOUT_TYPE",
+}
+_CAUSE_PREFIX = {
+    "RequestCancelExternalWorkflowExecutionFailed": "CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE",
+    "SignalExternalWorkflowExecutionFailed": "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE",
+    "StartChildWorkflowExecutionFailed": "START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE",
+    "WorkflowTaskFailed": "WORKFLOW_TASK_FAILED_CAUSE",
+}
+_PASCAL = re.compile(r"[A-Z][A-Za-z0-9]*")
+
+
+def full_enum_names(event_type: str, attributes: dict[str, Any]) -> dict[str, Any]:
+    """``attributes`` with PascalCase enum values given their full names, in place.
+
+    ``{"taskQueue": {"kind": "Normal"}}`` -> ``{"taskQueue": {"kind": "TASK_QUEUE_KIND_NORMAL"}}``.
+    """
+    cause = _CAUSE_PREFIX.get(event_type)
+    if cause is not None and isinstance(attributes.get("cause"), str):
+        attributes["cause"] = _full_name(cause, attributes["cause"])
+    stack: list[Any] = [attributes]
+    while stack:
+        obj = stack.pop()
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj)
+        for key, value in items:
+            if isinstance(value, str):
+                prefix = _ENUM_PREFIX.get(key) if isinstance(key, str) else None
+                if prefix is not None:
+                    obj[key] = _full_name(prefix, value)
+            elif isinstance(value, (dict, list)):
+                stack.append(value)
+    return attributes
+
+
+def _full_name(prefix: str, value: str) -> str:
+    if value.startswith(prefix) or not _PASCAL.fullmatch(value):
+        return value
+    return prefix + "_" + _WORD_START.sub("_", value).upper()
+
+
 def omit_defaults(attributes: dict[str, Any]) -> dict[str, Any]:
     """A copy of an event's attributes object in protobuf's JSON form (see the module doc)."""
     return _message(attributes)

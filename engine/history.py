@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from engine._payload_converter import JSONPlainPayloadConverter, Payload, _json_kind
-from engine._proto_json import event_type_name, omit_defaults
+from engine._proto_json import event_type_name, full_enum_names, omit_defaults
 from engine._proto_json import timestamp as proto_timestamp
 from engine.errors import HistoryFormatError, PayloadError
 
@@ -619,7 +619,8 @@ def _parse_attributes(where: str, event_type: str, raw: Mapping[str, Any]) -> di
             f"{where}: \"{key}\" must be an object, found {_json_kind(attributes)}; use "
             "{} when the event has no attributes"
         )
-    return dict(attributes)
+    # As temporalio's loader does, so that what we export again is what protobuf reads.
+    return full_enum_names(event_type, dict(attributes))
 
 
 # --- History -> JSON ---------------------------------------------------------------
