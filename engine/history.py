@@ -50,71 +50,72 @@ __all__ = [
 
 
 # Kept literal rather than derived from temporalio's EventType enum so that this module
-# needs only the standard library; the tests check it against the installed enum.
-KNOWN_EVENT_TYPES: frozenset[str] = frozenset(
-    {
-        "WorkflowExecutionStarted",
-        "WorkflowExecutionCompleted",
-        "WorkflowExecutionFailed",
-        "WorkflowExecutionTimedOut",
-        "WorkflowTaskScheduled",
-        "WorkflowTaskStarted",
-        "WorkflowTaskCompleted",
-        "WorkflowTaskTimedOut",
-        "WorkflowTaskFailed",
-        "ActivityTaskScheduled",
-        "ActivityTaskStarted",
-        "ActivityTaskCompleted",
-        "ActivityTaskFailed",
-        "ActivityTaskTimedOut",
-        "ActivityTaskCancelRequested",
-        "ActivityTaskCanceled",
-        "TimerStarted",
-        "TimerFired",
-        "TimerCanceled",
-        "WorkflowExecutionCancelRequested",
-        "WorkflowExecutionCanceled",
-        "RequestCancelExternalWorkflowExecutionInitiated",
-        "RequestCancelExternalWorkflowExecutionFailed",
-        "ExternalWorkflowExecutionCancelRequested",
-        "MarkerRecorded",
-        "WorkflowExecutionSignaled",
-        "WorkflowExecutionTerminated",
-        "WorkflowExecutionContinuedAsNew",
-        "StartChildWorkflowExecutionInitiated",
-        "StartChildWorkflowExecutionFailed",
-        "ChildWorkflowExecutionStarted",
-        "ChildWorkflowExecutionCompleted",
-        "ChildWorkflowExecutionFailed",
-        "ChildWorkflowExecutionCanceled",
-        "ChildWorkflowExecutionTimedOut",
-        "ChildWorkflowExecutionTerminated",
-        "SignalExternalWorkflowExecutionInitiated",
-        "SignalExternalWorkflowExecutionFailed",
-        "ExternalWorkflowExecutionSignaled",
-        "UpsertWorkflowSearchAttributes",
-        "WorkflowExecutionUpdateAdmitted",
-        "WorkflowExecutionUpdateAccepted",
-        "WorkflowExecutionUpdateRejected",
-        "WorkflowExecutionUpdateCompleted",
-        "WorkflowPropertiesModifiedExternally",
-        "ActivityPropertiesModifiedExternally",
-        "WorkflowPropertiesModified",
-        "NexusOperationScheduled",
-        "NexusOperationStarted",
-        "NexusOperationCompleted",
-        "NexusOperationFailed",
-        "NexusOperationCanceled",
-        "NexusOperationTimedOut",
-        "NexusOperationCancelRequested",
-        "WorkflowExecutionOptionsUpdated",
-        "NexusOperationCancelRequestCompleted",
-        "NexusOperationCancelRequestFailed",
-        "WorkflowExecutionPaused",
-        "WorkflowExecutionUnpaused",
-        "WorkflowExecutionTimeSkippingTransitioned",
-    }
+# needs only the standard library; the tests check it against the installed enum. In the
+# enum's number order (1, 2, ...): protobuf's JSON may give an event type as its number.
+_EVENT_TYPES_BY_NUMBER_ORDER: tuple[str, ...] = (
+    "WorkflowExecutionStarted",
+    "WorkflowExecutionCompleted",
+    "WorkflowExecutionFailed",
+    "WorkflowExecutionTimedOut",
+    "WorkflowTaskScheduled",
+    "WorkflowTaskStarted",
+    "WorkflowTaskCompleted",
+    "WorkflowTaskTimedOut",
+    "WorkflowTaskFailed",
+    "ActivityTaskScheduled",
+    "ActivityTaskStarted",
+    "ActivityTaskCompleted",
+    "ActivityTaskFailed",
+    "ActivityTaskTimedOut",
+    "ActivityTaskCancelRequested",
+    "ActivityTaskCanceled",
+    "TimerStarted",
+    "TimerFired",
+    "TimerCanceled",
+    "WorkflowExecutionCancelRequested",
+    "WorkflowExecutionCanceled",
+    "RequestCancelExternalWorkflowExecutionInitiated",
+    "RequestCancelExternalWorkflowExecutionFailed",
+    "ExternalWorkflowExecutionCancelRequested",
+    "MarkerRecorded",
+    "WorkflowExecutionSignaled",
+    "WorkflowExecutionTerminated",
+    "WorkflowExecutionContinuedAsNew",
+    "StartChildWorkflowExecutionInitiated",
+    "StartChildWorkflowExecutionFailed",
+    "ChildWorkflowExecutionStarted",
+    "ChildWorkflowExecutionCompleted",
+    "ChildWorkflowExecutionFailed",
+    "ChildWorkflowExecutionCanceled",
+    "ChildWorkflowExecutionTimedOut",
+    "ChildWorkflowExecutionTerminated",
+    "SignalExternalWorkflowExecutionInitiated",
+    "SignalExternalWorkflowExecutionFailed",
+    "ExternalWorkflowExecutionSignaled",
+    "UpsertWorkflowSearchAttributes",
+    "WorkflowExecutionUpdateAccepted",
+    "WorkflowExecutionUpdateRejected",
+    "WorkflowExecutionUpdateCompleted",
+    "WorkflowPropertiesModifiedExternally",
+    "ActivityPropertiesModifiedExternally",
+    "WorkflowPropertiesModified",
+    "WorkflowExecutionUpdateAdmitted",
+    "NexusOperationScheduled",
+    "NexusOperationStarted",
+    "NexusOperationCompleted",
+    "NexusOperationFailed",
+    "NexusOperationCanceled",
+    "NexusOperationTimedOut",
+    "NexusOperationCancelRequested",
+    "WorkflowExecutionOptionsUpdated",
+    "NexusOperationCancelRequestCompleted",
+    "NexusOperationCancelRequestFailed",
+    "WorkflowExecutionPaused",
+    "WorkflowExecutionUnpaused",
+    "WorkflowExecutionTimeSkippingTransitioned",
 )
+KNOWN_EVENT_TYPES: frozenset[str] = frozenset(_EVENT_TYPES_BY_NUMBER_ORDER)
+_EVENT_TYPE_BY_NUMBER: dict[int, str] = {i + 1: t for i, t in enumerate(_EVENT_TYPES_BY_NUMBER_ORDER)}
 
 _FIRST_EVENT_TYPE = "WorkflowExecutionStarted"
 _COMPLETED_EVENT_TYPE = "WorkflowExecutionCompleted"
@@ -534,6 +535,15 @@ def _parse_event_type(index: int, event_id: int, raw: Mapping[str, Any]) -> str:
             "\"eventType\": \"ActivityTaskScheduled\""
         )
     value = raw["eventType"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        # An enum's number, which protobuf's JSON parser (and temporalio's loader) accepts.
+        if value not in _EVENT_TYPE_BY_NUMBER:
+            raise HistoryFormatError(
+                f"{where}: eventType {value} is not an event type number (1 to "
+                f"{len(_EVENT_TYPE_BY_NUMBER)}); give the type's name, e.g. "
+                "\"eventType\": \"EVENT_TYPE_ACTIVITY_TASK_SCHEDULED\""
+            )
+        return _EVENT_TYPE_BY_NUMBER[value]
     if not isinstance(value, str):
         raise HistoryFormatError(
             f"{where}: eventType must be a string such as \"ActivityTaskScheduled\", "

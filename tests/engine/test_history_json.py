@@ -23,6 +23,7 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 if str(_PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(_PROJECT_ROOT))
 
+from engine._proto_json import event_type_name  # noqa: E402
 from engine.history import (  # noqa: E402
     KNOWN_EVENT_TYPES,
     History,
@@ -352,6 +353,24 @@ def test_known_event_types_match_temporalio() -> None:
     assert attributes_key("WorkflowExecutionStarted") == "workflowExecutionStartedEventAttributes"
 
 
+def test_event_types_as_enum_numbers_read_as_protobuf_reads_them() -> None:
+    """protobuf's JSON parser (and so temporalio's loader and Replayer) takes an enum's
+    number for its name: "eventType": 1 is WorkflowExecutionStarted."""
+    from temporalio.api.enums.v1 import EventType
+
+    from engine.history import _EVENT_TYPE_BY_NUMBER
+
+    document = _minimal_document()
+    for event in document["events"]:
+        event["eventType"] = EventType.Value(event_type_name(event["eventType"]))
+    history = History.from_json("wf", document)
+    assert [e.event_type for e in history] == [e.event_type for e in History.from_json("wf", _minimal_document())]
+    numbered = {v.number: v.name for v in EventType.DESCRIPTOR.values if v.number}
+    assert {n: event_type_name(t) for n, t in _EVENT_TYPE_BY_NUMBER.items()} == numbered
+    with pytest.raises(HistoryFormatError, match=r"eventType 999 is not an event type number"):
+        History.from_json("wf", {"events": [_event(1, "WorkflowExecutionStarted") | {"eventType": 999}]})
+
+
 # --- import variants -----------------------------------------------------------------
 
 
@@ -546,8 +565,8 @@ MALFORMED: list[Any] = [
         id="unspecified-type",
     ),
     pytest.param(
-        _with(_set_event(2, "eventType", 6)),
-        r"events\[2\] \(eventId 3\): eventType must be a string",
+        _with(_set_event(2, "eventType", 0)),
+        r"events\[2\] \(eventId 3\): eventType 0 is not an event type number \(1 to \d+\)",
         id="numeric-type",
     ),
     pytest.param(
