@@ -50,6 +50,8 @@ _EXAMPLE = "WorkflowType='Hello' AND ExecutionStatus='Running'"
 _MAX_NESTING = 50
 _MAX_CONDITIONS = 500
 _MAX_VALUES = 10_000
+# Every condition has exactly one of these: an operator token or one of these keywords.
+_CONDITION_KEYWORDS = frozenset({"BETWEEN", "IN", "IS", "STARTS_WITH"})
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -108,8 +110,6 @@ class _Parser:
         self.tokens = _tokenize(query)
         self.index = 0
         self.params: list[Any] = []
-        self.depth = 0
-        self.conditions = 0
 
     def peek(self) -> _Token:
         return self.tokens[self.index]
@@ -133,11 +133,40 @@ class _Parser:
     def parse(self) -> str:
         if self.peek().kind == "end":
             raise ListFilterError(f"The list filter is empty: give a condition such as {_EXAMPLE}, or no --query at all.")
+        self.check_size()
         sql = self.or_expr()
         token = self.peek()
         if token.kind != "end":
             raise ListFilterError(f"Unexpected {token.shown()} in the list filter: join conditions with AND or OR.")
         return sql
+
+    def check_size(self) -> None:
+        """Refuse, before parsing, what the parser's recursion or SQLite could not take."""
+        conditions = values = 0
+        groups: list[bool] = []  # per open bracket: does it group conditions (not an IN list)?
+        previous = self.tokens[0]
+        for token in self.tokens:
+            if token.kind == "punct" and token.text == "(":
+                groups.append(not (previous.kind == "keyword" and previous.text == "IN"))
+                if sum(groups) > _MAX_NESTING:
+                    raise ListFilterError(
+                        f"The list filter nests brackets more than {_MAX_NESTING} deep (at column "
+                        f"{token.position}): remove the brackets that group a single condition."
+                    )
+            elif token.kind == "punct" and token.text == ")" and groups:
+                groups.pop()
+            elif token.kind == "op" or (token.kind == "keyword" and token.text in _CONDITION_KEYWORDS):
+                conditions += 1
+            elif token.kind in ("string", "number"):
+                values += 1
+            previous = token
+        if conditions > _MAX_CONDITIONS:
+            raise ListFilterError(
+                f"The list filter has more than {_MAX_CONDITIONS} conditions: list several values "
+                "of one attribute with IN ('a', 'b', ...), or split the list into several."
+            )
+        if values > _MAX_VALUES:
+            raise ListFilterError(f"The list filter has more than {_MAX_VALUES} values: split the list into several.")
 
     def or_expr(self) -> str:
         parts = [self.and_expr()]
@@ -152,27 +181,13 @@ class _Parser:
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
     def term(self) -> str:
-        opening = self.peek()
         if self.accept("punct", "("):
-            self.depth += 1
-            if self.depth > _MAX_NESTING:
-                raise ListFilterError(
-                    f"The list filter nests brackets more than {_MAX_NESTING} deep (at column "
-                    f"{opening.position}): remove the brackets that group a single condition."
-                )
             inner = self.or_expr()
-            self.depth -= 1
             self.expect("punct", ")", "')' closing the parenthesis")
             return inner
         return self.condition()
 
     def condition(self) -> str:
-        self.conditions += 1
-        if self.conditions > _MAX_CONDITIONS:
-            raise ListFilterError(
-                f"The list filter has more than {_MAX_CONDITIONS} conditions: list several values "
-                "of one attribute with IN ('a', 'b', ...), or split the list into several."
-            )
         token = self.take()
         if token.kind != "word" or token.text not in FIELDS:
             known = ", ".join(FIELDS)
@@ -195,10 +210,6 @@ class _Parser:
             values = [self.value(name, kind)]
             while self.accept("punct", ","):
                 values.append(self.value(name, kind))
-                if len(self.params) + len(values) > _MAX_VALUES:
-                    raise ListFilterError(
-                        f"The list filter has more than {_MAX_VALUES} values: split the list into several."
-                    )
             self.expect("punct", ")", f"')' closing the list of {name} IN")
             self.params += values
             return f"{column} {'NOT IN' if negated else 'IN'} ({', '.join('?' * len(values))})"
