@@ -20,6 +20,16 @@ __all__ = ["FailureConverter", "DefaultFailureConverter", "DefaultFailureConvert
 _STACK_LIMIT = 4000
 
 
+def _message(error: BaseException) -> str:
+    # str() runs user code (__str__ of the exception or of its first argument); when it
+    # raises, record that rather than fail the encoding and blame the payload codec.
+    try:
+        text = str(error.args[0]) if error.args else str(error)
+    except Exception as e:  # noqa: BLE001 - any error of user code
+        return f"{type(error).__name__} (its str() failed: {type(e).__name__})"
+    return text or type(error).__name__
+
+
 class FailureConverter(ABC):
     """Converts exceptions to Temporal failure JSON and back."""
 
@@ -49,7 +59,7 @@ class DefaultFailureConverter(FailureConverter):
     def to_failure(self, exception: BaseException, payload_converter: PayloadConverter) -> dict[str, Any]:
         error = exception
         failure: dict[str, Any] = {
-            "message": (str(error.args[0]) if error.args else str(error)) or type(error).__name__,
+            "message": _message(error),
             "source": "PythonSDK",
             "stackTrace": "".join(traceback.format_exception(error)).strip()[-_STACK_LIMIT:],
         }

@@ -456,7 +456,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         return flag in (SDK_FLAGS if self._history_flags is None else self._history_flags)
 
     def _activate(self, started: HistoryEvent, *, replaying: bool) -> list[Command]:
-        self._now = started.event_time
+        if started.event_time is not None:  # an imported history may lack times: keep the last
+            self._now = started.event_time
         self._replaying = replaying
         self.last_started_event_id = started.event_id
         self._run_until_idle()
@@ -583,7 +584,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         args = from_json_payloads(
             self.payload_converter, attrs.get("input"), self.defn.arg_types, f"the input of workflow {self.info.workflow_type!r}"
         )
-        self._now = event.event_time
+        if event.event_time is not None:
+            self._now = event.event_time
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)  # __init__ is workflow code too (the sandbox checks it)
         try:
@@ -1054,6 +1056,7 @@ def _is_cancellation(error: BaseException | None) -> bool:
 
 PATCH_MARKER = "core_patch"
 _DEFAULT_RETRY = RetryPolicy().to_json()
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def patch_of(event: HistoryEvent) -> tuple[str, bool] | None:
@@ -1117,7 +1120,8 @@ def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEve
         task_queue=(started.get("taskQueue") or {}).get("name", ""),
         namespace=namespace,
         attempt=int(started.get("attempt", 1) or 1),
-        start_time=events[0].event_time,
+        # An imported history may have no times; then workflow.now() starts at the epoch.
+        start_time=events[0].event_time or _EPOCH,
         first_execution_run_id=str(started.get("firstExecutionRunId") or run_id),
         continued_run_id=started.get("continuedExecutionRunId") or None,
         execution_timeout=from_duration(started.get("workflowExecutionTimeout")),

@@ -15,6 +15,7 @@ database is a file. Processes sharing a file take turns at the write lock
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -784,17 +785,24 @@ def _prepare(conn: sqlite3.Connection, path: str, lock_timeout: float, read_only
             f"{path!r} is not a durable-lab engine database (its meta table says app="
             f"{meta.get('app')!r}). Give another path."
         )
-    version = int(meta.get("schema_version", "0"))
+    raw_version = meta.get("schema_version", "0")
+    try:
+        version = int(raw_version)
+    except ValueError:
+        raise StoreCorruptError(
+            f"{path!r} is a damaged durable-lab database: its schema version {raw_version!r} is not "
+            f"a number. {_RESTORE}"
+        ) from None
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path!r} was written by a newer durable-lab (schema {version}, this one knows "
             f"{SCHEMA_VERSION}). Upgrade durable-lab to open it."
         )
-    missing = {"executions", "events", "tasks", "timers", "activity_attempts"} - tables
-    if missing:
+    mismatch = _schema_mismatch(conn, version, tables)
+    if mismatch:
         raise StoreCorruptError(
-            f"{path!r} is a damaged durable-lab database: tables {sorted(missing)} are missing. "
-            "Restore it from a copy, or start over with a new file."
+            f"{path!r} is a damaged durable-lab database: it says schema version {version}, but "
+            f"{mismatch}. {_RESTORE}"
         )
     if version < SCHEMA_VERSION:
         if read_only:
@@ -804,6 +812,49 @@ def _prepare(conn: sqlite3.Connection, path: str, lock_timeout: float, read_only
                 "once as its owner, or work on a copy."
             )
         _migrate(conn, version)
+
+
+_RESTORE = "Restore it from a copy, or start over with a new file."
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_at(version: int) -> dict[str, tuple[str, ...]]:
+    """The tables and their columns a database of ``version`` has, built in memory."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for statement in _SCHEMA + [m for v in sorted(_MIGRATIONS) if v <= version for m in _MIGRATIONS[v]]:
+            conn.execute(statement)
+        return _columns(conn, {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")})
+    finally:
+        conn.close()
+
+
+def _columns(conn: sqlite3.Connection, tables: set[str]) -> dict[str, tuple[str, ...]]:
+    return {t: tuple(r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')) for t in sorted(tables)}
+
+
+def _added_in(table: str, column: str | None = None) -> int:
+    return min(v for v in range(1, SCHEMA_VERSION + 1) if column in _schema_at(v).get(table, ()) or (column is None and table in _schema_at(v)))
+
+
+def _schema_mismatch(conn: sqlite3.Connection, version: int, tables: set[str]) -> str:
+    """What in the file disagrees with its schema version, or "": a meta table edited by
+    hand or copied between files would otherwise surface as SQL errors deep in the engine
+    (or in a migration that finds its table already there)."""
+    if version < 1:
+        return "there is no version 0"
+    expected = _schema_at(version)
+    actual = _columns(conn, tables & set(_schema_at(SCHEMA_VERSION)))
+    for table in sorted(expected.keys() - actual.keys(), key=lambda t: (_added_in(t), t)):
+        return f"table {table!r} (added in version {_added_in(table)}) is missing"
+    for table in sorted(actual.keys() - expected.keys(), key=lambda t: (_added_in(t), t)):
+        return f"table {table!r} is already there, which version {_added_in(table)} adds"
+    for table, columns in expected.items():
+        for column in sorted(set(columns) - set(actual[table])):
+            return f"column '{table}.{column}' (added in version {_added_in(table, column)}) is missing"
+        for column in sorted(set(actual[table]) - set(columns)):
+            return f"column '{table}.{column}' is already there, which version {_added_in(table, column)} adds"
+    return ""
 
 
 def _migrate(conn: sqlite3.Connection, version: int) -> None:

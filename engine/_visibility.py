@@ -51,6 +51,14 @@ STATUSES = ("Running", "Completed", "Failed", "Canceled", "Terminated", "Continu
 _STATUS_BY_LOWER = {s.lower(): s for s in STATUSES}
 _COMPARE = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
 _EXAMPLE = "WorkflowType='Hello' AND ExecutionStatus='Running'"
+# The parser recurses once per bracket, and SQLite refuses expressions more than 1000 deep
+# (an OR chain is as deep as it is long) or with more than 32766 parameters: stop well
+# before either with a message rather than a RecursionError or a database error.
+_MAX_NESTING = 50
+_MAX_CONDITIONS = 500
+_MAX_VALUES = 10_000
+# Every condition has exactly one of these: an operator token or one of these keywords.
+_CONDITION_KEYWORDS = frozenset({"BETWEEN", "IN", "IS", "STARTS_WITH"})
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -141,11 +149,40 @@ class _Parser:
     def parse(self) -> str:
         if self.peek().kind == "end":
             raise ListFilterError(f"The list filter is empty: give a condition such as {_EXAMPLE}, or no --query at all.")
+        self.check_size()
         sql = self.or_expr()
         token = self.peek()
         if token.kind != "end":
             raise ListFilterError(f"Unexpected {token.shown()} in the list filter: join conditions with AND or OR.")
         return sql
+
+    def check_size(self) -> None:
+        """Refuse, before parsing, what the parser's recursion or SQLite could not take."""
+        conditions = values = 0
+        groups: list[bool] = []  # per open bracket: does it group conditions (not an IN list)?
+        previous = self.tokens[0]
+        for token in self.tokens:
+            if token.kind == "punct" and token.text == "(":
+                groups.append(not (previous.kind == "keyword" and previous.text == "IN"))
+                if sum(groups) > _MAX_NESTING:
+                    raise ListFilterError(
+                        f"The list filter nests brackets more than {_MAX_NESTING} deep (at column "
+                        f"{token.position}): remove the brackets that group a single condition."
+                    )
+            elif token.kind == "punct" and token.text == ")" and groups:
+                groups.pop()
+            elif token.kind == "op" or (token.kind == "keyword" and token.text in _CONDITION_KEYWORDS):
+                conditions += 1
+            elif token.kind in ("string", "number"):
+                values += 1
+            previous = token
+        if conditions > _MAX_CONDITIONS:
+            raise ListFilterError(
+                f"The list filter has more than {_MAX_CONDITIONS} conditions: list several values "
+                "of one attribute with IN ('a', 'b', ...), or split the list into several."
+            )
+        if values > _MAX_VALUES:
+            raise ListFilterError(f"The list filter has more than {_MAX_VALUES} values: split the list into several.")
 
     def or_expr(self) -> str:
         parts = [self.and_expr()]

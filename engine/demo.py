@@ -263,7 +263,7 @@ def print_history(history: History, style: _Style) -> None:
     indent = 2 + 3 + 2 + 8 + 2 + 26 + 2
     print(style.bold(f"  {'ID':>3}  {'TIME':>8}  {'TYPE':<26}  DETAILS"))
     for e in history.events:
-        offset = (e.event_time - start).total_seconds()
+        offset = (e.event_time - start).total_seconds() if e.event_time and start else 0.0
         lines = textwrap.wrap(_details(e, names), WIDTH - indent) or [""]
         kind = e.event_type
         if kind.startswith("Activity"):

@@ -2,15 +2,20 @@
 
 Events keep Temporal's names: ``event_type`` is the PascalCase event type
 (``"ActivityTaskScheduled"``) and ``attributes`` is the camelCase attributes object
-exactly as Temporal's JSON history carries it (payloads base64-encoded, durations as
-``"10s"``, ids of other events as strings), so export and import are lossless.
+as Temporal's JSON history carries it (payloads base64-encoded, durations as ``"10s"``,
+ids of other events as strings). ``event_time`` is ``None`` for an imported event that
+has none (temporalio's loader accepts that; its Replayer needs a time only on
+WorkflowTaskStarted).
 
-The JSON form is the one ``temporal workflow show --output json`` and the Web UI
-download produce, and that ``temporalio.client.WorkflowHistory.from_json`` (and so the
-SDK's ``Replayer``) reads::
+The JSON written is what ``temporal workflow show --output json`` and temporalio's
+``WorkflowHistory.to_json()`` write (protobuf's JSON form: event type enum names,
+zero-valued fields left out); it is read back by
+``temporalio.client.WorkflowHistory.from_json`` (and so the SDK's ``Replayer``), by
+protobuf's parser, and by :meth:`History.from_json`, which also reads the older form
+with PascalCase event types::
 
     {"events": [{"eventId": "1", "eventTime": "2026-01-02T03:04:05.123456Z",
-                 "eventType": "WorkflowExecutionStarted", "taskId": "1",
+                 "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED", "taskId": "1",
                  "workflowExecutionStartedEventAttributes": {...}}, ...]}
 """
 
@@ -27,6 +32,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from engine._payload_converter import JSONPlainPayloadConverter, Payload, _json_kind
+from engine._proto_json import event_type_name, full_enum_names, omit_defaults
+from engine._proto_json import timestamp as proto_timestamp
 from engine.errors import HistoryFormatError, PayloadError
 
 __all__ = [
@@ -43,71 +50,72 @@ __all__ = [
 
 
 # Kept literal rather than derived from temporalio's EventType enum so that this module
-# needs only the standard library; the tests check it against the installed enum.
-KNOWN_EVENT_TYPES: frozenset[str] = frozenset(
-    {
-        "WorkflowExecutionStarted",
-        "WorkflowExecutionCompleted",
-        "WorkflowExecutionFailed",
-        "WorkflowExecutionTimedOut",
-        "WorkflowTaskScheduled",
-        "WorkflowTaskStarted",
-        "WorkflowTaskCompleted",
-        "WorkflowTaskTimedOut",
-        "WorkflowTaskFailed",
-        "ActivityTaskScheduled",
-        "ActivityTaskStarted",
-        "ActivityTaskCompleted",
-        "ActivityTaskFailed",
-        "ActivityTaskTimedOut",
-        "ActivityTaskCancelRequested",
-        "ActivityTaskCanceled",
-        "TimerStarted",
-        "TimerFired",
-        "TimerCanceled",
-        "WorkflowExecutionCancelRequested",
-        "WorkflowExecutionCanceled",
-        "RequestCancelExternalWorkflowExecutionInitiated",
-        "RequestCancelExternalWorkflowExecutionFailed",
-        "ExternalWorkflowExecutionCancelRequested",
-        "MarkerRecorded",
-        "WorkflowExecutionSignaled",
-        "WorkflowExecutionTerminated",
-        "WorkflowExecutionContinuedAsNew",
-        "StartChildWorkflowExecutionInitiated",
-        "StartChildWorkflowExecutionFailed",
-        "ChildWorkflowExecutionStarted",
-        "ChildWorkflowExecutionCompleted",
-        "ChildWorkflowExecutionFailed",
-        "ChildWorkflowExecutionCanceled",
-        "ChildWorkflowExecutionTimedOut",
-        "ChildWorkflowExecutionTerminated",
-        "SignalExternalWorkflowExecutionInitiated",
-        "SignalExternalWorkflowExecutionFailed",
-        "ExternalWorkflowExecutionSignaled",
-        "UpsertWorkflowSearchAttributes",
-        "WorkflowExecutionUpdateAdmitted",
-        "WorkflowExecutionUpdateAccepted",
-        "WorkflowExecutionUpdateRejected",
-        "WorkflowExecutionUpdateCompleted",
-        "WorkflowPropertiesModifiedExternally",
-        "ActivityPropertiesModifiedExternally",
-        "WorkflowPropertiesModified",
-        "NexusOperationScheduled",
-        "NexusOperationStarted",
-        "NexusOperationCompleted",
-        "NexusOperationFailed",
-        "NexusOperationCanceled",
-        "NexusOperationTimedOut",
-        "NexusOperationCancelRequested",
-        "WorkflowExecutionOptionsUpdated",
-        "NexusOperationCancelRequestCompleted",
-        "NexusOperationCancelRequestFailed",
-        "WorkflowExecutionPaused",
-        "WorkflowExecutionUnpaused",
-        "WorkflowExecutionTimeSkippingTransitioned",
-    }
+# needs only the standard library; the tests check it against the installed enum. In the
+# enum's number order (1, 2, ...): protobuf's JSON may give an event type as its number.
+_EVENT_TYPES_BY_NUMBER_ORDER: tuple[str, ...] = (
+    "WorkflowExecutionStarted",
+    "WorkflowExecutionCompleted",
+    "WorkflowExecutionFailed",
+    "WorkflowExecutionTimedOut",
+    "WorkflowTaskScheduled",
+    "WorkflowTaskStarted",
+    "WorkflowTaskCompleted",
+    "WorkflowTaskTimedOut",
+    "WorkflowTaskFailed",
+    "ActivityTaskScheduled",
+    "ActivityTaskStarted",
+    "ActivityTaskCompleted",
+    "ActivityTaskFailed",
+    "ActivityTaskTimedOut",
+    "ActivityTaskCancelRequested",
+    "ActivityTaskCanceled",
+    "TimerStarted",
+    "TimerFired",
+    "TimerCanceled",
+    "WorkflowExecutionCancelRequested",
+    "WorkflowExecutionCanceled",
+    "RequestCancelExternalWorkflowExecutionInitiated",
+    "RequestCancelExternalWorkflowExecutionFailed",
+    "ExternalWorkflowExecutionCancelRequested",
+    "MarkerRecorded",
+    "WorkflowExecutionSignaled",
+    "WorkflowExecutionTerminated",
+    "WorkflowExecutionContinuedAsNew",
+    "StartChildWorkflowExecutionInitiated",
+    "StartChildWorkflowExecutionFailed",
+    "ChildWorkflowExecutionStarted",
+    "ChildWorkflowExecutionCompleted",
+    "ChildWorkflowExecutionFailed",
+    "ChildWorkflowExecutionCanceled",
+    "ChildWorkflowExecutionTimedOut",
+    "ChildWorkflowExecutionTerminated",
+    "SignalExternalWorkflowExecutionInitiated",
+    "SignalExternalWorkflowExecutionFailed",
+    "ExternalWorkflowExecutionSignaled",
+    "UpsertWorkflowSearchAttributes",
+    "WorkflowExecutionUpdateAccepted",
+    "WorkflowExecutionUpdateRejected",
+    "WorkflowExecutionUpdateCompleted",
+    "WorkflowPropertiesModifiedExternally",
+    "ActivityPropertiesModifiedExternally",
+    "WorkflowPropertiesModified",
+    "WorkflowExecutionUpdateAdmitted",
+    "NexusOperationScheduled",
+    "NexusOperationStarted",
+    "NexusOperationCompleted",
+    "NexusOperationFailed",
+    "NexusOperationCanceled",
+    "NexusOperationTimedOut",
+    "NexusOperationCancelRequested",
+    "WorkflowExecutionOptionsUpdated",
+    "NexusOperationCancelRequestCompleted",
+    "NexusOperationCancelRequestFailed",
+    "WorkflowExecutionPaused",
+    "WorkflowExecutionUnpaused",
+    "WorkflowExecutionTimeSkippingTransitioned",
 )
+KNOWN_EVENT_TYPES: frozenset[str] = frozenset(_EVENT_TYPES_BY_NUMBER_ORDER)
+_EVENT_TYPE_BY_NUMBER: dict[int, str] = {i + 1: t for i, t in enumerate(_EVENT_TYPES_BY_NUMBER_ORDER)}
 
 _FIRST_EVENT_TYPE = "WorkflowExecutionStarted"
 _COMPLETED_EVENT_TYPE = "WorkflowExecutionCompleted"
@@ -136,7 +144,7 @@ class HistoryEvent:
 
     event_id: int
     event_type: str
-    event_time: datetime
+    event_time: datetime | None
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -207,8 +215,10 @@ class History:
     def to_json(self, *, indent: int | None = 2) -> str:
         """Return the history in Temporal's JSON history format.
 
-        The output is accepted by ``temporalio.client.WorkflowHistory.from_json`` and by
-        :meth:`from_json`. ``indent`` defaults to 2 like Temporal's own exports.
+        The document protobuf prints for the same history (fields with
+        zero values left out, event types as ``EVENT_TYPE_...``), so tools that read
+        Temporal's files read it; accepted by ``temporalio.client.WorkflowHistory.from_json``
+        and by :meth:`from_json`. ``indent`` defaults to 2 like Temporal's own exports.
         """
         document = self.to_json_dict()
         try:
@@ -238,8 +248,8 @@ class History:
         either the plain ``{"events": [...]}`` form or the Web UI API form
         ``{"history": {"events": [...]}}``. Event types may be PascalCase or
         ``EVENT_TYPE_...``; event ids strings or numbers; times RFC 3339 with any number
-        of fractional digits (kept to microseconds, the resolution of ``datetime``).
-        Keys other than ``eventId``, ``eventTime``, ``eventType`` and the attributes
+        of fractional digits (kept to microseconds, the resolution of ``datetime``), or
+        absent (``event_time`` is then ``None``). Keys other than ``eventId``, ``eventTime``, ``eventType`` and the attributes
         object (``taskId``, ``version``, ``links``, ...) are ignored.
 
         Raises:
@@ -370,8 +380,35 @@ _TIMESTAMP = re.compile(
 _EVENT_ID = re.compile(r"[+-]?\d+", re.ASCII)
 
 
+# protobuf's JSON parser (and so temporalio's loader) stops at 100 nested messages; each
+# message is one or two JSON levels (lists add one), so a history Temporal's tools read is
+# well within this. Deeper documents would end in a RecursionError here or in the views.
+_MAX_DEPTH = 200
+
+
+def _check_depth(document: Any) -> None:
+    # Iterative, so that the check itself cannot run out of stack.
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise _too_deep()
+        if isinstance(value, Mapping):
+            stack.extend((item, depth + 1) for item in value.values() if isinstance(item, (Mapping, list, tuple)))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, depth + 1) for item in value if isinstance(item, (Mapping, list, tuple)))
+
+
+def _too_deep() -> HistoryFormatError:
+    return HistoryFormatError(
+        f"history is nested more than {_MAX_DEPTH} levels deep, which no Temporal history is "
+        f"(protobuf stops at 100 nested messages); this is not a history: {_HOW_TO_EXPORT}"
+    )
+
+
 def _parse_document(data: str | bytes | Mapping[str, Any]) -> Any:
     if isinstance(data, Mapping):
+        _check_depth(data)
         # The caller's structure must not alias our events' attributes.
         return copy.deepcopy(dict(data))
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -391,12 +428,17 @@ def _parse_document(data: str | bytes | Mapping[str, Any]) -> Any:
             f"{type(data).__name__}"
         )
     try:
-        return json.loads(text)
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise HistoryFormatError(
             f"history is not valid JSON: {exc.msg} at line {exc.lineno} column "
             f"{exc.colno}; the text may be cut off or not a history: {_HOW_TO_EXPORT}"
         ) from exc
+    except RecursionError:
+        # The JSON parser recurses per bracket: this is far deeper than _MAX_DEPTH.
+        raise _too_deep() from None
+    _check_depth(document)
+    return document
 
 
 def _find_events(document: Any) -> list[Any]:
@@ -466,6 +508,9 @@ def _parse_event_id(index: int, raw: Mapping[str, Any]) -> int:
     # bool is an int subclass, but true/false is never a meaningful id.
     if isinstance(value, int) and not isinstance(value, bool):
         event_id = value
+    elif isinstance(value, float) and value.is_integer():
+        # protobuf's parser takes 1.0 for an int64, and so temporalio's loader.
+        event_id = int(value)
     elif isinstance(value, str) and _EVENT_ID.fullmatch(value.strip()):
         event_id = int(value)
     else:
@@ -490,6 +535,15 @@ def _parse_event_type(index: int, event_id: int, raw: Mapping[str, Any]) -> str:
             "\"eventType\": \"ActivityTaskScheduled\""
         )
     value = raw["eventType"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        # An enum's number, which protobuf's JSON parser (and temporalio's loader) accepts.
+        if value not in _EVENT_TYPE_BY_NUMBER:
+            raise HistoryFormatError(
+                f"{where}: eventType {value} is not an event type number (1 to "
+                f"{len(_EVENT_TYPE_BY_NUMBER)}); give the type's name, e.g. "
+                "\"eventType\": \"EVENT_TYPE_ACTIVITY_TASK_SCHEDULED\""
+            )
+        return _EVENT_TYPE_BY_NUMBER[value]
     if not isinstance(value, str):
         raise HistoryFormatError(
             f"{where}: eventType must be a string such as \"ActivityTaskScheduled\", "
@@ -517,11 +571,12 @@ def _normalize_event_type(value: str) -> str:
     return value
 
 
-def _parse_event_time(where: str, raw: Mapping[str, Any]) -> datetime:
+def _parse_event_time(where: str, raw: Mapping[str, Any]) -> datetime | None:
     example = "e.g. \"eventTime\": \"2026-01-02T03:04:05.123456Z\""
-    if "eventTime" not in raw:
-        raise HistoryFormatError(f"{where}: missing \"eventTime\"; add an RFC 3339 time, {example}")
-    value = raw["eventTime"]
+    value = raw.get("eventTime")
+    if value is None:
+        # As in protobuf, absent and null both mean "not set"; temporalio loads such events.
+        return None
     parsed = _parse_timestamp(value) if isinstance(value, str) else None
     if parsed is None:
         raise HistoryFormatError(
@@ -564,8 +619,9 @@ def _parse_attributes(where: str, event_type: str, raw: Mapping[str, Any]) -> di
                 f"{where}: has \"{other_key}\", which belongs to {other_type} events; a "
                 f"{event_type} event carries \"{key}\" (is the eventType wrong?)"
             )
-    if key not in raw:
-        # Real exports always include it (even as {}); hand-written ones may not.
+    if raw.get(key) is None:
+        # Real exports always include it (even as {}); hand-written ones may not, and
+        # protobuf reads null as unset.
         return {}
     attributes = raw[key]
     if not isinstance(attributes, Mapping):
@@ -573,22 +629,23 @@ def _parse_attributes(where: str, event_type: str, raw: Mapping[str, Any]) -> di
             f"{where}: \"{key}\" must be an object, found {_json_kind(attributes)}; use "
             "{} when the event has no attributes"
         )
-    return dict(attributes)
+    # As temporalio's loader does, so that what we export again is what protobuf reads.
+    return full_enum_names(event_type, dict(attributes))
 
 
 # --- History -> JSON ---------------------------------------------------------------
 
 
 def _event_to_json(event: HistoryEvent) -> dict[str, Any]:
-    attributes = copy.deepcopy(dict(event.attributes))
-    out: dict[str, Any] = {
-        "eventId": str(event.event_id),
-        "eventTime": _format_timestamp(event.event_time, event),
-        "eventType": event.event_type,
-        # The engine has no task queue partitions to number tasks by; the event id is
-        # unique and increasing like a real task id, and the Replayer ignores it anyway.
-        "taskId": str(event.event_id),
-    }
+    # Protobuf's JSON form, as Temporal's own exports are (see engine._proto_json).
+    attributes = omit_defaults(dict(event.attributes))
+    out: dict[str, Any] = {"eventId": str(event.event_id)}
+    if event.event_time is not None:
+        out["eventTime"] = _format_timestamp(event.event_time, event)
+    out["eventType"] = event_type_name(event.event_type)
+    # The engine has no task queue partitions to number tasks by; the event id is
+    # unique and increasing like a real task id, and the Replayer ignores it anyway.
+    out["taskId"] = str(event.event_id)
     # A command's summary: the engine keeps it with the attributes, Temporal on the event.
     metadata = attributes.pop("userMetadata", None)
     if metadata:
@@ -604,12 +661,7 @@ def _format_timestamp(moment: datetime, event: HistoryEvent) -> str:
             "has no time zone; build events with timezone-aware UTC datetimes, e.g. "
             "datetime.now(timezone.utc)"
         )
-    utc = moment.astimezone(timezone.utc)
-    # Formatted by hand: strftime("%Y") does not zero-pad years below 1000 on glibc.
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}Z"
-    )
+    return proto_timestamp(moment)
 
 
 # --- small helpers -----------------------------------------------------------------

@@ -24,6 +24,7 @@ from IPython.utils.process import arg_split
 from traitlets import Enum, Instance, Unicode, observe
 from traitlets.config import Configurable
 
+from engine._inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
 from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
@@ -87,6 +88,7 @@ class _Parser(MagicArgumentParser):
 
     def __init__(self, prog: str, description: str) -> None:
         super().__init__(prog=prog, description=description, add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+        self._negative_number_matcher = NEGATIVE_VALUE  # --input -1e3 / -Infinity are values
 
     def usage_line(self) -> str:
         return self.format_usage().strip()
@@ -175,12 +177,14 @@ def _json_inputs(parser: _Parser, texts: list[str]) -> list[Any]:
     values = []
     for text in texts:
         try:
-            values.append(json.loads(text))
+            values.append(loads_input(text))
         except json.JSONDecodeError as e:
             parser.error(
                 f"--input {text!r} is not valid JSON ({e.msg}, column {e.colno}). Give each argument as "
                 f"JSON; a string needs double quotes inside the shell quotes: --input '\"{text}\"'"
             )
+        except NonStandardJSON as e:
+            parser.error(non_standard_message("--input", text, str(e)))
     return values
 
 

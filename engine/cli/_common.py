@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, NoReturn, Sequence, TextIO
 
+from engine._inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
 from engine.client import Client
 from engine.converter import DataConverter, PayloadCodec
 
@@ -43,6 +44,10 @@ def one_line(message: str) -> str:
 # ---------------------------------------------------------------------- argparse
 class Parser(argparse.ArgumentParser):
     """Usage errors as one stderr line naming the help command, exit code 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_VALUE  # --input -1e3 / -Infinity are values
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"Error: {one_line(message)}. See '{self.prog} --help'.\n")
@@ -127,13 +132,15 @@ def json_inputs(texts: Sequence[str], flag: str = "--input") -> list[Any]:
     values = []
     for text in texts:
         try:
-            values.append(json.loads(text))
+            values.append(loads_input(text))
         except json.JSONDecodeError as e:
             raise CliError(
                 f"{flag} {text!r} is not valid JSON ({e.msg}, column {e.colno}): give each argument as JSON; "
                 f"a string needs double quotes inside the shell's quotes, e.g. {flag} '\"{text}\"'.",
                 EXIT_USAGE,
             ) from None
+        except NonStandardJSON as e:
+            raise CliError(non_standard_message(flag, text, str(e)), EXIT_USAGE) from None
     return values
 
 

@@ -236,7 +236,7 @@ def results(out: Out, history: History) -> None:
         return
     status = CLOSE_EVENTS[last.event_type][0]
     attrs = last.attributes
-    pairs: list[tuple[str, Any]] = [("RunTime", run_time((last.event_time - history.events[0].event_time).total_seconds())), ("Status", status)]
+    pairs: list[tuple[str, Any]] = [("RunTime", run_time(_run_seconds(history, last))), ("Status", status)]
     if last.event_type == "WorkflowExecutionCompleted":
         payloads = (attrs.get("result") or {}).get("payloads") or []
         pairs.append(("Result", payload_text(payloads[0]) if payloads else "null"))
@@ -252,13 +252,20 @@ def results(out: Out, history: History) -> None:
     out.fields("Results:", pairs, colours={"Status": colour})
 
 
+def _run_seconds(history: History, last: HistoryEvent) -> float:
+    first = history.events[0].event_time
+    if first is None or last.event_time is None:  # an imported history may have no times
+        return 0.0
+    return (last.event_time - first).total_seconds()
+
+
 def outcome_json(history: History) -> dict[str, Any]:
     """``status``, ``closeEvent`` and ``result`` (decoded) of a closed run, as temporal prints them."""
     last = close_event(history)
     if last is None:
         return {"status": "RUNNING"}
     document: dict[str, Any] = {
-        "durationMillis": round((last.event_time - history.events[0].event_time).total_seconds() * 1000),
+        "durationMillis": round(_run_seconds(history, last) * 1000),
         "status": CLOSE_EVENTS[last.event_type][0],
         "closeEvent": History(history.workflow_id, (last,)).to_json_dict()["events"][0],
     }

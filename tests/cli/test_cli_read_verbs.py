@@ -89,7 +89,7 @@ def test_a_continued_run_shows_its_successor_and_result_follows_the_chain(dlab: 
     followed = dlab("workflow", "result", "--db", str(db), "-w", "again-1", "-r", first.run_id, "-o", "json")
     assert followed.code == 0, followed.err
     document = json.loads(followed.out)
-    assert document["result"] == 2 and document["closeEvent"]["eventType"] == "WorkflowExecutionCompleted"
+    assert document["result"] == 2 and document["closeEvent"]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
 
 
 def test_show_follow_prints_until_the_run_closes(dlab: Dlab, db: Path) -> None:
@@ -159,7 +159,9 @@ def test_list_json_matches_the_library(dlab: Dlab, db: Path) -> None:
 
 @pytest.mark.parametrize(
     ("query", "names"),
-    [("WorkflowType='Hello' AND", "the end of the filter"), ("Foo='x'", "'Foo' (column 1)"), ("ExecutionStatus='Done'", "'Done'")],
+    [("WorkflowType='Hello' AND", "the end of the filter"), ("Foo='x'", "'Foo' (column 1)"), ("ExecutionStatus='Done'", "'Done'"),
+     ("(" * 400 + "WorkflowId='a'" + ")" * 400, "nests brackets more than 50 deep (at column 51)"),
+     (" OR ".join(["WorkflowId='a'"] * 2000), "more than 500 conditions")],
 )
 def test_bad_list_query_is_one_line_naming_the_token(dlab: Dlab, db: Path, query: str, names: str) -> None:
     listed = dlab("workflow", "list", "--db", str(db), "--query", query)
@@ -178,7 +180,7 @@ def test_describe_text_and_json(dlab: Dlab, db: Path) -> None:
     info = document["workflowExecutionInfo"]
     assert info["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED" and info["type"] == {"name": "Hello"}
     assert info["historyLength"] == str(len(_history(db, "hello-1")))
-    assert document["closeEvent"]["eventType"] == "WorkflowExecutionCompleted"
+    assert document["closeEvent"]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
 
 
 def test_run_id_selects_a_run_and_must_belong_to_the_workflow(dlab: Dlab, db: Path) -> None:
@@ -195,6 +197,25 @@ def test_unknown_workflow_and_missing_database(dlab: Dlab, db: Path, tmp_path: P
     nowhere = dlab("workflow", "list", "--db", str(tmp_path / "absent.db"))
     assert nowhere.code == 1 and "No engine database at" in nowhere.err
     assert not (tmp_path / "absent.db").exists()  # reading never creates a database
+
+
+@pytest.mark.parametrize(
+    ("statement", "names"),
+    [("UPDATE meta SET value = '2' WHERE key = 'schema_version'", "says schema version 2, but table 'updates' is already there"),
+     ("UPDATE meta SET value = 'seven' WHERE key = 'schema_version'", "schema version 'seven' is not a number"),
+     ("DROP TABLE updates", "table 'updates' (added in version 3) is missing")],
+)
+def test_a_database_whose_schema_disagrees_is_one_line(dlab: Dlab, db: Path, statement: str, names: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute(statement)
+    conn.close()
+    for verb in ("list", "describe"):
+        result = dlab("workflow", verb, "--db", str(db), *(("-w", "hello-1") if verb == "describe" else ()))
+        assert result.code == 1 and result.out == "", result
+        assert result.err.startswith("Error: ") and result.err.count("\n") == 1, result.err
+        assert names in result.err and "Restore it from a copy" in result.err
 
 
 def test_database_from_the_environment(dlab: Dlab, db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,6 +64,19 @@ def test_bad_input_json_is_a_usage_error(dlab: Dlab, db: Path) -> None:
     assert "--input 'Ada' is not valid JSON" in result.err and "'\"Ada\"'" in result.err
 
 
+def test_non_standard_json_numbers_are_refused_in_one_line(dlab: Dlab, db: Path) -> None:
+    # Python's json reads NaN and Infinity, strict JSON readers (and temporal's CLI) do not.
+    for text in ("NaN", "Infinity", "-Infinity", "[1, NaN]", '{"x": -Infinity}'):
+        result = dlab("workflow", "start", "--db", str(db), "--type", "Hello", "-t", QUEUE, "-w", "nan", "--input", text)
+        assert result.code == 2 and result.err.count("\n") == 1, (text, result)
+        assert f"--input {text!r} is not standard JSON" in result.err and "null" in result.err, result.err
+    for text in ("-1", "-2.5", "-1e3"):  # negative numbers are values, not flags
+        result = dlab("workflow", "start", "--db", str(db), "--type", "Hello", "-t", QUEUE, "-w", f"neg{text}", "--input", text)
+        assert result.code == 0, (text, result.err)
+    signal = dlab("workflow", "signal", "--db", str(db), "-w", "collect-1", "--name", "add", "--input", "-Infinity")
+    assert signal.code == 2 and "not standard JSON" in signal.err
+
+
 def test_signal_is_recorded_and_query_replays_with_the_code(dlab: Dlab, db: Path) -> None:
     signalled = dlab("workflow", "signal", "--db", str(db), "-w", "collect-1", "--name", "add", "--input", '"Bob"')
     assert signalled.code == 0 and signalled.out == "Signal workflow succeeded\n"
@@ -125,6 +138,6 @@ def test_result_exit_codes_follow_the_outcome(dlab: Dlab, db: Path) -> None:
     assert failed.code == 1
     assert failed.err == "Error: workflow failed: boom: on purpose (Boom)\n"
     document = json.loads(failed.out)
-    assert document["status"] == "FAILED" and document["closeEvent"]["eventType"] == "WorkflowExecutionFailed"
+    assert document["status"] == "FAILED" and document["closeEvent"]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
     terminated = dlab("workflow", "result", "--db", str(db), "-w", "doomed-1")
     assert terminated.code == 1 and terminated.err == "Error: workflow terminated: no longer needed\n"

@@ -13,7 +13,10 @@ from engine import Client, Worker, activity, workflow
 from engine.common import RetryPolicy
 from engine.errors import (
     ActivityError,
+    ApplicationError,
     DefinitionError,
+    HistoryFormatError,
+    ListFilterError,
     PayloadError,
     StoreCorruptError,
     StoreError,
@@ -175,3 +178,125 @@ async def test_a_database_file_is_reopened_with_its_runs(tmp_path: Path) -> None
     async with Worker(client, task_queue="q", workflows=[Parallel], activities=[echo]):
         assert await client.get_workflow_handle("kept").result() == ["a"]
     await client.close()
+
+
+# --- issue 10, item 8: one-line errors where tracebacks were ---------------------------------
+
+
+def _sql(path: Path, *statements: str) -> None:
+    conn = sqlite3.connect(path)
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+async def _new_database(path: Path) -> Path:
+    client = await Client.connect(str(path))
+    await client.close()
+    return path
+
+
+async def test_a_schema_version_that_disagrees_with_the_tables(tmp_path: Path) -> None:
+    lowered = await _new_database(tmp_path / "lowered.db")
+    _sql(lowered, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with pytest.raises(StoreCorruptError, match=r"says schema version 3, but table 'fault_log' is already there, which version 4 adds\. Restore it from a copy") as info:
+        await Client.connect(str(lowered))
+    assert "\n" not in str(info.value)
+
+    no_children = await _new_database(tmp_path / "no-children.db")
+    _sql(no_children, "DROP TABLE children")
+    with pytest.raises(StoreCorruptError, match=r"says schema version \d+.*table 'children' .*missing"):
+        await Client.connect(str(no_children))
+
+    no_column = await _new_database(tmp_path / "no-column.db")
+    _sql(no_column, "ALTER TABLE executions DROP COLUMN flags")
+    with pytest.raises(StoreCorruptError, match=r"column 'executions\.flags' .*missing"):
+        await Client.connect(str(no_column))
+
+
+async def test_a_schema_version_that_is_not_a_number(tmp_path: Path) -> None:
+    path = await _new_database(tmp_path / "words.db")
+    _sql(path, "UPDATE meta SET value = 'seven' WHERE key = 'schema_version'")
+    with pytest.raises(StoreCorruptError, match=r"schema version 'seven' is not a number.*Restore it from a copy"):
+        await Client.connect(str(path))
+
+
+async def test_a_list_filter_nested_too_deep_or_too_long() -> None:
+    client = await Client.connect(":memory:")
+    deep = "(" * 500 + "WorkflowId = 'a'" + ")" * 500
+    with pytest.raises(ListFilterError, match=r"nests brackets more than \d+ deep.*column \d+"):
+        await client.list_workflows(deep)
+    long = " OR ".join(["WorkflowId = 'a'"] * 3000)
+    with pytest.raises(ListFilterError, match=r"more than \d+ conditions"):
+        await client.list_workflows(long)
+    many = "WorkflowId IN (" + ", ".join(["'a'"] * 40_000) + ")"
+    with pytest.raises(ListFilterError, match=r"more than \d+ values"):
+        await client.list_workflows(many)
+    # The largest filter the limits let through is one SQLite runs.
+    largest = "(" * 50 + " OR ".join(["WorkflowId IN (" + ", ".join(["'a'"] * 20) + ")"] * 500) + ")" * 50
+    assert list(await client.list_workflows(largest)) == []
+    # What a person writes still works.
+    assert list(await client.list_workflows("(" * 20 + "WorkflowId = 'a'" + ")" * 20 + " OR WorkflowId = 'b'")) == []
+    await client.close()
+
+
+def test_a_deeply_nested_history_is_a_history_format_error(tmp_path: Path) -> None:
+    from engine.history import History, load_history
+
+    text = '{"events": [' + "[" * 100_000 + "]" * 100_000 + "]}"
+    with pytest.raises(HistoryFormatError, match=r"nested more than .* deep"):
+        History.from_json("deep", text)
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(HistoryFormatError, match=r"deep\.json: .*nested"):
+        load_history(path)
+    nested: dict[str, object] = {}
+    inner = nested
+    for _ in range(5000):
+        inner["a"] = {}
+        inner = inner["a"]  # type: ignore[assignment]
+    document = {"events": [{"eventId": "1", "eventType": "WorkflowExecutionStarted",
+                            "workflowExecutionStartedEventAttributes": nested}]}
+    with pytest.raises(HistoryFormatError, match=r"nested more than .* deep"):
+        History.from_json("deep", document)
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+
+@activity.defn
+async def raises_unprintable() -> str:
+    raise _Unprintable()
+
+
+@activity.defn
+async def raises_unprintable_arg() -> str:
+    class Bad:
+        def __str__(self) -> str:
+            raise ValueError("nope")
+
+    raise RuntimeError(Bad())
+
+
+@workflow.defn
+class CallsUnprintable:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(
+            name, start_to_close_timeout=timedelta(seconds=5), retry_policy=RetryPolicy(maximum_attempts=1)
+        )
+
+
+async def test_an_exception_whose_str_raises_is_recorded_as_itself() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[CallsUnprintable], activities=[raises_unprintable, raises_unprintable_arg]):
+        for name, kind in (("raises_unprintable", "_Unprintable"), ("raises_unprintable_arg", "RuntimeError")):
+            with pytest.raises(WorkflowFailureError) as info:
+                await env.client.execute_workflow(CallsUnprintable.run, name, id=name, task_queue="q")
+            cause = info.value.cause.__cause__
+            assert isinstance(cause, ApplicationError) and cause.type == kind
+            assert "codec" not in str(cause) and "str() failed" in str(cause), str(cause)
+    await env.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 from datetime import datetime, timedelta, timezone
@@ -245,3 +246,30 @@ def test_odd_histories_never_break_the_displays(history: History) -> None:
     assert bundle["text/plain"]
     # With Graphviz installed this also proves `dot` accepts whatever DOT we wrote.
     assert "could not render" not in bundle["text/html"]
+
+
+# --- histories without event times (temporalio accepts them; so do the views) -------------
+
+_PROJECT_HISTORIES = sorted(
+    p for p in (Path(__file__).resolve().parents[1] / "histories").glob("*.json") if p.name != "recorded_with.json"
+)
+
+
+@pytest.mark.parametrize("path", _PROJECT_HISTORIES + SHARED_FILES, ids=lambda p: p.stem)
+def test_histories_without_times_display(path: Path) -> None:
+    timed = load_history(path)
+    history = History.from_json(path.stem, _without_times(json.loads(path.read_text(encoding="utf-8"))))
+    assert all(e.event_time is None for e in history)
+    for detailed in (False, True):
+        table = EventTable(history, detailed=detailed)._repr_mimebundle_()
+        assert table["text/plain"] and "<table" in table["text/html"]
+    with mock.patch.object(display, "render_svg", return_value=None):
+        bundle = RunView(history)._repr_mimebundle_()
+    assert bundle["text/plain"].startswith(history.workflow_type)
+    assert "could not render" not in bundle["text/html"]
+
+
+def _without_times(document: dict[str, Any]) -> dict[str, Any]:
+    for event in document["history"]["events"] if "history" in document else document["events"]:
+        event.pop("eventTime", None)
+    return document

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 from datetime import datetime, timedelta, timezone
@@ -475,3 +476,25 @@ async def test_hangs_and_worker_crashes_from_the_fault_log_mark_their_steps() ->
     # Without the log the same history shows only what the engine saw: a timeout, retries.
     plain = {r["title"]: r for r in history_timeline_rows(history, attempts)}
     assert plain["withdraw"]["injected"] == 0 and plain["deposit"]["injected"] == 0
+
+
+_PROJECT_HISTORIES = sorted(
+    p for p in (Path(__file__).resolve().parents[1] / "histories").glob("*.json") if p.name != "recorded_with.json"
+)
+
+
+@pytest.mark.parametrize("path", _PROJECT_HISTORIES + SHARED_FILES, ids=lambda p: p.stem)
+def test_histories_without_times_render(path: Path) -> None:
+    timed = load_history(path)
+    history = History.from_json(path.stem, _without_times(json.loads(path.read_text(encoding="utf-8"))))
+    assert all(e.event_time is None for e in history)
+    rows = history_timeline_rows(history)
+    assert [r["kind"] for r in rows] == [r["kind"] for r in history_timeline_rows(timed)]
+    assert rows[0]["kind"] == "start"
+    assert len(nodes(run_graph(history))) == len(nodes(run_graph(timed)))
+
+
+def _without_times(document: dict[str, Any]) -> dict[str, Any]:
+    for event in document["history"]["events"] if "history" in document else document["events"]:
+        event.pop("eventTime", None)
+    return document

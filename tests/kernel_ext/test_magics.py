@@ -117,7 +117,7 @@ def test_hello_end_to_end(capsys: pytest.CaptureFixture[str], shell: Interactive
     assert run(shell, "%workflow describe --workflow-id w1").status.name == "COMPLETED"
     table = run(shell, "%workflow show --workflow-id w1 --detailed")
     assert "WorkflowExecutionCompleted" in table._repr_mimebundle_(include=["text/plain"])["text/plain"]
-    assert run(shell, "%workflow show -w w1 --output json").data["events"][-1]["eventType"] == "WorkflowExecutionCompleted"
+    assert run(shell, "%workflow show -w w1 --output json").data["events"][-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
     view = run(shell, "%workflow show -w w1 -r " + runs.runs[1].run_id + " -o graph")
     assert hasattr(view, "_repr_mimebundle_")
     status = run(shell, "%engine")
@@ -176,6 +176,26 @@ def test_config_db_path_and_reset(shell: InteractiveShell, tmp_path: Path) -> No
     assert (tmp_path / "lab.db").is_file() and not (tmp_path / ".durable").exists()
     status = run(shell, "%engine --reset")
     assert status.runs == {} and status.workers == (("w1", "q", "running"),)
+
+
+def test_a_damaged_database_is_one_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    with sqlite3.connect("damaged.db") as conn:
+        conn.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                           "INSERT INTO meta VALUES ('app', 'durable-lab'), ('schema_version', 'seven');")
+    conn.close()
+    ip = InteractiveShell.instance()
+    ip.config.pop("DurableLab", None)
+    try:
+        ip.run_cell("%config DurableLab.db_path = 'damaged.db'")
+        ip.run_cell("%load_ext kernel_ext")  # the database opens at the first magic that needs it
+        message = usage_error(ip, "%workflow list")
+    finally:
+        ip.run_cell("%unload_ext kernel_ext")
+        ip.config.pop("DurableLab", None)
+    assert "schema version 'seven' is not a number" in message and "DurableLab.db_path" in message
 
 
 def test_rerunning_a_workflow_cell_replaces_the_definition(capsys: pytest.CaptureFixture[str], shell: InteractiveShell) -> None:
@@ -245,6 +265,10 @@ def test_help_lists_every_verb(shell: InteractiveShell, capsys: pytest.CaptureFi
         ("%workflow start --type Hello -t q --input Ada", "--input 'Ada' is not valid JSON"),
         ("%workflow start --type Hello -t q --input '{\"a\": }'", "--input '{\"a\": }' is not valid JSON"),
         ("%workflow start --type Hello -t q --input 'Ada", "cannot split the arguments: No closing quotation"),
+        ("%workflow start --type Hello -t q --input NaN", "--input 'NaN' is not standard JSON"),
+        ("%workflow start --type Hello -t q --input -Infinity", "--input '-Infinity' is not standard JSON"),
+        ("%workflow start --type Hello -t q -i '[Infinity]'", "--input '[Infinity]' is not standard JSON"),
+        ("%workflow list --query '" + "(" * 300 + "WorkflowId = \"a\"" + ")" * 300 + "'", "nests brackets more than 50 deep"),
         ("%workflow start --type Hello -t q --run-timeout soon", "--run-timeout 'soon' is not a duration"),
         ("%workflow start --type Helo -t q", "Unknown workflow type 'Helo' (this kernel defines: Hello, Nap)"),
         ("%workflow execute --type Hello -t nobody", "No worker of this kernel polls task queue 'nobody'"),

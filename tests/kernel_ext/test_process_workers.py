@@ -77,7 +77,7 @@ def test_a_run_started_from_the_command_line_finishes_in_the_kernel(shell: Inter
             break
         run(shell, "import asyncio; await asyncio.sleep(0.05)")
     events = run(shell, "%workflow show -w from-cli -o json").data["events"]
-    assert events[-1]["eventType"] == "WorkflowExecutionCompleted"
+    assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
 
 
 def test_process_worker_misuse(shell: InteractiveShell) -> None:

@@ -26,7 +26,7 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Interacti
 def task_failure(shell: InteractiveShell, workflow_id: str) -> dict[str, Any]:
     for _ in range(200):  # the kernel's loop runs only while a cell awaits
         events = run(shell, f"%workflow show -w {workflow_id} --output json").data["events"]
-        failed = [e for e in events if e["eventType"] == "WorkflowTaskFailed"]
+        failed = [e for e in events if e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_FAILED"]
         if failed:
             return dict(failed[0]["workflowTaskFailedEventAttributes"])
         run(shell, "import asyncio; await asyncio.sleep(0.02)")

@@ -150,7 +150,7 @@ async def test_show_describe_and_list() -> None:
     table = await session.show_workflow("a")
     assert "WorkflowExecutionCompleted" in table._repr_mimebundle_(include=["text/plain"])["text/plain"]
     document = await session.show_workflow("a", output="json")
-    assert isinstance(document, JsonDocument) and document.data["events"][0]["eventType"] == "WorkflowExecutionStarted"
+    assert isinstance(document, JsonDocument) and document.data["events"][0]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"
     assert set(document._repr_mimebundle_()) == {"application/json", "text/plain"}
     graph = await session.show_workflow("a", output="graph")
     assert "text/plain" in graph._repr_mimebundle_(include=["text/plain"])
