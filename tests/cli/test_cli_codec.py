@@ -73,7 +73,8 @@ def test_the_exported_json_stays_encrypted_and_imports_back(dlab: Dlab, secret_d
         finally:
             await client.close()
 
-    assert History.from_json("boom-1", shown.out) == asyncio.run(stored())
+    # The export leaves zero values out (as Temporal's does), so compare exports, not objects.
+    assert History.from_json("boom-1", shown.out).to_json() == asyncio.run(stored()).to_json()
 
 
 def test_the_codec_from_the_environment(dlab: Dlab, secret_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

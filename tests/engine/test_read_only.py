@@ -67,7 +67,7 @@ def _check(report: dict[str, Any]) -> None:
         assert report[verb]["code"] == 0 and report[verb]["err"] == "", (verb, report[verb])
     assert "hello-1" in report["list"]["out"] and "collect-1" in report["list"]["out"]
     assert '"Hello, Ada!"' in report["result -w hello-1"]["out"]
-    assert "WorkflowExecutionFailed" in report["show -w boom-1 -o json"]["out"]
+    assert "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED" in report["show -w boom-1 -o json"]["out"]
     assert "Running" in report["describe -w collect-1"]["out"]
     for verb in ("signal -w collect-1 --name add --input 1", "terminate -w collect-1", "start --type Hello -t q -w new-1"):
         result = report[verb]
