@@ -14,9 +14,14 @@ from kernel_ext.graphs import render_svg
 
 MIME_TYPES = ("text/plain", "text/html")
 NO_DOT = "Graph not shown: install graphviz (apt-get install graphviz) for the graph."
-# JupyterLab right-aligns table cells; history tables read better left-aligned.
+# JupyterLab and Notebook 7 right-align every cell of HTML output with a rule of specificity
+# (0,2,1), which also pushes the lines of an indented attribute tree to the right edge. The
+# alignment is an inline style on each cell: it beats any selector, and it survives the
+# sanitizer that drops <style> from outputs of an untrusted notebook (stored outputs, before
+# the notebook runs again). The stylesheet only adds what tables can do without.
+LEFT = "text-align: left"
 TABLE_CSS = (
-    "<style>.durable-lab-table td, .durable-lab-table th {text-align: left; vertical-align: top; "
+    "<style>table.durable-lab-table.durable-lab-table :is(td, th) {text-align: left; vertical-align: top; "
     "padding: 2px 8px;} .durable-lab-table pre {margin: 0; white-space: pre-wrap;}</style>"
 )
 
@@ -50,18 +55,23 @@ def html_table(
     words of ``status_column`` get their status colour, through ``status_colours`` for
     words that are not statuses themselves)."""
     out = [TABLE_CSS, '<table class="durable-lab-table">', "<thead><tr>"]
-    out += [f"<th>{html.escape(cell)}</th>" for cell in header]
+    out += [cell(html.escape(text), "th") for text in header]
     out.append("</tr></thead><tbody>")
     for row in rows:
         out.append("<tr>")
-        for index, cell in enumerate(row):
-            text = html.escape(cell)
+        for index, text in enumerate(row):
+            markup = html.escape(text)
             if index == status_column:
-                text = badge(cell, (status_colours or {}).get(cell, cell))
-            out.append(f"<td><pre>{text}</pre></td>" if index == pre_column else f"<td>{text}</td>")
+                markup = badge(text, (status_colours or {}).get(text, text))
+            out.append(cell(f"<pre>{markup}</pre>" if index == pre_column else markup))
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def cell(markup: str, tag: str = "td") -> str:
+    """A table cell holding ``markup`` (already escaped), left-aligned in every front end."""
+    return f'<{tag} style="{LEFT}">{markup}</{tag}>'
 
 
 def badge(status: str, colour_key: str | None = None) -> str:

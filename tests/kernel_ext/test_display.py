@@ -90,7 +90,7 @@ async def test_event_table_reads_like_temporal_workflow_show() -> None:
 
     page = EventTable(history).to_html()
     assert page.count("<tr>") == len(history) + 1
-    assert "<td>ActivityTaskCompleted</td>" in page
+    assert '<td style="text-align: left">ActivityTaskCompleted</td>' in page
 
 
 async def test_detailed_event_table_decodes_every_payload() -> None:
@@ -101,7 +101,20 @@ async def test_detailed_event_table_decodes_every_payload() -> None:
     assert "stackTrace: |" in text and "raise ApplicationError" in text
     assert 'nonRetryable: true' in text
     page = EventTable(history, detailed=True).to_html()
-    assert "<th>Attributes</th>" in page and "<pre>" in page and JSON_PLAIN_B64 not in page
+    assert '<th style="text-align: left">Attributes</th>' in page and "<pre>" in page and JSON_PLAIN_B64 not in page
+
+
+async def test_every_table_cell_is_left_aligned_by_its_own_style(monkeypatch: pytest.MonkeyPatch) -> None:
+    # JupyterLab right-aligns output cells with a (0,2,1) rule, and drops <style> from the
+    # outputs of an untrusted notebook: only a style on the cell itself holds everywhere
+    # (tests/browser checks the computed alignment in JupyterLab and Notebook 7).
+    monkeypatch.setattr(display, "render_svg", lambda dot, **_: None)
+    history, attempts = await money_transfer()
+    pages = [EventTable(history).to_html(), EventTable(history, detailed=True).to_html(), RunView(history, attempts).to_html(),
+             display.SagaView(history, attempts).to_html(), display.ChainView([history]).to_html()]
+    for page in pages:
+        cells = re.findall(r"<t[dh]\b[^>]*>", page)
+        assert cells and set(cells) == {'<td style="text-align: left">', '<th style="text-align: left">'}
 
 
 def test_mimebundle_respects_include_and_exclude() -> None:
@@ -144,7 +157,7 @@ async def test_run_view_text_is_a_summary_and_the_steps(monkeypatch: pytest.Monk
     monkeypatch.setattr(display, "render_svg", lambda dot, **_: None)
     page = view.to_html()
     assert "install graphviz (apt-get install graphviz) for the graph" in page
-    assert "<td>deposit</td>" in page and "All 17 events" in page
+    assert '<td style="text-align: left">deposit</td>' in page and "All 17 events" in page
     assert "attempt 1 failed: bank bob unavailable (attempt 1)" in page  # the row's tooltip
 
 

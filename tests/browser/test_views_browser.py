@@ -1,0 +1,163 @@
+"""The run views in JupyterLab and Notebook 7, in a real browser (see conftest.py).
+
+A notebook made here runs a workflow and shows its history (``--detailed``), its graph and
+table, and live views; a second notebook holds stored outputs of the same tables, which the
+front end shows untrusted (sanitized: no ``<style>``) until the notebook runs again. What is
+asserted is what the learner would see: computed styles and positions, and text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import JupyterServer, screenshot, wait_for
+
+nbformat = pytest.importorskip("nbformat")
+
+SETUP = """%config DurableLab.db_path = ':memory:'
+%load_ext kernel_ext"""
+ACTIVITY = """%%activity
+from datetime import timedelta
+from engine import activity, workflow
+
+@activity.defn
+async def greet(name: str) -> str:
+    return f"Hello, {name}!"
+"""
+WORKFLOWS = """%%workflow
+@workflow.defn
+class Hello:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=5))
+
+@workflow.defn
+class Waits:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.go)
+        return "went"
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+"""
+RUN_CELLS = [
+    SETUP,
+    ACTIVITY,
+    WORKFLOWS,
+    "%worker start --task-queue q",
+    "%workflow execute --type Hello --task-queue q --workflow-id hello-1 --input '\"Ada\"'",
+    "%workflow show --workflow-id hello-1 --detailed",
+    "%workflow show --workflow-id hello-1 --output graph",
+    "done = %workflow start --type Hello --task-queue q --workflow-id hello-2 --input '\"Bob\"'\nawait done\ndone",
+    "waiting = %workflow start --type Waits --task-queue q --workflow-id waits-1\nwaiting",
+    'print("ALL" + " DONE")',
+]
+
+
+def _notebook(path: Path, cells: list[str], outputs: dict[int, list[Any]] | None = None) -> str:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    for index, cell_outputs in (outputs or {}).items():
+        nb.cells[index].outputs = cell_outputs
+    nbformat.write(nb, path)
+    return path.name
+
+
+def _stored_tables(root: Path) -> str:
+    """A notebook whose stored outputs are a ``--detailed`` event table and a run view."""
+    from engine.history import load_history
+    from kernel_ext.display import EventTable, RunView
+
+    history = load_history(Path(__file__).resolve().parents[1] / "histories" / "saga.json")
+    outputs = {
+        0: [nbformat.v4.new_output("display_data", data={"text/html": EventTable(history, detailed=True).to_html(), "text/plain": "events"})],
+        1: [nbformat.v4.new_output("display_data", data={"text/html": RunView(history).to_html(), "text/plain": "run"})],
+    }
+    return _notebook(root / "stored.ipynb", ["# detailed", "# run view"], outputs)
+
+
+def open_notebook(server: JupyterServer, page: Any, name: str) -> None:
+    page.goto(server.notebook_url(name))
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    server.wait_idle(name)
+
+
+def run_all(page: Any, until: str, timeout: float = 120.0) -> None:
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.get_by_text(until, exact=True).wait_for(timeout=timeout * 1000)
+
+
+ALIGNMENTS = """(selector) => Array.from(document.querySelectorAll(selector),
+    (cell) => getComputedStyle(cell).textAlign)"""
+
+# For each non-blank line of each <pre> in a table: its indent (in characters) and the x
+# position of its first visible character.
+INDENTS = """(selector) => Array.from(document.querySelectorAll(selector), (pre) => {
+    const node = pre.firstChild;
+    if (!node || node.nodeType !== Node.TEXT_NODE) return [];
+    pre.scrollIntoView();  // JupyterLab does not lay out cells scrolled out of view
+    if (!pre.getClientRects().length) return [];  // inside a closed <details>
+    const out = [];
+    let offset = 0;
+    for (const line of node.textContent.split('\\n')) {
+        const indent = line.length - line.trimStart().length;
+        if (line.trim()) {
+            const range = document.createRange();
+            range.setStart(node, offset + indent);
+            range.setEnd(node, offset + indent + 1);
+            out.push([indent, range.getBoundingClientRect().left]);
+        }
+        offset += line.length + 1;
+    }
+    return out;
+})"""
+
+
+def assert_left_aligned(page: Any, scope: str, what: str) -> int:
+    found = page.evaluate(ALIGNMENTS, f"{scope} table.durable-lab-table td, {scope} table.durable-lab-table th")
+    assert found, f"no durable-lab table cells in {what}"
+    assert set(found) <= {"left", "start"}, f"{what}: cells aligned {sorted(set(found))}"
+    return len(found)
+
+
+def assert_indented(page: Any, scope: str, what: str) -> None:
+    trees = [t for t in page.evaluate(INDENTS, f"{scope} table.durable-lab-table pre") if len(t) > 1]
+    assert trees, f"no attribute trees in {what}"
+    for tree in trees:
+        x_of: dict[int, set[int]] = {}
+        for indent, x in tree:
+            x_of.setdefault(indent, set()).add(round(x))
+        for indent, xs in x_of.items():
+            assert max(xs) - min(xs) <= 1, f"{what}: lines indented {indent} start at {sorted(xs)}"
+        starts = [min(x_of[indent]) for indent in sorted(x_of)]
+        assert starts == sorted(set(starts)), f"{what}: deeper lines do not start further right: {x_of}"
+
+
+@pytest.mark.parametrize("front_end", ["lab", "notebook7"])
+def test_tables_are_left_aligned_and_trees_indented_everywhere(front_end: str, request: Any, page: Any) -> None:
+    server: JupyterServer = request.getfixturevalue(front_end)
+    stored = _stored_tables(server.root)
+    open_notebook(server, page, stored)
+    page.wait_for_selector("table.durable-lab-table pre")
+    assert_left_aligned(page, ".jp-OutputArea-output", f"stored outputs in {front_end}")
+    assert_indented(page, ".jp-OutputArea-output", f"a stored --detailed table in {front_end}")
+    screenshot(page, f"{front_end}-stored-detailed", page.locator("table.durable-lab-table:visible").first)
+
+    name = _notebook(server.root / f"views-{front_end}.ipynb", RUN_CELLS)
+    open_notebook(server, page, name)
+    run_all(page, "ALL DONE")
+    assert_left_aligned(page, ".jp-OutputArea-output", f"fresh outputs in {front_end}")
+    assert_indented(page, ".jp-OutputArea-output", f"a fresh --detailed table in {front_end}")
+    wait_for("the live view to show its table", lambda: page.locator(".widget-html table.durable-lab-table").count() >= 2, 60)
+    assert_left_aligned(page, ".widget-html", f"the live view in {front_end}")
+    screenshot(page, f"{front_end}-detailed", page.locator("table.durable-lab-table:visible:has(pre)").first)
+    screenshot(page, f"{front_end}-live-view", page.locator(".widget-html").first)
