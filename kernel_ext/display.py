@@ -315,8 +315,9 @@ class RunView:
             outcome += f" ({shorten(final['detail'], 80)})"
         took = seconds_between(events[0].event_time, events[-1].event_time)
         if took is not None:
+            # A running run's history only says how long it ran until its last event: at least that.
             still_running = final is not None and final["status"] == "running"
-            outcome += f" {'for' if still_running else 'in'} {format_seconds(round(took, 3))}"
+            outcome += f" {'for at least' if still_running else 'in'} {format_seconds(round(took, 3))}"
         parts = [outcome, f"{len(events)} events"]
         activities = [row for row in self.rows if row["kind"] == "activity"]
         if activities:
