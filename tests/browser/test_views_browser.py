@@ -204,3 +204,23 @@ def test_tables_are_left_aligned_and_live_views_say_when_they_stop(front_end: st
     screenshot(page, f"{front_end}-detailed", page.locator("table.durable-lab-table:visible:has(pre)").first)
     screenshot(page, f"{front_end}-live-view", page.locator(".widget-html").first)
     check_live_view_says_when_it_stops(server, page, name, front_end)
+
+
+def test_tutorial_01_runs_in_jupyterlab_as_a_learner_sees_it(lab: JupyterServer, page: Any) -> None:
+    """The first tutorial, Run All in JupyterLab: every cell runs, down to the exercise's
+    check (which says the exercise is not solved yet), with no error, and its tables are
+    left-aligned."""
+    source = Path(__file__).resolve().parents[2] / "notebooks" / "tutorials" / "01-hello-workflow.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    name = "01-hello-workflow.ipynb"
+    nbformat.write(nb, lab.root / name)
+    open_notebook(lab, page, name)
+    screenshot(page, "lab-tutorial-01-opened")
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.get_by_text("Not solved yet: complete GreetEveryone", exact=False).first.wait_for(timeout=120_000)
+    lab.wait_idle(name)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    assert errors.count() == 0, [errors.nth(i).inner_text() for i in range(errors.count())]
+    assert_left_aligned(page, ".jp-OutputArea-output", "tutorial 01 after Run All")
+    assert_indented(page, ".jp-OutputArea-output", "tutorial 01's --detailed table")
+    screenshot(page, "lab-tutorial-01-graph", page.locator(".jp-OutputArea-output svg").first)
