@@ -6,6 +6,7 @@ ids or the current time, so notebook tests can compare the output.
 
 from __future__ import annotations
 
+import base64
 import html
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -83,8 +84,21 @@ def badge(status: str, colour_key: str | None = None) -> str:
     )
 
 
+# A notebook that JupyterLab does not trust (a tutorial just cloned, before it runs) has its
+# HTML outputs sanitized: <svg> is dropped with its text left behind, and so are <style> and
+# data-* attributes. So the graph comes twice: inline, where hovering shows each step's
+# tooltip, hidden by its own style until the stylesheet shows it; and as an image, which the
+# stylesheet hides. The rules apply only under data-durable-lab, which sanitizing removes:
+# the stylesheet of a trusted output elsewhere on the page leaves sanitized graphs alone.
+GRAPH_CSS = (
+    "<style>.durable-lab-graph[data-durable-lab] .durable-lab-svg {display: block !important;} "
+    ".durable-lab-graph[data-durable-lab] img.durable-lab-graph-image {display: none !important;}</style>"
+)
+
+
 def graph_html(dot: str, render: Callable[[str], str | None] = render_svg) -> str:
-    """The graph as inline SVG, or a line saying why it is not shown."""
+    """The graph as inline SVG (and as an image for sanitizing front ends), or a line
+    saying why it is not shown."""
     try:
         svg = render(dot)
     except RuntimeError as exc:
@@ -93,4 +107,11 @@ def graph_html(dot: str, render: Callable[[str], str | None] = render_svg) -> st
         return f"<p><em>{html.escape(NO_DOT)}</em></p>"
     # Drop the XML prolog and Graphviz's version comment: the <svg> element suffices in HTML.
     start = svg.find("<svg")
-    return f'<div style="overflow:auto; max-width:100%">{svg[start:] if start >= 0 else svg}</div>'
+    svg = svg[start:] if start >= 0 else svg
+    image = base64.b64encode(svg.encode()).decode("ascii")
+    return (
+        f'<div class="durable-lab-graph" data-durable-lab="graph">{GRAPH_CSS}'
+        f'<div class="durable-lab-svg" style="display: none; overflow: auto; max-width: 100%">{svg}</div>'
+        f'<img class="durable-lab-graph-image" style="max-width: 100%" alt="the graph" '
+        f'src="data:image/svg+xml;base64,{image}"></div>'
+    )

@@ -108,7 +108,9 @@ class JupyterServer:
         return json.loads(body) if body else None
 
     def notebook_url(self, name: str) -> str:
-        return self.url(f"lab/tree/{name}" if self.app == "jupyterlab" else f"notebooks/{name}")
+        if self.app == "jupyterlab":  # reset: not the tabs an earlier test left open
+            return self.url(f"lab/tree/{name}") + "&reset"
+        return self.url(f"notebooks/{name}")
 
     def kernel_of(self, name: str) -> dict[str, Any] | None:
         for session in self.api("sessions"):

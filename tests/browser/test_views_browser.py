@@ -88,7 +88,11 @@ def _stored_tables(root: Path) -> str:
 
 def open_notebook(server: JupyterServer, page: Any, name: str) -> None:
     page.goto(server.notebook_url(name))
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    try:
+        page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    except Exception:
+        screenshot(page, f"failed-to-open-{name}")
+        raise
     server.wait_idle(name)
 
 
@@ -121,6 +125,35 @@ INDENTS = """(selector) => Array.from(document.querySelectorAll(selector), (pre)
     }
     return out;
 })"""
+
+
+GRAPHS = """(scope) => Array.from(document.querySelectorAll(scope + ' .durable-lab-graph'), (graph) => {
+    graph.scrollIntoView();
+    const inline = graph.querySelector('.durable-lab-svg');
+    const image = graph.querySelector('img.durable-lab-graph-image');
+    return {
+        inline: inline ? getComputedStyle(inline).display : 'missing',
+        svg: !!(inline && inline.querySelector('svg')),
+        text: graph.textContent,
+        image: image ? getComputedStyle(image).display : 'missing',
+        loaded: image ? image.complete && image.naturalWidth > 0 : false,
+    };
+})"""
+
+
+def assert_graphs_show(page: Any, scope: str, what: str, *, trusted: bool, saga: bool) -> None:
+    """Trusted outputs show the inline SVG (with its tooltips); untrusted ones, whose <svg>
+    and <style> the sanitizer drops, show the image instead of the SVG's stripped text. The
+    stored notebook's graph is the saga's; the fresh notebook's are not (both stay open in
+    JupyterLab, and a trusted output's stylesheet applies to the whole page)."""
+    graphs = [g for g in page.evaluate(GRAPHS, scope) if ("SagaWorkflow" in g["text"]) == saga]
+    assert graphs, f"no graphs in {what}"
+    for graph in graphs:
+        graph["text"] = graph["text"][:100]
+        if trusted:
+            assert graph["inline"] == "block" and graph["svg"] and graph["image"] == "none", f"{what}: {graph}"
+        else:
+            assert graph["inline"] == "none" and graph["image"] != "none" and graph["loaded"], f"{what}: {graph}"
 
 
 def assert_left_aligned(page: Any, scope: str, what: str) -> int:
@@ -192,6 +225,8 @@ def test_tables_are_left_aligned_and_live_views_say_when_they_stop(front_end: st
     page.wait_for_selector("table.durable-lab-table pre")
     assert_left_aligned(page, ".jp-OutputArea-output", f"stored outputs in {front_end}")
     assert_indented(page, ".jp-OutputArea-output", f"a stored --detailed table in {front_end}")
+    assert_graphs_show(page, ".jp-OutputArea-output", f"a stored run view in {front_end}", trusted=False, saga=True)
+    screenshot(page, f"{front_end}-stored-graph", page.locator(".durable-lab-graph").first)
     screenshot(page, f"{front_end}-stored-detailed", page.locator("table.durable-lab-table:visible").first)
 
     name = _notebook(server.root / f"views-{front_end}.ipynb", RUN_CELLS)
@@ -199,6 +234,12 @@ def test_tables_are_left_aligned_and_live_views_say_when_they_stop(front_end: st
     run_all(page, "ALL DONE")
     assert_left_aligned(page, ".jp-OutputArea-output", f"fresh outputs in {front_end}")
     assert_indented(page, ".jp-OutputArea-output", f"a fresh --detailed table in {front_end}")
+    assert_graphs_show(page, ".jp-OutputArea-output", f"fresh outputs in {front_end}", trusted=True, saga=False)
+    if front_end == "lab":  # the stored notebook opened beside trusted outputs, in another tab
+        page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path})", stored)
+        page.locator(".durable-lab-graph", has_text="SagaWorkflow").first.wait_for(state="attached", timeout=60_000)
+        assert_graphs_show(page, ".jp-OutputArea-output", "stored outputs beside trusted ones", trusted=False, saga=True)
+        page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path})", name)
     wait_for("the live view to show its table", lambda: page.locator(".widget-html table.durable-lab-table").count() >= 2, 60)
     assert_left_aligned(page, ".widget-html", f"the live view in {front_end}")
     screenshot(page, f"{front_end}-detailed", page.locator("table.durable-lab-table:visible:has(pre)").first)

@@ -171,6 +171,24 @@ async def test_run_view_html_embeds_a_deterministic_svg() -> None:
     assert "bank bob unavailable (attempt 1)" in page
 
 
+def test_a_graph_survives_the_sanitizer_of_an_untrusted_notebook() -> None:
+    # JupyterLab strips <svg> (keeping its text) and <style> from the outputs of a notebook
+    # it does not trust, such as a tutorial just cloned: the graph comes twice, inline (shown
+    # by the stylesheet, so only where styles are kept) and as an image (hidden by it).
+    from kernel_ext._html import graph_html
+
+    svg = '<svg xmlns="http://www.w3.org/2000/svg"><title>run</title><g id="node1"><text>Hello</text></g></svg>'
+    page = graph_html("digraph {}", lambda dot: '<?xml version="1.0"?>\n' + svg)
+    inline = re.search(r'<div class="durable-lab-svg" style="display: none;[^"]*">(.*?)</div>', page)
+    assert inline and inline.group(1) == svg
+    image = re.search(r'<img class="durable-lab-graph-image" [^>]*src="data:image/svg\+xml;base64,([^"]+)"', page)
+    assert image and base64.b64decode(image.group(1)).decode() == svg
+    # The rules hold only where the data-* attribute survived, that is in trusted outputs.
+    assert page.startswith('<div class="durable-lab-graph" data-durable-lab="graph">')
+    assert ".durable-lab-graph[data-durable-lab] .durable-lab-svg {display: block !important;}" in page
+    assert ".durable-lab-graph[data-durable-lab] img.durable-lab-graph-image {display: none !important;}" in page
+
+
 def test_run_view_shows_a_rendering_problem_instead_of_raising(monkeypatch: pytest.MonkeyPatch) -> None:
     def too_slow(dot: str, **_: Any) -> str:
         raise RuntimeError("Graphviz took more than 10 s: it is too large to draw. Use the table view <instead>")
