@@ -1,11 +1,12 @@
 """A real browser on a real Jupyter server: what a learner sees, asserted.
 
-``lab`` (JupyterLab) and ``notebook7`` (Notebook 7) are session fixtures: each starts the
+``lab`` (JupyterLab) and ``notebook7`` (Notebook 7) are module fixtures: each starts the
 server from this interpreter's environment on a free port with a random token, fresh
 settings, workspaces and runtime folders (the news popup off), in a temporary folder that
 tests fill with notebooks; kernels get the repository on ``PYTHONPATH``. ``browser`` is
-Debian's chromium driven by playwright (never ``playwright install``). Everything skips
-when chromium, playwright or the server is missing.
+Debian's chromium driven by playwright (never ``playwright install``), per module: while
+playwright's sync API runs, an event loop runs on the main thread and ``asyncio.run`` in
+other tests would fail. Everything skips when chromium, playwright or the server is missing.
 
 Screenshots go to ``$DLAB_SCREENSHOTS`` (default ``/tmp/dlab-screens``): look at them.
 """
@@ -157,19 +158,19 @@ def _server(app: str) -> Iterator[JupyterServer]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(browser: Any) -> Iterator[JupyterServer]:
     """JupyterLab, serving an empty temporary folder."""
     yield from _server("jupyterlab")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def notebook7(browser: Any) -> Iterator[JupyterServer]:
     """Notebook 7, serving an empty temporary folder."""
     yield from _server("notebook")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's headless chromium under playwright."""
     if not Path(CHROMIUM).exists():
