@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -149,7 +150,8 @@ async def explore(
     """Crash the worker at every state change of a run of ``workflow(*args)``; check recovery.
 
     ``setup()`` runs before each run (reset the side effects your activities write);
-    ``check(outcome)`` returns a violation text or None; ``signals`` are sent right after
+    ``check(outcome)`` returns a violation text or None, or fails an ``assert`` (its
+    message is the violation); ``signals`` are sent right after
     the start. Each run uses a fresh in-memory, time-skipping engine.
     """
     from engine._definitions import workflow_definition
@@ -220,10 +222,23 @@ def _violations(
         if got_signals != signals:
             found.append(f"{got_signals} signal event(s) in history, {signals} sent")
     if check is not None:
-        problem = check(outcome)
+        problem = _run_check(check, outcome)
         if problem:
             found.append(problem)
     return found
+
+
+def _run_check(check: Callable[[RunOutcome], str | None], outcome: RunOutcome) -> str | None:
+    """The check's verdict: the text it returns, or the message of an ``assert`` it fails
+    (the statement itself when the assert has no message)."""
+    try:
+        return check(outcome)
+    except AssertionError as e:
+        message = str(e).strip().split("\n")[0]  # one line: it is a row of the report's table
+        if not message:
+            frames = traceback.extract_tb(e.__traceback__)
+            message = (frames[-1].line or "") if frames else ""
+        return f"check failed: {message or 'an assert without a message'}"
 
 
 async def run_with_crashes(

@@ -92,21 +92,20 @@ class Saga:
         pending = list(reversed(self._compensations))
         self._compensations.clear()
         total = len(pending)
-        runs = [self._run(c, total - i) for i, c in enumerate(pending)]
         errors: list[BaseException] = []
         if self.parallel_compensation:
-            outcomes = await asyncio.gather(*runs, return_exceptions=True)
+            outcomes = await asyncio.gather(*(self._run(c, total - i) for i, c in enumerate(pending)), return_exceptions=True)
             errors = [o for o in outcomes if isinstance(o, BaseException)]
             if errors and not self.continue_with_error:
                 raise errors[0]
         else:
-            for run in runs:
+            # One coroutine at a time: made ahead, those after a crash or eviction (which
+            # ends the workflow's code mid-compensation) would never be awaited.
+            for i, compensation in enumerate(pending):
                 try:
-                    await run
+                    await self._run(compensation, total - i)
                 except Exception as e:  # noqa: BLE001 - collected or re-raised below
                     if not self.continue_with_error:
-                        for rest in runs[runs.index(run) + 1 :]:
-                            rest.close()
                         raise
                     errors.append(e)
         if errors:

@@ -160,6 +160,23 @@ def header(name: str, label: str, *, rankdir: str = "TB", big: bool = False) -> 
     ]
 
 
-def short_id(run_id: str) -> str:
-    """The first block of a run id (``8f1a0996``): enough to tell runs of a chain apart."""
-    return run_id.split("-")[0][:12] if run_id else "?"
+def short_id(run_id: str, length: int = 8) -> str:
+    """The last ``length`` characters of a run id, dashes dropped (``3841dcab``).
+
+    Run ids of this engine are UUIDv7: the first 12 hex digits are the start time, shared by
+    every run of a continue-as-new chain, so the random tail is the part that differs.
+    """
+    return run_id.replace("-", "")[-length:] if run_id else "?"
+
+
+def short_ids(run_ids: Sequence[str], length: int = 8) -> dict[str, str]:
+    """Each run id's shortest tail (at least ``length`` characters) that no other id of
+    ``run_ids`` ends with, so the labels of one chain never collide."""
+    plain = {run_id: run_id.replace("-", "") for run_id in run_ids}
+    out: dict[str, str] = {}
+    for run_id, text in plain.items():
+        size = min(length, len(text))
+        while size < len(text) and any(o != run_id and p.endswith(text[-size:]) for o, p in plain.items()):
+            size += 1
+        out[run_id] = text[-size:] if text else "?"
+    return out

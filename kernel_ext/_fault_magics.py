@@ -17,6 +17,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from engine import faults
 from engine.faults import CRASH_PHASES
 from kernel_ext import magics as _m
+from kernel_ext._html import cell
 
 FAULT_VERBS: Mapping[str, _m._Parser] = {
     "fail": _m._verb(
@@ -78,8 +79,8 @@ class FaultTable:
     def _repr_html_(self) -> str:
         if not self.rows:
             return f"<p>{html.escape(self.title)}: none</p>"
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in self.rows)
+        head = "".join(cell(html.escape(h), "th") for h in self.header)
+        body = "".join("<tr>" + "".join(cell(html.escape(c)) for c in r) + "</tr>" for r in self.rows)
         return f"<p><b>{html.escape(self.title)}</b></p><table><tr>{head}</tr>{body}</table>"
 
 
@@ -103,8 +104,8 @@ class ExplorationView:
             again = ", ".join(p.outcome.reexecuted) if p.outcome and p.outcome.reexecuted else ""
             status = p.status() + (": " + "; ".join(p.violations) if p.violations else "")
             cells = [str(p.index), p.phase.replace("_", " "), p.description, status, again]
-            rows.append(f'<tr style="background:{colour}">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-        head = "".join(f"<th>{h}</th>" for h in ("#", "crash", "state change", "outcome", "re-executed"))
+            rows.append(f'<tr style="background:{colour}">' + "".join(cell(html.escape(c)) for c in cells) + "</tr>")
+        head = "".join(cell(h, "th") for h in ("#", "crash", "state change", "outcome", "re-executed"))
         verdict = "every crash point recovered" if e.ok else f"{len(e.violations)} violation(s)"
         return (
             f"<p><b>Crash exploration of {html.escape(e.workflow_type)}</b>: {len(e.points)} crash points, {verdict}.</p>"

@@ -8,7 +8,7 @@ import html
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from engine.history import History
-from kernel_ext._dot import short_id
+from kernel_ext._dot import short_ids
 from kernel_ext._html import MIME_TYPES, graph_html, html_table, text_table, wanted
 from kernel_ext._saga import SagaPlan, saga_plan
 from kernel_ext._steps import history_timeline_rows
@@ -132,10 +132,11 @@ class ChainView(_View):
 
     def table(self) -> list[tuple[str, ...]]:
         rows: list[tuple[str, ...]] = []
+        labels = short_ids([history.run_id for history in self.histories])
         for number, history in enumerate(self.histories, start=1):
             steps = history_timeline_rows(history, self.attempts.get(history.run_id, ()))
             end = steps[-1] if steps else None
             status = end["title"].lower() if end else "empty"
             detail = end["detail"] if end else ""
-            rows.append((str(number), short_id(history.run_id), status, str(len(history.events)), detail))
+            rows.append((str(number), labels[history.run_id], status, str(len(history.events)), detail))
         return rows

@@ -6,6 +6,7 @@ ids or the current time, so notebook tests can compare the output.
 
 from __future__ import annotations
 
+import base64
 import html
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -14,9 +15,14 @@ from kernel_ext.graphs import render_svg
 
 MIME_TYPES = ("text/plain", "text/html")
 NO_DOT = "Graph not shown: install graphviz (apt-get install graphviz) for the graph."
-# JupyterLab right-aligns table cells; history tables read better left-aligned.
+# JupyterLab and Notebook 7 right-align every cell of HTML output with a rule of specificity
+# (0,2,1), which also pushes the lines of an indented attribute tree to the right edge. The
+# alignment is an inline style on each cell: it beats any selector, and it survives the
+# sanitizer that drops <style> from outputs of an untrusted notebook (stored outputs, before
+# the notebook runs again). The stylesheet only adds what tables can do without.
+LEFT = "text-align: left"
 TABLE_CSS = (
-    "<style>.durable-lab-table td, .durable-lab-table th {text-align: left; vertical-align: top; "
+    "<style>table.durable-lab-table.durable-lab-table :is(td, th) {text-align: left; vertical-align: top; "
     "padding: 2px 8px;} .durable-lab-table pre {margin: 0; white-space: pre-wrap;}</style>"
 )
 
@@ -50,18 +56,23 @@ def html_table(
     words of ``status_column`` get their status colour, through ``status_colours`` for
     words that are not statuses themselves)."""
     out = [TABLE_CSS, '<table class="durable-lab-table">', "<thead><tr>"]
-    out += [f"<th>{html.escape(cell)}</th>" for cell in header]
+    out += [cell(html.escape(text), "th") for text in header]
     out.append("</tr></thead><tbody>")
     for row in rows:
         out.append("<tr>")
-        for index, cell in enumerate(row):
-            text = html.escape(cell)
+        for index, text in enumerate(row):
+            markup = html.escape(text)
             if index == status_column:
-                text = badge(cell, (status_colours or {}).get(cell, cell))
-            out.append(f"<td><pre>{text}</pre></td>" if index == pre_column else f"<td>{text}</td>")
+                markup = badge(text, (status_colours or {}).get(text, text))
+            out.append(cell(f"<pre>{markup}</pre>" if index == pre_column else markup))
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def cell(markup: str, tag: str = "td") -> str:
+    """A table cell holding ``markup`` (already escaped), left-aligned in every front end."""
+    return f'<{tag} style="{LEFT}">{markup}</{tag}>'
 
 
 def badge(status: str, colour_key: str | None = None) -> str:
@@ -73,8 +84,21 @@ def badge(status: str, colour_key: str | None = None) -> str:
     )
 
 
+# A notebook that JupyterLab does not trust (a tutorial just cloned, before it runs) has its
+# HTML outputs sanitized: <svg> is dropped with its text left behind, and so are <style> and
+# data-* attributes. So the graph comes twice: inline, where hovering shows each step's
+# tooltip, hidden by its own style until the stylesheet shows it; and as an image, which the
+# stylesheet hides. The rules apply only under data-durable-lab, which sanitizing removes:
+# the stylesheet of a trusted output elsewhere on the page leaves sanitized graphs alone.
+GRAPH_CSS = (
+    "<style>.durable-lab-graph[data-durable-lab] .durable-lab-svg {display: block !important;} "
+    ".durable-lab-graph[data-durable-lab] img.durable-lab-graph-image {display: none !important;}</style>"
+)
+
+
 def graph_html(dot: str, render: Callable[[str], str | None] = render_svg) -> str:
-    """The graph as inline SVG, or a line saying why it is not shown."""
+    """The graph as inline SVG (and as an image for sanitizing front ends), or a line
+    saying why it is not shown."""
     try:
         svg = render(dot)
     except RuntimeError as exc:
@@ -83,4 +107,11 @@ def graph_html(dot: str, render: Callable[[str], str | None] = render_svg) -> st
         return f"<p><em>{html.escape(NO_DOT)}</em></p>"
     # Drop the XML prolog and Graphviz's version comment: the <svg> element suffices in HTML.
     start = svg.find("<svg")
-    return f'<div style="overflow:auto; max-width:100%">{svg[start:] if start >= 0 else svg}</div>'
+    svg = svg[start:] if start >= 0 else svg
+    image = base64.b64encode(svg.encode()).decode("ascii")
+    return (
+        f'<div class="durable-lab-graph" data-durable-lab="graph">{GRAPH_CSS}'
+        f'<div class="durable-lab-svg" style="display: none; overflow: auto; max-width: 100%">{svg}</div>'
+        f'<img class="durable-lab-graph-image" style="max-width: 100%" alt="the graph" '
+        f'src="data:image/svg+xml;base64,{image}"></div>'
+    )

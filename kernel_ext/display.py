@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from engine.errors import HistoryFormatError
 from engine.history import History, HistoryEvent
 from kernel_ext._graph_views import ChainView, SagaView
-from kernel_ext._html import MIME_TYPES, TABLE_CSS, badge, graph_html, html_table, text_table, wanted
+from kernel_ext._html import MIME_TYPES, TABLE_CSS, badge, cell, graph_html, html_table, text_table, wanted
 from kernel_ext._steps._read import Encoded, display_value, failure_summary, int_of, payloads_text, shorten, text_of, value_text
 from kernel_ext.graphs import (
     collapse_rows,
@@ -324,8 +324,9 @@ class RunView:
             outcome += f" ({shorten(final['detail'], 80)})"
         took = seconds_between(events[0].event_time, events[-1].event_time)
         if took is not None:
+            # A running run's history only says how long it ran until its last event: at least that.
             still_running = final is not None and final["status"] == "running"
-            outcome += f" {'for' if still_running else 'in'} {format_seconds(round(took, 3))}"
+            outcome += f" {'for at least' if still_running else 'in'} {format_seconds(round(took, 3))}"
         parts = [outcome, f"{len(events)} events"]
         activities = [row for row in self.rows if row["kind"] == "activity"]
         if activities:
@@ -352,12 +353,12 @@ class RunView:
 
     def _steps_html(self) -> str:
         out = [TABLE_CSS, '<table class="durable-lab-table"><thead><tr>']
-        out += [f"<th>{name}</th>" for name in ("#", "Events", "Status", "Step", "Detail")]
+        out += [cell(name, "th") for name in ("#", "Events", "Status", "Step", "Detail")]
         out.append("</tr></thead><tbody>")
         for row, (number, events, status, title, detail) in zip(self.rows, self._table_rows()):
             cells = [html.escape(number), html.escape(events), badge(status), html.escape(title), html.escape(detail)]
             out.append(
-                f'<tr title="{html.escape(row["tooltip"])}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+                f'<tr title="{html.escape(row["tooltip"])}">' + "".join(cell(c) for c in cells) + "</tr>"
             )
         out.append("</tbody></table>")
         return "".join(out)

@@ -36,6 +36,7 @@ from kernel_ext._dot import (
     node,
     quote,
     short_id,
+    short_ids,
 )
 from kernel_ext._saga import SagaPlan, saga_plan
 from kernel_ext._steps import (
@@ -229,12 +230,13 @@ def chain_graph(
     label = _run_label(histories[0]) if histories else "empty chain"
     out = header("chain", f"{label} · {len(histories)} run{'s' if len(histories) != 1 else ''}")
     ends: list[tuple[int, list[str], list[str]]] = []
+    labels = short_ids([history.run_id for history in histories])
     for number, history in numbered:
         run_id = history.run_id
         body, names, layers = _run_body(history, attempts.get(run_id, ()), f"r{number}", max_nodes=max_nodes,
                                         collapse_threshold=5, children={}, depth=_CHILD_DEPTH, links=False)
         final = layers[-1][0] if layers and layers[-1] else None
-        title = f"run {number} · {short_id(run_id)}" + (f" · {final['title'].lower()}" if final else "")
+        title = f"run {number} · {labels[run_id]}" + (f" · {final['title'].lower()}" if final else "")
         out += [
             f"  subgraph cluster_r{number} {{",
             f'    graph [label={quote(title)}, tooltip={quote("run id " + run_id)}, style="rounded", '

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 import subprocess
 import sys
 from collections import Counter
@@ -273,3 +274,76 @@ async def test_exploring_a_workflow_that_never_completes_says_so() -> None:
     # No worker runs its activities, so even the crash-free run is stuck.
     with pytest.raises(ValueError, match="does not complete even without crashes"):
         await faults.explore(Pay.run, MOVE, activities=[], setup=_reset, run_timeout=0.5)
+
+
+# --- exploring a saga, and checks written with assert -------------------------------------
+
+
+@activity.defn
+async def book(what: str) -> str:
+    if what == "flight":
+        raise ApplicationError("no seats left", type="SoldOut", non_retryable=True)
+    return f"{what}-1"
+
+
+@activity.defn
+async def cancel(reservation: str) -> str:
+    return f"cancelled {reservation}"
+
+
+@workflow.defn
+class Trip:
+    @workflow.run
+    async def run(self) -> list[str]:
+        from engine.saga import Saga
+
+        saga = Saga()
+        opts = dict(start_to_close_timeout=timedelta(seconds=10))
+        try:
+            done = []
+            for what in ("car", "hotel", "flight"):
+                done.append(await workflow.execute_activity(book, what, **opts))
+                saga.add_compensation(cancel, done[-1], **opts)
+        except ActivityError:
+            await saga.compensate()
+            raise
+        return done
+
+
+async def test_exploring_a_saga_leaves_no_coroutine_unawaited() -> None:
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = await faults.explore(Trip.run, activities=[book, cancel])
+        gc.collect()
+    assert report.ok, report.table()
+    never = [str(w.message) for w in caught if "never awaited" in str(w.message)]
+    assert never == []
+
+
+async def test_a_check_that_fails_an_assert_is_that_crash_points_violation() -> None:
+    def check(outcome: faults.RunOutcome) -> None:
+        moved = sum(amount for account, amount in LEDGER if account == "alice")
+        assert moved == -50, f"alice's balance moved by {moved}"
+
+    # As a notebook cell defines it (pytest rewrites the asserts of this module, IPython
+    # does not): an assert without a message, its source known to linecache.
+    import linecache
+
+    source = 'def bare(outcome):\n    assert sum(amount for account, amount in LEDGER if account == "alice") == -50\n'
+    linecache.cache["<cell 12>"] = (len(source), None, source.splitlines(True), "<cell 12>")
+    namespace: dict[str, Any] = {"LEDGER": LEDGER}
+    exec(compile(source, "<cell 12>", "exec"), namespace)
+    bare = namespace["bare"]
+
+    report = await faults.explore(Pay.run, MOVE, activities=[debit, credit], setup=_reset, check=check)
+    assert len(report.points) == 10  # every crash point was explored, not only up to the first failure
+    assert [(p.phase, p.violations) for p in report.violations] == [
+        ("before_commit", ["check failed: alice's balance moved by -100"])
+    ]
+    report = await faults.explore(Pay.run, MOVE, activities=[debit, credit], setup=_reset, check=bare)
+    assert [p.violations for p in report.violations] == [
+        ["check failed: assert sum(amount for account, amount in LEDGER if account == \"alice\") == -50"]
+    ]

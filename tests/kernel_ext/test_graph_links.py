@@ -133,7 +133,8 @@ def test_child_runs_not_given_are_notes_with_their_ids() -> None:
     run_ids = [e.attributes["workflowExecution"]["runId"] for e in history.events
                if e.event_type == "ChildWorkflowExecutionStarted"]
     assert sorted(n.lines[1] for n in notes) == [FAILING_CHILD, GREET_CHILD]
-    assert {n.lines[2] for n in notes} == {f"run {run_id.split('-')[0]}" for run_id in run_ids}
+    # Both children started in the same minute: their ids differ in the tail, not the head.
+    assert {n.lines[2] for n in notes} == {f"run {run_id[-8:]}" for run_id in run_ids} and len(run_ids) == 2
     assert any(f"%workflow show --workflow-id {GREET_CHILD}" in n.attrs["tooltip"] for n in notes)
     step = graph.titled("child GreetChild")
     assert any({step.name, note.name} in graph.same_rank for note in notes)
@@ -156,7 +157,7 @@ def test_a_run_of_a_chain_points_at_the_runs_before_and_after_it() -> None:
     runs = chain()
     graph = read(graphs.run_graph(runs[1]))
     before, after = graph.titled("previous run"), graph.titled("next run")
-    assert before.lines[1] == runs[0].run_id.split("-")[0] and after.lines[1] == runs[2].run_id.split("-")[0]
+    assert before.lines[1] == runs[0].run_id[-8:] and after.lines[1] == runs[2].run_id[-8:]
     continued = graph.titled("Continued as new")
     assert (continued.name, after.name) in graph.pairs(label="continue as new")
     assert (before.name, graph.titled("Workflow started").name) in graph.pairs(label="continued as new")
@@ -169,9 +170,9 @@ def test_the_chain_graph_boxes_each_run_and_links_them_with_the_next_input() -> 
     runs = chain()
     graph = read(graphs.chain_graph(runs))
     assert [attrs["label"] for attrs in graph.clusters.values()] == [
-        f"run 1 · {runs[0].run_id.split('-')[0]} · continued as new",
-        f"run 2 · {runs[1].run_id.split('-')[0]} · continued as new",
-        f"run 3 · {runs[2].run_id.split('-')[0]} · completed",
+        f"run 1 · {runs[0].run_id[-8:]} · continued as new",
+        f"run 2 · {runs[1].run_id[-8:]} · continued as new",
+        f"run 3 · {runs[2].run_id[-8:]} · completed",
     ]
     links = [e for e in graph.edges if e.attrs.get("label", "").startswith("continue as new")]
     assert [(graph.nodes[e.tail].cluster, graph.nodes[e.head].cluster) for e in links] == [
@@ -198,7 +199,7 @@ def test_chain_view_tables_the_runs(monkeypatch: Any) -> None:
     view = ChainView(runs, title="counting")
     lines = view.to_text().splitlines()
     assert lines[0] == "counting: 3 runs linked by continue-as-new · the last one completed"
-    assert lines[3].split()[:3] == ["1", runs[0].run_id.split("-")[0], "continued"]
+    assert lines[3].split()[:3] == ["1", runs[0].run_id[-8:], "continued"]
     assert lines[4].endswith("new run with (2)") and lines[5].endswith('result "done after 2 continue-as-new"')
     assert "install graphviz" in view.to_html()
 
@@ -222,6 +223,47 @@ async def test_an_engine_chain_links_the_same_way() -> None:
     graph = read(graphs.run_graph(last))
     assert graph.titled("previous run") and not graph.starting("next run")
     assert graph.titled("Completed")
+
+
+def _chain_with_run_ids(run_ids: list[str]) -> list[History]:
+    """The fixture chain with its run ids replaced (in every event that names them)."""
+    texts = [(HISTORIES / f"continue_as_new_{i}.json").read_text() for i in (1, 2, 3)]
+    old = [History.from_json("c", text).run_id for text in texts]
+    out = []
+    for text in texts:
+        for before, after in zip(old, run_ids):
+            text = text.replace(before, after)
+        out.append(History.from_json("fixture-continue-as-new", text))
+    return out
+
+
+def test_runs_of_a_chain_are_labelled_by_the_part_of_their_ids_that_differs(monkeypatch: Any) -> None:
+    import kernel_ext._graph_views as views
+
+    monkeypatch.setattr(views, "render_svg", lambda dot, **_: None)
+    # UUIDv7 ids of one chain share their first 8 characters (the time); two of these also
+    # share their last 8, so those two need a longer tail to be told apart.
+    ids = ["019af3c2-0000-7000-8000-00000000aaaa", "019af3c2-0000-7000-8000-1111bbbbbbbb",
+           "019af3c2-0000-7000-8000-2222bbbbbbbb"]
+    runs = _chain_with_run_ids(ids)
+    assert [run.run_id for run in runs] == ids
+    labels = [attrs["label"].split(" · ")[1] for attrs in read(graphs.chain_graph(runs)).clusters.values()]
+    assert labels == ["0000aaaa", "1bbbbbbbb", "2bbbbbbbb"]
+    assert [line.split()[1] for line in ChainView(runs).to_text().splitlines()[3:6]] == labels
+    assert read(graphs.run_graph(runs[1])).titled("previous run").lines[1] == "0000aaaa"
+
+
+async def test_an_engine_chain_labels_each_run_differently() -> None:
+    async with await WorkflowEnvironment.start_time_skipping() as env:
+        async with Worker(env.client, task_queue="c", workflows=[Countdown]):
+            handle = await env.client.start_workflow(Countdown.run, 2, id="countdown", task_queue="c")
+            await handle.result()
+        found = await env.client.list_workflows("WorkflowId='countdown'", limit=None)
+        runs = [await env.client.get_workflow_handle("countdown", run_id=d.run_id).fetch_history() for d in found]
+    runs.sort(key=lambda run: run.events[0].event_time)
+    labels = [attrs["label"].split(" · ")[1] for attrs in read(graphs.chain_graph(runs)).clusters.values()]
+    assert len(set(labels)) == 3
+    assert all(run.run_id.replace("-", "").endswith(label) for run, label in zip(runs, labels))
 
 
 # --- loops --------------------------------------------------------------------------------
