@@ -427,6 +427,8 @@ def load(shell: Any) -> DurableMagics:
 
     shell.register_magics(FaultMagics(shell, session))
     _transform.install(shell)
+    # This cell was transformed before the transformer existed: fix its remaining magics.
+    _transform.await_rest_of_cell()
     print(
         f"durable-lab: engine at {session.db_path} ({session.time_mode} time); "
         "magics %worker %workflow %engine %fault %explore %%workflow %%activity"

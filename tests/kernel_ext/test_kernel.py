@@ -123,3 +123,18 @@ def test_hello_in_a_real_kernel(kernel: Any, tmp_path: Path) -> None:
           f"%worker start: {worker.seconds * 1000:.0f} ms; "
           f"cell starting a workflow: {started.seconds * 1000:.0f} ms; "
           f"%workflow execute (start + wait): {executed.seconds * 1000:.0f} ms")
+
+
+def test_magics_in_the_cell_that_loads_the_extension(kernel: Any) -> None:
+    # Jupyter transformed the cell before the extension existed; a cell that runs as a
+    # coroutine (it awaits something) gets its magics awaited all the same.
+    cell = execute(kernel, "%load_ext kernel_ext\n%config DurableLab.db_path = ':memory:'\nimport asyncio\nawait asyncio.sleep(0)\n%engine")
+    assert cell.status == "ok" and "durable-lab engine" in cell.results[0], cell.outputs
+    execute(kernel, "%unload_ext kernel_ext")
+    # A cell the kernel runs synchronously cannot wait inside its own event loop: one line
+    # says what to do, and doing it works.
+    cell = execute(kernel, "%load_ext kernel_ext\n%engine")
+    assert "UsageError: This magic is in the cell that loaded kernel_ext" in cell.stream("stderr") and "Run the cell again" in cell.stream("stderr")
+    assert not cell.results and not [o for o in cell.outputs if o[0] == "error"]
+    again = execute(kernel, "%load_ext kernel_ext\n%engine")
+    assert "durable-lab engine" in again.results[0], again.outputs
