@@ -29,11 +29,12 @@ from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
 from engine import faults
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from engine.converter import DataConverter
-from engine.errors import PayloadError, StoreError, WorkflowNotFoundError
+from engine.errors import PayloadError, StoreError, WorkflowFailureError, WorkflowNotFoundError
 from engine.history import History
 from engine.worker import Worker
 from kernel_ext import _process_workers
 from kernel_ext._codec import readable_run
+from kernel_ext._errors import RunFailedError
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -227,10 +228,15 @@ class RunHandle:
         return getattr(self.handle, name)
 
     async def result(self) -> Any:
-        return await self.handle.result()
+        """The run's result; a failed run raises ``WorkflowFailureError`` that a notebook
+        shows as its cause chain and the user's frames (no engine internals)."""
+        try:
+            return await self.handle.result()
+        except WorkflowFailureError as e:
+            raise RunFailedError(e, self.workflow_id, self.workflow_type) from e.cause
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self.handle.result().__await__()
+        return self.result().__await__()
 
     def __repr__(self) -> str:
         return (

@@ -24,10 +24,11 @@ from IPython.utils.process import arg_split
 from traitlets import Enum, Instance, Unicode, observe
 from traitlets.config import Configurable
 
+from engine import _code_names
 from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
-from kernel_ext import _transform
+from kernel_ext import _errors, _transform
 from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
 
 __all__ = ["DurableLab", "DurableMagics", "Pending", "load", "unload"]
@@ -237,6 +238,8 @@ class DurableMagics(Magics):
         super().__init__(shell)
         self.session = session
         self.settings = settings
+        # Engine messages (non-determinism, sandbox) name cells as IPython does: Cell In[12].
+        self.namer = _errors.cell_namer(shell)
 
     def _pending(self, what: str, parser: _Parser, work: Callable[[], Awaitable[Any]]) -> Pending:
         async def run() -> Any:
@@ -378,7 +381,8 @@ def _run_source(shell: Any, cell: str) -> tuple[set[str], set[str], tuple[str, s
     which comparing the namespace before and after would miss), the classes it defines, and
     its Python source and file name (for the sandbox)."""
     source = shell.transform_cell(cell)
-    filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+    # Numbered as the cell that runs the magic, so tracebacks and errors name that cell.
+    filename = shell.compile.cache(source, _errors.running_cell_number(shell), raw_code=cell)
     code = shell.compile(source, filename, "exec")
     exec(code, shell.user_global_ns, shell.user_ns)
     tree = ast.parse(source)
@@ -426,6 +430,7 @@ def load(shell: Any) -> DurableMagics:
     from kernel_ext._fault_magics import FaultMagics
 
     shell.register_magics(FaultMagics(shell, session))
+    _code_names.add_namer(magics.namer)
     _transform.install(shell)
     # This cell was transformed before the transformer existed: fix its remaining magics.
     _transform.await_rest_of_cell()
@@ -452,6 +457,7 @@ def unload(shell: Any) -> None:
             if getattr(table.get(name), "__self__", None) is magics:
                 del table[name]
     _transform.uninstall(shell)
+    _code_names.remove_namer(magics.namer)
     if magics.settings in shell.configurables:
         shell.configurables.remove(magics.settings)
     magics.settings.session = None
