@@ -32,7 +32,7 @@ from engine.converter import DataConverter
 from engine.errors import PayloadError, StoreError, WorkflowFailureError, WorkflowNotFoundError
 from engine.history import History
 from engine.worker import Worker
-from kernel_ext import _process_workers
+from kernel_ext import _process_workers, _waiting
 from kernel_ext._codec import readable_run
 from kernel_ext._errors import RunFailedError
 
@@ -663,7 +663,8 @@ class Session:
         return RunHandle(handle, workflow_type, task_queue)
 
     async def execute_workflow(self, workflow_type: str, *, task_queue: str, **options: Any) -> Any:
-        """Start a run and wait for its result (a worker of this kernel must poll the queue)."""
+        """Start a run and wait for its result (a worker of this kernel must poll the queue).
+        If its workflow task fails, the wait stops with the failure (the run goes on)."""
         self._workflow_class(workflow_type)
         polled = any(w.task_queue == task_queue and w.worker is not None and not w.crashed for w in self._workers.values())
         polled |= any(p.task_queue == task_queue and p.state == "running" for p in self._processes.values())
@@ -673,7 +674,14 @@ class Session:
                 f"Start one first: %worker start --task-queue {task_queue} (or use %workflow start, which does not wait)."
             )
         run = await self.start_workflow(workflow_type, task_queue=task_queue, **options)
-        return await run
+        return await _waiting.wait_for_result(await self.ensure_ready(), run)
+
+    async def workflow_result(self, workflow_id: str, run_id: str | None = None) -> Any:
+        """Wait for a run's result (``temporal workflow result``); stop with the failure if
+        its workflow task fails anew meanwhile (see :mod:`kernel_ext._waiting`)."""
+        handle, description = await self._run(workflow_id, run_id)
+        run = RunHandle(handle, description.workflow_type, description.task_queue)
+        return await _waiting.wait_for_result(await self.ensure_ready(), run)
 
     def _workflow_class(self, workflow_type: str) -> type:
         cls = self.workflows.get(workflow_type)

@@ -137,7 +137,7 @@ WORKER_VERBS: Mapping[str, _Parser] = {
 
 WORKFLOW_VERBS: Mapping[str, _Parser] = {
     "start": _verb("workflow start", "Start a run; returns its handle at once (await it for the result).", *_START),
-    "execute": _verb("workflow execute", "Start a run and wait for its result.", *_START),
+    "execute": _verb("workflow execute", "Start a run and wait for its result; stops with the failure if its workflow task fails (the run goes on).", *_START),
     "show": _verb("workflow show", "Show a run's event history.", _ID, _RUN,
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
                   (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain)."})),
@@ -145,6 +145,7 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
                   (("--query", "-q"), {"metavar": "FILTER", "help": "Temporal's list filter, e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (also WorkflowId, RunId, TaskQueue, StartTime, CloseTime; = != < > BETWEEN IN STARTS_WITH AND OR)."}),
                   (("--limit",), {"type": int, "metavar": "N", "help": "Show at most N runs."})),
     "describe": _verb("workflow describe", "Show a run's status and counts.", _ID, _RUN),
+    "result": _verb("workflow result", "Wait for a run's result; stops with the failure if its workflow task fails.", _ID, _RUN),
     "signal": _verb("workflow signal", "Send a signal to a run.", _ID, _RUN,
                     (("--name",), {"required": True, "metavar": "SIGNAL", "help": "Signal name."}), _INPUT),
     "query": _verb("workflow query", "Query a run.", _ID, _RUN,
@@ -301,6 +302,8 @@ class DurableMagics(Magics):
                 return self._pending(what, parser, lambda: session.list_workflows(args.query, args.limit))
             case "describe":
                 return self._pending(what, parser, lambda: session.describe_workflow(args.workflow_id, args.run_id))
+            case "result":
+                return self._pending(what, parser, lambda: session.workflow_result(args.workflow_id, args.run_id))
             case "signal" | "query":
                 inputs = _json_inputs(parser, args.input)
                 send = session.signal_workflow if verb == "signal" else session.query_workflow

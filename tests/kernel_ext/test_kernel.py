@@ -40,12 +40,22 @@ def kernel(tmp_path: Path) -> Iterator[Any]:
     manager.start_kernel(env=env, cwd=str(tmp_path))
     client = manager.client()
     client.start_channels()
+    _managers[id(client)] = manager
     try:
         client.wait_for_ready(timeout=60)
         yield client
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+        _managers.pop(id(client), None)
+
+
+_managers: dict[int, Any] = {}
+
+
+def kernel_manager(client: Any) -> Any:
+    """The manager of a client the ``kernel`` fixture made (to interrupt or kill its kernel)."""
+    return _managers[id(client)]
 
 
 def execute(client: Any, code: str, timeout: float = 30) -> Cell:
@@ -65,6 +75,7 @@ def execute(client: Any, code: str, timeout: float = 30) -> Cell:
             outputs.append((kind, content["data"]))
         elif kind == "error":
             outputs.append(("error", f"{content['ename']}: {content['evalue']}"))
+            outputs.append(("traceback", "\n".join(content["traceback"])))
     reply = client.get_shell_msg(timeout=timeout)
     while reply["parent_header"].get("msg_id") != msg_id:
         reply = client.get_shell_msg(timeout=timeout)
@@ -138,3 +149,38 @@ def test_magics_in_the_cell_that_loads_the_extension(kernel: Any) -> None:
     assert not cell.results and not [o for o in cell.outputs if o[0] == "error"]
     again = execute(kernel, "%load_ext kernel_ext\n%engine")
     assert "durable-lab engine" in again.results[0], again.outputs
+
+
+def test_execute_shows_a_failing_task_and_an_interrupt_is_one_line(kernel: Any, tmp_path: Path) -> None:
+    for code in (
+        "%load_ext kernel_ext",
+        "%config DurableLab.db_path = ':memory:'",
+        "import time\nfrom engine import workflow",
+        "%%workflow\n@workflow.defn\nclass Clock:\n    @workflow.run\n    async def run(self) -> float:\n        return time.time()\n",
+        "%%workflow\n@workflow.defn\nclass Waits:\n    @workflow.run\n    async def run(self) -> str:\n        await workflow.wait_condition(lambda: False)\n        return 'never'\n",
+        "%worker start -t q",
+    ):
+        assert execute(kernel, code).status == "ok", code
+    # The failing task shows at once, with the cell's line, instead of a silent [*].
+    started = time.monotonic()
+    failed = execute(kernel, "%workflow execute --type Clock -t q -w clock")
+    assert failed.status == "error" and time.monotonic() - started < 10
+    error = next(text for kind, text in failed.outputs if kind == "traceback")
+    assert "WorkflowTaskFailed: the workflow task of 'clock' (Clock) failed" in error
+    assert "Cell In[4], line 5, in run" in error and "return time.time()" in error and "ipykernel_" not in error
+    # An interrupt while waiting: one line, the run goes on.
+    msg_id = kernel.execute("%workflow execute --type Waits -t q -w waits")
+    time.sleep(1.0)
+    kernel_manager(kernel).interrupt_kernel()
+    outputs = []
+    while True:
+        msg = kernel.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+        if msg["msg_type"] == "error":
+            outputs.append(msg["content"]["traceback"])
+    assert outputs == [["Interrupted: Stopped waiting for workflow 'waits'; the run goes on (%workflow describe -w waits, "
+                        "or wait again: %workflow result -w waits)."]]
+    assert execute(kernel, "d = %workflow describe -w waits\nd.status.name").results == ["'RUNNING'"]
