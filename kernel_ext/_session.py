@@ -528,13 +528,37 @@ class Session:
         return list(self._workers.values())
 
     def worker_table(self) -> str:
+        """This kernel's workers, then the other workers running on the same database file
+        (``dlab worker`` processes, other kernels, scripts), which another program started."""
+        others = self.foreign_workers()
         if not self._workers and not self._processes:
-            return "No workers. Start one: %worker start --task-queue Q"
-        rows: list[tuple[Any, ...]] = [
-            (w.name, w.task_queue, w.state, "kernel", w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()
-        ]
-        rows += [(p.name, p.task_queue, p.state, f"pid {p.pid}", "-", "-") for p in self._processes.values()]
-        return _text_table(("Name", "TaskQueue", "State", "Where", "WorkflowTasks", "Activities"), rows)
+            text = "No workers. Start one: %worker start --task-queue Q"
+            if others:
+                text = "This kernel started no workers (start one: %worker start --task-queue Q)."
+        else:
+            rows: list[tuple[Any, ...]] = [
+                (w.name, w.task_queue, w.state, "kernel", w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()
+            ]
+            rows += [(p.name, p.task_queue, p.state, f"pid {p.pid}", "-", "-") for p in self._processes.values()]
+            text = _text_table(("Name", "TaskQueue", "State", "Where", "WorkflowTasks", "Activities"), rows)
+            if others:
+                text = "Workers of this kernel:\n" + text
+        if others:
+            rows = [(r.identity, r.task_queue, f"pid {r.pid} on {r.host}", _when(datetime.fromtimestamp(r.started, timezone.utc)), r.program) for r in others]
+            text += "\n\nOther workers on this database, not started by this kernel:\n"
+            text += _text_table(("Identity", "TaskQueue", "Where", "Since", "Started as"), rows)
+        return text
+
+    def foreign_workers(self) -> list[Any]:
+        """Workers running on this engine's database file that this kernel did not start
+        (each running worker lists itself beside the file: engine._worker_registry)."""
+        path = self.resolved_path()
+        if path == _MEMORY:
+            return []
+        from engine._worker_registry import live_workers
+
+        ours = {os.getpid(), *(p.pid for p in self._processes.values())}
+        return [r for r in live_workers(path) if r.pid not in ours]
 
     def remember_source(self, source: str) -> None:
         """Keep a definition cell's code for worker processes (which cannot see the kernel)."""

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _queries, _service, _worker_faults
+from engine import _queries, _service, _worker_faults, _worker_registry
 from engine._failure_converter import encode_failure
 from engine._payload_converter import to_json_payloads
 from engine._payload_visitor import transform_commands, transform_events
@@ -161,9 +161,15 @@ class Worker:
         self.client._ensure_service()
         self.client._workers.add(self)
         self._start_loops()
+        # Listed while it runs, so other programs on the file see it (%worker list).
+        entry = _worker_registry.register(
+            self.client.store.path, self.identity, self.task_queue, list(self._workflows), list(self._activities)
+        )
         try:
             await self._stop.wait()
         finally:
+            if entry is not None:
+                entry.close()
             self._close_receivers()
             loops = list(self._loops.values())
             for task in loops:

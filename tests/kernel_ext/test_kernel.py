@@ -7,6 +7,7 @@ workflow take: run with ``pytest -s`` to see the figures.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -184,3 +185,32 @@ def test_execute_shows_a_failing_task_and_an_interrupt_is_one_line(kernel: Any, 
     assert outputs == [["Interrupted: Stopped waiting for workflow 'waits'; the run goes on (%workflow describe -w waits, "
                         "or wait again: %workflow result -w waits)."]]
     assert execute(kernel, "d = %workflow describe -w waits\nd.status.name").results == ["'RUNNING'"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead, only not reaped
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see the worker process")
+def test_a_process_worker_dies_with_its_kernel(kernel: Any, tmp_path: Path) -> None:
+    for code in (
+        "%load_ext kernel_ext",
+        "%%activity\nfrom engine import activity\n\n@activity.defn\nasync def greet(name: str) -> str:\n    return f'Hello, {name}!'\n",
+        "p = %worker start --process -t q",
+    ):
+        assert execute(kernel, code).status == "ok", code
+    worker_pid = int(execute(kernel, "p.pid").results[0])
+    kernel_pid = int(execute(kernel, "import os; os.getpid()").results[0])
+    assert _alive(worker_pid)
+    os.kill(kernel_pid, signal.SIGKILL)  # what a crashed kernel is: no cleanup runs
+    deadline = time.monotonic() + 5
+    while _alive(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(worker_pid), "the worker process outlived its kernel"
+    log = (tmp_path / ".durable" / "worker-p1.log").read_text()
+    assert "Stopping (SIGTERM)" in log and "dlab worker stopped" in log  # a graceful stop
+    assert not list((tmp_path / ".durable" / "engine.db-workers").glob("*.json"))  # no longer listed
