@@ -4,12 +4,13 @@ A failed run reaches the notebook as ``WorkflowFailureError`` caused by ``Activi
 caused by ``ApplicationError``: IPython would print three chained tracebacks, the outer ones
 full of engine internals, the inner one empty (it was rebuilt from the history). What a
 learner needs is the chain in one line each and where *their* code raised, so
-:class:`RunFailedError` renders that (``_render_traceback_``, IPython's hook) while staying
-the ``WorkflowFailureError`` (same cause chain) that ``except`` clauses expect.
+:func:`shown_in_notebook` gives the error IPython's rendering hook (``_render_traceback_``)
+for that; it stays the same ``WorkflowFailureError`` that ``except`` clauses expect.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -19,7 +20,7 @@ from typing import Any, Callable, Iterator
 from engine import _code_names
 from engine.errors import ActivityError, ChildWorkflowError, FailureError, WorkflowFailureError
 
-__all__ = ["RunFailedError", "cell_namer", "running_cell_number", "user_frames"]
+__all__ = ["cell_namer", "failure_lines", "running_cell_number", "shown_in_notebook", "user_frames"]
 
 _FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>.+)$')
 # Frames not shown: the engine's and this extension's, the standard library's, installed packages'.
@@ -97,28 +98,25 @@ def _describe(error: BaseException) -> str:
     return f"{label}: {error.message if isinstance(error, FailureError) else error}"
 
 
-class RunFailedError(WorkflowFailureError):
-    """The ``WorkflowFailureError`` of a run, shown in a notebook as its cause chain and the
-    user frames of the failure, with no engine frames."""
+def failure_lines(error: WorkflowFailureError, workflow_id: str, workflow_type: str) -> list[str]:
+    """A failed run as a notebook shows it: one line per cause, then the user's frames where
+    the innermost failure was raised."""
+    chain = list(_chain(error.cause))
+    lines = [f"WorkflowFailureError: workflow {workflow_id!r} ({workflow_type}) failed"]
+    lines += [f"  caused by {_describe(cause)}" for cause in chain]
+    innermost = chain[-1]
+    failure = getattr(innermost, "failure_json", None) or {}
+    frames = user_frames(str(failure.get("stackTrace") or ""))
+    if frames:
+        lines.append("Where it was raised (your code, most recent call last):")
+        lines += frames
+        lines.append(_describe(innermost))
+    return lines
 
-    def __init__(self, error: WorkflowFailureError, workflow_id: str, workflow_type: str) -> None:
-        super().__init__(cause=error.cause)
-        self.workflow_id = workflow_id
-        self.workflow_type = workflow_type
-        self.__suppress_context__ = True
 
-    def lines(self) -> list[str]:
-        chain = list(_chain(self.cause))
-        lines = [f"WorkflowFailureError: workflow {self.workflow_id!r} ({self.workflow_type}) failed"]
-        lines += [f"  caused by {_describe(error)}" for error in chain]
-        innermost = chain[-1]
-        failure = getattr(innermost, "failure_json", None) or {}
-        frames = user_frames(str(failure.get("stackTrace") or ""))
-        if frames:
-            lines.append("Where it was raised (your code, most recent call last):")
-            lines += frames
-            lines.append(_describe(innermost))
-        return lines
-
-    def _render_traceback_(self) -> list[str]:
-        return self.lines()
+def shown_in_notebook(error: WorkflowFailureError, workflow_id: str, workflow_type: str) -> WorkflowFailureError:
+    """Give ``error`` IPython's rendering hook (``_render_traceback_``) showing
+    :func:`failure_lines`. The error stays what it was, type and cause chain, for the
+    ``except`` clauses of notebooks; only how IPython prints it changes."""
+    setattr(error, "_render_traceback_", functools.partial(failure_lines, error, workflow_id, workflow_type))
+    return error

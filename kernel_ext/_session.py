@@ -34,7 +34,7 @@ from engine.history import History
 from engine.worker import Worker
 from kernel_ext import _process_workers, _waiting
 from kernel_ext._codec import readable_run
-from kernel_ext._errors import RunFailedError
+from kernel_ext._errors import shown_in_notebook
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -233,7 +233,7 @@ class RunHandle:
         try:
             return await self.handle.result()
         except WorkflowFailureError as e:
-            raise RunFailedError(e, self.workflow_id, self.workflow_type) from e.cause
+            raise shown_in_notebook(e, self.workflow_id, self.workflow_type)
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self.result().__await__()
