@@ -132,7 +132,7 @@ WORKER_VERBS: Mapping[str, _Parser] = {
                   (("name",), {"metavar": "N", "help": "Worker name (see %%worker list)."})),
     "kill": _verb("worker kill", "Kill a worker abruptly (SIGKILL for a process): its cache and work in flight are lost.",
                   (("name",), {"metavar": "N", "help": "Worker name (see %%worker list)."})),
-    "list": _verb("worker list", "List the kernel's workers."),
+    "list": _verb("worker list", "List the kernel's workers, then the other workers running on its database file."),
 }
 
 WORKFLOW_VERBS: Mapping[str, _Parser] = {
