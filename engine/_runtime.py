@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-from engine import _children, _code_names, _updates
+from engine import _children, _updates
 from engine._definitions import WorkflowDefinition, hints_of
 from engine._durations import from_duration, to_duration
+from engine._code_names import place as _place
 from engine._payload_converter import (
     Payload,
     PayloadConverter,
@@ -85,7 +86,7 @@ class CodeLine:
     text: str
 
     def __str__(self) -> str:
-        where = _code_names.place(self.filename, self.lineno)
+        where = _place(self.filename, self.lineno)
         separator = " in" if where.endswith(f":{self.lineno}") else ", in"
         return f'{where}{separator} {self.function}: "{self.text}"'
 

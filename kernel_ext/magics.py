@@ -24,10 +24,10 @@ from IPython.utils.process import arg_split
 from traitlets import Enum, Instance, Unicode, observe
 from traitlets.config import Configurable
 
-from engine import _code_names
 from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
+from engine import _code_names
 from kernel_ext import _errors, _transform
 from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
 

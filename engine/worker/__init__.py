@@ -20,13 +20,14 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from engine import _queries, _service, _worker_faults, _worker_registry
+from engine import _queries, _service, _worker_faults
 from engine._failure_converter import encode_failure
 from engine._payload_converter import to_json_payloads
 from engine._payload_visitor import transform_commands, transform_events
 from engine._dispatch import Receiver
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
+from engine import _worker_registry
 from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
 from engine.activity import Info as ActivityInfo, _Context, _current

@@ -343,16 +343,3 @@ def test_transformer_leaves_everything_else_alone() -> None:
 def test_transformer_is_active_in_the_shell(shell: InteractiveShell) -> None:
     assert "await get_ipython().run_line_magic('workflow'" in shell.transform_cell("h = %workflow start --type A -t q\n")
     assert shell.transform_cell("%workflow?\n") == "get_ipython().run_line_magic('pinfo', '%workflow')\n"
-
-
-def test_magics_in_the_cell_that_loads_the_extension_run(shell: InteractiveShell) -> None:
-    run(shell, "%unload_ext kernel_ext")
-    # IPython transformed this cell before %load_ext installed the transformer.
-    status = run(shell, "%load_ext kernel_ext\n%config DurableLab.db_path = ':memory:'\nstatus = %engine\nstatus")
-    assert "durable-lab engine" in status.text()
-    run(shell, "%unload_ext kernel_ext")
-    # A cell that runs as a coroutine (it awaits something) awaits them as the transformer would.
-    cell = "%load_ext kernel_ext\nimport asyncio\nawait asyncio.sleep(0)\ndef later():\n    return get_ipython().run_line_magic('engine', '')\n%engine"
-    assert "durable-lab engine" in run(shell, cell).text()
-    assert isinstance(run(shell, "later()"), Pending)  # inside a def it stays an awaitable
-    assert "durable-lab engine" in run(shell, "%reload_ext kernel_ext\n%engine").text()
