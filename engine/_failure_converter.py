@@ -58,6 +58,26 @@ class DefaultFailureConverter(FailureConverter):
 
     def to_failure(self, exception: BaseException, payload_converter: PayloadConverter) -> dict[str, Any]:
         error = exception
+        original = getattr(error, "failure_json", None)
+        if isinstance(error, errors.FailureError) and isinstance(original, Mapping):
+            # A failure read from history goes on as it was recorded, as temporalio passes
+            # on a failure's proto: its stack trace is where the activity (or child) raised,
+            # which re-rendering this rebuilt exception would lose.
+            failure = {k: copy.deepcopy(v) for k, v in original.items() if k != "cause"}
+            if failure.get("message") != "Encoded failure":  # restored by with_common_attributes
+                failure.pop("encodedAttributes", None)
+        else:
+            failure = self._new_failure(error, payload_converter)
+        if error.__cause__ is not None and error.__cause__ is not error:
+            failure["cause"] = self.to_failure(error.__cause__, payload_converter)
+        if self._encode_common_attributes and "encodedAttributes" not in failure:
+            attributes = {"message": failure["message"], "stack_trace": failure.get("stackTrace", "")}
+            failure["encodedAttributes"] = payload_converter.to_payload(attributes).to_json()
+            failure["message"] = "Encoded failure"
+            failure["stackTrace"] = ""
+        return failure
+
+    def _new_failure(self, error: BaseException, payload_converter: PayloadConverter) -> dict[str, Any]:
         failure: dict[str, Any] = {
             "message": _message(error),
             "source": "PythonSDK",
@@ -97,13 +117,6 @@ class DefaultFailureConverter(FailureConverter):
             }
         else:
             failure["applicationFailureInfo"] = {"type": type(error).__name__, "nonRetryable": False}
-        if error.__cause__ is not None and error.__cause__ is not error:
-            failure["cause"] = self.to_failure(error.__cause__, payload_converter)
-        if self._encode_common_attributes:
-            attributes = {"message": failure["message"], "stack_trace": failure["stackTrace"]}
-            failure["encodedAttributes"] = payload_converter.to_payload(attributes).to_json()
-            failure["message"] = "Encoded failure"
-            failure["stackTrace"] = ""
         return failure
 
     def from_failure(self, failure: Mapping[str, Any], payload_converter: PayloadConverter) -> BaseException:

@@ -30,6 +30,7 @@ from engine import _children, _search_attributes, _updates, _user_exits
 from engine._sdk_flags import SDK_FLAGS, UPSERT_ON_PATCH, flags_of
 from engine._definitions import WorkflowDefinition, hints_of
 from engine._durations import from_duration, to_duration
+from engine._code_names import place as _place
 from engine._payload_converter import (
     Payload,
     PayloadConverter,
@@ -86,7 +87,9 @@ class CodeLine:
     text: str
 
     def __str__(self) -> str:
-        return f'{self.filename}:{self.lineno} in {self.function}: "{self.text}"'
+        where = _place(self.filename, self.lineno)
+        separator = " in" if where.endswith(f":{self.lineno}") else ", in"
+        return f'{where}{separator} {self.function}: "{self.text}"'
 
 
 @dataclass

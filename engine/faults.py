@@ -19,6 +19,7 @@ but the worker never hears so). ``explore`` runs a workflow once per crash point
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from engine._runtime import COMMAND_EVENTS
 from engine._store import Tx, dumps
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ __all__ = [
     "hang_activity",
     "slow_activity",
     "crash_worker",
+    "CRASH_EVENTS",
     "list_faults",
     "clear_faults",
     "fault_log",
@@ -54,6 +57,17 @@ __all__ = [
 
 ACTIVITY_KINDS = ("fail", "hang", "slow")
 CRASH_PHASES = ("before_commit", "after_commit")
+# The event types a worker writes itself, so the only ones a crash can follow: a workflow
+# task's completion with the events of its commands, an activity's start and its outcome.
+# (Starts, signals and timeouts are written by clients and the engine's timers.)
+CRASH_EVENTS: tuple[str, ...] = (
+    "WorkflowTaskCompleted",
+    *COMMAND_EVENTS,
+    "ActivityTaskStarted",
+    "ActivityTaskCompleted",
+    "ActivityTaskFailed",
+    "ActivityTaskCanceled",
+)
 INJECTED_TYPE = "InjectedFault"
 
 
@@ -172,8 +186,13 @@ async def crash_worker(
     an activity's or child workflow's type), ``when`` before or after that write commits."""
     if when not in CRASH_PHASES:
         raise ValueError(f"when must be one of {', '.join(CRASH_PHASES)} (got {when!r}).")
-    if not after or not after[0].isupper():
-        raise ValueError(f"after must be a history event type such as 'ActivityTaskCompleted' (got {after!r}).")
+    if after not in CRASH_EVENTS:
+        close = difflib.get_close_matches(after, CRASH_EVENTS, n=1)
+        hint = f"Did you mean {close[0]}? " if close else ""
+        raise ValueError(
+            f"A crash cannot follow {after!r}: a worker crashes when it writes an event, and workers write only "
+            f"{', '.join(CRASH_EVENTS)}. {hint}".rstrip()
+        )
     name = _name(activity) if activity is not None else ""
     return await _add(client, "crash_worker", name, times, {"after": after, "activity": name, "when": when})
 

@@ -8,6 +8,7 @@ the engine recovered.
 
 from __future__ import annotations
 
+import difflib
 import html
 from typing import Any, Mapping, Sequence
 
@@ -40,7 +41,7 @@ FAULT_VERBS: Mapping[str, _m._Parser] = {
     ),
     "crash": _m._verb(
         "fault crash", "Crash the worker that writes an event (its cache and in-flight work are lost).",
-        (("--after",), {"required": True, "metavar": "EVENT", "help": "Event type, e.g. ActivityTaskCompleted."}),
+        (("--after",), {"required": True, "metavar": "EVENT", "help": "Event type a worker writes, e.g. ActivityTaskCompleted, WorkflowTaskCompleted, TimerStarted."}),
         (("--activity", "-a"), {"metavar": "A", "help": "Only for this activity (or child workflow) type."}),
         (("--when",), {"choices": CRASH_PHASES, "default": "after_commit", "help": "Just before or just after the event is committed."}),
         (("--times",), {"type": int, "default": 1, "metavar": "N", "help": "How many crashes (default 1)."}),
@@ -113,6 +114,25 @@ class ExplorationView:
         )
 
 
+def _check_target(session: Any, verb: str, name: str, parser: _m._Parser) -> None:
+    """A fault on a name nobody registered could never fire: refuse it. The target must be
+    defined (in this kernel) before the fault is set, as a notebook reads top to bottom;
+    ``engine.faults`` itself takes any name, for activities served only by other processes."""
+    known = sorted(session.activities)
+    kinds = "activity"
+    if verb == "crash":  # --activity also names a child workflow's type there
+        known += sorted(session.workflows)
+        kinds = "activity or workflow"
+    if name in known:
+        return
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    parser.error(
+        f"No {kinds} named {name!r} is registered in this kernel (registered: {', '.join(known) or 'none yet'}), so the "
+        f"fault could never fire.{hint} Names are case-sensitive; run the %%activity cell that defines it first."
+    )
+
+
 @magics_class
 class FaultMagics(Magics):
     """``%fault`` and ``%explore``, bound to the kernel's session."""
@@ -136,6 +156,8 @@ class FaultMagics(Magics):
     def fault(self, line: str) -> _m.Pending:
         verb, args, parser = _m._split_verb("fault", FAULT_VERBS, line)
         session = self.session
+        if verb in ("fail", "hang", "slow") or (verb == "crash" and args.activity is not None):
+            _check_target(session, verb, args.activity, parser)
 
         async def work() -> Any:
             client = await session.ensure_ready()

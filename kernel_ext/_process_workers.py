@@ -5,6 +5,8 @@ the code of the notebook's ``%%workflow`` / ``%%activity`` cells, written in exe
 to a module file beside the database (later cells override earlier ones, as in the kernel),
 so runs started in the kernel finish in the process and the other way round. Killing it with
 SIGKILL is what a crashed machine does: its leases time out and another worker takes over.
+A worker process stops when the kernel that started it dies (``dlab worker --parent-pid``),
+so a restarted kernel never finds workers running the code of the one before.
 """
 
 from __future__ import annotations
@@ -97,7 +99,9 @@ async def start(name: str, task_queue: str, db_path: str, sources: list[str]) ->
     log = folder / f"worker-{name}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "worker", "--db", db_path, "--task-queue", task_queue, "--file", str(code)],
+            # --parent-pid: the worker stops when this kernel dies, rather than serving its code on.
+            [sys.executable, "-m", "engine.cli", "worker", "--db", db_path, "--task-queue", task_queue, "--file", str(code),
+             "--parent-pid", str(os.getpid())],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -29,11 +29,12 @@ from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
 from engine import faults
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from engine.converter import DataConverter
-from engine.errors import PayloadError, StoreError, WorkflowNotFoundError
+from engine.errors import PayloadError, StoreError, WorkflowFailureError, WorkflowNotFoundError
 from engine.history import History
 from engine.worker import Worker
-from kernel_ext import _process_workers
+from kernel_ext import _process_workers, _waiting
 from kernel_ext._codec import readable_run
+from kernel_ext._errors import shown_in_notebook
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -240,10 +241,15 @@ class RunHandle:
         return getattr(self.handle, name)
 
     async def result(self) -> Any:
-        return await self.handle.result()
+        """The run's result; a failed run raises ``WorkflowFailureError`` that a notebook
+        shows as its cause chain and the user's frames (no engine internals)."""
+        try:
+            return await self.handle.result()
+        except WorkflowFailureError as e:
+            raise shown_in_notebook(e, self.workflow_id, self.workflow_type)
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self.handle.result().__await__()
+        return self.result().__await__()
 
     def __repr__(self) -> str:
         return (
@@ -535,13 +541,37 @@ class Session:
         return list(self._workers.values())
 
     def worker_table(self) -> str:
+        """This kernel's workers, then the other workers running on the same database file
+        (``dlab worker`` processes, other kernels, scripts), which another program started."""
+        others = self.foreign_workers()
         if not self._workers and not self._processes:
-            return "No workers. Start one: %worker start --task-queue Q"
-        rows: list[tuple[Any, ...]] = [
-            (w.name, w.task_queue, w.state, "kernel", w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()
-        ]
-        rows += [(p.name, p.task_queue, p.state, f"pid {p.pid}", "-", "-") for p in self._processes.values()]
-        return _text_table(("Name", "TaskQueue", "State", "Where", "WorkflowTasks", "Activities"), rows)
+            text = "No workers. Start one: %worker start --task-queue Q"
+            if others:
+                text = "This kernel started no workers (start one: %worker start --task-queue Q)."
+        else:
+            rows: list[tuple[Any, ...]] = [
+                (w.name, w.task_queue, w.state, "kernel", w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()
+            ]
+            rows += [(p.name, p.task_queue, p.state, f"pid {p.pid}", "-", "-") for p in self._processes.values()]
+            text = _text_table(("Name", "TaskQueue", "State", "Where", "WorkflowTasks", "Activities"), rows)
+            if others:
+                text = "Workers of this kernel:\n" + text
+        if others:
+            rows = [(r.identity, r.task_queue, f"pid {r.pid} on {r.host}", _when(datetime.fromtimestamp(r.started, timezone.utc)), r.program) for r in others]
+            text += "\n\nOther workers on this database, not started by this kernel:\n"
+            text += _text_table(("Identity", "TaskQueue", "Where", "Since", "Started as"), rows)
+        return text
+
+    def foreign_workers(self) -> list[Any]:
+        """Workers running on this engine's database file that this kernel did not start
+        (each running worker lists itself beside the file: engine._worker_registry)."""
+        path = self.resolved_path()
+        if path == _MEMORY:
+            return []
+        from engine._worker_registry import live_workers
+
+        ours = {os.getpid(), *(p.pid for p in self._processes.values())}
+        return [r for r in live_workers(path) if r.pid not in ours]
 
     def remember_source(self, source: str) -> None:
         """Keep a definition cell's code for worker processes (which cannot see the kernel)."""
@@ -670,7 +700,8 @@ class Session:
         return RunHandle(handle, workflow_type, task_queue)
 
     async def execute_workflow(self, workflow_type: str, *, task_queue: str, **options: Any) -> Any:
-        """Start a run and wait for its result (a worker of this kernel must poll the queue)."""
+        """Start a run and wait for its result (a worker of this kernel must poll the queue).
+        If its workflow task fails, the wait stops with the failure (the run goes on)."""
         self._workflow_class(workflow_type)
         polled = any(w.task_queue == task_queue and w.worker is not None and not w.crashed for w in self._workers.values())
         polled |= any(p.task_queue == task_queue and p.state == "running" for p in self._processes.values())
@@ -680,7 +711,14 @@ class Session:
                 f"Start one first: %worker start --task-queue {task_queue} (or use %workflow start, which does not wait)."
             )
         run = await self.start_workflow(workflow_type, task_queue=task_queue, **options)
-        return await run
+        return await _waiting.wait_for_result(await self.ensure_ready(), run)
+
+    async def workflow_result(self, workflow_id: str, run_id: str | None = None) -> Any:
+        """Wait for a run's result (``temporal workflow result``); stop with the failure if
+        its workflow task fails anew meanwhile (see :mod:`kernel_ext._waiting`)."""
+        handle, description = await self._run(workflow_id, run_id)
+        run = RunHandle(handle, description.workflow_type, description.task_queue)
+        return await _waiting.wait_for_result(await self.ensure_ready(), run)
 
     def _workflow_class(self, workflow_type: str) -> type:
         cls = self.workflows.get(workflow_type)

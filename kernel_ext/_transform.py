@@ -5,14 +5,20 @@ before ``input_transformers_post`` run. Our magics return awaitables, so this tr
 puts ``await`` in front of those calls; the cell then becomes a top-level ``await`` that
 IPython (and ipykernel) run on the kernel's event loop, where the engine's workers live.
 ``r = await %workflow execute ...`` itself would be a SyntaxError, hence the rewrite.
+
+The cell that loads the extension was transformed before the transformer existed: its
+statements after ``%load_ext kernel_ext`` are rewritten by :func:`await_rest_of_cell`.
 """
 
 from __future__ import annotations
 
 import ast
-from typing import Any, Iterator
+import sys
+from typing import Any, Awaitable, Iterator
 
-__all__ = ["LINE_MAGICS", "CELL_MAGICS", "await_magics", "install", "uninstall"]
+from IPython.core.error import UsageError
+
+__all__ = ["LINE_MAGICS", "CELL_MAGICS", "await_magics", "await_rest_of_cell", "install", "uninstall"]
 
 LINE_MAGICS = frozenset({"worker", "workflow", "engine", "fault", "explore"})
 CELL_MAGICS = frozenset({"workflow", "activity"})
@@ -71,6 +77,93 @@ def await_magics(lines: list[str]) -> list[str]:
         line = encoded[row]
         encoded[row] = line[: call.col_offset] + b"await " + line[call.col_offset :]
     return [line.decode("utf-8") for line in encoded]
+
+
+def _wrap_calls(node: ast.AST, wrap: Any) -> int:
+    """Replace each call of our magics under ``node`` that :func:`_calls_to_await` would
+    prefix with ``await`` by ``wrap(call)``, in place; return how many."""
+    count = 0
+    if isinstance(node, _NEW_SCOPES):
+        return count
+    for field, value in ast.iter_fields(node):
+        items = value if isinstance(value, list) else [value]
+        for i, child in enumerate(items):
+            if not isinstance(child, ast.AST) or isinstance(child, _NEW_SCOPES):
+                continue
+            if _is_our_magic_call(child) and not isinstance(node, ast.Await):
+                new = ast.copy_location(wrap(child), child)
+                if isinstance(value, list):
+                    value[i] = new
+                else:
+                    setattr(node, field, new)
+                count += 1
+            count += _wrap_calls(child, wrap)
+    return count
+
+
+def _statements_still_to_run() -> tuple[list[ast.AST], bool] | None:
+    """The statements of the running cell after the current one, and whether the cell runs
+    as a coroutine on an event loop. IPython compiles and runs a cell statement by statement
+    (``InteractiveShell.run_ast_nodes``), so the statements not run yet can still change."""
+    frame = sys._getframe(1)
+    driven_sync = False
+    found = None
+    while frame is not None:
+        names = frame.f_code.co_name
+        if found is None and names == "run_ast_nodes" and "to_run" in frame.f_locals:
+            found = frame.f_locals
+        if names == "_pseudo_sync_runner":
+            driven_sync = True
+        frame = frame.f_back  # type: ignore[assignment]
+    if found is None:
+        return None
+    to_run, current = found["to_run"], found.get("node")
+    index = next((i for i, (node, _) in enumerate(to_run) if node is current), None)
+    if index is None:
+        return None
+    return [node for node, _ in to_run[index + 1 :]], not driven_sync
+
+
+def _run_now(pending: Awaitable[Any]) -> Any:
+    """Run a magic to the end from a cell that IPython runs synchronously."""
+    from IPython.core.async_helpers import get_asyncio_loop
+
+    loop = get_asyncio_loop()
+    if loop.is_running():  # ipykernel: the cell runs inside the loop, which cannot wait for it
+        raise UsageError(
+            "This magic is in the cell that loaded kernel_ext, which Jupyter had already prepared "
+            "to run without awaiting it. Run the cell again (the extension stays loaded), or put "
+            "%load_ext kernel_ext in a cell of its own."
+        )
+
+    async def run() -> Any:
+        return await pending
+
+    return loop.run_until_complete(run())
+
+
+def await_rest_of_cell() -> int:
+    """Make the magics in the rest of the running cell run (call from ``%load_ext``).
+
+    In a cell that runs as a coroutine they are awaited as the transformer would have done.
+    In a cell IPython runs synchronously they are run to the end on IPython's idle loop (a
+    terminal, a test shell). In a kernel, whose loop is busy running the cell itself, they
+    cannot wait: they raise a ``UsageError`` saying to run the cell again. Returns how many
+    calls were rewritten."""
+    found = _statements_still_to_run()
+    if found is None:
+        return 0
+    statements, as_coroutine = found
+    if as_coroutine:
+        wrap: Any = lambda call: ast.Await(value=call)  # noqa: E731
+    else:
+        helper = ast.parse(f"__import__({__name__!r}, fromlist=['_run_now'])._run_now", mode="eval").body
+        wrap = lambda call: ast.Call(func=helper, args=[call], keywords=[])  # noqa: E731
+    count = 0
+    for statement in statements:
+        count += _wrap_calls(statement, wrap)
+        ast.fix_missing_locations(statement)
+    return count
 
 
 def install(shell: Any) -> None:

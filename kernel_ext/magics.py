@@ -28,7 +28,8 @@ from engine._inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_sta
 from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
-from kernel_ext import _transform
+from engine import _code_names
+from kernel_ext import _errors, _transform
 from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
 
 __all__ = ["DurableLab", "DurableMagics", "Pending", "load", "unload"]
@@ -133,12 +134,12 @@ WORKER_VERBS: Mapping[str, _Parser] = {
                   (("name",), {"metavar": "N", "help": "Worker name (see %%worker list)."})),
     "kill": _verb("worker kill", "Kill a worker abruptly (SIGKILL for a process): its cache and work in flight are lost.",
                   (("name",), {"metavar": "N", "help": "Worker name (see %%worker list)."})),
-    "list": _verb("worker list", "List the kernel's workers."),
+    "list": _verb("worker list", "List the kernel's workers, then the other workers running on its database file."),
 }
 
 WORKFLOW_VERBS: Mapping[str, _Parser] = {
     "start": _verb("workflow start", "Start a run; returns its handle at once (await it for the result).", *_START),
-    "execute": _verb("workflow execute", "Start a run and wait for its result.", *_START),
+    "execute": _verb("workflow execute", "Start a run and wait for its result; stops with the failure if its workflow task fails (the run goes on).", *_START),
     "show": _verb("workflow show", "Show a run's event history.", _ID, _RUN,
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
                   (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain)."})),
@@ -146,6 +147,7 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
                   (("--query", "-q"), {"metavar": "FILTER", "help": "Temporal's list filter, e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (also WorkflowId, RunId, TaskQueue, StartTime, CloseTime; = != < > BETWEEN IN STARTS_WITH AND OR)."}),
                   (("--limit",), {"type": int, "metavar": "N", "help": "Show at most N runs."})),
     "describe": _verb("workflow describe", "Show a run's status and counts.", _ID, _RUN),
+    "result": _verb("workflow result", "Wait for a run's result; stops with the failure if its workflow task fails.", _ID, _RUN),
     "signal": _verb("workflow signal", "Send a signal to a run.", _ID, _RUN,
                     (("--name",), {"required": True, "metavar": "SIGNAL", "help": "Signal name."}), _INPUT),
     "query": _verb("workflow query", "Query a run.", _ID, _RUN,
@@ -241,6 +243,8 @@ class DurableMagics(Magics):
         super().__init__(shell)
         self.session = session
         self.settings = settings
+        # Engine messages (non-determinism, sandbox) name cells as IPython does: Cell In[12].
+        self.namer = _errors.cell_namer(shell)
 
     def _pending(self, what: str, parser: _Parser, work: Callable[[], Awaitable[Any]]) -> Pending:
         async def run() -> Any:
@@ -302,6 +306,8 @@ class DurableMagics(Magics):
                 return self._pending(what, parser, lambda: session.list_workflows(args.query, args.limit))
             case "describe":
                 return self._pending(what, parser, lambda: session.describe_workflow(args.workflow_id, args.run_id))
+            case "result":
+                return self._pending(what, parser, lambda: session.workflow_result(args.workflow_id, args.run_id))
             case "signal" | "query":
                 inputs = _json_inputs(parser, args.input)
                 send = session.signal_workflow if verb == "signal" else session.query_workflow
@@ -382,7 +388,8 @@ def _run_source(shell: Any, cell: str) -> tuple[set[str], set[str], tuple[str, s
     which comparing the namespace before and after would miss), the classes it defines, and
     its Python source and file name (for the sandbox)."""
     source = shell.transform_cell(cell)
-    filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+    # Numbered as the cell that runs the magic, so tracebacks and errors name that cell.
+    filename = shell.compile.cache(source, _errors.running_cell_number(shell), raw_code=cell)
     code = shell.compile(source, filename, "exec")
     exec(code, shell.user_global_ns, shell.user_ns)
     tree = ast.parse(source)
@@ -430,7 +437,10 @@ def load(shell: Any) -> DurableMagics:
     from kernel_ext._fault_magics import FaultMagics
 
     shell.register_magics(FaultMagics(shell, session))
+    _code_names.add_namer(magics.namer)
     _transform.install(shell)
+    # This cell was transformed before the transformer existed: fix its remaining magics.
+    _transform.await_rest_of_cell()
     print(
         f"durable-lab: engine at {session.db_path} ({session.time_mode} time); "
         "magics %worker %workflow %engine %fault %explore %%workflow %%activity"
@@ -454,6 +464,7 @@ def unload(shell: Any) -> None:
             if getattr(table.get(name), "__self__", None) is magics:
                 del table[name]
     _transform.uninstall(shell)
+    _code_names.remove_namer(magics.namer)
     if magics.settings in shell.configurables:
         shell.configurables.remove(magics.settings)
     magics.settings.session = None

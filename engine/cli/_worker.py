@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.cli._common import EXIT_INTERRUPTED, EXIT_OK, Out, add_common, db_path, duration, open_client
 from engine.cli._loader import add_source_options, definitions
+from engine.cli._parent import stop_with_parent
 from engine.worker import Worker
 
 READY = "dlab worker ready"
@@ -35,6 +36,10 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--graceful-shutdown-timeout", type=duration, default=timedelta(seconds=10), metavar="DURATION",
         help="On SIGINT/SIGTERM, let running activities finish for this long before cancelling them (default 10s; a second signal stops at once).",
+    )
+    parser.add_argument(
+        "--parent-pid", type=int, metavar="PID",
+        help="Stop (as on SIGTERM) when process PID exits: a notebook kernel passes its own pid, so that its workers die with it.",
     )
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning", help="Engine log messages on stderr (default warning).")
     add_common(parser, output=())
@@ -64,6 +69,7 @@ async def run(args: argparse.Namespace, out: Out) -> int:
         out.stderr.flush()
         stopping.set()
 
+    watchdog = None
     try:
         worker = Worker(
             client, task_queue=args.task_queue, workflows=list(code.workflows), activities=list(code.activities),
@@ -73,6 +79,7 @@ async def run(args: argparse.Namespace, out: Out) -> int:
         )
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
+        watchdog = stop_with_parent(args.parent_pid) if args.parent_pid else None
         serving = asyncio.ensure_future(worker.run())
         await asyncio.sleep(0)  # run() starts polling before its first await
         if serving.done():
@@ -92,6 +99,8 @@ async def run(args: argparse.Namespace, out: Out) -> int:
         out.line(f"dlab worker stopped: {stats['workflow_tasks']} workflow tasks, {stats['activities']} activities run.")
         return EXIT_OK
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await client.close()

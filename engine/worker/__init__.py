@@ -27,6 +27,7 @@ from engine._payload_visitor import transform_commands, transform_events
 from engine._dispatch import Receiver
 from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
+from engine import _worker_registry
 from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
 from engine.activity import Info as ActivityInfo, _Context, _current
@@ -170,9 +171,15 @@ class Worker:
         self.client._ensure_service()
         self.client._workers.add(self)
         self._start_loops()
+        # Listed while it runs, so other programs on the file see it (%worker list).
+        entry = _worker_registry.register(
+            self.client.store.path, self.identity, self.task_queue, list(self._workflows), list(self._activities)
+        )
         try:
             await self._stop.wait()
         finally:
+            if entry is not None:
+                entry.close()
             self._close_receivers()
             loops = list(self._loops.values())
             for task in loops:

@@ -439,6 +439,39 @@ async def test_failures_cross_with_their_details() -> None:
     assert isinstance(error.__cause__, ApplicationError) and error.__cause__.details == ({"sku": "b-1"},)
 
 
+def _refuse_deeply() -> None:
+    raise ApplicationError("out of stock", type="OutOfStock", non_retryable=True)
+
+
+@activity.defn
+async def refuse_in_a_helper() -> None:
+    _refuse_deeply()
+
+
+@workflow.defn
+class RefusedDeeply:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.execute_activity(refuse_in_a_helper, start_to_close_timeout=timedelta(seconds=5))
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+async def test_a_failure_from_history_keeps_its_stack_trace_when_passed_on(hidden: bool) -> None:
+    # As temporalio copies a failure's proto: the workflow's failure holds the activity's
+    # own stack trace (where it raised), not a re-rendering of the rebuilt exception.
+    converter = DataConverter(failure_converter_class=DefaultFailureConverterWithEncodedAttributes) if hidden else DataConverter.default
+    env = await WorkflowEnvironment.start_time_skipping(data_converter=converter)
+    async with env, Worker(env.client, task_queue="q", workflows=[RefusedDeeply], activities=[refuse_in_a_helper]):
+        with pytest.raises(WorkflowFailureError) as info:
+            await env.client.execute_workflow(RefusedDeeply.run, id="r", task_queue="q")
+        history = await env.client.get_workflow_handle("r").fetch_history()
+    stored = history.events[-1].attributes["failure"]
+    assert ("out of stock" not in str(stored) and "_refuse_deeply" not in str(stored)) if hidden else True
+    failure = getattr(info.value.cause.__cause__, "failure_json")
+    assert "in refuse_in_a_helper" in failure["stackTrace"] and "in _refuse_deeply" in failure["stackTrace"]
+    assert failure["message"] == "out of stock"
+
+
 def test_public_names() -> None:
     import engine.converter as converter
 

@@ -202,8 +202,14 @@ async def test_clear_faults_removes_them() -> None:
     assert await faults.list_faults(env.client) == []
     with pytest.raises(ValueError, match="when must be one of"):
         await faults.crash_worker(env.client, after="ActivityTaskCompleted", when="sometime")
-    with pytest.raises(ValueError, match="history event type"):
+    with pytest.raises(ValueError, match="A crash cannot follow 'activity completed': .* workers write only WorkflowTaskCompleted, "):
         await faults.crash_worker(env.client, after="activity completed")
+    # Event types workers never write (a client writes the start) could never fire.
+    for never in ("Bogus", "WorkflowExecutionStarted", "ActivityTaskTimedOut"):
+        with pytest.raises(ValueError, match=f"A crash cannot follow '{never}'"):
+            await faults.crash_worker(env.client, after=never)
+    with pytest.raises(ValueError, match="Did you mean ActivityTaskCompleted"):
+        await faults.crash_worker(env.client, after="ActivityTaskComplete")
     await env.shutdown()
 
 

@@ -63,7 +63,7 @@ def test_fault_verbs_inject_list_and_clear(shell: InteractiveShell, capsys: pyte
 def test_fault_misuse_is_a_usage_error(shell: InteractiveShell) -> None:
     assert "the following arguments are required: --activity" in usage_error(shell, "%fault fail")
     assert "invalid choice" in usage_error(shell, "%fault crash --after X --when later")
-    assert "history event type" in usage_error(shell, "%fault crash --after 'activity done'")
+    assert "A crash cannot follow 'activity done'" in usage_error(shell, "%fault crash --after 'activity done'")
     assert "Unknown verb 'explode' for %fault" in usage_error(shell, "%fault explode")
 
 
@@ -110,3 +110,32 @@ def test_a_crashed_kernel_worker_says_so_and_stays_dead(shell: InteractiveShell,
     listing = capsys.readouterr().out
     assert "w1    q          crashed (injected fault)" in listing and "w2    q          running" in listing
     assert first.worker is None  # no engine worker serves under its name
+
+
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("%fault fail --activity gret", "No activity named 'gret' is registered in this kernel (registered: greet), so the fault could never fire. Did you mean greet?"),
+        ("%fault hang -a Greet", "No activity named 'Greet'"),
+        ("%fault slow -a nobody --delay 1s", "registered: greet"),
+        ("%fault crash --after ActivityTaskCompleted --activity Hi", "No activity or workflow named 'Hi' is registered in this kernel (registered: greet, Hello, Nap)"),
+        ("%fault crash --after Bogus", "A crash cannot follow 'Bogus': a worker crashes when it writes an event, and workers write only WorkflowTaskCompleted, ActivityTaskScheduled"),
+        ("%fault crash --after ActivityTaskComplete -a greet", "Did you mean ActivityTaskCompleted?"),
+        ("%fault crash --after WorkflowExecutionStarted", "A crash cannot follow 'WorkflowExecutionStarted'"),
+    ],
+)
+def test_a_fault_that_could_never_fire_is_a_usage_error(shell: InteractiveShell, code: str, expected: str) -> None:
+    define(shell)
+    message = usage_error(shell, code)
+    assert expected in message and "usage: %fault" in message
+    assert run(shell, "%fault list").text() == "Faults: none"
+
+
+def test_a_fault_needs_its_activity_defined_first(shell: InteractiveShell) -> None:
+    # Decided: the target must exist when the fault is set (a notebook reads top to bottom);
+    # a typo is caught at once instead of a fault that never fires.
+    assert "registered: none yet" in usage_error(shell, "%fault fail --activity greet")
+    define(shell)
+    run(shell, "%fault fail --activity greet")
+    run(shell, "%fault crash --after StartChildWorkflowExecutionInitiated --activity Nap")  # a child workflow's type
+    assert [r[1] for r in run(shell, "%fault list").rows] == ["fail", "crash_worker"]

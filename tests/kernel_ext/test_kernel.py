@@ -7,6 +7,7 @@ workflow take: run with ``pytest -s`` to see the figures.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -40,12 +41,22 @@ def kernel(tmp_path: Path) -> Iterator[Any]:
     manager.start_kernel(env=env, cwd=str(tmp_path))
     client = manager.client()
     client.start_channels()
+    _managers[id(client)] = manager
     try:
         client.wait_for_ready(timeout=60)
         yield client
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+        _managers.pop(id(client), None)
+
+
+_managers: dict[int, Any] = {}
+
+
+def kernel_manager(client: Any) -> Any:
+    """The manager of a client the ``kernel`` fixture made (to interrupt or kill its kernel)."""
+    return _managers[id(client)]
 
 
 def execute(client: Any, code: str, timeout: float = 30) -> Cell:
@@ -65,6 +76,7 @@ def execute(client: Any, code: str, timeout: float = 30) -> Cell:
             outputs.append((kind, content["data"]))
         elif kind == "error":
             outputs.append(("error", f"{content['ename']}: {content['evalue']}"))
+            outputs.append(("traceback", "\n".join(content["traceback"])))
     reply = client.get_shell_msg(timeout=timeout)
     while reply["parent_header"].get("msg_id") != msg_id:
         reply = client.get_shell_msg(timeout=timeout)
@@ -123,3 +135,82 @@ def test_hello_in_a_real_kernel(kernel: Any, tmp_path: Path) -> None:
           f"%worker start: {worker.seconds * 1000:.0f} ms; "
           f"cell starting a workflow: {started.seconds * 1000:.0f} ms; "
           f"%workflow execute (start + wait): {executed.seconds * 1000:.0f} ms")
+
+
+def test_magics_in_the_cell_that_loads_the_extension(kernel: Any) -> None:
+    # Jupyter transformed the cell before the extension existed; a cell that runs as a
+    # coroutine (it awaits something) gets its magics awaited all the same.
+    cell = execute(kernel, "%load_ext kernel_ext\n%config DurableLab.db_path = ':memory:'\nimport asyncio\nawait asyncio.sleep(0)\n%engine")
+    assert cell.status == "ok" and "durable-lab engine" in cell.results[0], cell.outputs
+    execute(kernel, "%unload_ext kernel_ext")
+    # A cell the kernel runs synchronously cannot wait inside its own event loop: one line
+    # says what to do, and doing it works.
+    cell = execute(kernel, "%load_ext kernel_ext\n%engine")
+    assert "UsageError: This magic is in the cell that loaded kernel_ext" in cell.stream("stderr") and "Run the cell again" in cell.stream("stderr")
+    assert not cell.results and not [o for o in cell.outputs if o[0] == "error"]
+    again = execute(kernel, "%load_ext kernel_ext\n%engine")
+    assert "durable-lab engine" in again.results[0], again.outputs
+
+
+def test_execute_shows_a_failing_task_and_an_interrupt_is_one_line(kernel: Any, tmp_path: Path) -> None:
+    for code in (
+        "%load_ext kernel_ext",
+        "%config DurableLab.db_path = ':memory:'",
+        "import time\nfrom engine import workflow",
+        "%%workflow\n@workflow.defn\nclass Clock:\n    @workflow.run\n    async def run(self) -> float:\n        return time.time()\n",
+        "%%workflow\n@workflow.defn\nclass Waits:\n    @workflow.run\n    async def run(self) -> str:\n        await workflow.wait_condition(lambda: False)\n        return 'never'\n",
+        "%worker start -t q",
+    ):
+        assert execute(kernel, code).status == "ok", code
+    # The failing task shows at once, with the cell's line, instead of a silent [*].
+    started = time.monotonic()
+    failed = execute(kernel, "%workflow execute --type Clock -t q -w clock")
+    assert failed.status == "error" and time.monotonic() - started < 10
+    error = next(text for kind, text in failed.outputs if kind == "traceback")
+    assert "WorkflowTaskFailed: the workflow task of 'clock' (Clock) failed" in error
+    assert "Cell In[4], line 5, in run" in error and "return time.time()" in error and "ipykernel_" not in error
+    # An interrupt while waiting: one line, the run goes on.
+    msg_id = kernel.execute("%workflow execute --type Waits -t q -w waits")
+    time.sleep(1.0)
+    kernel_manager(kernel).interrupt_kernel()
+    outputs = []
+    while True:
+        msg = kernel.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+        if msg["msg_type"] == "error":
+            outputs.append(msg["content"]["traceback"])
+    assert outputs == [["Interrupted: Stopped waiting for workflow 'waits'; the run goes on (%workflow describe -w waits, "
+                        "or wait again: %workflow result -w waits)."]]
+    assert execute(kernel, "d = %workflow describe -w waits\nd.status.name").results == ["'RUNNING'"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead, only not reaped
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see the worker process")
+def test_a_process_worker_dies_with_its_kernel(kernel: Any, tmp_path: Path) -> None:
+    for code in (
+        "%load_ext kernel_ext",
+        "%%activity\nfrom engine import activity\n\n@activity.defn\nasync def greet(name: str) -> str:\n    return f'Hello, {name}!'\n",
+        "p = %worker start --process -t q",
+    ):
+        assert execute(kernel, code).status == "ok", code
+    worker_pid = int(execute(kernel, "p.pid").results[0])
+    kernel_pid = int(execute(kernel, "import os; os.getpid()").results[0])
+    assert _alive(worker_pid)
+    os.kill(kernel_pid, signal.SIGKILL)  # what a crashed kernel is: no cleanup runs
+    deadline = time.monotonic() + 5
+    while _alive(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(worker_pid), "the worker process outlived its kernel"
+    log = (tmp_path / ".durable" / "worker-p1.log").read_text()
+    assert "Stopping (SIGTERM)" in log and "dlab worker stopped" in log  # a graceful stop
+    assert not list((tmp_path / ".durable" / "engine.db-workers").glob("*.json"))  # no longer listed

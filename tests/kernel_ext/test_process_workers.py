@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -126,3 +127,36 @@ def test_killing_a_kernel_worker_is_logged_where_it_hit(shell: InteractiveShell)
     assert killed.state == "stopped"
     log = run(shell, "%fault log -w kernel-killed")
     assert [r[1] for r in log.rows] == ["kill"] and "worker w1 killed while running attempt 1 of step" in log.rows[0][4]
+
+
+def test_worker_list_shows_the_workers_this_kernel_did_not_start(shell: InteractiveShell, tmp_path: Path, capsys: Any) -> None:
+    for cell in CELLS:
+        run(shell, cell)
+    run(shell, "%worker start -t q")
+    run(shell, "%worker start --process -t q")
+    capsys.readouterr()
+    run(shell, "%worker list")
+    assert "Other workers" not in capsys.readouterr().out  # its own process worker is not "other"
+    db = tmp_path / ".durable" / "engine.db"
+    code = tmp_path / "foreign.py"
+    code.write_text(CELLS[0].split("\n", 1)[1], encoding="utf-8")
+    foreign = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "worker", "--db", str(db), "-t", "elsewhere", "--file", str(code)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert foreign.stdout is not None and "dlab worker ready" in foreign.stdout.readline()
+        run(shell, "%worker list")
+        out = capsys.readouterr().out
+        assert out.startswith("Workers of this kernel:\nName")
+        mine, others = out.split("\n\nOther workers on this database, not started by this kernel:\n")
+        assert "w1" in mine and "p1" in mine
+        header, row = others.strip().splitlines()
+        assert header.split() == ["Identity", "TaskQueue", "Where", "Since", "Started", "as"]
+        assert row.startswith(f"{foreign.pid}@") and "elsewhere" in row and f"pid {foreign.pid} on " in row
+        assert "python -m engine.cli worker --db" in row
+    finally:
+        foreign.kill()
+        foreign.wait()
+    run(shell, "%worker list")
+    assert "Other workers" not in capsys.readouterr().out  # a dead worker's entry goes with it

@@ -56,6 +56,7 @@ class Probe:
 def test_a_workflow_cell_runs_in_the_sandbox(capsys: pytest.CaptureFixture[str], shell: InteractiveShell) -> None:
     run(shell, "import random, time\nfrom engine import workflow\nshared: list[str] = []")
     run(shell, PROBE_CELL)
+    probe_cell = shell.execution_count - 1
     run(shell, "%worker start --task-queue q")
     for word in ("a", "b", "unrestricted"):
         assert run(shell, f"%workflow execute --type Probe -t q -i '\"{word}\"'") == [1, True]
@@ -67,7 +68,7 @@ def test_a_workflow_cell_runs_in_the_sandbox(capsys: pytest.CaptureFixture[str],
     failed = task_failure(shell, "clocked")
     message = failed["failure"]["message"]
     assert message.startswith("time.time() is not allowed in workflow code: it differs on replay.")
-    assert '"started = time.time()"' in message  # the cell's line
+    assert f'Called at Cell In[{probe_cell}], line 12, in run: "started = time.time()"' in message  # the cell, as IPython names it
     run(shell, PROBE_CELL.replace("time.time()", "workflow.time()"))
     assert run(shell, "await h") == [1, True]  # fixed: the run replays with the new cell and finishes
 

@@ -1,0 +1,47 @@
+"""``dlab worker --parent-pid``: a worker stops when the program that started it dies."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import worker_command
+from tests.cli.test_cli_worker import _spawn
+
+
+# A program that starts a worker with --parent-pid of its own and exits (or is killed) at once.
+_PARENT = """
+import subprocess, sys
+child = subprocess.Popen(sys.argv[1:] + ["--parent-pid", str(__import__("os").getpid())], stdout=subprocess.PIPE, text=True)
+print(child.pid, flush=True)
+print(child.stdout.readline(), end="", flush=True)
+"""
+
+
+def _exited(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see the worker process")
+def test_a_worker_with_parent_pid_stops_when_its_parent_dies(tmp_path: Path) -> None:
+    db = tmp_path / "engine.db"
+    parent = _spawn(sys.executable, "-c", _PARENT, *worker_command(db, "--file", "tests/cli/app.py"))
+    assert parent.stdout is not None
+    worker_pid = int(parent.stdout.readline())
+    assert parent.stdout.readline().startswith("dlab worker ready")
+    assert parent.wait(timeout=10) == 0  # the parent is gone; its worker follows it
+    assert _exited(worker_pid, within=5), "the worker outlived the process that started it"
+    assert not list((tmp_path / "engine.db-workers").glob("*.json"))
