@@ -37,8 +37,8 @@ lab: setup graphviz
 	echo "durable-lab: open http://$(HOST):$(PORT)/lab/tree/$(FIRST)?token=$$TOKEN"; \
 	exec $(VENV)/bin/jupyter lab --ip=$(HOST) --port=$(PORT) --ServerApp.port_retries=0 \
 	  --IdentityProvider.token=$$TOKEN \
-	  $$( [ -n "$$DISPLAY" ] || echo --no-browser ) $$( [ "$$(id -u)" != 0 ] || echo --allow-root ) \
-	  $(FIRST)
+	  --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/$(FIRST) \
+	  $$( [ -n "$$DISPLAY" ] || echo --no-browser ) $$( [ "$$(id -u)" != 0 ] || echo --allow-root )
 
 demo: setup
 	$(PY) -m engine.demo
