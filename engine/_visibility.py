@@ -227,12 +227,7 @@ class _Parser:
             return f"{column} BETWEEN ? AND ?"
         negated = self.accept("keyword", "NOT")
         if negated or (self.peek().kind == "keyword" and self.peek().text == "IN"):
-            self.expect("keyword", "IN", "IN after NOT")
-            self.expect("punct", "(", f"'(' opening the list of {name} IN")
-            values = [self.value(name, kind)]
-            while self.accept("punct", ","):
-                values.append(self.value(name, kind))
-            self.expect("punct", ")", f"')' closing the list of {name} IN")
+            values = self.in_list(name, kind)
             self.params += values
             return f"{column} {'NOT IN' if negated else 'IN'} ({', '.join('?' * len(values))})"
         if self.accept("keyword", "IS"):
@@ -253,6 +248,16 @@ class _Parser:
         self.params.append(self.value(name, kind))
         return f"{column} {_COMPARE[op.text]} ?"
 
+    def in_list(self, name: str, kind: str) -> list[Any]:
+        """``IN (v1, v2, ...)`` after a name (and an optional NOT, already read)."""
+        self.expect("keyword", "IN", "IN after NOT")
+        self.expect("punct", "(", f"'(' opening the list of {name} IN")
+        values = [self.value(name, kind)]
+        while self.accept("punct", ","):
+            values.append(self.value(name, kind))
+        self.expect("punct", ")", f"')' closing the list of {name} IN")
+        return values
+
     def custom_condition(self, name: str, type_name: str) -> str:
         """A condition on a custom search attribute: a look-up in its index."""
         kind = _CUSTOM_KINDS.get(type_name, "keyword")
@@ -268,12 +273,7 @@ class _Parser:
             return lookup(" AND value BETWEEN ? AND ?", [low, high])
         negated = self.accept("keyword", "NOT")
         if negated or (self.peek().kind == "keyword" and self.peek().text == "IN"):
-            self.expect("keyword", "IN", "IN after NOT")
-            self.expect("punct", "(", f"'(' opening the list of {name} IN")
-            values = [self.value(name, kind)]
-            while self.accept("punct", ","):
-                values.append(self.value(name, kind))
-            self.expect("punct", ")", f"')' closing the list of {name} IN")
+            values = self.in_list(name, kind)
             return lookup(f" AND value IN ({', '.join('?' * len(values))})", values, negated)
         if self.accept("keyword", "IS"):
             negated = self.accept("keyword", "NOT")

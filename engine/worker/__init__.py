@@ -18,7 +18,7 @@ import socket
 import uuid
 from collections import OrderedDict
 from datetime import timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from engine import _lock_waits, _queries, _service, _user_exits, _worker_faults
 from engine._failure_converter import encode_failure
@@ -403,8 +403,14 @@ class Worker:
     async def _complete_after_lock_wait(
         self, task: WorkflowTask, instance: WorkflowInstance, make: Callable[[], tuple[Any, ...]], error: StoreLockedError
     ) -> None:
+        await self._record_completion(task, instance, _lock_waits.record(self.client.store, _task_named(task), make, lambda: self._crashed, error))
+
+    async def _record_completion(self, task: WorkflowTask, instance: WorkflowInstance, recording: Awaitable[bool]) -> None:
+        """Await the commit of a workflow task's completion, then keep or evict the instance."""
         try:
-            recorded = await _lock_waits.record(self.client.store, _task_named(task), make, lambda: self._crashed, error)
+            recorded = await recording
+        except _worker_faults.Crashed:
+            return
         except StaleTaskError:
             self._evict(task.run_id)
             return
@@ -450,21 +456,11 @@ class Worker:
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
             return
         first = not instance.saw_completed_task
-        try:
-            recorded = await _worker_faults.change(
-                self, _worker_faults.workflow_task_point(task, submitted), _task_named(task), self._completion(task, submitted, first)
-            )
-        except _worker_faults.Crashed:
-            return
-        except StaleTaskError:
-            self._evict(task.run_id)
-            return
-        except Exception:
-            self._evict(task.run_id)
-            raise
-        instance.saw_completed_task = True
-        if instance._finished or self._max_cached == 0 or not recorded:
-            self._evict(task.run_id)
+        await self._record_completion(
+            task,
+            instance,
+            _worker_faults.change(self, _worker_faults.workflow_task_point(task, submitted), _task_named(task), self._completion(task, submitted, first)),
+        )
 
     def _instance_at_hand(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]] | None:
         """The cached instance and the new events, or a new instance when the task carries
