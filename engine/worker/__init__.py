@@ -32,6 +32,7 @@ from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts,
 from engine.activity import Info as ActivityInfo, _Context, _current
 from engine.client import Client, wait_first
 from engine._store_files import read_only_message
+from engine.replay import Replayer, WorkflowReplayResult, WorkflowReplayResults
 from engine.errors import (
     ApplicationError,
     NondeterminismError,
@@ -41,7 +42,15 @@ from engine.errors import (
     StoreReadOnlyError,
 )
 
-__all__ = ["Worker", "WorkflowRunner", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner"]
+__all__ = [
+    "Worker",
+    "WorkflowRunner",
+    "UnsandboxedWorkflowRunner",
+    "SandboxedWorkflowRunner",
+    "Replayer",
+    "WorkflowReplayResult",
+    "WorkflowReplayResults",
+]
 
 log = logging.getLogger("engine.worker")
 _worker_numbers = itertools.count(1)
