@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 from engine import _lock_waits, _queries, _service, _user_exits, _worker_faults
+from engine import _worker_logs
 from engine._failure_converter import encode_failure
 from engine._payload_converter import to_json_payloads
 from engine._payload_visitor import transform_commands, transform_events
@@ -143,6 +144,7 @@ class Worker:
         self._faults_epoch = -1
         self._faults_read_at = 0.0
         self._fault_cache: list[Any] = []
+        self._task_failures = _worker_logs.WorkflowTaskFailures()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -399,6 +401,7 @@ class Worker:
                 log.error("completing workflow task %s of run %s failed", task.started_event_id, task.run_id, exc_info=value)
             return
         instance.saw_completed_task = True
+        self._task_failures.completed(task.run_id)
         if instance._finished or self._max_cached == 0 or not value:
             self._evict(task.run_id)
 
@@ -414,6 +417,7 @@ class Worker:
             self._evict(task.run_id)
             raise
         instance.saw_completed_task = True
+        self._task_failures.completed(task.run_id)
         if instance._finished or self._max_cached == 0 or not recorded:
             self._evict(task.run_id)
 
@@ -465,6 +469,7 @@ class Worker:
             self._evict(task.run_id)
             raise
         instance.saw_completed_task = True
+        self._task_failures.completed(task.run_id)
         if instance._finished or self._max_cached == 0 or not recorded:
             self._evict(task.run_id)
 
@@ -559,6 +564,7 @@ class Worker:
             instance.evict()
 
     async def _fail_workflow_task(self, task: WorkflowTask, error: BaseException, cause: str) -> None:
+        self._task_failures.failed(self._workflow_log_details(task), error, cause)
         failure = await self._encode_failure(error)
         try:
             await _lock_waits.record(
@@ -572,6 +578,13 @@ class Worker:
             )
         except StaleTaskError:
             pass
+
+    def _workflow_log_details(self, task: WorkflowTask) -> dict[str, Any]:
+        attempt = next((e.attributes.get("attempt") for e in reversed(task.events) if e.event_type == "WorkflowTaskScheduled"), None)
+        return {
+            "attempt": int(attempt or 1), "namespace": self.client.namespace, "run_id": task.run_id,
+            "task_queue": self.task_queue, "workflow_id": task.workflow_id, "workflow_type": task.workflow_type,
+        }
 
     async def _encode_failure(self, error: BaseException) -> dict[str, Any]:
         try:
@@ -671,6 +684,8 @@ class Worker:
             return False
         if context is not None:
             await context.drain_heartbeats()
+        if outcome[0] == "fail":
+            _worker_logs.activity_failed(self._activity_log_details(task), outcome[1])
         what = f"The outcome of attempt {task.attempt} of activity {info['activityType']} (run {task.run_id})"
         try:
             make = await self._activity_outcome(task, outcome)
@@ -684,6 +699,14 @@ class Worker:
         except Exception:  # noqa: BLE001 - the lease will time out and the attempt is retried
             log.exception("recording %s failed", what)
         return False
+
+    def _activity_log_details(self, task: ActivityTask) -> dict[str, Any]:
+        info = task.info
+        return {
+            "activity_id": info.get("activityId"), "activity_type": info.get("activityType"), "attempt": task.attempt,
+            "namespace": self.client.namespace, "task_queue": self.task_queue, "workflow_id": info.get("workflowId"),
+            "workflow_run_id": task.run_id, "workflow_type": info.get("workflowType"),
+        }
 
     async def _activity_outcome(self, task: ActivityTask, outcome: tuple[str, Any]) -> Callable[[], tuple[Any, ...]]:
         """The change that records ``outcome``, made at each try (its time current)."""
