@@ -589,7 +589,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)  # __init__ is workflow code too (the sandbox checks it)
         try:
-            self._object = self.defn.cls()
+            if getattr(getattr(self.defn.cls, "__init__"), "__temporal_workflow_init", False):  # @workflow.init
+                self._object = self.defn.cls(*args)
+            else:
+                self._object = self.defn.cls()
         finally:
             asyncio.events._set_running_loop(previous)
         self._main = self.create_task(self._run_main(args))

@@ -15,7 +15,7 @@ import logging
 import random as _random_module
 import uuid as _uuid
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator, NoReturn, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence, TypeVar
 
 from engine import _children, _runtime, _sandbox_rules
 from engine._definitions import (
@@ -40,6 +40,7 @@ from engine.errors import NondeterminismError
 
 __all__ = [
     "defn",
+    "init",
     "run",
     "signal",
     "query",
@@ -74,6 +75,7 @@ __all__ = [
     "memo_value",
     "upsert_memo",
     "logger",
+    "LoggerAdapter",
     "in_workflow",
     "payload_converter",
     "unsafe",
@@ -117,11 +119,23 @@ def defn(
         run_fn = runs[0] if runs else None
         if run_fn is not None and not is_async(run_fn):
             problems.append(f"{run_fn.__qualname__} must be 'async def' (workflow code awaits activities and timers)")
-        try:
-            if vars(object)["__init__"] is not getattr(target, "__init__") or target.__new__ is not object.__new__:
-                inspect.signature(target).bind()
-        except TypeError:
-            problems.append(f"class {target.__qualname__} must be constructible without arguments (define __init__(self) only)")
+        init_fn = getattr(target, "__init__")
+        if getattr(init_fn, _INIT_MARK, False):
+            if run_fn is not None and not _same_parameters(init_fn, run_fn):
+                problems.append(
+                    f"@workflow.init and @workflow.run method parameters do not match: {init_fn.__qualname__}"
+                    f"{inspect.signature(init_fn)} vs {run_fn.__qualname__}{inspect.signature(run_fn)}; "
+                    "give __init__ the same parameters as the run method (names may differ)"
+                )
+        else:
+            try:
+                if vars(object)["__init__"] is not init_fn or target.__new__ is not object.__new__:
+                    inspect.signature(target).bind()
+            except TypeError:
+                problems.append(
+                    f"class {target.__qualname__} must be constructible without arguments (define __init__(self) only), "
+                    "or decorate __init__ with @workflow.init to receive the run's arguments"
+                )
         if problems:
             check_problems(f"workflow definition {target.__qualname__}", problems)
         assert run_fn is not None
@@ -175,6 +189,30 @@ def _members(cls: type) -> dict[str, Any]:
     for klass in reversed(cls.__mro__[:-1]):
         names.update(dict.fromkeys(vars(klass)))
     return {name: getattr(cls, name) for name in sorted(names)}
+
+
+# temporalio's marker attribute, so that a class decorated by either SDK's ``init`` is seen.
+_INIT_MARK = "__temporal_workflow_init"
+
+
+def init(init_fn: F) -> F:
+    """Mark ``__init__`` as taking the run's arguments: the workflow object is then built
+    with the same arguments as the ``@workflow.run`` method (whose parameters it must repeat,
+    names aside), so handlers can use state set up from the input before ``run`` starts."""
+    if getattr(init_fn, "__name__", None) != "__init__":
+        raise ValueError(
+            f"@workflow.init may only be used on the __init__ method, not on {getattr(init_fn, '__qualname__', init_fn)!r}"
+        )
+    setattr(init_fn, _INIT_MARK, True)
+    return init_fn
+
+
+def _same_parameters(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    # As temporalio: kinds, defaults and annotations must agree; only the names may differ.
+    def shape(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+        return [p.replace(name="_") for p in inspect.signature(fn).parameters.values()]
+
+    return shape(a) == shape(b)
 
 
 def run(fn: F) -> F:
@@ -587,25 +625,62 @@ def in_workflow() -> bool:
     return isinstance(asyncio.events._get_running_loop(), _runtime.WorkflowInstance)
 
 
-class _ReplaySafeLogger(logging.LoggerAdapter):
-    """Drops records while replaying, so each message is logged once per run, not per replay."""
+class LoggerAdapter(logging.LoggerAdapter):
+    """The workflow logger (``workflow.logger``), as temporalio's: each record carries the run's
+    details in ``extra["temporal_workflow"]`` (attempt, namespace, run_id, task_queue,
+    workflow_id, workflow_type) and, unless ``workflow_info_on_message = False``, appended to
+    the message. Records are dropped while the code replays history, so each message is logged
+    once per run, not once per replay (``log_during_replay = True`` keeps them)."""
+
+    def __init__(self, logger: logging.Logger, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(logger, dict(extra or {}))
+        self.workflow_info_on_message = True
+        self.workflow_info_on_extra = True
+        self.full_workflow_info_on_extra = False
+        self.log_during_replay = False
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
         loop = asyncio.events._get_running_loop()
-        if isinstance(loop, _runtime.WorkflowInstance) and loop.is_replaying():
+        if not self.log_during_replay and isinstance(loop, _runtime.WorkflowInstance) and loop.is_replaying():
             return False
         return super().isEnabledFor(level)
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         loop = asyncio.events._get_running_loop()
         if isinstance(loop, _runtime.WorkflowInstance):
-            extra = {"workflow_id": loop.info.workflow_id, "run_id": loop.info.run_id}
-            kwargs.setdefault("extra", {}).update(extra)
-            msg = f"{msg} ({{'workflow_id': {loop.info.workflow_id!r}, 'run_id': {loop.info.run_id!r}}})"
+            details = _logger_details(loop.info)
+            extra: dict[str, Any] = {}
+            if self.workflow_info_on_extra:
+                extra["temporal_workflow"] = dict(details)
+            if self.full_workflow_info_on_extra:
+                extra["workflow_info"] = loop.info
+            # What the call passed wins over ours (as temporalio: merge_extra semantics).
+            kwargs["extra"] = {**extra, **(kwargs.get("extra") or {})}
+            if self.workflow_info_on_message:
+                msg = f"{msg} ({details})"
         return msg, kwargs
 
+    @property
+    def base_logger(self) -> logging.Logger:
+        """The logger underneath (``engine.workflow``): add handlers and formatters to it."""
+        return self.logger
 
-logger = _ReplaySafeLogger(logging.getLogger("engine.workflow"), {})
+    def unsafe_disable_sandbox(self, value: bool = True) -> None:
+        """Accepted for temporalio code; logging here never goes through the sandbox's checks."""
+
+
+def _logger_details(info: Info) -> dict[str, Any]:
+    return {
+        "attempt": info.attempt,
+        "namespace": info.namespace,
+        "run_id": info.run_id,
+        "task_queue": info.task_queue,
+        "workflow_id": info.workflow_id,
+        "workflow_type": info.workflow_type,
+    }
+
+
+logger = LoggerAdapter(logging.getLogger("engine.workflow"), None)
 
 
 class unsafe:  # noqa: N801 - a namespace, named as in temporalio
