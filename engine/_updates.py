@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, Sequence
 
+from engine import _interceptors
 from engine._payload_converter import from_json_payloads, to_json_payload
 from engine.errors import ApplicationError, FailureError
 from engine.history import HistoryEvent
@@ -68,10 +69,14 @@ def _start(instance: WorkflowInstance, request: dict[str, Any], validate: bool) 
         _reject(instance, update_id, ApplicationError(f"Update {name!r}: cannot convert its arguments ({e})", type="BadArguments"))
         return
     validator = getattr(handler, "__update_validator__", None)
-    if validate and validator is not None:
+    if validate and (validator is not None or instance._inbound is not None):
         before = len(instance._commands)
         try:
-            validator(instance._object, *args)
+            if instance._inbound is None:
+                assert validator is not None
+                validator(instance._object, *args)
+            else:
+                instance._inbound.handle_update_validator(_interceptors.HandleUpdateInput(update_id, name, args, {}))
         except Exception as e:  # noqa: BLE001 - any error from a validator rejects the update
             del instance._commands[before:]
             _reject(instance, update_id, e)
@@ -91,6 +96,9 @@ def _start(instance: WorkflowInstance, request: dict[str, Any], validate: bool) 
             },
         },
     )
+    if instance._inbound is not None:
+        call = _interceptors.HandleUpdateInput(update_id, name, args, {})
+        handler = lambda _object, *_args: instance._inbound.handle_update_handler(call)  # noqa: E731
     instance.create_task(_run(instance, update_id, request.get("identity", ""), handler, args))
 
 

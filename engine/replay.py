@@ -52,12 +52,14 @@ class Replayer:
         data_converter: DataConverter = DataConverter.default,
         workflow_runner: WorkflowRunner | None = None,
         unsandboxed_workflow_runner: WorkflowRunner | None = None,
+        interceptors: Sequence[Any] = (),
     ) -> None:
         """``data_converter``'s payload and failure converters are used by the workflow code.
         Replay is synchronous, so a payload codec is not run here: decode a codec-encoded
         history first (``await engine.converter.decode_history(history, data_converter)``).
         Workflow code runs in the sandbox unless ``workflow_runner`` says otherwise, as in a worker."""
         self.data_converter = data_converter
+        self._interceptors = [i for i in interceptors if hasattr(i, "workflow_interceptor_class")]
         self._runner = workflow_runner if workflow_runner is not None else SandboxedWorkflowRunner()
         self._unsandboxed_runner = unsandboxed_workflow_runner if unsandboxed_workflow_runner is not None else UnsandboxedWorkflowRunner()
         self._workflows: dict[str, WorkflowDefinition] = {}
@@ -129,4 +131,6 @@ class Replayer:
             )
         run_id = str(attrs.get("originalExecutionRunId") or attrs.get("firstExecutionRunId") or "replay")
         info = info_from_history(history.workflow_id, run_id, history.events)
-        return self._runner_for(defn).create_instance(defn, info, self.data_converter)
+        instance = self._runner_for(defn).create_instance(defn, info, self.data_converter)
+        instance.interceptors = self._interceptors
+        return instance

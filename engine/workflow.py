@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence, TypeVar
 
 from engine import _children, _runtime, _sandbox_rules
+from engine import _interceptors
 from engine._definitions import (
     WorkflowDefinition,
     activity_definition,
@@ -273,8 +274,10 @@ class ContinueAsNewError(BaseException):
         self, args: Sequence[Any], *, workflow: Any = None, task_queue: str | None = None,
         run_timeout: timedelta | None = None, task_timeout: timedelta | None = None,
         memo: dict[str, Any] | None = None, search_attributes: TypedSearchAttributes | None = None,
+        headers: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__("Continue as new")
+        self.headers = dict(headers or {})
         self.input = list(args)
         self.workflow = workflow
         self.task_queue = task_queue
@@ -301,7 +304,7 @@ class ContinueAsNewError(BaseException):
             "input": to_json_payloads(payload_converter, self.input, f"argument of the continued workflow {name!r}"),
             "workflowRunTimeout": to_duration(self.run_timeout or info.run_timeout),
             "workflowTaskTimeout": to_duration(self.task_timeout or info.task_timeout),
-            "header": {},
+            "header": _interceptors.headers_to_json(self.headers),
         }
         # Left out, the engine carries the run's own over (as Temporal does).
         if self.memo:
@@ -329,6 +332,12 @@ def continue_as_new(
     ``search_attributes`` the new run gets this run's (its memo as it started, its search
     attributes as they are now), as in Temporal."""
     all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    instance = _runtime.current() if in_workflow() else None
+    if instance is not None and instance.outbound is not None:
+        name = workflow if workflow is None or isinstance(workflow, str) else workflow_definition(workflow).name
+        instance.outbound.continue_as_new(
+            _interceptors.ContinueAsNewInput(name, all_args, task_queue, run_timeout, task_timeout, memo, search_attributes, {})
+        )
     raise ContinueAsNewError(
         all_args, workflow=workflow, task_queue=task_queue, run_timeout=run_timeout, task_timeout=task_timeout,
         memo=memo, search_attributes=search_attributes,
@@ -362,6 +371,13 @@ def start_activity(
     instance = _runtime.current()
     name, hinted = _activity_name(activity)
     all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    if instance.outbound is not None:
+        return instance.outbound.start_activity(
+            _interceptors.StartActivityInput(
+                name, all_args, activity_id, task_queue, schedule_to_close_timeout, schedule_to_start_timeout,
+                start_to_close_timeout, heartbeat_timeout, retry_policy, cancellation_type, {}, summary, result_type or hinted,
+            )
+        )
     return instance.schedule_activity(
         name,
         all_args,
@@ -444,6 +460,13 @@ async def start_child_workflow(
     instance = _runtime.current()
     name, hinted = _workflow_name(workflow)
     all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    if instance.outbound is not None:
+        return await instance.outbound.start_child_workflow(
+            _interceptors.StartChildWorkflowInput(
+                name, all_args, id or str(instance.uuid4()), task_queue, cancellation_type, parent_close_policy,
+                execution_timeout, run_timeout, task_timeout, memo, search_attributes, {}, static_summary, result_type or hinted,
+            )
+        )
     handle = _children.start_child(
         instance,
         name,

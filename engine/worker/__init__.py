@@ -22,6 +22,25 @@ from typing import Any, Callable, Sequence
 
 from engine import _lock_waits, _queries, _service, _user_exits, _worker_faults
 from engine import _worker_logs
+from engine import _interceptors
+from engine._interceptors import (
+    ActivityInboundInterceptor,
+    ActivityOutboundInterceptor,
+    ContinueAsNewInput,
+    ExecuteActivityInput,
+    ExecuteWorkflowInput,
+    HandleQueryInput,
+    HandleSignalInput,
+    HandleUpdateInput,
+    Interceptor,
+    SignalChildWorkflowInput,
+    SignalExternalWorkflowInput,
+    StartActivityInput,
+    StartChildWorkflowInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 from engine._failure_converter import encode_failure
 from engine._payload_converter import to_json_payloads
 from engine._payload_visitor import transform_commands, transform_events
@@ -51,6 +70,22 @@ __all__ = [
     "Replayer",
     "WorkflowReplayResult",
     "WorkflowReplayResults",
+    "Interceptor",
+    "WorkflowInterceptorClassInput",
+    "ActivityInboundInterceptor",
+    "ActivityOutboundInterceptor",
+    "ExecuteActivityInput",
+    "WorkflowInboundInterceptor",
+    "WorkflowOutboundInterceptor",
+    "ExecuteWorkflowInput",
+    "HandleSignalInput",
+    "HandleQueryInput",
+    "HandleUpdateInput",
+    "StartActivityInput",
+    "StartChildWorkflowInput",
+    "SignalChildWorkflowInput",
+    "SignalExternalWorkflowInput",
+    "ContinueAsNewInput",
 ]
 
 log = logging.getLogger("engine.worker")
@@ -77,6 +112,7 @@ class Worker:
         max_concurrent_activities: int | None = None,
         graceful_shutdown_timeout: timedelta = timedelta(0),
         debug_mode: bool = False,
+        interceptors: Sequence[Any] = (),
     ) -> None:
         problems = []
         if not task_queue:
@@ -116,6 +152,9 @@ class Worker:
         check_problems("worker", list(dict.fromkeys(problems)))  # one module's failure is every class's
         self.client = client
         self.task_queue = task_queue
+        # As temporalio: the client's interceptors that also intercept workers come first.
+        self._interceptors = [i for i in getattr(client, "_interceptors", ()) if _interceptors.is_worker_interceptor(i)]
+        self._interceptors += list(interceptors)
         number = next(_worker_numbers)
         self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
         # The lease owner must differ between workers of one process, the identity need not.
@@ -515,13 +554,14 @@ class Worker:
         self.stats["replays"] += 1
         info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
         instance = self._runner_for(defn).create_instance(defn, info, self.client.data_converter)
+        instance.interceptors = self._interceptors
         self._cache[task.run_id] = instance
         while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
             old.evict()
         return instance
 
-    async def query(self, run_id: str, name: str, input: dict[str, Any]) -> dict[str, Any]:
+    async def query(self, run_id: str, name: str, input: dict[str, Any], headers: Any = None) -> dict[str, Any]:
         """Answer a query by replaying the run's history (no history is written).
         ``input`` (``{"payloads": [...]}``) and the answer are payloads, codec-encoded."""
         converter = self.client.data_converter
@@ -536,10 +576,11 @@ class Worker:
         if defn is None:
             raise NotRegisteredError(f"This worker does not know workflow type {info.workflow_type!r}.")
         instance = self._runner_for(defn).create_instance(defn, info, converter)
+        instance.interceptors = self._interceptors
         try:
             # Only completed workflow tasks are replayed: the state the workflow last showed.
             instance.apply(events, live_tail=False, check_end=False)
-            answer = instance.query(name, await converter._codec_json(input, encode=False))
+            answer = instance.query(name, await converter._codec_json(input, encode=False), headers)
         finally:
             instance.evict()
         encoded = await converter._codec_json({"payloads": [answer]}, encode=True)
@@ -743,9 +784,11 @@ class Worker:
                     if limit:
                         timer = asyncio.get_running_loop().call_later(limit, interrupt, True)
                     try:
-                        result = await defn.fn(*args)
+                        result = await (self._intercepted(defn, args, info) if self._interceptors else defn.fn(*args))
                     finally:
                         state["running"] = False
+                elif self._interceptors:
+                    result = await self._intercepted(defn, args, info)
                 else:
                     ctx = contextvars.copy_context()
                     loop = asyncio.get_running_loop()
@@ -772,6 +815,12 @@ class Worker:
             return ("ok", await converter._encode_json([result], f"the result of activity {defn.name!r}", numbered=False))
         except PayloadError as e:
             return ("fail", ApplicationError(str(e), type="PayloadError", non_retryable=True))
+
+    async def _intercepted(self, defn: ActivityDefinition, args: list[Any], info: dict[str, Any]) -> Any:
+        chain = _interceptors.activity_chain(self._interceptors, _interceptors.EngineActivityInbound(self._executor))
+        chain.init(_interceptors.EngineActivityOutbound())
+        call = _interceptors.ExecuteActivityInput(defn.fn, args, self._executor, _interceptors.headers_from_json(info.get("header")))
+        return await chain.execute_activity(call)
 
     async def _activity_context(self, task: ActivityTask) -> _Context:
         info = task.info
