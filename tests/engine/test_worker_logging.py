@@ -136,3 +136,4 @@ def test_repeated_workflow_task_failures_are_rate_limited_and_reported_on_change
     failures.completed("r1")
     failures.failed(details, RuntimeError("changed"), cause)  # after a success: news again
     assert len(caplog.records) == 4
+
