@@ -109,7 +109,7 @@ def cmd_start_child(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: 
                 **ident,
                 "workflowExecution": {"workflowId": attrs["workflowId"], "runId": child_run_id},
                 "workflowType": attrs["workflowType"],
-                "header": {},
+                "header": attrs.get("header") or {},  # the initiated command's, as Temporal copies it
             },
         )
     )
