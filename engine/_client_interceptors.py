@@ -32,6 +32,7 @@ __all__ = [
     "CancelWorkflowInput",
     "TerminateWorkflowInput",
     "DescribeWorkflowInput",
+    "StartWorkflowUpdateInput",
 ]
 
 # Set by the chain's bottom while the client's own method runs: the headers to send.
@@ -100,6 +101,19 @@ class DescribeWorkflowInput:
     run_id: str | None
 
 
+@dataclass
+class StartWorkflowUpdateInput:
+    id: str
+    run_id: str | None
+    first_execution_run_id: str | None
+    update_id: str | None
+    update: str
+    args: Sequence[Any]
+    wait_for_stage: Any
+    headers: Mapping[str, Any]
+    ret_type: type | None
+
+
 class OutboundInterceptor:
     """Wraps the client's calls; ``next`` ends at the engine's own."""
 
@@ -123,6 +137,9 @@ class OutboundInterceptor:
 
     async def describe_workflow(self, input: DescribeWorkflowInput) -> WorkflowExecutionDescription:
         return await self.next.describe_workflow(input)
+
+    async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> Any:
+        return await self.next.start_workflow_update(input)
 
 
 class Interceptor:
@@ -231,6 +248,17 @@ class _EngineOutbound:
         token = _outgoing.set({})
         try:
             await self._client.get_workflow_handle(input.id, run_id=input.run_id).terminate(*input.args, reason=input.reason)
+        finally:
+            _outgoing.reset(token)
+
+    async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> Any:
+        token = _outgoing.set(dict(input.headers))
+        try:
+            handle = self._client.get_workflow_handle(input.id, run_id=input.run_id)
+            return await handle.start_update(
+                input.update, args=list(input.args), id=input.update_id, wait_for_stage=input.wait_for_stage,
+                result_type=input.ret_type,
+            )
         finally:
             _outgoing.reset(token)
 

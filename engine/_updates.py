@@ -42,6 +42,7 @@ def requests_in(events: Sequence[HistoryEvent], start: int) -> list[dict[str, An
                     "identity": meta.get("identity", ""),
                     "name": (request.get("input") or {}).get("name", ""),
                     "args": (request.get("input") or {}).get("args"),
+                    "header": (request.get("input") or {}).get("header"),
                 }
             )
     return found
@@ -76,7 +77,8 @@ def _start(instance: WorkflowInstance, request: dict[str, Any], validate: bool) 
                 assert validator is not None
                 validator(instance._object, *args)
             else:
-                instance._inbound.handle_update_validator(_interceptors.HandleUpdateInput(update_id, name, args, {}))
+                headers = _interceptors.headers_from_json(request.get("header"))
+                instance._inbound.handle_update_validator(_interceptors.HandleUpdateInput(update_id, name, args, headers))
         except Exception as e:  # noqa: BLE001 - any error from a validator rejects the update
             del instance._commands[before:]
             _reject(instance, update_id, e)
@@ -92,12 +94,16 @@ def _start(instance: WorkflowInstance, request: dict[str, Any], validate: bool) 
             "acceptedRequestMessageId": f"{update_id}/request",
             "acceptedRequest": {
                 "meta": {"updateId": update_id, "identity": request.get("identity", "")},
-                "input": {"name": name, "args": request.get("args") or {"payloads": []}},
+                "input": {
+                    **({"header": request["header"]} if request.get("header") else {}),
+                    "name": name,
+                    "args": request.get("args") or {"payloads": []},
+                },
             },
         },
     )
     if instance._inbound is not None:
-        call = _interceptors.HandleUpdateInput(update_id, name, args, {})
+        call = _interceptors.HandleUpdateInput(update_id, name, args, _interceptors.headers_from_json(request.get("header")))
         handler = lambda _object, *_args: instance._inbound.handle_update_handler(call)  # noqa: E731
     instance.create_task(_run(instance, update_id, request.get("identity", ""), handler, args))
 

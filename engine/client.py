@@ -28,6 +28,7 @@ from engine._client_interceptors import (
     QueryWorkflowInput,
     SignalWorkflowInput,
     StartWorkflowInput,
+    StartWorkflowUpdateInput,
     TerminateWorkflowInput,
 )
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
@@ -68,6 +69,7 @@ __all__ = [
     "CancelWorkflowInput",
     "TerminateWorkflowInput",
     "DescribeWorkflowInput",
+    "StartWorkflowUpdateInput",
 ]
 
 _arg_unset = object()
@@ -637,6 +639,12 @@ class WorkflowHandle:
         """Send an update; return once it reached ``wait_for_stage`` (accepted by default)."""
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
         hinted = None if isinstance(update, str) else _hinted_result(update)
+        if _client_interceptors.intercepting(self._client):
+            call = _client_interceptors.StartWorkflowUpdateInput(
+                self.id, self.run_id, self.first_execution_run_id, id, _client_updates.update_name(update), all_args,
+                wait_for_stage, {}, result_type or hinted,
+            )
+            return await self._client._outbound.start_workflow_update(call)
         return await _client_updates.start(
             self, update, all_args, id=id, wait_for_stage=wait_for_stage, result_type=result_type or hinted
         )

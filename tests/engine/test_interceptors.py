@@ -59,6 +59,11 @@ class ClientOut(engine_client.OutboundInterceptor):
         _put(input, workflow_converter())
         return await super().query_workflow(input)
 
+    async def start_workflow_update(self, input: engine_client.StartWorkflowUpdateInput) -> Any:
+        CALLS.append(f"client.start_workflow_update {input.update}")
+        _put(input, workflow_converter())
+        return await super().start_workflow_update(input)
+
     async def cancel_workflow(self, input: engine_client.CancelWorkflowInput) -> None:
         CALLS.append("client.cancel_workflow")
         await super().cancel_workflow(input)
@@ -107,11 +112,13 @@ class WorkflowIn(engine_worker.WorkflowInboundInterceptor):
 
     def handle_update_validator(self, input: engine_worker.HandleUpdateInput) -> None:
         CALLS.append(f"workflow.handle_update_validator {input.update}")
-        super().handle_update_validator(input)
+        with _Scope(input, workflow.payload_converter()):
+            super().handle_update_validator(input)
 
     async def handle_update_handler(self, input: engine_worker.HandleUpdateInput) -> Any:
         CALLS.append(f"workflow.handle_update_handler {input.update}")
-        return await super().handle_update_handler(input)
+        with _Scope(input, workflow.payload_converter()):
+            return await super().handle_update_handler(input)
 
 
 class ActivityIn(engine_worker.ActivityInboundInterceptor):
@@ -185,8 +192,13 @@ class Parent:
         return USER.get()
 
     @workflow.update
-    def bump(self, n: int) -> int:
-        return n + 1
+    def bump(self, n: int) -> str:
+        return f"{n + 1}:{USER.get()}"
+
+    @bump.validator
+    def check_bump(self, n: int) -> None:
+        if USER.get() != "ada":
+            raise ValueError(f"bump by {USER.get()}")
 
 
 async def test_headers_flow_through_client_workflow_and_activity_interceptors() -> None:
@@ -203,7 +215,7 @@ async def test_headers_flow_through_client_workflow_and_activity_interceptors() 
         token = USER.set("ada")
         handle = await client.start_workflow(Parent.run, id="parent", task_queue="q")
         assert await handle.query(Parent.asked_by) == "ada"
-        assert await handle.execute_update(Parent.bump, 1) == 2
+        assert await handle.execute_update(Parent.bump, 1) == "2:ada"
         await handle.signal(Parent.go)
         USER.reset(token)
         result = await handle.result()
@@ -215,7 +227,7 @@ async def test_headers_flow_through_client_workflow_and_activity_interceptors() 
         "client.start_workflow Parent", "client.query_workflow asked_by", "client.signal_workflow go",
         "workflow.start_activity whoami_async", "workflow.start_activity whoami_sync", "activity.execute_activity whoami_async",
         "activity.execute_activity whoami_sync", "workflow.start_child_workflow Child", "workflow.signal_child_workflow ping",
-        "workflow.handle_update_validator bump", "workflow.handle_update_handler bump",
+        "workflow.handle_update_validator bump", "workflow.handle_update_handler bump", "client.start_workflow_update bump",
     ):
         assert call in CALLS, call
     headers = {e.event_type: e.attributes.get("header") for e in history.events if e.attributes.get("header")}
@@ -225,6 +237,8 @@ async def test_headers_flow_through_client_workflow_and_activity_interceptors() 
     ):
         assert KEY in headers[event_type]["fields"], event_type
         assert headers[event_type]["fields"][KEY]["metadata"]["encoding"]  # a payload in Temporal's JSON form
+    accepted = next(e for e in history.events if e.event_type == "WorkflowExecutionUpdateAccepted")
+    assert KEY in accepted.attributes["acceptedRequest"]["input"]["header"]["fields"]  # replay hands it back
 
 
 async def test_no_interceptors_writes_empty_headers_as_before() -> None:

@@ -2,7 +2,8 @@
 
 ``tests/histories/headers.json`` was recorded on a real dev server (record_fixtures.py
 --only headers) from ``fixture_headers.py``: temporalio code whose interceptor adds one header
-to the start, the signal, the activity, the child's start and the signal to the child. The
+to the start, an update (in its accepted request's input), the signal, the activity, the
+child's start and the signal to the child. The
 same workflow and interceptor written against ``engine`` run here; the events that carry the
 header, and the header itself, must be the same.
 """
@@ -62,6 +63,10 @@ class HeadersWorkflow:
     def start(self) -> None:
         self.go = True
 
+    @workflow.update
+    def note(self, text: str) -> str:
+        return text + "!"
+
 
 def _add(input: Any, converter: Any) -> None:
     input.headers = {**input.headers, HEADER: converter.to_payload(USER)}
@@ -75,6 +80,10 @@ class _ClientOut(engine_client.OutboundInterceptor):
     async def signal_workflow(self, input: engine_client.SignalWorkflowInput) -> None:
         _add(input, DataConverter.default.payload_converter)
         await super().signal_workflow(input)
+
+    async def start_workflow_update(self, input: engine_client.StartWorkflowUpdateInput) -> Any:
+        _add(input, DataConverter.default.payload_converter)
+        return await super().start_workflow_update(input)
 
 
 class _WorkflowOut(engine_worker.WorkflowOutboundInterceptor):
@@ -108,8 +117,9 @@ def _headers(history_json: str) -> list[tuple[str, Any]]:
     out = []
     for event in json.loads(history_json)["events"]:
         attrs = next((v for k, v in event.items() if k.endswith("Attributes")), {})
-        if attrs.get("header"):
-            out.append((event["eventType"], attrs["header"]))
+        header = attrs.get("header") or ((attrs.get("acceptedRequest") or {}).get("input") or {}).get("header")
+        if header:
+            out.append((event["eventType"], header))
     return out
 
 
@@ -118,6 +128,7 @@ async def test_headers_land_in_the_events_a_real_temporal_records_them_in() -> N
     client = Client(env.client.store, clock=env.client.clock, owns_store=False, interceptors=[HeaderInterceptor()])
     async with Worker(client, task_queue="fixtures-headers", workflows=[HeadersWorkflow, HeadersChild], activities=[shout]):
         handle = await client.start_workflow(HeadersWorkflow.run, "hi", id="fixture-headers", task_queue="fixtures-headers")
+        assert await handle.execute_update(HeadersWorkflow.note, "x") == "x!"
         await handle.signal(HeadersWorkflow.start)
         assert await handle.result() == "HI / child done"
         ours = (await handle.fetch_history()).to_json()
@@ -125,7 +136,8 @@ async def test_headers_land_in_the_events_a_real_temporal_records_them_in() -> N
     await env.shutdown()
     theirs = _headers(FIXTURE.read_text())
     assert [t for t, _ in theirs] == [
-        "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED", "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED", "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED",
+        "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED", "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+        "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED", "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED",
         "EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED", "EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED",
         "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED",
     ]

@@ -58,6 +58,10 @@ class HeadersWorkflow:
     def start(self) -> None:
         self.go = True
 
+    @workflow.update
+    def note(self, text: str) -> str:
+        return text + "!"
+
 
 WORKFLOWS = [HeadersWorkflow, HeadersChild]
 
@@ -74,6 +78,10 @@ class _ClientOut(temporalio.client.OutboundInterceptor):
     async def signal_workflow(self, input: temporalio.client.SignalWorkflowInput) -> None:
         _add(input, temporalio.converter.default().payload_converter)
         await super().signal_workflow(input)
+
+    async def start_workflow_update(self, input: temporalio.client.StartWorkflowUpdateInput) -> Any:
+        _add(input, temporalio.converter.default().payload_converter)
+        return await super().start_workflow_update(input)
 
 
 class _WorkflowOut(temporalio.worker.WorkflowOutboundInterceptor):

@@ -302,6 +302,7 @@ async def record_headers(client: Client, out: Path, acts: fw.FixtureActivities) 
         h = await intercepted.start_workflow(
             fixture_headers.HeadersWorkflow.run, "hi", id=WORKFLOW_IDS["headers"], task_queue=fixture_headers.TASK_QUEUE
         )
+        print("  update note:", await h.execute_update(fixture_headers.HeadersWorkflow.note, "x"))
         await h.signal(fixture_headers.HeadersWorkflow.start)
         print("  result:", await h.result())
         save(out, "headers", await fetch(h))
