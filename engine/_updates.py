@@ -9,6 +9,7 @@ client) and, when the handler returns or raises, ``WorkflowExecutionUpdateComple
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -48,6 +49,11 @@ def requests_in(events: Sequence[HistoryEvent], start: int) -> list[dict[str, An
     return found
 
 
+# (update id, update name) while an update's validator or handler runs (workflow.logger and
+# workflow.current_update_info() read it); a handler's task inherits it when it is created.
+current: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("engine_current_update", default=None)
+
+
 def deliver(instance: WorkflowInstance, request: dict[str, Any], *, validate: bool) -> None:
     """Queue one update request on the instance's loop (in arrival order, with other jobs)."""
     instance.call_soon(_start, instance, request, validate)
@@ -69,6 +75,16 @@ def _start(instance: WorkflowInstance, request: dict[str, Any], validate: bool) 
     except Exception as e:  # noqa: BLE001 - bad arguments reject the update, they are the caller's fault
         _reject(instance, update_id, ApplicationError(f"Update {name!r}: cannot convert its arguments ({e})", type="BadArguments"))
         return
+    token = current.set((update_id, name))
+    try:
+        _validate_and_accept(instance, request, update_id, name, handler, args, validate)
+    finally:
+        current.reset(token)
+
+
+def _validate_and_accept(
+    instance: WorkflowInstance, request: dict[str, Any], update_id: str, name: str, handler: Any, args: list[Any], validate: bool
+) -> None:
     validator = getattr(handler, "__update_validator__", None)
     if validate and (validator is not None or instance._inbound is not None):
         before = len(instance._commands)

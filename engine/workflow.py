@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import inspect
 import logging
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence, TypeVar
 
 from engine import _children, _runtime, _sandbox_rules
-from engine import _interceptors
+from engine import _interceptors, _updates
 from engine._definitions import (
     WorkflowDefinition,
     activity_definition,
@@ -77,6 +78,8 @@ __all__ = [
     "upsert_memo",
     "logger",
     "LoggerAdapter",
+    "UpdateInfo",
+    "current_update_info",
     "in_workflow",
     "payload_converter",
     "unsafe",
@@ -638,6 +641,20 @@ def _payload_value(converter: PayloadConverter, payload: Any, type_hint: Any, ke
     return from_json_payload(converter, payload, type_hint, f"memo field {key!r}")
 
 
+@dataclasses.dataclass(frozen=True)
+class UpdateInfo:
+    """The update being handled (``current_update_info()``)."""
+
+    id: str
+    name: str
+
+
+def current_update_info() -> UpdateInfo | None:
+    """The update whose validator or handler (or a task it started) is running, else None."""
+    update = _updates.current.get()
+    return UpdateInfo(*update) if update is not None else None
+
+
 def payload_converter() -> PayloadConverter:
     """The payload converter of the worker's data converter (for converting values by hand)."""
     return _runtime.current().payload_converter
@@ -672,6 +689,9 @@ class LoggerAdapter(logging.LoggerAdapter):
         loop = asyncio.events._get_running_loop()
         if isinstance(loop, _runtime.WorkflowInstance):
             details = _logger_details(loop.info)
+            update = _updates.current.get()
+            if update is not None:  # in an update's validator or handler: which update, too
+                details.update(update_id=update[0], update_name=update[1])
             extra: dict[str, Any] = {}
             if self.workflow_info_on_extra:
                 extra["temporal_workflow"] = dict(details)

@@ -137,3 +137,39 @@ def test_repeated_workflow_task_failures_are_rate_limited_and_reported_on_change
     failures.failed(details, RuntimeError("changed"), cause)  # after a success: news again
     assert len(caplog.records) == 4
 
+
+
+@workflow.defn
+class Noted:
+    def __init__(self) -> None:
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.done)
+
+    @workflow.update
+    async def note(self, text: str) -> str:
+        info = workflow.current_update_info()
+        workflow.logger.info("noting %s", text)
+        self.done = True
+        return f"{info.name}:{info.id}" if info else "none"
+
+    @note.validator
+    def check(self, text: str) -> None:
+        workflow.logger.info("checking %s", text)
+
+
+async def test_logs_in_an_update_name_the_update(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="engine.workflow")
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[Noted]):
+        handle = await env.client.start_workflow(Noted.run, id="noted", task_queue="q")
+        assert await handle.execute_update(Noted.note, "x", id="u-1") == "note:u-1"
+        await handle.result()
+    await env.shutdown()
+    records = [r for r in caplog.records if r.name == "engine.workflow"]
+    assert [r.msg.split(" (")[0] for r in records] == ["checking %s", "noting %s"]
+    for record in records:
+        assert record.temporal_workflow["update_id"] == "u-1" and record.temporal_workflow["update_name"] == "note"  # type: ignore[attr-defined]
+        assert "'update_name': 'note'" in record.getMessage()
