@@ -14,6 +14,7 @@ import enum
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from engine import _interceptors
 from engine._payload_converter import from_json_payload, to_json_payload, to_json_payloads
 from engine.errors import (
     ApplicationError,
@@ -201,6 +202,7 @@ def start_child(
     memo: Mapping[str, Any] | None,
     summary: str | None,
     search_attributes: Any = None,
+    headers: Mapping[str, Any] | None = None,
 ) -> ChildWorkflowHandle:
     from engine._durations import to_duration
 
@@ -216,7 +218,7 @@ def start_child(
         "workflowTaskTimeout": to_duration(task_timeout or timedelta(seconds=10)),
         "parentClosePolicy": _POLICY_NAMES[ParentClosePolicy(parent_close_policy)],
         "workflowIdReusePolicy": "WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE",
-        "header": {},
+        "header": _interceptors.headers_to_json(headers),
     }
     if attrs["workflowExecutionTimeout"] is None:
         del attrs["workflowExecutionTimeout"]
@@ -254,6 +256,22 @@ def request_cancel_external(
 async def signal_external(
     instance: WorkflowInstance, workflow_id: str, run_id: str | None, name: str, args: Sequence[Any], *, child_only: bool
 ) -> None:
+    """Signal a child or another workflow, through the run's outbound interceptors if any."""
+    outbound = instance.outbound
+    if outbound is None:
+        await send_signal(instance, workflow_id, run_id, name, args, child_only=child_only)
+    elif child_only:
+        await outbound.signal_child_workflow(_interceptors.SignalChildWorkflowInput(name, list(args), workflow_id, {}))
+    else:
+        await outbound.signal_external_workflow(
+            _interceptors.SignalExternalWorkflowInput(name, list(args), instance.info.namespace, workflow_id, run_id, {})
+        )
+
+
+async def send_signal(
+    instance: WorkflowInstance, workflow_id: str, run_id: str | None, name: str, args: Sequence[Any], *, child_only: bool,
+    headers: Mapping[str, Any] | None = None,
+) -> None:
     execution = {"workflowId": workflow_id}
     if run_id:
         execution["runId"] = run_id
@@ -263,7 +281,7 @@ async def signal_external(
         "signalName": name,
         "input": to_json_payloads(instance.payload_converter, args, f"argument of signal {name!r}"),
         "childWorkflowOnly": child_only,
-        "header": {},
+        "header": _interceptors.headers_to_json(headers),
     }
     fut = instance.create_future()
 

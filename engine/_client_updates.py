@@ -8,6 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from engine import _service_updates
+from engine import _client_interceptors
 from engine.errors import WorkflowUpdateFailedError
 
 if TYPE_CHECKING:
@@ -77,6 +78,10 @@ async def start(
     if wait_for_stage == WorkflowUpdateStage.ADMITTED:
         raise ValueError("wait_for_stage=ADMITTED is not supported (as in temporalio): use ACCEPTED or COMPLETED.")
     payloads = await client.data_converter._encode_json(list(args), f"argument of update {name!r}")
+    header = _client_interceptors.outgoing_header()
+    if header:
+        # Stored with the arguments: the update's input (Temporal's Input has header, name, args).
+        payloads = {**payloads, "header": header}
     run_id = await workflow._resolve_run()
     update_id = id or str(uuid.uuid4())
     await client.store.run(

@@ -22,11 +22,13 @@ import os
 import random as _random
 import sys
 import uuid
+import types
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 from engine import _children, _search_attributes, _updates, _user_exits
+from engine import _interceptors
 from engine._sdk_flags import SDK_FLAGS, UPSERT_ON_PATCH, flags_of
 from engine._definitions import WorkflowDefinition, hints_of
 from engine._durations import from_duration, to_duration
@@ -345,6 +347,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
     # runs in the sandbox, and the definition the worker was given (``defn`` may be a copy).
     sandboxed = False
     registered: WorkflowDefinition | None = None
+    # The worker's interceptors (engine/_interceptors.py); the chains are built with the object.
+    interceptors: Sequence[Any] = ()
 
     def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo, data_converter: DataConverter | None = None) -> None:
         self.defn = defn
@@ -370,6 +374,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._main: asyncio.Task | None = None
         self._main_started = False
         self._object: Any = None
+        self._inbound: Any = None  # the inbound interceptor chain, when there are interceptors
+        self.outbound: Any = None  # the outbound one (its init sets it)
         self._random_instance: _random.Random | None = None
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
@@ -592,7 +598,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)  # __init__ is workflow code too (the sandbox checks it)
         try:
-            self._object = self.defn.cls()
+            if getattr(getattr(self.defn.cls, "__init__"), "__temporal_workflow_init", False):  # @workflow.init
+                self._object = self.defn.cls(*args)
+            else:
+                self._object = self.defn.cls()
+            if self.interceptors:
+                self._inbound = _interceptors.workflow_chain(self.interceptors, self)
         finally:
             asyncio.events._set_running_loop(previous)
         self._main = self.create_task(self._run_main(args))
@@ -609,7 +620,14 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                 # throw it in before this try, and the cancel would be lost.
                 assert self._main is not None
                 self._main.cancel()
-            result = await self.defn.run_fn(self._object, *args)
+            if self._inbound is None:
+                result = await self.defn.run_fn(self._object, *args)
+            else:
+                result = await self._inbound.execute_workflow(
+                    _interceptors.ExecuteWorkflowInput(
+                        type(self._object), types.MethodType(self.defn.run_fn, self._object), args, self.info.headers
+                    )
+                )
         except ContinueAsNewError as e:
             self._add_command("ContinueAsNewWorkflowExecution", e.command_attributes(self.info, self.payload_converter))
             return
@@ -699,7 +717,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                     str(e).rstrip("."), getattr(handler, "__qualname__", name),
                 )
             return
-        if inspect.iscoroutinefunction(handler):
+        if self._inbound is not None:
+            headers = _interceptors.headers_from_json(attrs.get("header"))
+            self.create_task(self._guarded(self._inbound.handle_signal(_interceptors.HandleSignalInput(name, args, headers))))
+        elif inspect.iscoroutinefunction(handler):
             self.create_task(self._guarded(handler(self._object, *args)))
         else:
             self.call_soon(self._call_guarded, handler, self._object, *args)
@@ -722,7 +743,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         except Exception as e:  # noqa: BLE001 - a bug in a handler fails the workflow task
             self._failure = e
 
-    def query(self, name: str, input: Mapping[str, Any] | None) -> dict[str, Any]:
+    def query(self, name: str, input: Mapping[str, Any] | None, headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Run query handler ``name`` on the current state (it must not issue commands);
         ``input`` and the answer are payloads (the worker runs the codec on them)."""
         handler = self.defn.queries.get(name)
@@ -735,7 +756,11 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         asyncio.events._set_running_loop(self)
         before = len(self._commands)
         try:
-            result = handler(self._object, *converted)
+            if self._inbound is None:
+                result = handler(self._object, *converted)
+            else:
+                call = _interceptors.HandleQueryInput("", name, converted, dict(headers or {}))
+                result = _interceptors.run_sync(self._inbound.handle_query(call), f"Query {name!r}")
         except Exception:
             raise
         except BaseException as e:  # noqa: BLE001 - SystemExit and the like: see _user_exits
@@ -785,6 +810,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         result_type: Any,
         summary: str | None,
         cancellation_type: int = TRY_CANCEL,
+        headers: Mapping[str, Any] | None = None,
     ) -> ActivityHandle:
         if start_to_close_timeout is None and schedule_to_close_timeout is None:
             raise ValueError(
@@ -801,7 +827,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             "activityId": act_id,
             "activityType": {"name": activity_type},
             "taskQueue": {"name": task_queue or self.info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
-            "header": {},
+            "header": _interceptors.headers_to_json(headers),
             "input": to_json_payloads(self.payload_converter, args, f"argument of activity {activity_type!r}"),
             "scheduleToCloseTimeout": to_duration(schedule_to_close_timeout),
             "scheduleToStartTimeout": to_duration(schedule_to_start_timeout),
@@ -1134,6 +1160,7 @@ def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEve
         root=_parent_info(started, "rootWorkflowExecution", "parentWorkflowNamespace", namespace),
         typed_search_attributes=_search_attributes.decode_typed((started.get("searchAttributes") or {}).get("indexedFields")),
         raw_memo=dict((started.get("memo") or {}).get("fields") or {}),
+        headers=_interceptors.headers_from_json(started.get("header")),
     )
 
 

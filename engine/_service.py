@@ -406,6 +406,8 @@ class StartRequest:
     first_run_id: str | None = None
     # For a child run: the parent* / root* attributes of its WorkflowExecutionStarted event.
     parent: dict[str, Any] | None = None
+    # The start's header fields (interceptors' headers; {} when none), as Temporal records them.
+    header: dict[str, Any] | None = None
 
 
 def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
@@ -430,7 +432,7 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
         "firstExecutionRunId": req.first_run_id or run_id,
         "attempt": 1,
         "firstWorkflowTaskBackoff": "0s",
-        "header": {},
+        "header": req.header or {},
         "workflowId": req.workflow_id,
     }
     if req.execution_timeout:
@@ -776,6 +778,8 @@ def _cmd_schedule_activity(tx: Tx, run: Run, now: datetime, completed: int, attr
         "heartbeat": (from_duration(attrs.get("heartbeatTimeout")) or timedelta(0)).total_seconds(),
         "retryPolicy": attrs.get("retryPolicy"),
     }
+    if attrs.get("header"):
+        info["header"] = attrs["header"]  # for the activity's interceptors
     queue = attrs["taskQueue"]["name"]
     t = ts(now)
     receiver = pick(tx.receivers, "activity:" + queue)
@@ -1101,12 +1105,13 @@ def request_cancel(
 
 
 def signal_workflow(
-    tx: Tx, run_id: str, name: str, payloads: dict[str, Any], identity: str, now: datetime, external: dict[str, Any] | None = None
+    tx: Tx, run_id: str, name: str, payloads: dict[str, Any], identity: str, now: datetime, external: dict[str, Any] | None = None,
+    header: dict[str, Any] | None = None,
 ) -> None:
     run = load_run(tx, run_id)
     if not run.open:
         raise WorkflowNotFoundError(f"Workflow run {run_id} is already closed ({run.status}); it cannot receive signal {name!r}.")
-    attrs = {"signalName": name, "input": payloads, "identity": identity, "header": {}, **(external or {})}
+    attrs = {"signalName": name, "input": payloads, "identity": identity, "header": header or {}, **(external or {})}
     deliver(tx, run, now, [("WorkflowExecutionSignaled", attrs)])
     save_run(tx, run)
 

@@ -69,6 +69,7 @@ def cmd_start_child(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: 
                 task_timeout=svc.from_duration(attrs.get("workflowTaskTimeout")),
                 memo=(attrs.get("memo") or {}).get("fields"),
                 search_attributes=(attrs.get("searchAttributes") or {}).get("indexedFields"),
+                header=attrs.get("header") or None,
                 parent={
                     "parentWorkflowNamespace": "default",
                     "parentWorkflowExecution": {"workflowId": run.workflow_id, "runId": run.run_id},
@@ -108,7 +109,7 @@ def cmd_start_child(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: 
                 **ident,
                 "workflowExecution": {"workflowId": attrs["workflowId"], "runId": child_run_id},
                 "workflowType": attrs["workflowType"],
-                "header": {},
+                "header": attrs.get("header") or {},  # the initiated command's, as Temporal copies it
             },
         )
     )
@@ -140,6 +141,7 @@ def cmd_signal_external(tx: Tx, run: svc.Run, now: datetime, completed: int, att
         "",
         now,
         external={"externalWorkflowExecution": {"workflowId": run.workflow_id, "runId": run.run_id}},
+        header=attrs.get("header") or None,
     )
     run.buffered.append(_group(now, "ExternalWorkflowExecutionSignaled", ident))
     return True

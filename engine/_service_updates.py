@@ -51,7 +51,12 @@ def claim(tx: Tx, run_id: str) -> list[dict[str, Any]]:
     if not rows:
         return []
     tx.conn.execute("UPDATE updates SET state = 'delivered' WHERE run_id = ? AND state = 'requested'", (run_id,))
-    return [{"updateId": u, "name": n, "args": json.loads(i), "identity": ident} for u, n, i, ident in rows]
+    requests = []
+    for u, n, i, ident in rows:
+        args = json.loads(i)
+        header = args.pop("header", None) if isinstance(args, dict) else None  # stored beside the args
+        requests.append({"updateId": u, "name": n, "args": args, "identity": ident, **({"header": header} if header else {})})
+    return requests
 
 
 def waiting(tx: Tx, run_id: str) -> bool:

@@ -30,6 +30,7 @@ COVERED: dict[str, dict[str, str]] = {
         "execute_child_workflow", "ChildWorkflowHandle", "ChildWorkflowCancellationType", "ParentClosePolicy",
         "get_external_workflow_handle", "ExternalWorkflowHandle", "ParentInfo", "payload_converter",
         "upsert_search_attributes", "memo", "memo_value", "upsert_memo",
+        "init", "LoggerAdapter", "UpdateInfo", "current_update_info",
     ),
     "temporalio.activity": _same("defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter"),
     "temporalio.common": _same(

@@ -9,9 +9,11 @@ client) and, when the handler returns or raises, ``WorkflowExecutionUpdateComple
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 from typing import TYPE_CHECKING, Any, Sequence
 
+from engine import _interceptors
 from engine._payload_converter import from_json_payloads, to_json_payload
 from engine.errors import ApplicationError, FailureError
 from engine.history import HistoryEvent
@@ -41,9 +43,15 @@ def requests_in(events: Sequence[HistoryEvent], start: int) -> list[dict[str, An
                     "identity": meta.get("identity", ""),
                     "name": (request.get("input") or {}).get("name", ""),
                     "args": (request.get("input") or {}).get("args"),
+                    "header": (request.get("input") or {}).get("header"),
                 }
             )
     return found
+
+
+# (update id, update name) while an update's validator or handler runs (workflow.logger and
+# workflow.current_update_info() read it); a handler's task inherits it when it is created.
+current: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("engine_current_update", default=None)
 
 
 def deliver(instance: WorkflowInstance, request: dict[str, Any], *, validate: bool) -> None:
@@ -67,11 +75,26 @@ def _start(instance: WorkflowInstance, request: dict[str, Any], validate: bool) 
     except Exception as e:  # noqa: BLE001 - bad arguments reject the update, they are the caller's fault
         _reject(instance, update_id, ApplicationError(f"Update {name!r}: cannot convert its arguments ({e})", type="BadArguments"))
         return
+    token = current.set((update_id, name))
+    try:
+        _validate_and_accept(instance, request, update_id, name, handler, args, validate)
+    finally:
+        current.reset(token)
+
+
+def _validate_and_accept(
+    instance: WorkflowInstance, request: dict[str, Any], update_id: str, name: str, handler: Any, args: list[Any], validate: bool
+) -> None:
     validator = getattr(handler, "__update_validator__", None)
-    if validate and validator is not None:
+    if validate and (validator is not None or instance._inbound is not None):
         before = len(instance._commands)
         try:
-            validator(instance._object, *args)
+            if instance._inbound is None:
+                assert validator is not None
+                validator(instance._object, *args)
+            else:
+                headers = _interceptors.headers_from_json(request.get("header"))
+                instance._inbound.handle_update_validator(_interceptors.HandleUpdateInput(update_id, name, args, headers))
         except Exception as e:  # noqa: BLE001 - any error from a validator rejects the update
             del instance._commands[before:]
             _reject(instance, update_id, e)
@@ -87,10 +110,17 @@ def _start(instance: WorkflowInstance, request: dict[str, Any], validate: bool) 
             "acceptedRequestMessageId": f"{update_id}/request",
             "acceptedRequest": {
                 "meta": {"updateId": update_id, "identity": request.get("identity", "")},
-                "input": {"name": name, "args": request.get("args") or {"payloads": []}},
+                "input": {
+                    **({"header": request["header"]} if request.get("header") else {}),
+                    "name": name,
+                    "args": request.get("args") or {"payloads": []},
+                },
             },
         },
     )
+    if instance._inbound is not None:
+        call = _interceptors.HandleUpdateInput(update_id, name, args, _interceptors.headers_from_json(request.get("header")))
+        handler = lambda _object, *_args: instance._inbound.handle_update_handler(call)  # noqa: E731
     instance.create_task(_run(instance, update_id, request.get("identity", ""), handler, args))
 
 

@@ -19,6 +19,18 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
 from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
+from engine import _client_interceptors
+from engine._client_interceptors import (
+    CancelWorkflowInput,
+    DescribeWorkflowInput,
+    Interceptor,
+    OutboundInterceptor,
+    QueryWorkflowInput,
+    SignalWorkflowInput,
+    StartWorkflowInput,
+    StartWorkflowUpdateInput,
+    TerminateWorkflowInput,
+)
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._definitions import workflow_definition
@@ -49,6 +61,15 @@ __all__ = [
     "WorkflowUpdateHandle",
     "WorkflowUpdateStage",
     "WorkflowExecutionAsyncIterator",
+    "Interceptor",
+    "OutboundInterceptor",
+    "StartWorkflowInput",
+    "SignalWorkflowInput",
+    "QueryWorkflowInput",
+    "CancelWorkflowInput",
+    "TerminateWorkflowInput",
+    "DescribeWorkflowInput",
+    "StartWorkflowUpdateInput",
 ]
 
 _arg_unset = object()
@@ -145,8 +166,11 @@ class Client:
         identity: str | None = None,
         owns_store: bool = True,
         data_converter: DataConverter = DataConverter.default,
+        interceptors: Sequence[Any] = (),
     ) -> None:
         self.store = store
+        self._interceptors = list(interceptors)
+        self._outbound = _client_interceptors.chain(self, self._interceptors)
         self.data_converter = data_converter
         self.clock = clock or Clock()
         self.namespace = namespace
@@ -170,6 +194,7 @@ class Client:
         clock: Clock | None = None,
         data_converter: DataConverter = DataConverter.default,
         file_mode: int = 0o600,
+        interceptors: Sequence[Any] = (),
     ) -> "Client":
         """Open the engine database at ``target_host`` (a file path, or ``":memory:"``).
 
@@ -181,7 +206,7 @@ class Client:
         ``0o640`` lets the file's group read it too (the umask does not apply). An existing
         file keeps its mode, and so do the files beside it."""
         store = await Store.open(target_host, file_mode=file_mode)
-        client = cls(store, clock=clock, namespace=namespace, identity=identity, data_converter=data_converter)
+        client = cls(store, clock=clock, namespace=namespace, identity=identity, data_converter=data_converter, interceptors=interceptors)
         client._ensure_service()
         return client
 
@@ -224,6 +249,8 @@ class Client:
 
         ``search_attributes`` (``TypedSearchAttributes``) are indexed: ``list_workflows`` filters
         on them (``CustomKeywordField = 'x'``). ``memo`` is shown by ``describe()`` only."""
+        if _client_interceptors.intercepting(self):
+            return await self._outbound.start_workflow(_client_interceptors.start_input(dict(locals()), _arg_unset))
         if isinstance(workflow, str):
             name, hinted = workflow, None
         else:
@@ -252,6 +279,7 @@ class Client:
                 task_timeout=task_timeout,
                 memo=encoded_memo or None,
                 search_attributes=indexed or None,
+                header=_client_interceptors.outgoing_header() or None,
             ),
             self.clock.now(),
         )
@@ -500,6 +528,8 @@ class WorkflowHandle:
         raise WorkflowFailureError(cause=cause)
 
     async def describe(self) -> WorkflowExecutionDescription:
+        if _client_interceptors.intercepting(self._client):
+            return await self._client._outbound.describe_workflow(_client_interceptors.DescribeWorkflowInput(self.id, self.run_id))
         run_id = await self._resolve_run()
         rows = await self._client.store.read(_list_runs_by_id, run_id)
         if not rows:
@@ -534,9 +564,15 @@ class WorkflowHandle:
         if not name:
             raise ValueError(f"{signal!r} is not a signal: pass its name or a method decorated with @workflow.signal.")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        if _client_interceptors.intercepting(self._client):
+            await self._client._outbound.signal_workflow(_client_interceptors.SignalWorkflowInput(self.id, self.run_id, name, all_args, {}))
+            return
         payloads = await self._client.data_converter._encode_json(all_args, f"argument of signal {name!r}")
         run_id = await self._resolve_run()
-        await self._client.store.run(_service.signal_workflow, run_id, name, payloads, self._client.identity, self._client.clock.now())
+        await self._client.store.run(
+            _service.signal_workflow, run_id, name, payloads, self._client.identity, self._client.clock.now(), None,
+            _client_interceptors.outgoing_header() or None,
+        )
 
     async def query(
         self,
@@ -553,6 +589,9 @@ class WorkflowHandle:
         if not name:
             raise ValueError(f"{query!r} is not a query: pass its name or a method decorated with @workflow.query.")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        if _client_interceptors.intercepting(self._client):
+            call = _client_interceptors.QueryWorkflowInput(self.id, self.run_id, name, all_args, {}, result_type, rpc_timeout)
+            return await self._client._outbound.query_workflow(call)
         description = await self.describe()
         converter = self._client.data_converter
         # Arguments and answer cross as payloads (through the codec), as over Temporal's network.
@@ -566,7 +605,7 @@ class WorkflowHandle:
             )
         else:
             try:
-                answer = await worker.query(description.run_id, name, payloads)
+                answer = await worker.query(description.run_id, name, payloads, _client_interceptors.outgoing_headers())
             except KeyError as e:
                 raise ValueError(e.args[0]) from None
         return (await converter._decode_json({"payloads": [answer]}, (result_type,), f"the answer to query {name!r}"))[0]
@@ -600,6 +639,12 @@ class WorkflowHandle:
         """Send an update; return once it reached ``wait_for_stage`` (accepted by default)."""
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
         hinted = None if isinstance(update, str) else _hinted_result(update)
+        if _client_interceptors.intercepting(self._client):
+            call = _client_interceptors.StartWorkflowUpdateInput(
+                self.id, self.run_id, self.first_execution_run_id, id, _client_updates.update_name(update), all_args,
+                wait_for_stage, {}, result_type or hinted,
+            )
+            return await self._client._outbound.start_workflow_update(call)
         return await _client_updates.start(
             self, update, all_args, id=id, wait_for_stage=wait_for_stage, result_type=result_type or hinted
         )
@@ -612,11 +657,17 @@ class WorkflowHandle:
 
     async def cancel(self, *, reason: str = "") -> None:
         """Ask the run to cancel: workflow code sees ``asyncio.CancelledError`` and may clean up."""
+        if _client_interceptors.intercepting(self._client):
+            call = _client_interceptors.CancelWorkflowInput(self.id, self.run_id, self.first_execution_run_id, reason)
+            return await self._client._outbound.cancel_workflow(call)
         run_id = await self._resolve_run()
         await self._client.store.run(_service.request_cancel, run_id, reason, self._client.identity, self._client.clock.now())
 
     async def terminate(self, *args: Any, reason: str | None = None) -> None:
         """End the run at once; no workflow code runs."""
+        if _client_interceptors.intercepting(self._client):
+            call = _client_interceptors.TerminateWorkflowInput(self.id, self.run_id, self.first_execution_run_id, args, reason)
+            return await self._client._outbound.terminate_workflow(call)
         run_id = await self._resolve_run()
         details = await self._client.data_converter._encode_json(args, "termination detail") if args else None
         await self._client.store.run(_service.terminate, run_id, reason or "", details, self._client.identity, self._client.clock.now())

@@ -56,7 +56,10 @@ class RetryPolicy:
         """The wait before ``attempt`` (2, 3, ...) following a failed ``attempt - 1``."""
         cap = self.maximum_interval or self.initial_interval * 100
         # Capped in seconds: past attempt ~50 the uncapped delay no longer fits a timedelta.
-        seconds = min(self.initial_interval.total_seconds() * self.backoff_coefficient ** (attempt - 2), cap.total_seconds())
+        try:
+            seconds = min(self.initial_interval.total_seconds() * self.backoff_coefficient ** (attempt - 2), cap.total_seconds())
+        except OverflowError:  # past attempt ~1,000 (coefficient 2) the float power overflows: long capped
+            seconds = cap.total_seconds()
         return timedelta(seconds=seconds)
 
     def allows_attempt(self, attempt: int) -> bool:

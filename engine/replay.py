@@ -7,8 +7,9 @@ naming the event, the recorded command, the new command and the code line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterable, AsyncIterator, Generator, Iterable, Mapping, Sequence
 
 from engine._definitions import WorkflowDefinition, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
@@ -17,7 +18,7 @@ from engine.converter import DataConverter
 from engine.errors import NondeterminismError, NotRegisteredError
 from engine.history import History
 
-__all__ = ["Replayer", "WorkflowReplayResult"]
+__all__ = ["Replayer", "WorkflowReplayResult", "WorkflowReplayResults"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,19 @@ class WorkflowReplayResult:
 
     history: History
     replay_failure: Exception | None
+
+    def __await__(self) -> Generator[Any, None, WorkflowReplayResult]:
+        # Replay here is synchronous; temporalio's ``replay_workflow`` is a coroutine, so
+        # ``await replayer.replay_workflow(h)`` (code written for temporalio) works too.
+        return self
+        yield  # pragma: no cover - makes this a generator
+
+
+@dataclass(frozen=True)
+class WorkflowReplayResults:
+    """The outcome of ``replay_workflows``: the failures, by run id (empty when all agree)."""
+
+    replay_failures: Mapping[str, Exception] = field(default_factory=dict)
 
 
 class Replayer:
@@ -38,12 +52,14 @@ class Replayer:
         data_converter: DataConverter = DataConverter.default,
         workflow_runner: WorkflowRunner | None = None,
         unsandboxed_workflow_runner: WorkflowRunner | None = None,
+        interceptors: Sequence[Any] = (),
     ) -> None:
         """``data_converter``'s payload and failure converters are used by the workflow code.
         Replay is synchronous, so a payload codec is not run here: decode a codec-encoded
         history first (``await engine.converter.decode_history(history, data_converter)``).
         Workflow code runs in the sandbox unless ``workflow_runner`` says otherwise, as in a worker."""
         self.data_converter = data_converter
+        self._interceptors = [i for i in interceptors if hasattr(i, "workflow_interceptor_class")]
         self._runner = workflow_runner if workflow_runner is not None else SandboxedWorkflowRunner()
         self._unsandboxed_runner = unsandboxed_workflow_runner if unsandboxed_workflow_runner is not None else UnsandboxedWorkflowRunner()
         self._workflows: dict[str, WorkflowDefinition] = {}
@@ -69,6 +85,37 @@ class Replayer:
             raise failure
         return WorkflowReplayResult(history, failure)
 
+    async def replay_workflows(
+        self, histories: AsyncIterable[History] | Iterable[History], *, raise_on_replay_failure: bool = True
+    ) -> WorkflowReplayResults:
+        """Replay every history (an async iterator, as ``map_histories()`` gives, or a list);
+        raise the first failure, or with ``raise_on_replay_failure=False`` collect them by run id."""
+        failures: dict[str, Exception] = {}
+        async with self.workflow_replay_iterator(histories) as results:
+            async for result in results:
+                if result.replay_failure is not None:
+                    if raise_on_replay_failure:
+                        raise result.replay_failure
+                    failures[result.history.run_id] = result.replay_failure
+        return WorkflowReplayResults(failures)
+
+    @contextlib.asynccontextmanager
+    async def workflow_replay_iterator(
+        self, histories: AsyncIterable[History] | Iterable[History]
+    ) -> AsyncIterator[AsyncIterator[WorkflowReplayResult]]:
+        """``async with replayer.workflow_replay_iterator(histories) as results: async for r in results``:
+        one ``WorkflowReplayResult`` per history, as each is replayed (failures never raise)."""
+
+        async def results() -> AsyncIterator[WorkflowReplayResult]:
+            if isinstance(histories, AsyncIterable):
+                async for history in histories:
+                    yield self.replay_workflow(history, raise_on_replay_failure=False)
+            else:
+                for history in histories:
+                    yield self.replay_workflow(history, raise_on_replay_failure=False)
+
+        yield results()
+
     def instance_for(self, history: History) -> WorkflowInstance:
         """A fresh instance of the history's workflow type, ready for ``apply``."""
         if not history.events or history.events[0].event_type != "WorkflowExecutionStarted":
@@ -84,4 +131,6 @@ class Replayer:
             )
         run_id = str(attrs.get("originalExecutionRunId") or attrs.get("firstExecutionRunId") or "replay")
         info = info_from_history(history.workflow_id, run_id, history.events)
-        return self._runner_for(defn).create_instance(defn, info, self.data_converter)
+        instance = self._runner_for(defn).create_instance(defn, info, self.data_converter)
+        instance.interceptors = self._interceptors
+        return instance

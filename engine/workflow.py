@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import inspect
 import logging
 import random as _random_module
 import uuid as _uuid
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator, NoReturn, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence, TypeVar
 
 from engine import _children, _runtime, _sandbox_rules
+from engine import _interceptors, _updates
 from engine._definitions import (
     WorkflowDefinition,
     activity_definition,
@@ -40,6 +42,7 @@ from engine.errors import NondeterminismError
 
 __all__ = [
     "defn",
+    "init",
     "run",
     "signal",
     "query",
@@ -74,6 +77,9 @@ __all__ = [
     "memo_value",
     "upsert_memo",
     "logger",
+    "LoggerAdapter",
+    "UpdateInfo",
+    "current_update_info",
     "in_workflow",
     "payload_converter",
     "unsafe",
@@ -117,11 +123,23 @@ def defn(
         run_fn = runs[0] if runs else None
         if run_fn is not None and not is_async(run_fn):
             problems.append(f"{run_fn.__qualname__} must be 'async def' (workflow code awaits activities and timers)")
-        try:
-            if vars(object)["__init__"] is not getattr(target, "__init__") or target.__new__ is not object.__new__:
-                inspect.signature(target).bind()
-        except TypeError:
-            problems.append(f"class {target.__qualname__} must be constructible without arguments (define __init__(self) only)")
+        init_fn = getattr(target, "__init__")
+        if getattr(init_fn, _INIT_MARK, False):
+            if run_fn is not None and not _same_parameters(init_fn, run_fn):
+                problems.append(
+                    f"@workflow.init and @workflow.run method parameters do not match: {init_fn.__qualname__}"
+                    f"{inspect.signature(init_fn)} vs {run_fn.__qualname__}{inspect.signature(run_fn)}; "
+                    "give __init__ the same parameters as the run method (names may differ)"
+                )
+        else:
+            try:
+                if vars(object)["__init__"] is not init_fn or target.__new__ is not object.__new__:
+                    inspect.signature(target).bind()
+            except TypeError:
+                problems.append(
+                    f"class {target.__qualname__} must be constructible without arguments (define __init__(self) only), "
+                    "or decorate __init__ with @workflow.init to receive the run's arguments"
+                )
         if problems:
             check_problems(f"workflow definition {target.__qualname__}", problems)
         assert run_fn is not None
@@ -175,6 +193,30 @@ def _members(cls: type) -> dict[str, Any]:
     for klass in reversed(cls.__mro__[:-1]):
         names.update(dict.fromkeys(vars(klass)))
     return {name: getattr(cls, name) for name in sorted(names)}
+
+
+# temporalio's marker attribute, so that a class decorated by either SDK's ``init`` is seen.
+_INIT_MARK = "__temporal_workflow_init"
+
+
+def init(init_fn: F) -> F:
+    """Mark ``__init__`` as taking the run's arguments: the workflow object is then built
+    with the same arguments as the ``@workflow.run`` method (whose parameters it must repeat,
+    names aside), so handlers can use state set up from the input before ``run`` starts."""
+    if getattr(init_fn, "__name__", None) != "__init__":
+        raise ValueError(
+            f"@workflow.init may only be used on the __init__ method, not on {getattr(init_fn, '__qualname__', init_fn)!r}"
+        )
+    setattr(init_fn, _INIT_MARK, True)
+    return init_fn
+
+
+def _same_parameters(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    # As temporalio: kinds, defaults and annotations must agree; only the names may differ.
+    def shape(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+        return [p.replace(name="_") for p in inspect.signature(fn).parameters.values()]
+
+    return shape(a) == shape(b)
 
 
 def run(fn: F) -> F:
@@ -235,8 +277,10 @@ class ContinueAsNewError(BaseException):
         self, args: Sequence[Any], *, workflow: Any = None, task_queue: str | None = None,
         run_timeout: timedelta | None = None, task_timeout: timedelta | None = None,
         memo: dict[str, Any] | None = None, search_attributes: TypedSearchAttributes | None = None,
+        headers: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__("Continue as new")
+        self.headers = dict(headers or {})
         self.input = list(args)
         self.workflow = workflow
         self.task_queue = task_queue
@@ -263,7 +307,7 @@ class ContinueAsNewError(BaseException):
             "input": to_json_payloads(payload_converter, self.input, f"argument of the continued workflow {name!r}"),
             "workflowRunTimeout": to_duration(self.run_timeout or info.run_timeout),
             "workflowTaskTimeout": to_duration(self.task_timeout or info.task_timeout),
-            "header": {},
+            "header": _interceptors.headers_to_json(self.headers),
         }
         # Left out, the engine carries the run's own over (as Temporal does).
         if self.memo:
@@ -291,6 +335,12 @@ def continue_as_new(
     ``search_attributes`` the new run gets this run's (its memo as it started, its search
     attributes as they are now), as in Temporal."""
     all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    instance = _runtime.current() if in_workflow() else None
+    if instance is not None and instance.outbound is not None:
+        name = workflow if workflow is None or isinstance(workflow, str) else workflow_definition(workflow).name
+        instance.outbound.continue_as_new(
+            _interceptors.ContinueAsNewInput(name, all_args, task_queue, run_timeout, task_timeout, memo, search_attributes, {})
+        )
     raise ContinueAsNewError(
         all_args, workflow=workflow, task_queue=task_queue, run_timeout=run_timeout, task_timeout=task_timeout,
         memo=memo, search_attributes=search_attributes,
@@ -324,6 +374,13 @@ def start_activity(
     instance = _runtime.current()
     name, hinted = _activity_name(activity)
     all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    if instance.outbound is not None:
+        return instance.outbound.start_activity(
+            _interceptors.StartActivityInput(
+                name, all_args, activity_id, task_queue, schedule_to_close_timeout, schedule_to_start_timeout,
+                start_to_close_timeout, heartbeat_timeout, retry_policy, cancellation_type, {}, summary, result_type or hinted,
+            )
+        )
     return instance.schedule_activity(
         name,
         all_args,
@@ -406,6 +463,13 @@ async def start_child_workflow(
     instance = _runtime.current()
     name, hinted = _workflow_name(workflow)
     all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    if instance.outbound is not None:
+        return await instance.outbound.start_child_workflow(
+            _interceptors.StartChildWorkflowInput(
+                name, all_args, id or str(instance.uuid4()), task_queue, cancellation_type, parent_close_policy,
+                execution_timeout, run_timeout, task_timeout, memo, search_attributes, {}, static_summary, result_type or hinted,
+            )
+        )
     handle = _children.start_child(
         instance,
         name,
@@ -577,6 +641,20 @@ def _payload_value(converter: PayloadConverter, payload: Any, type_hint: Any, ke
     return from_json_payload(converter, payload, type_hint, f"memo field {key!r}")
 
 
+@dataclasses.dataclass(frozen=True)
+class UpdateInfo:
+    """The update being handled (``current_update_info()``)."""
+
+    id: str
+    name: str
+
+
+def current_update_info() -> UpdateInfo | None:
+    """The update whose validator or handler (or a task it started) is running, else None."""
+    update = _updates.current.get()
+    return UpdateInfo(*update) if update is not None else None
+
+
 def payload_converter() -> PayloadConverter:
     """The payload converter of the worker's data converter (for converting values by hand)."""
     return _runtime.current().payload_converter
@@ -587,25 +665,65 @@ def in_workflow() -> bool:
     return isinstance(asyncio.events._get_running_loop(), _runtime.WorkflowInstance)
 
 
-class _ReplaySafeLogger(logging.LoggerAdapter):
-    """Drops records while replaying, so each message is logged once per run, not per replay."""
+class LoggerAdapter(logging.LoggerAdapter):
+    """The workflow logger (``workflow.logger``), as temporalio's: each record carries the run's
+    details in ``extra["temporal_workflow"]`` (attempt, namespace, run_id, task_queue,
+    workflow_id, workflow_type) and, unless ``workflow_info_on_message = False``, appended to
+    the message. Records are dropped while the code replays history, so each message is logged
+    once per run, not once per replay (``log_during_replay = True`` keeps them)."""
+
+    def __init__(self, logger: logging.Logger, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(logger, dict(extra or {}))
+        self.workflow_info_on_message = True
+        self.workflow_info_on_extra = True
+        self.full_workflow_info_on_extra = False
+        self.log_during_replay = False
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
         loop = asyncio.events._get_running_loop()
-        if isinstance(loop, _runtime.WorkflowInstance) and loop.is_replaying():
+        if not self.log_during_replay and isinstance(loop, _runtime.WorkflowInstance) and loop.is_replaying():
             return False
         return super().isEnabledFor(level)
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         loop = asyncio.events._get_running_loop()
         if isinstance(loop, _runtime.WorkflowInstance):
-            extra = {"workflow_id": loop.info.workflow_id, "run_id": loop.info.run_id}
-            kwargs.setdefault("extra", {}).update(extra)
-            msg = f"{msg} ({{'workflow_id': {loop.info.workflow_id!r}, 'run_id': {loop.info.run_id!r}}})"
+            details = _logger_details(loop.info)
+            update = _updates.current.get()
+            if update is not None:  # in an update's validator or handler: which update, too
+                details.update(update_id=update[0], update_name=update[1])
+            extra: dict[str, Any] = {}
+            if self.workflow_info_on_extra:
+                extra["temporal_workflow"] = dict(details)
+            if self.full_workflow_info_on_extra:
+                extra["workflow_info"] = loop.info
+            # What the call passed wins over ours (as temporalio: merge_extra semantics).
+            kwargs["extra"] = {**extra, **(kwargs.get("extra") or {})}
+            if self.workflow_info_on_message:
+                msg = f"{msg} ({details})"
         return msg, kwargs
 
+    @property
+    def base_logger(self) -> logging.Logger:
+        """The logger underneath (``engine.workflow``): add handlers and formatters to it."""
+        return self.logger
 
-logger = _ReplaySafeLogger(logging.getLogger("engine.workflow"), {})
+    def unsafe_disable_sandbox(self, value: bool = True) -> None:
+        """Accepted for temporalio code; logging here never goes through the sandbox's checks."""
+
+
+def _logger_details(info: Info) -> dict[str, Any]:
+    return {
+        "attempt": info.attempt,
+        "namespace": info.namespace,
+        "run_id": info.run_id,
+        "task_queue": info.task_queue,
+        "workflow_id": info.workflow_id,
+        "workflow_type": info.workflow_type,
+    }
+
+
+logger = LoggerAdapter(logging.getLogger("engine.workflow"), None)
 
 
 class unsafe:  # noqa: N801 - a namespace, named as in temporalio

@@ -903,6 +903,8 @@ class _EngineLog(logging.Handler):
         self._logger = logging.getLogger("engine.worker")
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "__temporal_error_identifier", None) == "ActivityFailure":
+            return  # a failed attempt is the activity's news, shown with its attempts in the run's views
         text = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             text += f": {record.exc_info[1]!r}"

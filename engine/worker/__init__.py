@@ -21,6 +21,26 @@ from datetime import timedelta
 from typing import Any, Awaitable, Callable, Sequence
 
 from engine import _lock_waits, _queries, _service, _user_exits, _worker_faults
+from engine import _worker_logs
+from engine import _interceptors
+from engine._interceptors import (
+    ActivityInboundInterceptor,
+    ActivityOutboundInterceptor,
+    ContinueAsNewInput,
+    ExecuteActivityInput,
+    ExecuteWorkflowInput,
+    HandleQueryInput,
+    HandleSignalInput,
+    HandleUpdateInput,
+    Interceptor,
+    SignalChildWorkflowInput,
+    SignalExternalWorkflowInput,
+    StartActivityInput,
+    StartChildWorkflowInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 from engine._failure_converter import encode_failure
 from engine._payload_converter import to_json_payloads
 from engine._payload_visitor import transform_commands, transform_events
@@ -33,6 +53,7 @@ from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts,
 from engine.activity import Info as ActivityInfo, _Context, _current
 from engine.client import Client, wait_first
 from engine._store_files import read_only_message
+from engine.replay import Replayer, WorkflowReplayResult, WorkflowReplayResults
 from engine.errors import (
     ApplicationError,
     NondeterminismError,
@@ -42,7 +63,31 @@ from engine.errors import (
     StoreReadOnlyError,
 )
 
-__all__ = ["Worker", "WorkflowRunner", "UnsandboxedWorkflowRunner", "SandboxedWorkflowRunner"]
+__all__ = [
+    "Worker",
+    "WorkflowRunner",
+    "UnsandboxedWorkflowRunner",
+    "SandboxedWorkflowRunner",
+    "Replayer",
+    "WorkflowReplayResult",
+    "WorkflowReplayResults",
+    "Interceptor",
+    "WorkflowInterceptorClassInput",
+    "ActivityInboundInterceptor",
+    "ActivityOutboundInterceptor",
+    "ExecuteActivityInput",
+    "WorkflowInboundInterceptor",
+    "WorkflowOutboundInterceptor",
+    "ExecuteWorkflowInput",
+    "HandleSignalInput",
+    "HandleQueryInput",
+    "HandleUpdateInput",
+    "StartActivityInput",
+    "StartChildWorkflowInput",
+    "SignalChildWorkflowInput",
+    "SignalExternalWorkflowInput",
+    "ContinueAsNewInput",
+]
 
 log = logging.getLogger("engine.worker")
 _worker_numbers = itertools.count(1)
@@ -68,6 +113,7 @@ class Worker:
         max_concurrent_activities: int | None = None,
         graceful_shutdown_timeout: timedelta = timedelta(0),
         debug_mode: bool = False,
+        interceptors: Sequence[Any] = (),
     ) -> None:
         problems = []
         if not task_queue:
@@ -107,6 +153,9 @@ class Worker:
         check_problems("worker", list(dict.fromkeys(problems)))  # one module's failure is every class's
         self.client = client
         self.task_queue = task_queue
+        # As temporalio: the client's interceptors that also intercept workers come first.
+        self._interceptors = [i for i in getattr(client, "_interceptors", ()) if _interceptors.is_worker_interceptor(i)]
+        self._interceptors += list(interceptors)
         number = next(_worker_numbers)
         self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
         # The lease owner must differ between workers of one process, the identity need not.
@@ -135,6 +184,7 @@ class Worker:
         self._faults_epoch = -1
         self._faults_read_at = 0.0
         self._fault_cache: list[Any] = []
+        self._task_failures = _worker_logs.WorkflowTaskFailures()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -397,6 +447,7 @@ class Worker:
                 log.error("completing workflow task %s of run %s failed", task.started_event_id, task.run_id, exc_info=value)
             return
         instance.saw_completed_task = True
+        self._task_failures.completed(task.run_id)
         if instance._finished or self._max_cached == 0 or not value:
             self._evict(task.run_id)
 
@@ -418,6 +469,7 @@ class Worker:
             self._evict(task.run_id)
             raise
         instance.saw_completed_task = True
+        self._task_failures.completed(task.run_id)
         if instance._finished or self._max_cached == 0 or not recorded:
             self._evict(task.run_id)
 
@@ -456,11 +508,30 @@ class Worker:
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
             return
         first = not instance.saw_completed_task
+<<<<<<< HEAD
         await self._record_completion(
             task,
             instance,
             _worker_faults.change(self, _worker_faults.workflow_task_point(task, submitted), _task_named(task), self._completion(task, submitted, first)),
         )
+=======
+        try:
+            recorded = await _worker_faults.change(
+                self, _worker_faults.workflow_task_point(task, submitted), _task_named(task), self._completion(task, submitted, first)
+            )
+        except _worker_faults.Crashed:
+            return
+        except StaleTaskError:
+            self._evict(task.run_id)
+            return
+        except Exception:
+            self._evict(task.run_id)
+            raise
+        instance.saw_completed_task = True
+        self._task_failures.completed(task.run_id)
+        if instance._finished or self._max_cached == 0 or not recorded:
+            self._evict(task.run_id)
+>>>>>>> runtime
 
     def _instance_at_hand(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]] | None:
         """The cached instance and the new events, or a new instance when the task carries
@@ -504,13 +575,14 @@ class Worker:
         self.stats["replays"] += 1
         info = info_from_history(task.workflow_id, task.run_id, events, self.client.namespace)
         instance = self._runner_for(defn).create_instance(defn, info, self.client.data_converter)
+        instance.interceptors = self._interceptors
         self._cache[task.run_id] = instance
         while len(self._cache) > max(1, self._max_cached):
             _, old = self._cache.popitem(last=False)
             old.evict()
         return instance
 
-    async def query(self, run_id: str, name: str, input: dict[str, Any]) -> dict[str, Any]:
+    async def query(self, run_id: str, name: str, input: dict[str, Any], headers: Any = None) -> dict[str, Any]:
         """Answer a query by replaying the run's history (no history is written).
         ``input`` (``{"payloads": [...]}``) and the answer are payloads, codec-encoded."""
         converter = self.client.data_converter
@@ -525,10 +597,11 @@ class Worker:
         if defn is None:
             raise NotRegisteredError(f"This worker does not know workflow type {info.workflow_type!r}.")
         instance = self._runner_for(defn).create_instance(defn, info, converter)
+        instance.interceptors = self._interceptors
         try:
             # Only completed workflow tasks are replayed: the state the workflow last showed.
             instance.apply(events, live_tail=False, check_end=False)
-            answer = instance.query(name, await converter._codec_json(input, encode=False))
+            answer = instance.query(name, await converter._codec_json(input, encode=False), headers)
         finally:
             instance.evict()
         encoded = await converter._codec_json({"payloads": [answer]}, encode=True)
@@ -553,6 +626,7 @@ class Worker:
             instance.evict()
 
     async def _fail_workflow_task(self, task: WorkflowTask, error: BaseException, cause: str) -> None:
+        self._task_failures.failed(self._workflow_log_details(task), error, cause)
         failure = await self._encode_failure(error)
         try:
             await _lock_waits.record(
@@ -566,6 +640,13 @@ class Worker:
             )
         except StaleTaskError:
             pass
+
+    def _workflow_log_details(self, task: WorkflowTask) -> dict[str, Any]:
+        attempt = next((e.attributes.get("attempt") for e in reversed(task.events) if e.event_type == "WorkflowTaskScheduled"), None)
+        return {
+            "attempt": int(attempt or 1), "namespace": self.client.namespace, "run_id": task.run_id,
+            "task_queue": self.task_queue, "workflow_id": task.workflow_id, "workflow_type": task.workflow_type,
+        }
 
     async def _encode_failure(self, error: BaseException) -> dict[str, Any]:
         try:
@@ -665,6 +746,8 @@ class Worker:
             return False
         if context is not None:
             await context.drain_heartbeats()
+        if outcome[0] == "fail":
+            _worker_logs.activity_failed(self._activity_log_details(task), outcome[1])
         what = f"The outcome of attempt {task.attempt} of activity {info['activityType']} (run {task.run_id})"
         try:
             make = await self._activity_outcome(task, outcome)
@@ -678,6 +761,14 @@ class Worker:
         except Exception:  # noqa: BLE001 - the lease will time out and the attempt is retried
             log.exception("recording %s failed", what)
         return False
+
+    def _activity_log_details(self, task: ActivityTask) -> dict[str, Any]:
+        info = task.info
+        return {
+            "activity_id": info.get("activityId"), "activity_type": info.get("activityType"), "attempt": task.attempt,
+            "namespace": self.client.namespace, "task_queue": self.task_queue, "workflow_id": info.get("workflowId"),
+            "workflow_run_id": task.run_id, "workflow_type": info.get("workflowType"),
+        }
 
     async def _activity_outcome(self, task: ActivityTask, outcome: tuple[str, Any]) -> Callable[[], tuple[Any, ...]]:
         """The change that records ``outcome``, made at each try (its time current)."""
@@ -714,9 +805,11 @@ class Worker:
                     if limit:
                         timer = asyncio.get_running_loop().call_later(limit, interrupt, True)
                     try:
-                        result = await defn.fn(*args)
+                        result = await (self._intercepted(defn, args, info) if self._interceptors else defn.fn(*args))
                     finally:
                         state["running"] = False
+                elif self._interceptors:
+                    result = await self._intercepted(defn, args, info)
                 else:
                     ctx = contextvars.copy_context()
                     loop = asyncio.get_running_loop()
@@ -743,6 +836,12 @@ class Worker:
             return ("ok", await converter._encode_json([result], f"the result of activity {defn.name!r}", numbered=False))
         except PayloadError as e:
             return ("fail", ApplicationError(str(e), type="PayloadError", non_retryable=True))
+
+    async def _intercepted(self, defn: ActivityDefinition, args: list[Any], info: dict[str, Any]) -> Any:
+        chain = _interceptors.activity_chain(self._interceptors, _interceptors.EngineActivityInbound(self._executor))
+        chain.init(_interceptors.EngineActivityOutbound())
+        call = _interceptors.ExecuteActivityInput(defn.fn, args, self._executor, _interceptors.headers_from_json(info.get("header")))
+        return await chain.execute_activity(call)
 
     async def _activity_context(self, task: ActivityTask) -> _Context:
         info = task.info

@@ -46,6 +46,7 @@ from temporalio.worker import Replayer, Worker
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import fixture_headers  # noqa: E402
 import fixture_workflows as fw  # noqa: E402
 import patch_variants  # noqa: E402
 
@@ -69,6 +70,7 @@ WORKFLOW_IDS = {
     "wait_condition_true": "fixture-wait-condition-true",
     "search_attributes_1": "fixture-search-attributes",
     "search_attributes_2": "fixture-search-attributes",
+    "headers": "fixture-headers",
 }
 
 
@@ -288,6 +290,24 @@ async def record_search_attributes(client: Client, out: Path, acts: fw.FixtureAc
     print("  described:", described.typed_search_attributes, await described.memo())
 
 
+async def record_headers(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    # A client and worker of their own: the interceptor is the client's (and so the worker's).
+    config = client.config()
+    config["interceptors"] = [fixture_headers.HeaderInterceptor()]
+    intercepted = Client(**config)
+    async with Worker(
+        intercepted, task_queue=fixture_headers.TASK_QUEUE, workflows=fixture_headers.WORKFLOWS,
+        activities=[fixture_headers.shout],
+    ):
+        h = await intercepted.start_workflow(
+            fixture_headers.HeadersWorkflow.run, "hi", id=WORKFLOW_IDS["headers"], task_queue=fixture_headers.TASK_QUEUE
+        )
+        print("  update note:", await h.execute_update(fixture_headers.HeadersWorkflow.note, "x"))
+        await h.signal(fixture_headers.HeadersWorkflow.start)
+        print("  result:", await h.result())
+        save(out, "headers", await fetch(h))
+
+
 async def record_all(client: Client, out: Path, only: set[str] | None = None) -> None:
     acts = fw.FixtureActivities()
     async with Worker(
@@ -313,6 +333,7 @@ async def record_all(client: Client, out: Path, only: set[str] | None = None) ->
             ("saga", record_saga(client, out, acts)),
             ("wait_condition_true", record_wait_condition_true(client, out, acts)),
             ("search_attributes", record_search_attributes(client, out, acts)),
+            ("headers", record_headers(client, out, acts)),
         ]
         for name, coro in steps:
             if only and name not in only:
@@ -326,7 +347,7 @@ async def record_all(client: Client, out: Path, only: set[str] | None = None) ->
 
 
 async def verify(out: Path) -> bool:
-    replayer = Replayer(workflows=fw.ALL_WORKFLOWS)
+    replayer = Replayer(workflows=[*fw.ALL_WORKFLOWS, *fixture_headers.WORKFLOWS])
     ok = True
     for name, wid in WORKFLOW_IDS.items():
         path = out / f"{name}.json"
