@@ -508,30 +508,11 @@ class Worker:
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
             return
         first = not instance.saw_completed_task
-<<<<<<< HEAD
         await self._record_completion(
             task,
             instance,
             _worker_faults.change(self, _worker_faults.workflow_task_point(task, submitted), _task_named(task), self._completion(task, submitted, first)),
         )
-=======
-        try:
-            recorded = await _worker_faults.change(
-                self, _worker_faults.workflow_task_point(task, submitted), _task_named(task), self._completion(task, submitted, first)
-            )
-        except _worker_faults.Crashed:
-            return
-        except StaleTaskError:
-            self._evict(task.run_id)
-            return
-        except Exception:
-            self._evict(task.run_id)
-            raise
-        instance.saw_completed_task = True
-        self._task_failures.completed(task.run_id)
-        if instance._finished or self._max_cached == 0 or not recorded:
-            self._evict(task.run_id)
->>>>>>> runtime
 
     def _instance_at_hand(self, task: WorkflowTask, defn: WorkflowDefinition) -> tuple[WorkflowInstance, list[Any]] | None:
         """The cached instance and the new events, or a new instance when the task carries
