@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -125,7 +126,13 @@ async def _main(argv: list[str]) -> int:
 
 
 def main() -> None:
-    sys.exit(asyncio.run(_main(sys.argv[1:])))
+    code = asyncio.run(_main(sys.argv[1:]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Every result is printed by now. temporalio's core runtime has crashed (SIGSEGV) while the
+    # interpreter tore it down on a loaded machine, turning a finished check into exit -11; skip
+    # that teardown.
+    os._exit(code)
 
 
 if __name__ == "__main__":
