@@ -24,6 +24,7 @@ from engine._clock import Clock
 from engine._definitions import workflow_definition
 from engine._list_pages import WorkflowExecutionAsyncIterator
 from engine._store import Store
+from engine._temporalio_converter import as_engine_converter
 from engine._visibility import compile_list_filter
 from engine._service import StartRequest, from_ts, ts
 from engine.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -144,10 +145,12 @@ class Client:
         namespace: str = "default",
         identity: str | None = None,
         owns_store: bool = True,
-        data_converter: DataConverter = DataConverter.default,
+        data_converter: Any = DataConverter.default,
     ) -> None:
         self.store = store
-        self.data_converter = data_converter
+        # temporalio's DataConverter is accepted as well (adapted; config() gives it back).
+        self._given_converter = data_converter
+        self.data_converter = as_engine_converter(data_converter, "Client")
         self.clock = clock or Clock()
         self.namespace = namespace
         self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
@@ -168,22 +171,40 @@ class Client:
         namespace: str = "default",
         identity: str | None = None,
         clock: Clock | None = None,
-        data_converter: DataConverter = DataConverter.default,
+        data_converter: Any = DataConverter.default,
         file_mode: int = 0o600,
     ) -> "Client":
         """Open the engine database at ``target_host`` (a file path, or ``":memory:"``).
 
         ``data_converter`` converts inputs and results (and, with a payload codec, encrypts
-        them before they reach the database); its workers use the same one.
+        them before they reach the database); its workers use the same one. It is an
+        ``engine.converter.DataConverter`` or temporalio's (``temporalio.converter``: its
+        payload converter and payload codec then do the work, e.g. an encryption codec or
+        ``pydantic_data_converter``).
 
         ``file_mode`` is the mode of a database file this call creates, and of its ``-wal``,
         ``-shm`` and ``-lock`` files: owner-only by default, since payloads are your data;
         ``0o640`` lets the file's group read it too (the umask does not apply). An existing
         file keeps its mode, and so do the files beside it."""
+        as_engine_converter(data_converter, "Client.connect")  # a wrong one fails before the file is made
         store = await Store.open(target_host, file_mode=file_mode)
         client = cls(store, clock=clock, namespace=namespace, identity=identity, data_converter=data_converter)
         client._ensure_service()
         return client
+
+    def config(self) -> dict[str, Any]:
+        """The arguments this client was made with, as a dict: ``Client(**config)`` makes
+        another client on the same database (as temporalio's ``Client.config()``), e.g. with
+        another ``data_converter``. The new client shares the database but does not close it;
+        this one does."""
+        return {
+            "store": self.store,
+            "clock": self.clock,
+            "namespace": self.namespace,
+            "identity": self.identity,
+            "owns_store": False,
+            "data_converter": self._given_converter,
+        }
 
     async def close(self) -> None:
         self._closed = True
@@ -336,6 +357,19 @@ class Client:
             self._service_task = loop.create_task(self._service_loop(), name="engine-timers")
 
     async def _service_loop(self) -> None:
+        try:
+            await self._serve_clock()
+        except asyncio.CancelledError:
+            if not self._closed:
+                # Cancelled by the event loop's end (asyncio.run cancels every task), not by
+                # close(): close the database while the loop still runs, so that its threads
+                # end now rather than answer a closed loop ("Event loop is closed").
+                self._closed = True
+                if self._owns_store:
+                    await self.store.close()
+            raise
+
+    async def _serve_clock(self) -> None:
         """Fire due timers, retries and timeouts; in time-skipping mode, move the clock."""
         clock, store = self.clock, self.store
         while not self._closed:
