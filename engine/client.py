@@ -16,8 +16,9 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
+from engine import _client_reads
 from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
@@ -39,7 +40,8 @@ from engine.errors import (
     WorkflowFailureError,
     WorkflowNotFoundError,
 )
-from engine.history import History
+from engine._client_reads import WorkflowExecutionCount, WorkflowExecutionCountAggregationGroup
+from engine.history import History, HistoryEvent
 
 __all__ = [
     "Client",
@@ -50,6 +52,8 @@ __all__ = [
     "WorkflowUpdateHandle",
     "WorkflowUpdateStage",
     "WorkflowExecutionAsyncIterator",
+    "WorkflowExecutionCount",
+    "WorkflowExecutionCountAggregationGroup",
 ]
 
 _arg_unset = object()
@@ -93,6 +97,12 @@ class WorkflowExecutionDescription:
     typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
     raw_memo: dict[str, Any] = field(default_factory=dict)
     data_converter: DataConverter = field(default=DataConverter.default, repr=False, compare=False)
+
+    @property
+    def raw_description(self) -> dict[str, Any]:
+        """Temporal's ``DescribeWorkflowExecutionResponse`` for this run, in its JSON form
+        (temporalio gives the protobuf message; the fields are the same)."""
+        return _client_reads.raw_description(self)
 
     async def memo(self) -> dict[str, Any]:
         """The memo, decoded (the payload codec runs) and converted."""
@@ -343,7 +353,15 @@ class Client:
             last = (rows[-1][-2], rows[-1][-1]) if len(rows) == size else None  # a full page: maybe more
             return [_description(row, converter) for row in rows], last
 
-        return WorkflowExecutionAsyncIterator(fetch, limit=limit, page_size=page_size, next_page_token=next_page_token)
+        return WorkflowExecutionAsyncIterator(
+            fetch, limit=limit, page_size=page_size, next_page_token=next_page_token,
+            history_of=lambda run: self.get_workflow_handle(run.id, run_id=run.run_id).fetch_history(),
+        )
+
+    async def count_workflows(self, query: str | None = None, **_rpc: Any) -> WorkflowExecutionCount:
+        """How many runs match ``query`` (a list filter, as ``list_workflows``'s; every run
+        without one). ``... GROUP BY ExecutionStatus`` also counts each status (``groups``)."""
+        return await _client_reads.count_workflows(self, query)
 
     # ------------------------------------------------------------------ the engine's clock work
     def _ensure_service(self) -> None:
@@ -553,6 +571,19 @@ class WorkflowHandle:
         if not events:
             raise WorkflowNotFoundError(f"No run {run_id!r} of workflow {self.id!r}. Check the run id, or omit it for the latest run.")
         return History(self.id, tuple(events))
+
+    def fetch_history_events(
+        self, *, page_size: int | None = None, wait_new_event: bool = False, **_rpc: Any
+    ) -> AsyncIterator[HistoryEvent]:
+        """The run's history events as an async iterator, read a page at a time. With
+        ``wait_new_event`` it waits for new events and ends once the run has closed."""
+
+        async def events() -> AsyncIterator[HistoryEvent]:
+            run_id = await self._resolve_run()
+            async for event in _client_reads.history_events(self._client, run_id, page_size=page_size, wait_new_event=wait_new_event):
+                yield event
+
+        return events()
 
     async def activity_attempts(self) -> list["ActivityAttempt"]:
         """Every attempt of every activity of the run, failed ones included (history keeps
