@@ -53,7 +53,7 @@ async def count_workflows(client: Client, query: str | None) -> WorkflowExecutio
                 f"count_workflows can group by ExecutionStatus only (as Temporal), not {group_by!r}: "
                 "end the query with 'GROUP BY ExecutionStatus' or leave the clause out."
             )
-    where, params = "", []
+    where, params = "", list[Any]()
     if text:
         where, params = compile_list_filter(text, await client.store.read(_service_visibility.types))
     rows = await client.store.read(_count, where, params, group_by is not None)
