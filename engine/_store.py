@@ -36,7 +36,7 @@ T = TypeVar("T")
 log = logging.getLogger("engine.store")
 
 APP_ID = "durable-lab"
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _SCHEMA = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -203,6 +203,28 @@ _MIGRATIONS: dict[int, list[str]] = {
         ) WITHOUT ROWID""",
         """CREATE INDEX search_attributes_by_value ON search_attributes (name, value)""",
         """CREATE TABLE search_attribute_types (name TEXT PRIMARY KEY, type TEXT NOT NULL) WITHOUT ROWID""",
+    ],
+    9: [
+        # Runs of a cron chain: their schedule and execution time (start plus the first
+        # task's backoff), from which the next run's backoff is counted when one closes.
+        """CREATE TABLE crons (
+            run_id TEXT PRIMARY KEY,
+            schedule TEXT NOT NULL,
+            execution_time REAL NOT NULL
+        ) WITHOUT ROWID""",
+        # Schedules (client.create_schedule): spec, action and state as JSON a learner can
+        # read; the next action time is a row of timers (run_id 'schedule:<id>'), so the
+        # engine's clock (and time skipping) drives them like any timer.
+        """CREATE TABLE schedules (
+            schedule_id TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            action TEXT NOT NULL,
+            state TEXT NOT NULL,
+            policy TEXT NOT NULL DEFAULT '{}',
+            info TEXT NOT NULL DEFAULT '{}',
+            memo TEXT,
+            created REAL NOT NULL
+        ) WITHOUT ROWID""",
     ],
 }
 

@@ -22,6 +22,7 @@ from engine import _client_reads
 from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
+from engine._cron import parse_cron
 from engine._definitions import workflow_definition
 from engine._list_pages import WorkflowExecutionAsyncIterator
 from engine._store import Store
@@ -250,11 +251,23 @@ class Client:
         id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
         memo: dict[str, Any] | None = None,
         search_attributes: TypedSearchAttributes | None = None,
+        cron_schedule: str = "",
+        request_eager_start: bool = False,
+        start_delay: timedelta | None = None,
+        **_rpc: Any,
     ) -> "WorkflowHandle":
         """Start a run and return its handle at once (the run goes on in the workers).
 
         ``search_attributes`` (``TypedSearchAttributes``) are indexed: ``list_workflows`` filters
-        on them (``CustomKeywordField = 'x'``). ``memo`` is shown by ``describe()`` only."""
+        on them (``CustomKeywordField = 'x'``). ``memo`` is shown by ``describe()`` only.
+
+        ``id_reuse_policy`` and ``id_conflict_policy`` say what happens when runs of ``id``
+        exist (temporalio's values: a running one fails the start unless USE_EXISTING or
+        TERMINATE_EXISTING). ``cron_schedule`` (``"*/5 * * * *"``, ``"@hourly"``,
+        ``"@every 30s"``) makes a chain of runs, one per schedule time, as Temporal does;
+        Temporal recommends schedules (``create_schedule``) instead. ``start_delay`` waits
+        before the first workflow task. ``request_eager_start`` is accepted and changes
+        nothing: this engine hands a new run's first task to a local worker at once anyway."""
         if isinstance(workflow, str):
             name, hinted = workflow, None
         else:
@@ -269,6 +282,10 @@ class Client:
         payloads = await converter._encode_json(all_args, f"argument of workflow {name!r}")
         encoded_memo = {k: (await converter._encode_json([v], f"memo field {k!r}", numbered=False))["payloads"][0] for k, v in (memo or {}).items()}
         indexed = _search_attributes.encode_typed(search_attributes)
+        if cron_schedule:
+            parse_cron(cron_schedule)  # a bad schedule fails here, in one line
+        if cron_schedule and start_delay:
+            raise ValueError("start_workflow takes cron_schedule or start_delay, not both (as Temporal).")
         self._ensure_service()
         run_id = await self.store.run(
             _service.start_workflow,
@@ -283,6 +300,10 @@ class Client:
                 task_timeout=task_timeout,
                 memo=encoded_memo or None,
                 search_attributes=indexed or None,
+                id_reuse_policy=int(id_reuse_policy),
+                id_conflict_policy=int(id_conflict_policy),
+                cron_schedule=cron_schedule or None,
+                first_task_backoff=start_delay,
             ),
             self.clock.now(),
         )
@@ -523,6 +544,10 @@ class WorkflowHandle:
                 if closing is None:
                     continue
                 event_type, attrs = closing
+                if follow_runs and attrs.get("newExecutionRunId") and event_type != "WorkflowExecutionContinuedAsNew":
+                    run_id = attrs["newExecutionRunId"]  # a cron chain's next run
+                    self.result_run_id = run_id
+                    continue
                 if event_type == "WorkflowExecutionContinuedAsNew" and follow_runs:
                     run_id = attrs["newExecutionRunId"]  # follow the chain to its last run
                     self.result_run_id = run_id
