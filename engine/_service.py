@@ -412,6 +412,8 @@ class StartRequest:
     cron_schedule: str | None = None
     first_task_backoff: timedelta | None = None  # None: up to the cron schedule's next time
     last_completion_result: dict[str, Any] | None = None
+    # Update-with-start: (update id, name, payloads) the first workflow task carries.
+    update: tuple[str, str, dict[str, Any]] | None = None
 
 
 def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
@@ -469,6 +471,8 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
             (run_id, ts(now + limit)),
         )
         tx.notify("timers", "")
+    if req.update is not None:
+        _service_starts.add_update(tx, run, req.update, req.identity)
     if backoff:
         # The first workflow task waits (a cron run's next time); it is scheduled when the
         # timer fires, as Temporal writes it then.

@@ -59,6 +59,19 @@ def existing_run(tx: Tx, req: StartRequest, now: datetime) -> str | None:
     return None
 
 
+def add_update(tx: Tx, run: Run, update: tuple[str, str, dict[str, Any]], identity: str) -> None:
+    """Update-with-start: the new run's update request, written before its first workflow
+    task is handed out so that task carries it (as on Temporal's server)."""
+    from engine._store import dumps
+
+    update_id, name, payloads = update
+    run.has_updates = True
+    tx.conn.execute(
+        "INSERT INTO updates (run_id, update_id, name, input, identity, state) VALUES (?, ?, ?, ?, ?, 'requested')",
+        (run.run_id, update_id, name, dumps(payloads), identity),
+    )
+
+
 def first_task_backoff(req: StartRequest, now: datetime) -> timedelta:
     """The wait before the first workflow task: given (a later cron run), or up to the
     schedule's next time (the chain's first run)."""

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Callable, Sequence
 
 from engine import _client_reads
+from engine import _client_with_start
+from engine._client_with_start import WithStartWorkflowOperation
 from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
@@ -55,6 +57,7 @@ __all__ = [
     "WorkflowExecutionAsyncIterator",
     "WorkflowExecutionCount",
     "WorkflowExecutionCountAggregationGroup",
+    "WithStartWorkflowOperation",
 ]
 
 _arg_unset = object()
@@ -268,6 +271,35 @@ class Client:
         Temporal recommends schedules (``create_schedule``) instead. ``start_delay`` waits
         before the first workflow task. ``request_eager_start`` is accepted and changes
         nothing: this engine hands a new run's first task to a local worker at once anyway."""
+        request, hinted = await self._start_request(
+            workflow, arg, args=args, id=id, task_queue=task_queue, execution_timeout=execution_timeout,
+            run_timeout=run_timeout, task_timeout=task_timeout, id_reuse_policy=id_reuse_policy,
+            id_conflict_policy=id_conflict_policy, memo=memo, search_attributes=search_attributes,
+            cron_schedule=cron_schedule, start_delay=start_delay,
+        )
+        self._ensure_service()
+        run_id = await self.store.run(_service.start_workflow, request, self.clock.now())
+        return WorkflowHandle(self, id, run_id=run_id, result_run_id=run_id, first_execution_run_id=run_id, result_type=result_type or hinted)
+
+    async def _start_request(
+        self,
+        workflow: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str,
+        task_queue: str,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+        memo: dict[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
+        cron_schedule: str = "",
+        start_delay: timedelta | None = None,
+    ) -> tuple[StartRequest, Any]:
+        """A start checked and encoded (not sent), and the workflow's result type hint."""
         if isinstance(workflow, str):
             name, hinted = workflow, None
         else:
@@ -286,28 +318,62 @@ class Client:
             parse_cron(cron_schedule)  # a bad schedule fails here, in one line
         if cron_schedule and start_delay:
             raise ValueError("start_workflow takes cron_schedule or start_delay, not both (as Temporal).")
-        self._ensure_service()
-        run_id = await self.store.run(
-            _service.start_workflow,
-            StartRequest(
-                workflow_id=id,
-                workflow_type=name,
-                task_queue=task_queue,
-                input=payloads,
-                identity=self.identity,
-                execution_timeout=execution_timeout,
-                run_timeout=run_timeout,
-                task_timeout=task_timeout,
-                memo=encoded_memo or None,
-                search_attributes=indexed or None,
-                id_reuse_policy=int(id_reuse_policy),
-                id_conflict_policy=int(id_conflict_policy),
-                cron_schedule=cron_schedule or None,
-                first_task_backoff=start_delay,
-            ),
-            self.clock.now(),
+        request = StartRequest(
+            workflow_id=id,
+            workflow_type=name,
+            task_queue=task_queue,
+            input=payloads,
+            identity=self.identity,
+            execution_timeout=execution_timeout,
+            run_timeout=run_timeout,
+            task_timeout=task_timeout,
+            memo=encoded_memo or None,
+            search_attributes=indexed or None,
+            id_reuse_policy=int(id_reuse_policy),
+            id_conflict_policy=int(id_conflict_policy),
+            cron_schedule=cron_schedule or None,
+            first_task_backoff=start_delay,
         )
-        return WorkflowHandle(self, id, run_id=run_id, result_run_id=run_id, first_execution_run_id=run_id, result_type=result_type or hinted)
+        return request, hinted
+
+    async def start_update_with_start_workflow(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        start_workflow_operation: WithStartWorkflowOperation,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        wait_for_stage: WorkflowUpdateStage = WorkflowUpdateStage.ACCEPTED,
+        result_type: type | None = None,
+        **_rpc: Any,
+    ) -> WorkflowUpdateHandle:
+        """Send an update to the run ``start_workflow_operation`` describes, starting it first
+        if its id conflict policy says so (``USE_EXISTING``: the running one takes the update),
+        in one transaction; return once the update reached ``wait_for_stage``. The operation's
+        ``workflow_handle()`` then gives the run."""
+        all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        return await _client_with_start.start(
+            self, update, all_args, start_workflow_operation, id=id, wait_for_stage=wait_for_stage, result_type=result_type
+        )
+
+    async def execute_update_with_start_workflow(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        start_workflow_operation: WithStartWorkflowOperation,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        result_type: type | None = None,
+        **_rpc: Any,
+    ) -> Any:
+        """``start_update_with_start_workflow`` waiting for the update's result."""
+        handle = await self.start_update_with_start_workflow(
+            update, arg, start_workflow_operation=start_workflow_operation, args=args, id=id,
+            wait_for_stage=WorkflowUpdateStage.COMPLETED, result_type=result_type,
+        )
+        return await handle.result()
 
     async def execute_workflow(self, workflow: str | Callable[..., Any], arg: Any = _arg_unset, **kwargs: Any) -> Any:
         """Start a run and wait for its result."""
