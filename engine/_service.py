@@ -993,6 +993,10 @@ def fire_due(tx: Tx, now: datetime, limit: int = 500) -> int:
         "SELECT run_id, timer_key, kind, info FROM timers WHERE fire_at <= ? ORDER BY fire_at LIMIT ?", (t, limit)
     ).fetchall():
         tx.conn.execute("DELETE FROM timers WHERE run_id = ? AND timer_key = ?", (run_id, key))
+        if kind == "schedule":
+            _service_schedules.fire(tx, run_id, json.loads(info_text), now)
+            fired += 1
+            continue
         run = load_run(tx, run_id)
         if not run.open:
             continue
@@ -1173,7 +1177,7 @@ def terminate(tx: Tx, run_id: str, reason: str, details: dict[str, Any] | None, 
 
 # At the end: they use this module's functions (and this module calls them only at run time).
 from engine import _service_children, _service_updates, _service_visibility  # noqa: E402
-from engine import _service_starts  # noqa: E402
+from engine import _service_schedules, _service_starts  # noqa: E402
 from engine._service_activities import (  # noqa: E402  (re-exported: the worker and tests use them from here)
     ActivityTask,
     HeldActivity,
