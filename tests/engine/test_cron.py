@@ -124,6 +124,18 @@ async def test_a_cron_chain_has_the_history_temporal_writes() -> None:
     assert "identity" not in ours[1].events[0].attributes and "identity" in ours[0].events[0].attributes
 
 
+@workflow.defn(sandboxed=False)
+class CronUntil:
+    """Completes until 12:15, then waits for ever: result() awaited in time-skipping mode lets
+    time run, and a run that stays open makes terminating it free of races."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        if workflow.now() >= datetime(2026, 12, 7, 12, 15, tzinfo=UTC):
+            await workflow.wait_condition(lambda: False)
+        return name
+
+
 async def test_result_follows_the_chain_and_terminate_ends_it() -> None:
     import asyncio
 
@@ -131,8 +143,8 @@ async def test_result_follows_the_chain_and_terminate_ends_it() -> None:
 
     env = await WorkflowEnvironment.start_time_skipping(start=datetime(2026, 12, 7, 12, 0, 10, tzinfo=UTC))
     client = env.client
-    async with Worker(client, task_queue="q", workflows=[CronWorkflow]):
-        handle = await client.start_workflow(CronWorkflow.run, "m", id="c", task_queue="q", cron_schedule="*/5 * * * *")
+    async with Worker(client, task_queue="q", workflows=[CronUntil]):
+        handle = await client.start_workflow(CronUntil.run, "m", id="c", task_queue="q", cron_schedule="*/5 * * * *")
         await env.sleep(timedelta(minutes=11))
         descriptions = [d async for d in client.list_workflows("WorkflowId = 'c'")]
         assert sorted(d.status.name for d in descriptions) == ["COMPLETED", "COMPLETED", "RUNNING"]
@@ -142,8 +154,12 @@ async def test_result_follows_the_chain_and_terminate_ends_it() -> None:
             if len(events) > 1 and events[1].event_time is not None:
                 starts.append(events[1].event_time.strftime("%H:%M:%S"))
         assert sorted(starts) == ["12:05:00", "12:10:00"]  # the third waits for 12:15
-        waiting = asyncio.ensure_future(client.get_workflow_handle("c", run_id=handle.run_id).result())
-        await asyncio.sleep(0.1)
+        follower = client.get_workflow_handle("c", run_id=handle.run_id)
+        waiting = asyncio.ensure_future(follower.result())
+        for _ in range(100):  # time runs while result() waits: the 12:15 run starts and stays
+            await asyncio.sleep(0.02)
+            if follower.result_run_id not in (None, handle.run_id) and len([d async for d in client.list_workflows("WorkflowId = 'c'")]) == 3:
+                break
         assert not waiting.done()  # result() follows the chain rather than return the first run's
         await client.get_workflow_handle("c").terminate()
         with pytest.raises(WorkflowFailureError) as caught:
