@@ -65,6 +65,8 @@ from engine.errors import (
 )
 from engine._client_reads import WorkflowExecutionCount, WorkflowExecutionCountAggregationGroup
 from engine.history import History, HistoryEvent
+# Where temporalio users import them from (temporalio.client); defined in engine.errors.
+from engine.errors import WorkflowAlreadyStartedError, WorkflowQueryFailedError, WorkflowUpdateFailedError
 
 __all__ = [
     "Client",
@@ -96,6 +98,10 @@ __all__ = [
     "ScheduleState",
     "ScheduleUpdate",
     "ScheduleUpdateInput",
+    "WorkflowAlreadyStartedError",
+    "WorkflowFailureError",
+    "WorkflowQueryFailedError",
+    "WorkflowUpdateFailedError",
 ]
 
 _arg_unset = object()

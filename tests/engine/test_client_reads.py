@@ -82,3 +82,10 @@ async def test_raw_description_and_map_histories() -> None:
             histories = [h async for h in client.list_workflows("WorkflowType = 'Waits'").map_histories()]
             assert sorted(h.workflow_id for h in histories) == ["w0", "w1", "w2"]
             assert all(h.events[0].event_type == "WorkflowExecutionStarted" for h in histories)
+
+
+def test_errors_importable_from_engine_client_as_from_temporalio_client() -> None:
+    from engine import client, errors
+
+    for name in ("WorkflowFailureError", "WorkflowUpdateFailedError", "WorkflowQueryFailedError", "WorkflowAlreadyStartedError"):
+        assert getattr(client, name) is getattr(errors, name) and name in client.__all__
