@@ -44,8 +44,17 @@ class WorkflowExecutionAsyncIterator(Generic[T]):
     engine also lets you ``await`` it for a list of every run (up to ``limit``).
     """
 
-    def __init__(self, fetch: Fetch[T], *, limit: int | None, page_size: int, next_page_token: bytes | None) -> None:
+    def __init__(
+        self,
+        fetch: Fetch[T],
+        *,
+        limit: int | None,
+        page_size: int,
+        next_page_token: bytes | None,
+        history_of: Callable[[T], Awaitable[Any]] | None = None,
+    ) -> None:
         self._fetch = fetch
+        self._history_of = history_of
         self._limit = limit
         self._page_size = page_size
         self._after = decode_token(next_page_token)
@@ -95,6 +104,14 @@ class WorkflowExecutionAsyncIterator(Generic[T]):
         self._current_page_index += 1
         self._yielded += 1
         return found
+
+    async def map_histories(self, **_options: Any) -> AsyncIterator[Any]:
+        """The history of each run, in list order (``fetch_history`` of each), as temporalio's:
+        ``async for history in client.list_workflows(...).map_histories()``."""
+        if self._history_of is None:
+            raise TypeError("This iterator does not list workflow runs: map_histories() has no histories to read.")
+        async for found in self:
+            yield await self._history_of(found)
 
     def __await__(self) -> Generator[Any, None, list[T]]:
         return self._every().__await__()

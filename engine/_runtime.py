@@ -248,6 +248,7 @@ class WorkflowInfo:
     typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
     # Memo fields as payloads (JSON form): workflow.memo() converts them.
     raw_memo: dict[str, Any] = field(default_factory=dict)
+    cron_schedule: str | None = None
 
 
 # ActivityCancellationType values (temporalio's), kept here so the runtime needs no
@@ -1161,6 +1162,7 @@ def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEve
         typed_search_attributes=_search_attributes.decode_typed((started.get("searchAttributes") or {}).get("indexedFields")),
         raw_memo=dict((started.get("memo") or {}).get("fields") or {}),
         headers=_interceptors.headers_from_json(started.get("header")),
+        cron_schedule=started.get("cronSchedule") or None,
     )
 
 

@@ -408,16 +408,24 @@ class StartRequest:
     parent: dict[str, Any] | None = None
     # The start's header fields (interceptors' headers; {} when none), as Temporal records them.
     header: dict[str, Any] | None = None
+    # Start options (engine._service_starts): temporalio's policy enum values (0: default).
+    id_reuse_policy: int = 0
+    id_conflict_policy: int = 0
+    cron_schedule: str | None = None
+    first_task_backoff: timedelta | None = None  # None: up to the cron schedule's next time
+    last_completion_result: dict[str, Any] | None = None
+    # Update-with-start: (update id, name, payloads) the first workflow task carries.
+    update: tuple[str, str, dict[str, Any]] | None = None
 
 
 def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
-    # "+status": without it SQLite picks the status index and walks every open run. (No
-    # flush needed: status is written at once by close_run, never deferred.)
-    row = tx.conn.execute(
-        "SELECT run_id FROM executions WHERE workflow_id = ? AND +status = ?", (req.workflow_id, OPEN)
-    ).fetchone()
-    if row is not None:
-        raise WorkflowAlreadyStartedError(req.workflow_id, req.workflow_type, run_id=row[0])
+    # Policies decide about runs of the same id ("+status" in their look-up: without it SQLite
+    # picks the status index and walks every open run; no flush needed, close_run writes
+    # status at once). USE_EXISTING answers with the open run.
+    existing = _service_starts.existing_run(tx, req, now)
+    if existing is not None:
+        return existing
+    backoff = _service_starts.first_task_backoff(req, now)
     run_id = req.run_id or new_run_id()
     task_timeout = (req.task_timeout or timedelta(seconds=10)).total_seconds()
     run = Run(run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, 1, "", None, None, 1, [], task_timeout)
@@ -431,7 +439,7 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
         "identity": req.identity,
         "firstExecutionRunId": req.first_run_id or run_id,
         "attempt": 1,
-        "firstWorkflowTaskBackoff": "0s",
+        "firstWorkflowTaskBackoff": to_duration(backoff) if backoff else "0s",
         "header": req.header or {},
         "workflowId": req.workflow_id,
     }
@@ -451,6 +459,12 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     if req.continued_from:
         attrs["continuedExecutionRunId"] = req.continued_from
         attrs["initiator"] = "CONTINUE_AS_NEW_INITIATOR_WORKFLOW"
+    if req.cron_schedule:
+        attrs["cronSchedule"] = req.cron_schedule
+        attrs["initiator"] = "CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE"
+        attrs.pop("identity", None) if req.continued_from else None
+    if req.last_completion_result:
+        attrs["lastCompletionResult"] = req.last_completion_result
     append(tx, run, now, "WorkflowExecutionStarted", attrs)
     limit = min(t for t in (req.execution_timeout, req.run_timeout, timedelta.max) if t)
     if limit != timedelta.max:
@@ -459,7 +473,19 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
             (run_id, ts(now + limit)),
         )
         tx.notify("timers", "")
-    ensure_workflow_task(tx, run, now)
+    if req.update is not None:
+        _service_starts.add_update(tx, run, req.update, req.identity)
+    if backoff:
+        # The first workflow task waits (a cron run's next time); it is scheduled when the
+        # timer fires, as Temporal writes it then.
+        tx.conn.execute(
+            "INSERT INTO timers (run_id, timer_key, kind, fire_at) VALUES (?, 'first-task-backoff', 'first_task_backoff', ?)",
+            (run_id, ts(now + backoff)),
+        )
+        tx.notify("timers", "")
+    else:
+        ensure_workflow_task(tx, run, now)
+    _service_starts.remember(tx, run_id, req, now + backoff)
     tx.conn.execute(
         "INSERT INTO executions (run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id, "
         "wft_state, wft_scheduled_id, wft_started_id, wft_attempt, task_timeout, flags, search_attributes, memo) "
@@ -879,8 +905,14 @@ def _close_command(status: str, event_type: str):  # type: ignore[no-untyped-def
         extra: dict[str, Any] = {"workflowTaskCompletedEventId": str(completed)}
         if event_type == "WorkflowExecutionFailed":
             extra["retryState"] = "RETRY_STATE_RETRY_POLICY_NOT_SET"
+        follow = _service_starts.next_cron_run(tx, run, now, attrs) if status in ("Completed", "Failed") else None
+        if follow is not None:
+            extra["newExecutionRunId"] = follow.run_id
         append(tx, run, now, event_type, {**attrs, **extra})
         close_run(tx, run, now, status, attrs)
+        if follow is not None:
+            save_run(tx, run)
+            start_workflow(tx, follow, now)
         return False
 
     return handler
@@ -965,12 +997,18 @@ def fire_due(tx: Tx, now: datetime, limit: int = 500) -> int:
         "SELECT run_id, timer_key, kind, info FROM timers WHERE fire_at <= ? ORDER BY fire_at LIMIT ?", (t, limit)
     ).fetchall():
         tx.conn.execute("DELETE FROM timers WHERE run_id = ? AND timer_key = ?", (run_id, key))
+        if kind == "schedule":
+            _service_schedules.fire(tx, run_id, json.loads(info_text), now)
+            fired += 1
+            continue
         run = load_run(tx, run_id)
         if not run.open:
             continue
         info = json.loads(info_text)
         if kind == "timer":
             deliver(tx, run, now, [("TimerFired", {"timerId": info["timerId"], "startedEventId": str(info["startedEventId"])})])
+        elif kind == "first_task_backoff":
+            ensure_workflow_task(tx, run, now)
         elif kind == "execution_timeout":
             append(tx, run, now, "WorkflowExecutionTimedOut", {"retryState": "RETRY_STATE_TIMEOUT"})
             close_run(tx, run, now, "TimedOut", {"retryState": "RETRY_STATE_TIMEOUT"})
@@ -1144,6 +1182,7 @@ def terminate(tx: Tx, run_id: str, reason: str, details: dict[str, Any] | None, 
 
 # At the end: they use this module's functions (and this module calls them only at run time).
 from engine import _service_children, _service_updates, _service_visibility  # noqa: E402
+from engine import _service_schedules, _service_starts  # noqa: E402
 from engine._service_activities import (  # noqa: E402  (re-exported: the worker and tests use them from here)
     ActivityTask,
     HeldActivity,

@@ -36,7 +36,7 @@ T = TypeVar("T")
 log = logging.getLogger("engine.store")
 
 APP_ID = "durable-lab"
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _SCHEMA = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -203,6 +203,28 @@ _MIGRATIONS: dict[int, list[str]] = {
         ) WITHOUT ROWID""",
         """CREATE INDEX search_attributes_by_value ON search_attributes (name, value)""",
         """CREATE TABLE search_attribute_types (name TEXT PRIMARY KEY, type TEXT NOT NULL) WITHOUT ROWID""",
+    ],
+    9: [
+        # Runs of a cron chain: their schedule and execution time (start plus the first
+        # task's backoff), from which the next run's backoff is counted when one closes.
+        """CREATE TABLE crons (
+            run_id TEXT PRIMARY KEY,
+            schedule TEXT NOT NULL,
+            execution_time REAL NOT NULL
+        ) WITHOUT ROWID""",
+        # Schedules (client.create_schedule): spec, action and state as JSON a learner can
+        # read; the next action time is a row of timers (run_id 'schedule:<id>'), so the
+        # engine's clock (and time skipping) drives them like any timer.
+        """CREATE TABLE schedules (
+            schedule_id TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            action TEXT NOT NULL,
+            state TEXT NOT NULL,
+            policy TEXT NOT NULL DEFAULT '{}',
+            info TEXT NOT NULL DEFAULT '{}',
+            memo TEXT,
+            created REAL NOT NULL
+        ) WITHOUT ROWID""",
     ],
 }
 
@@ -472,7 +494,7 @@ class Store:
             while self._reads:
                 batch, self._reads = self._reads, []
                 try:
-                    outcomes = await self._reader._execute(_run_reads, self._reader._conn, batch)
+                    outcomes = await _to_end(self._reader._execute(_run_reads, self._reader._conn, batch))
                 except BaseException as e:  # noqa: BLE001 - every caller must hear of it
                     outcomes = [(False, e)] * len(batch)
                 for (_, _, fut), (ok, value) in zip(batch, outcomes):
@@ -500,12 +522,12 @@ class Store:
         try:
             while self._pending:
                 if lock is not None and not lock.acquire(wait=False):
-                    await self._conn._execute(lock.acquire)
+                    await _to_end(self._conn._execute(lock.acquire))
                 batch, self._pending = self._pending, []
                 try:
                     tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
                     if self._reader is self._conn and self._reading:
-                        outcomes = await self._conn._execute(_run_batch, tx, batch)  # the connection is busy
+                        outcomes = await _to_end(self._conn._execute(_run_batch, tx, batch))  # the connection is busy
                     else:
                         try:
                             outcomes = _run_batch(tx, batch)
@@ -513,7 +535,7 @@ class Store:
                             # A program that is not an engine process (those queue on the lock
                             # file) holds SQLite's write lock: wait for it on the database
                             # thread, as SQLite's busy handler would, not on the event loop.
-                            outcomes = await self._conn._execute(_run_batch_patiently, tx, batch, self.lock_timeout)
+                            outcomes = await _to_end(self._conn._execute(_run_batch_patiently, tx, batch, self.lock_timeout))
                 except sqlite3.DatabaseError as e:
                     error = _translate(e, self.path, self.lock_timeout)
                     for _, _, fut in batch:
@@ -609,6 +631,24 @@ class _Callback:
             self._done(ok, value)
         except Exception:  # noqa: BLE001 - one caller's bug must not stop the others' results
             log.exception("a commit callback failed")
+
+
+async def _to_end(job: Any) -> Any:
+    """Await a job of a database thread to its end, even if the awaiting task is cancelled.
+
+    Only the store's own flush and read tasks use this: nobody awaits them, and the thread
+    runs the job anyway, so a write lock it takes or a batch it commits must be known here
+    (callers are waiting for it), and its answer must reach the event loop before the loop
+    closes (an answer to a closed loop is aiosqlite's "Event loop is closed" traceback).
+    asyncio.run cancels every task at its end: this is how a program that never closed its
+    Client still exits cleanly. The cancellation is absorbed; the task finishes its work."""
+    future = asyncio.ensure_future(job)
+    while True:
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
 
 
 def _run_reads(

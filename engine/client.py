@@ -16,8 +16,31 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
+from engine import _client_reads
+from engine import _client_with_start
+from engine import _schedules
+from engine._schedules import (
+    Schedule,
+    ScheduleAction,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionResult,
+    ScheduleActionStartWorkflow,
+    ScheduleDescription,
+    ScheduleHandle,
+    ScheduleInfo,
+    ScheduleIntervalSpec,
+    ScheduleListDescription,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from engine._service_schedules import ScheduleAlreadyRunningError, ScheduleNotFoundError
+from engine._client_with_start import WithStartWorkflowOperation
 from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
 from engine import _client_interceptors
 from engine._client_interceptors import (
@@ -33,9 +56,11 @@ from engine._client_interceptors import (
 )
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
+from engine._cron import parse_cron
 from engine._definitions import workflow_definition
 from engine._list_pages import WorkflowExecutionAsyncIterator
 from engine._store import Store
+from engine._temporalio_converter import as_engine_converter
 from engine._visibility import compile_list_filter
 from engine._service import StartRequest, from_ts, ts
 from engine.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -50,7 +75,10 @@ from engine.errors import (
     WorkflowFailureError,
     WorkflowNotFoundError,
 )
-from engine.history import History
+from engine._client_reads import WorkflowExecutionCount, WorkflowExecutionCountAggregationGroup
+from engine.history import History, HistoryEvent
+# Where temporalio users import them from (temporalio.client); defined in engine.errors.
+from engine.errors import WorkflowAlreadyStartedError, WorkflowQueryFailedError, WorkflowUpdateFailedError
 
 __all__ = [
     "Client",
@@ -70,6 +98,31 @@ __all__ = [
     "TerminateWorkflowInput",
     "DescribeWorkflowInput",
     "StartWorkflowUpdateInput",
+    "WorkflowExecutionCount",
+    "WorkflowExecutionCountAggregationGroup",
+    "WithStartWorkflowOperation",
+    "Schedule",
+    "ScheduleAction",
+    "ScheduleActionExecutionStartWorkflow",
+    "ScheduleActionResult",
+    "ScheduleActionStartWorkflow",
+    "ScheduleAlreadyRunningError",
+    "ScheduleDescription",
+    "ScheduleHandle",
+    "ScheduleInfo",
+    "ScheduleIntervalSpec",
+    "ScheduleListDescription",
+    "ScheduleNotFoundError",
+    "ScheduleOverlapPolicy",
+    "SchedulePolicy",
+    "ScheduleSpec",
+    "ScheduleState",
+    "ScheduleUpdate",
+    "ScheduleUpdateInput",
+    "WorkflowAlreadyStartedError",
+    "WorkflowFailureError",
+    "WorkflowQueryFailedError",
+    "WorkflowUpdateFailedError",
 ]
 
 _arg_unset = object()
@@ -113,6 +166,12 @@ class WorkflowExecutionDescription:
     typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
     raw_memo: dict[str, Any] = field(default_factory=dict)
     data_converter: DataConverter = field(default=DataConverter.default, repr=False, compare=False)
+
+    @property
+    def raw_description(self) -> dict[str, Any]:
+        """Temporal's ``DescribeWorkflowExecutionResponse`` for this run, in its JSON form
+        (temporalio gives the protobuf message; the fields are the same)."""
+        return _client_reads.raw_description(self)
 
     async def memo(self) -> dict[str, Any]:
         """The memo, decoded (the payload codec runs) and converted."""
@@ -165,13 +224,15 @@ class Client:
         namespace: str = "default",
         identity: str | None = None,
         owns_store: bool = True,
-        data_converter: DataConverter = DataConverter.default,
+        data_converter: Any = DataConverter.default,
         interceptors: Sequence[Any] = (),
     ) -> None:
         self.store = store
         self._interceptors = list(interceptors)
         self._outbound = _client_interceptors.chain(self, self._interceptors)
-        self.data_converter = data_converter
+        # temporalio's DataConverter is accepted as well (adapted; config() gives it back).
+        self._given_converter = data_converter
+        self.data_converter = as_engine_converter(data_converter, "Client")
         self.clock = clock or Clock()
         self.namespace = namespace
         self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
@@ -192,23 +253,41 @@ class Client:
         namespace: str = "default",
         identity: str | None = None,
         clock: Clock | None = None,
-        data_converter: DataConverter = DataConverter.default,
+        data_converter: Any = DataConverter.default,
         file_mode: int = 0o600,
         interceptors: Sequence[Any] = (),
     ) -> "Client":
         """Open the engine database at ``target_host`` (a file path, or ``":memory:"``).
 
         ``data_converter`` converts inputs and results (and, with a payload codec, encrypts
-        them before they reach the database); its workers use the same one.
+        them before they reach the database); its workers use the same one. It is an
+        ``engine.converter.DataConverter`` or temporalio's (``temporalio.converter``: its
+        payload converter and payload codec then do the work, e.g. an encryption codec or
+        ``pydantic_data_converter``).
 
         ``file_mode`` is the mode of a database file this call creates, and of its ``-wal``,
         ``-shm`` and ``-lock`` files: owner-only by default, since payloads are your data;
         ``0o640`` lets the file's group read it too (the umask does not apply). An existing
         file keeps its mode, and so do the files beside it."""
+        as_engine_converter(data_converter, "Client.connect")  # a wrong one fails before the file is made
         store = await Store.open(target_host, file_mode=file_mode)
         client = cls(store, clock=clock, namespace=namespace, identity=identity, data_converter=data_converter, interceptors=interceptors)
         client._ensure_service()
         return client
+
+    def config(self) -> dict[str, Any]:
+        """The arguments this client was made with, as a dict: ``Client(**config)`` makes
+        another client on the same database (as temporalio's ``Client.config()``), e.g. with
+        another ``data_converter``. The new client shares the database but does not close it;
+        this one does."""
+        return {
+            "store": self.store,
+            "clock": self.clock,
+            "namespace": self.namespace,
+            "identity": self.identity,
+            "owns_store": False,
+            "data_converter": self._given_converter,
+        }
 
     async def close(self) -> None:
         self._closed = True
@@ -244,13 +323,54 @@ class Client:
         id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
         memo: dict[str, Any] | None = None,
         search_attributes: TypedSearchAttributes | None = None,
+        cron_schedule: str = "",
+        request_eager_start: bool = False,
+        start_delay: timedelta | None = None,
+        **_rpc: Any,
     ) -> "WorkflowHandle":
         """Start a run and return its handle at once (the run goes on in the workers).
 
         ``search_attributes`` (``TypedSearchAttributes``) are indexed: ``list_workflows`` filters
-        on them (``CustomKeywordField = 'x'``). ``memo`` is shown by ``describe()`` only."""
+        on them (``CustomKeywordField = 'x'``). ``memo`` is shown by ``describe()`` only.
+
+        ``id_reuse_policy`` and ``id_conflict_policy`` say what happens when runs of ``id``
+        exist (temporalio's values: a running one fails the start unless USE_EXISTING or
+        TERMINATE_EXISTING). ``cron_schedule`` (``"*/5 * * * *"``, ``"@hourly"``,
+        ``"@every 30s"``) makes a chain of runs, one per schedule time, as Temporal does;
+        Temporal recommends schedules (``create_schedule``) instead. ``start_delay`` waits
+        before the first workflow task. ``request_eager_start`` is accepted and changes
+        nothing: this engine hands a new run's first task to a local worker at once anyway."""
         if _client_interceptors.intercepting(self):
             return await self._outbound.start_workflow(_client_interceptors.start_input(dict(locals()), _arg_unset))
+        request, hinted = await self._start_request(
+            workflow, arg, args=args, id=id, task_queue=task_queue, execution_timeout=execution_timeout,
+            run_timeout=run_timeout, task_timeout=task_timeout, id_reuse_policy=id_reuse_policy,
+            id_conflict_policy=id_conflict_policy, memo=memo, search_attributes=search_attributes,
+            cron_schedule=cron_schedule, start_delay=start_delay,
+        )
+        self._ensure_service()
+        run_id = await self.store.run(_service.start_workflow, request, self.clock.now())
+        return WorkflowHandle(self, id, run_id=run_id, result_run_id=run_id, first_execution_run_id=run_id, result_type=result_type or hinted)
+
+    async def _start_request(
+        self,
+        workflow: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str,
+        task_queue: str,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+        memo: dict[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
+        cron_schedule: str = "",
+        start_delay: timedelta | None = None,
+    ) -> tuple[StartRequest, Any]:
+        """A start checked and encoded (not sent), and the workflow's result type hint."""
         if isinstance(workflow, str):
             name, hinted = workflow, None
         else:
@@ -265,25 +385,67 @@ class Client:
         payloads = await converter._encode_json(all_args, f"argument of workflow {name!r}")
         encoded_memo = {k: (await converter._encode_json([v], f"memo field {k!r}", numbered=False))["payloads"][0] for k, v in (memo or {}).items()}
         indexed = _search_attributes.encode_typed(search_attributes)
-        self._ensure_service()
-        run_id = await self.store.run(
-            _service.start_workflow,
-            StartRequest(
-                workflow_id=id,
-                workflow_type=name,
-                task_queue=task_queue,
-                input=payloads,
-                identity=self.identity,
-                execution_timeout=execution_timeout,
-                run_timeout=run_timeout,
-                task_timeout=task_timeout,
-                memo=encoded_memo or None,
-                search_attributes=indexed or None,
-                header=_client_interceptors.outgoing_header() or None,
-            ),
-            self.clock.now(),
+        if cron_schedule:
+            parse_cron(cron_schedule)  # a bad schedule fails here, in one line
+        if cron_schedule and start_delay:
+            raise ValueError("start_workflow takes cron_schedule or start_delay, not both (as Temporal).")
+        request = StartRequest(
+            workflow_id=id,
+            workflow_type=name,
+            task_queue=task_queue,
+            input=payloads,
+            identity=self.identity,
+            execution_timeout=execution_timeout,
+            run_timeout=run_timeout,
+            task_timeout=task_timeout,
+            memo=encoded_memo or None,
+            search_attributes=indexed or None,
+            header=_client_interceptors.outgoing_header() or None,
+            id_reuse_policy=int(id_reuse_policy),
+            id_conflict_policy=int(id_conflict_policy),
+            cron_schedule=cron_schedule or None,
+            first_task_backoff=start_delay,
         )
-        return WorkflowHandle(self, id, run_id=run_id, result_run_id=run_id, first_execution_run_id=run_id, result_type=result_type or hinted)
+        return request, hinted
+
+    async def start_update_with_start_workflow(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        start_workflow_operation: WithStartWorkflowOperation,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        wait_for_stage: WorkflowUpdateStage = WorkflowUpdateStage.ACCEPTED,
+        result_type: type | None = None,
+        **_rpc: Any,
+    ) -> WorkflowUpdateHandle:
+        """Send an update to the run ``start_workflow_operation`` describes, starting it first
+        if its id conflict policy says so (``USE_EXISTING``: the running one takes the update),
+        in one transaction; return once the update reached ``wait_for_stage``. The operation's
+        ``workflow_handle()`` then gives the run."""
+        all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+        return await _client_with_start.start(
+            self, update, all_args, start_workflow_operation, id=id, wait_for_stage=wait_for_stage, result_type=result_type
+        )
+
+    async def execute_update_with_start_workflow(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _arg_unset,
+        *,
+        start_workflow_operation: WithStartWorkflowOperation,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        result_type: type | None = None,
+        **_rpc: Any,
+    ) -> Any:
+        """``start_update_with_start_workflow`` waiting for the update's result."""
+        handle = await self.start_update_with_start_workflow(
+            update, arg, start_workflow_operation=start_workflow_operation, args=args, id=id,
+            wait_for_stage=WorkflowUpdateStage.COMPLETED, result_type=result_type,
+        )
+        return await handle.result()
 
     async def execute_workflow(self, workflow: str | Callable[..., Any], arg: Any = _arg_unset, **kwargs: Any) -> Any:
         """Start a run and wait for its result."""
@@ -350,7 +512,34 @@ class Client:
             last = (rows[-1][-2], rows[-1][-1]) if len(rows) == size else None  # a full page: maybe more
             return [_description(row, converter) for row in rows], last
 
-        return WorkflowExecutionAsyncIterator(fetch, limit=limit, page_size=page_size, next_page_token=next_page_token)
+        return WorkflowExecutionAsyncIterator(
+            fetch, limit=limit, page_size=page_size, next_page_token=next_page_token,
+            history_of=lambda run: self.get_workflow_handle(run.id, run_id=run.run_id).fetch_history(),
+        )
+
+    # ------------------------------------------------------------------ schedules
+    async def create_schedule(
+        self, id: str, schedule: Schedule, *, trigger_immediately: bool = False, **_options: Any
+    ) -> ScheduleHandle:
+        """Make a schedule (Temporal's recommended successor of cron): it starts
+        ``schedule.action``'s workflow at each time of ``schedule.spec`` (intervals, cron
+        expressions) unless paused, driven by the engine's clock (time skipping skips to it)."""
+        return await _schedules.create(self, id, schedule, trigger_immediately=trigger_immediately)
+
+    def get_schedule_handle(self, id: str) -> ScheduleHandle:
+        """A handle on the schedule ``id`` (not checked until it is used)."""
+        return ScheduleHandle(self, id)
+
+    def list_schedules(self, query: str | None = None, **_options: Any) -> AsyncIterator[ScheduleListDescription]:
+        """Every schedule, by id (``async for``); ``query`` filters are not supported."""
+        if query:
+            raise ValueError("list_schedules does not take a query in this engine: leave it out and filter what it yields.")
+        return _schedules.list_schedules(self)
+
+    async def count_workflows(self, query: str | None = None, **_rpc: Any) -> WorkflowExecutionCount:
+        """How many runs match ``query`` (a list filter, as ``list_workflows``'s; every run
+        without one). ``... GROUP BY ExecutionStatus`` also counts each status (``groups``)."""
+        return await _client_reads.count_workflows(self, query)
 
     # ------------------------------------------------------------------ the engine's clock work
     def _ensure_service(self) -> None:
@@ -364,6 +553,19 @@ class Client:
             self._service_task = loop.create_task(self._service_loop(), name="engine-timers")
 
     async def _service_loop(self) -> None:
+        try:
+            await self._serve_clock()
+        except asyncio.CancelledError:
+            if not self._closed:
+                # Cancelled by the event loop's end (asyncio.run cancels every task), not by
+                # close(): close the database while the loop still runs, so that its threads
+                # end now rather than answer a closed loop ("Event loop is closed").
+                self._closed = True
+                if self._owns_store:
+                    await self.store.close()
+            raise
+
+    async def _serve_clock(self) -> None:
         """Fire due timers, retries and timeouts; in time-skipping mode, move the clock."""
         clock, store = self.clock, self.store
         while not self._closed:
@@ -499,6 +701,10 @@ class WorkflowHandle:
                 if closing is None:
                     continue
                 event_type, attrs = closing
+                if follow_runs and attrs.get("newExecutionRunId") and event_type != "WorkflowExecutionContinuedAsNew":
+                    run_id = attrs["newExecutionRunId"]  # a cron chain's next run
+                    self.result_run_id = run_id
+                    continue
                 if event_type == "WorkflowExecutionContinuedAsNew" and follow_runs:
                     run_id = attrs["newExecutionRunId"]  # follow the chain to its last run
                     self.result_run_id = run_id
@@ -549,6 +755,19 @@ class WorkflowHandle:
         if not events:
             raise WorkflowNotFoundError(f"No run {run_id!r} of workflow {self.id!r}. Check the run id, or omit it for the latest run.")
         return History(self.id, tuple(events))
+
+    def fetch_history_events(
+        self, *, page_size: int | None = None, wait_new_event: bool = False, **_rpc: Any
+    ) -> AsyncIterator[HistoryEvent]:
+        """The run's history events as an async iterator, read a page at a time. With
+        ``wait_new_event`` it waits for new events and ends once the run has closed."""
+
+        async def events() -> AsyncIterator[HistoryEvent]:
+            run_id = await self._resolve_run()
+            async for event in _client_reads.history_events(self._client, run_id, page_size=page_size, wait_new_event=wait_new_event):
+                yield event
+
+        return events()
 
     async def activity_attempts(self) -> list["ActivityAttempt"]:
         """Every attempt of every activity of the run, failed ones included (history keeps

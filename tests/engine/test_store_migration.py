@@ -88,4 +88,34 @@ def test_a_schema_7_database_gets_search_attributes_and_its_runs_keep_working(tm
     conn.close()
     assert {"search_attributes", "search_attribute_types"} <= tables
     assert {"search_attributes", "memo"} <= execution_columns
-    assert version == "8"
+    assert version == str(_store.SCHEMA_VERSION)
+
+
+def test_a_schema_8_database_gets_cron_and_schedule_tables(tmp_path: Path) -> None:
+    """Schema 9 adds crons and schedules; a schema 8 file opens and a cron run starts in it."""
+    import asyncio
+
+    from engine import Client
+
+    path = tmp_path / "eight.db"
+    conn = sqlite3.connect(path)
+    for statement in _store._SCHEMA + [m for v in sorted(_store._MIGRATIONS) if v <= 8 for m in _store._MIGRATIONS[v]]:
+        conn.execute(statement)
+    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("app", _store.APP_ID), ("schema_version", "8")])
+    conn.commit()
+    conn.close()
+
+    async def main() -> None:
+        client = await Client.connect(str(path))
+        await client.start_workflow("W", id="c", task_queue="q", cron_schedule="@hourly")
+        await client.close()
+
+    asyncio.run(main())
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    crons = conn.execute("SELECT schedule FROM crons").fetchall()
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    conn.close()
+    assert {"crons", "schedules"} <= tables
+    assert crons == [("@hourly",)]
+    assert version == "9"

@@ -367,6 +367,38 @@ class SearchAttributesWorkflow:
         return seen
 
 
+@workflow.defn
+class CronWorkflow:
+    """Started with a cron schedule: each run returns what it knows of the schedule."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return f"{name}: {workflow.info().cron_schedule}"
+
+
+@workflow.defn
+class CartWorkflow:
+    """Started by update-with-start: items arrive by update, a signal checks out."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.done = False
+
+    @workflow.run
+    async def run(self, owner: str) -> list[str]:
+        await workflow.wait_condition(lambda: self.done)
+        return self.items
+
+    @workflow.update
+    def add_item(self, item: str) -> int:
+        self.items.append(item)
+        return len(self.items)
+
+    @workflow.signal
+    def checkout(self) -> None:
+        self.done = True
+
+
 ALL_WORKFLOWS = [
     PatchedWorkflow,
     GreetChild,
@@ -379,6 +411,8 @@ ALL_WORKFLOWS = [
     SagaWorkflow,
     WaitConditionTrueWorkflow,
     SearchAttributesWorkflow,
+    CronWorkflow,
+    CartWorkflow,
 ]
 
 

@@ -71,6 +71,9 @@ WORKFLOW_IDS = {
     "search_attributes_1": "fixture-search-attributes",
     "search_attributes_2": "fixture-search-attributes",
     "headers": "fixture-headers",
+    "cron_1": "fixture-cron",
+    "cron_2": "fixture-cron",
+    "update_with_start": "fixture-update-with-start",
 }
 
 
@@ -308,6 +311,51 @@ async def record_headers(client: Client, out: Path, acts: fw.FixtureActivities) 
         save(out, "headers", await fetch(h))
 
 
+async def record_cron(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    # "@every 5s": the server waits for the next time before the first task, then chains a
+    # run per time; two runs are kept, then the chain is terminated.
+    h = await client.start_workflow(
+        fw.CronWorkflow.run, "tick", id=WORKFLOW_IDS["cron_1"], task_queue=TASK_QUEUE, cron_schedule="@every 5s"
+    )
+    run_id: str | None = h.first_execution_run_id
+    for n in (1, 2):
+        assert run_id
+        handle = client.get_workflow_handle(h.id, run_id=run_id)
+        for _ in range(200):
+            history = await fetch(handle)
+            if history.events[-1].HasField("workflow_execution_completed_event_attributes") or history.events[-1].HasField(
+                "workflow_execution_continued_as_new_event_attributes"
+            ):
+                break
+            await asyncio.sleep(0.2)
+        save(out, f"cron_{n}", history)
+        last = history.events[-1]
+        attrs = (
+            last.workflow_execution_completed_event_attributes
+            if last.HasField("workflow_execution_completed_event_attributes")
+            else last.workflow_execution_continued_as_new_event_attributes
+        )
+        run_id = attrs.new_execution_run_id
+    await client.get_workflow_handle(h.id).terminate("fixture recorded")
+
+
+async def record_update_with_start(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    from temporalio.client import WithStartWorkflowOperation
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    wid = WORKFLOW_IDS["update_with_start"]
+    for item in ("apple", "pear"):
+        op = WithStartWorkflowOperation(
+            fw.CartWorkflow.run, "Ada", id=wid, task_queue=TASK_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        print(f"  add_item({item}):", await client.execute_update_with_start_workflow(fw.CartWorkflow.add_item, item, start_workflow_operation=op))
+    h = await op.workflow_handle()
+    await h.signal(fw.CartWorkflow.checkout)
+    print("  result:", await h.result())
+    save(out, "update_with_start", await fetch(h))
+
+
 async def record_all(client: Client, out: Path, only: set[str] | None = None) -> None:
     acts = fw.FixtureActivities()
     async with Worker(
@@ -334,6 +382,8 @@ async def record_all(client: Client, out: Path, only: set[str] | None = None) ->
             ("wait_condition_true", record_wait_condition_true(client, out, acts)),
             ("search_attributes", record_search_attributes(client, out, acts)),
             ("headers", record_headers(client, out, acts)),
+            ("cron", record_cron(client, out, acts)),
+            ("update_with_start", record_update_with_start(client, out, acts)),
         ]
         for name, coro in steps:
             if only and name not in only:
