@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
+from engine import _foreign
 from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
@@ -38,6 +39,7 @@ from engine.errors import (
     WorkflowFailureError,
     WorkflowNotFoundError,
 )
+from engine.errors import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from engine.history import History
 
 __all__ = [
@@ -49,6 +51,10 @@ __all__ = [
     "WorkflowUpdateHandle",
     "WorkflowUpdateStage",
     "WorkflowExecutionAsyncIterator",
+    # temporalio.client has these errors too; they live in engine.errors.
+    "WorkflowFailureError",
+    "WorkflowUpdateFailedError",
+    "WorkflowQueryFailedError",
 ]
 
 _arg_unset = object()
@@ -92,6 +98,14 @@ class WorkflowExecutionDescription:
     typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
     raw_memo: dict[str, Any] = field(default_factory=dict)
     data_converter: DataConverter = field(default=DataConverter.default, repr=False, compare=False)
+
+    @property
+    def raw_description(self) -> dict[str, Any]:
+        """The description in the shape of Temporal's ``DescribeWorkflowExecutionResponse``
+        as JSON (temporalio gives the protobuf message; there is no protobuf here)."""
+        from engine._describe_json import describe_json
+
+        return describe_json(self)
 
     async def memo(self) -> dict[str, Any]:
         """The memo, decoded (the payload codec runs) and converted."""
@@ -530,7 +544,7 @@ class WorkflowHandle:
     async def signal(self, signal: str | Callable[..., Any], arg: Any = _arg_unset, *, args: Sequence[Any] = ()) -> None:
         """Send a signal: recorded in the run's history, then delivered to its handler, also
         when no worker is running now (it waits in history for the next one)."""
-        name = signal if isinstance(signal, str) else getattr(signal, "__workflow_signal__", None)
+        name = signal if isinstance(signal, str) else _foreign.handler_name(signal, "signal")
         if not name:
             raise ValueError(f"{signal!r} is not a signal: pass its name or a method decorated with @workflow.signal.")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
@@ -549,7 +563,7 @@ class WorkflowHandle:
     ) -> Any:
         """Ask the run a question: a worker of this process that has the workflow's code
         replays its history and calls the query handler. Nothing is written to history."""
-        name = query if isinstance(query, str) else getattr(query, "__workflow_query__", None)
+        name = query if isinstance(query, str) else _foreign.handler_name(query, "query")
         if not name:
             raise ValueError(f"{query!r} is not a query: pass its name or a method decorated with @workflow.query.")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)

@@ -21,6 +21,7 @@ import sys
 from typing import Sequence
 
 from engine.cli import _worker, _workflow
+from engine.cli import _run
 from engine.cli._common import CODEC_ENV, DB_ENV, DEFAULT_DB, EXIT_FAILED, EXIT_INTERRUPTED, CliError, Out, Parser
 from engine.errors import EngineError
 
@@ -37,6 +38,7 @@ def build_parser() -> Parser:
     sub.required = True
     _workflow.register(sub)
     _worker.register(sub)
+    _run.register(sub)
     return parser
 
 
@@ -50,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage errors and --help
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    if getattr(args, "sync_handler", None) is not None:
+        return int(args.sync_handler(args))  # `dlab run`: the script runs its own event loop
     out = Out.for_args(args)
     try:
         return asyncio.run(args.handler(args, out))
