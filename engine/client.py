@@ -100,12 +100,14 @@ class WorkflowExecutionDescription:
     data_converter: DataConverter = field(default=DataConverter.default, repr=False, compare=False)
 
     @property
-    def raw_description(self) -> dict[str, Any]:
-        """The description in the shape of Temporal's ``DescribeWorkflowExecutionResponse``
-        as JSON (temporalio gives the protobuf message; there is no protobuf here)."""
+    def raw_description(self) -> Any:
+        """The description as Temporal's ``DescribeWorkflowExecutionResponse``, read as
+        temporalio reads that protobuf message (``.workflow_execution_info.status``);
+        ``.to_json()`` gives its JSON."""
         from engine._describe_json import describe_json
+        from engine._proto_view import DESCRIBE_DEFAULTS, ProtoView
 
-        return describe_json(self)
+        return ProtoView(describe_json(self), DESCRIBE_DEFAULTS)
 
     async def memo(self) -> dict[str, Any]:
         """The memo, decoded (the payload codec runs) and converted."""

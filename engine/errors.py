@@ -96,9 +96,9 @@ class FailureError(EngineError):
         recorded = getattr(self, "failure_json", None)
         if recorded is None:
             return None
-        from engine._failure_view import FailureView
+        from engine._proto_view import FAILURE_DEFAULTS, ProtoView
 
-        return FailureView(recorded)
+        return ProtoView(recorded, FAILURE_DEFAULTS)
 
 
 class ApplicationError(FailureError):

@@ -27,9 +27,11 @@ import os
 import re
 import sys
 import types
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["install", "uninstall", "is_installed", "mapped", "target", "MODULES", "DB_ENV", "DEFAULT_DB"]
+from engine import _temporalio_names
+
+__all__ = ["install", "uninstall", "is_installed", "mapped", "missing_names", "on_missing", "target", "MODULES", "DB_ENV", "DEFAULT_DB"]
 
 DB_ENV = "DLAB_DB"
 DEFAULT_DB = ".durable/engine.db"  # the CLI's and the notebooks' default: `dlab workflow show` sees the runs
@@ -47,7 +49,10 @@ MODULES: dict[str, str] = {
     "temporalio.converter": "engine.converter",
     "temporalio.testing": "engine.testing",
     "temporalio.envconfig": "engine._compat_envconfig",
+    "temporalio.api.common.v1": "engine.converter",
 }
+# Mapped modules that hold only some names of their engine module.
+ONLY: dict[str, tuple[str, ...]] = {"temporalio.api.common.v1": ("Payload",)}
 # Names that differ: temporalio module -> {temporalio's name: "engine.module:name"}.
 RENAMED: dict[str, dict[str, str]] = {
     "temporalio.exceptions": {"TemporalError": "engine.errors:EngineError"},
@@ -76,6 +81,7 @@ def target(target_host: str | None = None) -> str:
 
 
 def unsupported(module: str, name: str) -> str:
+    _temporalio_names.record_missing(f"{module}.{name}")
     return (
         f"{module}.{name} is not supported by durable-lab's engine yet: with the temporalio switch on, "
         f"{module} maps onto {MODULES.get(module, 'nothing')}, which has no {name}. See {DOCS} for what is "
@@ -89,14 +95,14 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "temporalio" and not fullname.startswith("temporalio."):
             return None
-        if fullname != "temporalio" and fullname not in MODULES:
+        if fullname not in MODULES and not _is_package(fullname):
+            _temporalio_names.record_missing(fullname)
             raise ModuleNotFoundError(
                 f"{fullname} is not supported by durable-lab's engine yet (the temporalio switch is on). Mapped "
                 f"modules: {', '.join(sorted(MODULES))}; see {DOCS}.",
                 name=fullname,
             )
-        is_package = fullname == "temporalio" or any(m.startswith(fullname + ".") for m in MODULES)
-        return importlib.machinery.ModuleSpec(fullname, self, is_package=is_package)
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=_is_package(fullname))
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         return _build(spec.name)
@@ -105,13 +111,19 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass  # built complete in create_module
 
 
+def _is_package(name: str) -> bool:
+    """``temporalio``, ``temporalio.worker``, ``temporalio.api``: a mapped module lies below."""
+    return any(m.startswith(name + ".") for m in MODULES)
+
+
 def _build(name: str) -> types.ModuleType:
     module = types.ModuleType(name, f"temporalio's names mapped onto durable-lab's engine ({DOCS}).")
-    if name == "temporalio":
-        module.__dict__["__getattr__"] = _package_getattr
+    if name not in MODULES:  # a package that only holds mapped modules
+        module.__dict__["__getattr__"] = _package_getattr(name)
         return module
     engine_module = importlib.import_module(MODULES[name])
-    names = {n: getattr(engine_module, n) for n in getattr(engine_module, "__all__", ()) if hasattr(engine_module, n)}
+    public = ONLY.get(name, getattr(engine_module, "__all__", ()))
+    names = {n: getattr(engine_module, n) for n in public if hasattr(engine_module, n)}
     for theirs, where in RENAMED.get(name, {}).items():
         home, _, ours = where.partition(":")
         names[theirs] = getattr(importlib.import_module(home), ours)
@@ -121,13 +133,17 @@ def _build(name: str) -> types.ModuleType:
     return module
 
 
-def _package_getattr(name: str) -> Any:
-    # `import temporalio; temporalio.workflow.defn`: load the mapped submodule on first use.
-    if f"temporalio.{name}" in MODULES:
-        return importlib.import_module(f"temporalio.{name}")
-    if name.startswith("__"):
-        raise AttributeError(name)
-    raise AttributeError(f"temporalio.{name} is not supported by durable-lab's engine yet (see {DOCS}).")
+def _package_getattr(package: str) -> Any:
+    def __getattr__(name: str) -> Any:  # noqa: N807 - PEP 562 module hook
+        # `import temporalio; temporalio.workflow.defn`: load the mapped submodule on first use.
+        full = f"{package}.{name}"
+        if full in MODULES or _is_package(full):
+            return importlib.import_module(full)
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(f"{full} is not supported by durable-lab's engine yet (see {DOCS}).")
+
+    return __getattr__
 
 
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
@@ -137,6 +153,8 @@ def _missing(module: str) -> Any:
     def __getattr__(name: str) -> Any:  # noqa: N807 - PEP 562 module hook
         if name.startswith("__"):
             raise AttributeError(name)
+        if f"{module}.{name}" in MODULES:  # temporalio.worker.workflow_sandbox
+            return importlib.import_module(f"{module}.{name}")
         # `from temporalio.x import name` turns an AttributeError into a bare "cannot import
         # name"; an ImportError keeps our message. Elsewhere (hasattr) it must stay an AttributeError.
         caller = sys._getframe(1)
@@ -170,6 +188,19 @@ def uninstall() -> None:
         del sys.modules[name]
     sys.modules.update(_saved)
     _saved.clear()
+
+
+def missing_names() -> list[str]:
+    """The temporalio names this process asked for that the engine lacks, in order, once
+    each (inside workflow code too): what to implement, or avoid, for the app to run."""
+    return list(dict.fromkeys(_temporalio_names.MISSING))
+
+
+def on_missing(tell: Callable[[str], None]) -> None:
+    """Call ``tell(name)`` the first time code asks for each temporalio name the engine
+    lacks (``dlab run`` prints it: an activity that fails on one is retried, by default for
+    ever, and the run would hang in silence)."""
+    _temporalio_names.ON_MISSING.append(tell)
 
 
 def is_installed() -> bool:

@@ -44,6 +44,10 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (the console script exits with it)."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["run"]:
+        # The script's own options follow: engine.run parses, and the script runs its own loop.
+        return _run.run(given[1:])
     parser = build_parser()
     if not (sys.argv[1:] if argv is None else argv):
         parser.print_help()
@@ -52,8 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage errors and --help
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    if getattr(args, "sync_handler", None) is not None:
-        return int(args.sync_handler(args))  # `dlab run`: the script runs its own event loop
     out = Out.for_args(args)
     try:
         return asyncio.run(args.handler(args, out))

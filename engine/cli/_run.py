@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Sequence
 
 from engine import run as _run
 
 
 def register(sub: Any) -> None:
-    text = (
-        "Run a temporalio-written script (or -m MODULE) on this engine, unchanged: its temporalio imports map "
-        "onto the engine and Client.connect('host:port') opens the database (--db, else $DLAB_DB, else "
-        ".durable/engine.db). See docs/temporalio.md."
+    # Listed in `dlab --help`; `dlab run ...` itself goes to run() before argparse, so that the
+    # script's own options reach the script.
+    sub.add_parser(
+        "run", help="Run a temporalio-written script on the engine.", usage=f"dlab run {_run.USAGE}",
+        description=_run.HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser = sub.add_parser("run", help="Run a temporalio-written script on the engine.", description=text)
-    _run.add_arguments(parser)
-    parser.set_defaults(sync_handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.module is not None and args.script is not None:
-        args.args = [args.script, *args.args]
-        args.script = None
-    return _run.run(args.db, args.script, args.module, args.args)
+def run(argv: Sequence[str]) -> int:
+    return _run.main(argv, prog="dlab run")

@@ -42,7 +42,10 @@ async def test_the_engine_runs_what_the_real_temporalio_decorated() -> None:
             assert await handle.execute_update(app.OrderWorkflow.set_note, "fragile") == ""
             await handle.signal(app.OrderWorkflow.approve, "ok")
             assert await handle.result() == "reserved 2 pen; shipped pen; ok"
-            assert (await handle.describe()).raw_description["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+            raw = (await handle.describe()).raw_description
+            assert raw.workflow_execution_info.status == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+            assert raw.workflow_execution_info.execution.workflow_id == "o-1" and raw.pending_activities == []
+            assert raw.to_json()["workflowExecutionInfo"]["type"] == {"name": "OrderWorkflow"}
 
 
 async def test_errors_read_from_history_carry_temporalios_failure() -> None:
