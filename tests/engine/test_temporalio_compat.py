@@ -172,3 +172,17 @@ def test_dlab_run_runs_a_temporalio_app_unchanged(tmp_path: Path) -> None:
 def test_dlab_run_says_what_is_wrong(tmp_path: Path) -> None:
     done = _dlab_run(tmp_path, str(tmp_path / "missing.py"))
     assert done.returncode == 2 and "no such script" in done.stderr
+
+
+def test_dlab_run_says_which_temporalio_names_the_engine_lacks(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("from temporalio import workflow\nprint(hasattr(workflow, 'defn'))\nworkflow.no_such_call()\n")
+    done = _dlab_run(tmp_path, str(app))
+    assert done.stdout == "True\n" and done.returncode == 1
+    assert "durable-lab: temporalio.workflow.no_such_call is not supported by the engine yet" in done.stderr
+
+
+def test_the_docs_list_the_mapped_modules() -> None:
+    text = (ROOT / "docs" / "temporalio.md").read_text()
+    for theirs, ours in temporalio_compat.MODULES.items():
+        assert f"| `{theirs}` | `{ours}` |" in text, theirs
