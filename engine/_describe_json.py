@@ -4,6 +4,7 @@ out, as protobuf's printer does)."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from engine._proto_json import timestamp
@@ -29,7 +30,32 @@ def describe_json(d: "WorkflowExecutionDescription") -> dict[str, Any]:
         info["closeTime"] = timestamp(d.close_time)
     if d.raw_memo:
         info["memo"] = {"fields": dict(d.raw_memo)}
-    return {
+    described: dict[str, Any] = {
         "executionConfig": {"taskQueue": {"name": d.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"}},
         "workflowExecutionInfo": info,
     }
+    if d.pending_activity_infos:
+        described["pendingActivities"] = [dict(p) for p in d.pending_activity_infos]
+    return described
+
+
+def pending_activities(conn: Any, run_id: str) -> list[dict[str, Any]]:
+    """The run's scheduled activities not closed yet, as Temporal's ``PendingActivityInfo``
+    JSON (database thread): id, type, state and attempt from the task and its scheduled event."""
+    rows = conn.execute(
+        "SELECT t.attempt, t.started_at, t.lease_owner, e.attributes FROM tasks t "
+        "JOIN events e ON e.run_id = t.run_id AND e.event_id = t.scheduled_event_id "
+        "WHERE t.run_id = ? AND t.kind = 'activity' ORDER BY t.scheduled_event_id",
+        (run_id,),
+    ).fetchall()
+    found = []
+    for attempt, started_at, lease_owner, attributes in rows:
+        scheduled = json.loads(attributes)
+        running = started_at is not None or lease_owner is not None
+        found.append({
+            "activityId": scheduled.get("activityId", ""),
+            "activityType": {"name": (scheduled.get("activityType") or {}).get("name", "")},
+            "state": "PENDING_ACTIVITY_STATE_STARTED" if running else "PENDING_ACTIVITY_STATE_SCHEDULED",
+            "attempt": int(attempt),
+        })
+    return found

@@ -98,6 +98,8 @@ class WorkflowExecutionDescription:
     typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
     raw_memo: dict[str, Any] = field(default_factory=dict)
     data_converter: DataConverter = field(default=DataConverter.default, repr=False, compare=False)
+    # Temporal's PendingActivityInfo JSON of each pending activity (raw_description shows them).
+    pending_activity_infos: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     @property
     def raw_description(self) -> Any:
@@ -527,6 +529,11 @@ class WorkflowHandle:
             description = dataclasses.replace(
                 description, typed_search_attributes=_search_attributes.decode_typed(attributes), raw_memo=memo
             )
+        if description.pending_activities:
+            from engine._describe_json import pending_activities
+
+            infos = await self._client.store.read(pending_activities, run_id)
+            description = dataclasses.replace(description, pending_activity_infos=tuple(infos))
         return description
 
     async def fetch_history(self) -> History:

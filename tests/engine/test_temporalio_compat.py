@@ -186,3 +186,34 @@ def test_the_docs_list_the_mapped_modules() -> None:
     text = (ROOT / "docs" / "temporalio.md").read_text()
     for theirs, ours in temporalio_compat.MODULES.items():
         assert f"| `{theirs}` | `{ours}` |" in text, theirs
+
+
+async def test_raw_description_lists_pending_activities() -> None:
+    # What hello_cancellation's test reads to wait until its activity runs.
+    import asyncio
+    from datetime import timedelta
+
+    from engine import activity, workflow
+
+    started = asyncio.Event()
+
+    @activity.defn
+    async def wait_forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    @workflow.defn(sandboxed=False)
+    class Waits:
+        @workflow.run
+        async def run(self) -> None:
+            await workflow.execute_activity(wait_forever, start_to_close_timeout=timedelta(hours=1))
+
+    async with await WorkflowEnvironment.start_local() as env:
+        async with Worker(env.client, task_queue="q", workflows=[Waits], activities=[wait_forever]):
+            handle = await env.client.start_workflow(Waits.run, id="w", task_queue="q")
+            await asyncio.wait_for(started.wait(), 10)
+            pending = (await handle.describe()).raw_description.pending_activities
+            assert [(p.activity_id, p.activity_type.name, p.state, p.attempt) for p in pending] == [
+                ("1", "wait_forever", "PENDING_ACTIVITY_STATE_STARTED", 1)
+            ]
+            await handle.terminate()

@@ -135,10 +135,6 @@ MISSING: dict[str, str] = {
     "tests/eager_wf_start/workflow_test.py::test_eager_wf_start": "Client.start_workflow(request_eager_start=...) (issue 11 item 7)",
     "tests/hello/hello_activity_choice_test.py": "temporalio.testing.ActivityEnvironment (issue 11 items 9, 15)",
     "tests/hello/hello_activity_test.py::test_execute_workflow": _LOGGER,
-    "tests/hello/hello_cancellation_test.py::test_cancel_workflow": (
-        "describe().raw_description.pending_activities is empty: describe() does not list pending activities "
-        "(PendingActivityInfo) yet"
-    ),
     "tests/hello/hello_change_log_level_test.py::test_workflow_with_log_capture": (
         "the worker logs no record of a failing workflow task (temporalio logs one the test captures; issue 11 items 11, 15)"
     ),
