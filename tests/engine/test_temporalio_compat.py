@@ -54,9 +54,15 @@ async def test_errors_read_from_history_carry_temporalios_failure() -> None:
 
     async with await WorkflowEnvironment.start_time_skipping() as env:
         async with Worker(env.client, task_queue="orders", workflows=[app.OrderWorkflow], activities=[app.reserve, app.ship]):
-            result = await env.client.execute_workflow(app.OrderWorkflow.run, app.Order("pen", 11), id="o-2", task_queue="orders")
+            handle = await env.client.start_workflow(app.OrderWorkflow.run, app.Order("pen", 11), id="o-2", task_queue="orders")
+            result = await handle.result()
+            attempts = await handle.activity_attempts()
     # The workflow read `cause.failure.message` of the ActivityError's cause, as temporalio code does.
     assert result == "failed: only 10 pen in stock"
+    # temporalio's ApplicationError(non_retryable=True), raised by the activity: not retried.
+    assert [(a.attempt, a.failure["applicationFailureInfo"]) for a in attempts] == [
+        (1, {"type": "OutOfStock", "nonRetryable": True})
+    ]
     assert ApplicationError("raised here").failure is None
 
 
