@@ -126,3 +126,25 @@ def test_killing_a_kernel_worker_is_logged_where_it_hit(shell: InteractiveShell)
     assert killed.state == "stopped"
     log = run(shell, "%fault log -w kernel-killed")
     assert [r[1] for r in log.rows] == ["kill"] and "worker w1 killed while running attempt 1 of step" in log.rows[0][4]
+
+
+def test_a_process_worker_loads_cells_written_with_temporalio_imports(tmp_path: Path) -> None:
+    # The cells ran with temporalio mapped onto the engine; the worker process must load them so too.
+    from kernel_ext._process_workers import write_code
+
+    code = write_code(tmp_path, ['''from datetime import timedelta
+from temporalio import activity, workflow
+
+@activity.defn
+async def shout(word: str) -> str:
+    return word.upper()
+
+@workflow.defn
+class Shout:
+    @workflow.run
+    async def run(self, word: str) -> str:
+        return await workflow.execute_activity(shout, word, start_to_close_timeout=timedelta(seconds=2))
+'''])
+    probe = f"from engine.cli._loader import definitions; d = definitions(None, {str(code)!r}); print(d.workflow_names(), d.activity_names())"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "['Shout'] ['shout']", done.stderr
