@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if str(Path(__file__).resolve().parents[2]) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.samples.samples import MISSING, SKIPPED, STARTERS, TESTS  # noqa: E402
 
 README = Path(__file__).with_name("README.md")
