@@ -61,8 +61,7 @@ RENAMED: dict[str, dict[str, str]] = {
 
 # Connection options that mean nothing without a network: accepted and left out.
 NETWORK_OPTIONS = frozenset({
-    "tls", "api_key", "rpc_metadata", "rpc_timeout", "lazy", "runtime", "retry_config", "keep_alive_config",
-    "http_connect_proxy_config", "tls_config",
+    "tls", "api_key", "rpc_metadata", "lazy", "runtime", "retry_config", "keep_alive_config", "http_connect_proxy_config",
 })
 # A Temporal frontend address ("localhost:7233", "my-ns.tmprl.cloud:7233"), not a file.
 _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]*:\d+$")

@@ -96,6 +96,19 @@ def test_a_dynamic_activity_of_temporalio_is_refused_by_name() -> None:
 
 
 # ---------------------------------------------------------------- the switch
+def test_public_names() -> None:
+    from engine import run
+
+    assert set(temporalio_compat.__all__) == {
+        "install", "uninstall", "is_installed", "mapped", "missing_names", "on_missing", "target", "MODULES", "DB_ENV",
+        "DEFAULT_DB",
+    }
+    assert set(run.__all__) == {"main", "run", "USAGE"}
+    for module in (temporalio_compat, run):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
 def test_the_switch_maps_temporalio_onto_the_engine(switch: None) -> None:
     import engine
     import temporalio
