@@ -3,6 +3,7 @@ runner (``dlab run``), and what the engine accepts from the real temporalio with
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -231,8 +232,35 @@ async def test_raw_description_lists_pending_activities() -> None:
         async with Worker(env.client, task_queue="q", workflows=[Waits], activities=[wait_forever]):
             handle = await env.client.start_workflow(Waits.run, id="w", task_queue="q")
             await asyncio.wait_for(started.wait(), 10)
-            pending = (await handle.describe()).raw_description.pending_activities
-            assert [(p.activity_id, p.activity_type.name, p.state, p.attempt) for p in pending] == [
+            raw = (await handle.describe()).raw_description
+            assert [(p.activity_id, p.activity_type.name, p.state, p.attempt) for p in raw.pending_activities] == [
                 ("1", "wait_forever", "PENDING_ACTIVITY_STATE_STARTED", 1)
             ]
+            if importlib.util.find_spec("temporalio") is not None:  # Temporal's own message reads it
+                from google.protobuf import json_format
+                from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
+
+                parsed = json_format.ParseDict(raw.to_json(), DescribeWorkflowExecutionResponse())
+                assert parsed.pending_activities[0].activity_type.name == "wait_forever"
             await handle.terminate()
+
+
+async def test_raw_description_json_is_temporals_describe_response() -> None:
+    # Every field name and enum value parses as Temporal's protobuf message (temporalio's classes).
+    pytest.importorskip("temporalio")
+    from google.protobuf import json_format
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
+
+    from tests.engine import compat_app as app
+
+    async with await WorkflowEnvironment.start_time_skipping() as env:
+        async with Worker(env.client, task_queue="orders", workflows=[app.OrderWorkflow], activities=[app.reserve, app.ship]):
+            handle = await env.client.start_workflow(app.OrderWorkflow.run, app.Order("pen", 1), id="o-3", task_queue="orders", memo={"k": "v"})
+            running = (await handle.describe()).raw_description.to_json()
+            await handle.signal(app.OrderWorkflow.approve, "ok")
+            await handle.result()
+            closed = (await handle.describe()).raw_description.to_json()
+    for raw in (running, closed):
+        parsed = json_format.ParseDict(raw, DescribeWorkflowExecutionResponse())
+        assert parsed.workflow_execution_info.execution.workflow_id == "o-3"
+    assert json_format.ParseDict(closed, DescribeWorkflowExecutionResponse()).workflow_execution_info.status == 2  # COMPLETED
