@@ -19,7 +19,7 @@ from engine._visibility import compile_list_filter
 from engine.history import HistoryEvent
 
 if TYPE_CHECKING:
-    from engine.client import Client, WorkflowExecutionDescription
+    from engine.client import Client
 
 _GROUP_BY = re.compile(r"\s+GROUP\s+BY\s+(\w+)\s*$|^\s*GROUP\s+BY\s+(\w+)\s*$", re.IGNORECASE)
 
@@ -106,30 +106,3 @@ def _page(conn: Any, run_id: str, after: int, size: int) -> tuple[list[HistoryEv
     events = _service.read_events(conn, run_id, after)[:size]
     row = conn.execute("SELECT status FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     return events, row is not None and row[0] == "Running"
-
-
-def raw_description(description: WorkflowExecutionDescription) -> dict[str, Any]:
-    """A ``DescribeWorkflowExecutionResponse`` in Temporal's JSON form (the fields this
-    engine has), for code that reads ``raw_description`` as temporalio gives it."""
-    from engine._durations import to_timestamp
-    from engine._search_attributes import encode_typed
-
-    info: dict[str, Any] = {
-        "execution": {"workflowId": description.id, "runId": description.run_id},
-        "type": {"name": description.workflow_type},
-        "startTime": to_timestamp(description.start_time),
-        "status": f"WORKFLOW_EXECUTION_STATUS_{description.status.name}",
-        "historyLength": str(description.history_length),
-        "taskQueue": description.task_queue,
-    }
-    if description.close_time is not None:
-        info["closeTime"] = to_timestamp(description.close_time)
-    if description.raw_memo:
-        info["memo"] = {"fields": dict(description.raw_memo)}
-    indexed = encode_typed(description.typed_search_attributes)
-    if indexed:
-        info["searchAttributes"] = {"indexedFields": indexed}
-    return {
-        "executionConfig": {"taskQueue": {"name": description.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"}},
-        "workflowExecutionInfo": info,
-    }

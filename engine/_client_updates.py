@@ -7,6 +7,7 @@ import enum
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from engine import _foreign
 from engine import _service_updates
 from engine import _client_interceptors
 from engine.errors import WorkflowUpdateFailedError
@@ -33,7 +34,7 @@ _REACHED = {
 
 
 def update_name(update: str | Callable[..., Any]) -> str:
-    name = update if isinstance(update, str) else getattr(update, "__workflow_update__", None)
+    name = update if isinstance(update, str) else _foreign.handler_name(update, "update")
     if not name:
         raise ValueError(f"{update!r} is not an update: pass its name or a method decorated with @workflow.update.")
     return name

@@ -238,6 +238,11 @@ def markers_of(member: Any) -> Any:
 def activity_definition(fn: Callable[..., Any]) -> ActivityDefinition:
     defn = getattr(fn, "__activity_definition__", None)
     if defn is None:
+        # Decorated with the real temporalio's @activity.defn: read its definition.
+        from engine import _foreign
+
+        defn = _foreign.activity_definition(fn)
+    if defn is None:
         raise DefinitionError(
             f"{getattr(fn, '__qualname__', fn)!r} is not an activity: decorate it with "
             "@activity.defn (from engine import activity)."

@@ -12,6 +12,7 @@ import traceback
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping
 
+from engine import _foreign
 from engine import errors
 from engine._payload_converter import Payload, PayloadConverter, from_json_payloads, to_json_payloads
 
@@ -57,7 +58,7 @@ class DefaultFailureConverter(FailureConverter):
         self._encode_common_attributes = encode_common_attributes
 
     def to_failure(self, exception: BaseException, payload_converter: PayloadConverter) -> dict[str, Any]:
-        error = exception
+        error = _foreign.native_error(exception)
         original = getattr(error, "failure_json", None)
         if isinstance(error, errors.FailureError) and isinstance(original, Mapping):
             # A failure read from history goes on as it was recorded, as temporalio passes

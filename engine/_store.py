@@ -802,17 +802,22 @@ def _prepare(conn: sqlite3.Connection, path: str, lock_timeout: float, read_only
     if not tables:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA + [m for v in sorted(_MIGRATIONS) for m in _MIGRATIONS[v]]:
-                conn.execute(statement)
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))],
-            )
+            # Another process may have made the schema while this one waited for the lock
+            # (a worker and a starter started together on a new file): then it is checked below.
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                for statement in _SCHEMA + [m for v in sorted(_MIGRATIONS) for m in _MIGRATIONS[v]]:
+                    conn.execute(statement)
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))],
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return
+        if not tables:
+            return
     if "meta" not in tables:
         raise StoreCorruptError(
             f"{path!r} is an SQLite database of another application (tables: "

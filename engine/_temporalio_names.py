@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import types
-from typing import Any
+from typing import Any, Callable
 
 
 def _same(*names: str) -> dict[str, str]:
@@ -56,7 +56,23 @@ ENGINE_MODULES = {
 DOCS = "docs/sandbox.md"
 
 
+# "module.name" of each temporalio name that code asked for and the engine lacks, in this
+# process: the error may be swallowed where it is raised (an activity's AttributeError is
+# retried, by default for ever), so `dlab run` and the samples' suite report these.
+MISSING: list[str] = []
+ON_MISSING: list[Callable[[str], None]] = []  # told each name once, when it is first asked for
+
+
+def record_missing(name: str) -> None:
+    first = name not in MISSING
+    MISSING.append(name)
+    if first:
+        for tell in ON_MISSING:
+            tell(name)
+
+
 def not_covered(module: str, name: str) -> str:
+    record_missing(f"{module}.{name}")
     return (
         f"{module}.{name} is not available on durable-lab's engine. Inside workflow code {module} "
         f"maps onto {ENGINE_MODULES[module]} and provides: {', '.join(sorted(COVERED[module]))} "

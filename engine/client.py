@@ -41,6 +41,7 @@ from engine._schedules import (
 )
 from engine._service_schedules import ScheduleAlreadyRunningError, ScheduleNotFoundError
 from engine._client_with_start import WithStartWorkflowOperation
+from engine import _foreign
 from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
 from engine import _client_interceptors
 from engine._client_interceptors import (
@@ -166,12 +167,18 @@ class WorkflowExecutionDescription:
     typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
     raw_memo: dict[str, Any] = field(default_factory=dict)
     data_converter: DataConverter = field(default=DataConverter.default, repr=False, compare=False)
+    # Temporal's PendingActivityInfo JSON of each pending activity (raw_description shows them).
+    pending_activity_infos: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     @property
-    def raw_description(self) -> dict[str, Any]:
-        """Temporal's ``DescribeWorkflowExecutionResponse`` for this run, in its JSON form
-        (temporalio gives the protobuf message; the fields are the same)."""
-        return _client_reads.raw_description(self)
+    def raw_description(self) -> Any:
+        """The description as Temporal's ``DescribeWorkflowExecutionResponse``, read as
+        temporalio reads that protobuf message (``.workflow_execution_info.status``);
+        ``.to_json()`` gives its JSON."""
+        from engine._describe_json import describe_json
+        from engine._proto_view import DESCRIBE_DEFAULTS, ProtoView
+
+        return ProtoView(describe_json(self), DESCRIBE_DEFAULTS)
 
     async def memo(self) -> dict[str, Any]:
         """The memo, decoded (the payload codec runs) and converted."""
@@ -747,6 +754,11 @@ class WorkflowHandle:
             description = dataclasses.replace(
                 description, typed_search_attributes=_search_attributes.decode_typed(attributes), raw_memo=memo
             )
+        if description.pending_activities:
+            from engine._describe_json import pending_activities
+
+            infos = await self._client.store.read(pending_activities, run_id)
+            description = dataclasses.replace(description, pending_activity_infos=tuple(infos))
         return description
 
     async def fetch_history(self) -> History:
@@ -779,7 +791,7 @@ class WorkflowHandle:
     async def signal(self, signal: str | Callable[..., Any], arg: Any = _arg_unset, *, args: Sequence[Any] = ()) -> None:
         """Send a signal: recorded in the run's history, then delivered to its handler, also
         when no worker is running now (it waits in history for the next one)."""
-        name = signal if isinstance(signal, str) else getattr(signal, "__workflow_signal__", None)
+        name = signal if isinstance(signal, str) else _foreign.handler_name(signal, "signal")
         if not name:
             raise ValueError(f"{signal!r} is not a signal: pass its name or a method decorated with @workflow.signal.")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)
@@ -804,7 +816,7 @@ class WorkflowHandle:
     ) -> Any:
         """Ask the run a question: a worker of this process that has the workflow's code
         replays its history and calls the query handler. Nothing is written to history."""
-        name = query if isinstance(query, str) else getattr(query, "__workflow_query__", None)
+        name = query if isinstance(query, str) else _foreign.handler_name(query, "query")
         if not name:
             raise ValueError(f"{query!r} is not a query: pass its name or a method decorated with @workflow.query.")
         all_args = ([arg] if arg is not _arg_unset else []) + list(args)

@@ -88,6 +88,18 @@ class FailureError(EngineError):
         attempt's failure for an ``ActivityError``, for instance."""
         return self.__cause__
 
+    @property
+    def failure(self) -> Any:
+        """The failure recorded in history that this error was read from, as temporalio's
+        ``failure`` (``.message``, ``.stack_trace``, ``.cause``, ...); None for an error
+        raised here and not read from a history."""
+        recorded = getattr(self, "failure_json", None)
+        if recorded is None:
+            return None
+        from engine._proto_view import FAILURE_DEFAULTS, ProtoView
+
+        return ProtoView(recorded, FAILURE_DEFAULTS)
+
 
 class ApplicationError(FailureError):
     """An error raised by user code on purpose.

@@ -85,7 +85,11 @@ def write_code(folder: Path, sources: list[str]) -> Path:
     """The notebook's definition cells as one module, in the order they ran."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "notebook_definitions.py"
-    parts = ['"""Written by durable-lab: the %%workflow and %%activity cells of the notebook, in the order they ran."""\n']
+    parts = [
+        '"""Written by durable-lab: the %%workflow and %%activity cells of the notebook, in the order they ran."""\n',
+        # The cells ran with temporalio's imports mapped onto the engine (kernel_ext.magics): so here too.
+        "\nfrom engine import temporalio_compat as _dlab_temporalio_compat\n\n_dlab_temporalio_compat.install()\n",
+    ]
     for number, source in enumerate(sources, 1):
         parts.append(f"\n# ---- cell {number}\n{source.rstrip()}\n")
     path.write_text("".join(parts), encoding="utf-8")

@@ -25,6 +25,7 @@ from traitlets import Enum, Instance, Unicode, observe
 from traitlets.config import Configurable
 
 from engine._inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
+from engine import temporalio_compat
 from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
@@ -339,7 +340,9 @@ class DurableMagics(Magics):
         shell = self.shell
         assert shell is not None
         before = dict(shell.user_ns)
-        bound, classes, (source, filename) = _run_source(shell, cell)
+        # Code pasted from Temporal's courses imports temporalio: map it onto the engine here.
+        with temporalio_compat.mapped():
+            bound, classes, (source, filename) = _run_source(shell, cell)
         self.session.remember_source(cell)
         missing = object()
         defined = [value for name, value in shell.user_ns.items() if name in bound or before.get(name, missing) is not value]

@@ -21,6 +21,7 @@ import sys
 from typing import Sequence
 
 from engine.cli import _worker, _workflow
+from engine.cli import _run
 from engine.cli._common import CODEC_ENV, DB_ENV, DEFAULT_DB, EXIT_FAILED, EXIT_INTERRUPTED, CliError, Out, Parser
 from engine.errors import EngineError
 
@@ -37,11 +38,16 @@ def build_parser() -> Parser:
     sub.required = True
     _workflow.register(sub)
     _worker.register(sub)
+    _run.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (the console script exits with it)."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["run"]:
+        # The script's own options follow: engine.run parses, and the script runs its own loop.
+        return _run.run(given[1:])
     parser = build_parser()
     if not (sys.argv[1:] if argv is None else argv):
         parser.print_help()

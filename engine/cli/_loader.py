@@ -25,10 +25,30 @@ class Definitions:
     activities: tuple[Callable[..., Any], ...]
 
     def workflow_names(self) -> list[str]:
-        return [w.__workflow_definition__.name for w in self.workflows]  # type: ignore[attr-defined]
+        return [str(workflow_name(w)) for w in self.workflows]
 
     def activity_names(self) -> list[str]:
-        return [a.__activity_definition__.name for a in self.activities]  # type: ignore[attr-defined]
+        return [str(activity_name(a)) for a in self.activities]
+
+
+def workflow_name(value: Any) -> str | None:
+    """The workflow type a class defines, decorated by the engine or by the real temporalio
+    (the worker accepts both); None for anything else. vars(), not getattr: a subclass
+    inherits its parent's definition attribute."""
+    if not isinstance(value, type):
+        return None
+    defn = vars(value).get("__workflow_definition__") or vars(value).get("__temporal_workflow_definition")
+    name = getattr(defn, "name", None)
+    return name if isinstance(name, str) else None
+
+
+def activity_name(value: Any) -> str | None:
+    """The activity type a function defines (engine's or temporalio's decorator); else None."""
+    if not callable(value) or isinstance(value, type):
+        return None
+    defn = getattr(value, "__activity_definition__", None) or getattr(value, "__temporal_activity_definition", None)
+    name = getattr(defn, "name", None)
+    return name if isinstance(name, str) else None
 
 
 def add_source_options(parser: argparse.ArgumentParser, *, required: bool, purpose: str) -> None:
@@ -110,13 +130,12 @@ def definitions(module: str | None, file: str | None, *, workflows: Sequence[str
     found_w: dict[str, type] = {}
     found_a: dict[str, Callable[..., Any]] = {}
     for attr, value in vars(loaded).items():
-        # vars(), not getattr: a subclass inherits its parent's definition attribute.
-        if isinstance(value, type) and "__workflow_definition__" in vars(value):
+        if workflow_name(value) is not None:
             found_w.setdefault(attr, value)
-        elif callable(value) and not isinstance(value, type) and getattr(value, "__activity_definition__", None) is not None:
+        elif activity_name(value) is not None:
             found_a.setdefault(attr, value)
-    chosen_w = _choose("workflow", found_w, workflows, source, lambda v: v.__workflow_definition__.name)
-    chosen_a = _choose("activity", found_a, activities, source, lambda v: v.__activity_definition__.name)
+    chosen_w = _choose("workflow", found_w, workflows, source, lambda v: str(workflow_name(v)))
+    chosen_a = _choose("activity", found_a, activities, source, lambda v: str(activity_name(v)))
     if not chosen_w and not chosen_a:
         raise CliError(
             f"{source!r} defines no @workflow.defn class and no @activity.defn function. Decorate them "

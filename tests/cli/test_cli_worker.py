@@ -265,3 +265,29 @@ def test_a_worker_process_survives_activities_and_workflows_that_exit(tmp_path: 
     assert str(task_failure["message"]).startswith("Workflow code raised SystemExit(4) (a sys.exit() call")
     assert "activity leave raised SystemExit(3); recorded as the failure of this attempt, the worker goes on" in err
     assert out.strip().splitlines()[-1].startswith("dlab worker stopped: ")
+
+
+def test_the_worker_serves_a_module_written_with_the_real_temporalio(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    pytest.importorskip("temporalio")
+    from engine.cli._loader import definitions
+
+    app = tmp_path / "temporal_app.py"
+    app.write_text('''from datetime import timedelta
+from temporalio import activity, workflow
+
+@activity.defn(name="shout")
+async def shout_loudly(word: str) -> str:
+    return word.upper()
+
+@workflow.defn(name="Shouting")
+class Shout:
+    @workflow.run
+    async def run(self, word: str) -> str:
+        return await workflow.execute_activity(shout_loudly, word, start_to_close_timeout=timedelta(seconds=2))
+''')
+    found = definitions(None, str(app))
+    assert (found.workflow_names(), found.activity_names()) == (["Shouting"], ["shout"])
+    only = definitions(None, str(app), workflows=["Shouting"], activities=["shout_loudly"])
+    assert (only.workflow_names(), only.activity_names()) == (["Shouting"], ["shout"])

@@ -74,7 +74,7 @@ async def test_raw_description_and_map_histories() -> None:
     async with await Client.connect(":memory:") as client:
         async with Worker(client, task_queue="q", workflows=[Waits]):
             await _three_runs(client)
-            raw = (await client.get_workflow_handle("w0").describe()).raw_description
+            raw = (await client.get_workflow_handle("w0").describe()).raw_description.to_json()
             info = raw["workflowExecutionInfo"]
             assert info["execution"]["workflowId"] == "w0" and info["type"] == {"name": "Waits"}
             assert info["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED" and "closeTime" in info

@@ -170,3 +170,42 @@ async def test_a_foreign_writer_holding_sqlite_s_lock_does_not_freeze_the_event_
     finally:
         other.close()
         await client.close()
+
+
+def test_processes_that_create_the_same_new_file_at_once_all_open_it(tmp_path) -> None:
+    # A sample's worker and starter, started together against a new file (found by the
+    # samples suite): the second to take the write lock found the schema made meanwhile.
+    import sqlite3
+    import threading
+
+    from engine._store import _prepare
+
+    path = str(tmp_path / "new.db")
+    stale = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    class SlowFirstRead(sqlite3.Connection):
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+            cursor = super().execute(sql, *args)
+            if sql.startswith("SELECT name FROM sqlite_master") and not getattr(self, "_waited", False):
+                self._waited = True
+                rows = cursor.fetchall()
+                stale.wait(5)  # both have read "no tables" before either creates them
+                return super().execute("SELECT name FROM sqlite_master WHERE 0") if not rows else super().execute(sql, *args)
+            return cursor
+
+    def open_it() -> None:
+        conn = sqlite3.connect(path, isolation_level=None, factory=SlowFirstRead, check_same_thread=False)
+        try:
+            _prepare(conn, path, 5.0)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=open_it) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == []

@@ -160,3 +160,25 @@ def test_worker_list_shows_the_workers_this_kernel_did_not_start(shell: Interact
         foreign.wait()
     run(shell, "%worker list")
     assert "Other workers" not in capsys.readouterr().out  # a dead worker's entry goes with it
+
+
+def test_a_process_worker_loads_cells_written_with_temporalio_imports(tmp_path: Path) -> None:
+    # The cells ran with temporalio mapped onto the engine; the worker process must load them so too.
+    from kernel_ext._process_workers import write_code
+
+    code = write_code(tmp_path, ['''from datetime import timedelta
+from temporalio import activity, workflow
+
+@activity.defn
+async def shout(word: str) -> str:
+    return word.upper()
+
+@workflow.defn
+class Shout:
+    @workflow.run
+    async def run(self, word: str) -> str:
+        return await workflow.execute_activity(shout, word, start_to_close_timeout=timedelta(seconds=2))
+'''])
+    probe = f"from engine.cli._loader import definitions; d = definitions(None, {str(code)!r}); print(d.workflow_names(), d.activity_names())"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "['Shout'] ['shout']", done.stderr

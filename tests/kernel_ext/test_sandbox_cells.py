@@ -87,3 +87,30 @@ class Stamps:
         run(shell, f"%workflow start --type Stamps -t q -w {kind} -i '\"{kind}\"'")
         assert task_failure(shell, kind)["failure"]["message"].startswith(f"{name} is not allowed in workflow code")
     assert isinstance(run(shell, "datetime.now()"), __import__("datetime").datetime)  # the notebook's own name is untouched
+
+
+def test_cells_written_with_temporalio_imports_define_workflows_and_activities(shell: InteractiveShell) -> None:
+    # A course's code pasted as it is (issue 11 item 13): the cells map temporalio onto the engine.
+    run(shell, '''%%activity
+from temporalio import activity
+
+@activity.defn
+async def translate(term: str) -> str:
+    return term.upper()
+''')
+    run(shell, '''%%workflow
+from datetime import timedelta
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+@workflow.defn
+class Translate:
+    @workflow.run
+    async def run(self, term: str) -> str:
+        return await workflow.execute_activity(
+            translate, term, start_to_close_timeout=timedelta(seconds=5), retry_policy=RetryPolicy(maximum_attempts=1)
+        )
+''')
+    run(shell, "%worker start --task-queue q")
+    assert run(shell, "%workflow execute --type Translate -t q -i '\"hola\"'") == "HOLA"
+    assert not __import__("engine.temporalio_compat").temporalio_compat.is_installed()  # only while the cells ran
