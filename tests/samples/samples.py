@@ -135,9 +135,6 @@ MISSING: dict[str, str] = {
     "tests/eager_wf_start/workflow_test.py::test_eager_wf_start": "Client.start_workflow(request_eager_start=...) (issue 11 item 7)",
     "tests/hello/hello_activity_choice_test.py": "temporalio.testing.ActivityEnvironment (issue 11 items 9, 15)",
     "tests/hello/hello_activity_test.py::test_execute_workflow": _LOGGER,
-    "tests/hello/hello_change_log_level_test.py::test_workflow_with_log_capture": (
-        "the worker logs no record of a failing workflow task (temporalio logs one the test captures; issue 11 items 11, 15)"
-    ),
     "tests/message_passing/lazy_initialization/test_lazy_initialization.py": (
         "temporalio.client.WithStartWorkflowOperation (update-with-start, issue 11 item 7)"
     ),
@@ -160,7 +157,6 @@ MISSING: dict[str, str] = {
     "tests/polling/infrequent/workflow_test.py": _CATEGORY,
     "tests/pydantic_converter/workflow_test.py": "temporalio.contrib.pydantic (issue 11 item 3)",
     "tests/sleep_for_days/workflow_test.py::test_sleep_for_days_workflow": _WAIT,
-    "tests/updatable_timer/updatable_timer_test.py": _INIT,
     # starters
     "batch_sliding_window": _METHOD,
     "context_propagation": "temporalio.client.Interceptor (issue 11: interceptors)",
@@ -190,6 +186,5 @@ MISSING: dict[str, str] = {
     "polling/periodic_sequence": _CATEGORY,
     "pydantic_converter": "temporalio.contrib.pydantic (issue 11 item 3)",
     "replay": _LOGGER,
-    "updatable_timer": _INIT,
     "worker_specific_task_queues": _LOGGER,
 }
