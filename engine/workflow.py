@@ -46,6 +46,8 @@ __all__ = [
     "update",
     "execute_activity",
     "start_activity",
+    "execute_activity_method",
+    "start_activity_method",
     "ActivityHandle",
     "ActivityCancellationType",
     "start_child_workflow",
@@ -372,6 +374,12 @@ async def execute_activity(
         activity_id=activity_id,
         summary=summary,
     )
+
+
+# temporalio's names for calling an activity that is a method (``MyActivities.do_it``): the
+# same calls, since the activity type comes from the method's definition either way.
+start_activity_method = start_activity
+execute_activity_method = execute_activity
 
 
 def _workflow_name(workflow: Any) -> tuple[str, Any]:

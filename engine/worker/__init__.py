@@ -25,7 +25,8 @@ from engine._failure_converter import encode_failure
 from engine._payload_converter import to_json_payloads
 from engine._payload_visitor import transform_commands, transform_events
 from engine._dispatch import Receiver
-from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
+from engine._definitions import ActivityDefinition, WorkflowDefinition, check_problems, workflow_definition
+from engine._definitions import served_activity as activity_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
