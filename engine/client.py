@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
+from engine._async_activities import AsyncActivityCancelledError, AsyncActivityHandle, AsyncActivityIDReference
+from engine._async_activities import handle as _async_activity_handle
 from engine._definitions import workflow_definition
 from engine._list_pages import WorkflowExecutionAsyncIterator
 from engine._store import Store
@@ -49,6 +51,9 @@ __all__ = [
     "WorkflowUpdateHandle",
     "WorkflowUpdateStage",
     "WorkflowExecutionAsyncIterator",
+    "AsyncActivityHandle",
+    "AsyncActivityIDReference",
+    "AsyncActivityCancelledError",
 ]
 
 _arg_unset = object()
@@ -271,6 +276,19 @@ class Client:
     def get_workflow_handle_for(self, workflow: Callable[..., Any], workflow_id: str, *, run_id: str | None = None) -> "WorkflowHandle":
         defn = workflow_definition(workflow)
         return self.get_workflow_handle(workflow_id, run_id=run_id, result_type=defn.result_type)
+
+    def get_async_activity_handle(
+        self,
+        *,
+        workflow_id: str | None = None,
+        run_id: str | None = None,
+        activity_id: str | None = None,
+        task_token: bytes | None = None,
+    ) -> AsyncActivityHandle:
+        """A handle to complete, fail, heartbeat or cancel an activity that ended with
+        ``activity.raise_complete_async()``: by its ``task_token``, or by ``workflow_id``
+        (``run_id`` optional: the latest run) and ``activity_id``."""
+        return _async_activity_handle(self, workflow_id=workflow_id, run_id=run_id, activity_id=activity_id, task_token=task_token)
 
     def list_workflows(
         self,

@@ -31,6 +31,8 @@ from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_histo
 from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
 from engine.activity import Info as ActivityInfo, _Context, _current
+from engine.activity import _CompleteAsyncError
+from engine._async_activities import task_token as _task_token
 from engine.client import Client, wait_first
 from engine._store_files import read_only_message
 from engine.errors import (
@@ -723,6 +725,8 @@ class Worker:
                 _current.reset(token)
                 if timer is not None:
                     timer.cancel()
+        except _CompleteAsyncError:
+            return ("abandoned", None)  # completed later through a handle: nothing to record now
         except asyncio.CancelledError as e:
             if state["timed_out"]:
                 return ("fail", ApplicationError("activity ran past its start-to-close timeout", type="TimeoutError"))
@@ -767,6 +771,7 @@ class Worker:
                 start_to_close_timeout=seconds("startToClose"),
                 heartbeat_timeout=seconds("heartbeat"),
                 heartbeat_details=details,
+                task_token=_task_token(task.task_id, self._owner, task.attempt, task.run_id, task.scheduled_event_id),
             )
 
         loop = asyncio.get_running_loop()  # heartbeats may come from a sync activity's thread

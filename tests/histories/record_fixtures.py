@@ -41,6 +41,7 @@ from temporalio.client import (
     WorkflowHistory,
     WorkflowUpdateFailedError,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
 HERE = Path(__file__).resolve().parent
@@ -69,6 +70,8 @@ WORKFLOW_IDS = {
     "wait_condition_true": "fixture-wait-condition-true",
     "search_attributes_1": "fixture-search-attributes",
     "search_attributes_2": "fixture-search-attributes",
+    "local_activities": "fixture-local-activities",
+    "async_completion": "fixture-async-completion",
 }
 
 
@@ -288,6 +291,35 @@ async def record_search_attributes(client: Client, out: Path, acts: fw.FixtureAc
     print("  described:", described.typed_search_attributes, await described.memo())
 
 
+async def record_local_activities(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    h = await client.start_workflow(
+        fw.LocalActivitiesWorkflow.run, "Ada", id=WORKFLOW_IDS["local_activities"], task_queue=TASK_QUEUE
+    )
+    print("  result:", await h.result())
+    save(out, "local_activities", await fetch(h))
+
+
+async def record_async_completion(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    wid = WORKFLOW_IDS["async_completion"]
+    h = await client.start_workflow(fw.AsyncCompletionWorkflow.run, id=wid, task_queue=TASK_QUEUE)
+
+    async def token(label: str) -> bytes:
+        while label not in acts.task_tokens:
+            await asyncio.sleep(0.05)
+        return acts.task_tokens[label]
+
+    by_token = client.get_async_activity_handle(task_token=await token("by-token"))
+    await by_token.heartbeat("halfway")
+    await by_token.complete("done by token")
+    await token("by-id")
+    by_id = client.get_async_activity_handle(workflow_id=wid, run_id=h.result_run_id, activity_id="by-id")
+    await by_id.complete("done by id")
+    failed = client.get_async_activity_handle(task_token=await token("failed"))
+    await failed.fail(ApplicationError("the outside world said no", type="Refused"))
+    print("  result:", await h.result())
+    save(out, "async_completion", await fetch(h))
+
+
 async def record_all(client: Client, out: Path, only: set[str] | None = None) -> None:
     acts = fw.FixtureActivities()
     async with Worker(
@@ -313,6 +345,8 @@ async def record_all(client: Client, out: Path, only: set[str] | None = None) ->
             ("saga", record_saga(client, out, acts)),
             ("wait_condition_true", record_wait_condition_true(client, out, acts)),
             ("search_attributes", record_search_attributes(client, out, acts)),
+            ("local_activities", record_local_activities(client, out, acts)),
+            ("async_completion", record_async_completion(client, out, acts)),
         ]
         for name, coro in steps:
             if only and name not in only:
