@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, MutableMapping, NoReturn, Sequence, TypeVar
@@ -13,7 +15,8 @@ from engine._payload_converter import PayloadConverter
 
 __all__ = [
     "defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter",
-    "logger", "LoggerAdapter", "raise_complete_async",
+    "logger", "LoggerAdapter", "raise_complete_async", "is_worker_shutdown", "wait_for_worker_shutdown",
+    "wait_for_worker_shutdown_sync",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,6 +79,25 @@ class _Context:
         self.payload_converter = payload_converter or PayloadConverter.default
         self.cancelled = False
         self.on_cancel: Callable[[], Any] | None = None
+        self.shutdown = threading.Event()
+        self._shutdown_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+
+    def shut_down(self) -> None:
+        """The worker running this attempt is shutting down (safe from any thread)."""
+        self.shutdown.set()
+        waiters, self._shutdown_waiters = self._shutdown_waiters, []
+        for loop, fut in waiters:
+            loop.call_soon_threadsafe(_resolve, fut)
+
+    async def wait_shutdown(self) -> None:
+        if self.shutdown.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._shutdown_waiters.append((loop, fut))
+        if self.shutdown.is_set():  # set between the check and the append
+            return
+        await fut
 
     @property
     def info(self) -> Info:
@@ -94,6 +116,11 @@ class _Context:
         drain = getattr(self._heartbeat, "drain", None)
         if drain is not None:
             await drain()
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 _current: contextvars.ContextVar[_Context | None] = contextvars.ContextVar("engine_activity", default=None)
@@ -161,6 +188,22 @@ class _CompleteAsyncError(BaseException):
     """Raised by ``raise_complete_async``: the worker records nothing for this attempt.
 
     A ``BaseException`` so that ``except Exception`` in the activity cannot swallow it."""
+
+
+def is_worker_shutdown() -> bool:
+    """True once the worker running this activity began shutting down."""
+    return _context().shutdown.is_set()
+
+
+async def wait_for_worker_shutdown() -> None:
+    """Until the worker running this activity begins shutting down."""
+    await _context().wait_shutdown()
+
+
+def wait_for_worker_shutdown_sync(timeout: float | timedelta | None = None) -> None:
+    """``wait_for_worker_shutdown`` for plain ``def`` activities (at most ``timeout``)."""
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    _context().shutdown.wait(seconds)
 
 
 def raise_complete_async() -> NoReturn:
