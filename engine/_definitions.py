@@ -264,6 +264,20 @@ def served_activity(fn: Callable[..., Any]) -> ActivityDefinition:
     return defn
 
 
+def activity_methods(obj: Any) -> list[Callable[..., Any]]:
+    """The ``@activity.defn`` methods of an instance, bound to it (``acts`` of
+    ``acts = TranslationActivities(session)``): what a worker serves for such an object found
+    in a notebook cell or a module. Nothing for classes, functions and modules."""
+    if isinstance(obj, (type, types.ModuleType, types.FunctionType, types.MethodType)):
+        return []
+    found: dict[str, Callable[..., Any]] = {}
+    for klass in type(obj).__mro__:
+        for name, member in vars(klass).items():
+            if name not in found and isinstance(member, types.FunctionType) and "__activity_definition__" in member.__dict__:
+                found[name] = getattr(obj, name)
+    return list(found.values())
+
+
 def _first_parameter(fn: Callable[..., Any]) -> str | None:
     code = getattr(fn, "__code__", None)
     return code.co_varnames[0] if code is not None and code.co_argcount else None

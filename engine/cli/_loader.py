@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any, Callable, Sequence
 
 from engine import _user_exits
+from engine._definitions import activity_methods
 from engine.cli._common import EXIT_FAILED, EXIT_USAGE, CliError
 
 
@@ -115,6 +116,10 @@ def definitions(module: str | None, file: str | None, *, workflows: Sequence[str
             found_w.setdefault(attr, value)
         elif callable(value) and not isinstance(value, type) and getattr(value, "__activity_definition__", None) is not None:
             found_a.setdefault(attr, value)
+        else:
+            # acts = TranslationActivities(session): its activity methods, bound to it.
+            for method in activity_methods(value):
+                found_a.setdefault(f"{attr}.{method.__name__}", method)
     chosen_w = _choose("workflow", found_w, workflows, source, lambda v: v.__workflow_definition__.name)
     chosen_a = _choose("activity", found_a, activities, source, lambda v: v.__activity_definition__.name)
     if not chosen_w and not chosen_a:

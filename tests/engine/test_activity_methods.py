@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,16 @@ def test_activity_logger_outside_an_activity_logs_plainly(caplog: pytest.LogCapt
     assert caplog.records[-1].getMessage() == "plain"
     assert not hasattr(caplog.records[-1], "temporal_activity")
     assert activity.logger.base_logger is logging.getLogger("engine.activity")
+
+
+def test_dlab_finds_the_activity_methods_of_a_module_level_instance(tmp_path: Path) -> None:
+    from engine.cli._loader import definitions
+
+    app = tmp_path / "course_app.py"
+    app.write_text(
+        "from tests.engine.course_activities import FakeSession, TranslationActivities\n"
+        "acts = TranslationActivities(FakeSession({}))\n"
+    )
+    found = definitions(None, str(app))
+    assert sorted(found.activity_names()) == ["shout", "translate_term"]
+    assert all(getattr(a, "__self__", None) is not None for a in found.activities)
