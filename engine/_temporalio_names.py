@@ -30,7 +30,8 @@ COVERED: dict[str, dict[str, str]] = {
         "execute_child_workflow", "ChildWorkflowHandle", "ChildWorkflowCancellationType", "ParentClosePolicy",
         "get_external_workflow_handle", "ExternalWorkflowHandle", "ParentInfo", "payload_converter",
         "upsert_search_attributes", "memo", "memo_value", "upsert_memo",
-        "execute_activity_method", "start_activity_method",
+        "execute_activity_method", "start_activity_method", "start_local_activity", "execute_local_activity",
+        "start_local_activity_method", "execute_local_activity_method",
     ),
     "temporalio.activity": _same(
         "defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter",

@@ -33,6 +33,7 @@ from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts,
 from engine.activity import Info as ActivityInfo, _Context, _current
 from engine.activity import _CompleteAsyncError
 from engine._async_activities import task_token as _task_token
+from engine.worker._local import run_local_activities
 from engine.client import Client, wait_first
 from engine._store_files import read_only_message
 from engine.errors import (
@@ -363,6 +364,10 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - any bug surfaces as a failed workflow task
             error = e
         else:
+            if instance._local is not None and instance._local.pending:
+                # Local activities to run before the task completes: on with the slow path.
+                self._spawn_workflow_job(self._handle_workflow_task(task, (instance, commands)))
+                return
             make = self._completion(task, [(c.kind, c.attributes) for c in commands], not instance.saw_completed_task)
             self.client.store.submit(*make(), done=functools.partial(self._workflow_task_committed, task, instance, make))
             return
@@ -411,9 +416,9 @@ class Worker:
         if instance._finished or self._max_cached == 0 or not recorded:
             self._evict(task.run_id)
 
-    async def _handle_workflow_task(self, task: WorkflowTask) -> None:
+    async def _handle_workflow_task(self, task: WorkflowTask, resumed: tuple[WorkflowInstance, list[Any]] | None = None) -> None:
         defn = self._workflows.get(task.workflow_type)
-        if defn is None:
+        if defn is None and resumed is None:
             error = NotRegisteredError(
                 f"Workflow type {task.workflow_type!r} is not registered on the worker for task queue "
                 f"{self.task_queue!r} (it has: {', '.join(sorted(self._workflows)) or 'none'}). Add the "
@@ -423,13 +428,18 @@ class Worker:
             return
         codec = self.client.data_converter.payload_codec
         try:
-            instance, events = await self._instance_for(task, defn)
-            if codec is not None:
-                events = await transform_events(events, codec.decode)
-            updates = task.updates
-            if codec is not None and updates:
-                updates = [{**u, "args": await self.client.data_converter._codec_json(u.get("args"), encode=False)} for u in updates]
-            commands = instance.apply(events, updates=updates)
+            if resumed is not None:
+                instance, commands = resumed
+            else:
+                assert defn is not None
+                instance, events = await self._instance_for(task, defn)
+                if codec is not None:
+                    events = await transform_events(events, codec.decode)
+                updates = task.updates
+                if codec is not None and updates:
+                    updates = [{**u, "args": await self.client.data_converter._codec_json(u.get("args"), encode=False)} for u in updates]
+                commands = instance.apply(events, updates=updates)
+            commands = commands + await run_local_activities(self, instance)
             submitted = [(c.kind, c.attributes) for c in commands]
             if codec is not None:
                 submitted = await transform_commands(submitted, codec.encode)
