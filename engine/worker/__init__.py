@@ -126,6 +126,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._inflight_wf: set[asyncio.Task] = set()
         self._inflight_act: set[asyncio.Task] = set()
+        self._activity_contexts: set[_Context] = set()  # running attempts, told of a shutdown
         self._running = False
         self._run_task: asyncio.Task | None = None
         self._loops: dict[str, asyncio.Task] = {}
@@ -266,6 +267,8 @@ class Worker:
     async def shutdown(self) -> None:
         """Stop polling, finish workflow tasks in flight, cancel running activities after the grace period."""
         self._stop.set()
+        for context in list(self._activity_contexts):
+            context.shut_down()  # activity.is_worker_shutdown(), wait_for_worker_shutdown()
         if self._run_task is not None:
             await asyncio.gather(self._run_task, return_exceptions=True)
 
@@ -706,6 +709,7 @@ class Worker:
         try:
             args = await converter._decode_json(info.get("input"), defn.arg_types, f"the input of activity {defn.name!r}")
             token = _current.set(context)
+            self._activity_contexts.add(context)
             try:
                 if defn.is_async:
                     # Run inline in this task (no task of its own). A timeout or a cancel
@@ -733,6 +737,7 @@ class Worker:
                     result = await loop.run_in_executor(self._executor, ctx.run, defn.fn, *args)
             finally:
                 _current.reset(token)
+                self._activity_contexts.discard(context)
                 if timer is not None:
                     timer.cancel()
         except _CompleteAsyncError:

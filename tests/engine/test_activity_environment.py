@@ -99,3 +99,24 @@ def test_payload_converter_is_the_environments() -> None:
     converter = DataConverter.default.payload_converter
     env.payload_converter = converter
     assert env.run(activity.payload_converter) is converter
+
+
+
+async def test_a_worker_shutting_down_tells_its_running_activities() -> None:
+    from datetime import timedelta
+
+    from engine import Worker
+    from engine.testing import WorkflowEnvironment
+    from tests.engine import shutdown_app as app
+
+    app.SEEN.clear()
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[app.Schedules], activities=[app.until_shutdown],
+                      graceful_shutdown_timeout=timedelta(seconds=5)):
+        await env.client.start_workflow(app.Schedules.run, id="s", task_queue="q")
+        for _ in range(500):
+            if app.SEEN:
+                break
+            await asyncio.sleep(0.01)
+    await env.shutdown()
+    assert app.SEEN == ["started", "shutdown seen"]
