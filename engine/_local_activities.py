@@ -80,6 +80,7 @@ class LocalActivities:
         self.markers: dict[int, HistoryEvent] = {}  # seq -> marker of the activation replayed
         self.activation_index = 1
         self._scanned: Any = None
+        self.running = False  # the worker is running this run's local activities
 
     def note_markers(self, events: Sequence[HistoryEvent], start: int) -> None:
         """The markers the workflow task completed after ``events[start - 2]`` recorded."""

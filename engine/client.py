@@ -375,6 +375,10 @@ class Client:
                 await asyncio.sleep(0.5)
                 continue
             if clock.skipping and clock.auto_skip and idle and upcoming is not None:  # type: ignore[attr-defined]
+                if owners != sorted(w._owner for w in self._workers):
+                    # A worker started while the state was read: its leases were not counted
+                    # (a workflow task running local activities would time out). Read again.
+                    continue
                 clock.advance_to(from_ts(upcoming))  # type: ignore[attr-defined]
                 continue
             waits: list[Any] = [woken.wait()]

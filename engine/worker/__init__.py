@@ -487,6 +487,8 @@ class Worker:
             and events
             and events[0].event_id == instance.processed_upto + 1
             and sum(1 for e in events if e.event_type == "WorkflowTaskStarted") == 1
+            # A timed-out task of this run may still be running local activities on it.
+            and not (instance._local is not None and instance._local.running)
         )
         if fresh_ok:
             assert instance is not None

@@ -23,13 +23,19 @@ async def run_local_activities(worker: "Worker", instance: WorkflowInstance) -> 
     does), resolve the outcomes in schedule order, let the code go on; its new commands."""
     produced: list[Command] = []
     local = instance._local
-    while local is not None and local.pending and not instance._finished:
-        requests = sorted(local.pending.values(), key=lambda r: r.seq)
-        outcomes = await asyncio.gather(*(_run(worker, instance, r) for r in requests))
-        for request, outcome in zip(requests, outcomes):
-            local.resolve(request.seq, outcome)
-        local.activation_index += 1
-        produced += instance.continue_activation()
+    if local is None or not local.pending:
+        return produced
+    local.running = True
+    try:
+        while local.pending and not instance._finished:
+            requests = sorted(local.pending.values(), key=lambda r: r.seq)
+            outcomes = await asyncio.gather(*(_run(worker, instance, r) for r in requests))
+            for request, outcome in zip(requests, outcomes):
+                local.resolve(request.seq, outcome)
+            local.activation_index += 1
+            produced += instance.continue_activation()
+    finally:
+        local.running = False
     return produced
 
 

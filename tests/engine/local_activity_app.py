@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from engine import activity, workflow
@@ -51,3 +52,22 @@ class LocalActivitiesWorkflow:
         except (ActivityError, ApplicationError) as err:
             out.append(f"book failed: {type(err).__name__}: {err.cause}")
         return out
+
+
+SLOW_STARTED = threading.Event()
+
+
+@activity.defn
+async def slow_local(seconds: float) -> str:
+    import asyncio
+
+    SLOW_STARTED.set()
+    await asyncio.sleep(seconds)  # real time: the workflow task is held all along
+    return "slept"
+
+
+@workflow.defn
+class SlowLocal:
+    @workflow.run
+    async def run(self, seconds: float) -> str:
+        return await workflow.execute_local_activity(slow_local, seconds, start_to_close_timeout=SHORT)

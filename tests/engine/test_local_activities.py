@@ -98,3 +98,55 @@ def test_a_changed_local_activity_is_nondeterminism() -> None:
     history = History.from_json("fixture-local-activities", FIXTURE.read_text())
     with pytest.raises(NondeterminismError, match="core_local_activity"):
         Replayer(workflows=[Changed]).replay_workflow(history)
+
+
+async def test_local_activities_under_a_payload_codec(tmp_path: Path) -> None:
+    from engine.codecs import EncryptionCodec
+    from engine.converter import DataConverter
+
+    converter = DataConverter(payload_codec=EncryptionCodec(b"k" * 32))
+    app.CALLS.clear()
+    env = await WorkflowEnvironment.start_time_skipping(path=str(tmp_path / "la.db"), data_converter=converter)
+    acts = app.FixtureActivities()
+    async with Worker(env.client, task_queue="q", workflows=[app.LocalActivitiesWorkflow], activities=[acts.greet, acts.flaky, acts.book]):
+        result = await env.client.execute_workflow(app.LocalActivitiesWorkflow.run, "Ada", id="la", task_queue="q")
+        history = await env.client.get_workflow_handle("la").fetch_history()
+    await env.shutdown()
+    assert result == EXPECTED
+    marker = next(e for e in history.events if e.event_type == "MarkerRecorded")
+    assert b"Hello, Ada" not in json.dumps(marker.attributes).encode()
+
+
+async def test_time_skipping_never_times_out_the_task_of_a_worker_started_during_a_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's clock loop read the idle state with the workers it knew before one
+    started; that worker's lease was not counted, so time jumped over the timeout of the
+    workflow task it was running local activities in (a race that failed 1 run in 8)."""
+    import asyncio
+
+    from engine import _service
+
+    real = _service.idle_state
+    armed = {"on": False}
+    app.SLOW_STARTED.clear()
+
+    def stale_read(conn, now, served, owners=()):  # type: ignore[no-untyped-def]
+        if armed["on"] and not owners:
+            armed["on"] = False
+            # On the reader's thread: this read began before the worker started; it runs
+            # once the worker holds the workflow task and runs the local activity.
+            app.SLOW_STARTED.wait(10)
+        return real(conn, now, served, owners)
+
+    monkeypatch.setattr(_service, "idle_state", stale_read)
+    env = await WorkflowEnvironment.start_time_skipping(path=str(tmp_path / "race.db"))
+    handle = await env.client.start_workflow(app.SlowLocal.run, 0.8, id="race", task_queue="q")
+    waiting = asyncio.ensure_future(handle.result())  # someone awaits: time may skip
+    armed["on"] = True
+    await asyncio.sleep(1.2)  # the clock loop reads at least once a second
+    async with Worker(env.client, task_queue="q", workflows=[app.SlowLocal], activities=[app.slow_local]):
+        assert await asyncio.wait_for(waiting, 20) == "slept"
+        history = await handle.fetch_history()
+    await env.shutdown()
+    assert "WorkflowTaskTimedOut" not in [e.event_type for e in history.events]
