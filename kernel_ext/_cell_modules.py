@@ -66,3 +66,18 @@ def install(name: str, names: Mapping[str, Any]) -> types.ModuleType:
             parent.__path__ = []  # a package, so `import parent.child` finds the child
         setattr(parent, child, module)
     return module
+
+
+def for_process(cell: str, name: str) -> str:
+    """The cell's source for a worker process (``%worker start --process``), which runs every
+    definition cell as one module: followed by lines that make that module importable as
+    ``name`` too, so a later cell's ``from name import ...`` works there as well. ``setdefault``:
+    the workflow sandbox re-runs the module for each run, and must not replace the host's."""
+    parts = name.split(".")
+    lines = [cell.rstrip(), "", f"# durable-lab: this cell is also module {name!r} (%%... --module {name})"]
+    lines.append("import sys as _durable_lab_sys, types as _durable_lab_types")
+    for depth in range(1, len(parts)):
+        parent = ".".join(parts[:depth])
+        lines.append(f"_durable_lab_sys.modules.setdefault({parent!r}, _durable_lab_types.ModuleType({parent!r})).__dict__.setdefault('__path__', [])")
+    lines.append(f"_durable_lab_sys.modules.setdefault({name!r}, _durable_lab_sys.modules[__name__])")
+    return "\n".join(lines) + "\n"

@@ -344,7 +344,7 @@ class DurableMagics(Magics):
         assert shell is not None
         before = dict(shell.user_ns)
         bound, classes, (source, filename) = _run_source(shell, cell)
-        self.session.remember_source(cell)
+        self.session.remember_source(cell if module_name is None else cell_modules.for_process(cell, module_name))
         missing = object()
         defined = [value for name, value in shell.user_ns.items() if name in bound or before.get(name, missing) is not value]
         if module_name is not None:

@@ -108,3 +108,19 @@ def test_a_dotted_module_name_makes_its_package(shell: InteractiveShell) -> None
 def test_module_option_is_in_the_help(shell: InteractiveShell) -> None:
     doc = shell.magics_manager.magics["cell"]["activity"].__doc__
     assert "--module NAME" in doc and "acts = TranslationActivities(session)" in doc
+
+
+def test_module_cells_import_by_name_in_a_worker_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for shell in loaded_shell():  # real time and a database file: what a worker process needs
+        try:
+            run(shell, ACTIVITIES)
+            run(shell, WORKFLOW)
+            worker = run(shell, "%worker start --process --task-queue q")
+            result = run(shell, "%workflow execute --type TranslationWorkflow -t q -i '\"Bo\"' -i '\"fr\"'")
+            assert result == "bonjour, Bo"
+            assert run(shell, "session.calls") == []  # the activity ran in the process, not here
+            run(shell, f"%worker kill {worker.name}")
+        finally:
+            for name in ("course_activities_cell", "course_workflow_cell"):
+                sys.modules.pop(name, None)
