@@ -264,6 +264,10 @@ def served_activity(fn: Callable[..., Any]) -> ActivityDefinition:
     return defn
 
 
+# Ours, and the real temporalio's @activity.defn (whose definitions the worker also reads).
+_ACTIVITY_MARKS = frozenset({"__activity_definition__", "__temporal_activity_definition"})
+
+
 def activity_methods(obj: Any) -> list[Callable[..., Any]]:
     """The ``@activity.defn`` methods of an instance, bound to it (``acts`` of
     ``acts = TranslationActivities(session)``): what a worker serves for such an object found
@@ -273,7 +277,7 @@ def activity_methods(obj: Any) -> list[Callable[..., Any]]:
     found: dict[str, Callable[..., Any]] = {}
     for klass in type(obj).__mro__:
         for name, member in vars(klass).items():
-            if name not in found and isinstance(member, types.FunctionType) and "__activity_definition__" in member.__dict__:
+            if name not in found and isinstance(member, types.FunctionType) and _ACTIVITY_MARKS & member.__dict__.keys():
                 found[name] = getattr(obj, name)
     return list(found.values())
 

@@ -72,3 +72,21 @@ def test_dlab_finds_the_activity_methods_of_a_module_level_instance(tmp_path: Pa
     found = definitions(None, str(app))
     assert sorted(found.activity_names()) == ["shout", "translate_term"]
     assert all(getattr(a, "__self__", None) is not None for a in found.activities)
+
+
+def test_methods_decorated_by_the_real_temporalio_are_found_on_instances() -> None:
+    pytest.importorskip("temporalio")
+    from temporalio import activity as temporalio_activity
+
+    from engine._definitions import activity_methods
+
+    class Acts:
+        @temporalio_activity.defn
+        async def one(self, x: int) -> int:
+            return x
+
+        def plain(self) -> None:
+            pass
+
+    acts = Acts()
+    assert activity_methods(acts) == [acts.one]
