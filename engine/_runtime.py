@@ -42,6 +42,7 @@ from engine._payload_converter import (
     to_json_payloads,
 )
 from engine._seed import randomness_seed
+from engine import _local_activities
 from engine.common import RetryPolicy, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 from engine.converter import DataConverter
 from engine.errors import (
@@ -148,6 +149,8 @@ def _matches(command: Command, event: HistoryEvent) -> bool:
     if command.kind == "RecordMarker":
         if a["markerName"] != b.get("markerName"):
             return False
+        if a["markerName"] == _local_activities.MARKER:
+            return _local_activities.same_marker(a, b)
         if a["markerName"] == PATCH_MARKER:
             mine = from_json_payload(PayloadConverter.default, a["details"]["patch-data"]["payloads"][0])
             recorded = patch_of(event)
@@ -392,6 +395,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._history_flags: set[int] | None = None
         self.saw_completed_task = False
         self.last_started_event_id = 0
+        self._local: _local_activities.LocalActivities | None = None  # made on first use
+        self._task_events: tuple[Sequence[HistoryEvent], int] | None = None  # a replayed task's events
 
     # ----------------------------------------------------------------- driving
     def apply(
@@ -439,10 +444,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                         if following is not None:
                             self._note_flags(events[i + 1])
                         self._activation_patches = _patches_after(events, i + 2)
+                        self._task_events = (events, i + 2)
                         for request in _updates.requests_in(events, i + 2):
                             _updates.deliver(self, request, validate=False)
                         self._activate(event, replaying=True)
                     elif following is None and live_tail:
+                        self._task_events = None
                         for request in updates:
                             _updates.deliver(self, request, validate=True)
                         produced = self._activate(event, replaying=False)
@@ -470,10 +477,28 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             self._now = started.event_time
         self._replaying = replaying
         self.last_started_event_id = started.event_id
+        if self._local is not None:
+            self._local.activation_index = 1
+        self._run_until_idle()
+        if replaying and self._local is not None:
+            while self._local.resolve_replayed():
+                self._local.activation_index += 1
+                self._run_until_idle()
+        return self.continue_activation()
+
+    def continue_activation(self) -> list[Command]:
+        """Run the code on (local activity outcomes were handed in); the commands since the
+        last call. The worker calls this within one workflow task, as core does."""
         self._run_until_idle()
         commands, self._commands = self._commands, []
         self._unmatched.extend(c for c in commands if c.kind not in _updates.NO_EVENT_COMMANDS)
         return commands
+
+    @property
+    def local_activities(self) -> _local_activities.LocalActivities:
+        if self._local is None:
+            self._local = _local_activities.LocalActivities(self)
+        return self._local
 
     def _run_until_idle(self) -> None:
         previous = asyncio.events._get_running_loop()

@@ -31,8 +31,14 @@ COVERED: dict[str, dict[str, str]] = {
         "get_external_workflow_handle", "ExternalWorkflowHandle", "ParentInfo", "payload_converter",
         "upsert_search_attributes", "memo", "memo_value", "upsert_memo",
         "init", "LoggerAdapter", "UpdateInfo", "current_update_info",
+        "execute_activity_method", "start_activity_method", "start_local_activity", "execute_local_activity",
+        "start_local_activity_method", "execute_local_activity_method",
     ),
-    "temporalio.activity": _same("defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter"),
+    "temporalio.activity": _same(
+        "defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter",
+        "logger", "LoggerAdapter", "raise_complete_async", "is_worker_shutdown", "wait_for_worker_shutdown",
+        "wait_for_worker_shutdown_sync",
+    ),
     "temporalio.common": _same(
         "RetryPolicy", "WorkflowIDReusePolicy", "WorkflowIDConflictPolicy", "SearchAttributeKey", "SearchAttributePair",
         "SearchAttributeUpdate", "SearchAttributeIndexedValueType", "SearchAttributeValue", "TypedSearchAttributes",

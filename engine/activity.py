@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Mapping, MutableMapping, NoReturn, Sequence, TypeVar
 
 from engine._definitions import ActivityDefinition, check_problems, hints_of, is_async
 from engine._payload_converter import PayloadConverter
 
-__all__ = ["defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter"]
+__all__ = [
+    "defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter",
+    "logger", "LoggerAdapter", "raise_complete_async", "is_worker_shutdown", "wait_for_worker_shutdown",
+    "wait_for_worker_shutdown_sync",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +41,23 @@ class Info:
     heartbeat_timeout: timedelta | None
     heartbeat_details: Sequence[Any]
     is_local: bool = False
+    task_token: bytes = b""
+
+    @property
+    def namespace(self) -> str:
+        return self.workflow_namespace
+
+    def _logger_details(self) -> dict[str, Any]:
+        return {
+            "activity_id": self.activity_id,
+            "activity_type": self.activity_type,
+            "attempt": self.attempt,
+            "namespace": self.workflow_namespace,
+            "task_queue": self.task_queue,
+            "workflow_id": self.workflow_id,
+            "workflow_run_id": self.workflow_run_id,
+            "workflow_type": self.workflow_type,
+        }
 
 
 class _Context:
@@ -55,6 +79,25 @@ class _Context:
         self.payload_converter = payload_converter or PayloadConverter.default
         self.cancelled = False
         self.on_cancel: Callable[[], Any] | None = None
+        self.shutdown = threading.Event()
+        self._shutdown_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+
+    def shut_down(self) -> None:
+        """The worker running this attempt is shutting down (safe from any thread)."""
+        self.shutdown.set()
+        waiters, self._shutdown_waiters = self._shutdown_waiters, []
+        for loop, fut in waiters:
+            loop.call_soon_threadsafe(_resolve, fut)
+
+    async def wait_shutdown(self) -> None:
+        if self.shutdown.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._shutdown_waiters.append((loop, fut))
+        if self.shutdown.is_set():  # set between the check and the append
+            return
+        await fut
 
     @property
     def info(self) -> Info:
@@ -73,6 +116,11 @@ class _Context:
         drain = getattr(self._heartbeat, "drain", None)
         if drain is not None:
             await drain()
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 _current: contextvars.ContextVar[_Context | None] = contextvars.ContextVar("engine_activity", default=None)
@@ -134,3 +182,71 @@ def in_activity() -> bool:
 def is_cancelled() -> bool:
     """True once cancellation of this activity was requested (learned through heartbeats)."""
     return _context().cancelled
+
+
+class _CompleteAsyncError(BaseException):
+    """Raised by ``raise_complete_async``: the worker records nothing for this attempt.
+
+    A ``BaseException`` so that ``except Exception`` in the activity cannot swallow it."""
+
+
+def is_worker_shutdown() -> bool:
+    """True once the worker running this activity began shutting down."""
+    return _context().shutdown.is_set()
+
+
+async def wait_for_worker_shutdown() -> None:
+    """Until the worker running this activity begins shutting down."""
+    await _context().wait_shutdown()
+
+
+def wait_for_worker_shutdown_sync(timeout: float | timedelta | None = None) -> None:
+    """``wait_for_worker_shutdown`` for plain ``def`` activities (at most ``timeout``)."""
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    _context().shutdown.wait(seconds)
+
+
+def raise_complete_async() -> NoReturn:
+    """End this activity function without completing the activity: something else completes
+    it later, through ``client.get_async_activity_handle(task_token=activity.info().task_token)``
+    (or by workflow id, run id and activity id). The attempt's timeouts still apply, so give
+    a start-to-close timeout long enough for the completer, or heartbeat through the handle."""
+    _context()
+    raise _CompleteAsyncError()
+
+
+class LoggerAdapter(logging.LoggerAdapter):
+    """Adds the running activity's details to each record, as temporalio's does: appended to
+    the message (``activity_info_on_message``) and as ``temporal_activity`` in the record's
+    extra fields (``activity_info_on_extra``); ``full_activity_info_on_extra`` adds the whole
+    ``Info`` as ``activity_info``. Outside an activity records pass through unchanged."""
+
+    def __init__(self, logger: logging.Logger, extra: Mapping[str, Any] | None) -> None:
+        super().__init__(logger, extra or {})
+        self.activity_info_on_message = True
+        self.activity_info_on_extra = True
+        self.full_activity_info_on_extra = False
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        ctx = _current.get()
+        if ctx is None:
+            return msg, kwargs
+        details = ctx.info._logger_details()
+        if self.activity_info_on_message:
+            msg = f"{msg} ({details})"
+        if self.activity_info_on_extra or self.full_activity_info_on_extra:
+            extra = dict(kwargs.get("extra") or {})  # the caller's dict is theirs: never changed
+            if self.activity_info_on_extra:
+                extra["temporal_activity"] = details
+            if self.full_activity_info_on_extra:
+                extra["activity_info"] = ctx.info
+            kwargs["extra"] = extra
+        return msg, kwargs
+
+    @property
+    def base_logger(self) -> logging.Logger:
+        return self.logger
+
+
+logger = LoggerAdapter(logging.getLogger("engine.activity"), None)
+"""Logger for activity code: each record carries the running activity's details."""

@@ -58,6 +58,8 @@ from engine._client_interceptors import (
 from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._clock import Clock
 from engine._cron import parse_cron
+from engine._async_activities import AsyncActivityCancelledError, AsyncActivityHandle, AsyncActivityIDReference
+from engine._async_activities import handle as _async_activity_handle
 from engine._definitions import workflow_definition
 from engine._list_pages import WorkflowExecutionAsyncIterator
 from engine._store import Store
@@ -124,6 +126,9 @@ __all__ = [
     "WorkflowFailureError",
     "WorkflowQueryFailedError",
     "WorkflowUpdateFailedError",
+    "AsyncActivityHandle",
+    "AsyncActivityIDReference",
+    "AsyncActivityCancelledError",
 ]
 
 _arg_unset = object()
@@ -469,6 +474,19 @@ class Client:
         defn = workflow_definition(workflow)
         return self.get_workflow_handle(workflow_id, run_id=run_id, result_type=defn.result_type)
 
+    def get_async_activity_handle(
+        self,
+        *,
+        workflow_id: str | None = None,
+        run_id: str | None = None,
+        activity_id: str | None = None,
+        task_token: bytes | None = None,
+    ) -> AsyncActivityHandle:
+        """A handle to complete, fail, heartbeat or cancel an activity that ended with
+        ``activity.raise_complete_async()``: by its ``task_token``, or by ``workflow_id``
+        (``run_id`` optional: the latest run) and ``activity_id``."""
+        return _async_activity_handle(self, workflow_id=workflow_id, run_id=run_id, activity_id=activity_id, task_token=task_token)
+
     def list_workflows(
         self,
         query: str | None = None,
@@ -594,6 +612,10 @@ class Client:
                 await asyncio.sleep(0.5)
                 continue
             if clock.skipping and clock.auto_skip and idle and upcoming is not None:  # type: ignore[attr-defined]
+                if owners != sorted(w._owner for w in self._workers):
+                    # A worker started while the state was read: its leases were not counted
+                    # (a workflow task running local activities would time out). Read again.
+                    continue
                 clock.advance_to(from_ts(upcoming))  # type: ignore[attr-defined]
                 continue
             waits: list[Any] = [woken.wait()]

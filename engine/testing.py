@@ -12,11 +12,12 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine._activity_environment import ActivityEnvironment
 from engine._clock import Clock, VirtualClock
 from engine.client import Client
 from engine.converter import DataConverter
 
-__all__ = ["WorkflowEnvironment"]
+__all__ = ["WorkflowEnvironment", "ActivityEnvironment"]
 
 
 class WorkflowEnvironment:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence, TypeVar
 
 from engine import _children, _runtime, _sandbox_rules
 from engine import _interceptors, _updates
+from engine import _local_activities
 from engine._definitions import (
     WorkflowDefinition,
     activity_definition,
@@ -49,6 +50,12 @@ __all__ = [
     "update",
     "execute_activity",
     "start_activity",
+    "execute_activity_method",
+    "start_activity_method",
+    "start_local_activity",
+    "execute_local_activity",
+    "start_local_activity_method",
+    "execute_local_activity_method",
     "ActivityHandle",
     "ActivityCancellationType",
     "start_child_workflow",
@@ -429,6 +436,51 @@ async def execute_activity(
         activity_id=activity_id,
         summary=summary,
     )
+
+
+# temporalio's names for calling an activity that is a method (``MyActivities.do_it``): the
+# same calls, since the activity type comes from the method's definition either way.
+start_activity_method = start_activity
+execute_activity_method = execute_activity
+
+
+def start_local_activity(
+    activity: Any,
+    arg: Any = _arg_unset,
+    *,
+    args: Sequence[Any] = (),
+    result_type: type | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    local_retry_threshold: timedelta | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    summary: str | None = None,
+) -> "asyncio.Task[Any]":
+    """Run an activity in this worker, inside the workflow task: no activity task, no
+    ActivityTask* events, one ``MarkerRecorded`` event with its outcome (as Temporal). For
+    short work; retries wait in process while the backoff is at most
+    ``local_retry_threshold`` (default 1 minute), on a timer beyond it. Await the returned
+    task for the result."""
+    del cancellation_type, summary  # accepted as in temporalio; not used by local activities here
+    name, hinted = _activity_name(activity)
+    return _local_activities.start(
+        _runtime.current(), name, ([arg] if arg is not _arg_unset else []) + list(args),
+        result_type=result_type or hinted, schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout, start_to_close_timeout=start_to_close_timeout,
+        retry_policy=retry_policy, local_retry_threshold=local_retry_threshold, activity_id=activity_id,
+    )
+
+
+async def execute_local_activity(activity: Any, arg: Any = _arg_unset, **kwargs: Any) -> Any:
+    """``start_local_activity`` and wait for its result (its failure raises)."""
+    return await start_local_activity(activity, arg, **kwargs)
+
+
+start_local_activity_method = start_local_activity
+execute_local_activity_method = execute_local_activity
 
 
 def _workflow_name(workflow: Any) -> tuple[str, Any]:

@@ -14,6 +14,7 @@ in whatever cell happens to be running, or nowhere.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 import logging
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
 
 from engine import faults
+from engine._definitions import served_activity
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from engine.converter import DataConverter
 from engine.errors import PayloadError, StoreError, WorkflowFailureError, WorkflowNotFoundError
@@ -1024,6 +1026,8 @@ def _workflow_defn(obj: Any) -> Any:
 
 def _activity_defn(obj: Any) -> Any:
     defn = getattr(obj, "__activity_definition__", None) if callable(obj) and not isinstance(obj, type) else None
+    if defn is not None and inspect.ismethod(obj) and obj.__func__ is defn.fn:
+        return served_activity(obj)  # a method of an instance: its definition calls it bound
     return defn if defn is not None and defn.fn is obj else None
 
 

@@ -26,6 +26,8 @@ from traitlets.config import Configurable
 
 from engine._inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
 from engine import temporalio_compat
+from engine._definitions import activity_methods
+from kernel_ext import _cell_modules as cell_modules
 from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
@@ -222,11 +224,20 @@ def _help(title: str, parsers: Mapping[str, _Parser], tail: str = "") -> Callabl
 
 
 _DEFINITIONS_HELP = """
-%%{kind}
+%%{kind} [--module NAME]
   On the first line of a cell that defines {what}. The cell runs in the notebook's
   namespace; every {what_short} it defines is registered with the kernel's workers
   (running ones too). Re-running the cell replaces the definition: runs in flight
-  continue with the new code from their next workflow task (they replay their history).{extra}
+  continue with the new code from their next workflow task (they replay their history).
+  Activities may be methods of a class: an instance the cell creates at top level
+  (acts = TranslationActivities(session)) has its @activity.defn methods registered,
+  called with that instance, as Worker(activities=[acts.translate_term]) does.
+
+  --module NAME   also make the cell importable as module NAME (what it binds at top
+                  level becomes the module's attributes), so code written for files runs
+                  unchanged: `from NAME import TranslationActivities`, also in workflow
+                  code inside workflow.unsafe.imports_passed_through(). Re-running the
+                  cell replaces the module. NAME may not hide an installed module.{extra}
 """
 _SANDBOX_HELP = """
   Workflows run in the engine's sandbox, as module code does: each run re-runs the cell's
@@ -334,18 +345,21 @@ class DurableMagics(Magics):
 
     def _definitions(self, kind: str, line: str, cell: str) -> Pending:
         plural = "workflows" if kind == "workflow" else "activities"
-        usage = f"usage: %%{kind}  (alone on the first line of a cell that defines {plural})"
-        if line.strip():
-            raise UsageError(f"%%{kind} takes no arguments, got {line.strip()!r}.\n{usage}")
+        usage = f"usage: %%{kind} [--module NAME]  (on the first line of a cell that defines {plural})"
+        module_name = cell_modules.module_option(line, f"%%{kind}", usage)
         shell = self.shell
         assert shell is not None
         before = dict(shell.user_ns)
         # Code pasted from Temporal's courses imports temporalio: map it onto the engine here.
         with temporalio_compat.mapped():
             bound, classes, (source, filename) = _run_source(shell, cell)
-        self.session.remember_source(cell)
+        self.session.remember_source(cell if module_name is None else cell_modules.for_process(cell, module_name))
         missing = object()
         defined = [value for name, value in shell.user_ns.items() if name in bound or before.get(name, missing) is not value]
+        if module_name is not None:
+            cell_modules.install(module_name, {name: shell.user_ns[name] for name in bound if name in shell.user_ns})
+        # acts = TranslationActivities(session): the instance's activity methods, bound to it.
+        defined += [method for value in defined for method in activity_methods(value)]
         if kind == "workflow":
             # Each run of these classes re-runs the cell's definitions in the sandbox.
             register_source(_workflow_classes(shell.user_ns, classes), source, filename, shell.user_ns, shell.compile.flags)

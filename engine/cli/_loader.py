@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any, Callable, Sequence
 
 from engine import _user_exits
+from engine._definitions import activity_methods
 from engine.cli._common import EXIT_FAILED, EXIT_USAGE, CliError
 
 
@@ -134,6 +135,10 @@ def definitions(module: str | None, file: str | None, *, workflows: Sequence[str
             found_w.setdefault(attr, value)
         elif activity_name(value) is not None:
             found_a.setdefault(attr, value)
+        else:
+            # acts = TranslationActivities(session): its activity methods, bound to it.
+            for method in activity_methods(value):
+                found_a.setdefault(f"{attr}.{method.__name__}", method)
     chosen_w = _choose("workflow", found_w, workflows, source, lambda v: str(workflow_name(v)))
     chosen_a = _choose("activity", found_a, activities, source, lambda v: str(activity_name(v)))
     if not chosen_w and not chosen_a:

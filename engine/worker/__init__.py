@@ -45,12 +45,16 @@ from engine._failure_converter import encode_failure
 from engine._payload_converter import to_json_payloads
 from engine._payload_visitor import transform_commands, transform_events
 from engine._dispatch import Receiver
-from engine._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, check_problems, workflow_definition
+from engine._definitions import ActivityDefinition, WorkflowDefinition, check_problems, workflow_definition
+from engine._definitions import served_activity as activity_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine import _worker_registry
 from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
 from engine.activity import Info as ActivityInfo, _Context, _current
+from engine.activity import _CompleteAsyncError
+from engine._async_activities import task_token as _task_token
+from engine.worker._local import run_local_activities
 from engine.client import Client, wait_first
 from engine._store_files import read_only_message
 from engine.replay import Replayer, WorkflowReplayResult, WorkflowReplayResults
@@ -172,6 +176,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._inflight_wf: set[asyncio.Task] = set()
         self._inflight_act: set[asyncio.Task] = set()
+        self._activity_contexts: set[_Context] = set()  # running attempts, told of a shutdown
         self._running = False
         self._run_task: asyncio.Task | None = None
         self._loops: dict[str, asyncio.Task] = {}
@@ -319,6 +324,8 @@ class Worker:
     async def shutdown(self) -> None:
         """Stop polling, finish workflow tasks in flight, cancel running activities after the grace period."""
         self._stop.set()
+        for context in list(self._activity_contexts):
+            context.shut_down()  # activity.is_worker_shutdown(), wait_for_worker_shutdown()
         if self._run_task is not None:
             await asyncio.gather(self._run_task, return_exceptions=True)
 
@@ -417,6 +424,10 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - any bug surfaces as a failed workflow task
             error = e
         else:
+            if instance._local is not None and instance._local.pending:
+                # Local activities to run before the task completes: on with the slow path.
+                self._spawn_workflow_job(self._handle_workflow_task(task, (instance, commands)))
+                return
             make = self._completion(task, [(c.kind, c.attributes) for c in commands], not instance.saw_completed_task)
             self.client.store.submit(*make(), done=functools.partial(self._workflow_task_committed, task, instance, make))
             return
@@ -473,9 +484,9 @@ class Worker:
         if instance._finished or self._max_cached == 0 or not recorded:
             self._evict(task.run_id)
 
-    async def _handle_workflow_task(self, task: WorkflowTask) -> None:
+    async def _handle_workflow_task(self, task: WorkflowTask, resumed: tuple[WorkflowInstance, list[Any]] | None = None) -> None:
         defn = self._workflows.get(task.workflow_type)
-        if defn is None:
+        if defn is None and resumed is None:
             error = NotRegisteredError(
                 f"Workflow type {task.workflow_type!r} is not registered on the worker for task queue "
                 f"{self.task_queue!r} (it has: {', '.join(sorted(self._workflows)) or 'none'}). Add the "
@@ -485,13 +496,18 @@ class Worker:
             return
         codec = self.client.data_converter.payload_codec
         try:
-            instance, events = await self._instance_for(task, defn)
-            if codec is not None:
-                events = await transform_events(events, codec.decode)
-            updates = task.updates
-            if codec is not None and updates:
-                updates = [{**u, "args": await self.client.data_converter._codec_json(u.get("args"), encode=False)} for u in updates]
-            commands = instance.apply(events, updates=updates)
+            if resumed is not None:
+                instance, commands = resumed
+            else:
+                assert defn is not None
+                instance, events = await self._instance_for(task, defn)
+                if codec is not None:
+                    events = await transform_events(events, codec.decode)
+                updates = task.updates
+                if codec is not None and updates:
+                    updates = [{**u, "args": await self.client.data_converter._codec_json(u.get("args"), encode=False)} for u in updates]
+                commands = instance.apply(events, updates=updates)
+            commands = commands + await run_local_activities(self, instance)
             submitted = [(c.kind, c.attributes) for c in commands]
             if codec is not None:
                 submitted = await transform_commands(submitted, codec.encode)
@@ -526,6 +542,8 @@ class Worker:
             and events
             and events[0].event_id == instance.processed_upto + 1
             and sum(1 for e in events if e.event_type == "WorkflowTaskStarted") == 1
+            # A timed-out task of this run may still be running local activities on it.
+            and not (instance._local is not None and instance._local.running)
         )
         if fresh_ok:
             assert instance is not None
@@ -768,6 +786,7 @@ class Worker:
         try:
             args = await converter._decode_json(info.get("input"), defn.arg_types, f"the input of activity {defn.name!r}")
             token = _current.set(context)
+            self._activity_contexts.add(context)
             try:
                 if defn.is_async:
                     # Run inline in this task (no task of its own). A timeout or a cancel
@@ -797,8 +816,11 @@ class Worker:
                     result = await loop.run_in_executor(self._executor, ctx.run, defn.fn, *args)
             finally:
                 _current.reset(token)
+                self._activity_contexts.discard(context)
                 if timer is not None:
                     timer.cancel()
+        except _CompleteAsyncError:
+            return ("abandoned", None)  # completed later through a handle: nothing to record now
         except asyncio.CancelledError as e:
             if state["timed_out"]:
                 return ("fail", ApplicationError("activity ran past its start-to-close timeout", type="TimeoutError"))
@@ -849,6 +871,7 @@ class Worker:
                 start_to_close_timeout=seconds("startToClose"),
                 heartbeat_timeout=seconds("heartbeat"),
                 heartbeat_details=details,
+                task_token=_task_token(task.task_id, self._owner, task.attempt, task.run_id, task.scheduled_event_id),
             )
 
         loop = asyncio.get_running_loop()  # heartbeats may come from a sync activity's thread

@@ -560,13 +560,13 @@ def test_temporalio_names_the_engine_lacks_raise_a_clear_error(write_modules: Ca
     write_modules({
         "sbx_child.py": """
             from temporalio import workflow
-            from temporalio.workflow import execute_local_activity
+            from temporalio.workflow import create_nexus_client
 
             @workflow.defn
             class Parent:
                 @workflow.run
                 async def run(self) -> None:
-                    await execute_local_activity("local")
+                    create_nexus_client("local")
             """,
         "sbx_wait.py": """
             from temporalio import workflow
@@ -582,7 +582,7 @@ def test_temporalio_names_the_engine_lacks_raise_a_clear_error(write_modules: Ca
     import sbx_child  # type: ignore[import-not-found]
     import sbx_wait  # type: ignore[import-not-found]
 
-    with pytest.raises(DefinitionError, match=r"temporalio.workflow.execute_local_activity is not available on durable-lab's engine.*docs/sandbox.md"):
+    with pytest.raises(DefinitionError, match=r"temporalio.workflow.create_nexus_client is not available on durable-lab's engine.*docs/sandbox.md"):
         Worker(object(), task_queue="q", workflows=[sbx_child.Parent])  # type: ignore[arg-type]
     error = task_error(Replayer(workflows=[sbx_wait.Waits]), "Waits")
     assert isinstance(error, AttributeError) and "temporalio.workflow.wait is not available" in str(error)

@@ -63,6 +63,7 @@ SCENARIOS: dict[str, Any] = {
     "Updates": 1,
     "SearchAttributesAndMemo": "blue",
     "CancelBeforeSent": "early",
+    "LocalActivities": "Ada",
 }
 # Replayed on their own: they pass only if workflow.random() is seeded exactly as in temporalio.
 SEED_DEPENDENT = {"RandomActivityId": "seeded"}

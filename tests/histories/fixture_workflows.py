@@ -38,6 +38,8 @@ class FixtureActivities:
         # it cancels the workflow, so the cancel lands while the activity is running.
         self.heartbeating = asyncio.Event()
         self.cancelled_activities: list[str] = []
+        self.attempts: dict[str, int] = {}
+        self.task_tokens: dict[str, bytes] = {}
 
     @activity.defn
     async def greet(self, name: str) -> str:
@@ -72,6 +74,20 @@ class FixtureActivities:
     @activity.defn
     async def undo(self, booking: str) -> str:
         return f"undid {booking}"
+
+    @activity.defn
+    async def flaky(self, label: str) -> str:
+        # Fails its first two attempts (counted per label): local retries, then a backoff.
+        self.attempts[label] = self.attempts.get(label, 0) + 1
+        if activity.info().attempt < 3:
+            raise ApplicationError(f"{label} not yet", type="NotYet")
+        return f"{label} after {activity.info().attempt} attempts"
+
+    @activity.defn
+    async def complete_later(self, label: str) -> str:
+        # Hands its task token to the recorder, which completes or fails it from the client.
+        self.task_tokens[label] = activity.info().task_token
+        activity.raise_complete_async()
 
 
 # ---------------------------------------------------------------- patched (versioning)
@@ -399,6 +415,56 @@ class CartWorkflow:
         self.done = True
 
 
+# ---------------------------------------------------------------- local activities
+
+
+@workflow.defn
+class LocalActivitiesWorkflow:
+    """A local activity's result, one retried locally then after a backoff timer (its
+    backoff is over local_retry_threshold), and one that fails for good: markers of each."""
+
+    @workflow.run
+    async def run(self, name: str) -> list[str]:
+        out = [await workflow.execute_local_activity_method(
+            FixtureActivities.greet, name, start_to_close_timeout=SHORT)]
+        out.append(await workflow.execute_local_activity(
+            "flaky", "quick", start_to_close_timeout=SHORT,
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100), backoff_coefficient=1.0)))
+        out.append(await workflow.execute_local_activity(
+            "flaky", "slow", start_to_close_timeout=SHORT,
+            local_retry_threshold=timedelta(seconds=1),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=1.0)))
+        try:
+            await workflow.execute_local_activity_method(
+                FixtureActivities.book, "car", start_to_close_timeout=SHORT)
+        except (ActivityError, ApplicationError) as err:
+            out.append(f"book failed: {type(err).__name__}: {err.cause}")
+        return out
+
+
+# ---------------------------------------------------------------- asynchronous completion
+
+
+@workflow.defn
+class AsyncCompletionWorkflow:
+    """Activities that end with raise_complete_async, completed or failed from a client."""
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        out = []
+        for label in ("by-token", "by-id"):
+            out.append(await workflow.execute_activity_method(
+                FixtureActivities.complete_later, label, start_to_close_timeout=timedelta(seconds=30),
+                activity_id=label))
+        try:
+            await workflow.execute_activity_method(
+                FixtureActivities.complete_later, "failed", start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NO_RETRY, activity_id="failed")
+        except ActivityError as err:
+            out.append(f"failed: {err.cause}")
+        return out
+
+
 ALL_WORKFLOWS = [
     PatchedWorkflow,
     GreetChild,
@@ -413,8 +479,10 @@ ALL_WORKFLOWS = [
     SearchAttributesWorkflow,
     CronWorkflow,
     CartWorkflow,
+    LocalActivitiesWorkflow,
+    AsyncCompletionWorkflow,
 ]
 
 
 def all_activities(acts: FixtureActivities) -> list:
-    return [acts.greet, acts.slow_heartbeat, acts.cleanup, acts.book, acts.undo]
+    return [acts.greet, acts.slow_heartbeat, acts.cleanup, acts.book, acts.undo, acts.flaky, acts.complete_later]

@@ -41,6 +41,7 @@ from temporalio.client import (
     WorkflowHistory,
     WorkflowUpdateFailedError,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
 HERE = Path(__file__).resolve().parent
@@ -74,6 +75,8 @@ WORKFLOW_IDS = {
     "cron_1": "fixture-cron",
     "cron_2": "fixture-cron",
     "update_with_start": "fixture-update-with-start",
+    "local_activities": "fixture-local-activities",
+    "async_completion": "fixture-async-completion",
 }
 
 
@@ -356,6 +359,35 @@ async def record_update_with_start(client: Client, out: Path, acts: fw.FixtureAc
     save(out, "update_with_start", await fetch(h))
 
 
+async def record_local_activities(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    h = await client.start_workflow(
+        fw.LocalActivitiesWorkflow.run, "Ada", id=WORKFLOW_IDS["local_activities"], task_queue=TASK_QUEUE
+    )
+    print("  result:", await h.result())
+    save(out, "local_activities", await fetch(h))
+
+
+async def record_async_completion(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    wid = WORKFLOW_IDS["async_completion"]
+    h = await client.start_workflow(fw.AsyncCompletionWorkflow.run, id=wid, task_queue=TASK_QUEUE)
+
+    async def token(label: str) -> bytes:
+        while label not in acts.task_tokens:
+            await asyncio.sleep(0.05)
+        return acts.task_tokens[label]
+
+    by_token = client.get_async_activity_handle(task_token=await token("by-token"))
+    await by_token.heartbeat("halfway")
+    await by_token.complete("done by token")
+    await token("by-id")
+    by_id = client.get_async_activity_handle(workflow_id=wid, run_id=h.result_run_id, activity_id="by-id")
+    await by_id.complete("done by id")
+    failed = client.get_async_activity_handle(task_token=await token("failed"))
+    await failed.fail(ApplicationError("the outside world said no", type="Refused"))
+    print("  result:", await h.result())
+    save(out, "async_completion", await fetch(h))
+
+
 async def record_all(client: Client, out: Path, only: set[str] | None = None) -> None:
     acts = fw.FixtureActivities()
     async with Worker(
@@ -384,6 +416,8 @@ async def record_all(client: Client, out: Path, only: set[str] | None = None) ->
             ("headers", record_headers(client, out, acts)),
             ("cron", record_cron(client, out, acts)),
             ("update_with_start", record_update_with_start(client, out, acts)),
+            ("local_activities", record_local_activities(client, out, acts)),
+            ("async_completion", record_async_completion(client, out, acts)),
         ]
         for name, coro in steps:
             if only and name not in only:

@@ -284,7 +284,7 @@ def test_help_lists_every_verb(shell: InteractiveShell, capsys: pytest.CaptureFi
         ("%workflow query -w ghost --type state", "No workflow with id 'ghost'"),
         ("%engine --time fast", "argument --time: invalid choice: 'fast'"),
         ("%engine now", "unrecognized arguments: now\nusage: %engine"),
-        ("%%workflow now\nx = 1", "%%workflow takes no arguments, got 'now'."),
+        ("%%workflow now\nx = 1", "%%workflow takes only --module NAME, got 'now'."),
         ("%%workflow\nx = 1", "This %%workflow cell defined no @workflow.defn class"),
         ("%%activity\ny = 2", "This %%activity cell defined no @activity.defn function"),
     ],

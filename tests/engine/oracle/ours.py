@@ -378,3 +378,18 @@ class Updates:
     @workflow.signal
     def finish(self) -> None:
         self.done = True
+
+
+@workflow.defn
+class LocalActivities:
+    @workflow.run
+    async def run(self, name: str) -> list:
+        out = [await workflow.execute_local_activity(greet, name, start_to_close_timeout=SHORT)]
+        out.append(await workflow.execute_local_activity(
+            flaky, name, start_to_close_timeout=SHORT, local_retry_threshold=timedelta(seconds=1),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=1.0)))
+        try:
+            await workflow.execute_local_activity(refuse, name, start_to_close_timeout=SHORT)
+        except (ActivityError, ApplicationError) as err:
+            out.append(type(err).__name__)
+        return out

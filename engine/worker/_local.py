@@ -1,0 +1,125 @@
+"""The worker's side of local activities: run the requests a workflow task's code made,
+retrying in process, and hand each outcome back so the code goes on in the same task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from engine._local_activities import Outcome, Request, result_payload
+from engine._payload_converter import from_json_payloads
+from engine._runtime import Command, WorkflowInstance
+from engine.activity import Info, _CompleteAsyncError, _Context, _current
+from engine.errors import ApplicationError, PayloadError
+
+if TYPE_CHECKING:
+    from engine.worker import Worker
+
+
+async def run_local_activities(worker: "Worker", instance: WorkflowInstance) -> list[Command]:
+    """Until the code waits for nothing local: run what it scheduled (together, as core
+    does), resolve the outcomes in schedule order, let the code go on; its new commands."""
+    produced: list[Command] = []
+    local = instance._local
+    if local is None or not local.pending:
+        return produced
+    local.running = True
+    try:
+        while local.pending and not instance._finished:
+            requests = sorted(local.pending.values(), key=lambda r: r.seq)
+            outcomes = await asyncio.gather(*(_run(worker, instance, r) for r in requests))
+            for request, outcome in zip(requests, outcomes):
+                local.resolve(request.seq, outcome)
+            local.activation_index += 1
+            produced += instance.continue_activation()
+    finally:
+        local.running = False
+    return produced
+
+
+async def _run(worker: "Worker", instance: WorkflowInstance, request: Request) -> Outcome:
+    clock = worker.client.clock
+    policy = request.retry_policy
+    deadline = request.original_schedule_time + request.schedule_to_close if request.schedule_to_close else None
+    attempt = request.attempt
+    while True:
+        error = await _attempt(worker, instance, request, attempt)
+        now = clock.now()
+        if not isinstance(error, BaseException):
+            return Outcome(attempt, result=error, complete_time=now)
+        failure = instance.failure_converter.to_failure(error, instance.payload_converter)
+        app = failure.get("applicationFailureInfo") or {}
+        delay = policy.delay_before_attempt(attempt + 1)
+        final = (
+            app.get("nonRetryable")
+            or not policy.is_retryable(app.get("type"))
+            or not policy.allows_attempt(attempt + 1)
+            or (deadline is not None and now + delay > deadline)
+        )
+        if final:
+            return Outcome(attempt, failure=failure, complete_time=now)
+        if delay > request.retry_threshold:
+            return Outcome(attempt, failure=failure, backoff=delay, complete_time=now)
+        await asyncio.sleep(delay.total_seconds())  # a short local backoff: real time, as in core
+        attempt += 1
+
+
+async def _attempt(worker: "Worker", instance: WorkflowInstance, request: Request, attempt: int) -> Any:
+    """The result payload of one attempt, or the exception it raised."""
+    defn = worker._activities.get(request.activity_type)
+    if defn is None:
+        return ApplicationError(
+            f"Local activity {request.activity_type!r} is not registered on this worker (it has: "
+            f"{', '.join(sorted(worker._activities)) or 'none'}): a local activity runs on the worker "
+            "that runs its workflow, so add it to that Worker(activities=[...]).",
+            type="NotFoundError", non_retryable=True,
+        )
+    converter = worker.client.data_converter.payload_converter
+    try:
+        args = from_json_payloads(converter, request.input, defn.arg_types, f"the input of local activity {defn.name!r}")
+    except PayloadError as e:
+        return ApplicationError(str(e), type="PayloadError", non_retryable=True)
+    started = worker.client.clock.now()
+    info = instance.info
+
+    def make_info() -> Info:
+        return Info(
+            activity_id=request.activity_id, activity_type=request.activity_type, attempt=attempt,
+            workflow_id=info.workflow_id, workflow_run_id=info.run_id, workflow_type=info.workflow_type,
+            workflow_namespace=worker.client.namespace, task_queue=info.task_queue,
+            scheduled_time=request.original_schedule_time, started_time=started,
+            schedule_to_close_timeout=request.schedule_to_close, start_to_close_timeout=request.start_to_close,
+            heartbeat_timeout=None, heartbeat_details=[], is_local=True,
+        )
+
+    context = _Context(make_info, lambda _: _no_heartbeat, converter)
+    limit = (request.start_to_close or request.schedule_to_close or timedelta(0)).total_seconds() or None
+    token = _current.set(context)
+    try:
+        if defn.is_async:
+            result = await asyncio.wait_for(defn.fn(*args), limit)
+        else:
+            ctx = contextvars.copy_context()
+            call = asyncio.get_running_loop().run_in_executor(worker._executor, ctx.run, defn.fn, *args)
+            result = await asyncio.wait_for(call, limit)
+    except asyncio.TimeoutError:
+        return ApplicationError("local activity ran past its start-to-close timeout", type="TimeoutError")
+    except _CompleteAsyncError:
+        return ApplicationError("a local activity cannot complete asynchronously", type="IllegalState", non_retryable=True)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as e:  # noqa: BLE001 - every failure is the attempt's outcome
+        return e
+    finally:
+        _current.reset(token)
+    try:
+        return result_payload(converter, result, defn.name)
+    except PayloadError as e:
+        return ApplicationError(str(e), type="PayloadError", non_retryable=True)
+
+
+def _no_heartbeat(details: Any) -> None:
+    """Local activities do not heartbeat (as in Temporal): the call does nothing."""
+
