@@ -122,8 +122,6 @@ SKIPPED: dict[str, str] = {
 }
 
 # ---------------------------------------------------------------- failing today: xfail(strict=True)
-_LOGGER = "temporalio.activity.logger (issue 11 item 2)"
-_METHOD = "temporalio.workflow.execute_activity_method (issue 11 items 6, 12)"
 _INIT = "@temporalio.workflow.init (issue 11 item 5)"
 _CATEGORY = "temporalio.exceptions.ApplicationErrorCategory (ApplicationError(category=...))"
 _DEFAULT_CONVERTER = "temporalio.converter.default() (issue 11 item 3: temporalio's DataConverter and codecs)"
@@ -133,8 +131,6 @@ MISSING: dict[str, str] = {
     "tests/context_propagation/workflow_test.py": "temporalio.client.Interceptor (issue 11: interceptors)",
     "tests/custom_converter/workflow_test.py": _DEFAULT_CONVERTER,
     "tests/eager_wf_start/workflow_test.py::test_eager_wf_start": "Client.start_workflow(request_eager_start=...) (issue 11 item 7)",
-    "tests/hello/hello_activity_choice_test.py": "temporalio.testing.ActivityEnvironment (issue 11 items 9, 15)",
-    "tests/hello/hello_activity_test.py::test_execute_workflow": _LOGGER,
     "tests/message_passing/lazy_initialization/test_lazy_initialization.py": (
         "temporalio.client.WithStartWorkflowOperation (update-with-start, issue 11 item 7)"
     ),
@@ -158,21 +154,16 @@ MISSING: dict[str, str] = {
     "tests/pydantic_converter/workflow_test.py": "temporalio.contrib.pydantic (issue 11 item 3)",
     "tests/sleep_for_days/workflow_test.py::test_sleep_for_days_workflow": _WAIT,
     # starters
-    "batch_sliding_window": _METHOD,
+    "batch_sliding_window": "temporalio.workflow.set_signal_handler / set_query_handler (handlers registered at run time)",
     "context_propagation": "temporalio.client.Interceptor (issue 11: interceptors)",
     "custom_converter": _DEFAULT_CONVERTER,
     "eager_wf_start": "Client.start_workflow(request_eager_start=...) (issue 11 item 7)",
     "encryption": _DEFAULT_CONVERTER,
-    "hello_activity": _LOGGER,
-    "hello_activity_async": _LOGGER,
-    "hello_activity_method": _METHOD,
-    "hello_async_activity_completion": f"{_METHOD}; activity.raise_complete_async, Client.get_async_activity_handle (item 8)",
     "hello_change_log_level": (
         "the worker logs no record of a failing workflow task with temporalio's __temporal_error_identifier "
         "'WorkflowTaskFailure', which the sample raises to ERROR (issue 11 items 11, 15)"
     ),
     "hello_cron": "Client.start_workflow(cron_schedule=...) (issue 11 item 7)",
-    "hello_local_activity": "temporalio.workflow.execute_local_activity (issue 11 item 6)",
     "hello_search_attributes": (
         "start_workflow(search_attributes={...}): temporalio's deprecated dictionary form, refused here with a "
         "message that shows the typed form"
@@ -185,6 +176,4 @@ MISSING: dict[str, str] = {
     "polling/frequent": _CATEGORY,
     "polling/periodic_sequence": _CATEGORY,
     "pydantic_converter": "temporalio.contrib.pydantic (issue 11 item 3)",
-    "replay": _LOGGER,
-    "worker_specific_task_queues": _LOGGER,
 }
