@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 from engine import _children, _search_attributes, _updates, _user_exits
+from engine import _handlers
 from engine import _interceptors
 from engine._sdk_flags import SDK_FLAGS, UPSERT_ON_PATCH, flags_of
 from engine._definitions import WorkflowDefinition, hints_of
@@ -720,9 +721,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             return
         if self._inbound is not None:
             headers = _interceptors.headers_from_json(attrs.get("header"))
-            self.create_task(self._guarded(self._inbound.handle_signal(_interceptors.HandleSignalInput(name, args, headers))))
+            call = self._inbound.handle_signal(_interceptors.HandleSignalInput(name, args, headers))
+            self.create_task(self._guarded(_handlers.tracked(self, call)))
         elif inspect.iscoroutinefunction(handler):
-            self.create_task(self._guarded(handler(self._object, *args)))
+            self.create_task(self._guarded(_handlers.tracked(self, handler(self._object, *args))))
         else:
             self.call_soon(self._call_guarded, handler, self._object, *args)
 

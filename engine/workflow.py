@@ -36,6 +36,7 @@ from engine._children import (
     ParentClosePolicy,
 )
 from engine._payload_converter import PayloadConverter
+from engine._workflow_asyncio import as_completed, wait
 from engine._runtime import ActivityHandle, ParentInfo, WorkflowInfo as Info
 from engine.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAttributes
 from engine.errors import NondeterminismError
@@ -61,6 +62,9 @@ __all__ = [
     "ParentInfo",
     "sleep",
     "wait_condition",
+    "wait",
+    "as_completed",
+    "all_handlers_finished",
     "continue_as_new",
     "patched",
     "deprecate_patch",
@@ -557,6 +561,15 @@ async def wait_condition(
         return
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
     await asyncio.wait_for(fut, seconds)
+
+
+def all_handlers_finished() -> bool:
+    """True when no signal or update handler of this run is still running: wait on it
+    (``await workflow.wait_condition(workflow.all_handlers_finished)``) before returning or
+    continuing as new, so no handler is cut off."""
+    from engine import _handlers
+
+    return _handlers.all_finished(_runtime.current())
 
 
 def patched(id: str) -> bool:
