@@ -116,3 +116,14 @@ def test_application_error_category_default_and_check() -> None:
     assert ApplicationError("x").category == ApplicationErrorCategory.UNSPECIFIED
     with pytest.raises(TypeError, match="category must be an ApplicationErrorCategory"):
         ApplicationError("x", category="BENIGN")  # type: ignore[arg-type]
+
+
+def test_the_sandbox_maps_temporalios_names_onto_these() -> None:
+    from engine import _temporalio_names, errors
+
+    modules = _temporalio_names.build_modules()
+    theirs = modules["temporalio.workflow"]
+    assert (theirs.wait, theirs.as_completed, theirs.all_handlers_finished) == (
+        workflow.wait, workflow.as_completed, workflow.all_handlers_finished
+    )
+    assert modules["temporalio.exceptions"].ApplicationErrorCategory is errors.ApplicationErrorCategory
