@@ -251,6 +251,15 @@ class WorkflowInfo:
     raw_memo: dict[str, Any] = field(default_factory=dict)
     cron_schedule: str | None = None
 
+    def get_current_history_length(self) -> int:
+        """Events in the history as the current workflow task began (its WorkflowTaskStarted's id)."""
+        return current().last_started_event_id
+
+    def is_continue_as_new_suggested(self) -> bool:
+        """Whether the server suggested continuing as new when the current workflow task began
+        (WorkflowTaskStarted's ``suggestContinueAsNew``; this engine sets none of its own)."""
+        return current().continue_as_new_suggested
+
 
 # ActivityCancellationType values (temporalio's), kept here so the runtime needs no
 # import of the public workflow module.
@@ -393,6 +402,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._history_flags: set[int] | None = None
         self.saw_completed_task = False
         self.last_started_event_id = 0
+        self.continue_as_new_suggested = False
 
     # ----------------------------------------------------------------- driving
     def apply(
@@ -471,6 +481,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             self._now = started.event_time
         self._replaying = replaying
         self.last_started_event_id = started.event_id
+        self.continue_as_new_suggested = bool(started.attributes.get("suggestContinueAsNew"))
         self._run_until_idle()
         commands, self._commands = self._commands, []
         self._unmatched.extend(c for c in commands if c.kind not in _updates.NO_EVENT_COMMANDS)
