@@ -171,6 +171,13 @@ class WorkflowExecutionDescription:
     pending_activity_infos: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     @property
+    def search_attributes(self) -> dict[str, list[Any]]:
+        """temporalio's deprecated untyped view of ``typed_search_attributes``: name -> list of values."""
+        from engine._search_attributes_dict import untyped
+
+        return untyped(self.typed_search_attributes)
+
+    @property
     def raw_description(self) -> Any:
         """The description as Temporal's ``DescribeWorkflowExecutionResponse``, read as
         temporalio reads that protobuf message (``.workflow_execution_info.status``);

@@ -620,8 +620,16 @@ def upsert_search_attributes(updates: Sequence[SearchAttributeUpdate[Any]]) -> N
     """Set or remove search attributes of this run: ``[key.value_set(v), other.value_unset()]``
     with keys from ``SearchAttributeKey.for_keyword(...)`` and the like. Recorded in history
     (``UpsertWorkflowSearchAttributes``); ``info().typed_search_attributes`` follows at once,
-    and ``list_workflows`` finds the run by the new values."""
-    _runtime.current().upsert_search_attributes(updates)
+    and ``list_workflows`` finds the run by the new values. temporalio's deprecated dictionary
+    form (``{"Name": [values]}``, an empty list unsets) is accepted with a DeprecationWarning,
+    as temporalio does."""
+    instance = _runtime.current()
+    if isinstance(updates, Mapping):
+        from engine import _search_attributes_dict
+
+        _search_attributes_dict.warn("upsert_search_attributes")
+        updates = _search_attributes_dict.updates_from_dict(updates, instance.info.typed_search_attributes)
+    instance.upsert_search_attributes(updates)
 
 
 def memo() -> dict[str, Any]:
