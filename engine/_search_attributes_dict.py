@@ -50,7 +50,11 @@ def warn(where: str) -> None:
 def _key(name: str, values: Sequence[Any], known: Mapping[str, SearchAttributeKey[Any]]) -> SearchAttributeKey[Any]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise TypeError(f"Search attribute {name!r}: the dictionary form takes a list of values, e.g. {{{name!r}: [...]}}; got {values!r}.")
-    kind = DEV_SERVER_TYPES.get(name) or (known[name].indexed_value_type if name in known else None)
+    kind = DEV_SERVER_TYPES.get(name)
+    if kind is None and name in known:
+        kind = known[name].indexed_value_type
+    if kind is None and not values:
+        kind = _Kind.KEYWORD  # unsetting a name the run does not have: its type does not matter
     if kind is None:
         kinds = {next((k for t, k in _BY_VALUE if isinstance(v, t)), None) for v in values}
         if len(kinds) != 1 or None in kinds:
@@ -58,7 +62,9 @@ def _key(name: str, values: Sequence[Any], known: Mapping[str, SearchAttributeKe
                 f"Search attribute {name!r}: its values {list(values)!r} must all have one type of str, int, float, "
                 "bool or datetime (or use TypedSearchAttributes, which names the type)."
             )
-        kind = kinds.pop()
+        found = kinds.pop()
+        assert found is not None
+        kind = found
     if kind == _Kind.KEYWORD and len(values) > 1:
         kind = _Kind.KEYWORD_LIST
     return SearchAttributeKey(name, kind)

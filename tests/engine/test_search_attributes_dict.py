@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from engine import Worker, workflow
-from engine._search_attributes_dict import typed_from_dict
-from engine.common import SearchAttributeKey
+from engine._search_attributes_dict import typed_from_dict, updates_from_dict
+from engine.common import SearchAttributeKey, TypedSearchAttributes
 from engine.testing import WorkflowEnvironment
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -68,3 +68,6 @@ def test_untyped_values_take_the_dev_servers_types_else_their_own() -> None:
         typed_from_dict({"MyMixed": [1, "a"]})
     with pytest.raises(TypeError, match="a list of values"):
         typed_from_dict({"MyName": "x"})
+    # An empty list unsets, also a name the run does not have.
+    [gone] = updates_from_dict({"MyGone": []}, TypedSearchAttributes.empty)
+    assert (gone.key.name, gone.value) == ("MyGone", None)
