@@ -105,6 +105,31 @@ async def test_application_error_category_is_recorded_as_temporal_does() -> None
     assert "category" not in _info_of(ApplicationError("x"))
 
 
+async def test_the_failure_has_the_shape_a_dev_server_records() -> None:
+    # tests/histories/benign_failure.json: the same raise on a real Temporal dev server.
+    import json
+    from pathlib import Path
+
+    from engine.history import History
+
+    def failure_of(history: History) -> dict[str, object]:
+        document = json.loads(history.to_json())  # Temporal's JSON (proto3 defaults left out)
+        [failed] = [e for e in document["events"] if e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"]
+        failure = failed["workflowExecutionFailedEventAttributes"]["failure"]
+        return {k: v for k, v in failure.items() if k not in ("stackTrace", "source")}
+
+    recorded = Path(__file__).resolve().parents[1] / "histories" / "benign_failure.json"
+    real = History.from_json("fixture-benign-failure", recorded.read_text())
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[Benign]):
+        handle = await env.client.start_workflow(Benign.run, id="b", task_queue="q")
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        ours = await handle.fetch_history()
+    await env.shutdown()
+    assert failure_of(ours) == failure_of(real)
+
+
 def _info_of(error: ApplicationError) -> dict[str, object]:
     from engine.converter import DataConverter
 

@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePa
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    ApplicationErrorCategory,
     ChildWorkflowError,
     is_cancelled_exception,
 )
@@ -399,6 +400,15 @@ class CartWorkflow:
         self.done = True
 
 
+@workflow.defn
+class BenignFailureWorkflow:
+    """Fails with an ApplicationError of category BENIGN (an expected failure)."""
+
+    @workflow.run
+    async def run(self) -> None:
+        raise ApplicationError("not ready yet", type="NotReady", category=ApplicationErrorCategory.BENIGN)
+
+
 ALL_WORKFLOWS = [
     PatchedWorkflow,
     GreetChild,
@@ -413,6 +423,7 @@ ALL_WORKFLOWS = [
     SearchAttributesWorkflow,
     CronWorkflow,
     CartWorkflow,
+    BenignFailureWorkflow,
 ]
 
 

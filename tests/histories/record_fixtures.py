@@ -74,6 +74,7 @@ WORKFLOW_IDS = {
     "cron_1": "fixture-cron",
     "cron_2": "fixture-cron",
     "update_with_start": "fixture-update-with-start",
+    "benign_failure": "fixture-benign-failure",
 }
 
 
@@ -356,6 +357,15 @@ async def record_update_with_start(client: Client, out: Path, acts: fw.FixtureAc
     save(out, "update_with_start", await fetch(h))
 
 
+async def record_benign_failure(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    h = await client.start_workflow(fw.BenignFailureWorkflow.run, id=WORKFLOW_IDS["benign_failure"], task_queue=TASK_QUEUE)
+    try:
+        await h.result()
+    except WorkflowFailureError as e:
+        print("  failed:", e.cause)
+    save(out, "benign_failure", await fetch(h))
+
+
 async def record_all(client: Client, out: Path, only: set[str] | None = None) -> None:
     acts = fw.FixtureActivities()
     async with Worker(
@@ -384,6 +394,7 @@ async def record_all(client: Client, out: Path, only: set[str] | None = None) ->
             ("headers", record_headers(client, out, acts)),
             ("cron", record_cron(client, out, acts)),
             ("update_with_start", record_update_with_start(client, out, acts)),
+            ("benign_failure", record_benign_failure(client, out, acts)),
         ]
         for name, coro in steps:
             if only and name not in only:
