@@ -88,6 +88,8 @@ class DefaultFailureConverter(FailureConverter):
             info: dict[str, Any] = {"type": error.type or type(error).__name__, "nonRetryable": error.non_retryable}
             if error.details:
                 info["details"] = to_json_payloads(payload_converter, list(error.details), "error detail")
+            if error.category:  # proto3 JSON: an UNSPECIFIED enum is no field at all
+                info["category"] = f"APPLICATION_ERROR_CATEGORY_{error.category.name}"
             failure["applicationFailureInfo"] = info
         elif isinstance(error, errors.TimeoutError):
             kind = error.type or errors.TimeoutType.UNSPECIFIED
@@ -129,8 +131,10 @@ class DefaultFailureConverter(FailureConverter):
         if "applicationFailureInfo" in failure:
             info = failure["applicationFailureInfo"] or {}
             details = from_json_payloads(payload_converter, info.get("details"), what="error details")
+            category = str(info.get("category") or "").removeprefix("APPLICATION_ERROR_CATEGORY_")
             exc = errors.ApplicationError(
-                message, *details, type=info.get("type"), non_retryable=bool(info.get("nonRetryable"))
+                message, *details, type=info.get("type"), non_retryable=bool(info.get("nonRetryable")),
+                category=errors.ApplicationErrorCategory.__members__.get(category, errors.ApplicationErrorCategory.UNSPECIFIED),
             )
         elif "timeoutFailureInfo" in failure:
             name = str((failure["timeoutFailureInfo"] or {}).get("timeoutType", "")).replace("TIMEOUT_TYPE_", "")

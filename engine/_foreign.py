@@ -71,7 +71,7 @@ def native_error(error: BaseException) -> BaseException:
     kind = type(error)
     if kind.__name__ != "ApplicationError" or not kind.__module__.startswith("temporalio."):
         return error
-    from engine.errors import ApplicationError
+    from engine.errors import ApplicationError, ApplicationErrorCategory
 
     ours = ApplicationError(
         getattr(error, "message", str(error)),
@@ -79,6 +79,7 @@ def native_error(error: BaseException) -> BaseException:
         type=getattr(error, "type", None),
         non_retryable=bool(getattr(error, "non_retryable", False)),
         next_retry_delay=getattr(error, "next_retry_delay", None),
+        category=ApplicationErrorCategory(int(getattr(error, "category", 0) or 0)),
     )
     ours.__cause__ = error.__cause__
     ours.__traceback__ = error.__traceback__

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 from engine import _children, _search_attributes, _updates, _user_exits
+from engine import _handlers
 from engine import _interceptors
 from engine._sdk_flags import SDK_FLAGS, UPSERT_ON_PATCH, flags_of
 from engine._definitions import WorkflowDefinition, hints_of
@@ -253,6 +254,15 @@ class WorkflowInfo:
     raw_memo: dict[str, Any] = field(default_factory=dict)
     cron_schedule: str | None = None
 
+    def get_current_history_length(self) -> int:
+        """Events in the history as the current workflow task began (its WorkflowTaskStarted's id)."""
+        return current().last_started_event_id
+
+    def is_continue_as_new_suggested(self) -> bool:
+        """Whether the server suggested continuing as new when the current workflow task began
+        (WorkflowTaskStarted's ``suggestContinueAsNew``; this engine sets none of its own)."""
+        return current().continue_as_new_suggested
+
 
 # ActivityCancellationType values (temporalio's), kept here so the runtime needs no
 # import of the public workflow module.
@@ -397,6 +407,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self.last_started_event_id = 0
         self._local: _local_activities.LocalActivities | None = None  # made on first use
         self._task_events: tuple[Sequence[HistoryEvent], int] | None = None  # a replayed task's events
+        self.continue_as_new_suggested = False
 
     # ----------------------------------------------------------------- driving
     def apply(
@@ -477,6 +488,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             self._now = started.event_time
         self._replaying = replaying
         self.last_started_event_id = started.event_id
+        self.continue_as_new_suggested = bool(started.attributes.get("suggestContinueAsNew"))
         if self._local is not None:
             self._local.activation_index = 1
         self._run_until_idle()
@@ -745,9 +757,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             return
         if self._inbound is not None:
             headers = _interceptors.headers_from_json(attrs.get("header"))
-            self.create_task(self._guarded(self._inbound.handle_signal(_interceptors.HandleSignalInput(name, args, headers))))
+            call = self._inbound.handle_signal(_interceptors.HandleSignalInput(name, args, headers))
+            self.create_task(self._guarded(_handlers.tracked(self, call)))
         elif inspect.iscoroutinefunction(handler):
-            self.create_task(self._guarded(handler(self._object, *args)))
+            self.create_task(self._guarded(_handlers.tracked(self, handler(self._object, *args))))
         else:
             self.call_soon(self._call_guarded, handler, self._object, *args)
 

@@ -280,6 +280,11 @@ def guard_class(qualified_name: str, original: type, on_call: Restriction | None
         "__qualname__": original.__qualname__,
         "__doc__": original.__doc__,
         "__sandbox_original__": original,
+        # pydantic reads a field typed with the stand-in (a sandboxed module's `datetime`) as
+        # the original class; a subclass of the stand-in is read as itself.
+        "__get_pydantic_core_schema__": classmethod(
+            lambda cls, source, handler: handler.generate_schema(original if cls is facade else source)
+        ),
     }
     for name, rule in methods.items():
         static = inspect.getattr_static(original, name)

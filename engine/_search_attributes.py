@@ -54,10 +54,15 @@ def encode_typed(attributes: TypedSearchAttributes | None) -> dict[str, Any]:
     """``indexedFields`` of a ``searchAttributes`` object."""
     if attributes is None:
         return {}
+    if isinstance(attributes, Mapping):  # temporalio's deprecated form, still accepted by it
+        from engine import _search_attributes_dict
+
+        _search_attributes_dict.warn("search_attributes")
+        attributes = _search_attributes_dict.typed_from_dict(attributes)
     if not isinstance(attributes, TypedSearchAttributes):
         raise TypeError(
-            "search_attributes takes TypedSearchAttributes (temporalio's dictionary form is deprecated and not "
-            "supported here), e.g. TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword("
+            "search_attributes takes TypedSearchAttributes (or temporalio's deprecated dictionary form), e.g. "
+            "TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword("
             f"'CustomKeywordField'), 'value')]); got {type(attributes).__name__}."
         )
     return {pair.key.name: encode_value(pair.key, pair.value) for pair in attributes}

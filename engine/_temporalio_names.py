@@ -30,7 +30,7 @@ COVERED: dict[str, dict[str, str]] = {
         "execute_child_workflow", "ChildWorkflowHandle", "ChildWorkflowCancellationType", "ParentClosePolicy",
         "get_external_workflow_handle", "ExternalWorkflowHandle", "ParentInfo", "payload_converter",
         "upsert_search_attributes", "memo", "memo_value", "upsert_memo",
-        "init", "LoggerAdapter", "UpdateInfo", "current_update_info",
+        "init", "LoggerAdapter", "UpdateInfo", "current_update_info", "wait", "as_completed", "all_handlers_finished",
         "execute_activity_method", "start_activity_method", "start_local_activity", "execute_local_activity",
         "start_local_activity_method", "execute_local_activity_method",
     ),
@@ -45,7 +45,7 @@ COVERED: dict[str, dict[str, str]] = {
     ),
     "temporalio.exceptions": {
         **_same(
-            "FailureError", "ApplicationError", "ActivityError", "ChildWorkflowError", "CancelledError",
+            "FailureError", "ApplicationError", "ApplicationErrorCategory", "ActivityError", "ChildWorkflowError", "CancelledError",
             "TerminatedError", "TimeoutError", "TimeoutType", "RetryState", "ServerError",
             "WorkflowAlreadyStartedError",
         ),

@@ -14,6 +14,7 @@ import inspect
 from typing import TYPE_CHECKING, Any, Sequence
 
 from engine import _interceptors
+from engine import _handlers
 from engine._payload_converter import from_json_payloads, to_json_payload
 from engine.errors import ApplicationError, FailureError
 from engine.history import HistoryEvent
@@ -121,7 +122,7 @@ def _validate_and_accept(
     if instance._inbound is not None:
         call = _interceptors.HandleUpdateInput(update_id, name, args, _interceptors.headers_from_json(request.get("header")))
         handler = lambda _object, *_args: instance._inbound.handle_update_handler(call)  # noqa: E731
-    instance.create_task(_run(instance, update_id, request.get("identity", ""), handler, args))
+    instance.create_task(_handlers.tracked(instance, _run(instance, update_id, request.get("identity", ""), handler, args)))
 
 
 async def _run(instance: WorkflowInstance, update_id: str, identity: str, handler: Any, args: list[Any]) -> None:

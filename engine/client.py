@@ -176,6 +176,13 @@ class WorkflowExecutionDescription:
     pending_activity_infos: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     @property
+    def search_attributes(self) -> dict[str, list[Any]]:
+        """temporalio's deprecated untyped view of ``typed_search_attributes``: name -> list of values."""
+        from engine._search_attributes_dict import untyped
+
+        return untyped(self.typed_search_attributes)
+
+    @property
     def raw_description(self) -> Any:
         """The description as Temporal's ``DescribeWorkflowExecutionResponse``, read as
         temporalio reads that protobuf message (``.workflow_execution_info.status``);
@@ -350,8 +357,10 @@ class Client:
         TERMINATE_EXISTING). ``cron_schedule`` (``"*/5 * * * *"``, ``"@hourly"``,
         ``"@every 30s"``) makes a chain of runs, one per schedule time, as Temporal does;
         Temporal recommends schedules (``create_schedule``) instead. ``start_delay`` waits
-        before the first workflow task. ``request_eager_start`` is accepted and changes
-        nothing: this engine hands a new run's first task to a local worker at once anyway."""
+        before the first workflow task. ``request_eager_start`` changes no history (this
+        engine hands a new run's first task to a local worker at once anyway); as in
+        temporalio, the handle's ``__temporal_eagerly_started`` says whether a worker of this
+        client serves the run's task queue and type."""
         if _client_interceptors.intercepting(self):
             return await self._outbound.start_workflow(_client_interceptors.start_input(dict(locals()), _arg_unset))
         request, hinted = await self._start_request(
@@ -362,7 +371,11 @@ class Client:
         )
         self._ensure_service()
         run_id = await self.store.run(_service.start_workflow, request, self.clock.now())
-        return WorkflowHandle(self, id, run_id=run_id, result_run_id=run_id, first_execution_run_id=run_id, result_type=result_type or hinted)
+        handle = WorkflowHandle(self, id, run_id=run_id, result_run_id=run_id, first_execution_run_id=run_id, result_type=result_type or hinted)
+        # temporalio's flag: eager when a worker of this client takes the first task (Temporal's condition).
+        eager = request_eager_start and any(w.task_queue == task_queue and w.serves_workflow(request.workflow_type) for w in self._workers)
+        setattr(handle, "__temporal_eagerly_started", eager)
+        return handle
 
     async def _start_request(
         self,
@@ -695,6 +708,7 @@ class WorkflowHandle:
         self.run_id = run_id
         self.result_run_id = result_run_id
         self.first_execution_run_id = first_execution_run_id
+        setattr(self, "__temporal_eagerly_started", False)  # temporalio's flag (set by an eager start_workflow)
         self._result_type = result_type
 
     def __repr__(self) -> str:

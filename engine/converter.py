@@ -72,6 +72,7 @@ __all__ = [
     "PayloadCodec",
     "PayloadConverter",
     "decode_failure_json",
+    "default",
     "decode_history",
     "value_to_type",
 ]
@@ -230,3 +231,8 @@ def _restore_failures(obj: Any, converter: PayloadConverter) -> Any:
     if isinstance(obj, list):
         return [_restore_failures(v, converter) for v in obj]
     return obj
+
+
+def default() -> DataConverter:
+    """``DataConverter.default`` (temporalio's older spelling, still used by its samples)."""
+    return DataConverter.default

@@ -40,6 +40,7 @@ __all__ = [
     "EngineError",
     "FailureError",
     "ApplicationError",
+    "ApplicationErrorCategory",
     "ActivityError",
     "ChildWorkflowError",
     "CancelledError",
@@ -101,6 +102,14 @@ class FailureError(EngineError):
         return ProtoView(recorded, FAILURE_DEFAULTS)
 
 
+class ApplicationErrorCategory(enum.IntEnum):
+    """How serious an ``ApplicationError`` is (Temporal's names): ``BENIGN`` marks an expected
+    failure (a poll that found nothing yet) that workers log at DEBUG, not as a problem."""
+
+    UNSPECIFIED = 0
+    BENIGN = 1
+
+
 class ApplicationError(FailureError):
     """An error raised by user code on purpose.
 
@@ -116,8 +125,12 @@ class ApplicationError(FailureError):
         type: str | None = None,
         non_retryable: bool = False,
         next_retry_delay: Any = None,
+        category: ApplicationErrorCategory = ApplicationErrorCategory.UNSPECIFIED,
     ) -> None:
         super().__init__(message)
+        if not isinstance(category, ApplicationErrorCategory):
+            raise TypeError(f"ApplicationError's category must be an ApplicationErrorCategory (e.g. ApplicationErrorCategory.BENIGN), not {category!r}.")
+        self._category = category
         self._details = details
         self._type = type
         self._non_retryable = non_retryable
@@ -138,6 +151,10 @@ class ApplicationError(FailureError):
     @property
     def next_retry_delay(self) -> Any:
         return self._next_retry_delay
+
+    @property
+    def category(self) -> ApplicationErrorCategory:
+        return self._category
 
 
 class RetryState(enum.IntEnum):

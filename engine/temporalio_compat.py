@@ -50,6 +50,7 @@ MODULES: dict[str, str] = {
     "temporalio.testing": "engine.testing",
     "temporalio.envconfig": "engine._compat_envconfig",
     "temporalio.api.common.v1": "engine.converter",
+    "temporalio.contrib.pydantic": "engine.contrib.pydantic",  # needs pydantic
 }
 # Mapped modules that hold only some names of their engine module.
 ONLY: dict[str, tuple[str, ...]] = {"temporalio.api.common.v1": ("Payload",)}

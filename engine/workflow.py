@@ -37,6 +37,7 @@ from engine._children import (
     ParentClosePolicy,
 )
 from engine._payload_converter import PayloadConverter
+from engine._workflow_asyncio import as_completed, wait
 from engine._runtime import ActivityHandle, ParentInfo, WorkflowInfo as Info
 from engine.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAttributes
 from engine.errors import NondeterminismError
@@ -68,6 +69,9 @@ __all__ = [
     "ParentInfo",
     "sleep",
     "wait_condition",
+    "wait",
+    "as_completed",
+    "all_handlers_finished",
     "continue_as_new",
     "patched",
     "deprecate_patch",
@@ -611,6 +615,15 @@ async def wait_condition(
     await asyncio.wait_for(fut, seconds)
 
 
+def all_handlers_finished() -> bool:
+    """True when no signal or update handler of this run is still running: wait on it
+    (``await workflow.wait_condition(workflow.all_handlers_finished)``) before returning or
+    continuing as new, so no handler is cut off."""
+    from engine import _handlers
+
+    return _handlers.all_finished(_runtime.current())
+
+
 def patched(id: str) -> bool:
     """Versioning: ``if workflow.patched("my-change"): new code else: old code``.
 
@@ -659,8 +672,16 @@ def upsert_search_attributes(updates: Sequence[SearchAttributeUpdate[Any]]) -> N
     """Set or remove search attributes of this run: ``[key.value_set(v), other.value_unset()]``
     with keys from ``SearchAttributeKey.for_keyword(...)`` and the like. Recorded in history
     (``UpsertWorkflowSearchAttributes``); ``info().typed_search_attributes`` follows at once,
-    and ``list_workflows`` finds the run by the new values."""
-    _runtime.current().upsert_search_attributes(updates)
+    and ``list_workflows`` finds the run by the new values. temporalio's deprecated dictionary
+    form (``{"Name": [values]}``, an empty list unsets) is accepted with a DeprecationWarning,
+    as temporalio does."""
+    instance = _runtime.current()
+    if isinstance(updates, Mapping):
+        from engine import _search_attributes_dict
+
+        _search_attributes_dict.warn("upsert_search_attributes")
+        updates = _search_attributes_dict.updates_from_dict(updates, instance.info.typed_search_attributes)
+    instance.upsert_search_attributes(updates)
 
 
 def memo() -> dict[str, Any]:

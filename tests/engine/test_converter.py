@@ -479,7 +479,7 @@ def test_public_names() -> None:
         "AdvancedJSONEncoder", "BinaryNullPayloadConverter", "BinaryPlainPayloadConverter", "CompositePayloadConverter",
         "DataConverter", "DefaultFailureConverter", "DefaultFailureConverterWithEncodedAttributes", "DefaultPayloadConverter",
         "EncodingPayloadConverter", "FailureConverter", "JSONPlainPayloadConverter", "JSONTypeConverter",
-        "JSONTypeConverterUnhandled", "Payload", "PayloadCodec", "PayloadConverter", "decode_failure_json",
+        "JSONTypeConverterUnhandled", "Payload", "PayloadCodec", "PayloadConverter", "decode_failure_json", "default",
         "decode_history", "value_to_type",
     }
     import temporalio.converter as theirs

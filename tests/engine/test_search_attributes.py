@@ -161,10 +161,11 @@ def test_typed_keys_check_their_values() -> None:
     assert pairs.get(INT) is None and pairs[KEYWORD] == "x"
 
 
-async def test_the_dict_form_and_a_type_clash_are_refused_clearly() -> None:
+async def test_a_wrong_form_and_a_type_clash_are_refused_clearly() -> None:
     env = await WorkflowEnvironment.start_time_skipping()
+    # (temporalio's deprecated dictionary form is accepted: tests/engine/test_search_attributes_dict.py)
     with pytest.raises(TypeError, match="TypedSearchAttributes"):
-        await env.client.start_workflow("Tagged", False, id="x", task_queue="q", search_attributes={"CustomKeywordField": ["x"]})  # type: ignore[arg-type]
+        await env.client.start_workflow("Tagged", False, id="x", task_queue="q", search_attributes=[("CustomKeywordField", "x")])  # type: ignore[arg-type]
     await env.client.start_workflow("Tagged", False, id="y", task_queue="q", search_attributes=TypedSearchAttributes([SearchAttributePair(INT, 1)]))
     clash = SearchAttributeKey.for_keyword("CustomIntField")
     with pytest.raises(ValueError, match="'CustomIntField' has type Int in this database.*for_int"):

@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePa
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    ApplicationErrorCategory,
     ChildWorkflowError,
     is_cancelled_exception,
 )
@@ -464,6 +465,14 @@ class AsyncCompletionWorkflow:
             out.append(f"failed: {err.cause}")
         return out
 
+@workflow.defn
+class BenignFailureWorkflow:
+    """Fails with an ApplicationError of category BENIGN (an expected failure)."""
+
+    @workflow.run
+    async def run(self) -> None:
+        raise ApplicationError("not ready yet", type="NotReady", category=ApplicationErrorCategory.BENIGN)
+
 
 ALL_WORKFLOWS = [
     PatchedWorkflow,
@@ -481,6 +490,7 @@ ALL_WORKFLOWS = [
     CartWorkflow,
     LocalActivitiesWorkflow,
     AsyncCompletionWorkflow,
+    BenignFailureWorkflow,
 ]
 
 

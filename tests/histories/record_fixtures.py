@@ -77,6 +77,7 @@ WORKFLOW_IDS = {
     "update_with_start": "fixture-update-with-start",
     "local_activities": "fixture-local-activities",
     "async_completion": "fixture-async-completion",
+    "benign_failure": "fixture-benign-failure",
 }
 
 
@@ -388,6 +389,15 @@ async def record_async_completion(client: Client, out: Path, acts: fw.FixtureAct
     save(out, "async_completion", await fetch(h))
 
 
+async def record_benign_failure(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    h = await client.start_workflow(fw.BenignFailureWorkflow.run, id=WORKFLOW_IDS["benign_failure"], task_queue=TASK_QUEUE)
+    try:
+        await h.result()
+    except WorkflowFailureError as e:
+        print("  failed:", e.cause)
+    save(out, "benign_failure", await fetch(h))
+
+
 async def record_all(client: Client, out: Path, only: set[str] | None = None) -> None:
     acts = fw.FixtureActivities()
     async with Worker(
@@ -418,6 +428,7 @@ async def record_all(client: Client, out: Path, only: set[str] | None = None) ->
             ("update_with_start", record_update_with_start(client, out, acts)),
             ("local_activities", record_local_activities(client, out, acts)),
             ("async_completion", record_async_completion(client, out, acts)),
+            ("benign_failure", record_benign_failure(client, out, acts)),
         ]
         for name, coro in steps:
             if only and name not in only:

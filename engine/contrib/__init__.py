@@ -1,0 +1,1 @@
+"""Optional integrations, as ``temporalio.contrib`` (each needs its own third-party package)."""
