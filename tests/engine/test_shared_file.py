@@ -181,6 +181,12 @@ def test_processes_that_create_the_same_new_file_at_once_all_open_it(tmp_path) -
     from engine._store import _prepare
 
     path = str(tmp_path / "new.db")
+    # The file starts empty but already in WAL mode: the race under test is two openers that
+    # both read "no tables"; a conversion to WAL racing a reader that waits at the barrier
+    # would only time the test out (seen on a loaded machine).
+    setup = sqlite3.connect(path)
+    setup.execute("PRAGMA journal_mode = WAL")
+    setup.close()
     stale = threading.Barrier(2)
     errors: list[BaseException] = []
 
