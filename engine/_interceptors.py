@@ -54,6 +54,8 @@ def headers_to_json(headers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def headers_from_json(header: Any) -> dict[str, Payload]:
+    if not header:  # most runs: no interceptor wrote any
+        return {}
     fields = (header or {}).get("fields") if isinstance(header, Mapping) else None
     return {str(k): Payload.from_json(v) for k, v in (fields or {}).items()}
 

@@ -496,12 +496,15 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             while self._local.resolve_replayed():
                 self._local.activation_index += 1
                 self._run_until_idle()
-        return self.continue_activation()
+        return self._take_commands()
 
     def continue_activation(self) -> list[Command]:
         """Run the code on (local activity outcomes were handed in); the commands since the
         last call. The worker calls this within one workflow task, as core does."""
         self._run_until_idle()
+        return self._take_commands()
+
+    def _take_commands(self) -> list[Command]:
         commands, self._commands = self._commands, []
         self._unmatched.extend(c for c in commands if c.kind not in _updates.NO_EVENT_COMMANDS)
         return commands

@@ -82,7 +82,7 @@ class Run:
     __slots__ = (
         "run_id", "workflow_id", "workflow_type", "task_queue", "status", "next_event_id", "wft_state",
         "wft_scheduled_id", "wft_started_id", "wft_attempt", "buffered", "task_timeout", "close_time",
-        "tail", "tail_from", "wft_task", "has_updates", "is_child", "has_children", "epoch",
+        "tail", "tail_from", "wft_task", "has_updates", "is_child", "has_children", "is_cron", "epoch",
     )
 
     def __init__(
@@ -126,6 +126,7 @@ class Run:
         self.has_updates: bool | None = None
         self.is_child: bool | None = None
         self.has_children: bool | None = None
+        self.is_cron: bool | None = None  # a run of a cron chain (a row in crons)
         # The cache's epoch when this was last known to match the database (see load_run).
         self.epoch = -1
 
@@ -148,10 +149,13 @@ class Run:
 
     def flags(self) -> int | None:
         """The ``flags`` column: which side tables hold rows of this run (None: not known)."""
-        if self.has_updates is None or self.is_child is None or self.has_children is None:
+        if self.has_updates is None or self.is_child is None or self.has_children is None or self.is_cron is None:
             return None
-        return (FLAG_UPDATES if self.has_updates else 0) | (FLAG_CHILD if self.is_child else 0) | (
-            FLAG_CHILDREN if self.has_children else 0
+        return (
+            (FLAG_UPDATES if self.has_updates else 0)
+            | (FLAG_CHILD if self.is_child else 0)
+            | (FLAG_CHILDREN if self.has_children else 0)
+            | (FLAG_CRON if self.is_cron else 0)
         )
 
     def read_flags(self, flags: int | None) -> None:
@@ -159,16 +163,18 @@ class Run:
             self.has_updates = bool(flags & FLAG_UPDATES)
             self.is_child = bool(flags & FLAG_CHILD)
             self.has_children = bool(flags & FLAG_CHILDREN)
+            self.is_cron = bool(flags & FLAG_CRON)
 
 
 _RUN_COLUMNS = (
     "run_id, workflow_id, workflow_type, task_queue, status, next_event_id, wft_state, "
     "wft_scheduled_id, wft_started_id, wft_attempt, buffered, task_timeout, close_time, flags"
 )
-# Bits of executions.flags: the run has update requests, is a child, has started children.
+# Bits of executions.flags: the run has update requests, is a child, has started children,
+# is a run of a cron chain.
 # They spare most runs, which have none of these, the look-ups in those tables. A run
 # written before schema 7 has NULL flags: every look-up is made.
-FLAG_UPDATES, FLAG_CHILD, FLAG_CHILDREN = 1, 2, 4
+FLAG_UPDATES, FLAG_CHILD, FLAG_CHILDREN, FLAG_CRON = 1, 2, 4, 8
 # Runs remembered per connection; the oldest are forgotten first (they are reloaded on need).
 _CACHED_RUNS = 20000
 
@@ -430,6 +436,7 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     task_timeout = (req.task_timeout or timedelta(seconds=10)).total_seconds()
     run = Run(run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, 1, "", None, None, 1, [], task_timeout)
     run.has_updates, run.is_child, run.has_children = False, bool(req.parent), False
+    run.is_cron = bool(req.cron_schedule)
     attrs: dict[str, Any] = {
         "workflowType": {"name": req.workflow_type},
         "taskQueue": {"name": req.task_queue, "kind": _QUEUE_KIND},

@@ -99,6 +99,8 @@ def next_cron_run(tx: Tx, run: Run, now: datetime, outcome: dict[str, Any]) -> S
     attributes."""
     from engine._service import StartRequest, from_ts, new_run_id
 
+    if run.is_cron is False:  # known from its flags: no look-up
+        return None
     row = tx.conn.execute("SELECT schedule, execution_time FROM crons WHERE run_id = ?", (run.run_id,)).fetchone()
     if row is None:
         return None

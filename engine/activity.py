@@ -60,6 +60,9 @@ class Info:
         }
 
 
+_SHUTDOWN_LOCK = threading.Lock()
+
+
 class _Context:
     """The running attempt, as the worker hands it to the activity API.
 
@@ -79,12 +82,31 @@ class _Context:
         self.payload_converter = payload_converter or PayloadConverter.default
         self.cancelled = False
         self.on_cancel: Callable[[], Any] | None = None
-        self.shutdown = threading.Event()
+        # Made on first use: a threading.Event per attempt cost ~10 us, and few activities ask.
+        self._shutdown_event: threading.Event | None = None
+        self._shut_down = False
         self._shutdown_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+
+    @property
+    def shutdown(self) -> threading.Event:
+        """Set once the worker running this attempt shuts down."""
+        event = self._shutdown_event
+        if event is None:
+            with _SHUTDOWN_LOCK:  # shut_down may run on another thread
+                if self._shutdown_event is None:
+                    self._shutdown_event = threading.Event()
+                    if self._shut_down:
+                        self._shutdown_event.set()
+                event = self._shutdown_event
+        return event
 
     def shut_down(self) -> None:
         """The worker running this attempt is shutting down (safe from any thread)."""
-        self.shutdown.set()
+        with _SHUTDOWN_LOCK:
+            self._shut_down = True
+            event = self._shutdown_event
+        if event is not None:
+            event.set()
         waiters, self._shutdown_waiters = self._shutdown_waiters, []
         for loop, fut in waiters:
             loop.call_soon_threadsafe(_resolve, fut)
