@@ -647,7 +647,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                 self._inbound = _interceptors.workflow_chain(self.interceptors, self)
         finally:
             asyncio.events._set_running_loop(previous)
-        self._main = self.create_task(self._run_main(args))
+        # The engine makes the main task: no user line made it, so none is looked for.
+        self._main = self.create_task(self._run_main(args), _origin=False)
 
     async def _run_main(self, args: list[Any]) -> None:
         from engine.workflow import ContinueAsNewError
@@ -1023,10 +1024,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
     def create_future(self) -> asyncio.Future:
         return asyncio.Future(loop=self)
 
-    def create_task(self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None) -> asyncio.Task:
+    def create_task(  # type: ignore[override]
+        self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None, _origin: bool = True
+    ) -> asyncio.Task:
         task = asyncio.Task(coro, loop=self, name=name, context=context)
         # Where workflow code made the task, for error messages about the commands it issues.
-        task._dlab_origin = user_code_line()  # type: ignore[attr-defined]
+        task._dlab_origin = user_code_line() if _origin else None  # type: ignore[attr-defined]
         # Kept here so eviction need not scan every task of the process (asyncio.all_tasks).
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
