@@ -526,18 +526,21 @@ class Store:
                 batch, self._pending = self._pending, []
                 try:
                     tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
+                    waited = self.lock_timeout  # how long SQLite waited before any "locked" below
                     if self._reader is self._conn and self._reading:
                         outcomes = await _to_end(self._conn._execute(_run_batch, tx, batch))  # the connection is busy
                     else:
                         try:
+                            waited = 0.0  # this path runs with SQLite's busy timeout off
                             outcomes = _run_batch(tx, batch)
                         except _WriterBusy:
+                            waited = self.lock_timeout
                             # A program that is not an engine process (those queue on the lock
                             # file) holds SQLite's write lock: wait for it on the database
                             # thread, as SQLite's busy handler would, not on the event loop.
                             outcomes = await _to_end(self._conn._execute(_run_batch_patiently, tx, batch, self.lock_timeout))
                 except sqlite3.DatabaseError as e:
-                    error = _translate(e, self.path, self.lock_timeout)
+                    error = _translate(e, self.path, waited)
                     for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(error)
@@ -932,6 +935,11 @@ def _translate(error: sqlite3.DatabaseError, path: str, lock_timeout: float = 10
     if "readonly" in text:  # a write reached SQLite after all (permissions changed while open)
         return StoreReadOnlyError(files.read_only_message(path))
     if _is_locked(text):
+        if lock_timeout <= 0:  # SQLite answered busy without waiting: say so, not "for 0 s"
+            return StoreLockedError(
+                f"The database {path!r} was locked by another connection in the middle of a write ({text}); "
+                "nothing was written and trying again is safe."
+            )
         return StoreLockedError(
             f"The database {path!r} stayed locked by another process for {lock_timeout:g} s ({text}). "
             "Is a long transaction open elsewhere (a DB browser, a stuck process)?"
