@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -347,6 +348,9 @@ class Store:
         self.read_only = False
         self.batches = 0
         self.changes = 0
+        # Seconds this store's write batches waited for another engine process's write lock
+        # (engine.loadtest reports it per process).
+        self.lock_wait_seconds = 0.0
 
     @classmethod
     async def open(
@@ -522,7 +526,9 @@ class Store:
         try:
             while self._pending:
                 if lock is not None and not lock.acquire(wait=False):
+                    waiting_since = time.perf_counter()
                     await _to_end(self._conn._execute(lock.acquire))
+                    self.lock_wait_seconds += time.perf_counter() - waiting_since
                 batch, self._pending = self._pending, []
                 try:
                     tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)

@@ -6,6 +6,7 @@
     dlab workflow start --type Hello --task-queue hello --workflow-id hello-1 --input '"Ada"'
     dlab workflow show --workflow-id hello-1 [--detailed] [--output json]
     dlab workflow list --query "WorkflowType='Hello' AND ExecutionStatus='Running'"
+    dlab load run --steps 10-60+10:5s --processes 2     # a load test (engine.loadtest)
 
 Every command takes ``--db PATH`` (default: the ``DLAB_DB`` environment variable, else
 ``.durable/engine.db``, the notebooks' default) and ``--codec MODULE:FACTORY`` (default: the
@@ -20,7 +21,7 @@ import asyncio
 import sys
 from typing import Sequence
 
-from engine.cli import _worker, _workflow
+from engine.cli import _load, _worker, _workflow
 from engine.cli import _run
 from engine.cli._common import CODEC_ENV, DB_ENV, DEFAULT_DB, EXIT_FAILED, EXIT_INTERRUPTED, CliError, Out, Parser
 from engine.errors import EngineError
@@ -39,6 +40,7 @@ def build_parser() -> Parser:
     _workflow.register(sub)
     _worker.register(sub)
     _run.register(sub)
+    _load.register(sub)
     return parser
 
 

@@ -1,0 +1,148 @@
+"""A load test's plots (matplotlib) and its standalone HTML report.
+
+matplotlib because it is the plotting library every notebook user has met, it is well kept,
+and it draws to SVG or PNG without a browser: the same figure shows live in a notebook, in
+a static export (nbconvert, GitHub), and in the HTML file the CLI writes, with no JavaScript.
+The figure is made with ``matplotlib.figure.Figure`` (not pyplot), so nothing global changes
+in the user's session and no GUI backend is needed.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from dataclasses import asdict
+from string import Template
+from typing import Any, Sequence
+
+from matplotlib.figure import Figure
+
+OFFERED, ACHIEVED, STARTED = "#7f7f7f", "#1f77b4", "#9ecae1"
+P50, P95, P99 = "#2ca02c", "#ff7f0e", "#d62728"
+
+
+def figure(samples: Sequence[dict[str, Any]], *, p99_limit: float = 1.0, title: str = "") -> Figure:
+    """Four panels over the test's seconds: offered vs achieved rate, latency p50/p95/p99 of
+    the runs that closed each second, the backlog (tasks waiting for a worker, runs waiting to
+    start, runs in flight), and CPU per process with the write-lock wait."""
+    fig = Figure(figsize=(10, 7.2), layout="constrained")
+    rates, latency, backlog, cpu = fig.subplots(2, 2, sharex=True).flat
+    x = [int(s["second"]) for s in samples]
+    rates.step(x, [s["offered"] for s in samples], where="mid", color=OFFERED, linestyle="--", label="offered")
+    rates.plot(x, [s["started"] for s in samples], color=STARTED, label="started")
+    rates.plot(x, [s["closed"] for s in samples], color=ACHIEVED, linewidth=2, label="achieved (closed)")
+    rates.set_title("Runs per second")
+    for key, colour in (("latency_p50", P50), ("latency_p95", P95), ("latency_p99", P99)):
+        latency.plot(x, [_nan(s.get(key)) for s in samples], color=colour, marker=".", label=key.split("_")[1])
+    latency.axhline(p99_limit, color=P99, linestyle=":", linewidth=1, label=f"p99 limit {p99_limit:g} s")
+    latency.set_title("End-to-end latency (s) of runs closing")
+    backlog.plot(x, [s["backlog_workflow_tasks"] for s in samples], label="workflow tasks waiting")
+    backlog.plot(x, [s["backlog_activity_tasks"] for s in samples], label="activity tasks waiting")
+    backlog.plot(x, [s["waiting_to_start"] for s in samples], linestyle="--", label="runs waiting to start")
+    backlog.plot(x, [s["in_flight"] for s in samples], color="#bbbbbb", label="runs in flight")
+    backlog.set_title("Backlog")
+    names = sorted({name for s in samples for name in (s.get("cpu") or {})})
+    for name in names:
+        cpu.plot(x, [_nan((s.get("cpu") or {}).get(name)) for s in samples], label=f"CPU {name}")
+    cpu.plot(x, [_nan(sum((s.get("lock_wait") or {}).values()) if s.get("lock_wait") else None) for s in samples],
+             color="black", linestyle=":", label="write-lock wait (s/s)")
+    cpu.set_title("CPU (cores) per process, write-lock wait")
+    for ax in (rates, latency, backlog, cpu):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_ylim(bottom=0)
+    for ax in (backlog, cpu):
+        ax.set_xlabel("second of the test")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def svg(fig: Figure) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # no XML prologue inside HTML
+
+
+def png(fig: Figure, dpi: int = 80) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+_PAGE = Template("""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Load test $bench</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table.dlab-load{border-collapse:collapse;font-size:13px}
+table.dlab-load th,table.dlab-load td{border:1px solid #ccc;padding:3px 8px;text-align:left}
+table.dlab-load td.num{text-align:right}
+.finding{font-size:16px;background:#f4f8fb;border-left:4px solid #1f77b4;padding:.6em 1em}
+.no{color:#c00;font-weight:bold}
+</style></head><body>
+<h1>Load test $bench</h1>
+$body
+</body></html>
+""")
+
+
+def report_body(report: Any) -> str:
+    """The report as an HTML fragment: the finding, the plots (inline SVG), the steps and the
+    setting (a notebook shows this fragment; the file wraps it in a page)."""
+    fig = figure(report.seconds, p99_limit=report.p99_limit)
+    scenario = report.scenario
+    setting = ", ".join(f"{k}: {v}" for k, v in (report.environment or {}).items())
+    parts = [
+        f'<p class="finding">{html.escape(report.finding)}</p>',
+        f"<p>Scenario: {html.escape(', '.join(scenario.get('steps', [])))}; workflow {html.escape(str(scenario.get('workflow')))}"
+        + (f" ({html.escape(_target(scenario.get('target')))})" if scenario.get("target") else "")
+        + f"; {len(report.runs)} runs.</p>",
+        svg(fig),
+        steps_table(report.steps),
+    ]
+    if setting:
+        parts.append(f"<p>Setting: {html.escape(setting)}.</p>")
+    return "\n".join(parts)
+
+
+def report_html(report: Any) -> str:
+    return _PAGE.substitute(bench=html.escape(report.bench_id), body=report_body(report))
+
+
+COLUMNS = (
+    ("description", "step"), ("offered_rate", "offered/s"), ("achieved_rate", "achieved/s"), ("started", "started"),
+    ("completed", "closed"), ("failed", "failed"), ("latency_p50", "p50 ms"), ("latency_p95", "p95 ms"),
+    ("latency_p99", "p99 ms"), ("backlog_end", "backlog"), ("backlog_growth", "backlog/s"),
+    ("waiting_to_start", "not started"), ("cpu_cores", "CPU cores"), ("lock_wait", "lock wait s/s"), ("keeps_up", "keeps up"),
+)
+
+
+def steps_table(steps: Sequence[Any]) -> str:
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in COLUMNS)
+    rows = []
+    for step in steps:
+        values = asdict(step)
+        cells = []
+        for key, _ in COLUMNS:
+            value = values[key]
+            if key == "keeps_up":
+                cells.append("<td>yes</td>" if value else '<td class="no">no</td>')
+            elif key.startswith("latency_"):
+                cells.append(f'<td class="num">{"-" if value is None else f"{value * 1000:.0f}"}</td>')
+            elif key == "description":
+                cells.append(f"<td>{html.escape(str(value))}</td>")
+            else:
+                cells.append(f'<td class="num">{html.escape(f"{value:g}" if isinstance(value, float) else str(value))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table class="dlab-load"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _target(target: dict[str, Any] | None) -> str:
+    if not target:
+        return ""
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in target.items() if v)
+
+
+def _nan(value: Any) -> float:
+    return float("nan") if value is None else float(value)

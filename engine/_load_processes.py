@@ -1,0 +1,224 @@
+"""Worker processes for a load test, and what each of them costs.
+
+``python -m engine._load_processes --db F --task-queue Q --metrics M`` is one worker process:
+a ``Client`` and a ``Worker`` on the shared database file, serving the built-in target (and
+the user's module or file, if given). Every half second it writes its CPU seconds and its
+seconds spent waiting for the write lock to the metrics file (a small JSON document, replaced
+atomically), which the bench reads each second. It stops when its parent process dies, so a
+driver killed with SIGKILL leaves no workers behind.
+
+``WorkerPool`` starts and stops them; ``ProcessMeter`` turns the counters of every process
+(the workers and the driver itself) into per-second CPU and lock-wait figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Sequence
+
+READY = "load worker ready"
+START_TIMEOUT = 60.0
+METRICS_EVERY = 0.5
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def counters(name: str, client: Any) -> dict[str, Any]:
+    """This process's counters: CPU seconds, seconds waiting for the write lock, commits."""
+    return {
+        "name": name,
+        "pid": os.getpid(),
+        "time": time.time(),
+        "cpu": time.process_time(),
+        "lock_wait": client.store.lock_wait_seconds,
+        "batches": client.store.batches,
+    }
+
+
+async def set_synchronous(client: Any, mode: str) -> None:
+    """SQLite's durability setting for this process's writes (the engine uses NORMAL: with
+    WAL, a commit survives a crash of the process but not of the machine; FULL syncs every
+    commit to disk)."""
+    if mode.upper() not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)} (got {mode!r}).")
+    conn = client.store._conn  # the write connection: the setting is per connection
+    await conn.execute(f"PRAGMA synchronous = {mode.upper()}")
+
+
+@dataclass
+class _Sample:
+    time: float
+    cpu: float
+    lock_wait: float
+
+
+class ProcessMeter:
+    """Per-interval CPU (cores) and lock wait (seconds per second) of each process."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, _Sample] = {}
+
+    def measure(self, readings: Sequence[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+        cpu: dict[str, float] = {}
+        lock: dict[str, float] = {}
+        for r in readings:
+            now = _Sample(float(r["time"]), float(r["cpu"]), float(r["lock_wait"]))
+            key = f"{r['name']}"
+            before = self._last.get(key)
+            self._last[key] = now
+            # A process restarted since (a resumed test) starts its counters again: skip it once.
+            if before is None or now.time <= before.time or now.cpu < before.cpu:
+                continue
+            span = now.time - before.time
+            cpu[key] = round((now.cpu - before.cpu) / span, 3)
+            lock[key] = round((now.lock_wait - before.lock_wait) / span, 4)
+        return cpu, lock
+
+
+class WorkerProcess:
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], log: Path, metrics: Path) -> None:
+        self.name = name
+        self.proc = proc
+        self.log = log
+        self.metrics = metrics
+
+    def reading(self) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self.metrics.read_text()))
+        except (OSError, ValueError):
+            return None
+
+    def log_tail(self, lines: int = 12) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class WorkerPool:
+    """``count`` worker processes on ``db_path``, serving ``task_queue``."""
+
+    def __init__(self, db_path: str, task_queue: str, folder: Path, count: int, *, module: str | None = None,
+                 file: str | None = None, synchronous: str | None = None) -> None:
+        self.db_path, self.task_queue, self.folder, self.count = db_path, task_queue, folder, count
+        self.module, self.file, self.synchronous = module, file, synchronous
+        self.workers: list[WorkerProcess] = []
+
+    async def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for i in range(self.count):
+            name = f"worker-{i}"
+            log, metrics = self.folder / f"{name}.log", self.folder / f"{name}.json"
+            metrics.unlink(missing_ok=True)
+            command = [sys.executable, "-m", "engine._load_processes", "--db", self.db_path, "--task-queue", self.task_queue,
+                       "--metrics", str(metrics), "--name", name, "--parent-pid", str(os.getpid())]
+            if self.module:
+                command += ["--module", self.module]
+            if self.file:
+                command += ["--file", self.file]
+            if self.synchronous:
+                command += ["--synchronous", self.synchronous]
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.workers.append(WorkerProcess(name, proc, log, metrics))
+        deadline = time.monotonic() + START_TIMEOUT
+        for worker in self.workers:
+            while READY not in (worker.log.read_text(errors="replace") if worker.log.exists() else ""):
+                if worker.proc.poll() is not None or time.monotonic() > deadline:
+                    await self.stop()
+                    raise RuntimeError(f"Load worker {worker.name} did not start (exit code {worker.proc.poll()}). Its output:\n{worker.log_tail()}")
+                await asyncio.sleep(0.05)
+
+    def readings(self) -> list[dict[str, Any]]:
+        return [r for r in (w.reading() for w in self.workers) if r is not None]
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.send_signal(signal.SIGTERM)
+        for w in self.workers:
+            try:
+                await asyncio.to_thread(w.proc.wait, timeout)
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait()
+        self.workers = []
+
+
+def _write_atomically(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from engine import Client
+    from engine._load_bench import load_activity
+    from engine._load_workflows import LoadChild, LoadTarget
+    from engine.cli._parent import stop_with_parent
+    from engine.worker import Worker
+
+    workflows: list[Any] = [LoadTarget, LoadChild]
+    activities: list[Any] = [load_activity]
+    if args.module or args.file:
+        from engine.cli._loader import definitions
+
+        code = definitions(args.module, args.file)
+        workflows += list(code.workflows)
+        activities += list(code.activities)
+    client = await Client.connect(args.db)
+    if args.synchronous:
+        await set_synchronous(client, args.synchronous)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    watchdog = stop_with_parent(args.parent_pid) if args.parent_pid else None
+    metrics = Path(args.metrics)
+    try:
+        worker = Worker(client, task_queue=args.task_queue, workflows=workflows, activities=activities,
+                        graceful_shutdown_timeout=timedelta(seconds=2))
+        serving = asyncio.ensure_future(worker.run())
+        await asyncio.sleep(0)
+        _write_atomically(metrics, counters(args.name, client))
+        print(f"{READY}: {args.name} pid {os.getpid()} on {args.task_queue!r}", flush=True)
+        while not stopping.is_set() and not serving.done():
+            try:
+                await asyncio.wait_for(stopping.wait(), METRICS_EVERY)
+            except asyncio.TimeoutError:
+                pass
+            _write_atomically(metrics, counters(args.name, client))
+        if serving.done():
+            serving.result()
+        await worker.shutdown()
+        await serving
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        await client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m engine._load_processes", description="One worker process of a load test.")
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--task-queue", required=True)
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--name", default="worker")
+    parser.add_argument("--module")
+    parser.add_argument("--file")
+    parser.add_argument("--synchronous", choices=SYNCHRONOUS)
+    parser.add_argument("--parent-pid", type=int)
+    asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
