@@ -72,6 +72,8 @@ class BenchActivities:
     async def tick(self, order: TickOrder) -> dict[str, Any]:
         c = self.context
         begin = time.time()
+        if not self.meter.primed:
+            self.meter.measure(self._readings())  # a baseline, so that the first second has figures too
         prefix = runs_prefix(c.bench_id)
         before = await c.target.progress(prefix, begin)
         want = max(0, order.due - order.started)
@@ -92,10 +94,7 @@ class BenchActivities:
         after = await c.target.progress(prefix, since)
         self.last_close = max(after.latest_close, since)
         backlog_wf, backlog_act = await c.target.backlog(c.task_queue)
-        readings = list(c.readings())
-        if c.client is not None:
-            readings.append(counters("driver", c.client))
-        cpu, lock_wait = self.meter.measure(readings)
+        cpu, lock_wait = self.meter.measure(self._readings())
         now = time.time()
         latencies = sorted(after.latencies)
         sample: dict[str, Any] = {
@@ -125,6 +124,12 @@ class BenchActivities:
         if c.on_sample is not None:
             c.on_sample(sample)
         return sample
+
+    def _readings(self) -> list[dict[str, Any]]:
+        readings = list(self.context.readings())
+        if self.context.client is not None:
+            readings.append(counters("driver", self.context.client))
+        return readings
 
     async def _start(self, number: int) -> None:
         c = self.context

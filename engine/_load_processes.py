@@ -67,6 +67,10 @@ class ProcessMeter:
     def __init__(self) -> None:
         self._last: dict[str, _Sample] = {}
 
+    @property
+    def primed(self) -> bool:
+        return bool(self._last)
+
     def measure(self, readings: Sequence[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
         cpu: dict[str, float] = {}
         lock: dict[str, float] = {}

@@ -119,7 +119,7 @@ async def run_command(args: argparse.Namespace, out: Out) -> int:
         scenario, db_path=_db(args), processes=args.processes, bench_id=args.bench_id, module=args.module, file=args.file,
         workflows=workflows, activities=activities, synchronous=args.synchronous,
         on_sample=bar.update if args.output == "text" else None,
-        on_start=lambda bench_id, _plan: bar.started(bench_id),
+        on_start=(lambda bench_id, _plan: bar.started(bench_id)) if args.output == "text" else None,
     )
     bar.done()
     return _emit(report, args, out)

@@ -183,7 +183,7 @@ async def test_a_small_scenario_starts_what_it_offers_and_reports_it(tmp_path: P
             history = await client.get_workflow_handle(record.workflow_id).fetch_history()
         finally:
             await client.close()
-        assert record.latency == pytest.approx((history.events[-1].event_time - history.events[0].event_time).total_seconds())
+        assert record.latency == pytest.approx((history.events[-1].event_time - history.events[0].event_time).total_seconds(), abs=1e-5)
         assert record.workflow_tasks == sum(e.event_type == "WorkflowTaskStarted" for e in history.events)
 
 
