@@ -1,0 +1,98 @@
+"""Self-checking exercises of the load-testing tutorial: each check reads a measured report.
+
+``check_knee(answer, report)`` — the offered rate at which p99 first passes the limit;
+``check_capacity(answer, report)`` — the highest rate that kept up;
+``check_more_capacity(answer, **reports)`` — which of several tests had the most capacity.
+
+Each returns a ``CheckResult`` that shows "Right" or "Not yet" with a hint. The answers come
+from the learner's own measurements, so the checks compare with what this machine did, not
+with a number written in advance. (Plain functions for now; the course's exercise framework
+can wrap them.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.loadtest import LoadReport
+
+__all__ = ["CheckResult", "knee_rate", "check_knee", "check_capacity", "check_more_capacity"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    passed: bool
+    message: str
+
+    def text(self) -> str:
+        return ("Right! " if self.passed else "Not yet. ") + self.message
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        colour = "#2e7d32" if self.passed else "#b26a00"
+        return f'<p style="color:{colour}"><b>{"Right!" if self.passed else "Not yet."}</b> {html.escape(self.message)}</p>'
+
+
+def _report(value: Any) -> LoadReport:
+    report = getattr(value, "report", value)  # a LoadTestView or the report itself
+    if not isinstance(report, LoadReport):
+        raise ValueError(f"Give the result of %loadtest run (or its .report), not {type(value).__name__}.")
+    return report
+
+
+def knee_rate(report: Any, p99_limit: float | None = None) -> float | None:
+    """The offered rate of the first step whose p99 passes ``p99_limit`` (default: the
+    report's own limit); None if no step's did."""
+    r = _report(report)
+    limit = r.p99_limit if p99_limit is None else p99_limit
+    return next((s.offered_rate for s in r.steps if s.latency_p99 is not None and s.latency_p99 > limit), None)
+
+
+def check_knee(answer: float, report: Any) -> CheckResult:
+    """Is ``answer`` the offered rate (runs/s) at which p99 latency first passed the limit?"""
+    r = _report(report)
+    knee = knee_rate(r)
+    if knee is None:
+        return CheckResult(False, f"In this test p99 never passed {r.p99_limit:g} s: run steps that go higher (raise the top "
+                                  "rate of --steps, or make the activity slower) until one does, then answer again.")
+    if _same(answer, knee):
+        return CheckResult(True, f"p99 first passed {r.p99_limit:g} s at {knee:g} runs/s on this machine.")
+    hint = "lower" if answer > knee else "higher"
+    return CheckResult(False, f"Read the p99 column of the steps table: the first step whose p99 is over "
+                              f"{r.p99_limit * 1000:.0f} ms. It is {hint} than {answer:g} runs/s.")
+
+
+def check_capacity(answer: float, report: Any) -> CheckResult:
+    """Is ``answer`` the highest offered rate (runs/s) at which the test kept up?"""
+    r = _report(report)
+    capacity = r.capacity()
+    if capacity is None:
+        return CheckResult(False, "No step kept up in this test: start the ramp lower and run it again.")
+    if _same(answer, capacity):
+        return CheckResult(True, f"{capacity:g} runs/s is the highest rate whose step kept up (backlog flat, p99 under "
+                                 f"{r.p99_limit:g} s).")
+    return CheckResult(False, "Look for the last step whose 'keeps up' column says yes, and give its offered rate "
+                              f"({'lower' if answer > capacity else 'higher'} than {answer:g}).")
+
+
+def check_more_capacity(answer: str, **reports: Any) -> CheckResult:
+    """Which of the named reports (``one=view1, two=view2``) had the most capacity?"""
+    if answer not in reports:
+        raise ValueError(f"Answer with one of: {', '.join(reports)} (the names you gave the reports).")
+    capacities = {name: _report(value).capacity() or 0.0 for name, value in reports.items()}
+    best = max(capacities.values())
+    winners = [name for name, c in capacities.items() if c == best]
+    shown = ", ".join(f"{name} {c:g} runs/s" for name, c in capacities.items())
+    if answer in winners:
+        return CheckResult(True, f"Capacity measured: {shown}.")
+    return CheckResult(False, f"Compare the capacity (the highest rate that kept up) of each report: report.capacity() "
+                              f"or the steps tables. {answer!r} is not the highest.")
+
+
+def _same(answer: float, expected: float) -> bool:
+    return abs(float(answer) - expected) <= max(1e-9, abs(expected) * 0.001)
