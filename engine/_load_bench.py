@@ -72,6 +72,11 @@ class BenchActivities:
     async def tick(self, order: TickOrder) -> dict[str, Any]:
         c = self.context
         begin = time.time()
+        # The second ends tick_seconds after the previous sample; a driver that fell behind
+        # (it was busy, or it is new after a crash) starts a fresh second rather than bursting.
+        end = order.previous + order.tick_seconds if order.previous else begin + order.tick_seconds
+        if end <= begin or end > begin + order.tick_seconds:
+            end = begin + order.tick_seconds
         if not self.meter.primed:
             self.meter.measure(self._readings())  # a baseline, so that the first second has figures too
         prefix = runs_prefix(c.bench_id)
@@ -86,7 +91,7 @@ class BenchActivities:
             await asyncio.gather(*(self._start(n) for n in numbers))
             started += share
             activity.heartbeat(started)
-            pause = begin + order.tick_seconds * (s + 1) / SLICES - time.time()
+            pause = begin + (end - begin) * (s + 1) / SLICES - time.time()
             if pause > 0:
                 await asyncio.sleep(pause)
         # Runs closed since the last sample this process took (after a restart: since this tick began).

@@ -111,7 +111,7 @@ def report_html(report: Any) -> str:
 
 
 COLUMNS = (
-    ("description", "step"), ("offered_rate", "offered/s"), ("achieved_rate", "achieved/s"), ("started", "started"),
+    ("description", "step"), ("offered_rate", "offered/s"), ("started_rate", "started/s"), ("achieved_rate", "achieved/s"), ("started", "started"),
     ("completed", "closed"), ("failed", "failed"), ("latency_p50", "p50 ms"), ("latency_p95", "p95 ms"),
     ("latency_p99", "p99 ms"), ("backlog_end", "backlog"), ("backlog_growth", "backlog/s"),
     ("waiting_to_start", "not started"), ("cpu_cores", "CPU cores"), ("lock_wait", "lock wait s/s"), ("keeps_up", "keeps up"),

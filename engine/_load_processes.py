@@ -112,9 +112,10 @@ class WorkerPool:
     """``count`` worker processes on ``db_path``, serving ``task_queue``."""
 
     def __init__(self, db_path: str, task_queue: str, folder: Path, count: int, *, module: str | None = None,
-                 file: str | None = None, synchronous: str | None = None) -> None:
+                 file: str | None = None, synchronous: str | None = None, max_concurrent_activities: int | None = None) -> None:
         self.db_path, self.task_queue, self.folder, self.count = db_path, task_queue, folder, count
         self.module, self.file, self.synchronous = module, file, synchronous
+        self.max_concurrent_activities = max_concurrent_activities
         self.workers: list[WorkerProcess] = []
 
     async def start(self) -> None:
@@ -131,6 +132,8 @@ class WorkerPool:
                 command += ["--file", self.file]
             if self.synchronous:
                 command += ["--synchronous", self.synchronous]
+            if self.max_concurrent_activities:
+                command += ["--max-concurrent-activities", str(self.max_concurrent_activities)]
             with open(log, "wb") as out:
                 proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             self.workers.append(WorkerProcess(name, proc, log, metrics))
@@ -190,7 +193,7 @@ async def _serve(args: argparse.Namespace) -> None:
     metrics = Path(args.metrics)
     try:
         worker = Worker(client, task_queue=args.task_queue, workflows=workflows, activities=activities,
-                        graceful_shutdown_timeout=timedelta(seconds=2))
+                        max_concurrent_activities=args.max_concurrent_activities, graceful_shutdown_timeout=timedelta(seconds=2))
         serving = asyncio.ensure_future(worker.run())
         await asyncio.sleep(0)
         _write_atomically(metrics, counters(args.name, client))
@@ -221,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--file")
     parser.add_argument("--synchronous", choices=SYNCHRONOUS)
     parser.add_argument("--parent-pid", type=int)
+    parser.add_argument("--max-concurrent-activities", type=int)
     asyncio.run(_serve(parser.parse_args(argv)))
 
 

@@ -118,8 +118,10 @@ class StepRow:
     step: int
     description: str
     seconds: int
+    wall_seconds: float
     offered_rate: float
     started: int
+    started_rate: float
     completed: int
     failed: int
     achieved_rate: float
@@ -168,9 +170,9 @@ class LoadReport:
         }
 
     def capacity(self) -> float | None:
-        """The highest offered rate of a step that kept up (None if none did)."""
-        kept = [s.offered_rate for s in self.steps if s.keeps_up]
-        return max(kept) if kept else None
+        """The highest offered rate of a step that kept up below the knee (None if none did);
+        see ``knee_index``."""
+        return capacity(self.steps)
 
     def runs_csv(self) -> str:
         return _csv([f.name for f in fields(RunRecord)], [asdict(r) for r in self.runs])
@@ -214,6 +216,12 @@ def step_rows(seconds: Sequence[dict[str, Any]], runs: Sequence[RunRecord], desc
         mine = [s for s in seconds if s["step"] == index and not s.get("draining")]
         if not mine:
             continue
+        # Wall time of the step: from the sample before its first (or its first tick's start)
+        # to its last sample. The rates are per wall second, so a driver that fell behind its
+        # ticks shows as a lower started rate rather than as a faster system.
+        first = seconds.index(mine[0])
+        opened = seconds[first - 1]["time"] if first else mine[0]["time"] - mine[0]["tick_seconds"]
+        wall = max(1e-3, mine[-1]["time"] - opened)
         in_step = [r for r in runs if r.step == index]
         latencies = [r.latency for r in in_step if r.latency is not None]
         span = len(mine)
@@ -231,10 +239,10 @@ def step_rows(seconds: Sequence[dict[str, Any]], runs: Sequence[RunRecord], desc
             and growth <= max(1.0, offered * 0.1)
         )
         rows.append(StepRow(
-            step=index, description=description, seconds=span, offered_rate=round(offered, 2),
-            started=sum(s["started"] for s in mine), completed=completed,
+            step=index, description=description, seconds=span, wall_seconds=round(wall, 2), offered_rate=round(offered, 2),
+            started=sum(s["started"] for s in mine), started_rate=round(sum(s["started"] for s in mine) / wall, 2), completed=completed,
             failed=sum(r.status not in ("Completed", "Running") for r in in_step),
-            achieved_rate=round(completed / span, 2), latency_p50=_round(percentile(latencies, 50)),
+            achieved_rate=round(completed / wall, 2), latency_p50=_round(percentile(latencies, 50)),
             latency_p95=_round(percentile(latencies, 95)), latency_p99=_round(p99),
             backlog_start=backlog[0], backlog_end=backlog[-1], backlog_growth=round(growth, 2),
             waiting_to_start=waiting, cpu_cores=round(_mean([sum(s["cpu"].values()) for s in mine if s["cpu"]]) or 0.0, 2),
@@ -244,28 +252,52 @@ def step_rows(seconds: Sequence[dict[str, Any]], runs: Sequence[RunRecord], desc
     return rows
 
 
+def knee_index(steps: Sequence[StepRow]) -> int | None:
+    """The index of the knee: the first step from which no later step keeps up (None when the
+    last step kept up). A failing step followed by steps that keep up is not the knee: the
+    first seconds of a test pay for cold workers, and a step can stumble and recover."""
+    knee = None
+    for index in range(len(steps) - 1, -1, -1):
+        if steps[index].keeps_up:
+            break
+        knee = index
+    return knee
+
+
+def capacity(steps: Sequence[StepRow]) -> float | None:
+    knee = knee_index(steps)
+    below = steps if knee is None else steps[:knee]
+    kept = [s.offered_rate for s in below if s.keeps_up]
+    return max(kept) if kept else None
+
+
 def finding(steps: Sequence[StepRow], p99_limit: float) -> str:
-    """The report's sentence: the last rate that kept up, and what broke at the next one."""
+    """The report's sentence: the last rate that kept up, and what broke at the knee."""
     if not steps:
         return "No step ran: nothing to conclude."
-    ok = [s for s in steps if s.keeps_up]
-    first_bad = next((s for s in steps if not s.keeps_up), None)
-    if first_bad is None:
-        top = max(steps, key=lambda s: s.offered_rate)
-        return (f"Every step kept up: up to {top.offered_rate:g} runs/s the backlog stays flat and p99 stays under "
-                f"{p99_limit:g} s (p99 {_seconds(top.latency_p99)} at the top step). Offer more to find the knee.")
+    knee = knee_index(steps)
+    top = capacity(steps)
+    stumbled = [s for s in (steps if knee is None else steps[:knee]) if not s.keeps_up]
+    aside = ""
+    if stumbled:
+        names = ", ".join(f"{s.offered_rate:g}" for s in stumbled)
+        aside = f" (the step at {names} runs/s did not keep up but later ones did: workers warming up, or the machine busy for a moment)"
+    if knee is None:
+        return (f"Every step kept up{aside}: up to {top:g} runs/s the backlog stays flat and p99 stays under "
+                f"{p99_limit:g} s. Offer more to find the knee.")
+    bad = steps[knee]
     broke = []
-    if first_bad.backlog_growth > max(1.0, first_bad.offered_rate * 0.1):
-        broke.append(f"the backlog grows by {first_bad.backlog_growth:g} tasks/s")
-    if first_bad.waiting_to_start > max(1, first_bad.offered_rate * 0.5):
-        broke.append(f"{first_bad.waiting_to_start} runs wait to be started")
-    if first_bad.latency_p99 is not None and first_bad.latency_p99 > p99_limit:
-        broke.append(f"p99 reaches {_seconds(first_bad.latency_p99)} (over {p99_limit:g} s)")
+    if bad.backlog_growth > max(1.0, bad.offered_rate * 0.1):
+        broke.append(f"the backlog grows by {bad.backlog_growth:g} tasks/s")
+    if bad.waiting_to_start > max(1, bad.offered_rate * 0.5):
+        broke.append(f"{bad.waiting_to_start} runs wait to be started")
+    if bad.latency_p99 is not None and bad.latency_p99 > p99_limit:
+        broke.append(f"p99 reaches {_seconds(bad.latency_p99)} (over {p99_limit:g} s)")
     if not broke:
         broke.append("some runs did not finish")
-    head = (f"Up to {max(s.offered_rate for s in ok):g} runs/s the backlog stays flat and p99 stays under {p99_limit:g} s; "
-            if ok else "Even the first step did not keep up; ")
-    return head + f"at {first_bad.offered_rate:g} runs/s " + " and ".join(broke) + "."
+    head = (f"Up to {top:g} runs/s the backlog stays flat and p99 stays under {p99_limit:g} s{aside}; "
+            if top is not None else "Even the first step did not keep up; ")
+    return head + f"at {bad.offered_rate:g} runs/s " + " and ".join(broke) + "."
 
 
 def _seconds(value: float | None) -> str:

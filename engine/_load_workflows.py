@@ -96,6 +96,10 @@ class TickOrder:
     max_in_flight: int
     tick_seconds: float
     draining: bool = False
+    # When the previous second's sample was taken (Unix seconds; 0 for the first): this second
+    # ends tick_seconds later, so that the time between ticks (the bench's own workflow task)
+    # does not stretch the test's seconds and lower the rate actually offered.
+    previous: float = 0.0
 
 
 @dataclass
@@ -164,6 +168,7 @@ class LoadBench:
         total = sum(plan.offered)
         due = started = closed = 0
         second = 0
+        previous = 0.0
         drained = total == 0
         # A tick is short; the heartbeat timeout is what lets a new driver take the second
         # over soon after the old one died mid-tick.
@@ -175,13 +180,14 @@ class LoadBench:
             offered = plan.offered[second] if scheduled else 0
             due += offered
             step = plan.step_of_second[second] if scheduled else plan.step_of_second[-1]
-            order = TickOrder(second, step, offered, due, started, plan.max_in_flight, plan.tick_seconds, draining=not scheduled)
+            order = TickOrder(second, step, offered, due, started, plan.max_in_flight, plan.tick_seconds, not scheduled, previous)
             sample = await workflow.execute_activity(
                 TICK_ACTIVITY, order, result_type=dict, start_to_close_timeout=timedelta(seconds=120),
                 heartbeat_timeout=timedelta(seconds=3), retry_policy=retry,
             )
             started = int(sample["started_total"])
             closed = int(sample["closed_total"])
+            previous = float(sample["time"])
             self.last = sample
             second += 1
             drained = second >= len(plan.offered) and started >= total and closed >= total

@@ -215,6 +215,7 @@ async def run_load_test(
     workflows: Sequence[type] = (),
     activities: Sequence[Callable[..., Any]] = (),
     synchronous: str | None = None,
+    max_concurrent_activities: int | None = None,
     on_sample: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[str, BenchPlan], None] | None = None,
 ) -> LoadReport:
@@ -224,11 +225,15 @@ async def run_load_test(
     ``module``/``file``: where the worker processes find your workflow (``scenario.workflow``);
     ``workflows``/``activities``: the same for ``processes=0``. ``synchronous``: SQLite's
     durability setting in every process (OFF, NORMAL as the engine uses, FULL, EXTRA).
+    ``max_concurrent_activities``: activity slots of each worker (the engine's default is 100);
+    with few slots and slow activities, capacity is slots x processes / activity time.
     ``bench_id``: the bench's workflow id; a bench of that id still running (its driver died)
     is taken over and finished, a finished one only reported. ``on_sample`` gets each second's
     sample as it is taken; ``on_start`` the bench id and plan once the bench runs."""
     if processes < 0:
         raise ValueError(f"processes is 0 or more (got {processes}).")
+    if max_concurrent_activities is not None and max_concurrent_activities < 1:
+        raise ValueError(f"max_concurrent_activities is 1 or more (got {max_concurrent_activities}).")
     if db_path == ":memory:" and processes:
         raise ValueError("Worker processes need a database file: give db_path='load.db' (or processes=0).")
     if synchronous is not None and synchronous.upper() not in SYNCHRONOUS:
@@ -242,7 +247,8 @@ async def run_load_test(
             await set_synchronous(client, synchronous)
         if processes:
             folder = Path(db_path + "-load").expanduser().resolve() / bench_id
-            pool = WorkerPool(db_path, task_queue, folder, processes, module=module, file=file, synchronous=synchronous)
+            pool = WorkerPool(db_path, task_queue, folder, processes, module=module, file=file, synchronous=synchronous,
+                              max_concurrent_activities=max_concurrent_activities)
             await pool.start()
         context = BenchContext(
             bench_id=bench_id, target=EmbeddedTarget(client), workflow_type=scenario.workflow or TARGET_TYPE,
@@ -251,7 +257,8 @@ async def run_load_test(
         )
         workers = [Worker(client, task_queue=f"{bench_id}-bench", workflows=[LoadBench], activities=[BenchActivities(context).tick])]
         if not processes:
-            workers.append(Worker(client, task_queue=task_queue, workflows=[LoadTarget, LoadChild, *workflows], activities=[load_activity, *activities]))
+            workers.append(Worker(client, task_queue=task_queue, workflows=[LoadTarget, LoadChild, *workflows],
+                                  activities=[load_activity, *activities], max_concurrent_activities=max_concurrent_activities))
         bench_plan = plan(scenario)
         for w in workers:
             await w.__aenter__()
@@ -269,7 +276,7 @@ async def run_load_test(
             for w in reversed(workers):
                 await w.__aexit__(None, None, None)
         report = await build_report(client, bench_id)
-        report.environment = _environment(processes, synchronous)
+        report.environment = _environment(processes, synchronous, max_concurrent_activities)
         return report
     finally:
         if pool is not None:
@@ -311,10 +318,11 @@ def _number_of(bench_id: str, workflow_id: str) -> int:
     return int(tail) if tail.isdigit() else -1
 
 
-def _environment(processes: int, synchronous: str | None) -> dict[str, Any]:
+def _environment(processes: int, synchronous: str | None, slots: int | None) -> dict[str, Any]:
     one, five, _ = os.getloadavg()
     return {
         "worker_processes": processes,
+        "max_concurrent_activities": slots or 100,
         "synchronous": (synchronous or "NORMAL").upper(),
         "cpus": os.cpu_count(),
         "load_average_1m": round(one, 2),

@@ -44,6 +44,7 @@ LOAD_VERBS: Mapping[str, _m._Parser] = {
         *_TARGET,
         (("--workflow",), {"metavar": "T", "help": "Start your workflow (a %%%%workflow cell) instead of the built-in target."}),
         (("--input", "-i"), {"action": "append", "default": [], "metavar": "JSON", "help": "Argument of every run of --workflow, as JSON; repeat for more."}),
+        (("--max-concurrent-activities",), {"type": int, "metavar": "N", "help": "Activity slots of each worker (default 100)."}),
         (("--max-in-flight",), {"type": int, "default": 0, "metavar": "N", "help": "At most N runs open at once (default 0: no cap)."}),
         (("--seed",), {"type": int, "default": 0, "help": "Seed of inputs and failures (default 0)."}),
         (("--drain",), {"default": "60s", "metavar": "D", "help": "How long to wait for the last runs (default 60s)."}),
@@ -179,6 +180,7 @@ class LoadTestMagics(Magics):
                 report = await lt.run_load_test(
                     scenario, db_path=db, processes=args.processes, bench_id=args.bench_id, file=file,
                     workflows=workflows, activities=activities, synchronous=args.synchronous,
+                    max_concurrent_activities=args.max_concurrent_activities,
                     on_sample=live.add, on_start=live.started,
                 )
             except (ValueError, RuntimeError) as e:

@@ -4,7 +4,7 @@
 ``check_capacity(answer, report)`` — the highest rate that kept up;
 ``check_more_capacity(answer, **reports)`` — which of several tests had the most capacity.
 
-Each returns a ``CheckResult`` that shows "Right" or "Not yet" with a hint. The answers come
+Each returns a ``CheckResult`` that shows "Well done!" or "Not yet:" with a hint. The answers come
 from the learner's own measurements, so the checks compare with what this machine did, not
 with a number written in advance. (Plain functions for now; the course's exercise framework
 can wrap them.)
@@ -26,7 +26,7 @@ class CheckResult:
     message: str
 
     def text(self) -> str:
-        return ("Right! " if self.passed else "Not yet. ") + self.message
+        return ("Well done! " if self.passed else "Not yet: ") + self.message
 
     def __repr__(self) -> str:
         return self.text()
@@ -35,7 +35,7 @@ class CheckResult:
         import html
 
         colour = "#2e7d32" if self.passed else "#b26a00"
-        return f'<p style="color:{colour}"><b>{"Right!" if self.passed else "Not yet."}</b> {html.escape(self.message)}</p>'
+        return f'<p style="color:{colour}"><b>{"Well done!" if self.passed else "Not yet:"}</b> {html.escape(self.message)}</p>'
 
 
 def _report(value: Any) -> LoadReport:
@@ -53,9 +53,14 @@ def knee_rate(report: Any, p99_limit: float | None = None) -> float | None:
     return next((s.offered_rate for s in r.steps if s.latency_p99 is not None and s.latency_p99 > limit), None)
 
 
-def check_knee(answer: float, report: Any) -> CheckResult:
+NO_ANSWER = CheckResult(False, "set answer to a number of runs per second, then run this cell again.")
+
+
+def check_knee(answer: float | None, report: Any) -> CheckResult:
     """Is ``answer`` the offered rate (runs/s) at which p99 latency first passed the limit?"""
     r = _report(report)
+    if answer is None:
+        return NO_ANSWER
     knee = knee_rate(r)
     if knee is None:
         return CheckResult(False, f"In this test p99 never passed {r.p99_limit:g} s: run steps that go higher (raise the top "
@@ -67,9 +72,11 @@ def check_knee(answer: float, report: Any) -> CheckResult:
                               f"{r.p99_limit * 1000:.0f} ms. It is {hint} than {answer:g} runs/s.")
 
 
-def check_capacity(answer: float, report: Any) -> CheckResult:
+def check_capacity(answer: float | None, report: Any) -> CheckResult:
     """Is ``answer`` the highest offered rate (runs/s) at which the test kept up?"""
     r = _report(report)
+    if answer is None:
+        return NO_ANSWER
     capacity = r.capacity()
     if capacity is None:
         return CheckResult(False, "No step kept up in this test: start the ramp lower and run it again.")
@@ -80,8 +87,10 @@ def check_capacity(answer: float, report: Any) -> CheckResult:
                               f"({'lower' if answer > capacity else 'higher'} than {answer:g}).")
 
 
-def check_more_capacity(answer: str, **reports: Any) -> CheckResult:
+def check_more_capacity(answer: str | None, **reports: Any) -> CheckResult:
     """Which of the named reports (``one=view1, two=view2``) had the most capacity?"""
+    if answer is None:
+        return CheckResult(False, f"set answer to the name of a report ({', '.join(map(repr, reports))}), then run this cell again.")
     if answer not in reports:
         raise ValueError(f"Answer with one of: {', '.join(reports)} (the names you gave the reports).")
     capacities = {name: _report(value).capacity() or 0.0 for name, value in reports.items()}

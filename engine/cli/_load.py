@@ -34,6 +34,7 @@ def register(sub: Any) -> None:
     run.set_defaults(handler=run_command)
     run.add_argument("--steps", required=True, metavar="STEPS", help=f"Comma-separated steps: {loadtest.STEP_SYNTAX}.")
     run.add_argument("--processes", type=int, default=1, metavar="N", help="Worker processes on the database file (default 1; 0: in the driving process).")
+    run.add_argument("--max-concurrent-activities", type=int, metavar="N", help="Activity slots of each worker (default 100).")
     run.add_argument("--max-in-flight", type=int, default=0, metavar="N", help="At most N runs open at once (default 0: no cap).")
     run.add_argument("--seed", type=int, default=0, help="Seed of the inputs and of the target's failures (default 0).")
     run.add_argument("--drain", type=duration, default=duration("60s"), metavar="DURATION", help="How long to wait for the last runs after the last step (default 60s).")
@@ -118,6 +119,7 @@ async def run_command(args: argparse.Namespace, out: Out) -> int:
     report = await loadtest.run_load_test(
         scenario, db_path=_db(args), processes=args.processes, bench_id=args.bench_id, module=args.module, file=args.file,
         workflows=workflows, activities=activities, synchronous=args.synchronous,
+        max_concurrent_activities=args.max_concurrent_activities,
         on_sample=bar.update if args.output == "text" else None,
         on_start=(lambda bench_id, _plan: bar.started(bench_id)) if args.output == "text" else None,
     )

@@ -24,7 +24,7 @@ from engine.history import History, HistoryEvent
 from engine.loadtest import (
     Scenario, Step, StepRow, TargetConfig, build_report, parse_steps, percentile, plan, ramp, run_load_test, run_record,
 )
-from engine._load_report import finding
+from engine._load_report import capacity, finding, knee_index
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,7 +141,7 @@ def test_percentile_interpolates_between_ranks() -> None:
 
 
 def _row(rate: float, *, keeps_up: bool, growth: float = 0.0, p99: float | None = 0.1, waiting: int = 0) -> StepRow:
-    return StepRow(0, f"{rate:g}/s", 5, rate, 0, 0, 0, rate, 0.05, 0.08, p99, 0, 0, growth, waiting, 0.5, 0.0, keeps_up)
+    return StepRow(0, f"{rate:g}/s", 5, 5.0, rate, 0, rate, 0, 0, rate, 0.05, 0.08, p99, 0, 0, growth, waiting, 0.5, 0.0, keeps_up)
 
 
 def test_finding_names_the_last_rate_that_kept_up_and_what_broke() -> None:
@@ -149,6 +149,16 @@ def test_finding_names_the_last_rate_that_kept_up_and_what_broke() -> None:
     assert text == "Up to 20 runs/s the backlog stays flat and p99 stays under 1 s; at 30 runs/s the backlog grows by 12 tasks/s and p99 reaches 1.70 s (over 1 s)."
     assert finding([_row(10, keeps_up=True)], 1.0).startswith("Every step kept up: up to 10 runs/s")
     assert finding([_row(5, keeps_up=False, waiting=40)], 1.0) == "Even the first step did not keep up; at 5 runs/s 40 runs wait to be started."
+
+
+def test_a_step_that_stumbles_and_recovers_is_not_the_knee() -> None:
+    steps = [_row(10, keeps_up=False, growth=4), _row(20, keeps_up=True), _row(30, keeps_up=True), _row(40, keeps_up=False, p99=2.0)]
+    assert knee_index(steps) == 3 and capacity(steps) == 30
+    assert finding(steps, 1.0) == (
+        "Up to 30 runs/s the backlog stays flat and p99 stays under 1 s (the step at 10 runs/s did not keep up but later "
+        "ones did: workers warming up, or the machine busy for a moment); at 40 runs/s p99 reaches 2.00 s (over 1 s)."
+    )
+    assert knee_index(steps[:3]) is None and capacity([_row(10, keeps_up=False)]) is None
 
 
 # ------------------------------------------------------------------ a small test, end to end

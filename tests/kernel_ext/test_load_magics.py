@@ -47,7 +47,7 @@ def test_loadtest_misuse_is_a_usage_error(shell: InteractiveShell) -> None:
 def _report_with(p99s: list[float | None], keeps: list[bool]):
     from engine.loadtest import LoadReport, StepRow
 
-    steps = [StepRow(i, f"{10 * (i + 1)}/s for 5 s", 5, 10.0 * (i + 1), 0, 0, 0, 10.0, None, None, p, 0, 0, 0.0, 0, 0.5, 0.0, k)
+    steps = [StepRow(i, f"{10 * (i + 1)}/s for 5 s", 5, 5.0, 10.0 * (i + 1), 0, 0.0, 0, 0, 10.0, None, None, p, 0, 0, 0.0, 0, 0.5, 0.0, k)
              for i, (p, k) in enumerate(zip(p99s, keeps))]
     return LoadReport("b", {}, [], [], steps, "", 1.0)
 
@@ -61,6 +61,8 @@ def test_the_knee_check_says_right_or_gives_a_hint() -> None:
     never = load_checks.check_knee(30, _report_with([0.2, 0.3], [True, True]))
     assert not never.passed and "never passed" in never.text()
     assert load_checks.check_capacity(20, report).passed and not load_checks.check_capacity(30, report).passed
+    assert load_checks.check_knee(None, report).text() == "Not yet: set answer to a number of runs per second, then run this cell again."
+    assert load_checks.check_knee(30, report).text().startswith("Well done! p99 first passed 1 s at 30 runs/s")
 
 
 def test_the_comparison_check_reads_both_reports() -> None:
