@@ -235,8 +235,8 @@ def step_rows(seconds: Sequence[dict[str, Any]], runs: Sequence[RunRecord], desc
         unfinished = any(r.latency is None for r in in_step)
         offered = sum(s["offered"] for s in mine) / span
         keeps_up = (
-            not unfinished and waiting <= max(1, offered * 0.5) and (p99 is None or p99 <= p99_limit)
-            and growth <= max(1.0, offered * 0.1)
+            not unfinished and waiting <= _waiting_allowed(offered) and (p99 is None or p99 <= p99_limit)
+            and growth <= _growth_allowed(offered)
         )
         rows.append(StepRow(
             step=index, description=description, seconds=span, wall_seconds=round(wall, 2), offered_rate=round(offered, 2),
@@ -287,9 +287,9 @@ def finding(steps: Sequence[StepRow], p99_limit: float) -> str:
                 f"{p99_limit:g} s. Offer more to find the knee.")
     bad = steps[knee]
     broke = []
-    if bad.backlog_growth > max(1.0, bad.offered_rate * 0.1):
+    if bad.backlog_growth > _growth_allowed(bad.offered_rate):
         broke.append(f"the backlog grows by {bad.backlog_growth:g} tasks/s")
-    if bad.waiting_to_start > max(1, bad.offered_rate * 0.5):
+    if bad.waiting_to_start > _waiting_allowed(bad.offered_rate):
         broke.append(f"{bad.waiting_to_start} runs wait to be started")
     if bad.latency_p99 is not None and bad.latency_p99 > p99_limit:
         broke.append(f"p99 reaches {_seconds(bad.latency_p99)} (over {p99_limit:g} s)")
@@ -298,6 +298,18 @@ def finding(steps: Sequence[StepRow], p99_limit: float) -> str:
     head = (f"Up to {top:g} runs/s the backlog stays flat and p99 stays under {p99_limit:g} s{aside}; "
             if top is not None else "Even the first step did not keep up; ")
     return head + f"at {bad.offered_rate:g} runs/s " + " and ".join(broke) + "."
+
+
+def _growth_allowed(offered: float) -> float:
+    # A backlog "stays flat" while it grows by at most a fifth of the offered rate (and 2
+    # tasks/s): steps of a few seconds see a few tasks of noise, a step past the knee a
+    # growth near the excess of offered over served.
+    return max(2.0, offered * 0.2)
+
+
+def _waiting_allowed(offered: float) -> float:
+    # Runs the bench could not start yet (the cap on runs in flight): half a second's worth.
+    return max(1.0, offered * 0.5)
 
 
 def _seconds(value: float | None) -> str:
