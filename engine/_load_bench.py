@@ -94,6 +94,9 @@ class BenchActivities:
             pause = begin + (end - begin) * (s + 1) / SLICES - time.time()
             if pause > 0:
                 await asyncio.sleep(pause)
+        # The second ends when its starts are done: the reads below belong to the sample, and
+        # the next second begins from here (else every second would last 1 s plus the reads).
+        ended = time.time()
         # Runs closed since the last sample this process took (after a restart: since this tick began).
         since = self.last_close or begin - order.tick_seconds
         after = await c.target.progress(prefix, since)
@@ -105,7 +108,7 @@ class BenchActivities:
         sample: dict[str, Any] = {
             "second": order.second,
             "step": order.step,
-            "time": round(now, 3),
+            "time": round(ended, 3),
             "draining": order.draining,
             "offered": order.offered,
             "due_total": order.due,

@@ -9,6 +9,7 @@ in the user's session and no GUI backend is needed.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 from dataclasses import asdict
@@ -31,7 +32,9 @@ class LoadFigure:
     each time cost it 0.5-2.6 s of CPU a redraw on a busy 2-core machine (0.15-0.3 s this way).
     """
 
-    def __init__(self, *, p99_limit: float = 1.0, title: str = "") -> None:
+    def __init__(self, *, p99_limit: float = 1.0, title: str = "", seconds: int | None = None) -> None:
+        # seconds: the test's planned length, so that a live figure's axis does not rescale each second.
+        self.seconds = seconds
         self.fig = Figure(figsize=(10, 6.4))
         self.fig.subplots_adjust(left=0.06, right=0.98, top=0.91 if title else 0.95, bottom=0.08, hspace=0.28, wspace=0.14)
         self.rates, self.latency, self.backlog, self.cpu = self.fig.subplots(2, 2, sharex=True).flat
@@ -83,6 +86,8 @@ class LoadFigure:
             ax.autoscale_view()
             ax.set_ylim(bottom=0)
             ax.legend(fontsize=7, loc="upper left")
+        if self.seconds and x and max(x) < self.seconds:
+            self.rates.set_xlim(-0.5, self.seconds - 0.5)  # shared by the four panels
         return self
 
 
@@ -131,7 +136,10 @@ def report_body(report: Any) -> str:
         f"<p>Scenario: {html.escape(', '.join(scenario.get('steps', [])))}; workflow {html.escape(str(scenario.get('workflow')))}"
         + (f" ({html.escape(_target(scenario.get('target')))})" if scenario.get("target") else "")
         + f"; {len(report.runs)} runs.</p>",
-        svg(fig),
+        # An image of the SVG rather than inline <svg>: a notebook that JupyterLab does not
+        # trust yet (a tutorial just opened) has <svg> stripped from HTML outputs, not <img>.
+        f'<img alt="the load test over time: rates, latency, backlog, CPU" style="max-width:100%" '
+        f'src="data:image/svg+xml;base64,{base64.b64encode(svg(fig).encode()).decode("ascii")}">',
         steps_table(report.steps),
     ]
     if setting:
@@ -144,15 +152,17 @@ def report_html(report: Any) -> str:
 
 
 COLUMNS = (
-    ("description", "step"), ("offered_rate", "offered/s"), ("started_rate", "started/s"), ("achieved_rate", "achieved/s"), ("started", "started"),
-    ("completed", "closed"), ("failed", "failed"), ("latency_p50", "p50 ms"), ("latency_p95", "p95 ms"),
+    ("description", "step"), ("offered_rate", "offered/s"), ("started_rate", "started/s"), ("achieved_rate", "achieved/s"),
+    ("failed", "failed"), ("latency_p50", "p50 ms"), ("latency_p95", "p95 ms"),
     ("latency_p99", "p99 ms"), ("backlog_end", "backlog"), ("backlog_growth", "backlog/s"),
     ("waiting_to_start", "not started"), ("cpu_cores", "CPU cores"), ("lock_wait", "lock wait s/s"), ("keeps_up", "keeps up"),
 )
 
 
 def steps_table(steps: Sequence[Any]) -> str:
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in COLUMNS)
+    # Inline alignment: JupyterLab right-aligns every td of HTML output with a rule that beats
+    # a stylesheet's class selector, and a sanitized output has no stylesheet at all.
+    head = "".join(f'<th style="text-align:{"left" if key == "description" else "right"}">{html.escape(label)}</th>' for key, label in COLUMNS)
     rows = []
     for step in steps:
         values = asdict(step)
@@ -160,15 +170,16 @@ def steps_table(steps: Sequence[Any]) -> str:
         for key, _ in COLUMNS:
             value = values[key]
             if key == "keeps_up":
-                cells.append("<td>yes</td>" if value else '<td class="no">no</td>')
+                cells.append('<td style="text-align:right">yes</td>' if value else '<td class="no" style="text-align:right;color:#c00;font-weight:bold">no</td>')
             elif key.startswith("latency_"):
-                cells.append(f'<td class="num">{"-" if value is None else f"{value * 1000:.0f}"}</td>')
+                cells.append(f'<td class="num" style="text-align:right">{"-" if value is None else f"{value * 1000:.0f}"}</td>')
             elif key == "description":
-                cells.append(f"<td>{html.escape(str(value))}</td>")
+                cells.append(f'<td style="text-align:left;white-space:nowrap">{html.escape(str(value))}</td>')
             else:
-                cells.append(f'<td class="num">{html.escape(f"{value:g}" if isinstance(value, float) else str(value))}</td>')
+                cells.append(f'<td class="num" style="text-align:right">{html.escape(f"{value:g}" if isinstance(value, float) else str(value))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="dlab-load"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return (f'<div style="overflow-x:auto"><table class="dlab-load"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _target(target: dict[str, Any] | None) -> str:

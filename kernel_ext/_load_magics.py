@@ -114,6 +114,12 @@ class LiveView:
         self.plot_cost = 0.0
         self.next_plot = 0.0
         self.live_figure: Any = None
+        if plots:
+            from engine._load_html import LoadFigure
+
+            # Made now, before the bench starts: importing matplotlib and building the figure
+            # take a second or more on a busy machine, which the test's first second would pay.
+            self.live_figure = LoadFigure(p99_limit=p99_limit, seconds=seconds)
         self.line = display(HTML("<i>starting the load test…</i>"), display_id=True)
         self.figure = display(HTML(""), display_id=True) if plots else None
 
@@ -139,11 +145,9 @@ class LiveView:
             self.line.update(HTML(bar + text))
         now = time.monotonic()
         if self.figure is not None and (final or now >= self.next_plot):
-            from engine._load_html import LoadFigure, png
+            from engine._load_html import png
 
-            if self.live_figure is None:
-                self.live_figure = LoadFigure(p99_limit=self.p99_limit)
-            self.figure.update(Image(png(self.live_figure.update(self.samples).fig, dpi=60)))
+            self.figure.update(Image(png(self.live_figure.update(self.samples).fig, dpi=75)))
             self.plot_cost = time.monotonic() - now
             self.next_plot = now + 3 * self.plot_cost
 

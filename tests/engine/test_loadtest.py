@@ -215,7 +215,8 @@ async def test_report_files(tmp_path: Path) -> None:
     assert len(seconds) == len(report.seconds) and seconds[0]["offered"] == "3"
     assert summary["runs"] == 3 and summary["completed"] == 3 and summary["finding"] == report.finding
     page = report.write_html(tmp_path / "out" / "report.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "3 runs at 3/s" in page and "<script" not in page
+    assert page.startswith("<!DOCTYPE html>") and 'src="data:image/svg+xml;base64,' in page and "3 runs at 3/s" in page
+    assert "<script" not in page
 
 
 # ------------------------------------------------------------------ the driver killed mid-test
@@ -257,3 +258,15 @@ def test_the_bench_survives_a_sigkill_of_its_driver_and_finishes(tmp_path: Path)
     assert len(report.runs) == 24 and all(r.status == "Completed" for r in report.runs)  # each run once, none lost
     assert [s["second"] for s in report.seconds][:6] == [0, 1, 2, 3, 4, 5]
     assert report.seconds[-1]["started_total"] == 24
+
+
+def test_the_figure_has_four_panels_with_their_legends() -> None:
+    from engine._load_html import LoadFigure
+
+    sample = dict(offered=4, started=4, closed=3, latency_p50=0.1, latency_p95=0.2, latency_p99=None, backlog_workflow_tasks=1,
+                  backlog_activity_tasks=0, waiting_to_start=0, in_flight=1, cpu={"driver": 0.1, "worker-0": 0.2}, lock_wait={"driver": 0.0})
+    figure = LoadFigure(seconds=10).update([dict(sample, second=i) for i in range(3)])
+    legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in figure.axes]
+    assert legends[0] == ["offered", "started", "achieved (closed)"]
+    assert "CPU worker-0" in legends[3] and "write-lock wait (s/s)" in legends[3]
+    assert figure.rates.get_xlim() == (-0.5, 9.5)  # a live figure keeps the test's length

@@ -17,7 +17,7 @@ def test_loadtest_run_shows_progress_plots_and_the_report(shell: InteractiveShel
     assert isinstance(view, LoadTestView)
     assert len(view.report.runs) == 6 and view.report.steps[0].started == 6
     bundle = view._repr_mimebundle_()
-    assert "Load test nb-1: 6 runs" in bundle["text/plain"] and "<svg" in bundle["text/html"] and "3/s for 2 s" in bundle["text/html"]
+    assert "Load test nb-1: 6 runs" in bundle["text/plain"] and "data:image/svg+xml;base64," in bundle["text/html"] and "3/s for 2 s" in bundle["text/html"]
     assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert (tmp_path / ".durable" / "load.db").exists()  # beside the kernel's database, not in it
     shown = capsys.readouterr().out
