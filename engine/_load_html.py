@@ -16,6 +16,7 @@ from dataclasses import asdict
 from string import Template
 from typing import Any, Sequence
 
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 
 OFFERED, ACHIEVED, STARTED = "#7f7f7f", "#1f77b4", "#9ecae1"
@@ -98,7 +99,9 @@ def figure(samples: Sequence[dict[str, Any]], *, p99_limit: float = 1.0, title: 
 
 def svg(fig: Figure) -> str:
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    # Text as text, not as paths: a third of the size, and the browser's sans-serif reads well.
+    with rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # no XML prologue inside HTML
 

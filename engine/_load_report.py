@@ -229,9 +229,12 @@ def step_rows(seconds: Sequence[dict[str, Any]], runs: Sequence[RunRecord], desc
         completed = sum(s["closed"] for s in mine)
         p99 = percentile(latencies, 99)
         waiting = int(mine[-1]["waiting_to_start"])
-        # Growth per second over the step, from its first to its last sample (a straight line
-        # through two points: enough to tell flat from climbing, as the finding needs).
-        growth = (backlog[-1] - backlog[0]) / max(1, span - 1)
+        # Growth per second over the whole step: from the sample before it (the backlog it
+        # inherited; 0 before the first step) to its last (a straight line through two
+        # points: enough to tell flat from climbing, as the finding needs).
+        before = seconds[first - 1] if first else None
+        inherited = before["backlog_workflow_tasks"] + before["backlog_activity_tasks"] if before else 0
+        growth = (backlog[-1] - inherited) / span
         unfinished = any(r.latency is None for r in in_step)
         offered = sum(s["offered"] for s in mine) / span
         keeps_up = (
