@@ -97,9 +97,15 @@ class WorkerProcess:
 
     def reading(self) -> dict[str, Any] | None:
         try:
-            return dict(json.loads(self.metrics.read_text()))
+            reading = dict(json.loads(self.metrics.read_text()))
         except (OSError, ValueError):
             return None
+        # The process writes its file every half second, but a saturated worker writes late
+        # and its CPU would go missing just when it matters: read the CPU from /proc now.
+        cpu = _proc_cpu(self.proc.pid)
+        if cpu is not None:
+            reading["cpu"], reading["time"] = cpu, time.time()
+        return reading
 
     def log_tail(self, lines: int = 12) -> str:
         try:
@@ -159,6 +165,20 @@ class WorkerPool:
                 w.proc.kill()
                 w.proc.wait()
         self.workers = []
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of process ``pid`` from /proc; None where there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _write_atomically(path: Path, data: dict[str, Any]) -> None:
