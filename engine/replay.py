@@ -3,6 +3,11 @@
 Use it to check that changed code still agrees with runs recorded by older code (ours, or
 histories exported from a Temporal cluster): a disagreement raises ``NondeterminismError``
 naming the event, the recorded command, the new command and the code line.
+
+To see *why*, record a trace and step through it: ``Replayer.trace_workflow(history)`` gives
+a ``ReplayTrace`` (every history event applied and every line of workflow code run, with the
+locals, commands and pending work at each), and ``ReplayDebugger(trace)`` moves through it
+forward and back, with breakpoints on lines, event types and event ids.
 """
 
 from __future__ import annotations
@@ -11,14 +16,27 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterable, AsyncIterator, Generator, Iterable, Mapping, Sequence
 
+from engine._debugger import Breakpoint, ReplayDebugger
 from engine._definitions import WorkflowDefinition, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from engine.converter import DataConverter
 from engine.errors import NondeterminismError, NotRegisteredError
 from engine.history import History
+from engine._trace import Divergence, Pending, ReplayTrace, TracedCommand, TraceStep, record
 
-__all__ = ["Replayer", "WorkflowReplayResult", "WorkflowReplayResults"]
+__all__ = [
+    "Replayer",
+    "WorkflowReplayResult",
+    "WorkflowReplayResults",
+    "ReplayTrace",
+    "TraceStep",
+    "TracedCommand",
+    "Pending",
+    "Divergence",
+    "ReplayDebugger",
+    "Breakpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,12 @@ class Replayer:
         if failure is not None and raise_on_replay_failure:
             raise failure
         return WorkflowReplayResult(history, failure)
+
+    def trace_workflow(self, history: History) -> ReplayTrace:
+        """Replay ``history`` recording every step (see ``ReplayTrace``); a disagreement or a
+        failure ends the trace instead of raising. Costs more than ``replay_workflow``: use it
+        to look, not to check."""
+        return record(self, history)
 
     async def replay_workflows(
         self, histories: AsyncIterable[History] | Iterable[History], *, raise_on_replay_failure: bool = True
