@@ -163,6 +163,15 @@ class ReplayDebugger:
             raise ValueError(f"This replay of {self.trace.history.workflow_id!r} did not diverge: the code agrees with all {len(self.trace.history)} events.")
         return self.last()
 
+    def line_of(self, text: str) -> int:
+        """The number of the first line of the workflow's source that contains ``text``
+        (``debugger.goto(line=debugger.line_of("await workflow.sleep"))``)."""
+        for filename in self.trace.files:
+            for number, line in enumerate(self.trace.source_lines(filename), start=1):
+                if text in line:
+                    return number
+        raise ValueError(f"No line of the workflow's source contains {text!r}.")
+
     # ------------------------------------------------------------ breakpoints
     def add_breakpoint(
         self, *, line: int | None = None, event_type: str | None = None, event_id: int | None = None, file: str | None = None

@@ -101,6 +101,24 @@ class TraceStep:
     def lineno(self) -> int | None:
         return None if self.line is None else self.line.lineno
 
+    def summary(self) -> str:
+        """Several lines: what happens, then locals, attributes, new commands, pending work."""
+        out = [f"step {self.index}: {self.describe()}"]
+        for title, values in (("locals", self.locals), ("attributes", self.attributes)):
+            if values:
+                out.append(f"  {title}: " + ", ".join(f"{k} = {v}" for k, v in values.items()))
+        if self.new_commands:
+            out.append("  new commands: " + "; ".join(map(str, self.new_commands)))
+        for title, items in (
+            ("pending activities", self.pending.activities),
+            ("pending timers", self.pending.timers),
+            ("waiting conditions", self.pending.conditions),
+            ("pending child workflows", self.pending.children),
+        ):
+            if items:
+                out.append(f"  {title}: " + "; ".join(items))
+        return "\n".join(out)
+
     def describe(self) -> str:
         """One line: what happens at this step."""
         event = f"event {self.event.event_id} {self.event.event_type}" if self.event is not None else "no event yet"

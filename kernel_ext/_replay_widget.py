@@ -181,8 +181,12 @@ def _file_title(filename: str) -> str:
 
 
 def _recorded_line(old: ReplayTrace, event_id: int | None) -> Any:
-    """The line of the old code whose command the history recorded as event ``event_id``."""
+    """The line of the old code whose command the history recorded as event ``event_id``;
+    for an event that records no command, the line the old code had reached by then."""
+    reached = None
     for step in old.steps:
-        if step.kind == "event" and step.event_id == event_id:
-            return step.matched.line if step.matched is not None else None
-    return None
+        if step.kind == "line":
+            reached = step.line
+        elif step.kind == "event" and step.event_id == event_id:
+            return step.matched.line if step.matched is not None else reached
+    return reached if event_id is None else None

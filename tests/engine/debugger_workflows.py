@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from engine import activity, workflow
+from engine.common import RetryPolicy
+from engine.errors import ActivityError, ApplicationError
 
 T = timedelta(seconds=10)
+ONCE = RetryPolicy(maximum_attempts=1)
 
 
 @activity.defn
@@ -194,3 +197,29 @@ def line_of(marker: str) -> int:
             if text.rstrip().endswith(f"# {marker}"):
                 return number
     raise LookupError(marker)
+
+
+@activity.defn
+async def flaky(n: int) -> int:
+    raise ApplicationError("busy" if n < 3 else "gone", non_retryable=n >= 3)
+
+
+@workflow.defn
+class Storm:
+    """Retries an activity itself with a delay that never grows, then gives up."""
+
+    @workflow.run
+    async def run(self) -> int:
+        attempt = 0
+        delay = timedelta(seconds=1)
+        while True:
+            attempt += 1
+            try:
+                return await workflow.execute_activity(flaky, attempt, start_to_close_timeout=T, retry_policy=ONCE)
+            except ActivityError as err:
+                gone = "gone" in str(err.cause)
+                if gone or attempt >= 10:
+                    break
+                await workflow.sleep(delay)
+                delay = delay * 1
+        return -attempt

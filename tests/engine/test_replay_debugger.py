@@ -116,3 +116,17 @@ def test_a_diverged_replay_opens_at_the_divergence(histories: dict[str, History]
     with pytest.raises(ValueError, match="did not diverge"):
         clean.to_divergence()
     assert repr(clean).startswith("<ReplayDebugger step 0/")
+
+
+def test_line_of_and_summary(histories: dict[str, History]) -> None:
+    d = counting(histories)
+    assert d.line_of("# CALL") == line_of("CALL")
+    with pytest.raises(ValueError, match="No line"):
+        d.line_of("no such text anywhere")
+    step = d.goto(line=line_of("CALL"))
+    text = step.summary()
+    assert text.splitlines()[0] == f"step {step.index}: {step.describe()}"
+    assert "  locals: rounds = 3, i = 0" in text and "  attributes: total = 0" in text
+    after = d.step().summary()
+    assert "new commands: ScheduleActivityTask(activity_type='add_one', activity_id='1') ← line" in after
+    assert "pending activities: add_one (activity id 1, not recorded yet)" in after
