@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 CURRENT_COLOUR = "#fff3b0"
+WAITING_COLOUR = "#eeeeee"
 DIVERGED_COLOUR = "#f9d6d5"
 MARK_STROKE = "#d500f9"
 _SOURCE_WINDOW = 14
@@ -52,9 +53,17 @@ def _short_event(event: HistoryEvent) -> str:
 
 
 def source_html(
-    lines: Sequence[str], filename: str, current: int | None, *, title: str | None = None, diverged: bool = False, window: int = _SOURCE_WINDOW
+    lines: Sequence[str],
+    filename: str,
+    current: int | None,
+    *,
+    title: str | None = None,
+    diverged: bool = False,
+    faint: bool = False,
+    window: int = _SOURCE_WINDOW,
 ) -> str:
-    """The source around line ``current`` (all of it when short), numbered, that line marked."""
+    """The source around line ``current`` (all of it when short), numbered, that line marked
+    (red at a divergence; ``faint`` for where the code waits while events are applied)."""
     total = len(lines)
     if total == 0:
         return f"<p><em>No source for {html.escape(filename)} (the file is gone or was never cached).</em></p>"
@@ -63,7 +72,7 @@ def source_html(
         first = max(1, current - window)
         last = min(total, first + 2 * window)
         first = max(1, last - 2 * window)
-    colour = DIVERGED_COLOUR if diverged else CURRENT_COLOUR
+    colour = DIVERGED_COLOUR if diverged else (WAITING_COLOUR if faint else CURRENT_COLOUR)
     rows = []
     for number in range(first, last + 1):
         text = html.escape(lines[number - 1].rstrip("\n"))
@@ -77,7 +86,8 @@ def source_html(
     heading = html.escape(title or place(filename, current or 1).rsplit(",", 1)[0].rsplit(":", 1)[0])
     return (
         f'<div class="dlab-source"><div style="font-weight: bold; margin-bottom: 2px">{heading}</div>'
-        f'<div style="{_MONO}; border: 1px solid #ddd; padding: 4px; overflow-x: auto">{"".join(rows)}</div></div>'
+        f'<div style="{_MONO}; line-height: 1.45; border: 1px solid #ddd; padding: 4px; overflow-x: auto; max-width: 100%">'
+        f'{"".join(rows)}</div></div>'
     )
 
 
@@ -105,7 +115,7 @@ def state_html(step: TraceStep) -> str:
     where = f" of {step.line.function}" if step.line is not None else ""
     parts = [
         _table("Locals", step.locals, f"none{where}"),
-        _table("Attributes", step.attributes, "none yet (the workflow object is made by the first event)"),
+        _table("Attributes", step.attributes, "none (nothing set on self yet)"),
         _list("New commands (since the step before)", [str(c) for c in step.new_commands]),
         _list("Commands of this workflow task", [str(c) for c in step.commands]),
         _list("Pending activities", step.pending.activities),

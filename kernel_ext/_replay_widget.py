@@ -22,11 +22,12 @@ from kernel_ext._replay_view import RunGraph, history_html, source_html, state_h
 
 __all__ = ["ReplayView", "parse_breakpoints"]
 
+# Plain words and arrows: the fonts of some systems have no glyph for ⏮ and ⏭.
 _BUTTONS = (
-    ("first", "⏮", "First step"),
-    ("back", "◀", "Back one step"),
-    ("step", "▶", "Forward one step"),
-    ("last", "⏭", "Last step"),
+    ("first", "first", "First step"),
+    ("back", "◀ back", "Back one step"),
+    ("step", "forward ▶", "Forward one step"),
+    ("last", "last", "Last step"),
     ("prev_event", "⇤ event", "Back to the previous history event"),
     ("next_event", "event ⇥", "Forward to the next history event"),
 )
@@ -56,6 +57,12 @@ class ReplayView(widgets.VBox):
         trace = debugger.trace
         self.old_trace = old_trace
         self._graph = RunGraph(trace.history, attempts)
+        # For each step, the last line of workflow code run up to it (event steps show it).
+        self._reached: list[Any] = []
+        reached = None
+        for step in trace.steps:
+            reached = step.line if step.line is not None else reached
+            self._reached.append(reached)
         self._updating = False
         last = len(trace.steps) - 1
         heading = title or f"{trace.workflow_type} · {trace.history.workflow_id}"
@@ -93,8 +100,8 @@ class ReplayView(widgets.VBox):
         self.buttons["run_back"], self.buttons["run_to"] = run_back, run_to
         self.message = widgets.HTML("")
         self.status = widgets.HTML()
-        self.source = widgets.HTML(layout=widgets.Layout(width="56%"))
-        self.state_pane = widgets.HTML(layout=widgets.Layout(width="44%"))
+        self.source = widgets.HTML(layout=widgets.Layout(width="56%", overflow="auto"))
+        self.state_pane = widgets.HTML(layout=widgets.Layout(width="42%"))
         self.history_pane = widgets.HTML(layout=widgets.Layout(width="44%"))
         self.graph = widgets.HTML(layout=widgets.Layout(width="56%"))
         controls = widgets.HBox([*(self.buttons[n] for n, _, _ in _BUTTONS), divergence, self.play, self.slider], layout=widgets.Layout(flex_flow="row wrap"))
@@ -106,7 +113,7 @@ class ReplayView(widgets.VBox):
                 breaks,
                 self.message,
                 self.status,
-                widgets.HBox([self.source, self.state_pane]),
+                widgets.HBox([self.source, self.state_pane], layout=widgets.Layout(flex_flow="row wrap")),
                 widgets.HBox([self.history_pane, self.graph]),
             ]
         )
@@ -150,6 +157,8 @@ class ReplayView(widgets.VBox):
             self._updating = False
         self.status.value = status_html(trace, step)
         self.source.value = self._source(step)
+        # Two versions of the code side by side take the whole width; the state goes below.
+        self.source.layout.width = "100%" if 'class="dlab-side-by-side"' in self.source.value else "56%"
         self.state_pane.value = state_html(step)
         at_end = step.kind in ("divergence", "error")
         self.history_pane.value = history_html(trace.history, step.event_id, diverged=at_end and trace.divergence is not None)
@@ -158,9 +167,13 @@ class ReplayView(widgets.VBox):
     def _source(self, step: TraceStep) -> str:
         trace = self.debugger.trace
         line = step.line
+        waiting = line is None and step.kind == "event"
+        if waiting:
+            line = self._reached[step.index]  # between lines: where the code stopped last
         filename = line.filename if line is not None else (trace.files[0] if trace.files else "")
         diverged = step.kind == "divergence"
-        new = source_html(trace.source_lines(filename), filename, line.lineno if line else None, title=f"your code · {_file_title(filename)}", diverged=diverged)
+        title = f"your code · {_file_title(filename)}" + (" · the code waits here" if waiting and line is not None else "")
+        new = source_html(trace.source_lines(filename), filename, line.lineno if line else None, title=title, diverged=diverged, faint=waiting)
         if not diverged or self.old_trace is None or trace.divergence is None:
             return new
         old_line = _recorded_line(self.old_trace, trace.divergence.event_id)
@@ -169,7 +182,10 @@ class ReplayView(widgets.VBox):
             self.old_trace.source_lines(old_file), old_file, old_line.lineno if old_line else None,
             title=f"the code that recorded the history · {_file_title(old_file)}",
         )
-        return f'<div style="display: flex; gap: 8px"><div style="flex: 1; min-width: 0">{old}</div><div style="flex: 1; min-width: 0">{new}</div></div>'
+        return (
+            '<div class="dlab-side-by-side" style="display: flex; gap: 8px">'
+            f'<div style="flex: 1; min-width: 0">{old}</div><div style="flex: 1; min-width: 0">{new}</div></div>'
+        )
 
     def __repr__(self) -> str:
         trace = self.debugger.trace
