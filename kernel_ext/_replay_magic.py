@@ -5,7 +5,9 @@ workflow class the kernel defines now; ``%replay --file history.json --workflow 
 replays a Temporal JSON history (one downloaded from a Temporal server too). When the code
 disagrees with the history, the view opens at the divergence, and shows the code that
 recorded the history beside the new code: ``--old module:Class``, or, for a class of a
-``%%workflow`` cell, the version of that cell that ran before.
+``%%workflow`` cell, the version of that cell that ran before. ``--compare ID_OR_FILE``
+compares two runs step by step instead; ``--diff`` lists the old code's commands against the
+new code's, event by event.
 
 The plain functions (``open_replay``, ``load_workflow_class``) do the work; the magic parses.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import linecache
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
@@ -26,6 +28,7 @@ from engine.replay import Replayer, ReplayDebugger, ReplayTrace
 from engine.worker.workflow_sandbox import register_source
 from engine._sandbox_runner import compile_definitions
 from kernel_ext import magics as _m
+from kernel_ext._replay_diff import CodeDiff, RunDiff
 from kernel_ext._replay_widget import ReplayView
 
 __all__ = ["REPLAY_PARSER", "ReplayMagics", "open_replay", "load_workflow_class", "previous_definition"]
@@ -38,6 +41,8 @@ REPLAY_PARSER = _m._verb(
     (("--file", "-f"), {"metavar": "PATH", "help": "A Temporal JSON history file (temporal workflow show -o json)."}),
     (("--workflow",), {"metavar": "MODULE:CLASS", "help": "The workflow code to replay (default for a run: the class the kernel defines for its type)."}),
     (("--old",), {"metavar": "MODULE:CLASS", "help": "The code that recorded the history, shown beside yours at a divergence."}),
+    (("--compare",), {"metavar": "ID_OR_FILE", "help": "Instead of stepping: compare with another run (a workflow id, or a .json history file), step by step."}),
+    (("--diff",), {"action": "store_true", "help": "Instead of stepping: the old code's commands against the new code's, event by event (needs --old, or an earlier %%%%workflow cell)."}),
 )
 
 
@@ -78,8 +83,11 @@ def previous_definition(shell: Any, sources: Sequence[str], workflow_type: str, 
                 exec(code, namespace)
         except Exception:  # noqa: BLE001 - an old cell that no longer runs is not the one
             continue
-        for value in namespace.values():
-            defn = getattr(value, "__dict__", {}).get("__workflow_definition__") if isinstance(value, type) else None
+        before = shell.user_ns if shell is not None else {}
+        # Only what this cell defines: the namespace also holds every class the notebook has.
+        defined = [value for name, value in namespace.items() if before.get(name) is not value]
+        for value in defined:
+            defn = value.__dict__.get("__workflow_definition__") if isinstance(value, type) else None
             if defn is not None and defn.name == workflow_type and value is not current:
                 register_source([value], transformed, filename, shell.user_ns if shell is not None else namespace)
                 return value
@@ -106,6 +114,23 @@ def _cache_source(source: str, workflow_type: str) -> str:
     name = f"<earlier definition of {workflow_type}>"
     linecache.cache[name] = (len(source), None, source.splitlines(True), name)
     return name
+
+
+def _fail(message: str) -> NoReturn:
+    """A UsageError with the usage line (what IPython shows without a traceback)."""
+    REPLAY_PARSER.error(message)
+    raise AssertionError("unreachable: the parser's error() raises")
+
+
+async def _ready(value: Any) -> Any:
+    return value
+
+
+def _read_file(path: str) -> History:
+    try:
+        return load_history(path)
+    except (OSError, HistoryFormatError) as e:
+        _fail(f"cannot read {path}: {e}")
 
 
 def _trace(history: History, cls: type, converter: DataConverter) -> ReplayTrace:
@@ -143,32 +168,29 @@ class ReplayMagics(Magics):
     def replay(self, line: str) -> Any:
         args = REPLAY_PARSER.parse(line)
         if (args.workflow_id is None) == (args.file is None):
-            REPLAY_PARSER.error("give --workflow-id ID (a run of this kernel's engine) or --file PATH (a history file), one of them.")
-        if args.file is not None and args.workflow is None:
-            REPLAY_PARSER.error("--file needs --workflow MODULE:CLASS: the code to replay the history against.")
+            _fail("give --workflow-id ID (a run of this kernel's engine) or --file PATH (a history file), one of them.")
+        if args.file is not None and args.workflow is None and args.compare is None:
+            _fail("--file needs --workflow MODULE:CLASS: the code to replay the history against.")
         if args.file is not None and args.run_id is not None:
-            REPLAY_PARSER.error("--run-id goes with --workflow-id, not with --file.")
+            _fail("--run-id goes with --workflow-id, not with --file.")
         namespace = self.shell.user_ns if self.shell is not None else {}
         try:
             workflow = load_workflow_class(args.workflow, namespace) if args.workflow else None
             old = load_workflow_class(args.old, namespace) if args.old else None
         except ValueError as e:
-            REPLAY_PARSER.error(str(e))
+            _fail(str(e))
+        if args.compare is not None and args.diff:
+            _fail("--compare (two runs) and --diff (two versions of the code) are two views: give one.")
         if args.file is not None:
-            try:
-                history = load_history(args.file)
-            except (OSError, HistoryFormatError) as e:
-                REPLAY_PARSER.error(f"cannot read {args.file}: {e}")
-            view = self._view(history, workflow, old, (), None)
+            history = _read_file(args.file)
+            if args.compare is not None:
+                compared = RunDiff(history, _read_file(args.compare))
+                return _m.Pending("%replay", lambda: _ready(compared))
+            result = self._diff(history, workflow, old) if args.diff else self._view(history, workflow, old, (), None)
+            return _m.Pending("%replay", lambda: _ready(result))
+        return _m.Pending("%replay", lambda: self._from_engine(args.workflow_id, args.run_id, workflow, old, args.compare, args.diff))
 
-            async def ready() -> ReplayView:
-                return view
-
-            return _m.Pending("%replay", ready)
-        return _m.Pending("%replay", lambda: self._from_engine(args.workflow_id, args.run_id, workflow, old))
-
-    async def _from_engine(self, workflow_id: str, run_id: str | None, workflow: type | None, old: type | None) -> ReplayView:
-        __tracebackhide__ = True
+    async def _history(self, workflow_id: str, run_id: str | None) -> tuple[History, Sequence[Any]]:
         session = self.session
         client = await session.ensure_ready()
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
@@ -176,27 +198,48 @@ class ReplayMagics(Magics):
             history = await handle.fetch_history()
             attempts = await handle.activity_attempts()
         except WorkflowNotFoundError:
-            REPLAY_PARSER.error(f"no run of workflow {workflow_id!r}{' with run id ' + repr(run_id) if run_id else ''} in this engine; list runs with %workflow list.")
+            _fail(f"no run of workflow {workflow_id!r}{' with run id ' + repr(run_id) if run_id else ''} in this engine; list runs with %workflow list.")
         try:
             history = await decode_history(history, session.data_converter)
         except Exception as e:  # noqa: BLE001 - a codec that cannot read: say which setting fixes it
-            REPLAY_PARSER.error(f"cannot decode the history ({e}); set the data converter that wrote it: %config DurableLab.data_converter = ...")
+            _fail(f"cannot decode the history ({e}); set the data converter that wrote it: %config DurableLab.data_converter = ...")
+        return history, attempts
+
+    async def _from_engine(
+        self, workflow_id: str, run_id: str | None, workflow: type | None, old: type | None, compare: str | None, diff: bool
+    ) -> Any:
+        __tracebackhide__ = True
+        session = self.session
+        history, attempts = await self._history(workflow_id, run_id)
+        if compare is not None:
+            other = _read_file(compare) if compare.endswith(".json") else (await self._history(compare, None))[0]
+            return RunDiff(history, other)
         wtype = history.workflow_type
         if workflow is None:
             workflow = session.workflows.get(wtype)
             if workflow is None:
                 known = ", ".join(sorted(session.workflows)) or "none yet"
-                REPLAY_PARSER.error(f"this kernel defines no workflow {wtype!r} (it defines: {known}); define it in a %%workflow cell or pass --workflow MODULE:CLASS.")
+                _fail(f"this kernel defines no workflow {wtype!r} (it defines: {known}); define it in a %%workflow cell or pass --workflow MODULE:CLASS.")
         if old is None:
             old = previous_definition(self.shell, list(session.sources), wtype, workflow)
+        if diff:
+            return self._diff(history, workflow, old)
         return self._view(history, workflow, old, attempts, f"{wtype} · {workflow_id}")
+
+    def _diff(self, history: History, workflow: Any, old: type | None) -> CodeDiff:
+        if old is None:
+            _fail("--diff needs the code that recorded the history: --old MODULE:CLASS (no earlier %%workflow cell of this type was found).")
+        try:
+            converter = self.session.data_converter
+            return CodeDiff(_trace(history, old, converter), _trace(history, workflow, converter))
+        except ValueError as e:
+            _fail(str(e))
 
     def _view(self, history: History, workflow: Any, old: type | None, attempts: Sequence[Any], title: str | None) -> ReplayView:
         try:
             return open_replay(history, workflow, old=old, data_converter=self.session.data_converter, attempts=attempts, title=title)
         except ValueError as e:
-            REPLAY_PARSER.error(str(e))
-            raise  # unreachable: error() raises
+            _fail(str(e))
 
 
 ReplayMagics.replay.__doc__ = REPLAY_PARSER.format_help()

@@ -194,3 +194,38 @@ def test_history_window_marks_the_event() -> None:
     assert 'data-event="20" style="background' in html and 'data-event="17"' in html and 'data-event="16"' not in html
     assert "events 17-23 of 40" in html
 
+
+
+def test_two_runs_compared_step_by_step(shell: InteractiveShell, tmp_path: Path) -> None:
+    run(shell, ACTIVITY_CELL)
+    run(shell, PAY_V1)
+    run(shell, "%worker start -t q")
+    _paid(shell, "pay-a", 5)
+    _paid(shell, "pay-b", 6)
+    diff = run(shell, "%replay --workflow-id pay-a --compare pay-b")
+    text = diff.to_text()
+    assert text.startswith("pay-a (") and "1 difference(s); the first at event 1 (WorkflowExecutionStarted workflow Pay)" in text
+    assert "changed" in text and "input [5]" in text and "input [6]" in text
+    html = diff.to_html()
+    assert html.count("durable-lab-graph") >= 2 and "dlab-diff-graphs" in html
+    same = run(shell, "%replay --workflow-id pay-a --compare pay-a")
+    assert same.same and "the same 7 steps with the same values" in same.to_text()
+    document = run(shell, "%workflow show -w pay-b --output json")
+    (tmp_path / "pay-b.json").write_text(json.dumps(document.data))
+    from_file = run(shell, "%replay --workflow-id pay-a --compare pay-b.json")
+    assert [row[1] for row in from_file.rows()] == [row[1] for row in diff.rows()]
+    assert usage_error(shell, "%replay -w pay-a --compare pay-b --diff").startswith("--compare (two runs) and --diff")
+
+
+def test_old_and_new_code_compared_event_by_event(shell: InteractiveShell) -> None:
+    run(shell, ACTIVITY_CELL)
+    run(shell, PAY_V1)
+    run(shell, "%worker start -t q")
+    _paid(shell, "pay-c", 500)
+    assert "--diff needs the code that recorded the history" in usage_error(shell, "%replay -w pay-c --diff")
+    run(shell, PAY_V2)
+    diff = run(shell, "%replay --workflow-id pay-c --diff")
+    rows = diff.rows()
+    assert [r[1] for r in rows] == ["same", "diverges", "not reached"]  # charge, the timer, the completion
+    assert rows[1][0] == "11" and "StartTimer" in rows[1][2] and "ScheduleActivityTask" in rows[1][3] and "← line 7" in rows[1][3]
+    assert "the new code diverges at event 11" in diff.to_text()
