@@ -94,10 +94,14 @@ def _guarded(value: Any, limit: int, guard: Callable[[], None] | None) -> str:
 
 
 def _generated_repr(kind: type) -> bool:
-    # A dataclass whose __repr__ was written by @dataclass (its qualname says so): its fields
-    # are written here instead, each one bounded, rather than by the generated method.
+    # A dataclass whose __repr__ @dataclass wrote (from source text it compiles, so its code
+    # comes from "<string>"): its fields are written here instead, each one bounded.
+    params = getattr(kind, "__dataclass_params__", None)
+    if params is None or not getattr(params, "repr", False):
+        return False
     method = getattr(kind, "__repr__", None)
-    return getattr(method, "__qualname__", "").endswith("__create_fn__.<locals>.__repr__")
+    code = getattr(getattr(method, "__wrapped__", method), "__code__", None)
+    return code is not None and code.co_filename == "<string>"
 
 
 def _container(value: Any, kind: type, limit: int, depth: int, guard: Callable[[], None] | None, seen: set[int]) -> str:
@@ -156,13 +160,16 @@ def snapshot_mapping(
 ) -> dict[str, str]:
     """Name -> ``safe_repr`` text for the first names of ``values`` (dunder names left out)."""
     out: dict[str, str] = {}
+    hidden = 0
     for name, value in values.items():
         if not isinstance(name, str) or (name.startswith("__") and name.endswith("__")):
             continue
         if skip is not None and skip(name, value):
             continue
         if len(out) >= _MAX_NAMES:
-            out["…"] = f"{len(values) - _MAX_NAMES} more"
-            break
+            hidden += 1
+            continue
         out[name] = safe_repr(value, guard=guard)
+    if hidden:
+        out["…"] = f"{hidden} more"
     return out
