@@ -210,3 +210,14 @@ def test_divergence_on_a_removed_signal_handler(histories: dict[str, History]) -
     # The code never got past its wait: the divergence points at it.
     assert d.line is not None and d.line.lineno == line_of("NO_HANDLER_WAIT")
     assert not line_steps(trace, "HANDLER")
+
+
+def test_the_public_names_of_engine_replay() -> None:
+    import engine.replay
+
+    assert set(engine.replay.__all__) == {
+        "Replayer", "WorkflowReplayResult", "WorkflowReplayResults", "ReplayTrace", "TraceStep", "TracedCommand",
+        "Pending", "Divergence", "ReplayDebugger", "Breakpoint",
+    }
+    for name in engine.replay.__all__:
+        assert hasattr(engine.replay, name), name

@@ -229,3 +229,13 @@ def test_old_and_new_code_compared_event_by_event(shell: InteractiveShell) -> No
     assert [r[1] for r in rows] == ["same", "diverges", "not reached"]  # charge, the timer, the completion
     assert rows[1][0] == "11" and "StartTimer" in rows[1][2] and "ScheduleActivityTask" in rows[1][3] and "← line 7" in rows[1][3]
     assert "the new code diverges at event 11" in diff.to_text()
+
+
+def test_help_and_unload(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    shell.run_cell("%replay?")
+    shown = capsys.readouterr().out
+    assert "usage: %replay" in shown and "--compare ID_OR_FILE" in shown and "--diff" in shown
+    shell.run_cell("%unload_ext kernel_ext")
+    assert "replay" not in shell.magics_manager.magics["line"]
+    shell.run_cell("%load_ext kernel_ext")
+    assert "replay" in shell.magics_manager.magics["line"]
