@@ -7,6 +7,7 @@ freely, but keep each marked text unique in this file.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -177,17 +178,25 @@ class Huge:
         return "h" * 100_000
 
 
+class Clocky:
+    """A repr that reads the clock: the sandbox forbids it in workflow code."""
+
+    def __repr__(self) -> str:
+        return f"Clocky at {time.time()}"
+
+
 @workflow.defn
 class Awkward:
     @workflow.run
     async def run(self) -> int:
         loud = Loud()
         huge = Huge()
+        clocky = Clocky()
         nested = [[[[[1]]]]]
         me: list[object] = []
         me.append(me)
         await workflow.execute_activity(add_one, 1, start_to_close_timeout=T)
-        return len(nested) + len(me) + (loud is not None) + (huge is not None)  # AWKWARD_END
+        return len(nested) + len(me) + (loud is not None) + (huge is not None) + (clocky is not None)  # AWKWARD_END
 
 
 def line_of(marker: str) -> int:
