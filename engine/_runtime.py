@@ -442,7 +442,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         for i, event in enumerate(events):
             if event.event_id <= self.processed_upto:
                 continue
-            if self._tracer is not None:  # the replay debugger's recorder (engine/_trace.py)
+            if self._tracer is not None:  # the replay debugger's recorder (engine/_debugger/trace.py)
                 self._tracer.on_event(self, event)
             etype = event.event_type
             if etype in COMMAND_EVENTS:
@@ -536,7 +536,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     _failure: BaseException | None = None
     _evicting = False
-    # Set only while engine/_trace.py records a replay: it sees each event before it applies.
+    # Set only while engine/_debugger/trace.py records a replay: it sees each event before it applies.
     _tracer: Any = None
 
     def fail_task(self, error: BaseException) -> None:

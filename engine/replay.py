@@ -16,14 +16,14 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterable, AsyncIterator, Generator, Iterable, Mapping, Sequence
 
-from engine._debugger import Breakpoint, ReplayDebugger
+from engine._debugger.navigation import Breakpoint, TraceNavigator
+from engine._debugger.trace import Divergence, Pending, ReplayTrace, TracedCommand, TraceStep, record
 from engine._definitions import WorkflowDefinition, workflow_definition
 from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
 from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from engine.converter import DataConverter
 from engine.errors import NondeterminismError, NotRegisteredError
 from engine.history import History
-from engine._trace import Divergence, Pending, ReplayTrace, TracedCommand, TraceStep, record
 
 __all__ = [
     "Replayer",
@@ -158,3 +158,15 @@ class Replayer:
         instance = self._runner_for(defn).create_instance(defn, info, self.data_converter)
         instance.interceptors = self._interceptors
         return instance
+
+
+class ReplayDebugger(TraceNavigator):
+    """Steps forward and back through a recorded replay: ``step()``, ``back()``,
+    ``next_event()``, ``prev_event()``, ``goto(event_id=|line=|step=)``, ``run_to()`` and
+    ``run_back()`` with breakpoints on lines, event types and event ids, ``to_divergence()``;
+    ``state`` is the current ``TraceStep``. A replay that diverged opens at the divergence."""
+
+    @classmethod
+    def from_history(cls, history: History, workflows: Sequence[type], **replayer_options: Any) -> ReplayDebugger:
+        """Record the trace of ``history`` replayed against ``workflows`` (``Replayer`` options pass through)."""
+        return cls(Replayer(workflows=workflows, **replayer_options).trace_workflow(history))

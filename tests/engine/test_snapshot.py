@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine._snapshot import MAX_LENGTH, safe_repr, snapshot_mapping
+from engine._debugger.snapshot import MAX_LENGTH, safe_repr, snapshot_mapping
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=400) | st.binary(max_size=50),

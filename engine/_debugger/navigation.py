@@ -1,6 +1,6 @@
 """Moving through a recorded replay trace: steps, events, lines, breakpoints, the divergence.
 
-The trace is recorded once (``engine._trace``); the debugger is only a position in it, so
+The trace is recorded once (``engine._debugger.trace``); the debugger is only a position in it, so
 every move, backwards too, is instant. The widget of ``%replay`` drives one, tests drive one,
 and exercises read ``debugger.state``.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from engine._trace import ReplayTrace, TraceStep
+from engine._debugger.trace import ReplayTrace, TraceStep
 from engine.history import History
 
-__all__ = ["Breakpoint", "ReplayDebugger"]
+__all__ = ["Breakpoint", "TraceNavigator"]
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,10 @@ class Breakpoint:
         return f"{self.event_type} events"
 
 
-class ReplayDebugger:
-    """A position in a ``ReplayTrace``, with moves forward and back and breakpoints.
+class TraceNavigator:
+    """A position in a ``ReplayTrace``, with moves forward and back and breakpoints (the
+    body of ``engine.replay.ReplayDebugger``, which adds ``from_history``).
 
-    ``ReplayDebugger.from_history(history, workflows=[MyWorkflow])`` records the trace;
     ``state`` is the current ``TraceStep`` (line, locals, attributes, event, commands, time,
     pending work). A replay that diverged opens at the divergence."""
 
@@ -75,13 +75,6 @@ class ReplayDebugger:
         self._listeners: list[Callable[[TraceStep], None]] = []
         start = position if position is not None else (len(trace.steps) - 1 if trace.divergence is not None else 0)
         self._position = self._checked(start)
-
-    @classmethod
-    def from_history(cls, history: History, workflows: Sequence[type], **replayer_options: Any) -> ReplayDebugger:
-        """Record the trace of ``history`` replayed against ``workflows`` (``Replayer`` options pass through)."""
-        from engine.replay import Replayer
-
-        return cls(Replayer(workflows=workflows, **replayer_options).trace_workflow(history))
 
     # ------------------------------------------------------------ where we are
     @property
@@ -251,4 +244,4 @@ class ReplayDebugger:
         return ", ".join(map(str, lines)) or "none"
 
     def __repr__(self) -> str:
-        return f"<ReplayDebugger step {self._position}/{len(self.trace.steps) - 1}: {self.state.describe()}>"
+        return f"<{type(self).__name__} step {self._position}/{len(self.trace.steps) - 1}: {self.state.describe()}>"

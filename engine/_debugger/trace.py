@@ -9,7 +9,7 @@ two observers attached for that one replay:
   files, so the engine, asyncio and libraries run untraced, sees each line before it runs.
 
 Each observation becomes a ``TraceStep`` with the state of the code at that moment, turned
-into bounded text at once (see ``engine._snapshot``). A non-determinism error ends the trace
+into bounded text at once (see ``engine._debugger.snapshot``). A non-determinism error ends the trace
 with a ``divergence`` step naming the recorded event, the command the code produced and the
 line that produced it; any other failure of workflow code ends it with an ``error`` step.
 """
@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping
 
 from engine._runtime import COMMAND_EVENTS, CodeLine, Command, WorkflowInstance, WorkflowTaskError
-from engine._snapshot import snapshot_mapping
+from engine._debugger.snapshot import snapshot_mapping
 from engine.errors import NondeterminismError
 from engine.history import History, HistoryEvent
 
