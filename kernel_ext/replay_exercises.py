@@ -41,22 +41,32 @@ def _not_debugger(value: Any) -> Check | None:
     return Check(False, f"Not yet: pass the debugger itself (view.debugger, a ReplayDebugger), not {type(value).__name__}.")
 
 
-def check_decision(debugger: Any, variable: Any, *, line_text: str, expected_variable: str, what: str) -> Check:
-    """The debugger stands at the line whose source is ``line_text`` (where the workflow
-    decides ``what``) and ``variable`` names the local that decided it, true there."""
+def check_decision(debugger: Any, variable: Any, *, line_text: str | Sequence[str], expected_variable: str, what: str) -> Check:
+    """The debugger stands at a line whose source is ``line_text`` (or one of them: the
+    ``if`` that decides ``what``, or the statement it leads to) and ``variable`` names the
+    local that decided it."""
     problem = _not_debugger(debugger)
     if problem is not None:
         return problem
+    texts = [line_text] if isinstance(line_text, str) else list(line_text)
     step = debugger.state
-    at_line = step.kind == "line" and step.line is not None and step.line.text.strip() == line_text
+    at_line = step.kind == "line" and step.line is not None and step.line.text.strip() in texts
     if not at_line:
         where = step.describe()
-        target = debugger.line_of(line_text)
+        target = debugger.line_of(texts[-1])
         return Check(
             False,
             f"Not yet: the debugger is at step {step.index} ({where}), not where the workflow decides {what}. "
-            f"Hint: that decision is the line `{line_text}` (line {target}); "
+            f"Hint: that decision is the line `{texts[-1]}` (line {target}); "
             f"debugger.goto(line={target}) jumps to the first time it ran.",
+        )
+    decisive = dict(step.locals).get(expected_variable)
+    if decisive != "True":
+        return Check(
+            False,
+            f"Not yet: right line, but at step {step.index} the workflow does not decide {what} yet "
+            f"({expected_variable} = {decisive}). Hint: this line runs once per try; "
+            "debugger.run_to(line=...) moves to its next run, debugger.last() then run_back(line=...) to its last.",
         )
     if not isinstance(variable, str) or not variable:
         return Check(False, f"Right place (step {step.index}). Not yet: set the answer to the name of the variable, as a string, e.g. \"attempt\".")

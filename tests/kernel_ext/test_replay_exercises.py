@@ -44,6 +44,14 @@ def test_the_decision_check_answers_each_mistake(storm_history: History) -> None
     assert "it is not what made the workflow decide" in decision(d, "attempt")
     passed = check_decision(d, "gone", line_text="break", expected_variable="gone", what="to give up")
     assert passed.passed and str(passed) == f"Well done: at step {d.position} the workflow decides to give up because gone = True."
+    # The if that decides counts too, at its last run (where gone is true).
+    d.back()
+    assert d.state.line is not None and d.state.line.text.startswith("if gone")
+    both = ("if gone or attempt >= 10:", "break")
+    assert check_decision(d, "gone", line_text=both, expected_variable="gone", what="to give up").passed
+    d.goto(line=d.line_of("if gone"))  # its first run: the warehouse was only busy
+    early = str(check_decision(d, "gone", line_text=both, expected_variable="gone", what="to give up"))
+    assert early.startswith("Not yet: right line, but at step") and "(gone = False)" in early
 
 
 def test_the_delay_check_compares_with_the_history_timers(storm_history: History) -> None:
