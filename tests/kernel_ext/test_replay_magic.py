@@ -133,6 +133,10 @@ def test_a_history_file_replays_against_a_class(shell: InteractiveShell, tmp_pat
     (tmp_path / "pay-3.json").write_text(json.dumps(document.data))
     view = run(shell, "%replay --file pay-3.json --workflow Pay")
     assert view.debugger.trace.ok and view.debugger.trace.history.workflow_id == "pay-3"
+    # A class of another workflow type: the error names both types.
+    run(shell, "%%workflow\n@workflow.defn\nclass Other:\n    @workflow.run\n    async def run(self) -> None:\n        pass\n")
+    wrong = usage_error(shell, "%replay --file pay-3.json --workflow Other")
+    assert "The history is of workflow type 'Pay', but the Replayer was given Other" in wrong and "usage: %replay" in wrong
     # Replayed against the changed code, the same file diverges; --old shows what recorded it.
     run(shell, PAY_V2.replace("class Pay:", "class PayV2:").replace("@workflow.defn", '@workflow.defn(name="Pay")'))
     run(shell, PAY_V1.replace("class Pay:", "class PayV1:").replace("@workflow.defn", '@workflow.defn(name="Pay")'))
