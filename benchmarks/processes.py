@@ -8,7 +8,7 @@ another process queued while its slots were full, and the run moves to a worker 
 rebuild it from history (there is no cross-process sticky queue yet).
 
 One process (one GIL) uses about one core; several processes are how the engine uses more,
-as Temporal workers do. They take turns at the write lock (``engine/_writer_lock.py``).
+as Temporal workers do. They take turns at the write lock (``engine/_persistence/writer_lock.py``).
 The parent creates the database, starts the processes, releases them together after their
 warm-up, and adds up what they report. Throughput is all workflows over the wall time from
 that release to the last result anywhere.

@@ -29,10 +29,10 @@ from typing import Any, Callable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import Client, Worker, activity, workflow  # noqa: E402
-from engine import _service  # noqa: E402
-from engine._definitions import workflow_definition  # noqa: E402
-from engine._durations import from_duration  # noqa: E402
-from engine._runtime import WorkflowInfo, WorkflowInstance  # noqa: E402
+from engine._history import service as _service  # noqa: E402
+from engine._runtime.definitions import workflow_definition  # noqa: E402
+from engine._api.durations import from_duration  # noqa: E402
+from engine._runtime.instance import WorkflowInfo, WorkflowInstance  # noqa: E402
 from engine.history import HistoryEvent  # noqa: E402
 from engine.worker.workflow_sandbox import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner  # noqa: E402
 

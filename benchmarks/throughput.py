@@ -32,7 +32,8 @@ from typing import Any, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import Client, Worker  # noqa: E402
-from engine import _service, _store  # noqa: E402
+from engine._history import service as _service
+from engine._persistence import store as _store  # noqa: E402
 from engine.errors import StoreError  # noqa: E402
 from engine.worker import POLL_INTERVAL  # noqa: E402
 from engine.worker.workflow_sandbox import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner  # noqa: E402

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Callable, Sequence
 
-from engine import _client_reads
-from engine import _client_with_start
-from engine import _schedules
-from engine._schedules import (
+from engine._frontend import reads as _client_reads
+from engine._frontend import with_start as _client_with_start
+from engine._frontend import schedules as _schedules
+from engine._frontend.schedules import (
     Schedule,
     ScheduleAction,
     ScheduleActionExecutionStartWorkflow,
@@ -39,12 +39,16 @@ from engine._schedules import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from engine._service_schedules import ScheduleAlreadyRunningError, ScheduleNotFoundError
-from engine._client_with_start import WithStartWorkflowOperation
-from engine import _foreign
-from engine import _client_updates, _queries, _search_attributes, _service, _service_visibility
-from engine import _client_interceptors
-from engine._client_interceptors import (
+from engine._history.schedules import ScheduleAlreadyRunningError, ScheduleNotFoundError
+from engine._frontend.with_start import WithStartWorkflowOperation
+from engine._runtime import foreign as _foreign
+from engine._frontend import updates as _client_updates
+from engine._matching import queries as _queries
+from engine._conversion import search_attributes as _search_attributes
+from engine._history import service as _service
+from engine._history import search_attributes as _service_visibility
+from engine._frontend import interceptors as _client_interceptors
+from engine._frontend.interceptors import (
     CancelWorkflowInput,
     DescribeWorkflowInput,
     Interceptor,
@@ -55,17 +59,17 @@ from engine._client_interceptors import (
     StartWorkflowUpdateInput,
     TerminateWorkflowInput,
 )
-from engine._client_updates import WorkflowUpdateHandle, WorkflowUpdateStage
-from engine._clock import Clock
-from engine._cron import parse_cron
-from engine._async_activities import AsyncActivityCancelledError, AsyncActivityHandle, AsyncActivityIDReference
-from engine._async_activities import handle as _async_activity_handle
-from engine._definitions import workflow_definition
-from engine._list_pages import WorkflowExecutionAsyncIterator
-from engine._store import Store
-from engine._temporalio_converter import as_engine_converter
-from engine._visibility import compile_list_filter
-from engine._service import StartRequest, from_ts, ts
+from engine._frontend.updates import WorkflowUpdateHandle, WorkflowUpdateStage
+from engine._history.clock import Clock
+from engine._history.cron import parse_cron
+from engine._frontend.async_activities import AsyncActivityCancelledError, AsyncActivityHandle, AsyncActivityIDReference
+from engine._frontend.async_activities import handle as _async_activity_handle
+from engine._runtime.definitions import workflow_definition
+from engine._frontend.list_pages import WorkflowExecutionAsyncIterator
+from engine._persistence.store import Store
+from engine._frontend.temporalio_converter import as_engine_converter
+from engine._persistence.list_filter import compile_list_filter
+from engine._history.service import StartRequest, from_ts, ts
 from engine.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from engine.converter import DataConverter
 from engine.errors import (
@@ -78,7 +82,7 @@ from engine.errors import (
     WorkflowFailureError,
     WorkflowNotFoundError,
 )
-from engine._client_reads import WorkflowExecutionCount, WorkflowExecutionCountAggregationGroup
+from engine._frontend.reads import WorkflowExecutionCount, WorkflowExecutionCountAggregationGroup
 from engine.history import History, HistoryEvent
 # Where temporalio users import them from (temporalio.client); defined in engine.errors.
 from engine.errors import WorkflowAlreadyStartedError, WorkflowQueryFailedError, WorkflowUpdateFailedError
@@ -178,7 +182,7 @@ class WorkflowExecutionDescription:
     @property
     def search_attributes(self) -> dict[str, list[Any]]:
         """temporalio's deprecated untyped view of ``typed_search_attributes``: name -> list of values."""
-        from engine._search_attributes_dict import untyped
+        from engine._conversion.search_attributes_dict import untyped
 
         return untyped(self.typed_search_attributes)
 
@@ -187,8 +191,8 @@ class WorkflowExecutionDescription:
         """The description as Temporal's ``DescribeWorkflowExecutionResponse``, read as
         temporalio reads that protobuf message (``.workflow_execution_info.status``);
         ``.to_json()`` gives its JSON."""
-        from engine._describe_json import describe_json
-        from engine._proto_view import DESCRIBE_DEFAULTS, ProtoView
+        from engine._frontend.describe_json import describe_json
+        from engine._api.proto_view import DESCRIBE_DEFAULTS, ProtoView
 
         return ProtoView(describe_json(self), DESCRIBE_DEFAULTS)
 
@@ -791,7 +795,7 @@ class WorkflowHandle:
                 description, typed_search_attributes=_search_attributes.decode_typed(attributes), raw_memo=memo
             )
         if description.pending_activities:
-            from engine._describe_json import pending_activities
+            from engine._frontend.describe_json import pending_activities
 
             infos = await self._client.store.read(pending_activities, run_id)
             description = dataclasses.replace(description, pending_activity_infos=tuple(infos))
@@ -941,7 +945,7 @@ class WorkflowHandle:
 
 
 def _hinted_result(fn: Callable[..., Any]) -> Any:
-    from engine._definitions import hints_of
+    from engine._runtime.definitions import hints_of
 
     try:
         return hints_of(fn, skip_self=True)[1]

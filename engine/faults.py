@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from engine._runtime import COMMAND_EVENTS
-from engine._store import Tx, dumps
+from engine._runtime.instance import COMMAND_EVENTS
+from engine._persistence.store import Tx, dumps
 
 if TYPE_CHECKING:
     from engine.client import Client
@@ -135,7 +135,7 @@ class ChangePoint:
 def _name(activity: Any) -> str:
     if isinstance(activity, str):
         return activity
-    from engine._definitions import activity_definition
+    from engine._runtime.definitions import activity_definition
 
     return activity_definition(activity).name
 
@@ -223,8 +223,8 @@ async def explore(*args: Any, **kwargs: Any) -> Any:
     """Run a workflow once for every crash point and check that it recovers.
 
     ``explore(Workflow.run, arg, activities=[...], setup=..., check=..., signals=...)``
-    returns an ``Exploration`` (``.ok``, ``.violations``, ``.table()``); see ``engine._explore``."""
-    from engine import _explore
+    returns an ``Exploration`` (``.ok``, ``.violations``, ``.table()``); see ``engine._testing.explore``."""
+    from engine._testing import explore as _explore
 
     return await _explore.explore(*args, **kwargs)
 
@@ -232,7 +232,7 @@ async def explore(*args: Any, **kwargs: Any) -> Any:
 def __getattr__(name: str) -> Any:
     # The result types live with the explorer, which imports this module.
     if name in ("Exploration", "CrashPointResult", "RunOutcome"):
-        from engine import _explore
+        from engine._testing import explore as _explore
 
         return getattr(_explore, name)
     raise AttributeError(f"module 'engine.faults' has no attribute {name!r}")
@@ -328,7 +328,7 @@ def _log_kill(tx: Tx, owner_prefix: str, who: str, now: float) -> int:
 def is_injected(failure: Mapping[str, Any] | None) -> bool:
     """True for the failure JSON of an attempt that an injected fault failed (viewers mark
     those apart from organic failures): its type or a detail says so, in it or a cause."""
-    from engine._payload_converter import PayloadConverter, from_json_payload
+    from engine._conversion.payload_converter import PayloadConverter, from_json_payload
     from engine.errors import PayloadError
 
     while failure:

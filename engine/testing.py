@@ -12,8 +12,8 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine._activity_environment import ActivityEnvironment
-from engine._clock import Clock, VirtualClock
+from engine._testing.activity_environment import ActivityEnvironment
+from engine._history.clock import Clock, VirtualClock
 from engine.client import Client
 from engine.converter import DataConverter
 
@@ -70,14 +70,14 @@ class WorkflowEnvironment:
         await self._settle()
 
     async def _state(self) -> tuple[bool, float | None, bool]:
-        from engine import _service
+        from engine._history import service as _service
 
         client = self.client
         owners = sorted(w._owner for w in client._workers)
         return await client.store.read(_service.idle_state, _service.ts(client.clock.now()), sorted(client.served_queues), owners)
 
     async def _next_deadline(self) -> datetime | None:
-        from engine._service import from_ts
+        from engine._history.service import from_ts
 
         upcoming = (await self._state())[1]
         return from_ts(upcoming) if upcoming is not None else None

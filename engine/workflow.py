@@ -18,10 +18,13 @@ import uuid as _uuid
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence, TypeVar
 
-from engine import _children, _runtime, _sandbox_rules
-from engine import _interceptors, _updates
-from engine import _local_activities
-from engine._definitions import (
+from engine._runtime import children as _children
+from engine._runtime import instance as _runtime
+from engine._sandbox import rules as _sandbox_rules
+from engine._runtime import interceptors as _interceptors
+from engine._runtime import updates as _updates
+from engine._runtime import local_activities as _local_activities
+from engine._runtime.definitions import (
     WorkflowDefinition,
     activity_definition,
     check_problems,
@@ -30,15 +33,15 @@ from engine._definitions import (
     markers_of,
     workflow_definition,
 )
-from engine._children import (
+from engine._runtime.children import (
     ChildWorkflowCancellationType,
     ChildWorkflowHandle,
     ExternalWorkflowHandle,
     ParentClosePolicy,
 )
-from engine._payload_converter import PayloadConverter
-from engine._workflow_asyncio import as_completed, wait
-from engine._runtime import ActivityHandle, ParentInfo, WorkflowInfo as Info
+from engine._conversion.payload_converter import PayloadConverter
+from engine._runtime.workflow_asyncio import as_completed, wait
+from engine._runtime.instance import ActivityHandle, ParentInfo, WorkflowInfo as Info
 from engine.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAttributes
 from engine.errors import NondeterminismError
 
@@ -301,10 +304,10 @@ class ContinueAsNewError(BaseException):
         self.search_attributes = search_attributes
 
     def command_attributes(self, info: Info, payload_converter: PayloadConverter) -> dict[str, Any]:
-        from engine._payload_converter import to_json_payload, to_json_payloads
-        from engine._search_attributes import encode_typed
-        from engine._definitions import workflow_definition
-        from engine._durations import to_duration
+        from engine._conversion.payload_converter import to_json_payload, to_json_payloads
+        from engine._conversion.search_attributes import encode_typed
+        from engine._runtime.definitions import workflow_definition
+        from engine._api.durations import to_duration
 
         if self.workflow is None:
             name = info.workflow_type
@@ -619,7 +622,7 @@ def all_handlers_finished() -> bool:
     """True when no signal or update handler of this run is still running: wait on it
     (``await workflow.wait_condition(workflow.all_handlers_finished)``) before returning or
     continuing as new, so no handler is cut off."""
-    from engine import _handlers
+    from engine._runtime import handlers as _handlers
 
     return _handlers.all_finished(_runtime.current())
 
@@ -677,7 +680,7 @@ def upsert_search_attributes(updates: Sequence[SearchAttributeUpdate[Any]]) -> N
     as temporalio does."""
     instance = _runtime.current()
     if isinstance(updates, Mapping):
-        from engine import _search_attributes_dict
+        from engine._conversion import search_attributes_dict as _search_attributes_dict
 
         _search_attributes_dict.warn("upsert_search_attributes")
         updates = _search_attributes_dict.updates_from_dict(updates, instance.info.typed_search_attributes)
@@ -709,7 +712,7 @@ def upsert_memo(updates: dict[str, Any]) -> None:
 
 
 def _payload_value(converter: PayloadConverter, payload: Any, type_hint: Any, key: str) -> Any:
-    from engine._payload_converter import from_json_payload
+    from engine._conversion.payload_converter import from_json_payload
 
     return from_json_payload(converter, payload, type_hint, f"memo field {key!r}")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
 
 from engine import faults
-from engine._definitions import served_activity
+from engine._runtime.definitions import served_activity
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from engine.converter import DataConverter
 from engine.errors import PayloadError, StoreError, WorkflowFailureError, WorkflowNotFoundError
@@ -566,11 +566,11 @@ class Session:
 
     def foreign_workers(self) -> list[Any]:
         """Workers running on this engine's database file that this kernel did not start
-        (each running worker lists itself beside the file: engine._worker_registry)."""
+        (each running worker lists itself beside the file: engine._matching.worker_registry)."""
         path = self.resolved_path()
         if path == _MEMORY:
             return []
-        from engine._worker_registry import live_workers
+        from engine._matching.worker_registry import live_workers
 
         ours = {os.getpid(), *(p.pid for p in self._processes.values())}
         return [r for r in live_workers(path) if r.pid not in ours]
@@ -995,7 +995,7 @@ def _display_module() -> Any:
 # The engine has no public hooks for these yet (see the issue report): a client on an
 # already open store with another clock, and new definitions for a running worker.
 async def _open_store(path: str) -> Any:
-    from engine._store import Store
+    from engine._persistence.store import Store
 
     if path != _MEMORY:
         try:
@@ -1010,7 +1010,7 @@ async def _open_store(path: str) -> Any:
 
 
 def _new_client(store: Any, time_mode: str, previous: Client | None, data_converter: DataConverter) -> Client:
-    from engine._clock import Clock, VirtualClock
+    from engine._history.clock import Clock, VirtualClock
 
     clock: Clock = Clock()
     if time_mode == "skip":

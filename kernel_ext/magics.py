@@ -24,14 +24,14 @@ from IPython.utils.process import arg_split
 from traitlets import Enum, Instance, Unicode, observe
 from traitlets.config import Configurable
 
-from engine._inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
+from engine._conversion.inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
 from engine import temporalio_compat
-from engine._definitions import activity_methods
+from engine._runtime.definitions import activity_methods
 from kernel_ext import _cell_modules as cell_modules
 from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
-from engine import _code_names
+from engine._runtime import code_names as _code_names
 from kernel_ext import _errors, _transform
 from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, NoReturn, Sequence, TextIO
 
-from engine._inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
+from engine._conversion.inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
 from engine.client import Client
 from engine.converter import DataConverter, PayloadCodec
 

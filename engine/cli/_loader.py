@@ -14,8 +14,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
-from engine import _user_exits
-from engine._definitions import activity_methods
+from engine._runtime import user_exits as _user_exits
+from engine._runtime.definitions import activity_methods
 from engine.cli._common import EXIT_FAILED, EXIT_USAGE, CliError
 
 

@@ -20,10 +20,14 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Awaitable, Callable, Sequence
 
-from engine import _lock_waits, _queries, _service, _user_exits, _worker_faults
-from engine import _worker_logs
-from engine import _interceptors
-from engine._interceptors import (
+from engine._persistence import lock_waits as _lock_waits
+from engine._matching import queries as _queries
+from engine._history import service as _service
+from engine._runtime import user_exits as _user_exits
+from engine.worker import _faults as _worker_faults
+from engine.worker import _logs as _worker_logs
+from engine._runtime import interceptors as _interceptors
+from engine._runtime.interceptors import (
     ActivityInboundInterceptor,
     ActivityOutboundInterceptor,
     ContinueAsNewInput,
@@ -41,22 +45,22 @@ from engine._interceptors import (
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
 )
-from engine._failure_converter import encode_failure
-from engine._payload_converter import to_json_payloads
-from engine._payload_visitor import transform_commands, transform_events
-from engine._dispatch import Receiver
-from engine._definitions import ActivityDefinition, WorkflowDefinition, check_problems, workflow_definition
-from engine._definitions import served_activity as activity_definition
-from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
-from engine import _worker_registry
-from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
-from engine._service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
+from engine._conversion.failure_converter import encode_failure
+from engine._conversion.payload_converter import to_json_payloads
+from engine._conversion.payload_visitor import transform_commands, transform_events
+from engine._matching.dispatch import Receiver
+from engine._runtime.definitions import ActivityDefinition, WorkflowDefinition, check_problems, workflow_definition
+from engine._runtime.definitions import served_activity as activity_definition
+from engine._runtime.instance import WorkflowInstance, WorkflowTaskError, info_from_history
+from engine._matching import worker_registry as _worker_registry
+from engine._sandbox.runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
+from engine._history.service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
 from engine.activity import Info as ActivityInfo, _Context, _current
 from engine.activity import _CompleteAsyncError
-from engine._async_activities import task_token as _task_token
+from engine._frontend.async_activities import task_token as _task_token
 from engine.worker._local import run_local_activities
 from engine.client import Client, wait_first
-from engine._store_files import read_only_message
+from engine._persistence.files import read_only_message
 from engine.replay import Replayer, WorkflowReplayResult, WorkflowReplayResults
 from engine.errors import (
     ApplicationError,

@@ -40,7 +40,7 @@ async def test_local_activities_run_retry_and_record_markers() -> None:
 
 @pytest.mark.skipif(not FIXTURE.exists(), reason="fixture not recorded")
 async def test_history_is_shaped_as_real_temporals() -> None:
-    from engine._local_activities import marker_data
+    from engine._runtime.local_activities import marker_data
 
     _, history = await _run()
     theirs = json.loads(FIXTURE.read_text())["events"]
@@ -125,7 +125,7 @@ async def test_time_skipping_never_times_out_the_task_of_a_worker_started_during
     workflow task it was running local activities in (a race that failed 1 run in 8)."""
     import asyncio
 
-    from engine import _service
+    from engine._history import service as _service
 
     real = _service.idle_state
     armed = {"on": False}

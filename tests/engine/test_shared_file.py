@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from engine import Client, Worker
-from engine._writer_lock import WriterLock
+from engine._persistence.writer_lock import WriterLock
 
 from tests.engine.test_updates import Cart
 from tests.engine.workflows import echo
@@ -119,8 +119,9 @@ async def test_a_file_store_takes_the_writer_lock_around_each_commit(tmp_path: P
 async def test_a_cached_run_is_rechecked_after_another_connection_commits(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
-    from engine import _service, _service_updates
-    from engine._store import Store
+    from engine._history import service as _service
+    from engine._history import updates as _service_updates
+    from engine._persistence.store import Store
 
     db = str(tmp_path / "engine.db")
     mine, theirs = await Store.open(db), await Store.open(db)
@@ -178,7 +179,7 @@ def test_processes_that_create_the_same_new_file_at_once_all_open_it(tmp_path) -
     import sqlite3
     import threading
 
-    from engine._store import _prepare
+    from engine._persistence.store import _prepare
 
     path = str(tmp_path / "new.db")
     # The file starts empty but already in WAL mode: the race under test is two openers that

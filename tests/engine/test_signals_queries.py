@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from engine import Worker, workflow
-from engine import _service
-from engine._store import Store
+from engine._history import service as _service
+from engine._persistence.store import Store
 from engine.client import Client
 from engine.errors import WorkflowNotFoundError, WorkflowQueryFailedError
 from engine.testing import WorkflowEnvironment
@@ -139,7 +139,7 @@ async def test_completion_is_refused_while_a_signal_waits_in_the_buffer() -> Non
 def test_a_query_answers_from_completed_workflow_tasks_only() -> None:
     # The last workflow task (the one that delivers the signal) is still running on a worker:
     # a query replays what the run has shown so far, without running that task itself.
-    from engine._payload_converter import from_json_payload, to_json_payloads
+    from engine._conversion.payload_converter import from_json_payload, to_json_payloads
     from engine.converter import DataConverter
 
     converter = DataConverter.default.payload_converter

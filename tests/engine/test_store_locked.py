@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import pytest
 
 from engine import Client, Worker
-from engine._payload_converter import Payload
-from engine._store import Store
+from engine._conversion.payload_converter import Payload
+from engine._persistence.store import Store
 from engine.converter import DataConverter, PayloadCodec
 from engine.errors import StoreError, StoreLockedError
 
@@ -87,7 +87,7 @@ async def test_a_commit_refused_for_the_lock_on_the_fast_path_is_tried_again(
 ) -> None:
     """Without a codec or faults, workflow tasks and activity outcomes are submitted without
     awaiting; a batch that found the lock taken reaches them through their callbacks."""
-    from engine import _service
+    from engine._history import service as _service
 
     real = getattr(_service, change)
     refusals = [3]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from engine import _store
-from engine._store import Store
+from engine._persistence import store as _store
+from engine._persistence.store import Store
 
 
 def test_a_schema_1_database_gets_the_newer_tables(tmp_path: Path) -> None:

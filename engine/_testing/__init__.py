@@ -1,0 +1,1 @@
+"""What engine.testing and engine.faults run behind their public classes."""
