@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
 
 from engine import faults
-from engine._runtime.definitions import served_activity
+from engine._sandbox.translation import served_activity
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from engine.converter import DataConverter
 from engine.errors import PayloadError, StoreError, WorkflowFailureError, WorkflowNotFoundError

@@ -12,7 +12,6 @@ import traceback
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping
 
-from engine._runtime import foreign as _foreign
 from engine import errors
 from engine._conversion.payload_converter import Payload, PayloadConverter, from_json_payloads, to_json_payloads
 
@@ -58,7 +57,7 @@ class DefaultFailureConverter(FailureConverter):
         self._encode_common_attributes = encode_common_attributes
 
     def to_failure(self, exception: BaseException, payload_converter: PayloadConverter) -> dict[str, Any]:
-        error = _foreign.native_error(exception)
+        error = native_error(exception)
         original = getattr(error, "failure_json", None)
         if isinstance(error, errors.FailureError) and isinstance(original, Mapping):
             # A failure read from history goes on as it was recorded, as temporalio passes
@@ -210,3 +209,23 @@ def encode_failure(error: BaseException) -> dict[str, Any]:
     """A failure the engine itself writes (timeouts): the default converter, no codec, as the
     Temporal server writes its own failures in clear."""
     return FailureConverter.default.to_failure(error, PayloadConverter.default)
+
+
+def native_error(error: BaseException) -> BaseException:
+    """An ``ApplicationError`` of the real temporalio (raised by an activity of an app that
+    imports it) as the engine's, so that its type, details and ``non_retryable`` reach the
+    history as Temporal records them; any other exception as it is."""
+    kind = type(error)
+    if kind.__name__ != "ApplicationError" or not kind.__module__.startswith("temporalio."):
+        return error
+    ours = errors.ApplicationError(
+        getattr(error, "message", str(error)),
+        *getattr(error, "details", ()),
+        type=getattr(error, "type", None),
+        non_retryable=bool(getattr(error, "non_retryable", False)),
+        next_retry_delay=getattr(error, "next_retry_delay", None),
+        category=errors.ApplicationErrorCategory(int(getattr(error, "category", 0) or 0)),
+    )
+    ours.__cause__ = error.__cause__
+    ours.__traceback__ = error.__traceback__
+    return ours

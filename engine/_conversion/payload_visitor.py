@@ -12,10 +12,12 @@ payload (Temporal's core SDK writes that marker, not the workflow's data convert
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
 
 from engine._conversion.payload_converter import Payload
-from engine.history import HistoryEvent
+
+if TYPE_CHECKING:
+    from engine.history import HistoryEvent
 
 Codec = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
-from engine._history import service as _service
 from engine._history.activities import _held_activity
+from engine._history.activities import complete_activity, fail_activity, heartbeat_activity
 from engine._persistence.store import Tx
 from engine.errors import CancelledError, EngineError
 
@@ -108,19 +108,19 @@ def _heartbeat(tx: Tx, lease: _Lease, details: dict[str, Any] | None, now: datet
     """None when the attempt is gone, else whether cancellation was requested."""
     if _held(tx, lease) is None:
         return None
-    return _service.heartbeat_activity(tx, lease.task_id, lease.owner, lease.attempt, details, now)
+    return heartbeat_activity(tx, lease.task_id, lease.owner, lease.attempt, details, now)
 
 
 def _complete(tx: Tx, lease: _Lease, result: dict[str, Any], now: datetime) -> bool:
     if _held(tx, lease) is None:
         return False
-    return _service.complete_activity(tx, lease.task_id, lease.owner, lease.attempt, result, now)
+    return complete_activity(tx, lease.task_id, lease.owner, lease.attempt, result, now)
 
 
 def _fail(tx: Tx, lease: _Lease, failure: dict[str, Any], now: datetime) -> bool:
     if _held(tx, lease) is None:
         return False
-    return _service.fail_activity(tx, lease.task_id, lease.owner, lease.attempt, failure, now)
+    return fail_activity(tx, lease.task_id, lease.owner, lease.attempt, failure, now)
 
 
 def _cancel(tx: Tx, lease: _Lease, failure: dict[str, Any], now: datetime) -> bool | None:
@@ -131,7 +131,7 @@ def _cancel(tx: Tx, lease: _Lease, failure: dict[str, Any], now: datetime) -> bo
         return None
     if not info.get("cancelRequested"):
         return False
-    return _service.fail_activity(tx, lease.task_id, lease.owner, lease.attempt, failure, now, True)
+    return fail_activity(tx, lease.task_id, lease.owner, lease.attempt, failure, now, True)
 
 
 class AsyncActivityHandle:

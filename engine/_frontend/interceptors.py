@@ -177,7 +177,7 @@ def outgoing_headers() -> dict[str, Any]:
 
 def start_input(values: dict[str, Any], unset: Any) -> StartWorkflowInput:
     """The input of a start, from ``Client.start_workflow``'s arguments (its ``locals()``)."""
-    from engine._runtime.definitions import workflow_definition
+    from engine._sandbox.translation import workflow_definition
 
     values = {k: v for k, v in values.items() if k != "self"}
     workflow = values.pop("workflow")

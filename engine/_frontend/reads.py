@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
 
-from engine._history import service as _service
 from engine._history import search_attributes as _service_visibility
+from engine._history.workflow_tasks import read_events
 from engine._persistence.list_filter import compile_list_filter
 from engine.history import HistoryEvent
 
@@ -104,6 +104,6 @@ async def _wait_any(awaitable: Any, timeout: float) -> None:
 
 
 def _page(conn: Any, run_id: str, after: int, size: int) -> tuple[list[HistoryEvent], bool]:
-    events = _service.read_events(conn, run_id, after)[:size]
+    events = read_events(conn, run_id, after)[:size]
     row = conn.execute("SELECT status FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     return events, row is not None and row[0] == "Running"

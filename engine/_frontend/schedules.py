@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mappi
 
 from engine._history import schedules as svc
 from engine._history.cron import parse_cron
-from engine._runtime.definitions import workflow_definition
+from engine._sandbox.translation import workflow_definition
 
 if TYPE_CHECKING:
     from engine.client import Client
@@ -274,7 +274,7 @@ async def encode(client: Client, schedule: Schedule) -> dict[str, Any]:
 
 
 async def _description(client: Client, row: svc.ScheduleRow, kind: Any) -> Any:
-    from engine._history.service import from_ts
+    from engine._history.mutable_state import from_ts
 
     spec, action, policy, state, info = row.spec, row.action, row.policy, row.state, row.info
     converter = client.data_converter

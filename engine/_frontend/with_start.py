@@ -15,14 +15,16 @@ import dataclasses
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from engine._history import service as _service
-from engine._history import updates as _service_updates
+from engine._frontend.handles import WorkflowHandle, _hinted_result
 from engine._frontend.updates import WorkflowUpdateHandle, WorkflowUpdateStage, update_name, wait_for
+from engine._history import updates as _service_updates
+from engine._history.mutable_state import new_run_id
+from engine._history.starts import StartRequest, start_workflow
 from engine.common import WorkflowIDConflictPolicy
 from engine.errors import WorkflowUpdateFailedError
 
 if TYPE_CHECKING:
-    from engine.client import Client, WorkflowHandle
+    from engine.client import Client
 
 _unset = object()
 
@@ -67,10 +69,10 @@ class WithStartWorkflowOperation:
         return await asyncio.shield(self._handle)
 
 
-def _start_and_update(tx: Any, request: _service.StartRequest, update: tuple[str, str, dict[str, Any]], now: Any) -> tuple[str, bool]:
+def _start_and_update(tx: Any, request: StartRequest, update: tuple[str, str, dict[str, Any]], now: Any) -> tuple[str, bool]:
     """Start (or take the running run, per the policy) and request the update; the run id,
     and whether it was started now."""
-    run_id = _service.start_workflow(tx, request, now)
+    run_id = start_workflow(tx, request, now)
     if run_id == request.run_id:
         return run_id, True
     update_id, name, payloads = update
@@ -88,8 +90,6 @@ async def start(
     wait_for_stage: WorkflowUpdateStage,
     result_type: Any,
 ) -> WorkflowUpdateHandle:
-    from engine.client import WorkflowHandle, _hinted_result
-
     if not isinstance(operation, WithStartWorkflowOperation):
         raise TypeError(f"start_workflow_operation must be a WithStartWorkflowOperation, not {type(operation).__name__}.")
     if operation._used:
@@ -106,7 +106,7 @@ async def start(
         payloads = await client.data_converter._encode_json(list(args), f"argument of update {name!r}")
         update_id = id or str(uuid.uuid4())
         # The run id is chosen here, so that a start that took the running run is told apart.
-        request = dataclasses.replace(request, run_id=_service.new_run_id(), update=(update_id, name, payloads))
+        request = dataclasses.replace(request, run_id=new_run_id(), update=(update_id, name, payloads))
         client._ensure_service()
         run_id, _started = await client.store.run(_start_and_update, request, (update_id, name, payloads), client.clock.now())
     except BaseException as e:

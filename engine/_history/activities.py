@@ -1,4 +1,4 @@
-"""Service side of activity tasks: claims, completions, failures and retries, heartbeats.
+"""Service side of activity tasks: scheduling, claims, completions, failures and retries, heartbeats, timeouts.
 
 Like everything in ``engine._history``, each function runs inside one group-committed transaction.
 An activity task leased by this connection (eagerly dispatched or claimed) is remembered in
@@ -10,24 +10,148 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from engine._history.service import (
-    Run,
-    claimable,
-    deliver,
-    from_ts,
-    identity_of,
-    load_run,
-    request_id,
-    save_run,
-    ts,
-    _unleased_due,
-)
+from engine._api.durations import from_duration
+from engine._history.mutable_state import Run, append, from_ts, identity_of, load_run, request_id, save_run, ts
+from engine._history.workflow_tasks import deliver
+from engine._matching.dispatch import pick
+from engine._matching.task_queues import claimable
 from engine._persistence.store import Tx, dumps
 from engine.common import RetryPolicy
 from engine.errors import RetryState
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_schedule_activity(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
+    event_attrs = {**attrs, "workflowTaskCompletedEventId": str(completed)}
+    scheduled = append(tx, run, now, "ActivityTaskScheduled", event_attrs)
+    s2c = from_duration(attrs.get("scheduleToCloseTimeout"))
+    s2s = from_duration(attrs.get("scheduleToStartTimeout"))
+    info = {
+        "activityId": attrs["activityId"],
+        "activityType": attrs["activityType"]["name"],
+        "workflowId": run.workflow_id,
+        "workflowType": run.workflow_type,
+        "input": attrs.get("input"),
+        "scheduledTime": ts(now),
+        "deadline": ts(now + s2c) if s2c else None,
+        "scheduleToStart": s2s.total_seconds() if s2s else None,
+        "startToClose": (from_duration(attrs.get("startToCloseTimeout")) or s2c or timedelta(0)).total_seconds(),
+        "heartbeat": (from_duration(attrs.get("heartbeatTimeout")) or timedelta(0)).total_seconds(),
+        "retryPolicy": attrs.get("retryPolicy"),
+    }
+    if attrs.get("header"):
+        info["header"] = attrs["header"]  # for the activity's interceptors
+    queue = attrs["taskQueue"]["name"]
+    t = ts(now)
+    receiver = pick(tx.receivers, "activity:" + queue)
+    if receiver is not None:
+        # Eager dispatch: leased at once to a worker of this process with a free slot.
+        expires = lease_expiry(info, t, t)
+        due = min(x for x in (expires, info["deadline"]) if x)
+        task_id = tx.conn.execute(
+            "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, due_at, lease_owner, "
+            "lease_expires, started_at, info) VALUES ('activity', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            (queue, run.run_id, scheduled, t, due, receiver.owner, expires, t, dumps(info)),
+        ).lastrowid
+        assert task_id is not None
+        tx.cache.tasks[task_id] = HeldActivity(run.run_id, scheduled, info, t)
+        tx.dispatch(receiver, ActivityTask(task_id, run.run_id, scheduled, 1, info, t))
+    else:
+        tx.conn.execute(
+            "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, due_at, info) "
+            "VALUES ('activity', ?, ?, ?, 1, ?, ?, ?)",
+            (queue, run.run_id, scheduled, t, unleased_due(info, t), dumps(info)),
+        )
+        tx.notify("queue", f"activity:{queue}")
+    tx.notify("timers", "")
+    return False
+
+
+def unleased_due(info: dict[str, Any], visible_at: float) -> float | None:
+    candidates = [info.get("deadline")]
+    if info.get("scheduleToStart"):
+        candidates.append(visible_at + info["scheduleToStart"])
+    present = [c for c in candidates if c]
+    return min(present) if present else None
+
+
+def cmd_cancel_activity(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
+    scheduled = int(attrs["scheduledEventId"])
+    requested = append(
+        tx,
+        run,
+        now,
+        "ActivityTaskCancelRequested",
+        {"scheduledEventId": str(scheduled), "workflowTaskCompletedEventId": str(completed)},
+    )
+    row = tx.conn.execute(
+        "SELECT id, lease_owner, info FROM tasks WHERE run_id = ? AND kind = 'activity' AND scheduled_event_id = ?",
+        (run.run_id, scheduled),
+    ).fetchone()
+    if row is None:
+        return False
+    task_id, lease_owner, info = row
+    tx.cache.tasks.pop(task_id, None)
+    if lease_owner is None:
+        tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+        append(
+            tx,
+            run,
+            now,
+            "ActivityTaskCanceled",
+            {"scheduledEventId": str(scheduled), "startedEventId": "0", "latestCancelRequestedEventId": str(requested), "identity": ""},
+        )
+        return True
+    data = json.loads(info)
+    data["cancelRequested"] = requested
+    tx.conn.execute("UPDATE tasks SET info = ? WHERE id = ?", (dumps(data), task_id))
+    return False
+
+
+def activity_timeout(
+    tx: Tx,
+    run: Run,
+    task_id: int,
+    scheduled: int,
+    attempt: int,
+    lease_owner: str | None,
+    lease_expires: float | None,
+    started_at: float | None,
+    info: dict[str, Any],
+    now: datetime,
+) -> None:
+    from engine._conversion.failure_converter import encode_failure
+    from engine.errors import TimeoutError, TimeoutType
+
+    t = ts(now)
+    if info.get("deadline") and info["deadline"] <= t:
+        kind = TimeoutType.SCHEDULE_TO_CLOSE
+    elif lease_owner is not None and lease_expires is not None and lease_expires <= t:
+        hb_expired = info.get("heartbeat") and (started_at or 0) + (info.get("startToClose") or float("inf")) > t
+        kind = TimeoutType.HEARTBEAT if hb_expired else TimeoutType.START_TO_CLOSE
+    elif lease_owner is None and info.get("scheduleToStart"):
+        kind = TimeoutType.SCHEDULE_TO_START
+    else:
+        tx.conn.execute("UPDATE tasks SET due_at = NULL WHERE id = ?", (task_id,))
+        return
+    failure = encode_failure(TimeoutError(f"activity {kind.name.lower().replace('_', '-')} timeout", type=kind))
+    failure["stackTrace"] = ""
+    failure["source"] = "Server"
+    if kind in (TimeoutType.START_TO_CLOSE, TimeoutType.HEARTBEAT):
+        attempt_failed(tx, run, task_id, scheduled, attempt, info, started_at, failure, now, lease_owner or "", "timed out")
+        return
+    tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+    record_attempt(tx, run.run_id, scheduled, attempt, started_at, now, "timed out", failure, lease_owner or "")
+    items: list[tuple[Any, ...]] = []
+    if lease_owner is not None:
+        items.append(("ActivityTaskStarted", started_attrs(scheduled, lease_owner, attempt, info), from_ts(started_at) if started_at else None))
+    items.append(
+        ("ActivityTaskTimedOut", {"failure": failure, "scheduledEventId": str(scheduled), "startedEventId": "0", "retryState": "RETRY_STATE_TIMEOUT"})
+    )
+    deliver(tx, run, now, items, link_started=lease_owner is not None)
 
 
 @dataclass
@@ -58,7 +182,7 @@ def claim_activity_tasks(
     t = ts(now)
     for task_id, run_id, scheduled, attempt, info_text in rows:
         info = json.loads(info_text)
-        expires = _lease_expiry(info, t, t)
+        expires = lease_expiry(info, t, t)
         due = min(x for x in (expires, info.get("deadline")) if x)
         tx.conn.execute(
             "UPDATE tasks SET lease_owner = ?, lease_expires = ?, due_at = ?, started_at = ? WHERE id = ?",
@@ -72,7 +196,7 @@ def claim_activity_tasks(
     return claimed
 
 
-def _lease_expiry(info: dict[str, Any], started_at: float, last_beat: float) -> float:
+def lease_expiry(info: dict[str, Any], started_at: float, last_beat: float) -> float:
     expiry = started_at + (info.get("startToClose") or 0) if info.get("startToClose") else float("inf")
     if info.get("heartbeat"):
         expiry = min(expiry, last_beat + info["heartbeat"])
@@ -105,7 +229,7 @@ def complete_activity(tx: Tx, task_id: int, owner: str, attempt: int, result: di
         return False
     run_id, scheduled, info, started_at = held
     run = load_run(tx, run_id)
-    _record_attempt(tx, run_id, scheduled, attempt, started_at, now, "completed", None, owner)
+    record_attempt(tx, run_id, scheduled, attempt, started_at, now, "completed", None, owner)
     _deliver_attempt_end(
         tx, run, now, scheduled, owner, attempt, info, started_at,
         "ActivityTaskCompleted", {"result": result, "scheduledEventId": str(scheduled), "identity": identity_of(owner)},
@@ -125,14 +249,14 @@ def _deliver_attempt_end(
         run,
         now,
         [
-            ("ActivityTaskStarted", _started_attrs(scheduled, owner, attempt, info), from_ts(started_at) if started_at else None),
+            ("ActivityTaskStarted", started_attrs(scheduled, owner, attempt, info), from_ts(started_at) if started_at else None),
             (event_type, attrs),
         ],
         link_started=True,
     )
 
 
-def _started_attrs(scheduled: int, owner: str, attempt: int, info: dict[str, Any]) -> dict[str, Any]:
+def started_attrs(scheduled: int, owner: str, attempt: int, info: dict[str, Any]) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "scheduledEventId": str(scheduled),
         "identity": identity_of(owner),
@@ -154,19 +278,19 @@ def fail_activity(
     run = load_run(tx, run_id)
     if cancelled and info.get("cancelRequested"):
         tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
-        _record_attempt(tx, run_id, scheduled, attempt, started_at, now, "canceled", failure, owner)
+        record_attempt(tx, run_id, scheduled, attempt, started_at, now, "canceled", failure, owner)
         _deliver_attempt_end(
             tx, run, now, scheduled, owner, attempt, info, started_at,
             "ActivityTaskCanceled",
             {"scheduledEventId": str(scheduled), "latestCancelRequestedEventId": str(info["cancelRequested"]), "identity": identity_of(owner)},
         )
     else:
-        _attempt_failed(tx, run, task_id, scheduled, attempt, info, started_at, failure, now, owner, "failed")
+        attempt_failed(tx, run, task_id, scheduled, attempt, info, started_at, failure, now, owner, "failed")
     save_run(tx, run)
     return True
 
 
-def _attempt_failed(
+def attempt_failed(
     tx: Tx,
     run: Run,
     task_id: int,
@@ -179,7 +303,7 @@ def _attempt_failed(
     owner: str,
     outcome: str,
 ) -> None:
-    _record_attempt(tx, run.run_id, scheduled, attempt, started_at, now, outcome, failure, owner)
+    record_attempt(tx, run.run_id, scheduled, attempt, started_at, now, outcome, failure, owner)
     policy = RetryPolicy.from_json(info.get("retryPolicy"))
     app = failure.get("applicationFailureInfo") or {}
     next_attempt = attempt + 1
@@ -197,7 +321,7 @@ def _attempt_failed(
         tx.conn.execute(
             "UPDATE tasks SET attempt = ?, visible_at = ?, lease_owner = NULL, lease_expires = NULL, started_at = NULL, "
             "due_at = ?, info = ? WHERE id = ?",
-            (next_attempt, visible, _unleased_due(info, visible), dumps(info), task_id),
+            (next_attempt, visible, unleased_due(info, visible), dumps(info), task_id),
         )
         tx.notify("timers", "")
         return
@@ -213,7 +337,7 @@ def _attempt_failed(
     _deliver_attempt_end(tx, run, now, scheduled, owner, attempt, info, started_at, final, closing)
 
 
-def _record_attempt(
+def record_attempt(
     tx: Tx, run_id: str, scheduled: int, attempt: int, started_at: float | None, now: datetime, outcome: str, failure: Any, owner: str
 ) -> None:
     tx.attempts.append((run_id, scheduled, attempt, started_at, ts(now), outcome, dumps(failure) if failure else None, owner))
@@ -227,12 +351,10 @@ def heartbeat_activity(tx: Tx, task_id: int, owner: str, attempt: int, details: 
     _, _, info, started_at = held
     if details is not None:
         info["heartbeatDetails"] = details
-    expires = _lease_expiry(info, started_at, ts(now))
+    expires = lease_expiry(info, started_at, ts(now))
     due = min(x for x in (expires, info.get("deadline")) if x)
     tx.conn.execute(
         "UPDATE tasks SET lease_expires = ?, due_at = ?, info = ? WHERE id = ?", (expires, due, dumps(info), task_id)
     )
     tx.notify("timers", "")
     return bool(info.get("cancelRequested"))
-
-

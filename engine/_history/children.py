@@ -12,17 +12,13 @@ import json
 from datetime import datetime
 from typing import Any
 
-from engine._history import service as svc
+from engine._api.durations import from_duration, to_timestamp
+from engine._history.closing import request_cancel
+from engine._history.mutable_state import OPEN, Run, append
+from engine._history.signals import signal_workflow
+from engine._history.starts import StartRequest, start_workflow
 from engine._persistence.store import Tx
 from engine.errors import WorkflowAlreadyStartedError
-
-_CLOSE_EVENTS = {
-    "Completed": "ChildWorkflowExecutionCompleted",
-    "Failed": "ChildWorkflowExecutionFailed",
-    "Canceled": "ChildWorkflowExecutionCanceled",
-    "Terminated": "ChildWorkflowExecutionTerminated",
-    "TimedOut": "ChildWorkflowExecutionTimedOut",
-}
 
 
 def _namespace(attrs: dict[str, Any]) -> str:
@@ -32,16 +28,16 @@ def _namespace(attrs: dict[str, Any]) -> str:
 def _open_run_of(tx: Tx, workflow_id: str, run_id: str | None) -> str | None:
     if run_id:
         row = tx.conn.execute(
-            "SELECT run_id FROM executions WHERE run_id = ? AND workflow_id = ? AND status = ?", (run_id, workflow_id, svc.OPEN)
+            "SELECT run_id FROM executions WHERE run_id = ? AND workflow_id = ? AND status = ?", (run_id, workflow_id, OPEN)
         ).fetchone()
     else:
         row = tx.conn.execute(
-            "SELECT run_id FROM executions WHERE workflow_id = ? AND status = ?", (workflow_id, svc.OPEN)
+            "SELECT run_id FROM executions WHERE workflow_id = ? AND status = ?", (workflow_id, OPEN)
         ).fetchone()
     return row[0] if row else None
 
 
-def _root_of(tx: Tx, run: svc.Run) -> dict[str, Any]:
+def _root_of(tx: Tx, run: Run) -> dict[str, Any]:
     tx.flush()  # events of this batch are written only before its commit
     row = tx.conn.execute("SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run.run_id,)).fetchone()
     started = json.loads(row[0]) if row else {}
@@ -49,24 +45,24 @@ def _root_of(tx: Tx, run: svc.Run) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- commands
-def cmd_start_child(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
-    initiated = svc.append(
+def cmd_start_child(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
+    initiated = append(
         tx, run, now, "StartChildWorkflowExecutionInitiated", {**attrs, "workflowTaskCompletedEventId": str(completed)}
     )
     namespace = _namespace(attrs)
     ident = {"namespace": namespace, "initiatedEventId": str(initiated)}
     try:
-        child_run_id = svc.start_workflow(
+        child_run_id = start_workflow(
             tx,
-            svc.StartRequest(
+            StartRequest(
                 workflow_id=attrs["workflowId"],
                 workflow_type=attrs["workflowType"]["name"],
                 task_queue=attrs["taskQueue"]["name"],
                 input=attrs.get("input") or {"payloads": []},
                 identity="",
-                execution_timeout=svc.from_duration(attrs.get("workflowExecutionTimeout")),
-                run_timeout=svc.from_duration(attrs.get("workflowRunTimeout")),
-                task_timeout=svc.from_duration(attrs.get("workflowTaskTimeout")),
+                execution_timeout=from_duration(attrs.get("workflowExecutionTimeout")),
+                run_timeout=from_duration(attrs.get("workflowRunTimeout")),
+                task_timeout=from_duration(attrs.get("workflowTaskTimeout")),
                 memo=(attrs.get("memo") or {}).get("fields"),
                 search_attributes=(attrs.get("searchAttributes") or {}).get("indexedFields"),
                 header=attrs.get("header") or None,
@@ -116,10 +112,10 @@ def cmd_start_child(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: 
     return True
 
 
-def cmd_signal_external(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
+def cmd_signal_external(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     execution = dict(attrs.get("execution") or {})
     event_attrs = {k: v for k, v in attrs.items() if k != "execution"}
-    initiated = svc.append(
+    initiated = append(
         tx,
         run,
         now,
@@ -133,7 +129,7 @@ def cmd_signal_external(tx: Tx, run: svc.Run, now: datetime, completed: int, att
             _group(now, "SignalExternalWorkflowExecutionFailed", {**ident, "cause": "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND", "workflowTaskCompletedEventId": str(completed)})
         )
         return True
-    svc.signal_workflow(
+    signal_workflow(
         tx,
         target,
         attrs["signalName"],
@@ -147,9 +143,9 @@ def cmd_signal_external(tx: Tx, run: svc.Run, now: datetime, completed: int, att
     return True
 
 
-def cmd_cancel_external(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
+def cmd_cancel_external(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     execution = dict(attrs.get("workflowExecution") or {})
-    initiated = svc.append(
+    initiated = append(
         tx, run, now, "RequestCancelExternalWorkflowExecutionInitiated", {**attrs, "workflowTaskCompletedEventId": str(completed)}
     )
     ident = {"initiatedEventId": str(initiated), "namespace": _namespace(attrs), "workflowExecution": execution}
@@ -159,7 +155,7 @@ def cmd_cancel_external(tx: Tx, run: svc.Run, now: datetime, completed: int, att
             _group(now, "RequestCancelExternalWorkflowExecutionFailed", {**ident, "cause": "CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND", "workflowTaskCompletedEventId": str(completed)})
         )
         return True
-    svc.request_cancel(
+    request_cancel(
         tx,
         target,
         "",
@@ -175,58 +171,5 @@ def cmd_cancel_external(tx: Tx, run: svc.Run, now: datetime, completed: int, att
 
 
 def _group(now: datetime, event_type: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    """A buffered event group, the form ``svc.deliver`` keeps behind a running task."""
-    return {"time": svc.to_timestamp(now), "items": [[event_type, attrs, None]], "link": False}
-
-
-# ------------------------------------------------------------------------- closing
-def tell_parent(tx: Tx, run: svc.Run, now: datetime, status: str, outcome: dict[str, Any]) -> None:
-    """A child run closed: record it in its parent's history (if the parent is still open)."""
-    row = tx.conn.execute(
-        "SELECT parent_run_id, initiated_event_id FROM children WHERE child_run_id = ?", (run.run_id,)
-    ).fetchone()
-    if row is None:
-        return
-    parent_run_id, initiated = row
-    parent = svc.load_run(tx, parent_run_id)
-    if not parent.open:
-        return
-    tx.flush()  # events of this batch are written only before its commit
-    started = tx.conn.execute(
-        "SELECT event_id FROM events WHERE run_id = ? AND event_type = 'ChildWorkflowExecutionStarted' "
-        "AND json_extract(attributes, '$.initiatedEventId') = ?",
-        (parent_run_id, str(initiated)),
-    ).fetchone()
-    attrs: dict[str, Any] = {
-        "namespace": "default",
-        "workflowExecution": {"workflowId": run.workflow_id, "runId": run.run_id},
-        "workflowType": {"name": run.workflow_type},
-        "initiatedEventId": str(initiated),
-        "startedEventId": str(started[0] if started else 0),
-    }
-    if status == "Completed":
-        attrs["result"] = outcome.get("result")
-    elif status == "Failed":
-        attrs["failure"] = outcome.get("failure")
-        attrs["retryState"] = outcome.get("retryState", "RETRY_STATE_RETRY_POLICY_NOT_SET")
-    elif status == "Canceled":
-        if outcome.get("details"):
-            attrs["details"] = outcome["details"]
-    elif status == "TimedOut":
-        attrs["retryState"] = "RETRY_STATE_TIMEOUT"
-    svc.deliver(tx, parent, now, [(_CLOSE_EVENTS[status], attrs)])
-    svc.save_run(tx, parent)
-
-
-def apply_close_policy(tx: Tx, run: svc.Run, now: datetime) -> None:
-    """The parent closed: terminate or cancel its open children, as each one's policy says."""
-    rows = tx.conn.execute(
-        "SELECT c.child_run_id, c.close_policy FROM children c JOIN executions e ON e.run_id = c.child_run_id "
-        "WHERE c.parent_run_id = ? AND e.status = ?",
-        (run.run_id, svc.OPEN),
-    ).fetchall()
-    for child_run_id, policy in rows:
-        if policy == "PARENT_CLOSE_POLICY_TERMINATE":
-            svc.terminate(tx, child_run_id, "by parent close policy", None, "", now)
-        elif policy == "PARENT_CLOSE_POLICY_REQUEST_CANCEL":
-            svc.request_cancel(tx, child_run_id, "by parent close policy", "", now)
+    """A buffered event group, the form ``deliver`` keeps behind a running task."""
+    return {"time": to_timestamp(now), "items": [[event_type, attrs, None]], "link": False}

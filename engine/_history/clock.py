@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 
 class Clock:
@@ -74,3 +75,13 @@ class VirtualClock(Clock):
 
     def release_auto_skip(self) -> None:
         self._auto_skip -= 1
+
+
+async def wait_first(awaitables: list[Any], timeout: float | None = None) -> None:
+    """Wait until the first of ``awaitables`` finishes (or ``timeout``), then cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -17,12 +17,20 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from engine._history.cron import parse_cron
+from engine._history.starts import StartRequest, start_workflow
 from engine._persistence.store import Tx, dumps
-from engine.errors import EngineError, WorkflowAlreadyStartedError
+from engine.errors import WorkflowAlreadyStartedError, EngineError
+
 
 UNSET = object()
+
+
 _KEY = "schedule:"
+
+
 _RECENT = 10
+
+
 SKIP, ALLOW_ALL = 1, 6
 
 
@@ -131,7 +139,6 @@ def _arm(tx: Tx, row: ScheduleRow, after: float) -> None:
 
 
 def _take_action(tx: Tx, row: ScheduleRow, scheduled_at: float, now: datetime, overlap: int | None = None) -> None:
-    from engine._history.service import StartRequest, start_workflow
 
     policy = overlap or row.policy.get("overlap", SKIP)
     info = row.info
@@ -190,7 +197,7 @@ def create(tx: Tx, schedule_id: str, encoded: dict[str, Any], trigger_immediatel
 
 
 def fire(tx: Tx, key: str, timer_info: dict[str, Any], now: datetime) -> None:
-    """The schedule's time came (called by ``_service.fire_due``, which removed the timer)."""
+    """The schedule's time came (called by ``fire_due``, which removed the timer)."""
     try:
         row = _load(tx, key[len(_KEY):])
     except ScheduleNotFoundError:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from engine._conversion import search_attributes as sa
+from engine._history.mutable_state import append
 from engine._persistence.store import Tx, dumps
 
 
@@ -57,10 +58,9 @@ def current(tx: Tx, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def cmd_upsert_search_attributes(tx: Tx, run: Any, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
-    from engine._history import service as svc
 
     fields = (attrs.get("searchAttributes") or {}).get("indexedFields") or {}
-    svc.append(
+    append(
         tx, run, now, "UpsertWorkflowSearchAttributes",
         {"workflowTaskCompletedEventId": str(completed), "searchAttributes": {"indexedFields": fields}},
     )
@@ -73,10 +73,9 @@ def cmd_upsert_search_attributes(tx: Tx, run: Any, now: datetime, completed: int
 
 
 def cmd_modify_properties(tx: Tx, run: Any, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
-    from engine._history import service as svc
 
     fields = (attrs.get("upsertedMemo") or {}).get("fields") or {}
-    svc.append(
+    append(
         tx, run, now, "WorkflowPropertiesModified",
         {"workflowTaskCompletedEventId": str(completed), "upsertedMemo": {"fields": fields}},
     )

@@ -1,5 +1,5 @@
-"""The history service's side of start options (issue 11, item 7): workflow id reuse and
-conflict policies, and cron schedules.
+"""Starting a run: its first event, its timeouts and first workflow task, and the start options
+(issue 11, item 7): workflow id reuse and conflict policies, and cron schedules.
 
 A cron run chains as Temporal's do (checked against a dev server's history,
 tests/histories/cron_*.json): every run of the chain starts with ``cronSchedule``, initiator
@@ -14,19 +14,139 @@ so time skipping skips it.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from engine._api.durations import to_duration, to_timestamp
+from engine._history import search_attributes
+from engine._history.closing import terminate
 from engine._history.cron import cron_backoff, parse_cron
+from engine._history.mutable_state import OPEN, QUEUE_KIND, Run, append, cache_run, from_ts, new_run_id, ts
+from engine._history.workflow_tasks import ensure_workflow_task
+from engine._persistence.store import Tx, dumps
 from engine.errors import WorkflowAlreadyStartedError
 
-if TYPE_CHECKING:
-    from engine._history.service import Run, StartRequest, Tx
 
-OPEN = "Running"
+# ---------------------------------------------------------------------------- start
+@dataclass(frozen=True)
+class StartRequest:
+    workflow_id: str
+    workflow_type: str
+    task_queue: str
+    input: dict[str, Any]
+    identity: str
+    execution_timeout: timedelta | None = None
+    run_timeout: timedelta | None = None
+    task_timeout: timedelta | None = None
+    run_id: str | None = None
+    memo: dict[str, Any] | None = None
+    # indexedFields of searchAttributes (payloads, JSON form).
+    search_attributes: dict[str, Any] | None = None
+    continued_from: str | None = None
+    first_run_id: str | None = None
+    # For a child run: the parent* / root* attributes of its WorkflowExecutionStarted event.
+    parent: dict[str, Any] | None = None
+    # The start's header fields (interceptors' headers; {} when none), as Temporal records them.
+    header: dict[str, Any] | None = None
+    # Start options (engine._history.starts): temporalio's policy enum values (0: default).
+    id_reuse_policy: int = 0
+    id_conflict_policy: int = 0
+    cron_schedule: str | None = None
+    first_task_backoff: timedelta | None = None  # None: up to the cron schedule's next time
+    last_completion_result: dict[str, Any] | None = None
+    # Update-with-start: (update id, name, payloads) the first workflow task carries.
+    update: tuple[str, str, dict[str, Any]] | None = None
+
+
+def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
+    # Policies decide about runs of the same id ("+status" in their look-up: without it SQLite
+    # picks the status index and walks every open run; no flush needed, close_run writes
+    # status at once). USE_EXISTING answers with the open run.
+    existing = existing_run(tx, req, now)
+    if existing is not None:
+        return existing
+    backoff = first_task_backoff(req, now)
+    run_id = req.run_id or new_run_id()
+    task_timeout = (req.task_timeout or timedelta(seconds=10)).total_seconds()
+    run = Run(run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, 1, "", None, None, 1, [], task_timeout)
+    run.has_updates, run.is_child, run.has_children = False, bool(req.parent), False
+    run.is_cron = bool(req.cron_schedule)
+    attrs: dict[str, Any] = {
+        "workflowType": {"name": req.workflow_type},
+        "taskQueue": {"name": req.task_queue, "kind": QUEUE_KIND},
+        "input": req.input,
+        "workflowTaskTimeout": to_duration(timedelta(seconds=task_timeout)),
+        "originalExecutionRunId": run_id,
+        "identity": req.identity,
+        "firstExecutionRunId": req.first_run_id or run_id,
+        "attempt": 1,
+        "firstWorkflowTaskBackoff": to_duration(backoff) if backoff else "0s",
+        "header": req.header or {},
+        "workflowId": req.workflow_id,
+    }
+    if req.execution_timeout:
+        attrs["workflowExecutionTimeout"] = to_duration(req.execution_timeout)
+        attrs["workflowExecutionExpirationTime"] = to_timestamp(now + req.execution_timeout)
+    if req.run_timeout:
+        attrs["workflowRunTimeout"] = to_duration(req.run_timeout)
+    if req.memo:
+        attrs["memo"] = {"fields": req.memo}
+    if req.search_attributes:
+        attrs["searchAttributes"] = {"indexedFields": req.search_attributes}
+        search_attributes.index(tx, run_id, req.search_attributes, fresh=True, strict=not (req.continued_from or req.parent))
+    if req.parent:
+        attrs.update(req.parent)
+        del attrs["identity"]  # as Temporal: a child's start carries its parent, not a client
+    if req.continued_from:
+        attrs["continuedExecutionRunId"] = req.continued_from
+        attrs["initiator"] = "CONTINUE_AS_NEW_INITIATOR_WORKFLOW"
+    if req.cron_schedule:
+        attrs["cronSchedule"] = req.cron_schedule
+        attrs["initiator"] = "CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE"
+        attrs.pop("identity", None) if req.continued_from else None
+    if req.last_completion_result:
+        attrs["lastCompletionResult"] = req.last_completion_result
+    append(tx, run, now, "WorkflowExecutionStarted", attrs)
+    limit = min(t for t in (req.execution_timeout, req.run_timeout, timedelta.max) if t)
+    if limit != timedelta.max:
+        tx.conn.execute(
+            "INSERT INTO timers (run_id, timer_key, kind, fire_at) VALUES (?, 'execution-timeout', 'execution_timeout', ?)",
+            (run_id, ts(now + limit)),
+        )
+        tx.notify("timers", "")
+    if req.update is not None:
+        add_update(tx, run, req.update, req.identity)
+    if backoff:
+        # The first workflow task waits (a cron run's next time); it is scheduled when the
+        # timer fires, as Temporal writes it then.
+        tx.conn.execute(
+            "INSERT INTO timers (run_id, timer_key, kind, fire_at) VALUES (?, 'first-task-backoff', 'first_task_backoff', ?)",
+            (run_id, ts(now + backoff)),
+        )
+        tx.notify("timers", "")
+    else:
+        ensure_workflow_task(tx, run, now)
+    remember(tx, run_id, req, now + backoff)
+    tx.conn.execute(
+        "INSERT INTO executions (run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id, "
+        "wft_state, wft_scheduled_id, wft_started_id, wft_attempt, task_timeout, flags, search_attributes, memo) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, ts(now), run.next_event_id,
+         run.wft_state, run.wft_scheduled_id, run.wft_started_id, run.wft_attempt, task_timeout, run.flags(),
+         dumps(req.search_attributes) if req.search_attributes else None, dumps(req.memo) if req.memo else None),
+    )
+    cache_run(tx, run)
+    return run_id
+
+
 # temporalio's enum values (engine.common.WorkflowIDReusePolicy / WorkflowIDConflictPolicy).
 ALLOW_DUPLICATE, ALLOW_DUPLICATE_FAILED_ONLY, REJECT_DUPLICATE, TERMINATE_IF_RUNNING = 1, 2, 3, 4
+
+
 CONFLICT_FAIL, USE_EXISTING, TERMINATE_EXISTING = 1, 2, 3
+
+
 _SUCCEEDED = ("Completed", "ContinuedAsNew")
 
 
@@ -34,7 +154,6 @@ def existing_run(tx: Tx, req: StartRequest, now: datetime) -> str | None:
     """Apply the request's policies to runs of its workflow id: the open run's id when the
     start should use it (USE_EXISTING), None to start a new run; raise
     ``WorkflowAlreadyStartedError`` when the policies refuse the start."""
-    from engine._history import service as _service
 
     row = tx.conn.execute(
         "SELECT run_id FROM executions WHERE workflow_id = ? AND +status = ?", (req.workflow_id, OPEN)
@@ -45,7 +164,7 @@ def existing_run(tx: Tx, req: StartRequest, now: datetime) -> str | None:
             return str(row[0])
         if conflict == TERMINATE_EXISTING or req.id_reuse_policy == TERMINATE_IF_RUNNING:
             reason = "terminated by a start with id conflict policy TERMINATE_EXISTING"
-            _service.terminate(tx, row[0], reason, None, req.identity, now)
+            terminate(tx, row[0], reason, None, req.identity, now)
         else:
             raise WorkflowAlreadyStartedError(req.workflow_id, req.workflow_type, run_id=row[0])
     if req.id_reuse_policy in (ALLOW_DUPLICATE_FAILED_ONLY, REJECT_DUPLICATE):
@@ -62,8 +181,6 @@ def existing_run(tx: Tx, req: StartRequest, now: datetime) -> str | None:
 def add_update(tx: Tx, run: Run, update: tuple[str, str, dict[str, Any]], identity: str) -> None:
     """Update-with-start: the new run's update request, written before its first workflow
     task is handed out so that task carries it (as on Temporal's server)."""
-    from engine._persistence.store import dumps
-
     update_id, name, payloads = update
     run.has_updates = True
     tx.conn.execute(
@@ -84,7 +201,6 @@ def first_task_backoff(req: StartRequest, now: datetime) -> timedelta:
 
 def remember(tx: Tx, run_id: str, req: StartRequest, execution_time: datetime) -> None:
     """Note that a run belongs to a cron chain (read when it closes)."""
-    from engine._history.service import ts
 
     if req.cron_schedule:
         tx.conn.execute(
@@ -97,7 +213,6 @@ def next_cron_run(tx: Tx, run: Run, now: datetime, outcome: dict[str, Any]) -> S
     """If ``run`` is a cron run, the start of the chain's next run (its ``run_id`` goes in the
     closing event's ``newExecutionRunId``); else None. ``outcome`` is the closing command's
     attributes."""
-    from engine._history.service import StartRequest, from_ts, new_run_id
 
     if run.is_cron is False:  # known from its flags: no look-up
         return None

@@ -12,9 +12,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from engine._history import service as svc
+from engine._history.mutable_state import Run, append, load_run, save_run, schedule_transient_task, ts
 from engine._persistence.store import Tx, dumps
 from engine.errors import WorkflowNotFoundError
+
 
 # Update states: requested (waiting for a task) -> delivered (in a task) -> accepted ->
 # completed; or rejected (by the validator) or failed (the run closed first).
@@ -24,7 +25,7 @@ FINAL_STATES = ("completed", "rejected", "failed")
 def request_update(
     tx: Tx, run_id: str, update_id: str, name: str, payloads: dict[str, Any], identity: str, now: datetime
 ) -> None:
-    run = svc.load_run(tx, run_id)
+    run = load_run(tx, run_id)
     existing = tx.conn.execute("SELECT 1 FROM updates WHERE run_id = ? AND update_id = ?", (run_id, update_id)).fetchone()
     if existing is not None:
         return  # the same update id again: as in Temporal, one update, answered once
@@ -35,11 +36,11 @@ def request_update(
         "INSERT INTO updates (run_id, update_id, name, input, identity, state) VALUES (?, ?, ?, ?, ?, 'requested')",
         (run_id, update_id, name, dumps(payloads), identity),
     )
-    svc.save_run(tx, run)  # its flags now name the updates table
+    save_run(tx, run)  # its flags now name the updates table
     if run.wft_state:
         return  # the pending (or running) task, or the next one, carries it
-    svc.schedule_transient_task(tx, run, svc.ts(now), speculative=run.next_event_id)
-    svc.save_run(tx, run)
+    schedule_transient_task(tx, run, ts(now), speculative=run.next_event_id)
+    save_run(tx, run)
 
 
 def claim(tx: Tx, run_id: str) -> list[dict[str, Any]]:
@@ -64,7 +65,7 @@ def waiting(tx: Tx, run_id: str) -> bool:
     return tx.conn.execute("SELECT EXISTS(SELECT 1 FROM updates WHERE run_id = ? AND state = 'requested')", (run_id,)).fetchone()[0] == 1
 
 
-def droppable(info: dict[str, Any], run: svc.Run, commands: Any) -> bool:
+def droppable(info: dict[str, Any], run: Run, commands: Any) -> bool:
     """A speculative task that only rejected updates, with nothing new in the run: no trace."""
     return (
         "speculative" in info
@@ -75,9 +76,9 @@ def droppable(info: dict[str, Any], run: svc.Run, commands: Any) -> bool:
 
 
 # ------------------------------------------------------------------------- commands
-def cmd_accept(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
+def cmd_accept(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     update_id = attrs["protocolInstanceId"]
-    accepted = svc.append(
+    accepted = append(
         tx, run, now, "WorkflowExecutionUpdateAccepted", {**attrs, "acceptedRequestSequencingEventId": str(run.wft_scheduled_id)}
     )
     tx.conn.execute(
@@ -88,17 +89,17 @@ def cmd_accept(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: dict[
     return False
 
 
-def cmd_complete(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
+def cmd_complete(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     update_id = attrs["meta"]["updateId"]
     row = tx.conn.execute(
         "SELECT accepted_event_id FROM updates WHERE run_id = ? AND update_id = ?", (run.run_id, update_id)
     ).fetchone()
-    svc.append(tx, run, now, "WorkflowExecutionUpdateCompleted", {**attrs, "acceptedEventId": str(row[0] if row else 0)})
+    append(tx, run, now, "WorkflowExecutionUpdateCompleted", {**attrs, "acceptedEventId": str(row[0] if row else 0)})
     _finish(tx, run.run_id, update_id, "completed", attrs["outcome"])
     return False
 
 
-def cmd_reject(tx: Tx, run: svc.Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
+def cmd_reject(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     _finish(tx, run.run_id, attrs["updateId"], "rejected", {"failure": attrs["failure"]})
     return False
 
@@ -110,7 +111,7 @@ def _finish(tx: Tx, run_id: str, update_id: str, state: str, outcome: dict[str, 
     tx.notify("update", f"{run_id}/{update_id}")
 
 
-def run_closed(tx: Tx, run: svc.Run) -> None:
+def run_closed(tx: Tx, run: Run) -> None:
     """Updates still open when the run closes fail, so that no caller waits for ever."""
     rows = tx.conn.execute(
         "SELECT update_id FROM updates WHERE run_id = ? AND state NOT IN ('completed', 'rejected', 'failed')", (run.run_id,)

@@ -182,7 +182,7 @@ _MIGRATIONS: dict[int, list[str]] = {
     7: [
         # Which side tables hold rows of a run (updates, children): read with the run, so
         # that most runs skip those look-ups, and changed in the row when another client
-        # adds an update, so that a connection caching the run sees it (_service.FLAG_*).
+        # adds an update, so that a connection caching the run sees it (engine._history.mutable_state.FLAG_*).
         """ALTER TABLE executions ADD COLUMN flags INTEGER""",
     ],
     8: [
@@ -241,10 +241,10 @@ class Cache:
     def __init__(self) -> None:
         self.version: int | None = None
         # Bumped when another connection has committed: runs cached in an older epoch are
-        # checked against their row before use (_service.load_run).
+        # checked against their row before use (engine._history.mutable_state.load_run).
         self.epoch = 0
-        self.runs: dict[str, Any] = {}  # run id -> _service.Run
-        self.tasks: dict[int, Any] = {}  # task id -> _service.HeldActivity (leased here)
+        self.runs: dict[str, Any] = {}  # run id -> engine._history.mutable_state.Run
+        self.tasks: dict[int, Any] = {}  # task id -> engine._history.activities.HeldActivity (leased here)
 
     def clear(self) -> None:
         self.version = None
@@ -274,7 +274,7 @@ class Tx:
     closed: dict[str, tuple[str, Any]] = field(default_factory=dict)
     # Rows not yet written: one executemany per batch and table rather than one statement
     # per change. Events and attempts are only inserted; runs are updated once per batch
-    # however many of its changes touched them (see _service.save_run).
+    # however many of its changes touched them (see engine._history.mutable_state.save_run).
     events: list[tuple[Any, ...]] = field(default_factory=list)
     attempts: list[tuple[Any, ...]] = field(default_factory=list)
     runs: dict[str, Any] = field(default_factory=dict)

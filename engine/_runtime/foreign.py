@@ -62,25 +62,3 @@ def activity_definition(fn: Callable[..., Any]) -> ActivityDefinition | None:
         arg_types=arg_types,
         result_type=result_type,
     )
-
-
-def native_error(error: BaseException) -> BaseException:
-    """An ``ApplicationError`` of the real temporalio (raised by an activity of an app that
-    imports it) as the engine's, so that its type, details and ``non_retryable`` reach the
-    history as Temporal records them; any other exception as it is."""
-    kind = type(error)
-    if kind.__name__ != "ApplicationError" or not kind.__module__.startswith("temporalio."):
-        return error
-    from engine.errors import ApplicationError, ApplicationErrorCategory
-
-    ours = ApplicationError(
-        getattr(error, "message", str(error)),
-        *getattr(error, "details", ()),
-        type=getattr(error, "type", None),
-        non_retryable=bool(getattr(error, "non_retryable", False)),
-        next_retry_delay=getattr(error, "next_retry_delay", None),
-        category=ApplicationErrorCategory(int(getattr(error, "category", 0) or 0)),
-    )
-    ours.__cause__ = error.__cause__
-    ours.__traceback__ = error.__traceback__
-    return ours

@@ -17,255 +17,36 @@ import contextvars
 import inspect
 import json
 import logging
-import linecache
-import os
 import random as _random
-import sys
-import uuid
 import types
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+import uuid
+from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
-from engine._runtime import children as _children
+from engine._api.durations import to_duration
+from engine._api.sdk_flags import SDK_FLAGS, UPSERT_ON_PATCH, flags_of
 from engine._conversion import search_attributes as _search_attributes
-from engine._runtime import updates as _updates
-from engine._runtime import user_exits as _user_exits
+from engine._conversion.payload_converter import Payload, from_json_payload, from_json_payloads, to_json_payload, to_json_payloads
+from engine._runtime import children as _children
 from engine._runtime import handlers as _handlers
 from engine._runtime import interceptors as _interceptors
-from engine._api.sdk_flags import SDK_FLAGS, UPSERT_ON_PATCH, flags_of
-from engine._runtime.definitions import WorkflowDefinition, hints_of
-from engine._api.durations import from_duration, to_duration
-from engine._runtime.code_names import place as _place
-from engine._conversion.payload_converter import (
-    Payload,
-    PayloadConverter,
-    from_json_payload,
-    from_json_payloads,
-    to_json_payload,
-    to_json_payloads,
-)
-from engine._runtime.seed import randomness_seed
 from engine._runtime import local_activities as _local_activities
-from engine.common import RetryPolicy, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
+from engine._runtime import outbound as _outbound
+from engine._runtime import updates as _updates
+from engine._runtime import user_exits as _user_exits
+from engine._runtime.code_lines import CodeLine, BOUNDARY_CODES, user_code_line
+from engine._runtime.commands import ContinueAsNewError, COMMAND_EVENTS, Command, PATCH_MARKER, WRITTEN_AMONG_COMMANDS, key_of, matches, patches_after, skippable
+from engine._runtime.definitions import WorkflowDefinition, hints_of
+from engine._runtime.event_loop import HistoryEventLoop, _WorkflowTimer
+from engine._runtime.info import WorkflowInfo
+from engine._runtime.seed import randomness_seed
+from engine.common import RetryPolicy, SearchAttributePair, SearchAttributeUpdate
 from engine.converter import DataConverter
-from engine.errors import (
-    ActivityError,
-    CancelledError,
-    FailureError,
-    NondeterminismError,
-    PayloadError,
-    RetryState,
-)
+from engine.errors import ActivityError, CancelledError, FailureError, NondeterminismError, RetryState
 from engine.history import HistoryEvent
 
+
 _log = logging.getLogger("engine.workflow")
-# The engine package's folder (this module sits one level down, in engine/_runtime/).
-_ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
-
-# Event types written in response to a command, keyed to the command that produces them.
-COMMAND_EVENTS: dict[str, str] = {
-    "ActivityTaskScheduled": "ScheduleActivityTask",
-    "ActivityTaskCancelRequested": "RequestCancelActivityTask",
-    "TimerStarted": "StartTimer",
-    "TimerCanceled": "CancelTimer",
-    "MarkerRecorded": "RecordMarker",
-    "WorkflowExecutionCompleted": "CompleteWorkflowExecution",
-    "WorkflowExecutionFailed": "FailWorkflowExecution",
-    "WorkflowExecutionCanceled": "CancelWorkflowExecution",
-    "WorkflowExecutionContinuedAsNew": "ContinueAsNewWorkflowExecution",
-    "StartChildWorkflowExecutionInitiated": "StartChildWorkflowExecution",
-    "SignalExternalWorkflowExecutionInitiated": "SignalExternalWorkflowExecution",
-    "RequestCancelExternalWorkflowExecutionInitiated": "RequestCancelExternalWorkflowExecution",
-    "UpsertWorkflowSearchAttributes": "UpsertWorkflowSearchAttributes",
-    "WorkflowPropertiesModified": "ModifyWorkflowProperties",
-    "WorkflowExecutionUpdateAccepted": "AcceptUpdate",
-    "WorkflowExecutionUpdateCompleted": "CompleteUpdate",
-}
-
-
-@dataclass
-class CodeLine:
-    """Where in user code something happened."""
-
-    filename: str
-    lineno: int
-    function: str
-    text: str
-
-    def __str__(self) -> str:
-        where = _place(self.filename, self.lineno)
-        separator = " in" if where.endswith(f":{self.lineno}") else ", in"
-        return f'{where}{separator} {self.function}: "{self.text}"'
-
-
-@dataclass
-class Command:
-    """A decision of workflow code, sent to the engine at the end of an activation."""
-
-    kind: str
-    attributes: dict[str, Any]
-    source: CodeLine | None = None
-    # Called with the event id once the command is matched with its recorded event.
-    on_event: Callable[[int], None] | None = None
-
-    def describe(self) -> str:
-        return f"{self.kind}({_key_of(self.kind, self.attributes)})"
-
-
-def _key_of(kind: str, attrs: dict[str, Any]) -> str:
-    if kind in ("ScheduleActivityTask", "ActivityTaskScheduled"):
-        return f"activity_type={attrs.get('activityType', {}).get('name')!r}, activity_id={attrs.get('activityId')!r}"
-    if kind in ("StartTimer", "TimerStarted", "CancelTimer", "TimerCanceled"):
-        return f"timer_id={attrs.get('timerId')!r}"
-    if kind in ("RecordMarker", "MarkerRecorded"):
-        return f"marker_name={attrs.get('markerName')!r}"
-    if kind in ("RequestCancelActivityTask", "ActivityTaskCancelRequested"):
-        return f"scheduled_event_id={attrs.get('scheduledEventId')}"
-    if kind in ("AcceptUpdate", "WorkflowExecutionUpdateAccepted"):
-        return f"update_id={attrs.get('protocolInstanceId')!r}"
-    if kind in ("CompleteUpdate", "WorkflowExecutionUpdateCompleted"):
-        return f"update_id={(attrs.get('meta') or {}).get('updateId')!r}"
-    if kind in ("StartChildWorkflowExecution", "StartChildWorkflowExecutionInitiated"):
-        return f"workflow_type={attrs.get('workflowType', {}).get('name')!r}, workflow_id={attrs.get('workflowId')!r}"
-    if kind in ("SignalExternalWorkflowExecution", "SignalExternalWorkflowExecutionInitiated"):
-        target = attrs.get("execution") or attrs.get("workflowExecution") or {}
-        return f"signal_name={attrs.get('signalName')!r}, workflow_id={target.get('workflowId')!r}"
-    if kind in ("RequestCancelExternalWorkflowExecution", "RequestCancelExternalWorkflowExecutionInitiated"):
-        return f"workflow_id={(attrs.get('workflowExecution') or {}).get('workflowId')!r}"
-    if kind == "UpsertWorkflowSearchAttributes":
-        return f"search_attributes={sorted((attrs.get('searchAttributes') or {}).get('indexedFields') or {})}"
-    if kind in ("ModifyWorkflowProperties", "WorkflowPropertiesModified"):
-        return f"memo={sorted((attrs.get('upsertedMemo') or {}).get('fields') or {})}"
-    return ""
-
-
-def _matches(command: Command, event: HistoryEvent) -> bool:
-    if COMMAND_EVENTS.get(event.event_type) != command.kind:
-        return False
-    a, b = command.attributes, event.attributes
-    if command.kind == "ScheduleActivityTask":
-        return (a["activityType"]["name"] == b.get("activityType", {}).get("name")) and (
-            a["activityId"] == b.get("activityId")
-        )
-    if command.kind in ("StartTimer", "CancelTimer"):
-        return a["timerId"] == b.get("timerId")
-    if command.kind == "RecordMarker":
-        if a["markerName"] != b.get("markerName"):
-            return False
-        if a["markerName"] == _local_activities.MARKER:
-            return _local_activities.same_marker(a, b)
-        if a["markerName"] == PATCH_MARKER:
-            mine = from_json_payload(PayloadConverter.default, a["details"]["patch-data"]["payloads"][0])
-            recorded = patch_of(event)
-            return recorded is not None and recorded[0] == mine["id"]
-        return True
-    if command.kind == "RequestCancelActivityTask":
-        return str(a["scheduledEventId"]) == str(b.get("scheduledEventId"))
-    if command.kind == "AcceptUpdate":
-        return a["protocolInstanceId"] == b.get("protocolInstanceId")
-    if command.kind == "CompleteUpdate":
-        return a["meta"]["updateId"] == (b.get("meta") or {}).get("updateId")
-    if command.kind == "StartChildWorkflowExecution":
-        return a["workflowType"]["name"] == (b.get("workflowType") or {}).get("name") and a["workflowId"] == b.get("workflowId")
-    if command.kind == "SignalExternalWorkflowExecution":
-        return a["signalName"] == b.get("signalName") and a["execution"]["workflowId"] == (b.get("workflowExecution") or {}).get("workflowId")
-    if command.kind == "RequestCancelExternalWorkflowExecution":
-        return a["workflowExecution"]["workflowId"] == (b.get("workflowExecution") or {}).get("workflowId")
-    return True
-
-
-_SKIPPED_FILES: dict[str, bool] = {}
-
-
-def _skipped(filename: str) -> bool:
-    skip = _SKIPPED_FILES.get(filename)
-    if skip is None:
-        skip = _SKIPPED_FILES[filename] = (
-            filename.startswith(_ENGINE_DIR)
-            or filename.startswith(_ASYNCIO_DIR)
-            or "contextvars" in filename
-            or filename.startswith("<frozen")
-        )
-    return skip
-
-
-# Frames where workflow code ends and the code that drives it begins: a walk up the stack
-# stops there, lest it blame whoever called the worker or the Replayer.
-_BOUNDARY_CODES: set[Any] = {asyncio.events.Handle._run.__code__}
-
-
-def user_code_line(frames: Sequence[Any] | None = None) -> CodeLine | None:
-    """The innermost frame that belongs to user code (not the engine, not asyncio).
-
-    In a task whose own frames are all the engine's (``asyncio.gather(workflow.execute_child_workflow(...))``
-    wraps the engine's coroutine in a task of its own), the line that created the task."""
-    if frames is None:
-        frame: Any = sys._getframe(1)
-        while frame is not None:
-            code = frame.f_code
-            if code in _BOUNDARY_CODES:
-                return _task_origin()
-            if not _skipped(code.co_filename):
-                break
-            frame = frame.f_back
-    else:
-        frame = next((f for f in reversed(frames) if not _skipped(f.f_code.co_filename)), None)
-    if frame is None:
-        return None
-    filename, lineno = frame.f_code.co_filename, frame.f_lineno
-    return CodeLine(filename, lineno, frame.f_code.co_name, linecache.getline(filename, lineno).strip())
-
-
-def _task_origin() -> CodeLine | None:
-    loop = asyncio.events._get_running_loop()
-    task = asyncio.current_task(loop) if loop is not None else None
-    return getattr(task, "_dlab_origin", None)
-
-
-@dataclass(frozen=True)
-class ParentInfo:
-    """The parent of a child workflow run (temporalio's ``workflow.ParentInfo``)."""
-
-    namespace: str
-    run_id: str
-    workflow_id: str
-
-
-@dataclass
-class WorkflowInfo:
-    """What ``workflow.info()`` returns (a subset of temporalio's ``workflow.Info``)."""
-
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    task_queue: str
-    namespace: str = "default"
-    attempt: int = 1
-    start_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    first_execution_run_id: str = ""
-    continued_run_id: str | None = None
-    execution_timeout: timedelta | None = None
-    run_timeout: timedelta | None = None
-    task_timeout: timedelta = timedelta(seconds=10)
-    headers: dict[str, Any] = field(default_factory=dict)
-    parent: ParentInfo | None = None
-    root: ParentInfo | None = None
-    # As the run started, then as workflow code upserted them (not by other means).
-    typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
-    # Memo fields as payloads (JSON form): workflow.memo() converts them.
-    raw_memo: dict[str, Any] = field(default_factory=dict)
-    cron_schedule: str | None = None
-
-    def get_current_history_length(self) -> int:
-        """Events in the history as the current workflow task began (its WorkflowTaskStarted's id)."""
-        return current().last_started_event_id
-
-    def is_continue_as_new_suggested(self) -> bool:
-        """Whether the server suggested continuing as new when the current workflow task began
-        (WorkflowTaskStarted's ``suggestContinueAsNew``; this engine sets none of its own)."""
-        return current().continue_as_new_suggested
 
 
 # ActivityCancellationType values (temporalio's), kept here so the runtime needs no
@@ -325,26 +106,7 @@ class ActivityHandle(asyncio.Future):
         self.set_exception(error)
 
 
-class _WorkflowTimer(asyncio.TimerHandle):
-    def __init__(
-        self,
-        instance: WorkflowInstance,
-        when: float,
-        callback: Callable[..., Any],
-        args: Sequence[Any],
-        context: contextvars.Context | None,
-        timer_id: str,
-    ) -> None:
-        super().__init__(when, callback, args, instance, context)
-        self._instance = instance
-        self.timer_id = timer_id
-        self.fired = False
-        self.command: Command | None = None
-
-    def cancel(self) -> None:
-        if not self.cancelled() and not self.fired:
-            self._instance._cancel_timer(self)
-        super().cancel()
+_DEFAULT_RETRY = RetryPolicy().to_json()
 
 
 class WorkflowTaskError(Exception):
@@ -358,7 +120,7 @@ class WorkflowTaskError(Exception):
         self.nondeterminism = nondeterminism
 
 
-class WorkflowInstance(asyncio.AbstractEventLoop):
+class WorkflowInstance(HistoryEventLoop):
     """One workflow run's code, its state, and the event loop that drives it."""
 
     # Set by the runner that built the instance (engine/_sandbox/runner.py): whether its code
@@ -449,7 +211,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             etype = event.event_type
             if etype in COMMAND_EVENTS:
                 self._match(event)
-            elif etype in _WRITTEN_AMONG_COMMANDS:
+            elif etype in WRITTEN_AMONG_COMMANDS:
                 self._job(event)
             else:
                 self._check_all_matched(event)
@@ -458,7 +220,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                     if following == "WorkflowTaskCompleted" or (following is None and not live_tail and check_end):
                         if following is not None:
                             self._note_flags(events[i + 1])
-                        self._activation_patches = _patches_after(events, i + 2)
+                        self._activation_patches = patches_after(events, i + 2)
                         self._task_events = (events, i + 2)
                         for request in _updates.requests_in(events, i + 2):
                             _updates.deliver(self, request, validate=False)
@@ -560,7 +322,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
 
     # ----------------------------------------------------------------- matching
     def _match(self, event: HistoryEvent) -> None:
-        if _skippable(event, self._unmatched[0] if self._unmatched else None):
+        if skippable(event, self._unmatched[0] if self._unmatched else None):
             return
         if not self._unmatched:
             raise NondeterminismError(
@@ -576,7 +338,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
                 code_line=str(self._where_waiting() or ""),
             )
         command = self._unmatched.popleft()
-        if not _matches(command, event):
+        if not matches(command, event):
             raise NondeterminismError(
                 self._nd_message(event, f"the code produced {command.describe()}", command.source),
                 workflow_id=self.info.workflow_id,
@@ -609,7 +371,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         self._matching_after = None
 
     def _describe_event(self, event: HistoryEvent) -> str:
-        return f"{event.event_type}({_key_of(event.event_type, dict(event.attributes))})"
+        return f"{event.event_type}({key_of(event.event_type, dict(event.attributes))})"
 
     def _nd_message(self, event: HistoryEvent, produced: str, line: CodeLine | None) -> str:
         return (
@@ -648,15 +410,13 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
             else:
                 self._object = self.defn.cls()
             if self.interceptors:
-                self._inbound = _interceptors.workflow_chain(self.interceptors, self)
+                self._inbound = _outbound.workflow_chain(self.interceptors, self)
         finally:
             asyncio.events._set_running_loop(previous)
         # The engine makes the main task: no user line made it, so none is looked for.
         self._main = self.create_task(self._run_main(args), _origin=False)
 
     async def _run_main(self, args: list[Any]) -> None:
-        from engine.workflow import ContinueAsNewError
-
         try:
             self._main_started = True
             if self._cancel_requested:
@@ -996,89 +756,6 @@ class WorkflowInstance(asyncio.AbstractEventLoop):
         return fut
 
     # ----------------------------------------------------------------- asyncio.AbstractEventLoop
-    def time(self) -> float:
-        return self._now.timestamp()
-
-    def call_soon(self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.Handle:  # type: ignore[override]
-        handle = asyncio.Handle(callback, args, self, context)
-        self._ready.append(handle)
-        return handle
-
-    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:  # type: ignore[override]
-        raise RuntimeError("Threads cannot call into workflow code: workflows are single-threaded and deterministic.")
-
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:  # type: ignore[override]
-        if delay <= 0:
-            handle = _WorkflowTimer(self, self.time(), callback, args, context, "")
-            self._ready.append(handle)
-            return handle
-        self._seq["timer"] += 1
-        timer_id = str(self._seq["timer"])
-        timer = _WorkflowTimer(self, self.time() + delay, callback, args, context, timer_id)
-        self._timers[timer_id] = timer
-        timer.command = self._add_command(
-            "StartTimer",
-            {"timerId": timer_id, "startToFireTimeout": to_duration(timedelta(seconds=delay))},
-        )
-        return timer
-
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:  # type: ignore[override]
-        return self.call_later(when - self.time(), callback, *args, context=context)
-
-    def create_future(self) -> asyncio.Future:
-        return asyncio.Future(loop=self)
-
-    def create_task(  # type: ignore[override]
-        self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None, _origin: bool = True
-    ) -> asyncio.Task:
-        task = asyncio.Task(coro, loop=self, name=name, context=context)
-        # Where workflow code made the task, for error messages about the commands it issues.
-        task._dlab_origin = user_code_line() if _origin else None  # type: ignore[attr-defined]
-        # Kept here so eviction need not scan every task of the process (asyncio.all_tasks).
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
-        pass
-
-    def get_debug(self) -> bool:
-        return False
-
-    def is_running(self) -> bool:
-        return asyncio.events._get_running_loop() is self
-
-    def is_closed(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        self._closed = True
-
-    def get_exception_handler(self) -> None:
-        return None
-
-    def set_exception_handler(self, handler: Any) -> None:
-        pass
-
-    def default_exception_handler(self, context: dict[str, Any]) -> None:
-        pass
-
-    def call_exception_handler(self, context: dict[str, Any]) -> None:
-        # An exception nobody retrieved (e.g. a forgotten task): fail the task so it is seen.
-        exc = context.get("exception")
-        if isinstance(exc, BaseException) and not isinstance(exc, asyncio.CancelledError):
-            if self._failure is None and not isinstance(exc, FailureError):
-                self._failure = exc
-
-    def get_task_factory(self) -> None:
-        return None
-
-    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:  # type: ignore[override]
-        raise RuntimeError(
-            "Workflow code cannot run threads (run_in_executor/asyncio.to_thread): do blocking "
-            "work in an activity and call it with workflow.execute_activity."
-        )
-
     def evict(self) -> None:
         """Drop the instance: cancel its coroutines so they do not leak."""
         previous = asyncio.events._get_running_loop()
@@ -1112,15 +789,9 @@ _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
 }
 
 
-_BOUNDARY_CODES.update(
+BOUNDARY_CODES.update(
     method.__code__ for method in (WorkflowInstance.apply, WorkflowInstance._run_until_idle, WorkflowInstance.query)
 )
-
-
-# Written by the service among the command events of one workflow task, right after the
-# command that caused it (as Temporal's server does): cancelling an activity that had not
-# started closes it at once, before the events of the task's later commands.
-_WRITTEN_AMONG_COMMANDS = frozenset({"ActivityTaskCanceled"})
 
 
 def _is_cancellation(error: BaseException | None) -> bool:
@@ -1130,103 +801,3 @@ def _is_cancellation(error: BaseException | None) -> bool:
             return True
         error = error.__cause__
     return False
-
-
-PATCH_MARKER = "core_patch"
-_DEFAULT_RETRY = RetryPolicy().to_json()
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def patch_of(event: HistoryEvent) -> tuple[str, bool] | None:
-    """(patch id, deprecated) of a versioning marker event, else None."""
-    if event.event_type != "MarkerRecorded" or event.attributes.get("markerName") != PATCH_MARKER:
-        return None
-    details = event.attributes.get("details") or {}
-    payloads = (details.get("patch-data") or details.get("patch_data") or {}).get("payloads") or []
-    try:
-        data = from_json_payload(PayloadConverter.default, payloads[0]) if payloads else None
-    except PayloadError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    return str(data.get("id", "")), bool(data.get("deprecated"))
-
-
-def _patches_after(events: Sequence[HistoryEvent], start: int) -> set[str]:
-    """Patch ids recorded among the command events of the workflow task ending at ``start``."""
-    found: set[str] = set()
-    for event in events[start:]:
-        if event.event_type in _WRITTEN_AMONG_COMMANDS:
-            continue
-        if event.event_type not in COMMAND_EVENTS:
-            break
-        patch = patch_of(event)
-        if patch is not None:
-            found.add(patch[0])
-    return found
-
-
-def _skippable(event: HistoryEvent, command: Command | None) -> bool:
-    """Recorded events that code may legitimately no longer produce, as Temporal allows:
-    a deprecated patch's marker once the call is removed, and the search-attribute upsert
-    that temporalio writes next to each patch marker."""
-    patch = patch_of(event)
-    if patch is not None:
-        same = command is not None and command.kind == "RecordMarker" and command.attributes.get("markerName") == PATCH_MARKER
-        return patch[1] and not same
-    if event.event_type == "UpsertWorkflowSearchAttributes":
-        if not _only_change_version(event.attributes):
-            return False
-        # Skipped only when the code has no such upsert here (the call of a deprecated patch
-        # was removed, so neither its marker nor its upsert is produced).
-        return command is None or command.kind != "UpsertWorkflowSearchAttributes" or not _only_change_version(command.attributes)
-    return False
-
-
-def _only_change_version(attrs: Mapping[str, Any]) -> bool:
-    fields = (attrs.get("searchAttributes") or {}).get("indexedFields") or {}
-    return set(fields) == {_search_attributes.CHANGE_VERSION}
-
-
-def info_from_history(workflow_id: str, run_id: str, events: Sequence[HistoryEvent], namespace: str = "default") -> WorkflowInfo:
-    """The ``workflow.info()`` of a run, read from its WorkflowExecutionStarted event."""
-    started = events[0].attributes
-    return WorkflowInfo(
-        workflow_id=workflow_id,
-        run_id=run_id,
-        workflow_type=(started.get("workflowType") or {}).get("name", ""),
-        task_queue=(started.get("taskQueue") or {}).get("name", ""),
-        namespace=namespace,
-        attempt=int(started.get("attempt", 1) or 1),
-        # An imported history may have no times; then workflow.now() starts at the epoch.
-        start_time=events[0].event_time or _EPOCH,
-        first_execution_run_id=str(started.get("firstExecutionRunId") or run_id),
-        continued_run_id=started.get("continuedExecutionRunId") or None,
-        execution_timeout=from_duration(started.get("workflowExecutionTimeout")),
-        run_timeout=from_duration(started.get("workflowRunTimeout")),
-        task_timeout=from_duration(started.get("workflowTaskTimeout")) or timedelta(seconds=10),
-        parent=_parent_info(started, "parentWorkflowExecution", "parentWorkflowNamespace", namespace),
-        root=_parent_info(started, "rootWorkflowExecution", "parentWorkflowNamespace", namespace),
-        typed_search_attributes=_search_attributes.decode_typed((started.get("searchAttributes") or {}).get("indexedFields")),
-        raw_memo=dict((started.get("memo") or {}).get("fields") or {}),
-        headers=_interceptors.headers_from_json(started.get("header")),
-        cron_schedule=started.get("cronSchedule") or None,
-    )
-
-
-def _parent_info(started: Any, key: str, ns_key: str, namespace: str) -> ParentInfo | None:
-    execution = started.get(key)
-    if not execution:
-        return None
-    return ParentInfo(str(started.get(ns_key) or namespace), str(execution.get("runId", "")), str(execution.get("workflowId", "")))
-
-
-def current() -> WorkflowInstance:
-    """The instance whose code is running, or a clear error outside workflow code."""
-    loop = asyncio.events._get_running_loop()
-    if not isinstance(loop, WorkflowInstance):
-        raise RuntimeError(
-            "Not in workflow code: this function works only inside a workflow's @workflow.run "
-            "method (and what it calls) while a worker runs it."
-        )
-    return loop

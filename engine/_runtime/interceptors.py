@@ -126,16 +126,9 @@ class ActivityInboundInterceptor:
         return await self.next.execute_activity(input)
 
 
-def activity_chain(interceptors: Sequence[Any], root: Any) -> Any:
-    chain = root
-    for interceptor in reversed(interceptors):
-        make = getattr(interceptor, "intercept_activity", None)
-        if make is not None:
-            chain = make(chain)
-    return chain
-
-
 # ------------------------------------------------------------------ workflows
+
+
 @dataclass
 class ExecuteWorkflowInput:
     type: type
@@ -285,7 +278,7 @@ class WorkflowInboundInterceptor:
         return await self.next.handle_update_handler(input)
 
 
-class _EngineInbound:
+class EngineInbound:
     """The bottom of a run's inbound chain: calls the workflow object's own methods."""
 
     def __init__(self, instance: WorkflowInstance) -> None:
@@ -318,20 +311,6 @@ class _EngineInbound:
         return result
 
 
-def workflow_chain(interceptors: Sequence[Any], instance: WorkflowInstance) -> Any:
-    """The run's inbound chain (its ``init`` already called with the engine's outbound)."""
-    from engine._runtime.outbound import EngineOutbound
-
-    chain: Any = _EngineInbound(instance)
-    for interceptor in reversed(interceptors):
-        make = getattr(interceptor, "workflow_interceptor_class", None)
-        cls = make(WorkflowInterceptorClassInput()) if make is not None else None
-        if cls is not None:
-            chain = cls(chain)
-    chain.init(EngineOutbound(instance))
-    return chain
-
-
 def run_sync(coro: Any, what: str) -> Any:
     """Run a coroutine that must not wait (a query handler through interceptors)."""
     try:
@@ -340,41 +319,6 @@ def run_sync(coro: Any, what: str) -> Any:
         return done.value
     coro.close()
     raise RuntimeError(f"{what} awaited something; queries answer from the current state and cannot wait.")
-
-
-class EngineActivityInbound:
-    """The bottom of an activity's inbound chain: runs the function (a plain ``def`` on the
-    worker's executor, in a copy of the caller's context so the interceptors' context vars
-    reach it)."""
-
-    def __init__(self, executor: concurrent.futures.Executor | None) -> None:
-        self._executor = executor
-
-    def init(self, outbound: Any) -> None:
-        pass
-
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        import asyncio
-        import contextvars
-
-        if inspect.iscoroutinefunction(input.fn):
-            return await input.fn(*input.args)
-        context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(input.executor or self._executor, context.run, input.fn, *input.args)
-
-
-class EngineActivityOutbound:
-    """The bottom of an activity's outbound chain: the activity module's own calls."""
-
-    def info(self) -> Any:
-        from engine import activity
-
-        return activity.info()
-
-    def heartbeat(self, *details: Any) -> None:
-        from engine import activity
-
-        activity.heartbeat(*details)
 
 
 def is_worker_interceptor(value: Any) -> bool:

@@ -4,11 +4,14 @@ every interceptor has seen them (engine/_runtime/interceptors.py)."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 from engine._runtime import children as _children
+from engine._runtime.commands import ContinueAsNewError
 from engine._runtime.interceptors import (
     ContinueAsNewInput,
+    WorkflowInterceptorClassInput,
+    EngineInbound,
     SignalChildWorkflowInput,
     SignalExternalWorkflowInput,
     StartActivityInput,
@@ -81,10 +84,20 @@ class EngineOutbound:
         )
 
     def continue_as_new(self, input: ContinueAsNewInput) -> NoReturn:
-        from engine.workflow import ContinueAsNewError
-
         raise ContinueAsNewError(
             input.args, workflow=input.workflow, task_queue=input.task_queue, run_timeout=input.run_timeout,
             task_timeout=input.task_timeout, memo=dict(input.memo) if input.memo else None,
             search_attributes=input.search_attributes, headers=input.headers,
         )
+
+
+def workflow_chain(interceptors: Sequence[Any], instance: WorkflowInstance) -> Any:
+    """The run's inbound chain (its ``init`` already called with the engine's outbound)."""
+    chain: Any = EngineInbound(instance)
+    for interceptor in reversed(interceptors):
+        make = getattr(interceptor, "workflow_interceptor_class", None)
+        cls = make(WorkflowInterceptorClassInput()) if make is not None else None
+        if cls is not None:
+            chain = cls(chain)
+    chain.init(EngineOutbound(instance))
+    return chain

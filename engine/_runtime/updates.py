@@ -13,9 +13,10 @@ import contextvars
 import inspect
 from typing import TYPE_CHECKING, Any, Sequence
 
-from engine._runtime import interceptors as _interceptors
-from engine._runtime import handlers as _handlers
 from engine._conversion.payload_converter import from_json_payloads, to_json_payload
+from engine._runtime import handlers as _handlers
+from engine._runtime import interceptors as _interceptors
+from engine._runtime.commands import COMMAND_EVENTS
 from engine.errors import ApplicationError, FailureError
 from engine.history import HistoryEvent
 
@@ -29,7 +30,6 @@ NO_EVENT_COMMANDS = frozenset({"RejectUpdate"})
 def requests_in(events: Sequence[HistoryEvent], start: int) -> list[dict[str, Any]]:
     """The updates accepted by the workflow task completed at ``events[start - 1]``: replay
     delivers them to the activation that accepted them."""
-    from engine._runtime.instance import COMMAND_EVENTS
 
     found = []
     for event in events[start:]:

@@ -220,7 +220,7 @@ def _check(qualified_name: str, rule: Restriction, n_args: int) -> None:
         return
     if rule.min_args and n_args >= rule.min_args:
         return
-    from engine._runtime.instance import user_code_line
+    from engine._runtime.code_lines import user_code_line
 
     line = user_code_line()
     message = rule.message(qualified_name)

@@ -22,7 +22,8 @@ from typing import Any, Iterable, Mapping
 
 from engine._runtime import user_exits as _user_exits
 from engine._runtime.definitions import WorkflowDefinition
-from engine._runtime.instance import WorkflowInfo, WorkflowInstance
+from engine._runtime.info import WorkflowInfo
+from engine._runtime.instance import WorkflowInstance
 from engine._sandbox.loader import Kit, Sandbox
 from engine._sandbox.rules import SandboxRestrictions, loading
 from engine.converter import DataConverter

@@ -1,1 +1,2 @@
-"""What engine.testing and engine.faults run behind their public classes."""
+"""What ``engine.faults`` runs behind its public functions: crash exploration (run a workflow
+once per crash point and check that it recovers)."""

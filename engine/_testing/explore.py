@@ -18,8 +18,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from engine.faults import CRASH_PHASES, ChangePoint
 from engine.history import History
+from engine.worker._injected_faults import CRASH_PHASES, ChangePoint
 
 
 @dataclass
@@ -154,7 +154,7 @@ async def explore(
     message is the violation); ``signals`` are sent right after
     the start. Each run uses a fresh in-memory, time-skipping engine.
     """
-    from engine._runtime.definitions import workflow_definition
+    from engine._sandbox.translation import workflow_definition
 
     for phase in phases:
         if phase not in CRASH_PHASES:

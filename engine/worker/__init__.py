@@ -20,13 +20,27 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Awaitable, Callable, Sequence
 
-from engine._persistence import lock_waits as _lock_waits
+from engine._conversion.failure_converter import encode_failure
+from engine._conversion.payload_converter import to_json_payloads
+from engine._conversion.payload_visitor import transform_commands, transform_events
+from engine._frontend.async_activities import task_token as _task_token
+from engine._history.activities import ActivityTask
+from engine._history.activities import claim_activity_tasks, complete_activity, fail_activity, heartbeat_activity
+from engine._history.clock import wait_first
+from engine._history.commands import complete_workflow_task
+from engine._history.mutable_state import StaleTaskError, from_ts, ts
+from engine._history.workflow_tasks import WorkflowTask
+from engine._history.workflow_tasks import claim_workflow_tasks, fail_workflow_task, read_events
 from engine._matching import queries as _queries
-from engine._history import service as _service
-from engine._runtime import user_exits as _user_exits
-from engine.worker import _faults as _worker_faults
-from engine.worker import _logs as _worker_logs
+from engine._matching import worker_registry as _worker_registry
+from engine._matching.dispatch import Receiver
+from engine._persistence import lock_waits as _lock_waits
+from engine._persistence.files import read_only_message
 from engine._runtime import interceptors as _interceptors
+from engine._runtime import user_exits as _user_exits
+from engine._runtime.definitions import ActivityDefinition, WorkflowDefinition, check_problems
+from engine._runtime.info import info_from_history
+from engine._runtime.instance import WorkflowInstance, WorkflowTaskError
 from engine._runtime.interceptors import (
     ActivityInboundInterceptor,
     ActivityOutboundInterceptor,
@@ -45,23 +59,12 @@ from engine._runtime.interceptors import (
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
 )
-from engine._conversion.failure_converter import encode_failure
-from engine._conversion.payload_converter import to_json_payloads
-from engine._conversion.payload_visitor import transform_commands, transform_events
-from engine._matching.dispatch import Receiver
-from engine._runtime.definitions import ActivityDefinition, WorkflowDefinition, check_problems, workflow_definition
-from engine._runtime.definitions import served_activity as activity_definition
-from engine._runtime.instance import WorkflowInstance, WorkflowTaskError, info_from_history
-from engine._matching import worker_registry as _worker_registry
 from engine._sandbox.runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
-from engine._history.service import ActivityTask, StaleTaskError, WorkflowTask, from_ts, ts
+from engine._sandbox.translation import served_activity as activity_definition
+from engine._sandbox.translation import workflow_definition
 from engine.activity import Info as ActivityInfo, _Context, _current
 from engine.activity import _CompleteAsyncError
-from engine._frontend.async_activities import task_token as _task_token
-from engine.worker._local import run_local_activities
-from engine.client import Client, wait_first
-from engine._persistence.files import read_only_message
-from engine.replay import Replayer, WorkflowReplayResult, WorkflowReplayResults
+from engine.client import Client
 from engine.errors import (
     ApplicationError,
     NondeterminismError,
@@ -70,6 +73,11 @@ from engine.errors import (
     StoreLockedError,
     StoreReadOnlyError,
 )
+from engine.replay import Replayer, WorkflowReplayResult, WorkflowReplayResults
+from engine.worker import _faults as _worker_faults
+from engine.worker import _logs as _worker_logs
+from engine.worker._activity_interceptors import EngineActivityInbound, EngineActivityOutbound, activity_chain
+from engine.worker._local import run_local_activities
 
 __all__ = [
     "Worker",
@@ -361,7 +369,7 @@ class Worker:
 
     # ------------------------------------------------------------------ workflow tasks
     async def _workflow_loop(self) -> None:
-        await self._poll_loop("workflow", _service.claim_workflow_tasks, (self._cached_upto,), self._accept_workflow_task)
+        await self._poll_loop("workflow", claim_workflow_tasks, (self._cached_upto,), self._accept_workflow_task)
 
     async def _poll_loop(self, kind: str, claim: Callable[..., Any], extra: tuple[Any, ...], accept: Callable[[Any], None]) -> None:
         """Claim ``kind`` tasks while there are free slots; sleep until work arrives when the
@@ -443,7 +451,7 @@ class Worker:
     def _completion(self, task: WorkflowTask, submitted: list[Any], first: bool) -> Callable[[], tuple[Any, ...]]:
         """The change that completes ``task`` with the commands ``submitted``, made at each try."""
         return lambda: (
-            _service.complete_workflow_task, task.task_id, self._owner, task.run_id, task.started_event_id,
+            complete_workflow_task, task.task_id, self._owner, task.run_id, task.started_event_id,
             submitted, self.client.clock.now(), first,
         )
 
@@ -568,7 +576,7 @@ class Worker:
             return found
         events = task.events
         if not task.history_complete:
-            stored = await self.client.store.read(_service.read_events, task.run_id, 0)
+            stored = await self.client.store.read(read_events, task.run_id, 0)
             # A transient or speculative task's Scheduled/Started events exist only in the task.
             last = stored[-1].event_id if stored else 0
             events = stored + [e for e in events if e.event_id > last]
@@ -589,7 +597,7 @@ class Worker:
         """Answer a query by replaying the run's history (no history is written).
         ``input`` (``{"payloads": [...]}``) and the answer are payloads, codec-encoded."""
         converter = self.client.data_converter
-        events = await self.client.store.read(_service.read_events, run_id, 0)
+        events = await self.client.store.read(read_events, run_id, 0)
         if not events:
             raise NotRegisteredError(f"No run {run_id!r} to query.")
         if converter.payload_codec is not None:
@@ -636,7 +644,7 @@ class Worker:
                 self.client.store,
                 f"The failure of {_task_named(task)}",
                 lambda: (
-                    _service.fail_workflow_task, task.task_id, self._owner, task.run_id, task.started_event_id,
+                    fail_workflow_task, task.task_id, self._owner, task.run_id, task.started_event_id,
                     failure, cause, self.client.clock.now(),
                 ),
                 lambda: self._crashed,
@@ -665,7 +673,7 @@ class Worker:
 
     # ------------------------------------------------------------------ activities
     async def _activity_loop(self) -> None:
-        await self._poll_loop("activity", _service.claim_activity_tasks, (), self._accept_activity)
+        await self._poll_loop("activity", claim_activity_tasks, (), self._accept_activity)
 
     def _accept_activity(self, task: ActivityTask) -> None:
         if self._crashed:
@@ -777,10 +785,10 @@ class Worker:
         """The change that records ``outcome``, made at each try (its time current)."""
         now = self.client.clock.now
         if outcome[0] == "ok":
-            return lambda: (_service.complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now())
+            return lambda: (complete_activity, task.task_id, self._owner, task.attempt, outcome[1], now())
         failure = await self._encode_failure(outcome[1])
         cancelled = outcome[0] == "cancelled"
-        return lambda: (_service.fail_activity, task.task_id, self._owner, task.attempt, failure, now(), cancelled)
+        return lambda: (fail_activity, task.task_id, self._owner, task.attempt, failure, now(), cancelled)
 
     async def _invoke(self, defn: ActivityDefinition, task: ActivityTask, context: _Context) -> tuple[str, Any]:
         info = task.info
@@ -845,8 +853,8 @@ class Worker:
             return ("fail", ApplicationError(str(e), type="PayloadError", non_retryable=True))
 
     async def _intercepted(self, defn: ActivityDefinition, args: list[Any], info: dict[str, Any]) -> Any:
-        chain = _interceptors.activity_chain(self._interceptors, _interceptors.EngineActivityInbound(self._executor))
-        chain.init(_interceptors.EngineActivityOutbound())
+        chain = activity_chain(self._interceptors, EngineActivityInbound(self._executor))
+        chain.init(EngineActivityOutbound())
         call = _interceptors.ExecuteActivityInput(defn.fn, args, self._executor, _interceptors.headers_from_json(info.get("header")))
         return await chain.execute_activity(call)
 
@@ -940,7 +948,7 @@ class _Heartbeats:
                 details, self._details = self._details, None
                 details = await converter._codec_json(details, encode=True)
                 cancel = await worker.client.store.run(
-                    _service.heartbeat_activity, task.task_id, worker._owner, task.attempt, details, worker.client.clock.now()
+                    heartbeat_activity, task.task_id, worker._owner, task.attempt, details, worker.client.clock.now()
                 )
                 if cancel and not context.cancelled:
                     context.cancelled = True

@@ -10,14 +10,15 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from engine import faults
 from engine._persistence import lock_waits as _lock_waits
-from engine._runtime.instance import COMMAND_EVENTS
+from engine._runtime.commands import COMMAND_EVENTS
 from engine.errors import ApplicationError
-from engine.faults import ChangePoint, Fault
+from engine.worker import _injected_faults as faults
+from engine.worker._injected_faults import ChangePoint, Fault
 
 if TYPE_CHECKING:
-    from engine._history.service import ActivityTask, WorkflowTask
+    from engine._history.activities import ActivityTask
+    from engine._history.workflow_tasks import WorkflowTask
     from engine.worker import Worker
 
 REFRESH = 1.0  # how stale a worker's copy of the fault table may get (other processes' faults)

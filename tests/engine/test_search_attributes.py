@@ -193,7 +193,7 @@ def test_a_filter_on_a_custom_attribute_is_an_indexed_lookup(tmp_path) -> None: 
     import sqlite3
 
     from engine._persistence.store import Store
-    from engine.client import _DESC
+    from engine._frontend.descriptions import _DESC
 
     async def create() -> None:
         await (await Store.open(tmp_path / "plan.db")).close()

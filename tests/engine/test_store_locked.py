@@ -87,9 +87,9 @@ async def test_a_commit_refused_for_the_lock_on_the_fast_path_is_tried_again(
 ) -> None:
     """Without a codec or faults, workflow tasks and activity outcomes are submitted without
     awaiting; a batch that found the lock taken reaches them through their callbacks."""
-    from engine._history import service as _service
+    import engine.worker as worker_module  # where the worker looks the history service's functions up
 
-    real = getattr(_service, change)
+    real = getattr(worker_module, change)
     refusals = [3]
 
     def refused_at_first(*args: Any) -> Any:
@@ -98,7 +98,7 @@ async def test_a_commit_refused_for_the_lock_on_the_fast_path_is_tried_again(
             raise StoreLockedError(f"The database {db!r} stayed locked by another process for {LOCK_TIMEOUT:g} s (database is locked).")
         return real(*args)
 
-    monkeypatch.setattr(_service, change, refused_at_first)
+    monkeypatch.setattr(worker_module, change, refused_at_first)
     db = str(tmp_path / "engine.db")
     unretrieved: list[dict[str, Any]] = []
     asyncio.get_running_loop().set_exception_handler(lambda loop, context: unretrieved.append(context))

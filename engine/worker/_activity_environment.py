@@ -13,8 +13,8 @@ import contextvars
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
-from engine._runtime.definitions import is_async
 from engine._conversion.payload_converter import PayloadConverter
+from engine._runtime.definitions import is_async
 from engine.activity import Info, _Context, _current
 
 
