@@ -40,7 +40,6 @@ from engine._history import timer_queue
 from engine._history.clock import Clock
 from engine._history.clock import wait_first  # noqa: F401 (also imported from here)
 from engine._history.cron import parse_cron
-from engine._history.mutable_state import from_ts, ts
 from engine._history.schedules import ScheduleAlreadyRunningError, ScheduleNotFoundError  # noqa: F401 (engine.client's public names)
 from engine._history.starts import start_workflow, StartRequest
 from engine._persistence.list_filter import compile_list_filter
@@ -48,7 +47,6 @@ from engine._persistence.store import Store
 from engine._sandbox.translation import workflow_definition
 from engine.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from engine.converter import DataConverter
-from engine.errors import StoreError
 from engine.errors import WorkflowAlreadyStartedError, WorkflowFailureError, WorkflowQueryFailedError, WorkflowUpdateFailedError  # noqa: F401 (engine.client's public names)
 
 

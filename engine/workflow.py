@@ -34,7 +34,7 @@ from engine._runtime.commands import ContinueAsNewError
 from engine._runtime.definitions import WorkflowDefinition, check_problems, hints_of, is_async, markers_of
 from engine._runtime.event_loop import current
 from engine._runtime.info import ParentInfo, WorkflowInfo as Info
-from engine._runtime.instance import ActivityHandle
+from engine._runtime.activities import ActivityHandle
 from engine._runtime.workflow_asyncio import as_completed, wait
 from engine._sandbox import rules as _sandbox_rules
 from engine._sandbox.translation import activity_definition, workflow_definition

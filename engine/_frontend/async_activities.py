@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from engine._history.activities import _held_activity
 from engine._history.activities import complete_activity, fail_activity, heartbeat_activity
-from engine._persistence.store import Tx
+from engine._persistence.transactions import Tx
 from engine.errors import CancelledError, EngineError
 
 if TYPE_CHECKING:

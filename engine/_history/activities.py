@@ -18,7 +18,7 @@ from engine._history.mutable_state import Run, append, from_ts, identity_of, loa
 from engine._history.workflow_tasks import deliver
 from engine._matching.dispatch import pick
 from engine._matching.task_queues import claimable
-from engine._persistence.store import Tx, dumps
+from engine._persistence.transactions import Tx, dumps
 from engine.common import RetryPolicy
 from engine.errors import RetryState
 

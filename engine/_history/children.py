@@ -17,7 +17,7 @@ from engine._history.closing import request_cancel
 from engine._history.mutable_state import OPEN, Run, append
 from engine._history.signals import signal_workflow
 from engine._history.starts import StartRequest, start_workflow
-from engine._persistence.store import Tx
+from engine._persistence.transactions import Tx
 from engine.errors import WorkflowAlreadyStartedError
 
 

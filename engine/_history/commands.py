@@ -15,7 +15,7 @@ from engine._history.mutable_state import Run, SDK_FLAGS, append, identity_of, l
 from engine._history.starts import StartRequest, next_cron_run, start_workflow
 from engine._history.timers import cmd_cancel_timer, cmd_start_timer
 from engine._history.workflow_tasks import append_group, ensure_workflow_task, take_workflow_task, updates_waiting, write_transient
-from engine._persistence.store import Tx
+from engine._persistence.transactions import Tx
 
 
 def complete_workflow_task(

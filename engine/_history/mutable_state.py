@@ -18,7 +18,7 @@ from typing import Any
 
 from engine._api import sdk_flags as _sdk_flags
 from engine._api.durations import to_duration, to_timestamp
-from engine._persistence.store import Tx, dumps
+from engine._persistence.transactions import Tx, dumps
 from engine.errors import WorkflowNotFoundError
 from engine.history import HistoryEvent
 

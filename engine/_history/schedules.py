@@ -18,7 +18,7 @@ from typing import Any
 
 from engine._history.cron import parse_cron
 from engine._history.starts import StartRequest, start_workflow
-from engine._persistence.store import Tx, dumps
+from engine._persistence.transactions import Tx, dumps
 from engine.errors import WorkflowAlreadyStartedError, EngineError
 
 

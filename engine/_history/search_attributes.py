@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from engine._conversion import search_attributes as sa
 from engine._history.mutable_state import append
-from engine._persistence.store import Tx, dumps
+from engine._persistence.transactions import Tx, dumps
 
 
 def index(tx: Tx, run_id: str, fields: Mapping[str, Any], *, fresh: bool = False, strict: bool = False) -> None:

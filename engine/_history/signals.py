@@ -8,7 +8,7 @@ from typing import Any
 
 from engine._history.mutable_state import load_run, save_run
 from engine._history.workflow_tasks import deliver
-from engine._persistence.store import Tx
+from engine._persistence.transactions import Tx
 from engine.errors import WorkflowNotFoundError
 
 

@@ -24,7 +24,7 @@ from engine._history.closing import terminate
 from engine._history.cron import cron_backoff, parse_cron
 from engine._history.mutable_state import OPEN, QUEUE_KIND, Run, append, cache_run, from_ts, new_run_id, ts
 from engine._history.workflow_tasks import ensure_workflow_task
-from engine._persistence.store import Tx, dumps
+from engine._persistence.transactions import Tx, dumps
 from engine.errors import WorkflowAlreadyStartedError
 
 

@@ -14,7 +14,7 @@ from engine._history.activities import activity_timeout
 from engine._history.closing import close_run
 from engine._history.mutable_state import Run, append, load_run, save_run, ts
 from engine._history.workflow_tasks import deliver, ensure_workflow_task, retry_workflow_task
-from engine._persistence.store import Tx, dumps
+from engine._persistence.transactions import Tx, dumps
 
 
 def cmd_start_timer(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:

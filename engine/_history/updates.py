@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from engine._history.mutable_state import Run, append, load_run, save_run, schedule_transient_task, ts
-from engine._persistence.store import Tx, dumps
+from engine._persistence.transactions import Tx, dumps
 from engine.errors import WorkflowNotFoundError
 
 

@@ -17,7 +17,7 @@ from engine._history import updates
 from engine._history.mutable_state import Run, StaleTaskError, _wft_scheduled, append, from_ts, identity_of, load_run, request_id, save_run, schedule_transient_task, ts, wft_scheduled_attrs
 from engine._matching.dispatch import pick_sticky
 from engine._matching.task_queues import claimable
-from engine._persistence.store import Tx, dumps
+from engine._persistence.transactions import Tx, dumps
 from engine.history import HistoryEvent
 
 

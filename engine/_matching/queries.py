@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 from engine._persistence import lock_waits as _lock_waits
-from engine._persistence.store import Tx, dumps
+from engine._persistence.transactions import Tx, dumps
 from engine.errors import WorkflowQueryFailedError
 
 if TYPE_CHECKING:

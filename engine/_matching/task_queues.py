@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine._persistence.store import Tx
+from engine._persistence.transactions import Tx
 
 
 def claimable(tx: Tx, kind: str, columns: str, task_queue: str, now: datetime, limit: int, receiver: Any) -> list[Any]:

@@ -1,4 +1,4 @@
-"""The SQLite store: schema, migrations, and group commit.
+"""The SQLite store: group commit of the history service's state changes, and reads.
 
 Every state change is a plain function ``fn(tx, ...)``. Changes submitted while a batch is
 being written are grouped into the next one (``BEGIN IMMEDIATE`` ... ``COMMIT``), which runs
@@ -7,7 +7,7 @@ with a savepoint around each change so that only that one is undone. No caller i
 and no task is handed to a worker, before the commit. Within a batch, event, attempt and run
 rows are written with one ``executemany`` each just before COMMIT, and a ``Cache`` of the
 rows this connection wrote spares re-reading them (rechecked when another connection has
-committed). Reads run on aiosqlite's threads, through a connection of their own when the
+committed; see transactions.py). Reads run on aiosqlite's threads, through a connection of their own when the
 database is a file. Processes sharing a file take turns at the write lock
 (``writer_lock``); a process waiting for it waits on a thread, so its event loop goes on.
 """
@@ -15,309 +15,26 @@ database is a file. Processes sharing a file take turns at the write lock
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import logging
 import os
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import aiosqlite
-import orjson
 
 from engine._persistence import files
 from engine._persistence.checkpoint import Checkpointer
+from engine._persistence.connection import NeedsShm, busy_ms, is_locked, prepare, prepare_reader, translate
+from engine._persistence.transactions import Cache, Tx
 from engine._persistence.writer_lock import WriterLock
-from engine.errors import StoreCorruptError, StoreError, StoreLockedError, StoreReadOnlyError
+from engine.errors import StoreError, StoreReadOnlyError
+
 
 T = TypeVar("T")
+
+
 log = logging.getLogger("engine.store")
-
-APP_ID = "durable-lab"
-SCHEMA_VERSION = 9
-
-_SCHEMA = [
-    """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
-    """CREATE TABLE executions (
-        run_id TEXT PRIMARY KEY,
-        workflow_id TEXT NOT NULL,
-        workflow_type TEXT NOT NULL,
-        task_queue TEXT NOT NULL,
-        status TEXT NOT NULL,
-        start_time REAL NOT NULL,
-        close_time REAL,
-        next_event_id INTEGER NOT NULL,
-        wft_state TEXT NOT NULL DEFAULT '',
-        wft_scheduled_id INTEGER,
-        wft_started_id INTEGER,
-        wft_attempt INTEGER NOT NULL DEFAULT 1,
-        buffered TEXT,
-        task_timeout REAL NOT NULL DEFAULT 10,
-        last_task_failure TEXT
-    )""",
-    """CREATE INDEX executions_by_workflow ON executions (workflow_id, start_time)""",
-    """CREATE INDEX executions_by_status ON executions (status, start_time)""",
-    """CREATE TABLE events (
-        run_id TEXT NOT NULL,
-        event_id INTEGER NOT NULL,
-        event_type TEXT NOT NULL,
-        event_time TEXT NOT NULL,
-        attributes TEXT NOT NULL,
-        PRIMARY KEY (run_id, event_id)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE tasks (
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL,
-        task_queue TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        scheduled_event_id INTEGER NOT NULL,
-        attempt INTEGER NOT NULL DEFAULT 1,
-        visible_at REAL NOT NULL,
-        due_at REAL,
-        lease_owner TEXT,
-        lease_expires REAL,
-        started_at REAL,
-        info TEXT NOT NULL DEFAULT '{}'
-    )""",
-    """CREATE INDEX tasks_to_poll ON tasks (kind, task_queue, visible_at) WHERE lease_owner IS NULL""",
-    """CREATE INDEX tasks_due ON tasks (due_at) WHERE due_at IS NOT NULL""",
-    """CREATE INDEX tasks_by_run ON tasks (run_id)""",
-    """CREATE TABLE timers (
-        run_id TEXT NOT NULL,
-        timer_key TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        fire_at REAL NOT NULL,
-        info TEXT NOT NULL DEFAULT '{}',
-        PRIMARY KEY (run_id, timer_key)
-    )""",
-    """CREATE INDEX timers_due ON timers (fire_at)""",
-    """CREATE TABLE activity_attempts (
-        run_id TEXT NOT NULL,
-        scheduled_event_id INTEGER NOT NULL,
-        attempt INTEGER NOT NULL,
-        started_at REAL,
-        ended_at REAL NOT NULL,
-        outcome TEXT NOT NULL,
-        failure TEXT,
-        identity TEXT,
-        PRIMARY KEY (run_id, scheduled_event_id, attempt)
-    ) WITHOUT ROWID""",
-]
-
-# Schema changes after version 1, by the version they lead to. Each runs once, in order.
-_MIGRATIONS: dict[int, list[str]] = {
-    2: [
-        # A child run's link to its parent: whom to tell when it closes, and what the
-        # parent's close does to it. Follows the child across continue-as-new.
-        """CREATE TABLE children (
-            child_run_id TEXT PRIMARY KEY,
-            parent_run_id TEXT NOT NULL,
-            initiated_event_id INTEGER NOT NULL,
-            close_policy TEXT NOT NULL
-        ) WITHOUT ROWID""",
-        """CREATE INDEX children_by_parent ON children (parent_run_id)""",
-    ],
-    3: [
-        # Update requests and their outcomes. History holds only accepted updates; the
-        # requests waiting for a workflow task and the rejected ones live here.
-        """CREATE TABLE updates (
-            run_id TEXT NOT NULL,
-            update_id TEXT NOT NULL,
-            name TEXT NOT NULL,
-            input TEXT NOT NULL,
-            identity TEXT NOT NULL DEFAULT '',
-            state TEXT NOT NULL,
-            accepted_event_id INTEGER,
-            outcome TEXT,
-            UNIQUE (run_id, update_id)
-        )""",
-    ],
-    4: [
-        # Faults injected on purpose (engine.faults): every worker of every process sharing
-        # the file sees them; each firing is logged so viewers tell injected from organic.
-        """CREATE TABLE faults (
-            id INTEGER PRIMARY KEY,
-            kind TEXT NOT NULL,
-            target TEXT NOT NULL,
-            remaining INTEGER NOT NULL,
-            params TEXT NOT NULL DEFAULT '{}',
-            created REAL NOT NULL
-        )""",
-        """CREATE TABLE fault_log (
-            id INTEGER PRIMARY KEY,
-            fault_id INTEGER,
-            kind TEXT NOT NULL,
-            target TEXT NOT NULL,
-            run_id TEXT,
-            workflow_id TEXT,
-            detail TEXT NOT NULL DEFAULT '',
-            identity TEXT NOT NULL DEFAULT '',
-            fired_at REAL NOT NULL
-        )""",
-    ],
-    5: [
-        # Queries for runs whose code only another process's worker has: the client asks
-        # here, a worker of that task queue answers (nothing is written to history).
-        """CREATE TABLE queries (
-            id INTEGER PRIMARY KEY,
-            run_id TEXT NOT NULL,
-            task_queue TEXT NOT NULL,
-            workflow_type TEXT NOT NULL,
-            name TEXT NOT NULL,
-            args TEXT NOT NULL,
-            state TEXT NOT NULL DEFAULT 'pending',
-            answer TEXT,
-            created REAL NOT NULL
-        )""",
-        """CREATE INDEX queries_pending ON queries (task_queue, state)""",
-    ],
-    6: [
-        # Which activity attempt each injected fault hit (its scheduled event id and attempt
-        # number), so that viewers mark exactly that step in the run's graph.
-        """ALTER TABLE fault_log ADD COLUMN scheduled_event_id INTEGER""",
-        """ALTER TABLE fault_log ADD COLUMN attempt INTEGER""",
-    ],
-    7: [
-        # Which side tables hold rows of a run (updates, children): read with the run, so
-        # that most runs skip those look-ups, and changed in the row when another client
-        # adds an update, so that a connection caching the run sees it (engine._history.mutable_state.FLAG_*).
-        """ALTER TABLE executions ADD COLUMN flags INTEGER""",
-    ],
-    8: [
-        # Search attributes and memo. The run's row holds them as Temporal's payloads (what
-        # describe shows and continue-as-new carries over); search_attributes indexes each
-        # value (a keyword list one row per keyword) so that list filters on them stay
-        # indexed look-ups. The value column has no type: ints and floats compare as numbers,
-        # datetimes are epoch seconds. search_attribute_types keeps the type each name was
-        # first used with, which list filters need to read their values.
-        """ALTER TABLE executions ADD COLUMN search_attributes TEXT""",
-        """ALTER TABLE executions ADD COLUMN memo TEXT""",
-        """CREATE TABLE search_attributes (
-            run_id TEXT NOT NULL,
-            name TEXT NOT NULL,
-            position INTEGER NOT NULL,
-            value,
-            PRIMARY KEY (run_id, name, position)
-        ) WITHOUT ROWID""",
-        """CREATE INDEX search_attributes_by_value ON search_attributes (name, value)""",
-        """CREATE TABLE search_attribute_types (name TEXT PRIMARY KEY, type TEXT NOT NULL) WITHOUT ROWID""",
-    ],
-    9: [
-        # Runs of a cron chain: their schedule and execution time (start plus the first
-        # task's backoff), from which the next run's backoff is counted when one closes.
-        """CREATE TABLE crons (
-            run_id TEXT PRIMARY KEY,
-            schedule TEXT NOT NULL,
-            execution_time REAL NOT NULL
-        ) WITHOUT ROWID""",
-        # Schedules (client.create_schedule): spec, action and state as JSON a learner can
-        # read; the next action time is a row of timers (run_id 'schedule:<id>'), so the
-        # engine's clock (and time skipping) drives them like any timer.
-        """CREATE TABLE schedules (
-            schedule_id TEXT PRIMARY KEY,
-            spec TEXT NOT NULL,
-            action TEXT NOT NULL,
-            state TEXT NOT NULL,
-            policy TEXT NOT NULL DEFAULT '{}',
-            info TEXT NOT NULL DEFAULT '{}',
-            memo TEXT,
-            created REAL NOT NULL
-        ) WITHOUT ROWID""",
-    ],
-}
-
-
-class Cache:
-    """What this connection knows of rows it wrote itself, so that changes need not re-read them.
-
-    Touched only on the database thread. It is valid while no other connection (another
-    process, or another client of this one) commits: ``PRAGMA data_version``, read at the
-    start of every write transaction, tells, and any foreign commit clears it all. A rolled
-    back transaction clears it too, since the changes it ran had already updated it.
-    """
-
-    def __init__(self) -> None:
-        self.version: int | None = None
-        # Bumped when another connection has committed: runs cached in an older epoch are
-        # checked against their row before use (engine._history.mutable_state.load_run).
-        self.epoch = 0
-        self.runs: dict[str, Any] = {}  # run id -> engine._history.mutable_state.Run
-        self.tasks: dict[int, Any] = {}  # task id -> engine._history.activities.HeldActivity (leased here)
-
-    def clear(self) -> None:
-        self.version = None
-        self.epoch += 1
-        self.runs.clear()
-        self.tasks.clear()
-
-    def foreign_commit(self, version: int) -> None:
-        """Another connection committed. Runs are rechecked lazily; held activities stay, since
-        only their lease holder changes them and every use proves the lease by row count."""
-        self.version = version
-        self.epoch += 1
-
-
-@dataclass
-class Tx:
-    """What a state-change function gets: the connection, the cache, and what to do after commit."""
-
-    conn: sqlite3.Connection
-    notes: set[tuple[str, str]] = field(default_factory=set)
-    cache: Cache = field(default_factory=Cache)
-    # Local receivers of eagerly dispatched tasks, by "workflow:Q" / "activity:Q".
-    receivers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    # (receiver, task) pairs handed over after the commit.
-    dispatched: list[tuple[Any, Any]] = field(default_factory=list)
-    # run id -> (closing event type, attributes), for result waiters in this process.
-    closed: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    # Rows not yet written: one executemany per batch and table rather than one statement
-    # per change. Events and attempts are only inserted; runs are updated once per batch
-    # however many of its changes touched them (see engine._history.mutable_state.save_run).
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    attempts: list[tuple[Any, ...]] = field(default_factory=list)
-    runs: dict[str, Any] = field(default_factory=dict)
-
-    def flush(self) -> None:
-        """Write pending rows; call before reading the executions or events table."""
-        if self.events:
-            self.conn.executemany(
-                "INSERT INTO events (run_id, event_id, event_type, event_time, attributes) VALUES (?, ?, ?, ?, ?)",
-                self.events,
-            )
-            self.events.clear()
-        if self.attempts:
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO activity_attempts (run_id, scheduled_event_id, attempt, started_at, ended_at, "
-                "outcome, failure, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                self.attempts,
-            )
-            self.attempts.clear()
-        if self.runs:
-            self.conn.executemany(
-                "UPDATE executions SET next_event_id = ?, wft_state = ?, wft_scheduled_id = ?, wft_started_id = ?, "
-                "wft_attempt = ?, buffered = ?, flags = ? WHERE run_id = ?",
-                [run.row() for run in self.runs.values()],
-            )
-            self.runs.clear()
-
-    def drop_pending(self) -> None:
-        self.events.clear()
-        self.attempts.clear()
-        self.runs.clear()
-
-    def notify(self, kind: str, key: str) -> None:
-        self.notes.add((kind, key))
-
-    def dispatch(self, receiver: Any, task: Any) -> None:
-        self.dispatched.append((receiver, task))
-
-    def undo_dispatch(self, keep: int = 0) -> None:
-        """Give back the slots of tasks dispatched in a rolled-back change."""
-        for receiver, _ in self.dispatched[keep:]:
-            receiver.untake()
-        del self.dispatched[keep:]
 
 
 class Store:
@@ -380,7 +97,7 @@ class Store:
             raise StoreError(f"Cannot open database {target!r}: {e}") from e
         store = cls(conn, target, lock_timeout)
         try:
-            await conn._execute(_prepare, conn._conn, target, lock_timeout)
+            await conn._execute(prepare, conn._conn, target, lock_timeout)
         except BaseException:
             await conn.close()
             raise
@@ -389,7 +106,7 @@ class Store:
                 pending = aiosqlite.connect(target, isolation_level=None)
                 pending._thread.daemon = True
                 reader = await pending
-                await reader._execute(_prepare_reader, reader._conn, target, lock_timeout)
+                await reader._execute(prepare_reader, reader._conn, target, lock_timeout)
             except BaseException:
                 await conn.close()
                 raise
@@ -424,8 +141,8 @@ class Store:
             except sqlite3.Error as e:
                 raise StoreError(f"Cannot open database {target!r}: {e}") from e
             try:
-                await conn._execute(_prepare, conn._conn, target, lock_timeout, True)
-            except _NeedsShm:
+                await conn._execute(prepare, conn._conn, target, lock_timeout, True)
+            except NeedsShm:
                 await conn.close()
                 continue
             except BaseException:
@@ -503,7 +220,7 @@ class Store:
                     if ok:
                         fut.set_result(value)
                     elif isinstance(value, sqlite3.DatabaseError):
-                        fut.set_exception(_translate(value, self.path, self.lock_timeout))
+                        fut.set_exception(translate(value, self.path, self.lock_timeout))
                     else:
                         fut.set_exception(value)
         finally:
@@ -540,7 +257,7 @@ class Store:
                             # thread, as SQLite's busy handler would, not on the event loop.
                             outcomes = await _to_end(self._conn._execute(_run_batch_patiently, tx, batch, self.lock_timeout))
                 except sqlite3.DatabaseError as e:
-                    error = _translate(e, self.path, waited)
+                    error = translate(e, self.path, waited)
                     for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(error)
@@ -677,7 +394,7 @@ def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], An
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as e:
-        if _is_locked(str(e)):
+        if is_locked(str(e)):
             raise _WriterBusy() from e
         raise
     try:
@@ -712,7 +429,7 @@ def _run_batch_patiently(
     tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]], lock_timeout: float
 ) -> list[tuple[bool, Any]]:
     """``_run_batch`` on the database thread, waiting up to ``lock_timeout`` for SQLite's write lock."""
-    tx.conn.execute(f"PRAGMA busy_timeout = {_busy_ms(lock_timeout)}")
+    tx.conn.execute(f"PRAGMA busy_timeout = {busy_ms(lock_timeout)}")
     try:
         return _run_batch(tx, batch)
     except _WriterBusy as e:
@@ -755,215 +472,3 @@ def _isolated(tx: Tx, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bo
         return (False, e)
     conn.execute("RELEASE change")
     return (True, result)
-
-
-def _busy_ms(lock_timeout: float) -> int:
-    return max(0, round(lock_timeout * 1000))
-
-
-def _prepare_reader(conn: sqlite3.Connection, path: str, lock_timeout: float) -> None:
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {_busy_ms(lock_timeout)}")
-        conn.execute("PRAGMA cache_size = -16384")
-        conn.execute("PRAGMA query_only = 1")  # Store.read is for reads: a write there is a bug
-    except sqlite3.DatabaseError as e:
-        raise _translate(e, path, lock_timeout) from e
-
-
-class _NeedsShm(Exception):
-    """A read-only connection could not read: SQLite needs a -shm file it cannot create."""
-
-
-def _prepare(conn: sqlite3.Connection, path: str, lock_timeout: float, read_only: bool = False) -> None:
-    if read_only:
-        conn.execute("PRAGMA query_only = 1")
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError as e:
-            if "readonly" in str(e) or "unable to open" in str(e):
-                raise _NeedsShm() from e
-            raise _translate(e, path, lock_timeout) from e
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {_busy_ms(lock_timeout)}")
-        if path != ":memory:" and not read_only:
-            conn.execute("PRAGMA journal_mode = WAL")
-            # Checkpoints run on their own thread (see _checkpoint), not inside our commits;
-            # the writer's own stays as a backstop should that thread ever fall far behind.
-            conn.execute("PRAGMA wal_autocheckpoint = 10000")
-            # When the log restarts, it is cut back to 4 MiB rather than kept at its largest.
-            conn.execute("PRAGMA journal_size_limit = 4194304")
-        if not read_only:
-            conn.execute("PRAGMA synchronous = NORMAL")
-        # SQLite's default page cache (2 MB) is smaller than the pages a busy engine keeps
-        # touching; every miss is a read from the file (or the log). Allocated as used.
-        conn.execute("PRAGMA cache_size = -65536")
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as e:
-        raise _translate(e, path, lock_timeout) from e
-    if not tables and read_only:
-        raise StoreCorruptError(f"{path!r} is empty (no engine tables) and read-only for this user: give the path of an engine database.")
-    if not tables:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have made the schema while this one waited for the lock
-            # (a worker and a starter started together on a new file): then it is checked below.
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not tables:
-                for statement in _SCHEMA + [m for v in sorted(_MIGRATIONS) for m in _MIGRATIONS[v]]:
-                    conn.execute(statement)
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))],
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        if not tables:
-            return
-    if "meta" not in tables:
-        raise StoreCorruptError(
-            f"{path!r} is an SQLite database of another application (tables: "
-            f"{', '.join(sorted(tables)[:5])}), not a durable-lab engine database. "
-            "Give another path; the engine does not write into foreign databases."
-        )
-    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    if meta.get("app") != APP_ID:
-        raise StoreCorruptError(
-            f"{path!r} is not a durable-lab engine database (its meta table says app="
-            f"{meta.get('app')!r}). Give another path."
-        )
-    raw_version = meta.get("schema_version", "0")
-    try:
-        version = int(raw_version)
-    except ValueError:
-        raise StoreCorruptError(
-            f"{path!r} is a damaged durable-lab database: its schema version {raw_version!r} is not "
-            f"a number. {_RESTORE}"
-        ) from None
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path!r} was written by a newer durable-lab (schema {version}, this one knows "
-            f"{SCHEMA_VERSION}). Upgrade durable-lab to open it."
-        )
-    mismatch = _schema_mismatch(conn, version, tables)
-    if mismatch:
-        raise StoreCorruptError(
-            f"{path!r} is a damaged durable-lab database: it says schema version {version}, but "
-            f"{mismatch}. {_RESTORE}"
-        )
-    if version < SCHEMA_VERSION:
-        if read_only:
-            raise StoreReadOnlyError(
-                f"{path!r} was written by an older durable-lab (schema {version}; this one reads {SCHEMA_VERSION}) and "
-                "must be upgraded when opened, which needs write access it does not have for this user: open it "
-                "once as its owner, or work on a copy."
-            )
-        _migrate(conn, version)
-
-
-_RESTORE = "Restore it from a copy, or start over with a new file."
-
-
-@functools.lru_cache(maxsize=None)
-def _schema_at(version: int) -> dict[str, tuple[str, ...]]:
-    """The tables and their columns a database of ``version`` has, built in memory."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        for statement in _SCHEMA + [m for v in sorted(_MIGRATIONS) if v <= version for m in _MIGRATIONS[v]]:
-            conn.execute(statement)
-        return _columns(conn, {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")})
-    finally:
-        conn.close()
-
-
-def _columns(conn: sqlite3.Connection, tables: set[str]) -> dict[str, tuple[str, ...]]:
-    return {t: tuple(r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')) for t in sorted(tables)}
-
-
-def _added_in(table: str, column: str | None = None) -> int:
-    return min(v for v in range(1, SCHEMA_VERSION + 1) if column in _schema_at(v).get(table, ()) or (column is None and table in _schema_at(v)))
-
-
-def _schema_mismatch(conn: sqlite3.Connection, version: int, tables: set[str]) -> str:
-    """What in the file disagrees with its schema version, or "": a meta table edited by
-    hand or copied between files would otherwise surface as SQL errors deep in the engine
-    (or in a migration that finds its table already there)."""
-    if version < 1:
-        return "there is no version 0"
-    expected = _schema_at(version)
-    actual = _columns(conn, tables & set(_schema_at(SCHEMA_VERSION)))
-    for table in sorted(expected.keys() - actual.keys(), key=lambda t: (_added_in(t), t)):
-        return f"table {table!r} (added in version {_added_in(table)}) is missing"
-    for table in sorted(actual.keys() - expected.keys(), key=lambda t: (_added_in(t), t)):
-        return f"table {table!r} is already there, which version {_added_in(table)} adds"
-    for table, columns in expected.items():
-        for column in sorted(set(columns) - set(actual[table])):
-            return f"column '{table}.{column}' (added in version {_added_in(table, column)}) is missing"
-        for column in sorted(set(actual[table]) - set(columns)):
-            return f"column '{table}.{column}' is already there, which version {_added_in(table, column)} adds"
-    return ""
-
-
-def _migrate(conn: sqlite3.Connection, version: int) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        # Another process may have migrated while we waited for the lock.
-        now = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-        for target in sorted(v for v in _MIGRATIONS if v > now):
-            for statement in _MIGRATIONS[target]:
-                conn.execute(statement)
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _is_locked(text: str) -> bool:
-    """SQLite's "database is locked" / "database is busy": another connection holds the lock."""
-    return "locked" in text or "busy" in text
-
-
-def _translate(error: sqlite3.DatabaseError, path: str, lock_timeout: float = 10.0) -> StoreError:
-    text = str(error)
-    if "file is not a database" in text or "malformed" in text:
-        return StoreCorruptError(
-            f"{path!r} is not a usable SQLite database ({text}). It may be another kind of file "
-            "or damaged. Give another path, or delete the file to start over."
-        )
-    if "readonly" in text:  # a write reached SQLite after all (permissions changed while open)
-        return StoreReadOnlyError(files.read_only_message(path))
-    if _is_locked(text):
-        if lock_timeout <= 0:  # SQLite answered busy without waiting: say so, not "for 0 s"
-            return StoreLockedError(
-                f"The database {path!r} was locked by another connection in the middle of a write ({text}); "
-                "nothing was written and trying again is safe."
-            )
-        return StoreLockedError(
-            f"The database {path!r} stayed locked by another process for {lock_timeout:g} s ({text}). "
-            "Is a long transaction open elsewhere (a DB browser, a stuck process)?"
-        )
-    return StoreError(f"Database error on {path!r}: {text}")
-
-
-# Every event's attributes, task and buffered rows are encoded inside the write transaction,
-# the one part of the engine that processes sharing a file take in turns: orjson encodes them
-# about six times faster than the standard library (49 -> 8 us for a workflow's 23 events).
-# What it refuses (integers beyond 64 bits, keys that are not strings) goes to json, whose C
-# encoder is built once here rather than on every json.dumps call.
-_c_encode = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-    None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
-) if json.encoder.c_make_encoder is not None else None  # type: ignore[attr-defined]
-_encode = json.JSONEncoder(separators=(",", ":")).encode
-_orjson_dumps = orjson.dumps
-
-
-def dumps(value: Any) -> str:
-    try:
-        return _orjson_dumps(value).decode()
-    except TypeError:
-        pass
-    if _c_encode is not None:
-        return "".join(_c_encode(value, 0))
-    return _encode(value)

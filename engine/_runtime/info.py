@@ -11,7 +11,7 @@ from engine._api.durations import from_duration
 from engine._conversion import search_attributes as _search_attributes
 from engine._runtime import interceptors as _interceptors
 from engine._runtime.event_loop import current
-from engine.common import RetryPolicy, TypedSearchAttributes
+from engine.common import TypedSearchAttributes
 from engine.history import HistoryEvent
 
 

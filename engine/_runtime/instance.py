@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextvars
 import inspect
-import json
 import logging
 import random as _random
 import types
-import uuid
-from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
-from engine._api.durations import to_duration
-from engine._api.sdk_flags import SDK_FLAGS, UPSERT_ON_PATCH, flags_of
-from engine._conversion import search_attributes as _search_attributes
-from engine._conversion.payload_converter import Payload, from_json_payload, from_json_payloads, to_json_payload, to_json_payloads
+from engine._api.sdk_flags import SDK_FLAGS, flags_of
+from engine._conversion.payload_converter import from_json_payloads, to_json_payload
 from engine._runtime import children as _children
 from engine._runtime import handlers as _handlers
 from engine._runtime import interceptors as _interceptors
@@ -34,79 +28,28 @@ from engine._runtime import local_activities as _local_activities
 from engine._runtime import outbound as _outbound
 from engine._runtime import updates as _updates
 from engine._runtime import user_exits as _user_exits
+from engine._runtime.activities import ActivityCalls, ActivityHandle
 from engine._runtime.code_lines import CodeLine, BOUNDARY_CODES, user_code_line
-from engine._runtime.commands import ContinueAsNewError, COMMAND_EVENTS, Command, PATCH_MARKER, WRITTEN_AMONG_COMMANDS, key_of, matches, patches_after, skippable
+from engine._runtime.commands import (
+    ContinueAsNewError,
+    COMMAND_EVENTS,
+    Command,
+    WRITTEN_AMONG_COMMANDS,
+    key_of,
+    matches,
+    patches_after,
+    skippable,
+)
 from engine._runtime.definitions import WorkflowDefinition, hints_of
-from engine._runtime.event_loop import HistoryEventLoop, _WorkflowTimer
+from engine._runtime.event_loop import _WorkflowTimer
 from engine._runtime.info import WorkflowInfo
-from engine._runtime.seed import randomness_seed
-from engine.common import RetryPolicy, SearchAttributePair, SearchAttributeUpdate
+from engine._runtime.workflow_calls import WorkflowCalls
 from engine.converter import DataConverter
-from engine.errors import ActivityError, CancelledError, FailureError, NondeterminismError, RetryState
+from engine.errors import CancelledError, FailureError, NondeterminismError
 from engine.history import HistoryEvent
 
 
 _log = logging.getLogger("engine.workflow")
-
-
-# ActivityCancellationType values (temporalio's), kept here so the runtime needs no
-# import of the public workflow module.
-TRY_CANCEL, WAIT_CANCELLATION_COMPLETED, ABANDON = 0, 1, 2
-
-
-class ActivityHandle(asyncio.Future):
-    """The awaitable result of ``workflow.start_activity``; ``cancel()`` requests cancellation."""
-
-    def __init__(self, instance: WorkflowInstance, activity_type: str, activity_id: str) -> None:
-        super().__init__(loop=instance)
-        self._instance = instance
-        self.activity_type = activity_type
-        self.activity_id = activity_id
-        self.scheduled_event_id: int | None = None
-        self._cancel_sent = False
-        self.cancellation_type = TRY_CANCEL
-        self._command: Command | None = None
-
-    def cancel(self, msg: Any = None) -> bool:
-        if self.done():
-            return False
-        if self._instance._evicting:
-            return super().cancel(msg)
-        if self.scheduled_event_id is None and self._instance._drop_unsent(self._command):
-            # Cancelled in the activation that scheduled it: nothing is sent or recorded, and
-            # the awaiting code gets asyncio.CancelledError, as in temporalio (a real server's
-            # history of such a run has no event of the activity).
-            return super().cancel(msg)
-        if self.cancellation_type == ABANDON:
-            # Nothing is sent: the activity runs on, and its outcome is ignored.
-            self._resolve_cancelled()
-            return True
-        if not self._cancel_sent:
-            self._cancel_sent = True
-            self._instance._request_cancel_activity(self)
-        if self.cancellation_type == TRY_CANCEL:
-            # As temporalio: the awaiting code gets at once an ActivityError caused by
-            # CancelledError (not asyncio.CancelledError), and the engine records the cancel.
-            self._resolve_cancelled()
-        # WAIT_CANCELLATION_COMPLETED: resolved by the ActivityTaskCanceled event (or by the
-        # activity's completion or failure, if it ends before it hears of the cancel).
-        return True
-
-    def _resolve_cancelled(self) -> None:
-        error = ActivityError(
-            "Activity cancelled",
-            scheduled_event_id=self.scheduled_event_id or 0,
-            started_event_id=0,
-            identity="",
-            activity_type=self.activity_type,
-            activity_id=self.activity_id,
-            retry_state=RetryState.CANCEL_REQUESTED,
-        )
-        error.__cause__ = CancelledError("Activity cancelled")
-        self.set_exception(error)
-
-
-_DEFAULT_RETRY = RetryPolicy().to_json()
 
 
 class WorkflowTaskError(Exception):
@@ -120,7 +63,7 @@ class WorkflowTaskError(Exception):
         self.nondeterminism = nondeterminism
 
 
-class WorkflowInstance(HistoryEventLoop):
+class WorkflowInstance(ActivityCalls, WorkflowCalls):
     """One workflow run's code, its state, and the event loop that drives it."""
 
     # Set by the runner that built the instance (engine/_sandbox/runner.py): whether its code
@@ -472,34 +415,6 @@ class WorkflowInstance(HistoryEventLoop):
     def _fail_workflow(self, error: BaseException) -> None:
         self._add_command("FailWorkflowExecution", {"failure": self.failure_converter.to_failure(error, self.payload_converter)})
 
-    def _on_activity_done(self, event: HistoryEvent) -> None:
-        attrs = event.attributes
-        scheduled = int(attrs.get("scheduledEventId", 0))
-        handle = self._activities.pop(scheduled, None)
-        if handle is None or handle.done():
-            return
-        if event.event_type == "ActivityTaskCompleted":
-            payloads = (attrs.get("result") or {}).get("payloads") or [None]
-            what = f"the result of activity {handle.activity_type!r}"
-            handle.set_result(from_json_payload(self.payload_converter, payloads[0], getattr(handle, "result_type", None), what))
-            return
-        cause = (
-            CancelledError("Activity cancelled")
-            if event.event_type == "ActivityTaskCanceled"
-            else self.failure_converter.from_failure(attrs.get("failure") or {}, self.payload_converter)
-        )
-        state = str(attrs.get("retryState", "")).replace("RETRY_STATE_", "")
-        error = ActivityError(
-            "Activity task failed" if event.event_type != "ActivityTaskCanceled" else "Activity task cancelled",
-            scheduled_event_id=scheduled,
-            started_event_id=int(attrs.get("startedEventId") or 0),
-            identity=str(attrs.get("identity", "")),
-            activity_type=handle.activity_type,
-            activity_id=handle.activity_id,
-            retry_state=RetryState.__members__.get(state, RetryState.UNSPECIFIED),
-        )
-        error.__cause__ = cause
-        handle.set_exception(error)
 
     def _on_signal(self, event: HistoryEvent) -> None:
         attrs = event.attributes
@@ -602,68 +517,9 @@ class WorkflowInstance(HistoryEventLoop):
         self._commands.append(command)
         return command
 
-    def schedule_activity(
-        self,
-        activity_type: str,
-        args: Sequence[Any],
-        *,
-        task_queue: str | None,
-        schedule_to_close_timeout: timedelta | None,
-        schedule_to_start_timeout: timedelta | None,
-        start_to_close_timeout: timedelta | None,
-        heartbeat_timeout: timedelta | None,
-        retry_policy: Any,
-        activity_id: str | None,
-        result_type: Any,
-        summary: str | None,
-        cancellation_type: int = TRY_CANCEL,
-        headers: Mapping[str, Any] | None = None,
-    ) -> ActivityHandle:
-        if start_to_close_timeout is None and schedule_to_close_timeout is None:
-            raise ValueError(
-                f"Activity {activity_type!r} needs start_to_close_timeout or "
-                "schedule_to_close_timeout (as in Temporal), e.g. "
-                "start_to_close_timeout=timedelta(seconds=10)."
-            )
-        self._seq["activity"] += 1
-        act_id = activity_id or str(self._seq["activity"])
-        handle = ActivityHandle(self, activity_type, act_id)
-        handle.result_type = result_type  # type: ignore[attr-defined]
-        handle.cancellation_type = int(cancellation_type)
-        attrs: dict[str, Any] = {
-            "activityId": act_id,
-            "activityType": {"name": activity_type},
-            "taskQueue": {"name": task_queue or self.info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
-            "header": _interceptors.headers_to_json(headers),
-            "input": to_json_payloads(self.payload_converter, args, f"argument of activity {activity_type!r}"),
-            "scheduleToCloseTimeout": to_duration(schedule_to_close_timeout),
-            "scheduleToStartTimeout": to_duration(schedule_to_start_timeout),
-            "startToCloseTimeout": to_duration(start_to_close_timeout or schedule_to_close_timeout),
-            "heartbeatTimeout": to_duration(heartbeat_timeout),
-            "retryPolicy": retry_policy.to_json() if retry_policy else {**_DEFAULT_RETRY, "nonRetryableErrorTypes": []},
-        }
-        if summary:
-            attrs["userMetadata"] = {"summary": to_json_payload(self.payload_converter, summary, "the activity summary")}
 
-        def bound(event_id: int) -> None:
-            handle.scheduled_event_id = event_id
-            if not handle.done():
-                self._activities[event_id] = handle
-            if handle._cancel_sent:
-                self._add_cancel_activity_command(event_id)
-
-        handle._command = self._add_command("ScheduleActivityTask", attrs, bound)
-        return handle
-
-    def _request_cancel_activity(self, handle: ActivityHandle) -> None:
-        if handle.scheduled_event_id is not None:
-            if handle.cancellation_type != WAIT_CANCELLATION_COMPLETED:
-                self._activities.pop(handle.scheduled_event_id, None)
-            self._add_cancel_activity_command(handle.scheduled_event_id)
         # else: the cancel command goes out once the schedule is matched (see ``bound``).
 
-    def _add_cancel_activity_command(self, scheduled_event_id: int) -> None:
-        self._add_command("RequestCancelActivityTask", {"scheduledEventId": str(scheduled_event_id)})
 
     def _cancel_timer(self, timer: _WorkflowTimer) -> None:
         if self._timers.pop(timer.timer_id, None) is None:
@@ -682,78 +538,6 @@ class WorkflowInstance(HistoryEventLoop):
                 return True
         return False
 
-    # ----------------------------------------------------------------- helpers for the API
-    def now(self) -> datetime:
-        return self._now
-
-    def is_replaying(self) -> bool:
-        return self._replaying
-
-    @property
-    def _rng(self) -> _random.Random:
-        # Seeded on first use: most workflows never draw a random number.
-        if self._random_instance is None:
-            self._random_instance = _random.Random(randomness_seed(self.info.run_id))
-        return self._random_instance
-
-    def random(self) -> _random.Random:
-        return self._rng
-
-    def uuid4(self) -> uuid.UUID:
-        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
-
-    def patched(self, patch_id: str, *, deprecated: bool = False) -> bool:
-        """Versioning: True on runs that took the new code path (see ``workflow.patched``)."""
-        if patch_id in self._patches:
-            return self._patches[patch_id]
-        use = (patch_id in self._activation_patches) if self._replaying else True
-        self._patches[patch_id] = use
-        if use:
-            # Temporal's core SDK writes this payload itself (not the data converter), in this field order.
-            data = json.dumps({"id": patch_id, "deprecated": deprecated}, separators=(",", ":"))
-            payload = Payload({"encoding": b"json/plain"}, data.encode()).to_json()
-            self._add_command(
-                "RecordMarker", {"markerName": PATCH_MARKER, "details": {"patch-data": {"payloads": [payload]}}}
-            )
-            if self.uses_flag(UPSERT_ON_PATCH):
-                # Temporal's SDK core follows each marker with every patch id of the run so
-                # far, so that runs can be listed by the code paths they took.
-                self._change_versions.append(patch_id)
-                fields = _search_attributes.change_version_update(self._change_versions)
-                self._add_command("UpsertWorkflowSearchAttributes", {"searchAttributes": {"indexedFields": fields}})
-        return use
-
-    def upsert_search_attributes(self, updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
-        """See ``workflow.upsert_search_attributes``."""
-        fields = _search_attributes.encode_updates(updates)
-        if not fields:
-            return
-        attrs = self.info.typed_search_attributes
-        for update in updates:
-            attrs = attrs.without(update.key.name)
-            if update.value is not None:
-                attrs = attrs.updated(SearchAttributePair(update.key, update.value))
-        self._add_command("UpsertWorkflowSearchAttributes", {"searchAttributes": {"indexedFields": fields}})
-        self.info.typed_search_attributes = attrs
-
-    def upsert_memo(self, updates: Mapping[str, Any]) -> None:
-        """See ``workflow.upsert_memo``."""
-        if not isinstance(updates, Mapping):
-            raise TypeError(f"upsert_memo takes a dict of memo fields (None removes one), not {type(updates).__name__}.")
-        # Converted before the command is added, so that a value that does not convert leaves none.
-        fields = {
-            str(k): Payload({"encoding": b"binary/null"}).to_json() if v is None else to_json_payload(self.payload_converter, v, f"memo field {k!r}")
-            for k, v in updates.items()
-        }
-        if not fields:
-            return
-        self._add_command("ModifyWorkflowProperties", {"upsertedMemo": {"fields": fields}})
-        self.info.raw_memo = _search_attributes.merged(self.info.raw_memo, fields)
-
-    def wait_condition_future(self, fn: Callable[[], bool]) -> asyncio.Future:
-        fut = self.create_future()
-        self._conditions.append((fn, fut))
-        return fut
 
     # ----------------------------------------------------------------- asyncio.AbstractEventLoop
     def evict(self) -> None:

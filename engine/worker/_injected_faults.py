@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from engine._persistence.store import Tx, dumps
+from engine._persistence.transactions import Tx, dumps
 from engine._runtime.commands import COMMAND_EVENTS
 
 

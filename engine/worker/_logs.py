@@ -15,11 +15,13 @@ the repeats goes with the next report): the failure repeats until the code chang
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import time
 from typing import Any, Callable, Mapping
 
+log = logging.getLogger("engine.worker")
 workflow_log = logging.getLogger("engine.worker._workflow_instance")
 activity_log = logging.getLogger("engine.worker._activity")
 
@@ -74,3 +76,9 @@ def activity_failed(details: Mapping[str, Any], error: BaseException) -> None:
         exc_info=error,
         extra={"temporal_activity": dict(details), _IDENTIFIER: ACTIVITY_FAILURE},
     )
+
+
+def _report_failed_job(job: asyncio.Future, what: str) -> None:
+    # Retrieved here, so that asyncio never logs "Task exception was never retrieved".
+    if not job.cancelled() and job.exception() is not None:
+        log.error("%s failed; its task is retried after its timeout", what, exc_info=job.exception())

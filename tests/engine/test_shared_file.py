@@ -183,7 +183,7 @@ def test_processes_that_create_the_same_new_file_at_once_all_open_it(tmp_path) -
     import sqlite3
     import threading
 
-    from engine._persistence.store import _prepare
+    from engine._persistence.connection import prepare as _prepare
 
     path = str(tmp_path / "new.db")
     # The file starts empty but already in WAL mode: the race under test is two openers that

@@ -87,8 +87,10 @@ async def test_a_commit_refused_for_the_lock_on_the_fast_path_is_tried_again(
 ) -> None:
     """Without a codec or faults, workflow tasks and activity outcomes are submitted without
     awaiting; a batch that found the lock taken reaches them through their callbacks."""
-    import engine.worker as worker_module  # where the worker looks the history service's functions up
+    # Patched where the worker looks them up: its workflow-task and activity-task parts.
+    from engine.worker import _activity_tasks, _workflow_tasks
 
+    worker_module = _workflow_tasks if change == "complete_workflow_task" else _activity_tasks
     real = getattr(worker_module, change)
     refusals = [3]
 
