@@ -35,7 +35,7 @@ from engine._frontend.schedules import ScheduleAction, ScheduleActionExecutionSt
 from engine._frontend.temporalio_converter import as_engine_converter
 from engine._frontend.updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._frontend.with_start import WithStartWorkflowOperation
-from engine._history import search_attributes as _service_visibility
+from engine._history import search_attributes as history_search_attributes
 from engine._history import timer_queue
 from engine._history.clock import Clock
 from engine._history.clock import wait_first  # noqa: F401 (also imported from here)
@@ -408,7 +408,7 @@ class Client:
             if not compiled:
                 conditions, values = list(where), list(params)
                 if query is not None and query.strip():
-                    sql, filter_values = compile_list_filter(query, await self.store.read(_service_visibility.types))
+                    sql, filter_values = compile_list_filter(query, await self.store.read(history_search_attributes.types))
                     conditions.insert(0, sql)
                     values[:0] = filter_values
                 compiled.append((" AND ".join(conditions), values))

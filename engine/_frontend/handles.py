@@ -13,7 +13,7 @@ from engine._frontend import reads as _client_reads
 from engine._frontend import updates as _client_updates
 from engine._frontend.descriptions import _arg_unset, ActivityAttempt, WorkflowExecutionDescription, _attempts, _closing_event, _description, _latest_run, _list_runs_by_id
 from engine._frontend.updates import WorkflowUpdateHandle, WorkflowUpdateStage
-from engine._history import search_attributes as _service_visibility
+from engine._history import search_attributes as history_search_attributes
 from engine._history.closing import request_cancel, terminate
 from engine._history.signals import signal_workflow
 from engine._history.workflow_tasks import read_events
@@ -124,7 +124,7 @@ class WorkflowHandle:
         description = _description(rows[0], self._client.data_converter)
         if rows[0][10] is None or rows[0][11] is None:
             # Written before schema 8 (or without either): the start event has what there is.
-            attributes, memo = await self._client.store.read(_service_visibility.read, run_id)
+            attributes, memo = await self._client.store.read(history_search_attributes.read, run_id)
             description = dataclasses.replace(
                 description, typed_search_attributes=_search_attributes.decode_typed(attributes), raw_memo=memo
             )

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
 
-from engine._history import search_attributes as _service_visibility
+from engine._history import search_attributes as history_search_attributes
 from engine._history.workflow_tasks import read_events
 from engine._persistence.list_filter import compile_list_filter
 from engine.history import HistoryEvent
@@ -56,7 +56,7 @@ async def count_workflows(client: Client, query: str | None) -> WorkflowExecutio
             )
     where, params = "", list[Any]()
     if text:
-        where, params = compile_list_filter(text, await client.store.read(_service_visibility.types))
+        where, params = compile_list_filter(text, await client.store.read(history_search_attributes.types))
     rows = await client.store.read(_count, where, params, group_by is not None)
     if group_by is None:
         return WorkflowExecutionCount(rows[0][0] if rows else 0)

@@ -8,7 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from engine._runtime import foreign as _foreign
-from engine._history import updates as _service_updates
+from engine._history import updates as history_updates
 from engine._frontend import interceptors as _client_interceptors
 from engine.errors import WorkflowUpdateFailedError
 
@@ -27,9 +27,9 @@ class WorkflowUpdateStage(enum.IntEnum):
 
 
 _REACHED = {
-    WorkflowUpdateStage.ADMITTED: ("requested", "delivered", "accepted", *_service_updates.FINAL_STATES),
-    WorkflowUpdateStage.ACCEPTED: ("accepted", *_service_updates.FINAL_STATES),
-    WorkflowUpdateStage.COMPLETED: _service_updates.FINAL_STATES,
+    WorkflowUpdateStage.ADMITTED: ("requested", "delivered", "accepted", *history_updates.FINAL_STATES),
+    WorkflowUpdateStage.ACCEPTED: ("accepted", *history_updates.FINAL_STATES),
+    WorkflowUpdateStage.COMPLETED: history_updates.FINAL_STATES,
 }
 
 
@@ -86,7 +86,7 @@ async def start(
     run_id = await workflow._resolve_run()
     update_id = id or str(uuid.uuid4())
     await client.store.run(
-        _service_updates.request_update, run_id, update_id, name, payloads, client.identity, client.clock.now()
+        history_updates.request_update, run_id, update_id, name, payloads, client.identity, client.clock.now()
     )
     handle = WorkflowUpdateHandle(workflow, run_id, update_id, name, result_type)
     state, outcome = await wait_for(workflow, run_id, update_id, wait_for_stage)
@@ -107,7 +107,7 @@ async def wait_for(
         client.store._wake(("timers", ""))
     try:
         while True:
-            found = await client.store.read(_service_updates.outcome, run_id, update_id)
+            found = await client.store.read(history_updates.outcome, run_id, update_id)
             if found is None:
                 raise WorkflowUpdateFailedError(cause=LookupError(f"No update {update_id!r} on run {run_id}."))
             if found[0] in _REACHED[stage]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from engine._frontend.handles import WorkflowHandle, _hinted_result
 from engine._frontend.updates import WorkflowUpdateHandle, WorkflowUpdateStage, update_name, wait_for
-from engine._history import updates as _service_updates
+from engine._history import updates as history_updates
 from engine._history.mutable_state import new_run_id
 from engine._history.starts import StartRequest, start_workflow
 from engine.common import WorkflowIDConflictPolicy
@@ -76,7 +76,7 @@ def _start_and_update(tx: Any, request: StartRequest, update: tuple[str, str, di
     if run_id == request.run_id:
         return run_id, True
     update_id, name, payloads = update
-    _service_updates.request_update(tx, run_id, update_id, name, payloads, request.identity, now)
+    history_updates.request_update(tx, run_id, update_id, name, payloads, request.identity, now)
     return run_id, False
 
 

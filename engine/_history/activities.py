@@ -165,7 +165,7 @@ class ActivityTask:
 
 
 class HeldActivity(NamedTuple):
-    """An activity task leased by this connection (``_store.Cache.tasks``), so that its
+    """An activity task leased by this connection (``transactions.Cache.tasks``), so that its
     completion need not read the task row back."""
 
     run_id: str

@@ -29,7 +29,7 @@ OPEN = "Running"
 QUEUE_KIND = "TASK_QUEUE_KIND_NORMAL"
 
 
-# Flags of Temporal's SDK core that our workers follow (see _sdk_flags); recorded so that
+# Flags of Temporal's SDK core that our workers follow (see engine._api.sdk_flags); recorded so that
 # temporalio's replayer checks exported histories just as strictly.
 SDK_FLAGS = _sdk_flags.SDK_FLAGS
 
@@ -76,7 +76,7 @@ def from_ts(value: float) -> datetime:
 
 class Run:
     """A run's row of ``executions``, plus what this connection remembers of it (see
-    ``_store.Cache``): the events appended since the last workflow task was handed out, and
+    ``transactions.Cache``): the events appended since the last workflow task was handed out, and
     the workflow task it leased."""
 
     __slots__ = (
@@ -135,7 +135,7 @@ class Run:
         return self.status == OPEN
 
     def row(self) -> tuple[Any, ...]:
-        """Parameters of the batched UPDATE in ``_store.Tx.flush``."""
+        """Parameters of the batched UPDATE in ``transactions.Tx.flush``."""
         return (
             self.next_event_id,
             self.wft_state,
