@@ -26,8 +26,8 @@ from engine.errors import EngineError, WorkflowNotFoundError
 from engine.history import History, HistoryFormatError, load_history
 from engine.replay import Replayer, ReplayDebugger, ReplayTrace
 from engine.worker.workflow_sandbox import register_source
-from engine._sandbox_runner import compile_definitions
-from kernel_ext import magics as _m
+from engine._sandbox.runner import compile_definitions
+from kernel_ext import _magic_args as _m
 from kernel_ext._replay_diff import CodeDiff, RunDiff
 from kernel_ext._replay_widget import ReplayView
 

@@ -14,7 +14,7 @@ import html
 import re
 from typing import Mapping, Sequence
 
-from engine._code_names import place
+from engine._runtime.code_names import place
 from engine.history import History, HistoryEvent
 from engine.replay import ReplayTrace, TraceStep
 from kernel_ext._dot import cap, layered

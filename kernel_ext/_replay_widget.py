@@ -16,7 +16,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from engine._code_names import place
+from engine._runtime.code_names import place
 from engine.replay import ReplayDebugger, ReplayTrace, TraceStep
 from kernel_ext._replay_view import RunGraph, history_html, source_html, state_html, status_html
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Sequence
 
-from engine._durations import from_duration
+from engine._api.durations import from_duration
 from engine.replay import ReplayDebugger
 
 __all__ = ["Check", "check_decision", "check_delays"]

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping
 
-from engine._runtime import COMMAND_EVENTS, CodeLine, Command, WorkflowInstance, WorkflowTaskError
+from engine._runtime.code_lines import CodeLine
+from engine._runtime.commands import COMMAND_EVENTS, Command
+from engine._runtime.instance import WorkflowInstance, WorkflowTaskError
 from engine._debugger.snapshot import snapshot_mapping
 from engine.errors import NondeterminismError
 from engine.history import History, HistoryEvent
