@@ -434,6 +434,10 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     backoff = _service_starts.first_task_backoff(req, now)
     run_id = req.run_id or new_run_id()
     task_timeout = (req.task_timeout or timedelta(seconds=10)).total_seconds()
+    # As Temporal's frontend: the run timeout defaults to (and is capped by) the execution
+    # timeout, and the workflow-task timeout by the run timeout.
+    run_limit = min((t for t in (req.run_timeout, req.execution_timeout) if t), default=None)
+    task_timeout = min(task_timeout, run_limit.total_seconds()) if run_limit else task_timeout
     run = Run(run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, 1, "", None, None, 1, [], task_timeout)
     run.has_updates, run.is_child, run.has_children = False, bool(req.parent), False
     run.is_cron = bool(req.cron_schedule)
@@ -453,8 +457,8 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     if req.execution_timeout:
         attrs["workflowExecutionTimeout"] = to_duration(req.execution_timeout)
         attrs["workflowExecutionExpirationTime"] = to_timestamp(now + req.execution_timeout)
-    if req.run_timeout:
-        attrs["workflowRunTimeout"] = to_duration(req.run_timeout)
+    if run_limit:
+        attrs["workflowRunTimeout"] = to_duration(run_limit)
     if req.memo:
         attrs["memo"] = {"fields": req.memo}
     if req.search_attributes:
@@ -938,7 +942,7 @@ def _cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs:
         run,
         now,
         "WorkflowExecutionContinuedAsNew",
-        {"newExecutionRunId": next_run_id, **attrs, "workflowTaskCompletedEventId": str(completed), "initiator": "CONTINUE_AS_NEW_INITIATOR_WORKFLOW"},
+        {"newExecutionRunId": next_run_id, **attrs, "workflowTaskCompletedEventId": str(completed), "inheritBuildId": True},
     )
     close_run(tx, run, now, "ContinuedAsNew")
     save_run(tx, run)
@@ -1065,7 +1069,9 @@ def _activity_timeout(
     from engine.errors import TimeoutError, TimeoutType
 
     t = ts(now)
-    if info.get("deadline") and info["deadline"] <= t:
+    # Both due: Temporal times the attempt out first, then finds no time left to retry it.
+    attempt_over = lease_owner is not None and lease_expires is not None and lease_expires <= t
+    if info.get("deadline") and info["deadline"] <= t and not attempt_over:
         kind = TimeoutType.SCHEDULE_TO_CLOSE
     elif lease_owner is not None and lease_expires is not None and lease_expires <= t:
         hb_expired = info.get("heartbeat") and (started_at or 0) + (info.get("startToClose") or float("inf")) > t
@@ -1078,6 +1084,8 @@ def _activity_timeout(
     failure = encode_failure(TimeoutError(f"activity {kind.name.lower().replace('_', '-')} timeout", type=kind))
     failure["stackTrace"] = ""
     failure["source"] = "Server"
+    if kind is TimeoutType.HEARTBEAT and info.get("heartbeatDetails"):  # as Temporal: the last details travel with it
+        failure["timeoutFailureInfo"]["lastHeartbeatDetails"] = info["heartbeatDetails"]
     if kind in (TimeoutType.START_TO_CLOSE, TimeoutType.HEARTBEAT):
         _attempt_failed(tx, run, task_id, scheduled, attempt, info, started_at, failure, now, lease_owner or "", "timed out")
         return

@@ -166,6 +166,9 @@ def fail_activity(
     return True
 
 
+NO_TIME_TO_RETRY = "Not enough time to schedule next retry before activity ScheduleToClose timeout, giving up retrying"
+
+
 def _attempt_failed(
     tx: Tx,
     run: Run,
@@ -191,6 +194,8 @@ def _attempt_failed(
         state = RetryState.MAXIMUM_ATTEMPTS_REACHED
     elif info.get("deadline") and ts(now) + delay >= info["deadline"]:
         state = RetryState.TIMEOUT
+        if outcome == "timed out":  # as Temporal: a timed-out attempt that cannot be retried ends the schedule-to-close way
+            failure = {"message": NO_TIME_TO_RETRY, "source": "Server", "timeoutFailureInfo": {"timeoutType": "TIMEOUT_TYPE_SCHEDULE_TO_CLOSE"}}
     if state is None:
         info["lastFailure"] = failure
         visible = ts(now) + delay

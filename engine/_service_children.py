@@ -229,4 +229,5 @@ def apply_close_policy(tx: Tx, run: svc.Run, now: datetime) -> None:
         if policy == "PARENT_CLOSE_POLICY_TERMINATE":
             svc.terminate(tx, child_run_id, "by parent close policy", None, "", now)
         elif policy == "PARENT_CLOSE_POLICY_REQUEST_CANCEL":
-            svc.request_cancel(tx, child_run_id, "by parent close policy", "", now)
+            parent = {"externalWorkflowExecution": {"workflowId": run.workflow_id, "runId": run.run_id}}
+            svc.request_cancel(tx, child_run_id, "", "", now, parent)
