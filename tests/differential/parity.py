@@ -25,6 +25,7 @@ import hashlib
 import importlib
 import inspect
 import re
+import textwrap
 import types
 from dataclasses import dataclass
 from functools import cache
@@ -103,8 +104,21 @@ def _members(cls: type) -> list[str]:
     return sorted(names - _BASE_MEMBERS)
 
 
-def _annotations(cls: type) -> set[str]:
-    return {n for c in cls.__mro__ for n in getattr(c, "__annotations__", {})}
+@cache
+def _instance_attributes(cls: type) -> frozenset[str]:
+    """Names a class declares (annotations, slots) or its methods assign (``self.x = ...``):
+    what an instance has even where the class itself has no such attribute."""
+    names: set[str] = set()
+    for c in cls.__mro__:
+        names |= set(getattr(c, "__annotations__", {})) | set(getattr(c, "__slots__", ()))
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(c)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and isinstance(node.value, ast.Name) and node.value.id == "self":
+                names.add(node.attr)
+    return frozenset(names)
 
 
 def shape(obj: Any) -> str:
@@ -131,7 +145,7 @@ def compare(theirs: Any, ours_obj: Any) -> list[str]:
     if inspect.isclass(theirs):
         if not inspect.isclass(ours_obj):
             return [f"ours is a {type(ours_obj).__name__}, not a class"]
-        lacking = [m for m in _members(theirs) if not hasattr(ours_obj, m) and m not in _annotations(ours_obj)]
+        lacking = [m for m in _members(theirs) if not hasattr(ours_obj, m) and m not in _instance_attributes(ours_obj)]
         if lacking:
             problems.append("members " + ", ".join(lacking[:8]) + (f" and {len(lacking) - 8} more" if len(lacking) > 8 else ""))
         if not issubclass(theirs, enum.Enum) and "__init__" in vars(theirs):
