@@ -143,7 +143,9 @@ WORKER_VERBS: Mapping[str, _Parser] = {
 WORKFLOW_VERBS: Mapping[str, _Parser] = {
     "start": _verb("workflow start", "Start a run; returns its handle at once (await it for the result).", *_START),
     "execute": _verb("workflow execute", "Start a run and wait for its result; stops with the failure if its workflow task fails (the run goes on).", *_START),
-    "show": _verb("workflow show", "Show a run's event history.", _ID, _RUN,
+    "show": _verb("workflow show", "Show a run's event history (or a history file's).",
+                  (("--workflow-id", "-w"), {"metavar": "ID", "help": "Workflow id (or --file)."}), _RUN,
+                  (("--file", "-f"), {"metavar": "PATH", "help": "A history JSON file (temporal workflow show -o json, the Web UI's download, -o json): table, json, graph or saga."}),
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
                   (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain)."})),
     "list": _verb("workflow list", "List runs, newest first.",
@@ -312,6 +314,13 @@ class DurableMagics(Magics):
                 )
                 call = session.start_workflow if verb == "start" else session.execute_workflow
                 return self._pending(what, parser, lambda: call(args.type, **options))
+            case "show" if args.file:
+                from kernel_ext._history_file import show_history_file
+
+                return self._pending(what, parser, lambda: show_history_file(
+                    args.file, output=args.output, detailed=args.detailed, data_converter=session.data_converter))
+            case "show" if not args.workflow_id:
+                raise UsageError(f"%workflow show needs --workflow-id ID (a run here) or --file PATH (a history file).\n{parser.usage_line()}")
             case "show":
                 return self._pending(what, parser, lambda: session.show_workflow(args.workflow_id, args.run_id, output=args.output, detailed=args.detailed))
             case "list":

@@ -49,6 +49,11 @@ IGNORED_EVENTS: dict[str, str] = {
     "WorkflowTaskCompleted": "see WorkflowTaskScheduled",
     "WorkflowTaskTimedOut": "a slow worker on a loaded machine; Temporal retries the task",
 }
+# WorkflowTaskFailed causes that are timing, not code -> why
+IGNORED_TASK_FAILURES: dict[str, str] = {
+    "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND": "the server refuses to close a run while events arrived "
+    "during its workflow task (a late activity result, a signal), and the worker runs a new task: a timing race",
+}
 # fields that hold the id of another event in the same history
 EVENT_REFERENCES = {"scheduledEventId", "startedEventId", "initiatedEventId", "latestCancelRequestedEventId"}
 RUN_ID_FIELDS = {"runId", "originalExecutionRunId", "firstExecutionRunId", "continuedExecutionRunId", "newExecutionRunId"}
@@ -159,6 +164,7 @@ def normalize(
     kept = [
         raw for raw in document["events"]
         if event_type(raw) not in IGNORED_EVENTS and not any(race.drops(raw, by_id) for race in races)
+        and _attributes(raw).get("cause") not in IGNORED_TASK_FAILURES
     ]
     kept = _interleave(kept, by_id, interleavings)
     # References name the event they point at (or its position), so that free orders stay comparable.

@@ -21,6 +21,8 @@ import pytest
 from tests.differential import dev_server
 
 ROOT = Path(__file__).resolve().parents[2]
+# Downloaded with `temporal workflow show -o json` while the server runs (test_histories_both_ways.py).
+DOWNLOADED = ("diff-saga", "diff-children", "diff-signals-and-queries")
 RUN_LIMIT = 150.0  # seconds for one side to run every scenario (about 10 s here)
 REPLAY_LIMIT = 120.0  # temporalio's Replayer has hung on malformed histories (FACTS.md): never wait for ever
 
@@ -33,6 +35,9 @@ class Sides:
     ours_in_temporalio: dict[tuple[str, str], str | None]
     theirs_in_ours: dict[tuple[str, str], str | None]
     logs: dict[str, str]
+    base: Path  # the session's folder: engine.db is the engine side's database
+    temporal_binary: str
+    downloads: dict[str, Path]  # workflow id -> what `temporal workflow show -o json` wrote
 
 
 def _side(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -75,6 +80,7 @@ def sides(tmp_path_factory: pytest.TempPathFactory) -> Sides:
         theirs = _side(["run", "--side", "temporal", "--target", server.target, "--out", str(base / "temporal")], env)
         ours = _side(["run", "--side", "engine", "--out", str(base / "engine")], {**env, "DLAB_DB": str(base / "engine.db")})
         logs = {"temporal run": _finish(theirs, RUN_LIMIT, "temporal run"), "engine run": _finish(ours, RUN_LIMIT, "engine run")}
+        downloads = _download(temporal, server.target, base / "downloads", logs)
     finally:
         server.stop()
     logs["dev server"] = server.log()
@@ -85,4 +91,18 @@ def sides(tmp_path_factory: pytest.TempPathFactory) -> Sides:
     return Sides(
         temporal=_records(base / "temporal"), engine=_records(base / "engine"),
         ours_in_temporalio=_replays(logs["ours in temporalio"]), theirs_in_ours=_replays(logs["theirs in ours"]), logs=logs,
+        base=base, temporal_binary=temporal, downloads=downloads,
     )
+
+
+def _download(temporal: str, target: str, folder: Path, logs: dict[str, str]) -> dict[str, Path]:
+    folder.mkdir()
+    downloads = {}
+    for workflow_id in DOWNLOADED:
+        command = [temporal, "workflow", "show", "--address", target, "--namespace", "default", "-w", workflow_id, "-o", "json"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        logs[f"download {workflow_id}"] = f"exit {done.returncode}\n{done.stderr[-2000:]}"
+        if done.returncode == 0:
+            downloads[workflow_id] = folder / f"{workflow_id}.json"
+            downloads[workflow_id].write_text(done.stdout, encoding="utf-8")
+    return downloads

@@ -186,7 +186,7 @@ async def terminated(client: Client, wid: str) -> Driven:
 
 @driver
 async def execution_timeout(client: Client, wid: str) -> Driven:
-    handle = await _start(client, w.WaitsLong.run, id=wid, execution_timeout=timedelta(seconds=2))
+    handle = await _start(client, w.WaitsLong.run, id=wid, execution_timeout=timedelta(seconds=5))
     return Driven({**await _result(handle), "status": await _status(client, wid)}, [wid])
 
 
