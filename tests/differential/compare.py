@@ -53,6 +53,8 @@ IGNORED_EVENTS: dict[str, str] = {
 IGNORED_TASK_FAILURES: dict[str, str] = {
     "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND": "the server refuses to close a run while events arrived "
     "during its workflow task (a late activity result, a signal), and the worker runs a new task: a timing race",
+    "WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND": "the run was terminated while one of its workflow tasks ran "
+    "(here by a parent-close policy): the server fails that task first; whether one was running is timing",
 }
 # fields that hold the id of another event in the same history
 EVENT_REFERENCES = {"scheduledEventId", "startedEventId", "initiatedEventId", "latestCancelRequestedEventId"}
