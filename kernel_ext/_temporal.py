@@ -6,10 +6,11 @@
     %temporal dev-server stop
     %engine                                                # back to the kernel's engine
 
-While connected, ``%workflow show|list|describe|result|signal|query|cancel|terminate`` act on
-that server through the real temporalio client, and ``show`` draws the fetched history in the
-same table, graph and saga views as the engine's runs. ``start``/``execute`` and ``%worker``
-stay with the engine: the cells define the engine's workflows (see docs/temporalio.md).
+While connected, every ``%workflow`` verb acts on that server through the real temporalio
+client, and ``show`` draws the fetched history in the same table, graph and saga views as the
+engine's runs. ``start``/``execute`` name the workflow type: a temporalio worker outside the
+kernel runs it. ``%worker start`` is refused: the cells define the engine's workflows, and a
+temporalio worker for them in the kernel is not there yet.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import atexit
 import json
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +35,7 @@ from kernel_ext._session import SessionError, _Text
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 CONNECT_LIMIT = 10.0  # seconds
 # The %workflow verbs that act on a Temporal server while connected.
-REMOTE_VERBS = ("show", "list", "describe", "result", "signal", "query", "cancel", "terminate")
+REMOTE_VERBS = ("start", "execute", "show", "list", "describe", "result", "signal", "query", "cancel", "terminate")
 
 
 @dataclass(frozen=True, repr=False)
@@ -132,6 +134,13 @@ class TemporalTarget:
             raise SessionError(f"Temporal at {self.address} says: {e}") from None
 
     async def _verb(self, verb: str, args: Any, handle: Any, client_module: Any, data_converter: DataConverter) -> Any:
+        if verb in ("start", "execute"):
+            # By type name: the code runs on whatever temporalio worker polls the queue (not this kernel's).
+            started = await self.client.start_workflow(
+                args.type, args=_inputs(args.input), id=args.workflow_id or str(uuid.uuid4()), task_queue=args.task_queue,
+                execution_timeout=args.execution_timeout, run_timeout=args.run_timeout, task_timeout=args.task_timeout,
+            )
+            return await started.result() if verb == "execute" else started
         if verb == "show":
             if args.output == "chain":
                 raise SessionError("-o chain is not there yet on a Temporal server: show each run with -r RUN.")

@@ -282,6 +282,11 @@ class DurableMagics(Magics):
     def worker(self, line: str) -> Pending:
         verb, args, parser = _split_verb("worker", WORKER_VERBS, line)
         session = self.session
+        if self.temporal is not None and self.temporal.connected and verb == "start":
+            raise UsageError(
+                "%worker start runs the engine's workers, and %workflow now acts on Temporal: a worker for Temporal is "
+                "not there yet in the kernel (run a temporalio worker script: python worker.py), or %engine to switch "
+                f"back.\n{parser.usage_line()}")
         match verb:
             case "start":
                 return self._pending("%worker start", parser, lambda: session.start_worker(args.task_queue, args.name, process=args.process))
@@ -309,7 +314,10 @@ class DurableMagics(Magics):
         session = self.session
         what = f"%workflow {verb}"
         if self.temporal is not None and self.temporal.connected and verb in _temporal.REMOTE_VERBS and not getattr(args, "file", None):
-            if not getattr(args, "workflow_id", True):
+            if verb in ("start", "execute"):  # durations as on the engine: 30s, 5m, 1h30m
+                for flag in ("execution_timeout", "run_timeout", "task_timeout"):
+                    setattr(args, flag, _duration(parser, "--" + flag.replace("_", "-"), getattr(args, flag)))
+            elif verb != "list" and not args.workflow_id:
                 raise UsageError(f"%workflow {verb} needs --workflow-id ID.\n{parser.usage_line()}")
             return self._pending(what, parser, lambda: self.temporal.workflow(verb, args, session.data_converter))
         match verb:

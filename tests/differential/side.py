@@ -3,6 +3,7 @@
     python -m tests.differential.side run --side temporal --target 127.0.0.1:PORT --out DIR
     python -m tests.differential.side run --side engine --out DIR         # $DLAB_DB names the file
     python -m tests.differential.side replay --side temporal|engine --histories DIR
+    python -m tests.differential.side serve --side temporal --target 127.0.0.1:PORT   # a worker until stopped
 
 ``--side engine`` turns the temporalio switch on before anything imports temporalio, so the
 same ``workflows.py`` and ``drivers.py`` run on our engine; ``--side temporal`` uses the real
@@ -118,9 +119,24 @@ async def replay(histories: Path) -> bool:
     return all_ok
 
 
+async def serve(target: str) -> None:
+    """A worker of every workflow and activity on ``target`` until the process is stopped
+    (tests of %temporal start runs on the server and need something to run them)."""
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from tests.differential import workflows
+    from tests.differential.drivers import TASK_QUEUE
+
+    client = await _connect(Client, target)
+    async with Worker(client, task_queue=TASK_QUEUE, workflows=workflows.WORKFLOWS, activities=workflows.ACTIVITIES):
+        print("serving", flush=True)
+        await asyncio.Event().wait()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.differential.side", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run", "replay"])
+    parser.add_argument("command", choices=["run", "replay", "serve"])
     parser.add_argument("--side", choices=["temporal", "engine"], required=True)
     parser.add_argument("--target", default="localhost:7233", help="the dev server's address (the engine maps it to $DLAB_DB)")
     parser.add_argument("--out", type=Path, help="run: where to write one JSON file per scenario")
@@ -128,6 +144,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", action="append", default=[], help="run: only this scenario (repeatable)")
     args = parser.parse_args(argv)
     _switch(args.side)
+    if args.command == "serve":
+        asyncio.run(serve(args.target))
+        return 0
     if args.command == "run":
         if args.out is None:
             parser.error("run needs --out DIR")

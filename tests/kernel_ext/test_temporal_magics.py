@@ -39,7 +39,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_dev_server.Dev
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
         )
         assert done.returncode == 0, done.stderr[-3000:]
-        yield dev
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tests.differential.side", "serve", "--side", "temporal", "--target", dev.target],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        try:
+            assert worker.stdout is not None and worker.stdout.readline().strip() == "serving"
+            yield dev
+        finally:
+            worker.kill()
+            worker.wait()
     finally:
         dev.stop()
 
@@ -108,3 +117,14 @@ def test_the_kernel_starts_and_stops_its_own_dev_server(shell: InteractiveShell)
     finally:
         stopped = run(shell, "%temporal dev-server stop").text()
     assert stopped.startswith("Not connected to Temporal")
+
+
+def test_start_and_execute_on_the_server_by_type(shell: InteractiveShell, server: _dev_server.DevServer) -> None:
+    run(shell, f"%temporal connect {server.target}")
+    result = run(shell, "%workflow execute --type Patches --task-queue differential -w k-patches --input '\"Ada\"'")
+    assert result == ["Hello, dear Ada!", "still patched"]
+    run(shell, "h = %workflow start --type Heartbeats --task-queue differential -w k-beats --input 3 --execution-timeout 1m")
+    assert run(shell, "await h.result()")[-1] == "step 2 on attempt 2"
+    assert "COMPLETED" in run(shell, "%workflow describe -w k-beats").text()
+    assert "a worker for Temporal is not there yet" in usage_error(shell, "%worker start --task-queue differential")
+    assert "not a duration" in usage_error(shell, "%workflow start --type Patches --task-queue q --execution-timeout soon")
