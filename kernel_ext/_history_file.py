@@ -15,7 +15,8 @@ from engine.converter import DataConverter
 from engine.errors import PayloadError
 from engine.history import History, HistoryFormatError, load_history
 from kernel_ext._codec import readable
-from kernel_ext._session import JsonDocument, SessionError
+from kernel_ext._session_errors import SessionError
+from kernel_ext._session_results import JsonDocument
 
 # The outputs of %workflow show that need only the history (chain needs the other runs).
 FILE_OUTPUTS = ("table", "json", "graph", "saga")

@@ -30,8 +30,15 @@ from engine.converter import DataConverter
 from engine.history import History
 from kernel_ext import _dev_server
 from kernel_ext._history_file import show_history
-from kernel_ext._session import SessionError, _Text
+from kernel_ext._magic_args import _verb
+from kernel_ext._session_errors import SessionError
+from kernel_ext._session_results import _Text
 
+TEMPORAL_PARSER = _verb("temporal", "Point %workflow at a Temporal server (kernel_ext/_temporal.py).",
+                        (("words",), {"nargs": "*", "metavar": "connect [ADDRESS] | dev-server start|stop | disconnect"}),
+                        (("--namespace", "-n"), {"default": "default", "metavar": "N", "help": "Namespace (connect)."}),
+                        (("--port",), {"type": int, "metavar": "P", "help": "Frontend port of the dev server (default: a free one)."}),
+                        (("--ui-port",), {"type": int, "metavar": "U", "help": "Web UI port of the dev server (default: a free one)."}))
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 CONNECT_LIMIT = 10.0  # seconds
 # The %workflow verbs that act on a Temporal server while connected.
@@ -228,8 +235,6 @@ class TemporalMagics(Magics):
         Point %workflow show|list|describe|result|signal|query|cancel|terminate at a Temporal server
         (the real temporalio client); %engine (or %temporal disconnect) points them back at the kernel's engine.
         """
-        from kernel_ext.magics import TEMPORAL_PARSER
-
         args = TEMPORAL_PARSER.parse(line)
         target = self.target
         words = args.words
