@@ -34,11 +34,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from engine._load_bench import BenchActivities, BenchContext, load_activity, runs_prefix
-from engine._load_processes import SYNCHRONOUS, WorkerPool, set_synchronous
-from engine._load_report import DEFAULT_P99_LIMIT, LoadReport, RunRecord, StepRow, finding, percentile, run_record, step_rows
-from engine._load_target import EmbeddedTarget, TargetSystem
-from engine._load_workflows import BENCH_TYPE, TARGET_TYPE, BenchPlan, LoadBench, LoadChild, LoadTarget, TargetConfig
+from engine._load.bench import BenchActivities, BenchContext, load_activity, runs_prefix
+from engine._load.processes import SYNCHRONOUS, WorkerPool, set_synchronous
+from engine._load.report import DEFAULT_P99_LIMIT, LoadReport, RunRecord, StepRow, finding, percentile, run_record, step_rows
+from engine._load.target import EmbeddedTarget, TargetSystem
+from engine._load.workflows import BENCH_TYPE, TARGET_TYPE, BenchPlan, LoadBench, LoadChild, LoadTarget, TargetConfig
 from engine.client import Client
 from engine.common import WorkflowIDReusePolicy
 from engine.errors import WorkflowAlreadyStartedError
@@ -47,7 +47,7 @@ from engine.worker import Worker
 
 __all__ = [
     "Step", "ramp", "parse_steps", "STEP_SYNTAX", "Scenario", "TargetConfig", "plan", "run_load_test", "build_report", "run_record",
-    "LoadReport", "RunRecord", "StepRow", "percentile", "SYNCHRONOUS", "TargetSystem",
+    "LoadReport", "RunRecord", "StepRow", "percentile", "SYNCHRONOUS", "TargetSystem", "live_figure", "figure_png",
 ]
 
 
@@ -191,6 +191,21 @@ def parse_steps(text: str) -> list[Step]:
     if not steps:
         raise ValueError(f"No steps given: write {STEP_SYNTAX}.")
     return steps
+
+
+def live_figure(*, seconds: int | None = None, p99_limit: float = DEFAULT_P99_LIMIT) -> Any:
+    """The report's four panels as a matplotlib figure to redraw while a test runs:
+    ``figure.update(samples)``, then ``figure_png(figure)`` (needs matplotlib)."""
+    from engine._load.plots import LoadFigure
+
+    return LoadFigure(p99_limit=p99_limit, seconds=seconds)
+
+
+def figure_png(figure: Any, dpi: int = 75) -> bytes:
+    """A PNG of a ``live_figure``."""
+    from engine._load.plots import png
+
+    return png(figure.fig, dpi=dpi)
 
 
 def plan(scenario: Scenario, tick_seconds: float = 1.0) -> BenchPlan:

@@ -23,7 +23,7 @@ from IPython.display import HTML, Image, display
 from engine import loadtest as lt
 from engine.client import Client
 from engine.errors import EngineError
-from kernel_ext import magics as _m
+from kernel_ext import _magic_args as _m
 
 LOAD_DB = "load.db"
 
@@ -93,10 +93,8 @@ class LoadTestView:
         return self.text()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **_: Any) -> dict[str, Any]:
-        from engine._load_html import report_body
-
         title = f"<h3>Load test {html.escape(self.report.bench_id)}</h3>"
-        return {"text/plain": self.text(), "text/html": f'<div class="dlab-loadtest">{title}{report_body(self.report)}</div>'}
+        return {"text/plain": self.text(), "text/html": f'<div class="dlab-loadtest">{title}{self.report.html_fragment()}</div>'}
 
 
 class LiveView:
@@ -115,11 +113,9 @@ class LiveView:
         self.next_plot = 0.0
         self.live_figure: Any = None
         if plots:
-            from engine._load_html import LoadFigure
-
             # Made now, before the bench starts: importing matplotlib and building the figure
             # take a second or more on a busy machine, which the test's first second would pay.
-            self.live_figure = LoadFigure(p99_limit=p99_limit, seconds=seconds)
+            self.live_figure = lt.live_figure(seconds=seconds, p99_limit=p99_limit)
         self.line = display(HTML("<i>starting the load test…</i>"), display_id=True)
         self.figure = display(HTML(""), display_id=True) if plots else None
 
@@ -145,9 +141,7 @@ class LiveView:
             self.line.update(HTML(bar + text))
         now = time.monotonic()
         if self.figure is not None and (final or now >= self.next_plot):
-            from engine._load_html import png
-
-            self.figure.update(Image(png(self.live_figure.update(self.samples).fig, dpi=75)))
+            self.figure.update(Image(lt.figure_png(self.live_figure.update(self.samples))))
             self.plot_cost = time.monotonic() - now
             self.next_plot = now + 3 * self.plot_cost
 

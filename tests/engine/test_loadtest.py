@@ -24,7 +24,7 @@ from engine.history import History, HistoryEvent
 from engine.loadtest import (
     Scenario, Step, StepRow, TargetConfig, build_report, parse_steps, percentile, plan, ramp, run_load_test, run_record,
 )
-from engine._load_report import capacity, finding, knee_index
+from engine._load.report import capacity, finding, knee_index
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -261,7 +261,7 @@ def test_the_bench_survives_a_sigkill_of_its_driver_and_finishes(tmp_path: Path)
 
 
 def test_the_figure_has_four_panels_with_their_legends() -> None:
-    from engine._load_html import LoadFigure
+    from engine._load.plots import LoadFigure
 
     sample = dict(offered=4, started=4, closed=3, latency_p50=0.1, latency_p95=0.2, latency_p99=None, backlog_workflow_tasks=1,
                   backlog_activity_tasks=0, waiting_to_start=0, in_flight=1, cpu={"driver": 0.1, "worker-0": 0.2}, lock_wait={"driver": 0.0})
