@@ -254,6 +254,7 @@ async def run_load_test(
     if synchronous is not None and synchronous.upper() not in SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)} (got {synchronous!r}).")
     bench_id = bench_id or f"{scenario.name}-{secrets.token_hex(3)}"
+    load_before = os.getloadavg()[0]  # the machine's load beside the figures: before and after
     task_queue = f"{bench_id}-target"
     client = await Client.connect(db_path)
     pool: WorkerPool | None = None
@@ -291,7 +292,7 @@ async def run_load_test(
             for w in reversed(workers):
                 await w.__aexit__(None, None, None)
         report = await build_report(client, bench_id)
-        report.environment = _environment(processes, synchronous, max_concurrent_activities)
+        report.environment = _environment(processes, synchronous, max_concurrent_activities, load_before)
         return report
     finally:
         if pool is not None:
@@ -333,9 +334,10 @@ def _number_of(bench_id: str, workflow_id: str) -> int:
     return int(tail) if tail.isdigit() else -1
 
 
-def _environment(processes: int, synchronous: str | None, slots: int | None) -> dict[str, Any]:
+def _environment(processes: int, synchronous: str | None, slots: int | None, load_before: float) -> dict[str, Any]:
     one, five, _ = os.getloadavg()
     return {
+        "load_average_1m_before": round(load_before, 2),
         "worker_processes": processes,
         "max_concurrent_activities": slots or 100,
         "synchronous": (synchronous or "NORMAL").upper(),
