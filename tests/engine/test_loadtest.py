@@ -176,7 +176,8 @@ async def test_a_small_scenario_starts_what_it_offers_and_reports_it(tmp_path: P
     assert [s["offered"] for s in report.seconds[:3]] == [4, 4, 6]
     assert sum(s["started"] for s in report.seconds) == 14 and report.seconds[-1]["closed_total"] == 14
     assert [s.started for s in report.steps] == [8, 6]
-    assert [s["second"] for s in samples] == [s["second"] for s in report.seconds]  # one sample per tick, as recorded
+    # Every recorded second was also handed to on_sample (a tick tried again hands it twice).
+    assert sorted({s["second"] for s in samples}) == [s["second"] for s in report.seconds]
     assert all(r.activities == 2 and r.workflow_tasks >= 4 for r in report.runs)
     # The report rebuilt from the database alone is the same.
     client = await Client.connect(db)
