@@ -26,9 +26,10 @@ def test_loadtest_run_shows_progress_plots_and_the_report(shell: InteractiveShel
     assert again.report.runs == view.report.runs
 
 
-def test_loadtest_runs_your_workflow(shell: InteractiveShell) -> None:
-    define(shell)
-    view = run(shell, "%loadtest run --steps 2:2 --processes 0 --workflow Hello -i '\"Ada\"' --no-live --name mine")
+@pytest.mark.parametrize("processes", [0, 1])
+def test_loadtest_runs_your_workflow(shell: InteractiveShell, processes: int) -> None:
+    define(shell)  # a worker process runs the notebook's %%workflow and %%activity cells
+    view = run(shell, f"%loadtest run --steps 2:2 --processes {processes} --workflow Hello -i '\"Ada\"' --no-live --name mine")
     assert [r.status for r in view.report.runs] == ["Completed", "Completed"]
     assert view.report.scenario["workflow"] == "Hello"
 
