@@ -55,6 +55,7 @@ LOAD_VERBS: Mapping[str, _m._Parser] = {
         (("--bench-id",), {"metavar": "ID", "help": "The bench's workflow id; a bench of that id whose driver died is taken over."}),
         (("--db",), {"metavar": "PATH", "help": f"Database file of the test (default {LOAD_DB} beside the kernel's)."}),
         (("--html",), {"metavar": "PATH", "help": "Also save the report as a standalone HTML file."}),
+        (("--report",), {"metavar": "DIR", "help": "Also write runs.csv, seconds.csv, steps.csv and summary.json into DIR."}),
         (("--no-live",), {"action": "store_true", "help": "No live plots (only the progress line), e.g. for quick tests."}),
     ),
     "report": _m._verb(
@@ -62,6 +63,7 @@ LOAD_VERBS: Mapping[str, _m._Parser] = {
         (("--bench-id",), {"required": True, "metavar": "ID", "help": "The bench's workflow id."}),
         (("--db",), {"metavar": "PATH", "help": f"Database file of the test (default {LOAD_DB} beside the kernel's)."}),
         (("--html",), {"metavar": "PATH", "help": "Also save the report as a standalone HTML file."}),
+        (("--report",), {"metavar": "DIR", "help": "Also write runs.csv, seconds.csv, steps.csv and summary.json into DIR."}),
     ),
 }
 
@@ -172,7 +174,7 @@ class LoadTestMagics(Magics):
         verb, args, parser = _m._split_verb("loadtest", LOAD_VERBS, line)
         db = self._db(args.db)
         if verb == "report":
-            return _m.Pending("%loadtest report", lambda: self._report(parser, db, args.bench_id, args.html))
+            return _m.Pending("%loadtest report", lambda: self._report(parser, db, args.bench_id, args.html, args.report))
         scenario = self._scenario(parser, args)
         workflows: list[Any] = []
         activities: list[Any] = []
@@ -200,8 +202,7 @@ class LoadTestMagics(Magics):
                 drawing.cancel()
             live.draw(final=True)
             live.close()
-            if args.html:
-                report.write_html(args.html)
+            _save(report, args.html, args.report)
             return LoadTestView(report)
 
         return _m.Pending("%loadtest run", work)
@@ -249,7 +250,7 @@ class LoadTestMagics(Magics):
             parser.error("No %%workflow or %%activity cell has run yet: the worker processes run the code of those cells.")
         return write_code(Path(db + "-load"), list(self.session.sources))
 
-    async def _report(self, parser: _m._Parser, db: str, bench_id: str, save: str | None) -> LoadTestView:
+    async def _report(self, parser: _m._Parser, db: str, bench_id: str, page: str | None, folder: str | None) -> LoadTestView:
         if not Path(db).exists():
             parser.error(f"No load test database at {db!r}: run %loadtest run first, or give --db.")
         client = await Client.connect(db)
@@ -259,6 +260,12 @@ class LoadTestMagics(Magics):
             raise UsageError(f"No load test {bench_id!r} in {db}: {e}\n{parser.usage_line()}") from None
         finally:
             await client.close()
-        if save:
-            report.write_html(save)
+        _save(report, page, folder)
         return LoadTestView(report)
+
+
+def _save(report: lt.LoadReport, page: str | None, folder: str | None) -> None:
+    if page:
+        report.write_html(page)
+    if folder:
+        report.write(folder)

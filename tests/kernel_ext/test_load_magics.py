@@ -22,8 +22,9 @@ def test_loadtest_run_shows_progress_plots_and_the_report(shell: InteractiveShel
     assert (tmp_path / ".durable" / "load.db").exists()  # beside the kernel's database, not in it
     shown = capsys.readouterr().out
     assert "<IPython.core.display.Image object>" in shown  # the live plot was drawn at least once
-    again = run(shell, "%loadtest report --bench-id nb-1")
+    again = run(shell, "%loadtest report --bench-id nb-1 --report out")
     assert again.report.runs == view.report.runs
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["runs.csv", "seconds.csv", "steps.csv", "summary.json"]
 
 
 @pytest.mark.parametrize("processes", [0, 1])
