@@ -271,3 +271,13 @@ def test_the_figure_has_four_panels_with_their_legends() -> None:
     assert legends[0] == ["offered", "started", "achieved (closed)"]
     assert "CPU worker-0" in legends[3] and "write-lock wait (s/s)" in legends[3]
     assert figure.rates.get_xlim() == (-0.5, 9.5)  # a live figure keeps the test's length
+
+
+def test_public_names_of_loadtest() -> None:
+    import engine.loadtest as lt
+
+    assert set(lt.__all__) == {
+        "Step", "ramp", "parse_steps", "STEP_SYNTAX", "Scenario", "TargetConfig", "plan", "run_load_test", "build_report",
+        "run_record", "LoadReport", "RunRecord", "StepRow", "percentile", "SYNCHRONOUS", "TargetSystem", "live_figure", "figure_png",
+    }
+    assert all(hasattr(lt, name) for name in lt.__all__)
