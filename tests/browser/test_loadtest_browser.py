@@ -60,3 +60,19 @@ def test_loadtest_shows_live_plots_then_the_report(lab: JupyterServer, page: Any
     assert report["loaded"] and report["width"] > 400, report
     assert report["first"] == "4/s for 3 s" and report["aligns"][0] == "left" and set(report["aligns"][1:]) == {"right"}, report
     assert "runs/s" in report["finding"], report
+
+
+def test_the_stored_tutorial_shows_its_reports_untrusted(lab: JupyterServer, page: Any) -> None:
+    """Tutorial 10 as cloned (not run, so not trusted): its reports' plots are images, which
+    the sanitizer keeps, and its steps tables show."""
+    source = Path(__file__).resolve().parents[2] / "notebooks" / "tutorials" / "10-load-testing.ipynb"
+    (Path(lab.root) / source.name).write_bytes(source.read_bytes())
+    open_notebook(lab, page, source.name)
+    page.locator(".dlab-loadtest img").first.wait_for(timeout=60_000)
+    reports = page.evaluate("""() => Array.from(document.querySelectorAll('.dlab-loadtest'), (report) => {
+        report.scrollIntoView();
+        const image = report.querySelector('img');
+        return {loaded: !!(image && image.complete && image.naturalWidth > 0), rows: report.querySelectorAll('table tbody tr').length};
+    })""")
+    screenshot(page, "loadtest-tutorial-stored", page.locator(".dlab-loadtest").first)
+    assert len(reports) == 3 and all(r["loaded"] and r["rows"] >= 3 for r in reports), reports
