@@ -86,8 +86,8 @@ def _db(args: argparse.Namespace) -> str:
 
 
 def scenario_from(args: argparse.Namespace) -> loadtest.Scenario:
-    if args.workflow and not (args.module or args.file) and args.processes:
-        raise CliError("--workflow needs --module or --file: the worker processes load your workflow from there.")
+    if args.workflow and not (args.module or args.file):
+        raise CliError("--workflow needs --module or --file: the workers load your workflow and its activities from there.")
     if (args.module or args.file) and not args.workflow:
         raise CliError("--module/--file give your code: name the workflow to start with --workflow TYPE.")
     inputs = json_inputs(args.input)

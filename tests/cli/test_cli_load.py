@@ -40,5 +40,7 @@ def test_load_usage_errors_say_what_to_write(dlab: Callable[..., Result], tmp_pa
     assert r.code == 2 and "Step 'fast' is not understood: write RATE:SECONDSs" in r.err
     r = dlab("load", "run", "--steps", "5:2s", "--workflow", "Hello", "--db", db)
     assert r.code != 0 and "--workflow needs --module or --file" in r.err
+    r = dlab("load", "run", "--steps", "5:2s", "--workflow", "Hello", "--processes", "0", "--db", db)
+    assert r.code != 0 and "--workflow needs --module or --file" in r.err
     r = dlab("load", "run", "--steps", "5:2s", "--failure-rate", "1.5", "--db", db)
     assert r.code == 2 and "probability below 1" in r.err
