@@ -251,6 +251,10 @@ async def run_load_test(
         raise ValueError(f"max_concurrent_activities is 1 or more (got {max_concurrent_activities}).")
     if db_path == ":memory:" and processes:
         raise ValueError("Worker processes need a database file: give db_path='load.db' (or processes=0).")
+    if scenario.workflow and processes and not (module or file):
+        raise ValueError(f"Scenario workflow {scenario.workflow!r}: give module= or file= where the worker processes find it.")
+    if scenario.workflow and not processes and not workflows:
+        raise ValueError(f"Scenario workflow {scenario.workflow!r}: with processes=0, give workflows=[...] (and activities=[...]) to run it here.")
     if synchronous is not None and synchronous.upper() not in SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)} (got {synchronous!r}).")
     bench_id = bench_id or f"{scenario.name}-{secrets.token_hex(3)}"

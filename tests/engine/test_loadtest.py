@@ -281,3 +281,11 @@ def test_public_names_of_loadtest() -> None:
         "run_record", "LoadReport", "RunRecord", "StepRow", "percentile", "SYNCHRONOUS", "TargetSystem", "live_figure", "figure_png",
     }
     assert all(hasattr(lt, name) for name in lt.__all__)
+
+
+async def test_your_workflow_needs_its_code(tmp_path: Path) -> None:
+    mine = Scenario([Step(1, count=1)], workflow="Mine")
+    with pytest.raises(ValueError, match="give module= or file="):
+        await run_load_test(mine, db_path=str(tmp_path / "a.db"), processes=1)
+    with pytest.raises(ValueError, match="give workflows="):
+        await run_load_test(mine, db_path=str(tmp_path / "a.db"), processes=0)
