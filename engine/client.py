@@ -16,7 +16,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Sequence
 
 from engine import _client_reads
 from engine import _client_with_start
@@ -82,6 +82,9 @@ from engine._client_reads import WorkflowExecutionCount, WorkflowExecutionCountA
 from engine.history import History, HistoryEvent
 # Where temporalio users import them from (temporalio.client); defined in engine.errors.
 from engine.errors import WorkflowAlreadyStartedError, WorkflowQueryFailedError, WorkflowUpdateFailedError
+
+if TYPE_CHECKING:
+    from engine.run_snapshot import RunSnapshot
 
 __all__ = [
     "Client",
@@ -823,6 +826,13 @@ class WorkflowHandle:
         run_id = await self._resolve_run()
         rows = await self._client.store.read(_attempts, run_id)
         return [ActivityAttempt(*row) for row in rows]
+
+    async def snapshot(self) -> "RunSnapshot":
+        """The run read in one go for viewers (history decoded, every activity attempt, its
+        continue-as-new chain and children): see :mod:`engine.run_snapshot`."""
+        from engine.run_snapshot import read_snapshot
+
+        return await read_snapshot(self._client, self.id, self.run_id)
 
     async def signal(self, signal: str | Callable[..., Any], arg: Any = _arg_unset, *, args: Sequence[Any] = ()) -> None:
         """Send a signal: recorded in the run's history, then delivered to its handler, also
