@@ -114,7 +114,7 @@ def _children(conn: Any, history: History) -> list[tuple[Any, ...]]:
             wtype = (a.get("workflowType") or {}).get("name", "")
             found[event.event_id] = [event.event_id, a.get("workflowId", ""), "", wtype, None]
         elif event.event_type == "ChildWorkflowExecutionStarted":
-            child = found.get(_int(a.get("initiatedEventId")))
+            child = found.get(_int(a.get("initiatedEventId")) or 0)
             if child is not None:
                 child[2] = (a.get("workflowExecution") or {}).get("runId", "") or ""
     for child in found.values():
