@@ -56,7 +56,7 @@ __all__ = [
 
 DEFAULT_DB_PATH = ".durable/engine.db"
 TIME_MODES = ("real", "skip")
-SHOW_OUTPUTS = ("table", "json", "graph", "saga", "chain")
+SHOW_OUTPUTS = ("table", "json", "graph", "saga", "chain", "explorer")
 _MEMORY = ":memory:"
 
 
@@ -260,10 +260,10 @@ class RunHandle:
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **_: Any) -> dict[str, Any]:
-        """The text above, plus (in a notebook) a graph of the run that updates as it runs."""
-        from kernel_ext.live import LiveRunView
+        """The text above, plus (in a notebook) the run's explorer, following it as it runs."""
+        from kernel_ext._explorer_handle import handle_bundle
 
-        bundle = LiveRunView(self.handle)._repr_mimebundle_()
+        bundle = handle_bundle(self.handle)
         bundle["text/plain"] = repr(self)
         return bundle
 
@@ -763,6 +763,13 @@ class Session:
         if output == "json":
             # As stored (with a codec: encoded), like `temporal workflow show -o json`.
             return JsonDocument((await handle.fetch_history()).to_json_dict())
+        if output == "explorer":
+            from kernel_ext.explorer import explore
+
+            try:
+                return await explore(await self.ensure_ready(), workflow_id, description.run_id)
+            except PayloadError as e:
+                raise SessionError(f"{e} Set the data converter that wrote the run: %config DurableLab.data_converter = ...") from None
         try:
             history, attempts = await readable_run(handle)
         except PayloadError as e:

@@ -145,7 +145,7 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
     "execute": _verb("workflow execute", "Start a run and wait for its result; stops with the failure if its workflow task fails (the run goes on).", *_START),
     "show": _verb("workflow show", "Show a run's event history.", _ID, _RUN,
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
-                  (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain)."})),
+                  (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain); explorer (a widget: click the graph, timeline, events, runs)."})),
     "list": _verb("workflow list", "List runs, newest first.",
                   (("--query", "-q"), {"metavar": "FILTER", "help": "Temporal's list filter, e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (also WorkflowId, RunId, TaskQueue, StartTime, CloseTime; = != < > BETWEEN IN STARTS_WITH AND OR)."}),
                   (("--limit",), {"type": int, "metavar": "N", "help": "Show at most N runs."})),
