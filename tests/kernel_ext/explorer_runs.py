@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from engine import activity, workflow
 from engine.common import RetryPolicy
-from engine.errors import ApplicationError
+from engine.errors import ApplicationError, WorkflowNotFoundError
 from engine.saga import Saga
 
 TRIES: dict[str, int] = {}
@@ -82,3 +83,15 @@ class Trip:
             await saga.compensate()
             raise
         return done
+
+
+async def finish_busy(client: Any, workflow_id: str, result: Any) -> Any:
+    """Signal each run of the chain on until ``result`` (the chain's result) is done."""
+    done = asyncio.ensure_future(result)
+    while not done.done():
+        await asyncio.sleep(0.05)
+        try:
+            await client.get_workflow_handle(workflow_id).signal("proceed")
+        except WorkflowNotFoundError:
+            pass  # the run closed between the check and the signal
+    return done.result()
