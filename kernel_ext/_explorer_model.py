@@ -18,8 +18,8 @@ from engine.run_snapshot import RunSnapshot
 from kernel_ext._dot import cap, layered
 from kernel_ext._explorer_timeline import Timeline, timeline_of
 from kernel_ext._steps import Row, collapsed_layers, format_offset, history_timeline_rows, seconds_between
-from kernel_ext._steps._read import failure_summary, text_of
-from kernel_ext.display import EventTable, _all_attributes
+from kernel_ext._steps._read import failure_summary, shorten, text_of
+from kernel_ext.display import _DETAIL_LIMIT, _all_attributes, _Names, _short_detail
 
 PAGE_SIZE = 50
 DETAIL_EVENTS = 40  # events listed in one node's details; the table has the rest
@@ -66,7 +66,7 @@ class ExplorerModel:
         from kernel_ext.graphs import run_graph
 
         s = self.snapshot
-        return run_graph(s.history, s.attempts, max_nodes=self.max_nodes, children=s.child_histories, faults=s.faults)
+        return run_graph(s.history, s.attempts, max_nodes=self.max_nodes, children=s.child_histories, faults=s.faults, rows=self.rows)
 
     def _linked_node(self, name: str) -> tuple[Row, dict[str, str]] | None:
         """A note drawn for another run (``s3l0``, or a node of a child run drawn nested
@@ -179,36 +179,52 @@ class ExplorerModel:
         return timeline_of(self.snapshot, self.rows)
 
     # ------------------------------------------------------------------ events
+    # A row's text decodes the event's payloads: for a big history only the rows of the page
+    # shown are made, and all of them only once a search needs their text.
     @functools.cached_property
-    def event_rows(self) -> list[tuple[str, str, str, str]]:
-        return EventTable(self.snapshot.history).rows()
+    def _names(self) -> _Names:
+        return _Names(self.snapshot.history)
+
+    def _event_row(self, index: int) -> tuple[str, str, str, str]:
+        row = self._rows_made.get(index)
+        if row is None:
+            event = self.snapshot.history.events[index]
+            detail = shorten(_short_detail(event, self._names), _DETAIL_LIMIT)
+            offset = format_offset(seconds_between(self.start, event.event_time))
+            row = self._rows_made[index] = (str(event.event_id), offset, event.event_type or "?", detail)
+        return row
+
+    @functools.cached_property
+    def _rows_made(self) -> dict[int, tuple[str, str, str, str]]:
+        return {}
 
     @functools.cached_property
     def _haystacks(self) -> list[str]:
-        return [" ".join(row).lower() for row in self.event_rows]
+        return [" ".join(self._event_row(i)).lower() for i in range(len(self.snapshot.history.events))]
 
     def kinds(self) -> list[dict[str, Any]]:
         """Event types in the run, each with how many events it has, in order of first use."""
         counts: dict[str, int] = {}
-        for _, _, event_type, _ in self.event_rows:
-            counts[event_type] = counts.get(event_type, 0) + 1
+        for event in self.snapshot.history.events:
+            counts[event.event_type or "?"] = counts.get(event.event_type or "?", 0) + 1
         return [{"kind": kind, "count": count} for kind, count in counts.items()]
 
     def table(self, kind: str = "", search: str = "", page: int = 0, page_size: int = PAGE_SIZE) -> dict[str, Any]:
         """One page of the events of type ``kind`` (all if ``""``) whose text holds every
         word of ``search`` (any case)."""
         words = search.lower().split()
+        events = self.snapshot.history.events
         matches = [
-            i for i, row in enumerate(self.event_rows)
-            if (not kind or row[2] == kind) and all(w in self._haystacks[i] for w in words)
+            i for i, event in enumerate(events)
+            if (not kind or (event.event_type or "?") == kind) and (not words or all(w in self._haystacks[i] for w in words))
         ]
         pages = max((len(matches) + page_size - 1) // page_size, 1)
         page = min(max(page, 0), pages - 1)
-        shown = [self.event_rows[i] for i in matches[page * page_size : (page + 1) * page_size]]
+        shown = [self._event_row(i) for i in matches[page * page_size : (page + 1) * page_size]]
         return {
             "rows": [{"id": int(r[0]), "time": r[1], "type": r[2], "detail": r[3]} for r in shown],
             "total": len(matches),
-            "all": len(self.event_rows),
+            "all": len(events),
             "page": page,
             "pages": pages,
         }

@@ -33,7 +33,7 @@ from engine.history import History
 from engine.run_snapshot import RunSnapshot, read_snapshot
 from kernel_ext._explorer_model import ExplorerModel
 from kernel_ext.display import RunView
-from kernel_ext.graphs import render_svg
+from kernel_ext.graphs import collapse_rows, render_svg
 
 if TYPE_CHECKING:
     from engine.client import Client
@@ -229,6 +229,9 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
             )
         title = f"{s.workflow_id} ({s.workflow_type})"
         view = RunView(s.history, s.attempts, title=title, max_nodes=self._max_nodes, children=s.child_histories, faults=s.faults)
+        # The same steps and graph as the widget's: made once (a big history's costly part).
+        view.rows = collapse_rows(self.model.rows)
+        view.dot = self.model.dot
         return view.to_html()
 
     def __repr__(self) -> str:
