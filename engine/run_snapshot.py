@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from engine import _run_snapshot_sql as sql
 from engine.client import ActivityAttempt, WorkflowExecutionStatus
 from engine.converter import DataConverter, decode_failure_json, decode_history
+from engine.errors import PayloadError
 from engine.faults import FaultFired
 from engine.history import History
 
@@ -66,7 +67,8 @@ class RunSnapshot:
     """One run as read at ``read_at``: its history (payloads decoded by the client's codec),
     every activity attempt, its chain and children, the faults that fired in it.
 
-    ``result`` is the decoded result of a completed run (None otherwise) and ``failure`` the
+    ``result`` is the decoded result of a completed run (None otherwise, and where a codec
+    this client does not have wrote it) and ``failure`` the
     failure JSON of a failed one (message and stack trace readable); ``chain`` holds every run
     of the continue-as-new chain, first to last, this one included (one run if there is no
     chain); ``child_histories`` maps child workflow ids to their histories, three levels deep,
@@ -127,7 +129,11 @@ async def _outcome(history: History, converter: DataConverter) -> tuple[Any, Map
     if last is None:
         return None, None
     if last.event_type == "WorkflowExecutionCompleted":
-        values = await converter._decode_json(last.attributes.get("result"), (), "the workflow result")
+        try:
+            values = await converter._decode_json(last.attributes.get("result"), (), "the workflow result")
+        except PayloadError:
+            # Written by a codec this client does not have: the viewers show it as encrypted.
+            return None, None
         return (values[0] if values else None), None
     if last.event_type == "WorkflowExecutionFailed" and isinstance(last.attributes.get("failure"), Mapping):
         return None, dict(last.attributes["failure"])

@@ -46,9 +46,12 @@ function table(header, rows, onRow) {
   return h("table", { class: "dlab-table" }, h("thead", {}, h("tr", {}, ...header.map((t) => cell("th", t)))), body);
 }
 
-function badge(status) {
+const STATUS_OF = { COMPLETED: "ok", FAILED: "failed", TIMED_OUT: "failed", TERMINATED: "failed", CANCELED: "cancelled",
+  CONTINUED_AS_NEW: "ok", RUNNING: "running" };
+
+function badge(status, text) {
   const [fill, border] = COLOURS[status] || COLOURS.info;
-  return h("span", { class: "dlab-badge", text: status, style: { background: fill, borderColor: border } });
+  return h("span", { class: "dlab-badge", text: text || status, style: { background: fill, borderColor: border } });
 }
 
 function niceStep(span, target) {
@@ -91,8 +94,8 @@ function render({ model, el }) {
     const head = model.get("header") || {};
     title.replaceChildren(
       h("strong", { text: `${head.type || "?"} · ${head.workflow_id || "?"}` }),
-      document.createTextNode(` · run ${head.run_id || "?"} · `), badge((head.status || "").toLowerCase() === "completed" ? "ok" : head.closed ? (head.status === "FAILED" ? "failed" : "info") : "running"),
-      document.createTextNode(` ${head.status || ""} · ${head.events || 0} events` + (head.outcome ? ` · ${head.outcome}` : "")),
+      document.createTextNode(` · run ${head.run_id || "?"} · `), badge(STATUS_OF[head.status] || "info", (head.status || "?").toLowerCase().replace(/_/g, " ")),
+      document.createTextNode(` · ${head.events || 0} events` + (head.outcome ? ` · ${head.outcome}` : "")),
     );
     live.textContent = head.closed
       ? "The run has closed: this view is final. Click a node, a bar or an event to see its details."
@@ -241,8 +244,8 @@ function render({ model, el }) {
     for (const link of d.links || []) parts.push(runButton(`open the ${link.relation} run ${link.workflow_id || ""} ${link.run_id.slice(-8)}`, link.key, false));
     if (d.attempts && d.attempts.length) {
       parts.push(h("h4", { text: `Attempts (${d.attempts.length})` }));
-      parts.push(table(["#", "Started", "Ended", "Took", "Outcome", "Failure"],
-        d.attempts.map((a) => ({ cells: [a.attempt, a.started, a.ended, a.took, a.outcome, a.failure] }))));
+      parts.push(table(["#", "Started", "Took", "Outcome"],
+        d.attempts.map((a) => ({ cells: [a.attempt, "+" + a.started, a.took, a.failure ? `${a.outcome}: ${a.failure}` : a.outcome] }))));
       for (const a of d.attempts) {
         if (a.stack_trace) parts.push(h("details", {}, h("summary", { text: `stack trace of attempt ${a.attempt}` }), h("pre", { text: a.stack_trace })));
       }
@@ -276,15 +279,16 @@ function render({ model, el }) {
   model.send({ ping: ++pings });
 
   const redrawPanel = () => drawPanel();
-  model.on("change:header", drawHeader);
-  model.on("change:message", drawHeader);
-  model.on("change:details", () => { drawDetails(); if (tab !== "timeline") drawPanel(); });
-  for (const name of ["svg", "timeline", "table", "kinds", "runs"]) model.on("change:" + name, redrawPanel);
+  const onDetails = () => { drawDetails(); if (tab !== "timeline") drawPanel(); };
+  const handlers = [["change:header", drawHeader], ["change:message", drawHeader], ["change:details", onDetails],
+    ...["svg", "timeline", "table", "kinds", "runs"].map((name) => ["change:" + name, redrawPanel])];
+  for (const [name, fn] of handlers) model.on(name, fn);
 
   drawHeader(); drawTabs(); drawPanel(); drawDetails();
   return () => {
     clearInterval(pinger);
     model.off("msg:custom", onMessage);
+    for (const [name, fn] of handlers) model.off(name, fn);
   };
 }
 

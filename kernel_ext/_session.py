@@ -35,7 +35,6 @@ from engine.errors import PayloadError, StoreError, WorkflowFailureError, Workfl
 from engine.history import History
 from engine.worker import Worker
 from kernel_ext import _process_workers, _waiting
-from kernel_ext._codec import readable_run
 from kernel_ext._errors import shown_in_notebook
 
 __all__ = [
@@ -771,9 +770,10 @@ class Session:
             except PayloadError as e:
                 raise SessionError(f"{e} Set the data converter that wrote the run: %config DurableLab.data_converter = ...") from None
         try:
-            history, attempts = await readable_run(handle)
+            snapshot = await handle.snapshot()
         except PayloadError as e:
             raise SessionError(f"{e} Set the data converter that wrote the run: %config DurableLab.data_converter = ...") from None
+        history, attempts = snapshot.history, snapshot.attempts
         display = _display_module()
         if output == "table":
             return display.EventTable(history, detailed=detailed) if display else _PlainEventTable(history, detailed)
@@ -782,15 +782,11 @@ class Session:
         title = f"{workflow_id} ({description.workflow_type})"
         if output == "saga":
             return display.SagaView(history, attempts, title=title)
-        client = await self.ensure_ready()
         if output == "chain":
-            runs = await _chain(client, workflow_id, history)
-            chain_attempts = {}
-            for run in runs:
-                chain_attempts[run.run_id] = await client.get_workflow_handle(workflow_id, run_id=run.run_id).activity_attempts()
-            return display.ChainView(runs, chain_attempts, title=title)
-        fired = await faults.fault_log(client, run_id=description.run_id)
-        return display.RunView(history, attempts, title=title, children=await _children(client, history), faults=fired)
+            client = await self.ensure_ready()
+            runs = [await client.get_workflow_handle(workflow_id, run_id=run.run_id).snapshot() for run in snapshot.chain]
+            return display.ChainView([run.history for run in runs], {run.run_id: run.attempts for run in runs}, title=title)
+        return display.RunView(history, attempts, title=title, children=snapshot.child_histories, faults=snapshot.faults)
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
         """Runs, newest first; ``query`` is Temporal's list filter (see ``Client.list_workflows``)."""
@@ -928,63 +924,6 @@ class _EngineLog(logging.Handler):
 
     def detach(self) -> None:
         self._logger.removeHandler(self)
-
-
-_CHAIN_LIMIT = 200
-_CHILD_DEPTH = 3
-
-
-def _start_attribute(history: History, key: str) -> str:
-    events = history.events
-    value = events[0].attributes.get(key) if events and events[0].event_type == "WorkflowExecutionStarted" else None
-    return value if isinstance(value, str) else ""
-
-
-async def _chain(client: Client, workflow_id: str, history: History) -> list[History]:
-    """Every run of ``history``'s continue-as-new chain, first to last (at most 200): the
-    start event names the run before, the ContinuedAsNew event the run after."""
-    runs = [history]
-    previous = _start_attribute(history, "continuedExecutionRunId")
-    while previous and len(runs) < _CHAIN_LIMIT:
-        try:
-            earlier = await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history()
-        except WorkflowNotFoundError:
-            break
-        runs.insert(0, earlier)
-        previous = _start_attribute(earlier, "continuedExecutionRunId")
-    while len(runs) < _CHAIN_LIMIT:
-        last = runs[-1].events[-1] if runs[-1].events else None
-        following = last.attributes.get("newExecutionRunId") if last and last.event_type == "WorkflowExecutionContinuedAsNew" else None
-        if not isinstance(following, str) or not following:
-            break
-        try:
-            runs.append(await client.get_workflow_handle(workflow_id, run_id=following).fetch_history())
-        except WorkflowNotFoundError:
-            break
-    return runs
-
-
-async def _children(client: Client, history: History, depth: int = 0) -> dict[str, History]:
-    """The histories of the child runs ``history`` started (and theirs, three levels deep),
-    by child workflow id; children this engine does not have are left out (they are drawn
-    as links)."""
-    found: dict[str, History] = {}
-    if depth >= _CHILD_DEPTH:
-        return found
-    for event in history.events:
-        if event.event_type != "ChildWorkflowExecutionStarted":
-            continue
-        execution = event.attributes.get("workflowExecution") or {}
-        child_id, child_run = execution.get("workflowId"), execution.get("runId")
-        if not isinstance(child_id, str) or child_id in found:
-            continue
-        try:
-            child = await client.get_workflow_handle(child_id, run_id=child_run or None).fetch_history()
-        except WorkflowNotFoundError:
-            continue
-        found[child_id] = child
-        found.update(await _children(client, child, depth + 1))
-    return found
 
 
 def _display_module() -> Any:
