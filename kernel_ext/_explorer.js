@@ -183,7 +183,7 @@ function render({ model, el }) {
     const filter = h("select", { class: "dlab-kind" }, h("option", { value: "", text: `all types (${data.all || 0})` }),
       ...kinds.map((k) => { const o = h("option", { value: k.kind, text: `${k.kind} (${k.count})` }); if (k.kind === chosen) o.selected = true; return o; }));
     filter.addEventListener("change", () => { model.set("kind_filter", filter.value); model.save_changes(); });
-    const search = h("input", { class: "dlab-search", type: "search", placeholder: "search events (ids, types, values)" });
+    const search = h("input", { class: "dlab-search", type: "search", placeholder: "search the events" });
     search.value = model.get("search") || "";
     let timer = null;
     search.addEventListener("input", () => {
