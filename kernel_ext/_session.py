@@ -755,7 +755,8 @@ class Session:
     async def show_workflow(self, workflow_id: str, run_id: str | None = None, *, output: str = "table", detailed: bool = False) -> Any:
         """A run's history: ``output`` is ``table`` (events), ``json`` (Temporal's format),
         ``graph`` (its steps, child runs nested), ``saga`` (forward steps, failure,
-        compensations) or ``chain`` (every run of its continue-as-new chain)."""
+        compensations), ``chain`` (every run of its continue-as-new chain) or ``explorer`` (the
+        widget of :mod:`kernel_ext.explorer`)."""
         if output not in SHOW_OUTPUTS:
             raise SessionError(f"Unknown output {output!r}: use {', '.join(SHOW_OUTPUTS)}.")
         handle, description = await self._run(workflow_id, run_id)

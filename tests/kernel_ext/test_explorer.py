@@ -4,6 +4,7 @@ the event table's filter and search, switching runs, the heartbeat, the static f
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,5 +207,31 @@ async def test_the_mimebundle_has_a_widget_and_a_static_graph_and_table() -> Non
         assert "application/vnd.jupyter.widget-view+json" in data
         assert "durable-lab-table" in data["text/html"] and "durable-lab-graph" in data["text/html"]
         assert data["text/plain"].startswith("<run explorer of 'busy'")
+    finally:
+        await env.shutdown()
+
+
+def test_the_magic_opens_the_explorer_and_a_handle_shows_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.kernel_ext.test_magics import define, loaded_shell, run, usage_error
+
+    monkeypatch.chdir(tmp_path)
+    for shell in loaded_shell(before=("%config DurableLab.db_path = ':memory:'",)):
+        define(shell)
+        run(shell, "%worker start --task-queue q")
+        run(shell, "%workflow execute --type Hello --task-queue q --workflow-id w1 --input '\"x\"'")
+        explorer = run(shell, "%workflow show --workflow-id w1 --output explorer")
+        assert isinstance(explorer, RunExplorer) and explorer.header["status"] == "COMPLETED"
+        assert "No workflow with id 'nope'" in usage_error(shell, "%workflow show --workflow-id nope --output explorer")
+
+
+async def test_a_handle_shown_in_a_notebook_is_its_runs_explorer() -> None:
+    from kernel_ext._explorer_handle import handle_bundle
+
+    env = await WorkflowEnvironment.start_time_skipping()
+    try:
+        handle = await env.client.start_workflow(runs.Leaf.run, 1, id="shown", task_queue="nobody")
+        bundle = handle_bundle(handle)
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        assert "its explorer follows it live" in bundle["text/html"] and "shown" in bundle["text/html"]
     finally:
         await env.shutdown()
