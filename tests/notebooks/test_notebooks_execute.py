@@ -157,6 +157,21 @@ def test_stored_outputs_match_under_nbval() -> None:
 
 
 # ---------------------------------------------------------------------- refreshing outputs
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def without_widget_views(nb: Any) -> Any:
+    """``nb`` with the widget views dropped from its outputs. A widget lives in its kernel: a
+    stored view of one has no model to show once the kernel is gone, and JupyterLab then says
+    "Error displaying widget: model not found" where the output's static HTML could show."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if isinstance(data, dict) and WIDGET_VIEW in data and len(data) > 1:
+                del data[WIDGET_VIEW]
+    return nb
+
+
 def main(argv: list[str]) -> int:
     """``--write``: store fresh outputs in the notebooks; otherwise only report."""
     write = "--write" in argv
@@ -170,7 +185,7 @@ def main(argv: list[str]) -> int:
             print(f"  {problem}")
         failed = failed or bool(found)
         if write and not found:
-            nbformat.write(nb, path)
+            nbformat.write(without_widget_views(nb), path)
     return 1 if failed else 0
 
 
