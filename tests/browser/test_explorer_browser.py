@@ -205,9 +205,10 @@ def _tutorial(server: JupyterServer, page: Any, stem: str) -> str:
 def test_tutorial_01_in_jupyterlab_explorer_node_click(lab: JupyterServer, page: Any) -> None:
     name = _tutorial(lab, page, "01-hello-workflow")
     # As stored (before running): the explorer's output shows its static graph, not an error.
-    page.locator(".durable-lab-graph", has_text="hello-1 (SayHello)").first.wait_for(state="attached", timeout=60_000)
+    stored = page.locator(".jp-OutputArea-output:has(.durable-lab-run)")  # --output graph's and the explorer's
+    wait_for("the stored graphs of tutorial 01", lambda: stored.count() >= 2, 60)
     assert_no_widget_errors(page, "tutorial 01 as stored")
-    screenshot(page, "lab-tutorial-01-stored-explorer", page.locator(".durable-lab-graph", has_text="hello-1 (SayHello)").first)
+    screenshot(page, "lab-tutorial-01-stored-explorer", stored.last)
     run_all_to_the_end(lab, page, name)
     assert_no_widget_errors(page, "tutorial 01")
     explorer = page.locator(".dlab-explorer", has_text="hello-1").last
