@@ -161,9 +161,10 @@ class ExplorerModel:
                 details = self._row_details(row, key)
                 # The clicked event first: the reader asked about it.
                 details["events"].sort(key=lambda e: e["id"] != event_id)
-                if all(e["id"] != event_id for e in details["events"]):
+                if all(e["id"] != event_id for e in details["events"]):  # past the events listed
                     found = self._event_detail(event_id)
-                    details["events"].insert(0, found) if found else None
+                    if found is not None:
+                        details["events"].insert(0, found)
                 return details
             found = self._event_detail(event_id)
             if found is not None:

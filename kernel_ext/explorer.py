@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["RunExplorer", "explore"]
 
 _HERE = Path(__file__).parent
+# Up to this many events, an open run's timeline is redrawn to now while nothing happens (its
+# open bars grow); beyond, only when something happened (the steps cost CPU to remake).
+_GROWING_BARS = 2000
 
 
 def _svg(dot: str) -> str:
@@ -93,13 +96,13 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
         self.on_msg(self._on_message)
 
     # ------------------------------------------------------------------ drawing
-    def _show(self, model: ExplorerModel) -> None:
+    def _show(self, model: ExplorerModel, svg: str | None = None) -> None:
         previous = getattr(self, "model", None)
         self.model = model
         with self.hold_sync():
             self.header = model.header()
             if previous is None or previous.dot != model.dot or not self.svg:
-                self.svg = _svg(model.dot)
+                self.svg = svg if svg is not None else _svg(model.dot)
             self.timeline = model.timeline.as_dict()
             self.kinds = model.kinds()
             self.runs = model.runs()
@@ -134,9 +137,9 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
         self.details = self.model.details(change["new"]) if change["new"] else {}
 
     def _on_table(self, change: dict[str, Any]) -> None:
-        if change["name"] != "page":
-            with self.hold_trait_notifications():
-                self.page = 0
+        if change["name"] != "page" and self.page != 0:
+            self.page = 0  # a new filter or search starts at its first page (this runs again)
+            return
         self.table = self.model.table(self.kind_filter, self.search, self.page)
 
     def _on_goto(self, change: dict[str, Any]) -> None:
@@ -171,13 +174,17 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
         snapshot = self.snapshot
         fresh = await read_snapshot(self._client, snapshot.workflow_id, snapshot.run_id or None)
         self._loading = False
-        if len(fresh.history.events) != len(snapshot.history.events) or fresh.attempts != snapshot.attempts or fresh.status != snapshot.status:
+        changed = (len(fresh.history.events), fresh.attempts, fresh.status) != (
+            len(snapshot.history.events), snapshot.attempts, snapshot.status)
+        if changed:
             model = ExplorerModel(fresh, max_nodes=self._max_nodes)
-            await asyncio.to_thread(lambda: model.dot and model.timeline)  # the heavy part, off the loop
-            self._show(model)
-        else:
+            # The steps, the layout (a Graphviz subprocess) and the bars: off the kernel's loop.
+            svg = await asyncio.to_thread(lambda: _svg(model.dot) if model.timeline is not None else "")
+            self._show(model, svg)
+        elif len(fresh.history.events) <= _GROWING_BARS:
+            # Nothing new, but an open bar (a timer, a running attempt) grows to now.
             self.model = ExplorerModel(fresh, max_nodes=self._max_nodes)
-            self.timeline = self.model.timeline.as_dict()  # an open bar grows to now
+            self.timeline = self.model.timeline.as_dict()
         self.refreshes += 1
         return fresh.closed
 
