@@ -787,7 +787,7 @@ class Session:
             client = await self.ensure_ready()
             runs = [await client.get_workflow_handle(workflow_id, run_id=run.run_id).snapshot() for run in snapshot.chain]
             return display.ChainView([run.history for run in runs], {run.run_id: run.attempts for run in runs}, title=title)
-        return display.RunView(history, attempts, title=title, children=snapshot.child_histories, faults=snapshot.faults)
+        return display.RunView.of(snapshot, title=title)
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
         """Runs, newest first; ``query`` is Temporal's list filter (see ``Client.list_workflows``)."""

@@ -38,6 +38,7 @@ from kernel_ext.graphs import (
 
 if TYPE_CHECKING:
     from engine.client import ActivityAttempt
+    from engine.run_snapshot import RunSnapshot
 
 __all__ = ["ChainView", "EventTable", "RunView", "SagaView"]
 
@@ -302,6 +303,13 @@ class RunView:
         self.title = title or " · ".join(p for p in (history.workflow_type, history.workflow_id) if p) or "run"
         self.max_nodes = max_nodes
         self.children = dict(children or {})
+
+    @classmethod
+    def of(cls, snapshot: RunSnapshot, *, title: str | None = None, max_nodes: int = 200) -> RunView:
+        """The view of a run read by ``await handle.snapshot()``: its history, every attempt,
+        its child runs drawn nested and the faults that fired in it."""
+        return cls(snapshot.history, snapshot.attempts, title=title, max_nodes=max_nodes,
+                   children=snapshot.child_histories, faults=snapshot.faults)
 
     @functools.cached_property
     def rows(self) -> list[dict[str, Any]]:

@@ -235,7 +235,7 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
                 f"its explorer follows it live where widgets run; <code>{command}</code> draws it anywhere.</p>"
             )
         title = f"{s.workflow_id} ({s.workflow_type})"
-        view = RunView(s.history, s.attempts, title=title, max_nodes=self._max_nodes, children=s.child_histories, faults=s.faults)
+        view = RunView.of(s, title=title, max_nodes=self._max_nodes)
         # The same steps and graph as the widget's: made once (a big history's costly part).
         view.rows = collapse_rows(self.model.rows)
         view.dot = self.model.dot

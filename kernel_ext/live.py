@@ -98,7 +98,7 @@ class LiveRunView:
         """A fresh static view of the run, and whether the run has closed."""
         snapshot = await self.handle.snapshot()
         self.history = snapshot.history
-        return RunView(snapshot.history, snapshot.attempts, title=self.title, faults=snapshot.faults), snapshot.closed
+        return RunView.of(snapshot, title=self.title), snapshot.closed
 
     def line(self) -> str:
         """The status line as of the engine's clock now."""

@@ -253,3 +253,58 @@ def test_tutorial_01_in_notebook_7(notebook7: JupyterServer, page: Any) -> None:
     assert "ActivityTaskScheduled" in details
     assert_explorer_tables_left_aligned(page, explorer, "tutorial 01's explorer in Notebook 7")
     screenshot(page, "notebook7-tutorial-01-explorer", explorer)
+
+
+BIG_CELLS = [
+    SETUP,
+    """%%activity
+import asyncio
+from datetime import timedelta
+from engine import activity, workflow
+
+@activity.defn
+async def step(i: int) -> int:
+    return i + 1
+""",
+    """%%workflow
+@workflow.defn
+class FanOut:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        done = await asyncio.gather(*(workflow.execute_activity(step, i, start_to_close_timeout=timedelta(seconds=60)) for i in range(n)))
+        return sum(done)
+""",
+    "%worker start --task-queue big",
+    "%workflow execute --type FanOut --task-queue big --workflow-id big --input 3300",
+    "import time\nstarted = time.perf_counter()\nbig = %workflow show --workflow-id big --output explorer\nbuilt = time.perf_counter() - started\nbig",
+    'print(f"{len(big.snapshot.history.events)} events, explorer built in {built:.2f} s; " + "BIG" + " DONE")',
+]
+
+
+def test_a_10000_event_run_opens_collapsed_and_paged(lab: JupyterServer, page: Any) -> None:
+    """A fan-out of 3,300 activities (about 10,000 events): the graph collapses them, the
+    timeline shares lanes, the table pages. Times are printed (the benchmark has the figures)."""
+    name = _notebook(lab.root / "big.ipynb", BIG_CELLS)
+    open_notebook(lab, page, name)
+    run_all(page, "BIG DONE", timeout=300)
+    built = page.get_by_text("BIG DONE", exact=False).first.inner_text()
+    started = time.perf_counter()
+    explorer = page.locator(".dlab-explorer").first
+    explorer.locator(".dlab-graph svg").wait_for(timeout=60_000)
+    drawn = time.perf_counter() - started
+    events = events_in_title(explorer)
+    assert events > 9_900, f"the run has {events} events"
+    assert explorer.locator("g.dlab-node").count() < 10, "the 3,300 parallel steps were not collapsed"
+    click_node(explorer, "step x3300", "Events (")
+    explorer.locator("button[data-tab=events]").click()
+    explorer.get_by_text(f"page 1 of {(events + 49) // 50}", exact=False).wait_for()
+    assert explorer.locator("table.dlab-events tbody tr").count() == 50
+    started = time.perf_counter()
+    explorer.get_by_text("next ›").click()
+    explorer.get_by_text(f"page 2 of {(events + 49) // 50}", exact=False).wait_for()
+    paged = time.perf_counter() - started
+    explorer.locator("button[data-tab=timeline]").click()
+    bars = explorer.locator("rect.dlab-bar").count()
+    assert 0 < bars <= 2000
+    screenshot(page, "lab-explorer-10000-events", explorer)
+    print(f"\n{built}; graph shown {drawn:.2f} s after the cell's output; next page {paged:.2f} s; {bars} bars")
