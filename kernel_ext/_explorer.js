@@ -243,9 +243,13 @@ function render({ model, el }) {
     if (d.detail) parts.push(h("p", { text: d.detail }));
     for (const link of d.links || []) parts.push(runButton(`open the ${link.relation} run ${link.workflow_id || ""} ${link.run_id.slice(-8)}`, link.key, false));
     if (d.attempts && d.attempts.length) {
-      parts.push(h("h4", { text: `Attempts (${d.attempts.length})` }));
-      parts.push(table(["#", "Started", "Took", "Outcome"],
-        d.attempts.map((a) => ({ cells: [a.attempt, "+" + a.started, a.took, a.failure ? `${a.outcome}: ${a.failure}` : a.outcome] }))));
+      parts.push(h("h4", { text: `Attempts (${d.attempts.length + (d.more_attempts || 0)})` }));
+      // A collapsed loop's node stands for many activities: name each attempt's activity too.
+      const many = new Set(d.attempts.map((a) => a.scheduled_event_id)).size > 1;
+      parts.push(table([...(many ? ["Activity"] : []), "#", "Started", "Took", "Outcome"],
+        d.attempts.map((a) => ({ cells: [...(many ? [`event ${a.scheduled_event_id}`] : []), a.attempt, "+" + a.started, a.took,
+          a.failure ? `${a.outcome}: ${a.failure}` : a.outcome] }))));
+      if (d.more_attempts) parts.push(h("p", { class: "dlab-note", text: `and ${d.more_attempts} more attempts, not listed here.` }));
       for (const a of d.attempts) {
         if (a.stack_trace) parts.push(h("details", {}, h("summary", { text: `stack trace of attempt ${a.attempt}` }), h("pre", { text: a.stack_trace })));
       }

@@ -23,6 +23,7 @@ from kernel_ext.display import _DETAIL_LIMIT, _all_attributes, _Names, _short_de
 
 PAGE_SIZE = 50
 DETAIL_EVENTS = 40  # events listed in one node's details; the table has the rest
+DETAIL_ATTEMPTS = 100  # attempts listed in one node's details (a collapsed loop has thousands)
 COLLAPSE_THRESHOLD = 5  # as run_graph's default: the node names must match its graph
 # A note for another run hung off step s3 (s3l0), or a node of a child run drawn inside (s3l0cs2).
 _LINK_NODE = re.compile(r"^(s\d+)l(\d+)")
@@ -103,6 +104,8 @@ class ExplorerModel:
         for attempt in self.snapshot.attempts:
             if attempt.scheduled_event_id not in scheduled:
                 continue
+            if len(out) == DETAIL_ATTEMPTS:
+                break
             took = seconds_between(attempt.started_at, attempt.ended_at)
             out.append({
                 "scheduled_event_id": attempt.scheduled_event_id,
@@ -116,6 +119,12 @@ class ExplorerModel:
                 "identity": attempt.identity,
             })
         return out
+
+    def _attempt_count(self, row: Row) -> int:
+        if row["kind"] != "activity" or not row["event_ids"]:
+            return 0
+        scheduled = {row["event_ids"][0]} if row.get("count", 1) == 1 else set(row["event_ids"])
+        return sum(1 for attempt in self.snapshot.attempts if attempt.scheduled_event_id in scheduled)
 
     def _row_details(self, row: Row, key: str) -> dict[str, Any]:
         ids = list(row["event_ids"])
@@ -135,6 +144,7 @@ class ExplorerModel:
             "events": events,
             "more_events": max(len(ids) - DETAIL_EVENTS, 0),
             "attempts": self._attempts(row),
+            "more_attempts": max(self._attempt_count(row) - DETAIL_ATTEMPTS, 0),
             "links": links,
         }
 
@@ -169,7 +179,7 @@ class ExplorerModel:
             found = self._event_detail(event_id)
             if found is not None:
                 return {"key": key, "title": found["type"], "status": "info", "kind": "event", "detail": "",
-                        "notes": "", "events": [found], "more_events": 0, "attempts": [], "links": []}
+                        "notes": "", "events": [found], "more_events": 0, "attempts": [], "more_attempts": 0, "links": []}
         elif kind == "step" and name.isdigit() and int(name) < len(self.rows):
             return self._row_details(self.rows[int(name)], key)
         return {"key": key, "missing": f"nothing to show for {name or key!r}: the view may have been redrawn"}
