@@ -235,3 +235,18 @@ async def test_a_handle_shown_in_a_notebook_is_its_runs_explorer() -> None:
         assert "its explorer follows it live" in bundle["text/html"] and "shown" in bundle["text/html"]
     finally:
         await env.shutdown()
+
+
+async def test_a_node_of_a_child_run_drawn_inside_opens_that_run() -> None:
+    env = await _env()
+    try:
+        explorer = await explore(env.client, "busy")
+        model = explorer.model
+        child_step = next(name for name, row in model.nodes.items() if row["kind"] == "child")
+        assert f"subgraph cluster_{child_step}l0c" in model.dot  # the child run, drawn nested
+        details = explorer.select(f"node:{child_step}l0cs0")  # its first node
+        (link,) = details["links"]
+        assert link["relation"] == "child" and link["workflow_id"] == "leaf-1"
+        assert link["key"] == explorer.runs["children"][0]["key"]
+    finally:
+        await env.shutdown()
