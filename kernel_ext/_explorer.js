@@ -221,10 +221,13 @@ function render({ model, el }) {
     parts.push(h("h4", { text: `Continue-as-new chain (${runs.chain.length} run${runs.chain.length === 1 ? "" : "s"})` }));
     parts.push(h("div", { class: "dlab-chain" }, ...runs.chain.map((r) =>
       runButton(`run ${r.number} · ${r.run_id.slice(-8)} · ${r.status} · ${r.events} events${r.current ? " (this run)" : ""}`, r.key, r.current))));
-    parts.push(h("h4", { text: `Child runs (${runs.children.length})` }));
+    parts.push(h("h4", { text: `Child runs (${runs.children.filter((c) => !c.depth).length}; theirs indented below each)` }));
     if (!runs.children.length) parts.push(h("p", { class: "dlab-note", text: "This run started no child workflow." }));
-    parts.push(h("div", { class: "dlab-children" }, ...runs.children.map((c) =>
-      runButton(`${c.type} · ${c.workflow_id} · ${c.status} (event ${c.event})`, c.key, false))));
+    parts.push(h("div", { class: "dlab-children" }, ...runs.children.map((c) => {
+      const button = runButton(`${c.depth ? "└ " : ""}${c.type} · ${c.workflow_id} · ${c.status} (event ${c.event})`, c.key, false);
+      button.style.marginLeft = `${(c.depth || 0) * 1.5}em`;
+      return button;
+    })));
     panel.replaceChildren(...parts);
   }
 

@@ -34,6 +34,41 @@ def run_key(workflow_id: str, run_id: str) -> str:
     return f"{workflow_id}\n{run_id}"
 
 
+_CLOSE_STATUS = {
+    "WorkflowExecutionCompleted": "COMPLETED", "WorkflowExecutionFailed": "FAILED", "WorkflowExecutionCanceled": "CANCELED",
+    "WorkflowExecutionTerminated": "TERMINATED", "WorkflowExecutionTimedOut": "TIMED_OUT",
+    "WorkflowExecutionContinuedAsNew": "CONTINUED_AS_NEW",
+}
+
+
+def _grandchildren(histories: Mapping[str, Any], workflow_id: str, depth: int, seen: set[str]) -> list[dict[str, Any]]:
+    """The child tree below child ``workflow_id``, from the child histories the snapshot holds
+    (three levels deep): each run a click away, indented by ``depth``."""
+    history = histories.get(workflow_id)
+    if history is None:
+        return []
+    started: dict[str, str] = {}
+    initiated: list[tuple[int, str, str]] = []
+    for event in history.events:
+        a = event.attributes
+        if event.event_type == "StartChildWorkflowExecutionInitiated":
+            initiated.append((event.event_id, text_of(a, "workflowId"), text_of(a, "workflowType", "name")))
+        elif event.event_type == "ChildWorkflowExecutionStarted":
+            started[text_of(a, "workflowExecution", "workflowId")] = text_of(a, "workflowExecution", "runId")
+    out: list[dict[str, Any]] = []
+    for event_id, child_id, child_type in initiated:
+        if child_id in seen:
+            continue
+        run_id = started.get(child_id, "")
+        child = histories.get(child_id)
+        last = child.events[-1].event_type if child is not None and child.events else ""
+        status = _CLOSE_STATUS.get(last, "RUNNING") if child is not None else ("not started" if not run_id else "not read")
+        out.append({"key": run_key(child_id, run_id) if run_id else "", "workflow_id": child_id, "run_id": run_id,
+                    "type": child_type, "status": status, "event": event_id, "depth": depth})
+        out += _grandchildren(histories, child_id, depth + 1, seen | {child_id})
+    return out
+
+
 def _iso(value: Any) -> str:
     return value.isoformat() if value is not None else ""
 
@@ -100,7 +135,7 @@ class ExplorerModel:
         if row["kind"] != "activity" or not row["event_ids"]:
             return []
         scheduled = {row["event_ids"][0]} if row.get("count", 1) == 1 else set(row["event_ids"])
-        out = []
+        out: list[dict[str, Any]] = []
         for attempt in self.snapshot.attempts:
             if attempt.scheduled_event_id not in scheduled:
                 continue
@@ -249,13 +284,15 @@ class ExplorerModel:
              "events": r.history_length, "current": r.run_id == s.run_id, "number": i + 1}
             for i, r in enumerate(s.chain)
         ]
-        children = [
-            {"key": run_key(c.workflow_id, c.run_id) if c.run_id and c.status is not None else "",
-             "workflow_id": c.workflow_id, "run_id": c.run_id, "type": c.workflow_type,
-             "status": c.status.name if c.status is not None else ("not started" if not c.run_id else "not in this database"),
-             "event": c.initiated_event_id}
-            for c in s.children
-        ]
+        children = []
+        for c in s.children:
+            children.append(
+                {"key": run_key(c.workflow_id, c.run_id) if c.run_id and c.status is not None else "",
+                 "workflow_id": c.workflow_id, "run_id": c.run_id, "type": c.workflow_type,
+                 "status": c.status.name if c.status is not None else ("not started" if not c.run_id else "not in this database"),
+                 "event": c.initiated_event_id, "depth": 0}
+            )
+            children += _grandchildren(s.child_histories, c.workflow_id, 1, {s.workflow_id, c.workflow_id})
         parent: dict[str, str] = {}
         start = s.history.events[0].attributes if s.history.events else {}
         if isinstance(start, Mapping) and text_of(start, "parentWorkflowExecution", "workflowId"):

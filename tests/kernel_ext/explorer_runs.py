@@ -43,6 +43,20 @@ class Leaf:
 
 
 @workflow.defn
+class Middle:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        return await workflow.execute_child_workflow(Leaf.run, n, id=f"leaf-of-middle-{n}")
+
+
+@workflow.defn
+class Tree:
+    @workflow.run
+    async def run(self) -> int:
+        return await workflow.execute_child_workflow(Middle.run, 5, id="middle")
+
+
+@workflow.defn
 class Busy:
     """Retries, a timer, a signal, a child, and a continue-as-new once."""
 

@@ -250,3 +250,17 @@ async def test_a_node_of_a_child_run_drawn_inside_opens_that_run() -> None:
         assert link["key"] == explorer.runs["children"][0]["key"]
     finally:
         await env.shutdown()
+
+
+async def test_the_runs_tab_holds_the_child_tree() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    try:
+        async with Worker(env.client, task_queue="q", workflows=[runs.Tree, runs.Middle, runs.Leaf]):
+            assert await env.client.execute_workflow(runs.Tree.run, id="tree", task_queue="q") == 10
+        explorer = await explore(env.client, "tree")
+        tree = [(c["depth"], c["workflow_id"], c["status"], bool(c["key"])) for c in explorer.runs["children"]]
+        assert tree == [(0, "middle", "COMPLETED", True), (1, "leaf-of-middle-5", "COMPLETED", True)]
+        await explorer.switch(*explorer.runs["children"][1]["key"].split("\n"))
+        assert explorer.header["type"] == "Leaf" and explorer.runs["parent"]["workflow_id"] == "middle"
+    finally:
+        await env.shutdown()
