@@ -221,7 +221,8 @@ function render({ model, el }) {
     parts.push(h("h4", { text: `Continue-as-new chain (${runs.chain.length} run${runs.chain.length === 1 ? "" : "s"})` }));
     parts.push(h("div", { class: "dlab-chain" }, ...runs.chain.map((r) =>
       runButton(`run ${r.number} · ${r.run_id.slice(-8)} · ${r.status} · ${r.events} events${r.current ? " (this run)" : ""}`, r.key, r.current))));
-    parts.push(h("h4", { text: `Child runs (${runs.children.filter((c) => !c.depth).length}; theirs indented below each)` }));
+    const nested = runs.children.some((c) => c.depth) ? ", their own children indented below each" : "";
+    parts.push(h("h4", { text: `Child runs (${runs.children.filter((c) => !c.depth).length}${nested})` }));
     if (!runs.children.length) parts.push(h("p", { class: "dlab-note", text: "This run started no child workflow." }));
     parts.push(h("div", { class: "dlab-children" }, ...runs.children.map((c) => {
       const button = runButton(`${c.depth ? "└ " : ""}${c.type} · ${c.workflow_id} · ${c.status} (event ${c.event})`, c.key, false);
