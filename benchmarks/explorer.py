@@ -97,7 +97,8 @@ async def main(activities: int, repeat: int) -> None:
     print(f"run: {activities} activities, {len(history.events)} events, {len(attempts)} attempts (made in {made:.1f} s)")
     rounds = [await open_once(client) for _ in range(repeat)]
     explorer = RunExplorer(client, await read_snapshot(client, "big"))
-    print(f"graph: {len(explorer.model.nodes)} nodes (loops collapsed); timeline: {len(explorer.timeline['bars'])} bars "
+    print(f"graph: {len(explorer.model.nodes)} nodes for {len(explorer.model.rows)} steps (runs of identical steps collapsed, "
+          f"at most 200 nodes); timeline: {len(explorer.timeline['bars'])} bars "
           f"on {len(explorer.timeline['lanes'])} lanes{' (' + explorer.timeline['note'] + ')' if explorer.timeline['note'] else ''}; "
           f"events table: {explorer.table['pages']} pages of {len(explorer.table['rows'])}")
     print(f"{'':58} {'median':>9} {'min':>9} {'max':>9}")
