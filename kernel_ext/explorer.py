@@ -87,6 +87,7 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
         self._loading = False
         self._max_nodes = max_nodes
         self._task: asyncio.Task[None] | None = None
+        self._switching: set[asyncio.Task[None]] = set()
         self.model = ExplorerModel(snapshot, max_nodes=max_nodes)
         self.refreshes = 0
         self._show(self.model)
@@ -216,9 +217,13 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
 
     def _start(self, coroutine: Any) -> None:
         try:
-            asyncio.get_running_loop().create_task(coroutine)
+            task = asyncio.get_running_loop().create_task(coroutine)
         except RuntimeError:
             coroutine.close()
+            return
+        # The loop keeps only a weak reference to a task: hold it until it is done.
+        self._switching.add(task)
+        task.add_done_callback(self._switching.discard)
 
     def stop(self) -> None:
         if self._task is not None:
