@@ -264,3 +264,24 @@ async def test_the_runs_tab_holds_the_child_tree() -> None:
         assert explorer.header["type"] == "Leaf" and explorer.runs["parent"]["workflow_id"] == "middle"
     finally:
         await env.shutdown()
+
+
+async def test_an_open_timer_is_a_bar_up_to_the_moment_the_run_was_read() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    try:
+        async with Worker(env.client, task_queue="q", workflows=[runs.Busy, runs.Leaf], activities=[runs.flaky]):
+            runs.TRIES.clear()
+            handle = await env.client.start_workflow(runs.Busy.run, 1, id="napping", task_queue="q")
+            explorer = None
+            for _ in range(300):  # until the three attempts ran (time skips the backoff) and the timer started
+                await env.sleep(1)
+                explorer = await explore(env.client, "napping")
+                if any(b.kind == "timer" for b in explorer.model.timeline.bars):
+                    break
+            assert explorer is not None
+            timer = next(b for b in explorer.model.timeline.bars if b.kind == "timer")
+            read_at = seconds_between(explorer.snapshot.history.events[0].event_time, explorer.snapshot.read_at)
+            assert timer.status == "running" and timer.end == pytest.approx(read_at, abs=1e-6)
+            await handle.terminate(reason="enough")
+    finally:
+        await env.shutdown()
