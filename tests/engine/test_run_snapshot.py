@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,26 @@ async def test_an_unknown_run_says_so() -> None:
             await read_snapshot(env.client, "nope", "r1")
     finally:
         await env.shutdown()
+
+
+def test_everything_is_read_in_one_read_transaction(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from engine._frontend.snapshot_reads import read_run
+
+    async def record() -> None:
+        env = await WorkflowEnvironment.start_time_skipping(path=str(tmp_path / "runs.db"))
+        try:
+            await _run(env)
+        finally:
+            await env.shutdown()
+
+    asyncio.run(record())
+    conn = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    raw = read_run(conn, "parent", None)
+    assert statements[0] == "BEGIN" and statements[-1] == "COMMIT" and len(statements) > 5
+    assert all(s.lstrip().upper().startswith("SELECT") for s in statements[1:-1])
+    assert not conn.in_transaction and raw.children and raw.attempts
