@@ -118,6 +118,11 @@ def assert_explorer_tables_left_aligned(page: Any, explorer: Any, what: str) -> 
     assert found and set(found) <= {"left", "start"}, f"{what}: explorer cells aligned {sorted(set(found))}"
 
 
+def assert_output_tables_left_aligned(page: Any, what: str) -> None:
+    cells = page.evaluate(ALIGNMENTS, ".jp-OutputArea-output table.durable-lab-table td, .jp-OutputArea-output table.durable-lab-table th")
+    assert cells and set(cells) <= {"left", "start"}, f"{what}: table cells aligned {sorted(set(cells))}"
+
+
 def click_node(explorer: Any, text: str, expect: str) -> str:
     """Click the graph node showing ``text``; return the details once they show ``expect``."""
     explorer.locator("button[data-tab=graph]").click()
@@ -216,8 +221,7 @@ def test_tutorial_01_in_jupyterlab_explorer_node_click(lab: JupyterServer, page:
     assert "ActivityTaskCompleted" in details and "Ada" in details
     screenshot(page, "lab-tutorial-01-explorer", explorer)
     assert_explorer_tables_left_aligned(page, explorer, "tutorial 01's explorer")
-    cells = page.evaluate(ALIGNMENTS, ".jp-OutputArea-output table.durable-lab-table td")
-    assert cells and set(cells) <= {"left", "start"}, sorted(set(cells))
+    assert_output_tables_left_aligned(page, "tutorial 01")
 
 
 def test_tutorial_05_timeline_shows_parallel_compensations_overlapping(lab: JupyterServer, page: Any) -> None:
@@ -234,6 +238,7 @@ def test_tutorial_05_timeline_shows_parallel_compensations_overlapping(lab: Jupy
     assert first["y"] != second["y"], "the two compensations share a lane"
     screenshot(page, "lab-tutorial-05-timeline", explorer)
     assert_explorer_tables_left_aligned(page, explorer, "tutorial 05's explorer")
+    assert_output_tables_left_aligned(page, "tutorial 05")
 
 
 def test_tutorial_07_runs_all_without_errors(lab: JupyterServer, page: Any) -> None:
@@ -241,6 +246,7 @@ def test_tutorial_07_runs_all_without_errors(lab: JupyterServer, page: Any) -> N
     cells = run_all_to_the_end(lab, page, name, timeout=300)
     assert cells and cells[-1]["outputs"], "the last cell of tutorial 07 has no output"
     assert_no_widget_errors(page, "tutorial 07")
+    assert_output_tables_left_aligned(page, "tutorial 07")
     screenshot(page, "lab-tutorial-07-end")
 
 
