@@ -106,6 +106,17 @@ def stdout_of(cell: Any) -> str:
     return "".join(o.text for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == "stdout")
 
 
+def verdict_of(cell: Any) -> str:
+    """What a check cell said: its stdout and the text of what it displayed (a ``%check``
+    verdict is displayed, an older check prints)."""
+    shown = [
+        o.get("data", {}).get("text/plain", "")
+        for o in cell.get("outputs", [])
+        if o.output_type in ("execute_result", "display_data")
+    ]
+    return stdout_of(cell) + "\n".join(shown)
+
+
 def tagged(nb: Any, tag: str) -> list[Any]:
     return [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
 
@@ -130,9 +141,14 @@ def test_there_are_notebooks() -> None:
 
 @pytest.mark.parametrize("path", notebooks(), ids=_id)
 def test_notebook_runs_cleanly(path: Path) -> None:
+    """Untouched, as a learner gets it: no cell raises, and every check says "Not yet" with a
+    hint (the exercises are still to do)."""
     nb, seconds = execute(path)
     found = problems(nb)
     assert not found, "\n".join(found)
+    for check in tagged(nb, "check"):
+        said = verdict_of(check)
+        assert "Not yet" in said and "Hint:" in said, f"an untouched exercise's check said {said!r}"
     print(f"{_id(path)}: {seconds:.1f} s")
 
 
@@ -141,8 +157,11 @@ def test_exercise_solutions_pass_their_checks(path: Path) -> None:
     nb, _ = execute(path, with_solutions(nbformat.read(path, as_version=4)))
     found = problems(nb)
     assert not found, "\n".join(found)
-    for check in tagged(nb, "check"):
-        assert "Well done" in stdout_of(check), f"the check did not pass with the solution: {stdout_of(check)!r}"
+    checks = tagged(nb, "check")
+    assert len(checks) == len(tagged(nb, "exercise")), "each exercise needs one check cell"
+    for check in checks:
+        said = verdict_of(check)
+        assert "Well done" in said and "Not yet" not in said, f"the check did not pass with the solution: {said!r}"
 
 
 def test_stored_outputs_match_under_nbval() -> None:

@@ -1,0 +1,116 @@
+"""Typical wrong answers to the course's exercises, and the phrase each check must answer with.
+
+Keyed by notebook file name; ``check`` is the index of the check cell (in notebook order)
+that the answer is checked by. ``source`` replaces the exercise cell (it is run as a new
+cell at the end of the notebook, then the check cell again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Answer:
+    what: str  # the mistake, for the test's message
+    check: int
+    source: str
+    phrase: str  # what the check's answer must contain
+
+
+GREET = '''%%workflow
+@workflow.defn
+class GreetEveryone:
+    @workflow.run
+    async def run(self, people: list[Greeting]) -> list[str]:
+        greetings: list[str] = []
+{body}
+        return greetings
+'''
+
+CAREFUL = """%%workflow
+@workflow.defn
+class CarefulTransfer:
+    @workflow.run
+    async def run(self, t: TransferDetails) -> list[str]:
+        careful_policy = {policy}
+        options = dict(start_to_close_timeout=timedelta(minutes=1), retry_policy=careful_policy)
+        withdrawn = await workflow.execute_activity(withdraw, t, **options)
+        deposited = await workflow.execute_activity(deposit, t, **options)
+        return [withdrawn, deposited]
+"""
+
+KEYED = """%%activity
+@activity.defn
+async def withdraw(t: TransferDetails) -> str:
+    info = activity.info()
+    calls.append(("withdraw", info.workflow_id, info.attempt))
+    key = {key}
+    bank.change(t.source, -t.amount, idempotency_key=key)
+    return f"withdrew {{t.amount}} from {{t.source}}"
+
+
+@activity.defn
+async def deposit(t: TransferDetails) -> str:
+    info = activity.info()
+    calls.append(("deposit", info.workflow_id, info.attempt))
+    key = {key}
+    bank.change(t.target, t.amount, idempotency_key=key)
+    return f"deposited {{t.amount}} into {{t.target}}"
+"""
+
+WRONG_ANSWERS: dict[str, list[Answer]] = {
+    "01-hello-workflow.ipynb": [
+        Answer(
+            "the activity called directly, not through the engine",
+            0,
+            GREET.format(body="        for person in people:\n            greetings.append(await compose_greeting(person))"),
+            "ask the engine with workflow.execute_activity",
+        ),
+        Answer(
+            "only the first person greeted",
+            0,
+            GREET.format(
+                body="        greetings.append(await workflow.execute_activity("
+                "compose_greeting, people[0], start_to_close_timeout=timedelta(seconds=5)))"
+            ),
+            "it returned ['Hello, Ada!']",
+        ),
+        Answer(
+            "workflow code that raises",
+            0,
+            GREET.format(body="        for person in people:\n            greetings.append(person.nickname)"),
+            "its workflow task failed",
+        ),
+    ],
+    "07-crash-lab-1-faults.ipynb": [
+        Answer("the policy left as it was", 0, CAREFUL.format(policy="RETRY_POLICY"),
+               "list its error type in the policy's non_retryable_error_types"),
+        Answer("no retries at all", 0, CAREFUL.format(policy="RetryPolicy(maximum_attempts=1)"),
+               "other errors must still be retried"),
+        Answer("the wrong error type listed", 0,
+               CAREFUL.format(policy='RetryPolicy(non_retryable_error_types=["InjectedFault"])'),
+               "the deposit was tried 4 times"),
+    ],
+    "07-crash-lab-2-crashes.ipynb": [
+        Answer("no key", 0, KEYED.format(key="None"), "passes no key yet"),
+        Answer("the attempt in the key", 0, KEYED.format(key='f"{info.workflow_run_id}/{info.activity_id}/{info.attempt}"'),
+               "changed between two attempts"),
+        Answer("one key for both activities", 0, KEYED.format(key="info.workflow_run_id"),
+               "withdraw and deposit send the same key"),
+        Answer("the same key in every run", 0, KEYED.format(key="str(info.activity_id)"), "The keys of two runs must differ"),
+        Answer("the workflow id for the run", 0, KEYED.format(key='f"{info.workflow_id}/{info.activity_id}"'),
+               "A workflow id can be used again by a later run"),
+    ],
+    "07-crash-lab-3-processes.ipynb": [
+        Answer("nothing done", 0, "# nothing yet", "no worker polls task queue 'night-transfers'"),
+        Answer("a worker on a queue of another case", 0, "%worker start --task-queue Night-Transfers", "case-sensitive"),
+        Answer(
+            "the run started again",
+            0,
+            "%workflow terminate --workflow-id orphan\n%worker start --task-queue night-transfers\n"
+            "%workflow start --type SlowTransfer --task-queue night-transfers --workflow-id orphan --input '{carol_to_dave}'",
+            "it was started again",
+        ),
+    ],
+}
