@@ -154,6 +154,16 @@ class CheckedRun:
         ids = {e.event_id for e in self.events("ActivityTaskScheduled") if _activity_type(e) == activity_type}
         return [a for a in self.attempts if a.scheduled_event_id in ids]
 
+    def activity_inputs(self, activity_type: str) -> list[list[Any]]:
+        """The arguments each activity of that type was scheduled with, as the history holds them."""
+        from engine.history import decode_payloads
+
+        return [
+            decode_payloads(e.attributes.get("input"))
+            for e in self.events("ActivityTaskScheduled")
+            if _activity_type(e) == activity_type
+        ]
+
     def activity_types(self) -> list[str]:
         """The activity type of each ActivityTaskScheduled event, in order."""
         return [_activity_type(e) for e in self.events("ActivityTaskScheduled")]
@@ -238,6 +248,7 @@ class Check:
         workflow_id: str | None = None,
         timeout: float = RUN_TIMEOUT,
         before_wait: Callable[[Any], Awaitable[None]] | None = None,
+        replay_every_task: bool = False,
         **start_options: Any,
     ) -> CheckedRun:
         """Start a run of the learner's ``workflow_type`` and wait for it to close.
@@ -246,10 +257,30 @@ class Check:
         :class:`CheckedRun` (``status``, ``problem``). A run that does not close within
         ``timeout`` seconds (its workflow task failing, or waiting for something that never
         comes) is terminated, so that nothing keeps running after the check.
-        ``before_wait(handle)`` runs right after the start (send signals or updates there)."""
+        ``before_wait(handle)`` runs right after the start (send signals or updates there).
+
+        ``replay_every_task=True`` runs it on the check's own worker (on a task queue of its
+        own) that keeps nothing in memory between workflow tasks: each task replays the
+        history from event 1, as after a crash, so code that is not deterministic shows."""
         self.defined("workflow", workflow_type)
-        self._require_worker(task_queue)
         workflow_id = workflow_id or f"check-{workflow_type}"
+        if not replay_every_task:
+            self._require_worker(task_queue)
+            return await self._start_and_wait(workflow_type, args, task_queue, workflow_id, timeout, before_wait, start_options)
+        from engine.worker import Worker
+
+        queue = f"check-replaying-{workflow_type}"
+        worker = Worker(
+            self.client, task_queue=queue, workflows=list(self.session.workflows.values()),
+            activities=list(self.session.activities.values()), max_cached_workflows=0, identity="exercise-check",
+        )
+        async with worker:
+            return await self._start_and_wait(workflow_type, args, queue, workflow_id, timeout, before_wait, start_options)
+
+    async def _start_and_wait(
+        self, workflow_type: str, args: Sequence[Any], task_queue: str, workflow_id: str, timeout: float,
+        before_wait: Callable[[Any], Awaitable[None]] | None, start_options: Mapping[str, Any],
+    ) -> CheckedRun:
         await self._close_earlier(workflow_id)
         handle = await self.session.start_workflow(
             workflow_type, task_queue=task_queue, workflow_id=workflow_id, args=list(args), **start_options
@@ -281,10 +312,12 @@ class Check:
         except _waiting.TaskFailedError as e:
             run.status, run.error = "TASK_FAILED", e
             lines = e.lines()
-            run.problem = "its workflow task failed (the workflow code raised): " + lines[1].strip()
+            # The engine's own advice for deliberate calls (an escape hatch) is not the exercise's.
+            message = lines[1].strip().split(" Deliberate and harmless here?")[0]
+            run.problem = "its workflow task failed (the workflow code raised): " + message
             where = [line.strip() for line in lines if line.strip().startswith(("Cell In", "File"))]
-            if where:
-                run.problem += f" ({where[-1]})"
+            if where and "Cell In[" not in message:
+                run.problem += f" (at {where[-1]})"
         except asyncio.TimeoutError:
             run.problem = f"the run did not finish within {timeout:g} s" + (" (the check terminated it)" if terminate else "")
         except EngineError as e:  # the run failed, timed out, was cancelled or terminated

@@ -59,6 +59,21 @@ async def deposit(t: TransferDetails) -> str:
     return f"deposited {{t.amount}} into {{t.target}}"
 """
 
+RAFFLE = """%%workflow
+import random
+
+
+@workflow.defn
+class Raffle:
+    @workflow.run
+    async def run(self, tickets: list[str]) -> dict:
+        winner = {winner}
+        drawn_at = {drawn_at}
+        await workflow.execute_activity(announce, f"{{winner}} at {{drawn_at}}", start_to_close_timeout=timedelta(seconds=5))
+        await workflow.sleep(1)
+        return {{"winner": winner, "drawn_at": drawn_at}}
+"""
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -112,5 +127,16 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
             "%workflow start --type SlowTransfer --task-queue night-transfers --workflow-id orphan --input '{carol_to_dave}'",
             "it was started again",
         ),
+    ],
+    "11-sandbox.ipynb": [
+        Answer("random and datetime left as they were", 0, RAFFLE.format(winner="random.choice(tickets)", drawn_at="datetime.now().isoformat()"),
+               "random.choice() is not allowed in workflow code"),
+        Answer("the sandbox silenced", 0, RAFFLE.format(
+            winner="random.choice(tickets)",
+            drawn_at="datetime.now().isoformat()",
+        ).replace("        winner = ", "        with workflow.unsafe.sandbox_unrestricted():\n            winner = ").replace(
+            "        drawn_at = ", "            drawn_at = "), "the replay drew other values"),
+        Answer("only the draw fixed", 0, RAFFLE.format(winner="workflow.random().choice(tickets)", drawn_at="datetime.now().isoformat()"),
+               "datetime.datetime.now() is not allowed"),
     ],
 }
