@@ -139,4 +139,13 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("only the draw fixed", 0, RAFFLE.format(winner="workflow.random().choice(tickets)", drawn_at="datetime.now().isoformat()"),
                "datetime.datetime.now() is not allowed"),
     ],
+    "12-data-conversion.ipynb": [
+        Answer("nothing configured", 0, "# not yet", "the diagnosis is readable in the database"),
+        Answer("a codec made but not given to the kernel", 0,
+               "from engine.codecs import EncryptionCodec\ncodec = EncryptionCodec(EncryptionCodec.generate_key())",
+               "the diagnosis is readable in the database"),
+        Answer("compression, not encryption", 0,
+               "from engine.codecs import CompressionCodec\n%config DurableLab.data_converter = DataConverter(payload_codec=CompressionCodec(min_size=0))",
+               "Compression is not encryption"),
+    ],
 }
