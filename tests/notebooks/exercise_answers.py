@@ -74,6 +74,35 @@ class Raffle:
         return {{"winner": winner, "drawn_at": drawn_at}}
 """
 
+IMPORT = """%%activity
+imported: list[tuple[str, int, int]] = []
+
+
+@activity.defn
+async def import_rows(count: int) -> int:
+    info = activity.info()
+    first = {first}
+    for row in range(first, count + 1):
+        if info.attempt == 1 and row == 12:
+            await asyncio.sleep(3600)
+        await asyncio.sleep(0.05)
+        imported.append((info.workflow_id, info.attempt, row))
+        {heartbeat}
+    return count
+
+
+@workflow.defn
+class ImportRows:
+    @workflow.run
+    async def run(self, count: int) -> int:
+        return await workflow.execute_activity(
+            import_rows, count,
+            start_to_close_timeout=timedelta(minutes=10),
+            {timeout}
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+"""
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -147,5 +176,15 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("compression, not encryption", 0,
                "from engine.codecs import CompressionCodec\n%config DurableLab.data_converter = DataConverter(payload_codec=CompressionCodec(min_size=0))",
                "Compression is not encryption"),
+    ],
+    "13-timeouts-heartbeats.ipynb": [
+        Answer("heartbeats without a heartbeat timeout", 0,
+               IMPORT.format(first="1", heartbeat="activity.heartbeat(row)", timeout=""), "has no heartbeat timeout"),
+        Answer("a heartbeat timeout without heartbeats", 0,
+               IMPORT.format(first="1", heartbeat="pass", timeout="heartbeat_timeout=timedelta(seconds=1),"),
+               "every attempt times out: call activity.heartbeat(row)"),
+        Answer("heartbeats that are not read back", 0,
+               IMPORT.format(first="1", heartbeat="activity.heartbeat(row)", timeout="heartbeat_timeout=timedelta(seconds=1),"),
+               "were imported twice"),
     ],
 }
