@@ -103,6 +103,16 @@ class ImportRows:
         )
 """
 
+REFUND = """%%workflow
+@workflow.defn
+class Refund:
+    @workflow.run
+    async def run(self, amount: int) -> str:
+        if amount > 1000:
+            {refuse}
+        return f"refunded {{amount}}"
+"""
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -186,5 +196,12 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("heartbeats that are not read back", 0,
                IMPORT.format(first="1", heartbeat="activity.heartbeat(row)", timeout="heartbeat_timeout=timedelta(seconds=1),"),
                "were imported twice"),
+    ],
+    "14-failure-types.ipynb": [
+        Answer("a ValueError", 0, REFUND.format(refuse='raise ValueError("too large")'), "to the engine that is a bug"),
+        Answer("a refusal returned as a value", 0, REFUND.format(refuse='return "refused"'),
+               "a refusal that completes the run reads as a success"),
+        Answer("an ApplicationError without its type", 0, REFUND.format(refuse='raise ApplicationError("too large")'),
+               "expected a non-retryable RefundTooLarge"),
     ],
 }
