@@ -286,7 +286,23 @@ class Check:
             workflow_type, task_queue=task_queue, workflow_id=workflow_id, args=list(args), **start_options
         )
         if before_wait is not None:
-            await before_wait(handle)
+            try:
+                await asyncio.wait_for(before_wait(handle), timeout)
+            except (asyncio.TimeoutError, EngineError) as e:
+                # The check's own requests (signals, updates) got no answer, or were refused.
+                from kernel_ext import _waiting
+
+                _, recorded, transient = await self.client.store.read(_waiting._task_failures, handle.run_id)
+                await _quietly(handle.terminate(reason="ended by the exercise check"))
+                what = f"got no answer within {timeout:g} s" if isinstance(e, asyncio.TimeoutError) else f"failed: {e}"
+                run = CheckedRun(workflow_id, "UNFINISHED", handle=handle, problem=f"the check's requests to the run {what}")
+                failure = transient or recorded
+                if failure:  # a handler raised: say what, not only that nothing answered
+                    message = str(failure.get("message", "")).split(" Deliberate and")[0]
+                    run.status = "TASK_FAILED"
+                    run.problem = f"its workflow task failed while handling the check's requests: {message}"
+                run.history = await handle.fetch_history()
+                return run
         return await self._wait(handle, timeout, terminate=True)
 
     async def existing(self, workflow_id: str, *, timeout: float = RUN_TIMEOUT) -> CheckedRun:

@@ -113,6 +113,34 @@ class Refund:
         return f"refunded {{amount}}"
 """
 
+QUOTE = """%%workflow
+@workflow.defn
+class BestQuote:
+    @workflow.run
+    async def run(self, suppliers: list[str]) -> int:
+        prices = []
+        for supplier in {suppliers}:
+            prices.append(await {call}(get_price, supplier, start_to_close_timeout=timedelta(seconds=5)))
+        return min(prices)
+"""
+
+GUESTS = """%%workflow
+@workflow.defn
+class GuestList:
+    def __init__(self) -> None:
+        self.guests: list[str] = []
+        self.closed = False
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: self.closed)
+        return self.guests
+
+    @workflow.signal
+    def close(self) -> None:
+        self.closed = True
+{update}"""
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -203,5 +231,41 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
                "a refusal that completes the run reads as a success"),
         Answer("an ApplicationError without its type", 0, REFUND.format(refuse='raise ApplicationError("too large")'),
                "expected a non-retryable RefundTooLarge"),
+    ],
+    "15-children-and-updates.ipynb": [
+        Answer("one after another", 0, QUOTE.format(suppliers="suppliers", call="workflow.execute_activity"),
+               "scheduled by 3 workflow tasks"),
+        Answer("start_activity awaited at once", 0, QUOTE.format(suppliers="suppliers", call="workflow.start_activity"),
+               "scheduled by 3 workflow tasks"),
+        Answer("a supplier forgotten", 0, QUOTE.format(suppliers="suppliers[:2]", call="workflow.execute_activity"),
+               "the suppliers asked were ['acme', 'globex']"),
+        Answer("no update yet", 1, GUESTS.format(update=""), "has no update 'invite'"),
+        Answer("refused in the handler, after it was recorded", 1, GUESTS.replace("%%workflow\n", "%%workflow\nfrom engine.errors import ApplicationError\n").format(update="""
+    @workflow.update
+    def invite(self, name: str) -> int:
+        if not name or name in self.guests:
+            raise ApplicationError("refused")
+        self.guests.append(name)
+        return len(self.guests)
+"""), "a refused request must leave nothing in it"),
+        Answer("a ValueError in the handler", 1, GUESTS.format(update="""
+    @workflow.update
+    def invite(self, name: str) -> int:
+        if not name or name in self.guests:
+            raise ValueError("refused")
+        self.guests.append(name)
+        return len(self.guests)
+"""), "its workflow task failed while handling the check's requests"),
+        Answer("a validator that forgets empty names", 1, GUESTS.format(update="""
+    @workflow.update
+    def invite(self, name: str) -> int:
+        self.guests.append(name)
+        return len(self.guests)
+
+    @invite.validator
+    def check_invite(self, name: str) -> None:
+        if name in self.guests:
+            raise ValueError("already invited")
+"""), "an empty name was accepted"),
     ],
 }
