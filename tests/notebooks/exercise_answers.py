@@ -141,6 +141,25 @@ class GuestList:
         self.closed = True
 {update}"""
 
+HOLD = """%%workflow
+@workflow.defn
+class HoldSeat:
+    def __init__(self) -> None:
+        self.paid = False
+
+    @workflow.run
+    async def run(self, who: str) -> str:
+        seat = await workflow.execute_activity(reserve_seat, who, start_to_close_timeout=timedelta(seconds=5))
+{wait}
+        return f"{{seat}} held for {{who}}"
+
+    @workflow.signal
+    def pay(self) -> None:
+        self.paid = True
+"""
+WAIT = "await workflow.wait_condition(lambda: self.paid, timeout=timedelta(days=1))"
+RELEASE = "await workflow.execute_activity(release_seat, seat, start_to_close_timeout=timedelta(seconds=5))"
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -267,5 +286,14 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         if name in self.guests:
             raise ValueError("already invited")
 """), "an empty name was accepted"),
+    ],
+    "16-cancellation.ipynb": [
+        Answer("no cleanup", 0, HOLD.format(wait=f"        {WAIT}"), "never released its seat"),
+        Answer("the cancellation swallowed", 0, HOLD.format(
+            wait=f"        try:\n            {WAIT}\n        except asyncio.CancelledError:\n            {RELEASE}\n            return 'released'"),
+            "the cancelled hold ended COMPLETED"),
+        Answer("a release in finally, also for paid holds", 0, HOLD.format(
+            wait=f"        try:\n            {WAIT}\n        finally:\n            {RELEASE}"),
+            "a paid hold: it released its seat"),
     ],
 }
