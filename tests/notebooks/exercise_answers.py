@@ -160,6 +160,37 @@ class HoldSeat:
 WAIT = "await workflow.wait_condition(lambda: self.paid, timeout=timedelta(days=1))"
 RELEASE = "await workflow.execute_activity(release_seat, seat, start_to_close_timeout=timedelta(seconds=5))"
 
+TESTS = """%%writefile .durable/lesson-17/test_billing.py
+from pathlib import Path
+
+from engine import Worker, activity
+from engine.history import History
+from engine.replay import Replayer
+from engine.testing import WorkflowEnvironment
+
+from billing import Subscription
+
+HERE = Path(__file__).parent
+charged: list[tuple[str, int]] = []
+
+
+@activity.defn(name="charge")
+async def fake_charge(customer: str, amount: int) -> str:
+    charged.append((customer, amount))
+    return "ok"
+
+
+async def test_a_year_is_twelve_charges() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    try:
+        async with Worker(env.client, task_queue="test", workflows=[Subscription], activities=[fake_charge]):
+            total = await env.client.execute_workflow(Subscription.run, args=["ada", 10, 12], id="sub-test", task_queue="test")
+    finally:
+        await env.shutdown()
+    assert total == {total}
+    assert charged == [("ada", 10)] * 12
+"""
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -295,5 +326,9 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("a release in finally, also for paid holds", 0, HOLD.format(
             wait=f"        try:\n            {WAIT}\n        finally:\n            {RELEASE}"),
             "a paid hold: it released its seat"),
+    ],
+    "17-testing.ipynb": [
+        Answer("no replay test", 0, TESTS.format(total=120), "they pass on a version that sleeps before it charges"),
+        Answer("a test that fails on today's code", 0, TESTS.format(total=130), "do not pass on today's billing.py"),
     ],
 }
