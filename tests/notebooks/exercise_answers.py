@@ -191,6 +191,40 @@ async def test_a_year_is_twelve_charges() -> None:
     assert charged == [("ada", 10)] * 12
 """
 
+CHECKOUT = """%%workflow
+@workflow.defn
+class Checkout:
+    @workflow.run
+    async def run(self, items: list[str]) -> float:
+        {first}
+        total = await workflow.execute_activity(price, args=[items, None], start_to_close_timeout=timedelta(seconds=5))
+        await workflow.sleep(timedelta(seconds=1))
+        return total
+"""
+
+BASKET = """%%workflow
+@workflow.defn
+class Basket:
+    def __init__(self) -> None:
+        self.coupon: str | None = None
+        self.checked_out = False
+
+    @workflow.run
+    async def run(self, items: list[str]) -> float:
+        await workflow.wait_condition(lambda: {waits_for})
+        total = await workflow.execute_activity(price, args=[items, self.coupon], start_to_close_timeout=timedelta(seconds=5))
+        await workflow.wait_condition(lambda: self.checked_out)
+        return total
+
+    @workflow.signal
+    def apply_coupon(self, code: str) -> None:
+        self.coupon = code
+
+    @workflow.signal
+    def checkout(self) -> None:
+        self.checked_out = True
+"""
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -330,5 +364,14 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
     "17-testing.ipynb": [
         Answer("no replay test", 0, TESTS.format(total=120), "they pass on a version that sleeps before it charges"),
         Answer("a test that fails on today's code", 0, TESTS.format(total=130), "do not pass on today's billing.py"),
+    ],
+    "18-reading-a-history.ipynb": [
+        Answer("say kept", 0, CHECKOUT.format(first='say("checkout started")'), "each replay said everything again"),
+        Answer("print instead of say", 0, CHECKOUT.format(first='print("checkout started")'), "wrote 0 line(s)"),
+        Answer("one log line for three steps", 0, CHECKOUT.format(first='workflow.logger.info("checkout started")'),
+               "wrote 1 line(s)"),
+        Answer("priced at the start", 1, BASKET.format(waits_for="True"), "the workflow priced before it knew the coupon"),
+        Answer("waits for a coupon, not for the checkout", 1, BASKET.format(waits_for="self.coupon is not None"),
+               "Wait for the checkout, not for the coupon"),
     ],
 }
