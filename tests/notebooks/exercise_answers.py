@@ -225,6 +225,43 @@ class Basket:
         self.checked_out = True
 """
 
+TRIP = """%%workflow
+@workflow.defn
+class InsuredTrip:
+    @workflow.run
+    async def run(self, trip: Trip) -> list[str]:
+        saga = Saga()
+        try:
+            car = await workflow.execute_activity(reserve_car, trip, **OPTIONS)
+            saga.add_compensation(cancel_car, car, start_to_close_timeout=UNDO_TIMEOUT)
+            hotel = await workflow.execute_activity(book_hotel, trip, **OPTIONS)
+            saga.add_compensation(cancel_hotel, hotel, start_to_close_timeout=UNDO_TIMEOUT)
+            insurance = await workflow.execute_activity(buy_insurance, trip, **OPTIONS)
+            {insurance_undo}
+            payment = await workflow.execute_activity(charge_card, trip, **OPTIONS)
+        except ActivityError:
+            await saga.compensate()
+            {then}
+        return [car, hotel, insurance, payment]
+"""
+REFUND = "saga.add_compensation(refund_insurance, insurance, start_to_close_timeout=UNDO_TIMEOUT)"
+
+ORDER = """%%workflow
+@workflow.defn(name="Order")
+class OrderV5:
+    @workflow.run
+    async def run(self, order: str) -> str:
+        {fraud}
+        await workflow.execute_activity(charge, order, **STEP)
+        {receipt}
+        await workflow.sleep(timedelta(days=1))
+        return await workflow.execute_activity(ship, order, **STEP)
+"""
+PATCHED_FRAUD = 'if workflow.patched("fraud-check"):\n            await workflow.execute_activity(check_fraud, order, **STEP)'
+ALWAYS_FRAUD = "await workflow.execute_activity(check_fraud, order, **STEP)"
+PATCHED_RECEIPT = 'if workflow.patched("receipt"):\n            await workflow.execute_activity(send_receipt, order, **STEP)'
+ALWAYS_RECEIPT = "await workflow.execute_activity(send_receipt, order, **STEP)"
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -373,5 +410,18 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("priced at the start", 1, BASKET.format(waits_for="True"), "the workflow priced before it knew the coupon"),
         Answer("waits for a coupon, not for the checkout", 1, BASKET.format(waits_for="self.coupon is not None"),
                "Wait for the checkout, not for the coupon"),
+    ],
+    "05-trip-booking-saga.ipynb": [
+        Answer("the insurance not undone", 0, TRIP.format(insurance_undo="pass", then="raise"),
+               "the compensations that ran were ['cancel_hotel', 'cancel_car']"),
+        Answer("compensated, then completed", 0, TRIP.format(insurance_undo=REFUND, then='return ["cancelled"]'),
+               "the run ended COMPLETED"),
+    ],
+    "06-versioning.ipynb": [
+        Answer("no receipt yet", 0, ORDER.format(fraud=PATCHED_FRAUD, receipt="pass"), "no send_receipt"),
+        Answer("a receipt without a patch", 0, ORDER.format(fraud=PATCHED_FRAUD, receipt=ALWAYS_RECEIPT),
+               "on replay the code produced ScheduleActivityTask(activity_type='send_receipt'"),
+        Answer("the fraud-check patch dropped", 0, ORDER.format(fraud=ALWAYS_FRAUD, receipt=PATCHED_RECEIPT),
+               "on replay the code produced ScheduleActivityTask(activity_type='check_fraud'"),
     ],
 }
