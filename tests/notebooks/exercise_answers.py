@@ -262,6 +262,38 @@ ALWAYS_FRAUD = "await workflow.execute_activity(check_fraud, order, **STEP)"
 PATCHED_RECEIPT = 'if workflow.patched("receipt"):\n            await workflow.execute_activity(send_receipt, order, **STEP)'
 ALWAYS_RECEIPT = "await workflow.execute_activity(send_receipt, order, **STEP)"
 
+POLITE = """%%workflow
+@workflow.defn
+class PoliteTransfer:
+    @workflow.run
+    async def run(self, t: TransferDetails) -> list[str]:
+        policy = {policy}
+        options = dict(start_to_close_timeout=timedelta(minutes=1), retry_policy=policy)
+        withdrawn = await workflow.execute_activity(withdraw, t, **options)
+        deposited = await workflow.execute_activity(deposit, t, **options)
+        return [withdrawn, deposited]
+"""
+
+TRIAL = """%%workflow
+@workflow.defn
+class FreeTrial:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    @workflow.run
+    async def run(self, customer: str, fee: int) -> str:
+        await workflow.execute_activity(send_email, args=[customer, "trial started"], **EMAIL)
+        {wait}
+        if self.cancelled:
+            return "trial cancelled"
+        await workflow.execute_activity(charge, args=[customer, fee], **EMAIL)
+        return "converted"
+
+    @workflow.signal
+    def cancel(self) -> None:
+        self.cancelled = True
+"""
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -423,5 +455,17 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
                "on replay the code produced ScheduleActivityTask(activity_type='send_receipt'"),
         Answer("the fraud-check patch dropped", 0, ORDER.format(fraud=ALWAYS_FRAUD, receipt=PATCHED_RECEIPT),
                "on replay the code produced ScheduleActivityTask(activity_type='check_fraud'"),
+    ],
+    "02-money-transfer.ipynb": [
+        Answer("the template's policy kept", 0, POLITE.format(policy="RETRY_POLICY"), "initial_interval is 1, the bank asks 0.1"),
+        Answer("too few attempts", 0, POLITE.format(policy="RetryPolicy(initial_interval=timedelta(seconds=0.1), maximum_attempts=2)"),
+               "the run ended FAILED"),
+    ],
+    "03-subscription.ipynb": [
+        Answer("a sleep that cannot be cut short", 0, TRIAL.format(wait="await workflow.sleep(timedelta(days=14))"),
+               "the customer waited for the timer"),
+        Answer("a month instead of 14 days", 0, TRIAL.format(
+            wait="try:\n            await workflow.wait_condition(lambda: self.cancelled, timeout=timedelta(days=30))\n"
+            "        except asyncio.TimeoutError:\n            pass"), "timers of 30 days"),
     ],
 }
