@@ -294,6 +294,26 @@ class FreeTrial:
         self.cancelled = True
 """
 
+BIG = """%%workflow
+@workflow.defn
+class BigExpense:
+    def __init__(self) -> None:
+        self.decisions: list[Decision] = []
+
+    @workflow.run
+    async def run(self, expense: Expense) -> str:
+        await workflow.execute_activity(register_expense, expense, **CALL)
+        await workflow.wait_condition(lambda: {condition})
+        if any(d.outcome == "REJECTED" for d in self.decisions):
+            return "REJECTED"
+        await workflow.execute_activity(pay, args=[expense.employee, expense.amount], **CALL)
+        return "PAID"
+
+    @workflow.signal
+    def decide(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+"""
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -467,5 +487,13 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("a month instead of 14 days", 0, TRIAL.format(
             wait="try:\n            await workflow.wait_condition(lambda: self.cancelled, timeout=timedelta(days=30))\n"
             "        except asyncio.TimeoutError:\n            pass"), "timers of 30 days"),
+    ],
+    "04-expense-report.ipynb": [
+        Answer("pays after the first decision", 0, BIG.format(condition="len(self.decisions) > 0"),
+               "pay was scheduled after one approval"),
+        Answer("counts approvals, not approvers", 0, BIG.format(
+            condition='any(d.outcome == "REJECTED" for d in self.decisions) or '
+            'len([d for d in self.decisions if d.outcome == "APPROVED"]) >= 2'),
+            "pay was scheduled after grace approved twice"),
     ],
 }
