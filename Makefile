@@ -43,8 +43,11 @@ lab: setup graphviz
 demo: setup
 	$(PY) -m engine.demo
 
+# lint-imports checks the import contracts of pyproject.toml (the engine's layers, no cycles)
+# before the tests run; docs/architecture.md draws them.
 test: setup graphviz chromium
 	$(PY) -m mypy engine kernel_ext
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup

@@ -8,7 +8,7 @@ another process queued while its slots were full, and the run moves to a worker 
 rebuild it from history (there is no cross-process sticky queue yet).
 
 One process (one GIL) uses about one core; several processes are how the engine uses more,
-as Temporal workers do. They take turns at the write lock (``engine/_writer_lock.py``).
+as Temporal workers do. They take turns at the write lock (``engine/_persistence/writer_lock.py``).
 The parent creates the database, starts the processes, releases them together after their
 warm-up, and adds up what they report. Throughput is all workflows over the wall time from
 that release to the last result anywhere.
@@ -26,27 +26,25 @@ import sys
 import time
 from typing import Any
 
+from benchmarks._runs import TASK_QUEUE, bench_worker, db_size, mib, pct, run_batch_of_workflows
 from engine import Client
 
 
 def _child(path: str, index: int, args: argparse.Namespace, barrier: Any, results: Any) -> None:
-    from benchmarks import throughput as bench
-
-    queue = bench.TASK_QUEUE if args.shared_queue else f"{bench.TASK_QUEUE}-{index}"
-    bench.TASK_QUEUE = queue  # run_batch_of_workflows starts on this queue
+    queue = TASK_QUEUE if args.shared_queue else f"{TASK_QUEUE}-{index}"
     share = args.workflows // args.processes + (1 if index < args.workflows % args.processes else 0)
     in_flight = max(1, args.max_in_flight // args.processes) if args.max_in_flight else 0
 
     async def run() -> None:
         client = await Client.connect(path)
-        worker = bench.bench_worker(client, queue, args)
+        worker = bench_worker(client, queue, args)
         try:
             async with worker:
                 if args.warmup:
-                    await bench.run_batch_of_workflows(client, args.warmup, args.concurrency, f"warmup-{index}", in_flight)
+                    await run_batch_of_workflows(client, args.warmup, args.concurrency, f"warmup-{index}", in_flight, queue)
                 barrier.wait()
                 t0, cpu0 = time.time(), time.process_time()
-                _, _, latencies = await bench.run_batch_of_workflows(client, share, args.concurrency, f"wf-{index}", in_flight)
+                _, _, latencies = await run_batch_of_workflows(client, share, args.concurrency, f"wf-{index}", in_flight, queue)
                 results.put(
                     {
                         "start": t0,
@@ -79,8 +77,6 @@ async def _count_events(path: str) -> int:
 
 
 def run_processes(args: argparse.Namespace, path: str, tmpdir: str | None) -> None:
-    from benchmarks.throughput import db_size, mib, pct
-
     asyncio.run(_count_events(path))  # schema first, so the processes do not race to create it
     # spawn, not fork: a forked child would inherit the parent's SQLite state.
     ctx = multiprocessing.get_context("spawn")

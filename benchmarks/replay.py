@@ -29,10 +29,11 @@ from typing import Any, Callable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import Client, Worker, activity, workflow  # noqa: E402
-from engine import _service  # noqa: E402
-from engine._definitions import workflow_definition  # noqa: E402
-from engine._durations import from_duration  # noqa: E402
-from engine._runtime import WorkflowInfo, WorkflowInstance  # noqa: E402
+from engine._history.workflow_tasks import read_events
+from engine._sandbox.translation import workflow_definition  # noqa: E402
+from engine._api.durations import from_duration  # noqa: E402
+from engine._runtime.info import WorkflowInfo  # noqa: E402
+from engine._runtime.instance import WorkflowInstance  # noqa: E402
 from engine.history import HistoryEvent  # noqa: E402
 from engine.worker.workflow_sandbox import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner  # noqa: E402
 
@@ -150,7 +151,7 @@ async def main(args: argparse.Namespace) -> None:
             reads: list[float] = []
             for _ in range(max(3, min(repeat, 200))):
                 t0 = time.perf_counter()
-                fetched = await client.store.read(_service.read_events, run_id, 0)
+                fetched = await client.store.read(read_events, run_id, 0)
                 reads.append(time.perf_counter() - t0)
             if len(fetched) != len(events):
                 raise RuntimeError("read_events returned a different history")

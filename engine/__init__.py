@@ -1,7 +1,8 @@
 """durable-lab's durable engine: event-sourced workflows and activities on SQLite.
 
 The API mirrors the temporalio Python SDK, so code moves to a Temporal cluster by changing
-imports: ``from engine import workflow, activity, Client, Worker, RetryPolicy``.
+imports: ``from engine import workflow, activity, Client, Worker, RetryPolicy``. How the
+package is built, part by part as Temporal is: docs/architecture.md.
 """
 
 from __future__ import annotations

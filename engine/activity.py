@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, MutableMapping, NoReturn, Sequence, TypeVar
 
-from engine._definitions import ActivityDefinition, check_problems, hints_of, is_async
-from engine._payload_converter import PayloadConverter
+from engine._runtime.definitions import ActivityDefinition, check_problems, hints_of, is_async
+from engine._conversion.payload_converter import PayloadConverter
 
 __all__ = [
     "defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Collection, Generic, Iterator, Mapping, NamedTuple, Sequence, TypeVar, Union
 
-from engine._durations import from_duration, to_duration
+from engine._api.durations import from_duration, to_duration
 
 __all__ = [
     "RetryPolicy",

@@ -30,13 +30,13 @@ import dataclasses
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping, Sequence
 
-from engine._failure_converter import (
+from engine._conversion.failure_converter import (
     DefaultFailureConverter,
     DefaultFailureConverterWithEncodedAttributes,
     FailureConverter,
     with_common_attributes,
 )
-from engine._payload_converter import (
+from engine._conversion.payload_converter import (
     AdvancedJSONEncoder,
     BinaryNullPayloadConverter,
     BinaryPlainPayloadConverter,
@@ -50,8 +50,8 @@ from engine._payload_converter import (
     to_json_payload,
     to_json_payloads,
 )
-from engine._payload_visitor import transform_events, transform_failure, transform_payloads
-from engine._value_to_type import JSONTypeConverter, JSONTypeConverterUnhandled, value_to_type
+from engine._conversion.payload_visitor import transform_events, transform_failure, transform_payloads
+from engine._conversion.value_to_type import JSONTypeConverter, JSONTypeConverterUnhandled, value_to_type
 from engine.history import History
 
 __all__ = [

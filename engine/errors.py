@@ -97,7 +97,7 @@ class FailureError(EngineError):
         recorded = getattr(self, "failure_json", None)
         if recorded is None:
             return None
-        from engine._proto_view import FAILURE_DEFAULTS, ProtoView
+        from engine._api.proto_view import FAILURE_DEFAULTS, ProtoView
 
         return ProtoView(recorded, FAILURE_DEFAULTS)
 

@@ -31,9 +31,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from engine._payload_converter import JSONPlainPayloadConverter, Payload, _json_kind
-from engine._proto_json import event_type_name, full_enum_names, omit_defaults
-from engine._proto_json import timestamp as proto_timestamp
+from engine._conversion.payload_converter import JSONPlainPayloadConverter, Payload, _json_kind
+from engine._api.proto_json import event_type_name, full_enum_names, omit_defaults
+from engine._api.proto_json import timestamp as proto_timestamp
 from engine.errors import HistoryFormatError, PayloadError
 
 __all__ = [
@@ -637,7 +637,7 @@ def _parse_attributes(where: str, event_type: str, raw: Mapping[str, Any]) -> di
 
 
 def _event_to_json(event: HistoryEvent) -> dict[str, Any]:
-    # Protobuf's JSON form, as Temporal's own exports are (see engine._proto_json).
+    # Protobuf's JSON form, as Temporal's own exports are (see engine._api.proto_json).
     attributes = omit_defaults(dict(event.attributes))
     out: dict[str, Any] = {"eventId": str(event.event_id)}
     if event.event_time is not None:

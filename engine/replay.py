@@ -11,9 +11,11 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterable, AsyncIterator, Generator, Iterable, Mapping, Sequence
 
-from engine._definitions import WorkflowDefinition, workflow_definition
-from engine._runtime import WorkflowInstance, WorkflowTaskError, info_from_history
-from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
+from engine._runtime.definitions import WorkflowDefinition
+from engine._runtime.info import info_from_history
+from engine._runtime.instance import WorkflowInstance, WorkflowTaskError
+from engine._sandbox.runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
+from engine._sandbox.translation import workflow_definition
 from engine.converter import DataConverter
 from engine.errors import NondeterminismError, NotRegisteredError
 from engine.history import History

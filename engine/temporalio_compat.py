@@ -29,7 +29,7 @@ import sys
 import types
 from typing import Any, Callable, Iterator, Sequence
 
-from engine import _temporalio_names
+from engine._sandbox import temporalio_names as _temporalio_names
 
 __all__ = ["install", "uninstall", "is_installed", "mapped", "missing_names", "on_missing", "target", "MODULES", "DB_ENV", "DEFAULT_DB"]
 
@@ -48,7 +48,7 @@ MODULES: dict[str, str] = {
     "temporalio.exceptions": "engine.errors",
     "temporalio.converter": "engine.converter",
     "temporalio.testing": "engine.testing",
-    "temporalio.envconfig": "engine._compat_envconfig",
+    "temporalio.envconfig": "engine._compat.envconfig",
     "temporalio.api.common.v1": "engine.converter",
     "temporalio.contrib.pydantic": "engine.contrib.pydantic",  # needs pydantic
 }
@@ -57,7 +57,7 @@ ONLY: dict[str, tuple[str, ...]] = {"temporalio.api.common.v1": ("Payload",)}
 # Names that differ: temporalio module -> {temporalio's name: "engine.module:name"}.
 RENAMED: dict[str, dict[str, str]] = {
     "temporalio.exceptions": {"TemporalError": "engine.errors:EngineError"},
-    "temporalio.client": {"Client": "engine._compat_client:Client"},
+    "temporalio.client": {"Client": "engine._compat.client:Client"},
 }
 
 # Connection options that mean nothing without a network: accepted and left out.

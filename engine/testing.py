@@ -12,10 +12,10 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine._activity_environment import ActivityEnvironment
-from engine._clock import Clock, VirtualClock
+from engine._history.clock import Clock, VirtualClock
 from engine.client import Client
 from engine.converter import DataConverter
+from engine.worker._activity_environment import ActivityEnvironment
 
 __all__ = ["WorkflowEnvironment", "ActivityEnvironment"]
 
@@ -70,14 +70,15 @@ class WorkflowEnvironment:
         await self._settle()
 
     async def _state(self) -> tuple[bool, float | None, bool]:
-        from engine import _service
+        from engine._history.mutable_state import ts
+        from engine._history.timers import idle_state
 
         client = self.client
         owners = sorted(w._owner for w in client._workers)
-        return await client.store.read(_service.idle_state, _service.ts(client.clock.now()), sorted(client.served_queues), owners)
+        return await client.store.read(idle_state, ts(client.clock.now()), sorted(client.served_queues), owners)
 
     async def _next_deadline(self) -> datetime | None:
-        from engine._service import from_ts
+        from engine._history.mutable_state import from_ts
 
         upcoming = (await self._state())[1]
         return from_ts(upcoming) if upcoming is not None else None

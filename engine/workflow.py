@@ -18,27 +18,26 @@ import uuid as _uuid
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence, TypeVar
 
-from engine import _children, _runtime, _sandbox_rules
-from engine import _interceptors, _updates
-from engine import _local_activities
-from engine._definitions import (
-    WorkflowDefinition,
-    activity_definition,
-    check_problems,
-    hints_of,
-    is_async,
-    markers_of,
-    workflow_definition,
-)
-from engine._children import (
+from engine._conversion.payload_converter import PayloadConverter
+from engine._runtime import children as _children
+from engine._runtime import instance as _runtime
+from engine._runtime import interceptors as _interceptors
+from engine._runtime import local_activities as _local_activities
+from engine._runtime import updates as _updates
+from engine._runtime.children import (
     ChildWorkflowCancellationType,
     ChildWorkflowHandle,
     ExternalWorkflowHandle,
     ParentClosePolicy,
 )
-from engine._payload_converter import PayloadConverter
-from engine._workflow_asyncio import as_completed, wait
-from engine._runtime import ActivityHandle, ParentInfo, WorkflowInfo as Info
+from engine._runtime.commands import ContinueAsNewError
+from engine._runtime.definitions import WorkflowDefinition, check_problems, hints_of, is_async, markers_of
+from engine._runtime.event_loop import current
+from engine._runtime.info import ParentInfo, WorkflowInfo as Info
+from engine._runtime.activities import ActivityHandle
+from engine._runtime.workflow_asyncio import as_completed, wait
+from engine._sandbox import rules as _sandbox_rules
+from engine._sandbox.translation import activity_definition, workflow_definition
 from engine.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAttributes
 from engine.errors import NondeterminismError
 
@@ -279,55 +278,6 @@ def query(fn: F | None = None, *, name: str | None = None, dynamic: bool = False
     return decorate(fn) if fn is not None else decorate
 
 
-class ContinueAsNewError(BaseException):
-    """Raised by ``continue_as_new``: ends this run and starts a fresh one with new input.
-
-    A ``BaseException`` so that ``except Exception`` in workflow code cannot swallow it."""
-
-    def __init__(
-        self, args: Sequence[Any], *, workflow: Any = None, task_queue: str | None = None,
-        run_timeout: timedelta | None = None, task_timeout: timedelta | None = None,
-        memo: dict[str, Any] | None = None, search_attributes: TypedSearchAttributes | None = None,
-        headers: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__("Continue as new")
-        self.headers = dict(headers or {})
-        self.input = list(args)
-        self.workflow = workflow
-        self.task_queue = task_queue
-        self.run_timeout = run_timeout
-        self.task_timeout = task_timeout
-        self.memo = memo
-        self.search_attributes = search_attributes
-
-    def command_attributes(self, info: Info, payload_converter: PayloadConverter) -> dict[str, Any]:
-        from engine._payload_converter import to_json_payload, to_json_payloads
-        from engine._search_attributes import encode_typed
-        from engine._definitions import workflow_definition
-        from engine._durations import to_duration
-
-        if self.workflow is None:
-            name = info.workflow_type
-        elif isinstance(self.workflow, str):
-            name = self.workflow
-        else:
-            name = workflow_definition(self.workflow).name
-        attrs: dict[str, Any] = {
-            "workflowType": {"name": name},
-            "taskQueue": {"name": self.task_queue or info.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"},
-            "input": to_json_payloads(payload_converter, self.input, f"argument of the continued workflow {name!r}"),
-            "workflowRunTimeout": to_duration(self.run_timeout or info.run_timeout),
-            "workflowTaskTimeout": to_duration(self.task_timeout or info.task_timeout),
-            "header": _interceptors.headers_to_json(self.headers),
-        }
-        # Left out, the engine carries the run's own over (as Temporal does).
-        if self.memo:
-            attrs["memo"] = {"fields": {k: to_json_payload(payload_converter, v, f"memo field {k!r}") for k, v in self.memo.items()}}
-        if self.search_attributes:
-            attrs["searchAttributes"] = {"indexedFields": encode_typed(self.search_attributes)}
-        return attrs
-
-
 def continue_as_new(
     arg: Any = _arg_unset,
     *,
@@ -346,14 +296,14 @@ def continue_as_new(
     ``search_attributes`` the new run gets this run's (its memo as it started, its search
     attributes as they are now), as in Temporal."""
     all_args = ([arg] if arg is not _arg_unset else []) + list(args)
-    instance = _runtime.current() if in_workflow() else None
+    name = workflow if workflow is None or isinstance(workflow, str) else workflow_definition(workflow).name
+    instance = current() if in_workflow() else None
     if instance is not None and instance.outbound is not None:
-        name = workflow if workflow is None or isinstance(workflow, str) else workflow_definition(workflow).name
         instance.outbound.continue_as_new(
             _interceptors.ContinueAsNewInput(name, all_args, task_queue, run_timeout, task_timeout, memo, search_attributes, {})
         )
     raise ContinueAsNewError(
-        all_args, workflow=workflow, task_queue=task_queue, run_timeout=run_timeout, task_timeout=task_timeout,
+        all_args, workflow=name, task_queue=task_queue, run_timeout=run_timeout, task_timeout=task_timeout,
         memo=memo, search_attributes=search_attributes,
     )
 
@@ -382,7 +332,7 @@ def start_activity(
     summary: str | None = None,
 ) -> ActivityHandle:
     """Schedule an activity and return a handle: await it for the result, cancel it to stop it."""
-    instance = _runtime.current()
+    instance = current()
     name, hinted = _activity_name(activity)
     all_args = ([arg] if arg is not _arg_unset else []) + list(args)
     if instance.outbound is not None:
@@ -471,7 +421,7 @@ def start_local_activity(
     del cancellation_type, summary  # accepted as in temporalio; not used by local activities here
     name, hinted = _activity_name(activity)
     return _local_activities.start(
-        _runtime.current(), name, ([arg] if arg is not _arg_unset else []) + list(args),
+        current(), name, ([arg] if arg is not _arg_unset else []) + list(args),
         result_type=result_type or hinted, schedule_to_close_timeout=schedule_to_close_timeout,
         schedule_to_start_timeout=schedule_to_start_timeout, start_to_close_timeout=start_to_close_timeout,
         retry_policy=retry_policy, local_retry_threshold=local_retry_threshold, activity_id=activity_id,
@@ -516,7 +466,7 @@ async def start_child_workflow(
     The child is a workflow run of its own (its own id and history); the parent's history
     records its start and its outcome. ``id`` defaults to a deterministic ``workflow.uuid4()``.
     Raises ``WorkflowAlreadyStartedError`` if a run with that id is open."""
-    instance = _runtime.current()
+    instance = current()
     name, hinted = _workflow_name(workflow)
     all_args = ([arg] if arg is not _arg_unset else []) + list(args)
     if instance.outbound is not None:
@@ -589,7 +539,7 @@ async def execute_child_workflow(
 
 def get_external_workflow_handle(workflow_id: str, *, run_id: str | None = None) -> ExternalWorkflowHandle:
     """A handle to signal or cancel another workflow from workflow code."""
-    return ExternalWorkflowHandle(_runtime.current(), workflow_id, run_id)
+    return ExternalWorkflowHandle(current(), workflow_id, run_id)
 
 
 def get_external_workflow_handle_for(workflow: Any, workflow_id: str, *, run_id: str | None = None) -> ExternalWorkflowHandle:
@@ -607,7 +557,7 @@ async def wait_condition(
     fn: Callable[[], bool], *, timeout: timedelta | float | None = None, timeout_summary: str | None = None
 ) -> None:
     """Wait until ``fn()`` is true; with ``timeout``, raise ``asyncio.TimeoutError`` after it."""
-    fut = _runtime.current().wait_condition_future(fn)
+    fut = current().wait_condition_future(fn)
     if timeout is None:
         await fut
         return
@@ -619,9 +569,9 @@ def all_handlers_finished() -> bool:
     """True when no signal or update handler of this run is still running: wait on it
     (``await workflow.wait_condition(workflow.all_handlers_finished)``) before returning or
     continuing as new, so no handler is cut off."""
-    from engine import _handlers
+    from engine._runtime import handlers as _handlers
 
-    return _handlers.all_finished(_runtime.current())
+    return _handlers.all_finished(current())
 
 
 def patched(id: str) -> bool:
@@ -630,42 +580,42 @@ def patched(id: str) -> bool:
     Runs that reach this line with new code take the new path and record a marker; runs
     that recorded their history with the old code replay the old path, so changed code
     stays deterministic for runs already in flight."""
-    return _runtime.current().patched(id)
+    return current().patched(id)
 
 
 def deprecate_patch(id: str) -> None:
     """Once no run on the old path remains: keep only the new code and call this instead
     of ``patched`` so runs that recorded the marker still replay."""
-    _runtime.current().patched(id, deprecated=True)
+    current().patched(id, deprecated=True)
 
 
 def now() -> datetime:
     """The workflow's current time (UTC): the start time of the current workflow task."""
-    return _runtime.current().now()
+    return current().now()
 
 
 def time() -> float:
     """``now()`` as seconds since the epoch."""
-    return _runtime.current().time()
+    return current().time()
 
 
 def time_ns() -> int:
-    return int(_runtime.current().time() * 1_000_000_000)
+    return int(current().time() * 1_000_000_000)
 
 
 def random() -> _random_module.Random:
     """A ``random.Random`` seeded from the run, identical on every replay."""
-    return _runtime.current().random()
+    return current().random()
 
 
 def uuid4() -> _uuid.UUID:
     """A UUID4 drawn from ``random()``: the same on every replay."""
-    return _runtime.current().uuid4()
+    return current().uuid4()
 
 
 def info() -> Info:
     """Facts about the running workflow (id, run id, type, task queue, attempt, start time)."""
-    return _runtime.current().info
+    return current().info
 
 
 def upsert_search_attributes(updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
@@ -675,9 +625,9 @@ def upsert_search_attributes(updates: Sequence[SearchAttributeUpdate[Any]]) -> N
     and ``list_workflows`` finds the run by the new values. temporalio's deprecated dictionary
     form (``{"Name": [values]}``, an empty list unsets) is accepted with a DeprecationWarning,
     as temporalio does."""
-    instance = _runtime.current()
+    instance = current()
     if isinstance(updates, Mapping):
-        from engine import _search_attributes_dict
+        from engine._conversion import search_attributes_dict as _search_attributes_dict
 
         _search_attributes_dict.warn("upsert_search_attributes")
         updates = _search_attributes_dict.updates_from_dict(updates, instance.info.typed_search_attributes)
@@ -686,14 +636,14 @@ def upsert_search_attributes(updates: Sequence[SearchAttributeUpdate[Any]]) -> N
 
 def memo() -> dict[str, Any]:
     """The run's memo (given at start, changed by ``upsert_memo``), its values converted."""
-    instance = _runtime.current()
+    instance = current()
     converter = instance.payload_converter
     return {k: _payload_value(converter, v, None, k) for k, v in instance.info.raw_memo.items()}
 
 
 def memo_value(key: str, default: Any = _arg_unset, *, type_hint: type | None = None) -> Any:
     """One memo field, converted to ``type_hint`` if given; ``default`` if absent, else ``KeyError``."""
-    instance = _runtime.current()
+    instance = current()
     payload = instance.info.raw_memo.get(key)
     if payload is None:
         if default is _arg_unset:
@@ -705,11 +655,11 @@ def memo_value(key: str, default: Any = _arg_unset, *, type_hint: type | None = 
 def upsert_memo(updates: dict[str, Any]) -> None:
     """Set memo fields (a value of None removes the field). Recorded in history
     (``WorkflowPropertiesModified``); ``memo()`` follows at once."""
-    _runtime.current().upsert_memo(updates)
+    current().upsert_memo(updates)
 
 
 def _payload_value(converter: PayloadConverter, payload: Any, type_hint: Any, key: str) -> Any:
-    from engine._payload_converter import from_json_payload
+    from engine._conversion.payload_converter import from_json_payload
 
     return from_json_payload(converter, payload, type_hint, f"memo field {key!r}")
 
@@ -730,7 +680,7 @@ def current_update_info() -> UpdateInfo | None:
 
 def payload_converter() -> PayloadConverter:
     """The payload converter of the worker's data converter (for converting values by hand)."""
-    return _runtime.current().payload_converter
+    return current().payload_converter
 
 
 def in_workflow() -> bool:
@@ -805,7 +755,7 @@ class unsafe:  # noqa: N801 - a namespace, named as in temporalio
     @staticmethod
     def is_replaying() -> bool:
         """True while the code is re-running recorded history (no new decisions are taken)."""
-        return _runtime.current().is_replaying()
+        return current().is_replaying()
 
     @staticmethod
     @contextlib.contextmanager

@@ -17,14 +17,15 @@ import sys
 import sysconfig
 from typing import Any, Callable, Iterator
 
-from engine import _code_names
+import engine
+from engine._runtime import code_names as _code_names
 from engine.errors import ActivityError, ChildWorkflowError, FailureError, WorkflowFailureError
 
 __all__ = ["cell_namer", "failure_lines", "running_cell_number", "shown_in_notebook", "user_frames"]
 
 _FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>.+)$')
 # Frames not shown: the engine's and this extension's, the standard library's, installed packages'.
-_OURS = tuple(os.path.dirname(os.path.abspath(path)) + os.sep for path in (_code_names.__file__, __file__))
+_OURS = tuple(os.path.dirname(os.path.abspath(path)) + os.sep for path in (engine.__file__, __file__))
 _LIBRARIES = tuple(os.path.abspath(sysconfig.get_paths()[key]) + os.sep for key in ("stdlib", "purelib", "platlib"))
 
 

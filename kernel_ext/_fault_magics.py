@@ -17,8 +17,9 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from engine import faults
 from engine.faults import CRASH_PHASES
-from kernel_ext import magics as _m
+from kernel_ext import _magic_args as _m
 from kernel_ext._html import cell
+from kernel_ext._session import SessionError
 
 FAULT_VERBS: Mapping[str, _m._Parser] = {
     "fail": _m._verb(
@@ -146,7 +147,7 @@ class FaultMagics(Magics):
             __tracebackhide__ = True
             try:
                 return await work()
-            except (ValueError, _m.SessionError) as e:
+            except (ValueError, SessionError) as e:
                 raise UsageError(f"{e}\n{parser.usage_line()}") from None
 
         return _m.Pending(what, run)

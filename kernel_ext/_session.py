@@ -14,29 +14,37 @@ in whatever cell happens to be running, or nowhere.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
-import json
 import logging
 import os
-import socket
 import uuid
 from collections import Counter, deque
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from engine import faults
-from engine._definitions import served_activity
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from engine.converter import DataConverter
-from engine.errors import PayloadError, StoreError, WorkflowFailureError, WorkflowNotFoundError
+from engine.errors import PayloadError, StoreError, WorkflowNotFoundError
 from engine.history import History
-from engine.worker import Worker
 from kernel_ext import _process_workers, _waiting
 from kernel_ext._codec import readable_run
-from kernel_ext._errors import shown_in_notebook
+from kernel_ext._kernel_workers import KernelWorker, Registration
+from kernel_ext._kernel_workers import MEMORY_DB as _MEMORY
+from kernel_ext._session_errors import SessionError
+from kernel_ext._session_results import (
+    EngineStatus,
+    JsonDocument,
+    RunDescription,
+    RunHandle,
+    RunTable,
+    TimeAdvance,
+    _PlainEventTable,
+    _shown,
+)
+from kernel_ext._session_workers import SessionWorkers
+
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -54,310 +62,20 @@ __all__ = [
     "JsonDocument",
 ]
 
+
 DEFAULT_DB_PATH = ".durable/engine.db"
+
+
 TIME_MODES = ("real", "skip")
+
+
 SHOW_OUTPUTS = ("table", "json", "graph", "saga", "chain")
-_MEMORY = ":memory:"
 
 
-class SessionError(Exception):
-    """A mistake the user can fix (unknown worker, unknown workflow type, ...).
-
-    The message says what is wrong and what to do; the magics show it as a ``UsageError``.
-    """
-
-
-# ---------------------------------------------------------------------- text views
-def _text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
-
-
-def _when(moment: datetime | None) -> str:
-    return "" if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-class _Text:
-    """Shows ``text()`` as the notebook's plain-text output (a readable static export)."""
-
-    def text(self) -> str:
-        raise NotImplementedError
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self.text())
-
-    def __repr__(self) -> str:
-        return self.text()
-
-
-@dataclass(frozen=True, repr=False)
-class RunTable(_Text):
-    """``%workflow list``: runs, newest first."""
-
-    runs: tuple[WorkflowExecutionDescription, ...]
-
-    def __len__(self) -> int:
-        return len(self.runs)
-
-    def __iter__(self) -> Any:
-        return iter(self.runs)
-
-    def text(self) -> str:
-        if not self.runs:
-            return "No workflow runs yet."
-        rows = [(r.status.name.title().replace("_", ""), r.id, r.workflow_type, r.task_queue, _when(r.start_time)) for r in self.runs]
-        return _text_table(("Status", "WorkflowId", "Type", "TaskQueue", "StartTime"), rows)
-
-
-def _shown(value: Any) -> str:
-    """A search attribute or memo value as JSON text (datetimes in ISO form)."""
-    return json.dumps(value, ensure_ascii=False, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
-
-
-@dataclass(frozen=True, repr=False)
-class RunDescription(_Text):
-    """``%workflow describe``: one run's status and counts (fields of the engine's description)."""
-
-    description: WorkflowExecutionDescription
-    # (field, value as text) of the memo, decoded ahead (decoding may run the codec).
-    memo: tuple[tuple[str, str], ...] = ()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.description, name)
-
-    def text(self) -> str:
-        d = self.description
-        rows = [
-            ("WorkflowId", d.id), ("RunId", d.run_id), ("Type", d.workflow_type), ("TaskQueue", d.task_queue),
-            ("Status", d.status.name), ("StartTime", _when(d.start_time)), ("CloseTime", _when(d.close_time)),
-            ("HistoryLength", d.history_length), ("PendingActivities", d.pending_activities), ("PendingTimers", d.pending_timers),
-        ]
-        lines = [f"{k:<18} {v}".rstrip() for k, v in rows]
-        attributes = [(pair.key.name, _shown(pair.value)) for pair in d.typed_search_attributes]
-        for title, pairs in (("SearchAttributes", attributes), ("Memo", self.memo)):
-            if pairs:
-                lines.append(f"{title}:")
-                lines += [f"  {k:<16} {v}".rstrip() for k, v in pairs]
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class JsonDocument:
-    """A JSON value shown as a tree where the front end can, as indented text elsewhere."""
-
-    data: Any
-
-    def text(self) -> str:
-        return json.dumps(self.data, indent=2, ensure_ascii=False)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return {"application/json": self.data, "text/plain": self.text()}
-
-
-@dataclass(frozen=True, repr=False)
-class _PlainEventTable(_Text):
-    """Stand-in for ``kernel_ext.display.EventTable`` while that module is missing."""
-
-    history: History
-    detailed: bool = False
-
-    def text(self) -> str:
-        rows = []
-        for e in self.history.events:
-            details = json.dumps(dict(e.attributes), ensure_ascii=False) if self.detailed else ""
-            rows.append((e.event_id, _when(e.event_time), e.event_type, details))
-        return _text_table(("Id", "Time", "Type", "Details" if self.detailed else ""), rows)
-
-
-@dataclass(frozen=True, repr=False)
-class EngineStatus(_Text):
-    """``%engine``: where the database is, which clock runs, workers, and runs by status."""
-
-    db_path: str
-    resolved_path: str
-    time_mode: str
-    now: datetime
-    workers: tuple[tuple[str, str, str], ...]
-    runs: Mapping[str, int]
-    workflows: tuple[str, ...]
-    activities: tuple[str, ...]
-    errors: tuple[str, ...] = ()
-    codec: str = ""
-
-    def text(self) -> str:
-        where = self.db_path if self.db_path == self.resolved_path else f"{self.db_path}  ({self.resolved_path})"
-        clock = "real time" if self.time_mode == "real" else f"time skipping (engine time {_when(self.now)})"
-        workers = ", ".join(f"{n} (task queue {q!r}, {s})" for n, q, s in self.workers) or "none (start one: %worker start --task-queue Q)"
-        runs = ", ".join(f"{s} {n}" for s, n in sorted(self.runs.items())) or "none"
-        lines = [
-            "durable-lab engine",
-            f"  database    {where}",
-            f"  clock       {clock}",
-            f"  workflows   {', '.join(self.workflows) or 'none (define one in a %%workflow cell)'}",
-            f"  activities  {', '.join(self.activities) or 'none (define one in an %%activity cell)'}",
-            f"  workers     {workers}",
-            f"  runs        {runs}",
-        ]
-        if self.codec:
-            lines.insert(3, f"  codec       {self.codec}")
-        lines += [f"  engine log  {e}" for e in self.errors]
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True, repr=False)
-class TimeAdvance(_Text):
-    """``%engine --advance``: the engine's time before and after."""
-
-    before: datetime
-    after: datetime
-    delta: timedelta
-
-    def text(self) -> str:
-        from kernel_ext._steps import format_seconds
-
-        return f"engine time {_when(self.before)} -> {_when(self.after)} (+{format_seconds(self.delta.total_seconds())})"
-
-
-# ---------------------------------------------------------------------- handles
-class RunHandle:
-    """A started run. ``await`` it for the result; other engine handle methods pass through
-    (``await h.describe()``, ``await h.fetch_history()``, ``await h.cancel()``)."""
-
-    def __init__(self, handle: WorkflowHandle, workflow_type: str, task_queue: str) -> None:
-        self.handle = handle
-        self.workflow_type = workflow_type
-        self.task_queue = task_queue
-
-    @property
-    def workflow_id(self) -> str:
-        return self.handle.id
-
-    @property
-    def run_id(self) -> str | None:
-        return self.handle.run_id
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self.handle, name)
-
-    async def result(self) -> Any:
-        """The run's result; a failed run raises ``WorkflowFailureError`` that a notebook
-        shows as its cause chain and the user's frames (no engine internals)."""
-        try:
-            return await self.handle.result()
-        except WorkflowFailureError as e:
-            raise shown_in_notebook(e, self.workflow_id, self.workflow_type)
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self.result().__await__()
-
-    def __repr__(self) -> str:
-        return (
-            f"<run {self.workflow_id!r} of {self.workflow_type} on task queue {self.task_queue!r}, "
-            f"run id {self.run_id}: await it for the result>"
-        )
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **_: Any) -> dict[str, Any]:
-        """The text above, plus (in a notebook) a graph of the run that updates as it runs."""
-        from kernel_ext.live import LiveRunView
-
-        bundle = LiveRunView(self.handle)._repr_mimebundle_()
-        bundle["text/plain"] = repr(self)
-        return bundle
-
-
-class KernelWorker:
-    """A named worker of the kernel. It serves every workflow and activity the kernel's cells
-    defined, and keeps its name when the engine reopens (``%engine --reset``, a new clock).
-    ``await`` it to wait until it stops."""
-
-    def __init__(self, name: str, task_queue: str) -> None:
-        self.name = name
-        self.task_queue = task_queue
-        self.identity = f"{os.getpid()}@{socket.gethostname()}/{name}"
-        self.worker: Worker | None = None  # the engine worker serving now, if any
-        self.polls: tuple[bool, bool] = (False, False)  # (workflow tasks, activity tasks)
-        self.error: BaseException | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopped = asyncio.Event()
-        self._crashed = False
-
-    @property
-    def crashed(self) -> bool:
-        """True once an injected fault crashed it: like a dead process, it serves no more
-        (a new clock or database does not bring it back); start another worker."""
-        return self._crashed or (self.worker is not None and self.worker.crashed)
-
-    @property
-    def state(self) -> str:
-        if self._stopped.is_set():
-            return "stopped"
-        if self.crashed:
-            return "crashed (injected fault)"
-        if self.error is not None:
-            return f"failed: {self.error}"
-        return "running" if self.worker is not None else "waiting for definitions"
-
-    @property
-    def stats(self) -> dict[str, int]:
-        return dict(self.worker.stats) if self.worker is not None else {}
-
-    def _attach(self, worker: Worker, task: asyncio.Task[None], polls: tuple[bool, bool]) -> None:
-        self.worker, self._task, self.polls, self.error = worker, task, polls, None
-        task.add_done_callback(self._ran)
-
-    def _ran(self, task: asyncio.Task[None]) -> None:
-        # Keep the error for `%worker list` instead of letting asyncio log it to stderr.
-        if not task.cancelled() and task.exception() is not None:
-            self.error = task.exception()
-
-    async def _detach(self) -> None:
-        worker, task = self.worker, self._task
-        self._crashed = self.crashed
-        self.worker, self._task = None, None
-        if worker is not None:
-            await worker.shutdown()
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def _wait(self) -> "KernelWorker":
-        await self._stopped.wait()
-        return self
-
-    def __await__(self) -> Generator[Any, None, "KernelWorker"]:
-        return self._wait().__await__()
-
-    def __repr__(self) -> str:
-        return f"<worker {self.name!r} on task queue {self.task_queue!r}: {self.state}>"
-
-
-@dataclass
-class Registration:
-    """What a ``%%workflow`` / ``%%activity`` cell changed."""
-
-    added: list[tuple[str, str]] = field(default_factory=list)  # (kind, name)
-    replaced: list[tuple[str, str]] = field(default_factory=list)
-    unchanged: list[tuple[str, str]] = field(default_factory=list)
-    evicted: int = 0
-    workers: list[str] = field(default_factory=list)
-
-    def names(self, kind: str) -> list[str]:
-        return [n for k, n in self.added + self.replaced + self.unchanged if k == kind]
-
-    def summary(self) -> str:
-        parts = [f"{k} {n} registered" for k, n in self.added] + [f"{k} {n} replaced" for k, n in self.replaced]
-        parts += [f"{k} {n} unchanged" for k, n in self.unchanged]
-        text = "durable-lab: " + ("; ".join(parts) or "nothing to register")
-        if self.workers:
-            text += f" (workers updated: {', '.join(self.workers)}"
-            text += f"; {self.evicted} cached run(s) will replay with the new code)" if self.evicted else ")"
-        return text
 
 
 # ---------------------------------------------------------------------- the session
-class Session:
+class Session(SessionWorkers):
     """The engine of one kernel; see the module docstring."""
 
     def __init__(self, db_path: str = DEFAULT_DB_PATH, time_mode: str = "real", data_converter: DataConverter | None = None) -> None:
@@ -486,194 +204,6 @@ class Session:
         asyncio.run_coroutine_threadsafe(self.close(), loop)  # the loop runs in another thread
         return None
 
-    # ------------------------------------------------------------ definitions
-    def define(self, objects: Iterable[Any]) -> Registration:
-        """Register the @workflow.defn classes and @activity.defn functions among ``objects``
-        (others are ignored) and give them to every running worker. A new definition of a
-        known workflow type evicts that type's cached runs: they replay with the new code
-        on their next workflow task. Call :meth:`sync_workers` afterwards."""
-        registration = Registration()
-        new_workflows: dict[str, Any] = {}
-        new_activities: dict[str, Any] = {}
-        for obj in objects:
-            for kind, table, defn, fresh in (
-                ("workflow", self.workflows, _workflow_defn(obj), new_workflows),
-                ("activity", self.activities, _activity_defn(obj), new_activities),
-            ):
-                if defn is None:
-                    continue
-                known = table.get(defn.name)
-                if known is obj:
-                    registration.unchanged.append((kind, defn.name))
-                    continue
-                (registration.replaced if known is not None else registration.added).append((kind, defn.name))
-                table[defn.name] = obj
-                fresh[defn.name] = defn
-        if new_workflows or new_activities:
-            for kernel_worker in self._workers.values():
-                if kernel_worker.worker is not None and not kernel_worker.crashed:
-                    registration.evicted += _install_definitions(kernel_worker.worker, new_workflows, new_activities)
-                    if kernel_worker.worker.is_running:
-                        kernel_worker.polls = (bool(self.workflows), bool(self.activities))
-                    registration.workers.append(kernel_worker.name)
-        return registration
-
-    def _needs_restart(self, kernel_worker: KernelWorker) -> bool:
-        if kernel_worker.crashed:
-            return False
-        if kernel_worker.worker is None:
-            return bool(self.workflows or self.activities)
-        polls_workflows, polls_activities = kernel_worker.polls
-        return (bool(self.workflows) and not polls_workflows) or (bool(self.activities) and not polls_activities)
-
-    async def sync_workers(self) -> list[str]:
-        """Restart the workers that must poll a kind of task they did not poll (an engine
-        worker polls workflow/activity tasks only if it had such definitions at start)."""
-        stale = [w for w in self._workers.values() if self._needs_restart(w)]
-        if not stale:
-            return []
-        await self.ensure_ready()
-        for kernel_worker in stale:
-            await kernel_worker._detach()
-            self._start_engine_worker(kernel_worker)
-        return [w.name for w in stale]
-
-    # ------------------------------------------------------------ workers
-    def workers(self) -> list[KernelWorker]:
-        return list(self._workers.values())
-
-    def worker_table(self) -> str:
-        """This kernel's workers, then the other workers running on the same database file
-        (``dlab worker`` processes, other kernels, scripts), which another program started."""
-        others = self.foreign_workers()
-        if not self._workers and not self._processes:
-            text = "No workers. Start one: %worker start --task-queue Q"
-            if others:
-                text = "This kernel started no workers (start one: %worker start --task-queue Q)."
-        else:
-            rows: list[tuple[Any, ...]] = [
-                (w.name, w.task_queue, w.state, "kernel", w.stats.get("workflow_tasks", 0), w.stats.get("activities", 0)) for w in self._workers.values()
-            ]
-            rows += [(p.name, p.task_queue, p.state, f"pid {p.pid}", "-", "-") for p in self._processes.values()]
-            text = _text_table(("Name", "TaskQueue", "State", "Where", "WorkflowTasks", "Activities"), rows)
-            if others:
-                text = "Workers of this kernel:\n" + text
-        if others:
-            rows = [(r.identity, r.task_queue, f"pid {r.pid} on {r.host}", _when(datetime.fromtimestamp(r.started, timezone.utc)), r.program) for r in others]
-            text += "\n\nOther workers on this database, not started by this kernel:\n"
-            text += _text_table(("Identity", "TaskQueue", "Where", "Since", "Started as"), rows)
-        return text
-
-    def foreign_workers(self) -> list[Any]:
-        """Workers running on this engine's database file that this kernel did not start
-        (each running worker lists itself beside the file: engine._worker_registry)."""
-        path = self.resolved_path()
-        if path == _MEMORY:
-            return []
-        from engine._worker_registry import live_workers
-
-        ours = {os.getpid(), *(p.pid for p in self._processes.values())}
-        return [r for r in live_workers(path) if r.pid not in ours]
-
-    def remember_source(self, source: str) -> None:
-        """Keep a definition cell's code for worker processes (which cannot see the kernel)."""
-        self.sources.append(source)
-
-    async def start_worker(self, task_queue: str, name: str | None = None, *, process: bool = False) -> Any:
-        """Start a worker on ``task_queue`` serving every definition of the kernel; with
-        ``process``, a separate ``dlab worker`` process over the same database file."""
-        if not task_queue:
-            raise SessionError("A worker needs a task queue: --task-queue Q (the queue your workflows are started on).")
-        taken = set(self._workers) | set(self._processes)
-        if name is None:
-            prefix = "p" if process else "w"
-            name = next(n for n in (f"{prefix}{i}" for i in self._numbers[prefix]) if n not in taken)
-        elif name in taken:
-            other = self._workers.get(name) or self._processes[name]
-            raise SessionError(f"A worker named {name!r} is already running (task queue {other.task_queue!r}). Stop it with %worker stop {name}, or choose another --name.")
-        if process:
-            return await self._start_process(name, task_queue)
-        await self.ensure_ready()
-        kernel_worker = KernelWorker(name, task_queue)
-        self._workers[name] = kernel_worker
-        self._start_engine_worker(kernel_worker)
-        await asyncio.sleep(0)  # let it begin polling before the caller goes on
-        return kernel_worker
-
-    async def _start_process(self, name: str, task_queue: str) -> _process_workers.ProcessWorker:
-        path = self.resolved_path()
-        if path == _MEMORY:
-            raise SessionError("A worker process needs a database file it can share; this engine is in memory. Use %config DurableLab.db_path = '.durable/engine.db'.")
-        if self._time_mode != "real":
-            raise SessionError("Worker processes run on the real clock; switch the kernel to it first: %engine --time real.")
-        if self._data_converter is not DataConverter.default:
-            raise SessionError(
-                "A worker process cannot use this session's data converter (a codec's key stays in the kernel), so it "
-                "could not read the runs it writes. Start a kernel worker instead: %worker start --task-queue Q."
-            )
-        if not self.sources:
-            raise SessionError("No %%workflow or %%activity cell has run yet: a worker process runs the code of those cells.")
-        await self.ensure_ready()
-        try:
-            worker = await _process_workers.start(name, task_queue, path, self.sources)
-        except _process_workers.ProcessWorkerError as e:
-            raise SessionError(str(e)) from None
-        self._processes[name] = worker
-        return worker
-
-    async def kill_worker(self, name: str) -> Any:
-        """Kill a worker abruptly: SIGKILL for a process; for a kernel worker, a crash (its
-        cache and work in flight are lost, nothing is reported, its leases must time out)."""
-        process = self._processes.pop(name, None)
-        if process is not None:
-            await asyncio.to_thread(process.kill)
-            client = await self.ensure_ready()
-            # Logged so the run's graph shows where the kill hit (the leases it left behind).
-            await faults.record_kill(client, f"{process.pid}@{socket.gethostname()}#", f"worker {name} (pid {process.pid})")
-            return process
-        kernel_worker = self._workers.get(name)
-        if kernel_worker is None:
-            raise SessionError(f"No worker named {name!r} (running: {', '.join([*self._workers, *self._processes]) or 'none'}). See %worker list.")
-        if kernel_worker.worker is not None:
-            kernel_worker.worker.crash()
-            client = await self.ensure_ready()
-            await faults.record_kill(client, kernel_worker.worker._owner, f"worker {name}")
-        await kernel_worker._detach()
-        kernel_worker._stopped.set()
-        del self._workers[name]
-        return kernel_worker
-
-    async def stop_worker(self, name: str) -> Any:
-        """Stop a worker: it finishes workflow tasks in flight; running activities are cancelled."""
-        process = self._processes.pop(name, None)
-        if process is not None:
-            await process.stop()
-            return process
-        kernel_worker = self._workers.get(name)
-        if kernel_worker is None:
-            running = ", ".join([*self._workers, *self._processes]) or "none"
-            raise SessionError(f"No worker named {name!r} (running: {running}). See %worker list.")
-        await kernel_worker._detach()
-        kernel_worker._stopped.set()
-        del self._workers[name]
-        return kernel_worker
-
-    def _start_engine_worker(self, kernel_worker: KernelWorker) -> None:
-        if self._client is None or not (self.workflows or self.activities) or kernel_worker.crashed:
-            return  # started by ensure_ready / sync_workers once there is something to serve
-        worker = Worker(
-            self._client,
-            task_queue=kernel_worker.task_queue,
-            workflows=list(self.workflows.values()),
-            activities=list(self.activities.values()),
-            identity=kernel_worker.identity,
-        )
-        task = asyncio.get_running_loop().create_task(worker.run(), name=f"durable-lab worker {kernel_worker.name}")
-        kernel_worker._attach(worker, task, (bool(self.workflows), bool(self.activities)))
-
-    async def _stop_engine_workers(self) -> None:
-        for kernel_worker in self._workers.values():
-            await kernel_worker._detach()
 
     # ------------------------------------------------------------ workflows
     async def start_workflow(
@@ -924,6 +454,8 @@ class _EngineLog(logging.Handler):
 
 
 _CHAIN_LIMIT = 200
+
+
 _CHILD_DEPTH = 3
 
 
@@ -995,7 +527,7 @@ def _display_module() -> Any:
 # The engine has no public hooks for these yet (see the issue report): a client on an
 # already open store with another clock, and new definitions for a running worker.
 async def _open_store(path: str) -> Any:
-    from engine._store import Store
+    from engine._persistence.store import Store
 
     if path != _MEMORY:
         try:
@@ -1010,30 +542,10 @@ async def _open_store(path: str) -> Any:
 
 
 def _new_client(store: Any, time_mode: str, previous: Client | None, data_converter: DataConverter) -> Client:
-    from engine._clock import Clock, VirtualClock
+    from engine._history.clock import Clock, VirtualClock
 
     clock: Clock = Clock()
     if time_mode == "skip":
         # Start virtual time where the previous clock stood, so engine time never runs backwards.
         clock = VirtualClock(previous.clock.now() if previous is not None else None)
     return Client(store, clock=clock, owns_store=False, data_converter=data_converter)
-
-
-def _workflow_defn(obj: Any) -> Any:
-    defn = getattr(obj, "__workflow_definition__", None) if isinstance(obj, type) else None
-    return defn if defn is not None and defn.cls is obj else None
-
-
-def _activity_defn(obj: Any) -> Any:
-    defn = getattr(obj, "__activity_definition__", None) if callable(obj) and not isinstance(obj, type) else None
-    if defn is not None and inspect.ismethod(obj) and obj.__func__ is defn.fn:
-        return served_activity(obj)  # a method of an instance: its definition calls it bound
-    return defn if defn is not None and defn.fn is obj else None
-
-
-def _install_definitions(worker: Worker, workflows: Mapping[str, Any], activities: Mapping[str, Any]) -> int:
-    """Give a running engine worker new definitions (it starts any poller it lacked and evicts
-    cached runs of replaced workflow types). Returns how many runs were evicted."""
-    return worker.register(
-        workflows=[d.cls for d in workflows.values()], activities=[d.fn for d in activities.values()]
-    )

@@ -9,31 +9,25 @@ the kernel's event loop and shows the awaited value.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import asyncio
-import json
-import re
-from datetime import timedelta
-from typing import Any, Awaitable, Callable, Generator, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import MagicArgumentParser
-from IPython.utils.process import arg_split
 from traitlets import Enum, Instance, Unicode, observe
 from traitlets.config import Configurable
 
-from engine._inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
 from engine import temporalio_compat
-from engine._definitions import activity_methods
+from engine._sandbox.translation import activity_methods
 from kernel_ext import _cell_modules as cell_modules
 from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
-from engine import _code_names
+from engine._runtime import code_names as _code_names
 from kernel_ext import _errors, _transform
 from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
+from kernel_ext._magic_args import _ID, _INPUT, _RUN, Pending, _duration, _help, _json_inputs, _Parser, _split_verb, _verb
 
 __all__ = ["DurableLab", "DurableMagics", "Pending", "load", "unload"]
 
@@ -70,54 +64,6 @@ class DurableLab(Configurable):
             self.session.configure(**{change["name"]: value})
 
 
-class Pending:
-    """What a durable-lab line magic returns: ``await`` it. The input transformer does that for
-    you; you see this object only where it could not (inside a ``def``, say)."""
-
-    def __init__(self, what: str, make: Callable[[], Awaitable[Any]]) -> None:
-        self.what = what
-        self._make = make  # the coroutine is made only when awaited: no "never awaited" warnings
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._make().__await__()
-
-    def __repr__(self) -> str:
-        return f"<pending {self.what}: await it to run it>"
-
-
-# ---------------------------------------------------------------------- parsing
-class _Parser(MagicArgumentParser):
-    """One verb's flags. Splits like a shell (``--input '"Ada"'`` gives ``"Ada"``, as with the
-    temporal CLI) and reports misuse as ``UsageError`` with the usage line."""
-
-    def __init__(self, prog: str, description: str) -> None:
-        super().__init__(prog=prog, description=description, add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter)
-        self._negative_number_matcher = NEGATIVE_VALUE  # --input -1e3 / -Infinity are values
-
-    def usage_line(self) -> str:
-        return self.format_usage().strip()
-
-    def error(self, message: str) -> Any:
-        raise UsageError(f"{message}\n{self.usage_line()}")
-
-    def parse(self, text: str) -> argparse.Namespace:
-        try:
-            argv = arg_split(text, posix=True, strict=True)
-        except ValueError as e:
-            self.error(f"cannot split the arguments: {e}")
-        return self.parse_args(argv)
-
-
-def _verb(magic: str, description: str, *flags: tuple[tuple[str, ...], dict[str, Any]]) -> _Parser:
-    parser = _Parser(f"%{magic}", description)
-    for names, options in flags:
-        parser.add_argument(*names, **options)
-    return parser
-
-
-_ID = (("--workflow-id", "-w"), {"required": True, "metavar": "ID", "help": "Workflow id."})
-_RUN = (("--run-id", "-r"), {"metavar": "RUN", "help": "Run id (default: the latest run)."})
-_INPUT = (("--input", "-i"), {"action": "append", "default": [], "metavar": "JSON", "help": "One argument as JSON; repeat for more."})
 _START = (
     (("--type",), {"required": True, "metavar": "T", "help": "Workflow type (a class defined in a %%%%workflow cell)."}),
     (("--task-queue", "-t"), {"required": True, "metavar": "Q", "help": "Task queue a worker polls."}),
@@ -127,6 +73,7 @@ _START = (
     (("--run-timeout",), {"metavar": "D", "help": "Limit for one run."}),
     (("--task-timeout",), {"metavar": "D", "help": "Limit for one workflow task (default 10s)."}),
 )
+
 
 WORKER_VERBS: Mapping[str, _Parser] = {
     "start": _verb("worker start", "Start a worker serving every workflow and activity the kernel defined.",
@@ -139,6 +86,7 @@ WORKER_VERBS: Mapping[str, _Parser] = {
                   (("name",), {"metavar": "N", "help": "Worker name (see %%worker list)."})),
     "list": _verb("worker list", "List the kernel's workers, then the other workers running on its database file."),
 }
+
 
 WORKFLOW_VERBS: Mapping[str, _Parser] = {
     "start": _verb("workflow start", "Start a run; returns its handle at once (await it for the result).", *_START),
@@ -161,66 +109,11 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
                        (("--reason",), {"help": "Why (recorded in the history)."})),
 }
 
+
 ENGINE_PARSER = _verb("engine", "Show the engine's status, or reset it, or switch its clock.",
                       (("--reset",), {"action": "store_true", "help": "Start over with an empty database at the same path."}),
                       (("--time",), {"choices": TIME_MODES, "help": "real: the wall clock; skip: time jumps to the next timer while a result is awaited."}),
                       (("--advance",), {"metavar": "D", "help": "Time skipping only: move the engine's clock forward by D (e.g. 30d, 12h) at once; what falls due fires."}))
-
-
-def _split_verb(magic: str, verbs: Mapping[str, _Parser], line: str) -> tuple[str, argparse.Namespace, _Parser]:
-    verb, _, rest = line.strip().partition(" ")
-    listing = ", ".join(verbs)
-    if not verb:
-        raise UsageError(f"%{magic} needs a verb: {listing}. See %{magic}? for each verb's flags.")
-    parser = verbs.get(verb)
-    if parser is None:
-        raise UsageError(f"Unknown verb {verb!r} for %{magic}: use one of {listing}. See %{magic}? for help.")
-    return verb, parser.parse(rest), parser
-
-
-def _json_inputs(parser: _Parser, texts: list[str]) -> list[Any]:
-    values = []
-    for text in texts:
-        try:
-            values.append(loads_input(text))
-        except json.JSONDecodeError as e:
-            parser.error(
-                f"--input {text!r} is not valid JSON ({e.msg}, column {e.colno}). Give each argument as "
-                f"JSON; a string needs double quotes inside the shell quotes: --input '\"{text}\"'"
-            )
-        except NonStandardJSON as e:
-            parser.error(non_standard_message("--input", text, str(e)))
-    return values
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(parser: _Parser, flag: str, text: str | None) -> timedelta | None:
-    """``30s``, ``5m``, ``1h30m``, ``1.5s`` or plain seconds, as the temporal CLI takes them."""
-    if text is None:
-        return None
-    if re.fullmatch(r"\d+(\.\d*)?", text):
-        return timedelta(seconds=float(text))
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        parser.error(f"{flag} {text!r} is not a duration: write e.g. 30s, 5m, 1h30m.")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
-
-
-def _help(title: str, parsers: Mapping[str, _Parser], tail: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a magic a docstring listing every verb with its flags (what ``%magic?`` shows)."""
-
-    def document(fn: Callable[..., Any]) -> Callable[..., Any]:
-        sections = [title, ""]
-        for parser in parsers.values():
-            sections.append(parser.format_help().rstrip())
-            sections.append("")
-        fn.__doc__ = "\n".join(sections) + tail
-        return fn
-
-    return document
 
 
 _DEFINITIONS_HELP = """
@@ -239,6 +132,8 @@ _DEFINITIONS_HELP = """
                   code inside workflow.unsafe.imports_passed_through(). Re-running the
                   cell replaces the module. NAME may not hide an installed module.{extra}
 """
+
+
 _SANDBOX_HELP = """
   Workflows run in the engine's sandbox, as module code does: each run re-runs the cell's
   definitions (not its expression statements) in a copy of the notebook's namespace, so
@@ -436,6 +331,7 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 # ---------------------------------------------------------------------- loading
 # asyncio keeps only weak references to tasks: hold closing engines until they are closed.
 _closing: set[asyncio.Task[None]] = set()
+
 
 _NAMES = (("line", ("worker", "workflow", "engine")), ("cell", ("workflow", "activity")))
 

@@ -12,7 +12,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, NoReturn, Sequence, TextIO
 
-from engine._inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
+from engine._conversion.inputs import NEGATIVE_VALUE, NonStandardJSON, loads_input, non_standard_message
+from engine.cli._errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError  # noqa: F401 (the commands import them from here)
+from engine.cli._loader import import_module
 from engine.client import Client
 from engine.converter import DataConverter, PayloadCodec
 
@@ -20,20 +22,6 @@ DB_ENV = "DLAB_DB"
 CODEC_ENV = "DLAB_CODEC"
 # The notebooks' default too, so `dlab` run in a notebook's folder sees the kernel's runs.
 DEFAULT_DB = ".durable/engine.db"
-
-EXIT_OK = 0
-EXIT_FAILED = 1  # the workflow failed, a run was not found, the engine refused
-EXIT_USAGE = 2  # wrong flags (argparse)
-EXIT_INTERRUPTED = 130
-
-
-class CliError(Exception):
-    """A problem the user fixes: printed as one ``Error: ...`` line on stderr, exit code 1."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
-
 
 def one_line(message: str) -> str:
     """Engine messages may list problems on several lines; a terminal error gets one."""
@@ -107,7 +95,6 @@ def data_converter(args: argparse.Namespace) -> DataConverter:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise CliError(f"{source} {spec!r} is not MODULE:FACTORY: name a function that returns a PayloadCodec or a DataConverter, e.g. myapp.codecs:make_codec.", EXIT_USAGE)
-    from engine.cli._loader import import_module  # late: the loader imports this module
 
     module = import_module(module_name, f"{source} {spec!r}: cannot import module {module_name!r}")
     try:

@@ -14,9 +14,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
-from engine import _user_exits
-from engine._definitions import activity_methods
-from engine.cli._common import EXIT_FAILED, EXIT_USAGE, CliError
+from engine._runtime import user_exits as _user_exits
+from engine._sandbox.translation import activity_methods
+from engine.cli._errors import EXIT_FAILED, EXIT_USAGE, CliError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
-from engine._search_attributes import encode_typed, shown_search_attributes
+from engine._conversion.search_attributes import encode_typed, shown_search_attributes
 from engine.cli._common import STATUS_COLOUR, Out, iso, rfc3339, run_time
 from engine.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from engine.errors import HistoryFormatError

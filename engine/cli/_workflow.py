@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
-from engine._search_attributes import shown_memo
+from engine._conversion.search_attributes import shown_memo
 from engine.cli import _views as views
 from engine.cli._common import CODEC_ENV, EXIT_FAILED, EXIT_OK, CliError, Out, add_common, duration, json_inputs, open_client
 from engine.cli._loader import add_source_options, definitions

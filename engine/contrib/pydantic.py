@@ -17,7 +17,7 @@ except ImportError as e:  # pragma: no cover - pydantic is optional
         "engine.contrib.pydantic (temporalio.contrib.pydantic) needs pydantic: pip install 'pydantic>=2'."
     ) from e
 
-from engine._payload_converter import (
+from engine._conversion.payload_converter import (
     BinaryNullPayloadConverter,
     BinaryPlainPayloadConverter,
     CompositePayloadConverter,

@@ -8,9 +8,10 @@ import contextvars
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine._local_activities import Outcome, Request, result_payload
-from engine._payload_converter import from_json_payloads
-from engine._runtime import Command, WorkflowInstance
+from engine._conversion.payload_converter import from_json_payloads
+from engine._runtime.commands import Command
+from engine._runtime.instance import WorkflowInstance
+from engine._runtime.local_activities import Outcome, Request, result_payload
 from engine.activity import Info, _CompleteAsyncError, _Context, _current
 from engine.errors import ApplicationError, PayloadError
 

@@ -12,9 +12,9 @@ It guards determinism; it is not a security boundary.
 
 from __future__ import annotations
 
-from engine._sandbox_rules import Restriction, SandboxRestrictions
-from engine._sandbox_runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner, register_source
-from engine._temporalio_names import COVERED as TEMPORALIO_NAMES
+from engine._sandbox.rules import Restriction, SandboxRestrictions
+from engine._sandbox.runner import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner, register_source
+from engine._sandbox.temporalio_names import COVERED as TEMPORALIO_NAMES
 from engine.errors import RestrictedWorkflowAccessError
 
 __all__ = [

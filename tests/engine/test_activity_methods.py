@@ -78,7 +78,7 @@ def test_methods_decorated_by_the_real_temporalio_are_found_on_instances() -> No
     pytest.importorskip("temporalio")
     from temporalio import activity as temporalio_activity
 
-    from engine._definitions import activity_methods
+    from engine._sandbox.translation import activity_methods
 
     class Acts:
         @temporalio_activity.defn

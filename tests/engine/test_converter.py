@@ -411,7 +411,7 @@ async def test_custom_payload_converter_hook_end_to_end() -> None:
 
 
 async def _client(converter: DataConverter) -> Any:
-    from engine._clock import VirtualClock
+    from engine._history.clock import VirtualClock
     from engine.client import Client
 
     return await Client.connect(":memory:", clock=VirtualClock(), data_converter=converter)

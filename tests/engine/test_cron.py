@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from engine import Worker, workflow
-from engine._cron import CronError, cron_backoff, parse_cron
+from engine._history.cron import CronError, cron_backoff, parse_cron
 from engine.client import Client
 from engine.history import History
 from engine.testing import WorkflowEnvironment

@@ -256,7 +256,7 @@ _SCHEDULES = st.frozensets(st.tuples(st.integers(1, 9), st.sampled_from(["before
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(schedule=_SCHEDULES)
 def test_random_crash_schedules_never_lose_or_duplicate_completed_work(schedule: frozenset[tuple[int, str]]) -> None:
-    from engine._explore import run_with_crashes
+    from engine._testing.explore import run_with_crashes
 
     async def scenario() -> None:
         rec, outcome, finished = await run_with_crashes(

@@ -143,7 +143,8 @@ async def test_our_search_attribute_history_is_the_real_one() -> None:
 
 async def test_a_history_written_before_the_change_version_upsert_still_replays(monkeypatch: pytest.MonkeyPatch) -> None:
     # What this engine wrote before: SDK flag 1 only, and no upsert after the patch marker.
-    from engine import _runtime, _service
+    from engine._runtime import instance as _runtime
+    from engine._history import commands as history_commands
 
     @workflow.defn(name="Versioned", sandboxed=False)
     class Versioned:
@@ -153,7 +154,7 @@ async def test_a_history_written_before_the_change_version_upsert_still_replays(
                 await workflow.sleep(timedelta(seconds=1))
             return "done"
 
-    monkeypatch.setattr(_service, "SDK_FLAGS", [1])
+    monkeypatch.setattr(history_commands, "SDK_FLAGS", [1])
     monkeypatch.setattr(_runtime, "SDK_FLAGS", [1])
     env = await WorkflowEnvironment.start_time_skipping()
     async with Worker(env.client, task_queue="q", workflows=[Versioned]):

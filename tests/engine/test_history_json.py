@@ -23,7 +23,7 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 if str(_PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(_PROJECT_ROOT))
 
-from engine._proto_json import event_type_name  # noqa: E402
+from engine._api.proto_json import event_type_name  # noqa: E402
 from engine.history import (  # noqa: E402
     KNOWN_EVENT_TYPES,
     History,

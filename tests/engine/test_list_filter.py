@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from engine import Worker, workflow
-from engine._visibility import compile_list_filter
+from engine._persistence.list_filter import compile_list_filter
 from engine.errors import ApplicationError, ListFilterError
 from engine.testing import WorkflowEnvironment
 

@@ -40,7 +40,7 @@ async def test_local_activities_run_retry_and_record_markers() -> None:
 
 @pytest.mark.skipif(not FIXTURE.exists(), reason="fixture not recorded")
 async def test_history_is_shaped_as_real_temporals() -> None:
-    from engine._local_activities import marker_data
+    from engine._runtime.local_activities import marker_data
 
     _, history = await _run()
     theirs = json.loads(FIXTURE.read_text())["events"]
@@ -125,9 +125,9 @@ async def test_time_skipping_never_times_out_the_task_of_a_worker_started_during
     workflow task it was running local activities in (a race that failed 1 run in 8)."""
     import asyncio
 
-    from engine import _service
+    from engine._history import timer_queue  # the clock loop reads the idle state there
 
-    real = _service.idle_state
+    real = timer_queue.idle_state
     armed = {"on": False}
     app.SLOW_STARTED.clear()
 
@@ -139,7 +139,7 @@ async def test_time_skipping_never_times_out_the_task_of_a_worker_started_during
             app.SLOW_STARTED.wait(10)
         return real(conn, now, served, owners)
 
-    monkeypatch.setattr(_service, "idle_state", stale_read)
+    monkeypatch.setattr(timer_queue, "idle_state", stale_read)
     env = await WorkflowEnvironment.start_time_skipping(path=str(tmp_path / "race.db"))
     handle = await env.client.start_workflow(app.SlowLocal.run, 0.8, id="race", task_queue="q")
     waiting = asyncio.ensure_future(handle.result())  # someone awaits: time may skip

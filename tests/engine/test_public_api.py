@@ -43,7 +43,7 @@ def test_engine_does_not_import_jupyter() -> None:
 
 
 def test_random_seed_matches_temporal_sdk_core() -> None:
-    from engine._seed import randomness_seed
+    from engine._runtime.seed import randomness_seed
 
     # Value computed by temporalio 1.35 (workflow.random_seed()) for this run id.
     assert randomness_seed("e6c70cd8-d2ad-40da-b00a-fc18b716ee56") == 5827896349379108898

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from engine import Worker, workflow
-from engine._payload_converter import from_json_payload, to_json_payloads
+from engine._conversion.payload_converter import from_json_payload, to_json_payloads
 from engine.converter import DataConverter
 from engine.errors import DefinitionError, RestrictedWorkflowAccessError, WorkflowFailureError
 from engine.history import History, HistoryEvent
@@ -138,7 +138,7 @@ def test_calls_with_a_time_argument_and_stand_ins_behave_as_the_originals() -> N
 def test_restricted_members_work_outside_workflow_code() -> None:
     # The module's own copy in a sandbox: its stand-ins call through when no workflow runs.
     runner = SandboxedWorkflowRunner()
-    from engine._sandbox_loader import Sandbox
+    from engine._sandbox.loader import Sandbox
 
     sandbox = Sandbox(runner.kit)
     module = sandbox.load_class("tests.engine.sandbox_workflows", "SPELLINGS")
@@ -501,7 +501,7 @@ def test_the_docs_list_the_covered_temporalio_names() -> None:
 
 def test_the_covered_names_exist_in_temporalio_and_in_the_engine() -> None:
     pytest.importorskip("temporalio")
-    from engine._temporalio_names import ENGINE_MODULES
+    from engine._sandbox.temporalio_names import ENGINE_MODULES
 
     for module, names in TEMPORALIO_NAMES.items():
         theirs = importlib.import_module(module)
@@ -513,13 +513,13 @@ def test_the_covered_names_exist_in_temporalio_and_in_the_engine() -> None:
 
 def test_every_engine_name_temporalio_also_has_is_covered() -> None:
     pytest.importorskip("temporalio")
-    from engine._temporalio_names import ENGINE_MODULES
+    from engine._sandbox.temporalio_names import ENGINE_MODULES
 
     for module, names in TEMPORALIO_NAMES.items():
         theirs = importlib.import_module(module)
         ours = importlib.import_module(ENGINE_MODULES[module])
         shared = {name for name in ours.__all__ if hasattr(theirs, name)}
-        assert shared <= set(names.values()), f"add to engine/_temporalio_names.py and docs/sandbox.md: {sorted(shared - set(names.values()))}"
+        assert shared <= set(names.values()), f"add to engine/_sandbox/temporalio_names.py and docs/sandbox.md: {sorted(shared - set(names.values()))}"
 
 
 TEMPORALIO_STYLE = """
@@ -659,7 +659,7 @@ def test_public_names_of_the_sandbox_module() -> None:
 
 
 def test_scripts_and_cells_re_run_their_definitions_only() -> None:
-    from engine._sandbox_runner import compile_definitions
+    from engine._sandbox.runner import compile_definitions
 
     source = textwrap.dedent("""
         import math

@@ -21,7 +21,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from engine._definitions import WorkflowDefinition, hints_of, workflow_definition
+from engine._runtime.definitions import WorkflowDefinition, hints_of
+
+from engine._sandbox.translation import workflow_definition
 from engine.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 STATEFUL = """

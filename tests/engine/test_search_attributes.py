@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from engine import Worker, workflow
-from engine._visibility import compile_list_filter
+from engine._persistence.list_filter import compile_list_filter
 from engine.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from engine.errors import ListFilterError
 from engine.testing import WorkflowEnvironment
@@ -192,8 +192,8 @@ def test_a_filter_on_a_custom_attribute_is_an_indexed_lookup(tmp_path) -> None: 
     import asyncio
     import sqlite3
 
-    from engine._store import Store
-    from engine.client import _DESC
+    from engine._persistence.store import Store
+    from engine._frontend.descriptions import _DESC
 
     async def create() -> None:
         await (await Store.open(tmp_path / "plan.db")).close()

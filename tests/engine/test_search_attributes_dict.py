@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from engine import Worker, workflow
-from engine._search_attributes_dict import typed_from_dict, updates_from_dict
+from engine._conversion.search_attributes_dict import typed_from_dict, updates_from_dict
 from engine.common import SearchAttributeKey, TypedSearchAttributes
 from engine.testing import WorkflowEnvironment
 

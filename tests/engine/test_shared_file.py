@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from engine import Client, Worker
-from engine._writer_lock import WriterLock
+from engine._persistence.writer_lock import WriterLock
 
 from tests.engine.test_updates import Cart
 from tests.engine.workflows import echo
@@ -119,32 +119,37 @@ async def test_a_file_store_takes_the_writer_lock_around_each_commit(tmp_path: P
 async def test_a_cached_run_is_rechecked_after_another_connection_commits(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
-    from engine import _service, _service_updates
-    from engine._store import Store
+    from engine._history.mutable_state import load_run
+
+    from engine._history.signals import signal_workflow
+
+    from engine._history.starts import StartRequest, start_workflow
+    from engine._history import updates as _service_updates
+    from engine._persistence.store import Store
 
     db = str(tmp_path / "engine.db")
     mine, theirs = await Store.open(db), await Store.open(db)
     now = datetime.now(timezone.utc)
     try:
-        request = _service.StartRequest("wf", "Cart", "q", {"payloads": []}, "me")
-        run_id = await mine.run(_service.start_workflow, request, now)
-        cached = await mine.run(_service.load_run, run_id)
+        request = StartRequest("wf", "Cart", "q", {"payloads": []}, "me")
+        run_id = await mine.run(start_workflow, request, now)
+        cached = await mine.run(load_run, run_id)
         assert cached.has_updates is False and len(cached.tail) == 2  # Started, WorkflowTaskScheduled
         # Another connection asks for an update while the workflow task is pending: the
         # events stay as they are; only the run's row says that updates now exist.
         await theirs.run(_service_updates.request_update, run_id, "u1", "remove_item", {"payloads": []}, "them", now)
-        seen = await mine.run(_service.load_run, run_id)
+        seen = await mine.run(load_run, run_id)
         assert seen is not cached and seen.has_updates is True
         assert [e.event_id for e in seen.tail] == [1, 2]  # nothing appended elsewhere: the tail stays
         # Another connection appends events: the tail is no longer the newest, so it goes.
-        await theirs.run(_service.signal_workflow, run_id, "add_item", {"payloads": []}, "them", now)
-        after = await mine.run(_service.load_run, run_id)
+        await theirs.run(signal_workflow, run_id, "add_item", {"payloads": []}, "them", now)
+        after = await mine.run(load_run, run_id)
         assert after.next_event_id == 4 and after.tail == []
         # Without foreign commits in between the cached run is used as it is.
-        assert await mine.run(_service.load_run, run_id) is after
+        assert await mine.run(load_run, run_id) is after
         # A foreign commit that leaves the run's row alone costs one look at the row only.
-        await theirs.run(_service.start_workflow, _service.StartRequest("other", "Cart", "q", {"payloads": []}, "them"), now)
-        assert await mine.run(_service.load_run, run_id) is after
+        await theirs.run(start_workflow, StartRequest("other", "Cart", "q", {"payloads": []}, "them"), now)
+        assert await mine.run(load_run, run_id) is after
     finally:
         await mine.close()
         await theirs.close()
@@ -178,7 +183,7 @@ def test_processes_that_create_the_same_new_file_at_once_all_open_it(tmp_path) -
     import sqlite3
     import threading
 
-    from engine._store import _prepare
+    from engine._persistence.connection import prepare as _prepare
 
     path = str(tmp_path / "new.db")
     # The file starts empty but already in WAL mode: the race under test is two openers that

@@ -10,8 +10,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from engine import Worker, workflow
-from engine import _service
-from engine._store import Store
+from engine._history.commands import complete_workflow_task
+from engine._history.signals import signal_workflow
+from engine._history.starts import StartRequest, start_workflow
+from engine._history.workflow_tasks import claim_workflow_tasks, read_events
+from engine._persistence.store import Store
 from engine.client import Client
 from engine.errors import WorkflowNotFoundError, WorkflowQueryFailedError
 from engine.testing import WorkflowEnvironment
@@ -116,13 +119,13 @@ async def test_a_query_is_answered_by_a_worker_of_another_client(tmp_path) -> No
 async def test_completion_is_refused_while_a_signal_waits_in_the_buffer() -> None:
     store = await Store.open(":memory:")
     now = datetime.now(timezone.utc)
-    request = _service.StartRequest(workflow_id="w", workflow_type="Approval", task_queue="q", input={"payloads": []}, identity="t")
-    run_id = await store.run(_service.start_workflow, request, now)
-    [task] = await store.run(_service.claim_workflow_tasks, "q", "worker#1", now, 1, lambda run_id: 0)
-    await store.run(_service.signal_workflow, run_id, "decide", {"payloads": []}, "t", now)
+    request = StartRequest(workflow_id="w", workflow_type="Approval", task_queue="q", input={"payloads": []}, identity="t")
+    run_id = await store.run(start_workflow, request, now)
+    [task] = await store.run(claim_workflow_tasks, "q", "worker#1", now, 1, lambda run_id: 0)
+    await store.run(signal_workflow, run_id, "decide", {"payloads": []}, "t", now)
     complete = [("CompleteWorkflowExecution", {"result": {"payloads": []}})]
-    await store.run(_service.complete_workflow_task, task.task_id, "worker#1", run_id, task.started_event_id, complete, now, True)
-    events = await store.read(_service.read_events, run_id, 0)
+    await store.run(complete_workflow_task, task.task_id, "worker#1", run_id, task.started_event_id, complete, now, True)
+    events = await store.read(read_events, run_id, 0)
     await store.close()
     types = [e.event_type for e in events]
     assert types == [
@@ -139,7 +142,7 @@ async def test_completion_is_refused_while_a_signal_waits_in_the_buffer() -> Non
 def test_a_query_answers_from_completed_workflow_tasks_only() -> None:
     # The last workflow task (the one that delivers the signal) is still running on a worker:
     # a query replays what the run has shown so far, without running that task itself.
-    from engine._payload_converter import from_json_payload, to_json_payloads
+    from engine._conversion.payload_converter import from_json_payload, to_json_payloads
     from engine.converter import DataConverter
 
     converter = DataConverter.default.payload_converter

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import pytest
 
 from engine import Client, Worker
-from engine._payload_converter import Payload
-from engine._store import Store
+from engine._conversion.payload_converter import Payload
+from engine._persistence.store import Store
 from engine.converter import DataConverter, PayloadCodec
 from engine.errors import StoreError, StoreLockedError
 
@@ -87,9 +87,11 @@ async def test_a_commit_refused_for_the_lock_on_the_fast_path_is_tried_again(
 ) -> None:
     """Without a codec or faults, workflow tasks and activity outcomes are submitted without
     awaiting; a batch that found the lock taken reaches them through their callbacks."""
-    from engine import _service
+    # Patched where the worker looks them up: its workflow-task and activity-task parts.
+    from engine.worker import _activity_tasks, _workflow_tasks
 
-    real = getattr(_service, change)
+    worker_module = _workflow_tasks if change == "complete_workflow_task" else _activity_tasks
+    real = getattr(worker_module, change)
     refusals = [3]
 
     def refused_at_first(*args: Any) -> Any:
@@ -98,7 +100,7 @@ async def test_a_commit_refused_for_the_lock_on_the_fast_path_is_tried_again(
             raise StoreLockedError(f"The database {db!r} stayed locked by another process for {LOCK_TIMEOUT:g} s (database is locked).")
         return real(*args)
 
-    monkeypatch.setattr(_service, change, refused_at_first)
+    monkeypatch.setattr(worker_module, change, refused_at_first)
     db = str(tmp_path / "engine.db")
     unretrieved: list[dict[str, Any]] = []
     asyncio.get_running_loop().set_exception_handler(lambda loop, context: unretrieved.append(context))

@@ -5,16 +5,16 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from engine import _store
-from engine._store import Store
+from engine._persistence import schema
+from engine._persistence.store import Store
 
 
 def test_a_schema_1_database_gets_the_newer_tables(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    for statement in _store._SCHEMA:
+    for statement in schema.SCHEMA:
         conn.execute(statement)
-    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("app", _store.APP_ID), ("schema_version", "1")])
+    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("app", schema.APP_ID), ("schema_version", "1")])
     conn.commit()
     conn.close()
 
@@ -34,7 +34,7 @@ def test_a_schema_1_database_gets_the_newer_tables(tmp_path: Path) -> None:
     assert "flags" in execution_columns
     assert {"scheduled_event_id", "attempt"} <= fault_log_columns
     assert {"children", "updates", "faults", "fault_log", "queries"} <= tables
-    assert version == str(_store.SCHEMA_VERSION)
+    assert version == str(schema.SCHEMA_VERSION)
 
 
 def test_a_schema_7_database_gets_search_attributes_and_its_runs_keep_working(tmp_path: Path) -> None:
@@ -47,9 +47,9 @@ def test_a_schema_7_database_gets_search_attributes_and_its_runs_keep_working(tm
 
     path = tmp_path / "seven.db"
     conn = sqlite3.connect(path)
-    for statement in _store._SCHEMA + [m for v in sorted(_store._MIGRATIONS) if v <= 7 for m in _store._MIGRATIONS[v]]:
+    for statement in schema.SCHEMA + [m for v in sorted(schema.MIGRATIONS) if v <= 7 for m in schema.MIGRATIONS[v]]:
         conn.execute(statement)
-    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("app", _store.APP_ID), ("schema_version", "7")])
+    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("app", schema.APP_ID), ("schema_version", "7")])
     # A run as schema 7 wrote it, started with a memo.
     conn.execute(
         "INSERT INTO executions (run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id) "
@@ -88,7 +88,7 @@ def test_a_schema_7_database_gets_search_attributes_and_its_runs_keep_working(tm
     conn.close()
     assert {"search_attributes", "search_attribute_types"} <= tables
     assert {"search_attributes", "memo"} <= execution_columns
-    assert version == str(_store.SCHEMA_VERSION)
+    assert version == str(schema.SCHEMA_VERSION)
 
 
 def test_a_schema_8_database_gets_cron_and_schedule_tables(tmp_path: Path) -> None:
@@ -99,9 +99,9 @@ def test_a_schema_8_database_gets_cron_and_schedule_tables(tmp_path: Path) -> No
 
     path = tmp_path / "eight.db"
     conn = sqlite3.connect(path)
-    for statement in _store._SCHEMA + [m for v in sorted(_store._MIGRATIONS) if v <= 8 for m in _store._MIGRATIONS[v]]:
+    for statement in schema.SCHEMA + [m for v in sorted(schema.MIGRATIONS) if v <= 8 for m in schema.MIGRATIONS[v]]:
         conn.execute(statement)
-    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("app", _store.APP_ID), ("schema_version", "8")])
+    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("app", schema.APP_ID), ("schema_version", "8")])
     conn.commit()
     conn.close()
 

@@ -89,7 +89,7 @@ def test_a_dynamic_activity_of_temporalio_is_refused_by_name() -> None:
     anything.__annotations__ = {"args": Sequence[RawValue]}
     activity.defn(dynamic=True)(anything)
 
-    from engine._definitions import activity_definition
+    from engine._sandbox.translation import activity_definition
     from engine.errors import DefinitionError
 
     with pytest.raises(DefinitionError, match="dynamic activity"):

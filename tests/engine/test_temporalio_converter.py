@@ -129,7 +129,7 @@ def test_pydantic_converter_or_why_not() -> None:
     pytest.importorskip("pydantic", reason="pydantic is not installed here (temporalio.contrib.pydantic needs it)")
     from temporalio.contrib.pydantic import pydantic_data_converter
 
-    from engine._temporalio_converter import adapt
+    from engine._frontend.temporalio_converter import adapt
 
     adapted = adapt(pydantic_data_converter)
     assert adapted.payload_converter.from_payloads(adapted.payload_converter.to_payloads([{"a": 1}])) == [{"a": 1}]

@@ -91,7 +91,7 @@ async def test_old_run_finishes_on_new_code_thanks_to_patched() -> None:
 def test_markers_recorded_by_a_real_temporal_server_are_understood() -> None:
     from pathlib import Path
 
-    from engine._runtime import patch_of
+    from engine._runtime.commands import patch_of
     from engine.history import load_history
 
     folder = Path(__file__).resolve().parents[1] / "histories"

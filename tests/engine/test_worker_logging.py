@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from engine import Worker, activity, workflow
-from engine._worker_logs import WorkflowTaskFailures
+from engine.worker._logs import WorkflowTaskFailures
 from engine.common import RetryPolicy
 from engine.testing import WorkflowEnvironment
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine import Client, Worker, activity
-from engine._worker_registry import folder_of, live_workers, register
+from engine._matching.worker_registry import folder_of, live_workers, register
 
 
 @activity.defn
@@ -38,7 +38,7 @@ async def test_a_running_worker_is_listed_until_it_stops(tmp_path: Path) -> None
 def test_the_entry_of_a_killed_process_is_removed_by_the_next_reader(tmp_path: Path) -> None:
     db = str(tmp_path / "engine.db")
     code = (
-        "import sys, time\nfrom engine._worker_registry import register\n"
+        "import sys, time\nfrom engine._matching.worker_registry import register\n"
         f"entry = register({db!r}, 'doomed', 'q', ['W'], [])\nprint('ready', flush=True)\ntime.sleep(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})

@@ -144,7 +144,8 @@ def test_application_error_category_default_and_check() -> None:
 
 
 def test_the_sandbox_maps_temporalios_names_onto_these() -> None:
-    from engine import _temporalio_names, errors
+    from engine import errors
+    from engine._sandbox import temporalio_names as _temporalio_names
 
     modules = _temporalio_names.build_modules()
     theirs = modules["temporalio.workflow"]

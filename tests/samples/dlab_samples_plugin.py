@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from engine import _temporalio_names, temporalio_compat
+from engine import temporalio_compat
+from engine._sandbox import temporalio_names as _temporalio_names
 
 temporalio_compat.install()
 

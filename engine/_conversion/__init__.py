@@ -1,0 +1,1 @@
+"""Conversion: values <-> payloads, exceptions <-> failures, payload visiting, search attributes' payload form."""

@@ -1,0 +1,1 @@
+"""The frontend: what engine.client does behind its public classes (reads, updates, schedules, interceptors)."""

@@ -1,0 +1,250 @@
+"""Schedules in the store (issue 11, item 7): the state changes of ``client.create_schedule``
+and its handle, and the firing of a schedule when the engine's clock reaches its next time.
+
+A schedule's next time is a row of ``timers`` (run_id ``schedule:<id>``), so ``fire_due``
+fires it like any timer and time skipping jumps to it. Firing starts the workflow in the
+same transaction that counts the action and arms the next time: a crash never loses or
+repeats an action. The started run's id is the action's id plus the scheduled time
+(``my-wf-2026-12-07T12:00:00Z``), as Temporal names them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from engine._history.cron import parse_cron
+from engine._history.starts import StartRequest, start_workflow
+from engine._persistence.transactions import Tx, dumps
+from engine.errors import WorkflowAlreadyStartedError, EngineError
+
+
+UNSET = object()
+
+
+_KEY = "schedule:"
+
+
+_RECENT = 10
+
+
+SKIP, ALLOW_ALL = 1, 6
+
+
+class ScheduleAlreadyRunningError(EngineError):
+    """``create_schedule`` with the id of a schedule that exists."""
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"Schedule {schedule_id!r} already exists: pick another id, or change it with get_schedule_handle({schedule_id!r}).update(...).")
+        self.schedule_id = schedule_id
+
+
+class ScheduleNotFoundError(EngineError, LookupError):
+    """No schedule has this id."""
+
+
+@dataclass
+class ScheduleRow:
+    schedule_id: str
+    spec: dict[str, Any]
+    action: dict[str, Any]
+    policy: dict[str, Any]
+    state: dict[str, Any]
+    info: dict[str, Any]
+    created: float
+    running: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _to_utc(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def next_time(spec: dict[str, Any], after: float) -> float | None:
+    """The first time of ``spec`` strictly after ``after`` (epoch seconds), or None."""
+    start_at, end_at = spec.get("start_at"), spec.get("end_at")
+    if start_at is not None and after < start_at:
+        after = start_at - 1e-6
+    found: list[float] = []
+    for interval in spec["intervals"]:
+        every, offset = interval["every"], interval["offset"]
+        found.append(offset + (math.floor((after - offset) / every) + 1) * every)
+    for expression in spec["cron"]:
+        found.append(parse_cron(expression).next(_to_utc(after)).timestamp())
+    if not found:
+        return None
+    best = min(found)
+    return None if end_at is not None and best > end_at else best
+
+
+def next_times(spec: dict[str, Any], state: dict[str, Any], after: float, count: int) -> list[float]:
+    if state.get("paused"):
+        return []
+    times: list[float] = []
+    while len(times) < count:
+        nxt = next_time(spec, after)
+        if nxt is None:
+            break
+        times.append(nxt)
+        after = nxt
+    return times
+
+
+def _load(tx_or_conn: Any, schedule_id: str) -> ScheduleRow:
+    conn = tx_or_conn.conn if isinstance(tx_or_conn, Tx) else tx_or_conn
+    row = conn.execute(
+        "SELECT schedule_id, spec, action, policy, state, info, created FROM schedules WHERE schedule_id = ?", (schedule_id,)
+    ).fetchone()
+    if row is None:
+        raise ScheduleNotFoundError(f"No schedule {schedule_id!r}: check the id, or list them with client.list_schedules().")
+    return _row(conn, row)
+
+
+def _row(conn: Any, row: Any) -> ScheduleRow:
+    spec, action, policy, state, info = (json.loads(x) for x in row[1:6])
+    schedule = ScheduleRow(row[0], spec, action, policy, state, info, row[6])
+    running = schedule.info.get("running", [])
+    if running:
+        marks = ",".join("?" * len(running))
+        open_runs = {r[0] for r in conn.execute(f"SELECT run_id FROM executions WHERE status = 'Running' AND run_id IN ({marks})", [r for _, r in running])}
+        schedule.running = [(w, r) for w, r in running if r in open_runs]
+    return schedule
+
+
+def _save(tx: Tx, row: ScheduleRow) -> None:
+    row.info["running"] = [list(x) for x in row.running]
+    tx.conn.execute(
+        "UPDATE schedules SET spec = ?, action = ?, policy = ?, state = ?, info = ? WHERE schedule_id = ?",
+        (dumps(row.spec), dumps(row.action), dumps(row.policy), dumps(row.state), dumps(row.info), row.schedule_id),
+    )
+
+
+def _arm(tx: Tx, row: ScheduleRow, after: float) -> None:
+    """Set (or clear) the timer of the schedule's next action."""
+    key = _KEY + row.schedule_id
+    tx.conn.execute("DELETE FROM timers WHERE run_id = ? AND timer_key = 'schedule'", (key,))
+    state = row.state
+    if state.get("paused") or (state.get("limited_actions") and state.get("remaining_actions", 0) <= 0):
+        return
+    nxt = next_time(row.spec, after)
+    if nxt is None:
+        return
+    tx.conn.execute(
+        "INSERT INTO timers (run_id, timer_key, kind, fire_at, info) VALUES (?, 'schedule', 'schedule', ?, ?)",
+        (key, nxt, dumps({"at": nxt})),
+    )
+    tx.notify("timers", "")
+
+
+def _take_action(tx: Tx, row: ScheduleRow, scheduled_at: float, now: datetime, overlap: int | None = None) -> None:
+
+    policy = overlap or row.policy.get("overlap", SKIP)
+    info = row.info
+    if policy == SKIP and row.running:
+        info["skipped"] = info.get("skipped", 0) + 1
+        return
+    action = row.action
+    stamp = _to_utc(scheduled_at).strftime("%Y-%m-%dT%H:%M:%SZ")
+    workflow_id = f"{action['id']}-{stamp}"
+
+    def seconds(value: float | None) -> timedelta | None:
+        return timedelta(seconds=value) if value is not None else None
+
+    try:
+        run_id = start_workflow(
+            tx,
+            StartRequest(
+                workflow_id=workflow_id,
+                workflow_type=action["workflow"],
+                task_queue=action["task_queue"],
+                input=action["args"],
+                identity=f"schedule {row.schedule_id}",
+                execution_timeout=seconds(action.get("execution_timeout")),
+                run_timeout=seconds(action.get("run_timeout")),
+                task_timeout=seconds(action.get("task_timeout")),
+                memo=action.get("memo"),
+            ),
+            now,
+        )
+    except WorkflowAlreadyStartedError:
+        info["skipped"] = info.get("skipped", 0) + 1
+        return
+    info["num_actions"] = info.get("num_actions", 0) + 1
+    recent = info.setdefault("recent", [])
+    recent.append({"scheduled_at": scheduled_at, "started_at": now.timestamp(), "workflow_id": workflow_id, "run_id": run_id})
+    del recent[:-_RECENT]
+    row.running.append((workflow_id, run_id))
+    if row.state.get("limited_actions"):
+        row.state["remaining_actions"] = max(0, row.state.get("remaining_actions", 0) - 1)
+
+
+def create(tx: Tx, schedule_id: str, encoded: dict[str, Any], trigger_immediately: bool, now: datetime) -> None:
+    exists = tx.conn.execute("SELECT 1 FROM schedules WHERE schedule_id = ?", (schedule_id,)).fetchone()
+    if exists:
+        raise ScheduleAlreadyRunningError(schedule_id)
+    info: dict[str, Any] = {"num_actions": 0, "skipped": 0, "recent": [], "running": []}
+    tx.conn.execute(
+        "INSERT INTO schedules (schedule_id, spec, action, state, policy, info, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (schedule_id, dumps(encoded["spec"]), dumps(encoded["action"]), dumps(encoded["state"]), dumps(encoded["policy"]), dumps(info), now.timestamp()),
+    )
+    row = _load(tx, schedule_id)
+    if trigger_immediately:
+        _take_action(tx, row, now.timestamp(), now)
+        _save(tx, row)
+    _arm(tx, row, now.timestamp())
+
+
+def fire(tx: Tx, key: str, timer_info: dict[str, Any], now: datetime) -> None:
+    """The schedule's time came (called by ``fire_due``, which removed the timer)."""
+    try:
+        row = _load(tx, key[len(_KEY):])
+    except ScheduleNotFoundError:
+        return  # deleted meanwhile
+    scheduled_at = float(timer_info["at"])
+    _take_action(tx, row, scheduled_at, now)
+    _save(tx, row)
+    _arm(tx, row, scheduled_at)
+
+
+def set_paused(tx: Tx, schedule_id: str, paused: bool, note: str, now: datetime) -> None:
+    row = _load(tx, schedule_id)
+    row.state["paused"] = paused
+    row.state["note"] = note
+    row.info["updated"] = now.timestamp()
+    _save(tx, row)
+    _arm(tx, row, now.timestamp())
+
+
+def trigger(tx: Tx, schedule_id: str, overlap: int | None, now: datetime) -> None:
+    row = _load(tx, schedule_id)
+    _take_action(tx, row, now.timestamp(), now, overlap)
+    _save(tx, row)
+
+
+def replace(tx: Tx, schedule_id: str, encoded: dict[str, Any], now: datetime) -> None:
+    row = _load(tx, schedule_id)
+    row.spec, row.action, row.policy, row.state = encoded["spec"], encoded["action"], encoded["policy"], encoded["state"]
+    row.info["updated"] = now.timestamp()
+    _save(tx, row)
+    _arm(tx, row, now.timestamp())
+
+
+def delete(tx: Tx, schedule_id: str) -> None:
+    _load(tx, schedule_id)
+    tx.conn.execute("DELETE FROM schedules WHERE schedule_id = ?", (schedule_id,))
+    tx.conn.execute("DELETE FROM timers WHERE run_id = ? AND timer_key = 'schedule'", (_KEY + schedule_id,))
+
+
+def read_one(conn: Any, schedule_id: str) -> ScheduleRow:
+    return _load(conn, schedule_id)
+
+
+def read_all(conn: Any) -> list[ScheduleRow]:
+    rows = conn.execute("SELECT schedule_id, spec, action, policy, state, info, created FROM schedules ORDER BY schedule_id").fetchall()
+    return [_row(conn, row) for row in rows]
+
+
+def is_schedule_timer(run_id: str) -> bool:
+    return run_id.startswith(_KEY)

@@ -1,0 +1,474 @@
+"""The SQLite store: group commit of the history service's state changes, and reads.
+
+Every state change is a plain function ``fn(tx, ...)``. Changes submitted while a batch is
+being written are grouped into the next one (``BEGIN IMMEDIATE`` ... ``COMMIT``), which runs
+on the event loop's thread (see ``Store._flush``); if one change fails, the batch is replayed
+with a savepoint around each change so that only that one is undone. No caller is answered,
+and no task is handed to a worker, before the commit. Within a batch, event, attempt and run
+rows are written with one ``executemany`` each just before COMMIT, and a ``Cache`` of the
+rows this connection wrote spares re-reading them (rechecked when another connection has
+committed; see transactions.py). Reads run on aiosqlite's threads, through a connection of their own when the
+database is a file. Processes sharing a file take turns at the write lock
+(``writer_lock``); a process waiting for it waits on a thread, so its event loop goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import aiosqlite
+
+from engine._persistence import files
+from engine._persistence.checkpoint import Checkpointer
+from engine._persistence.connection import NeedsShm, busy_ms, is_locked, prepare, prepare_reader, translate
+from engine._persistence.transactions import Cache, Tx
+from engine._persistence.writer_lock import WriterLock
+from engine.errors import StoreError, StoreReadOnlyError
+
+
+T = TypeVar("T")
+
+
+log = logging.getLogger("engine.store")
+
+
+class Store:
+    """One aiosqlite connection with group commit and in-process change notification."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str, lock_timeout: float = 10.0) -> None:
+        self._conn = conn
+        self.path = path
+        # How long a change waits for a write lock another program holds before it fails.
+        self.lock_timeout = lock_timeout
+        self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], Any]] = []
+        self._flushing = False
+        self._reads: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future]] = []
+        self._reading = False
+        self._waiters: dict[tuple[str, str], asyncio.Event] = {}
+        self._close_waiters: dict[str, list[asyncio.Future]] = {}
+        self._cache = Cache()
+        self.receivers: dict[str, tuple[Any, ...]] = {}
+        self._checkpointer: Checkpointer | None = None
+        self._writer_lock: WriterLock | None = None
+        # Reads go through their own connection (and thread) when the database is a file, so
+        # that they never hold up a write batch on this one; an in-memory database is only
+        # visible to its own connection.
+        self._reader = conn
+        self._closed = False
+        # Opened without write access (see open): changes raise StoreReadOnlyError at once.
+        self.read_only = False
+        self.batches = 0
+        self.changes = 0
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], *, file_mode: int = files.DEFAULT_FILE_MODE, lock_timeout: float = 10.0
+    ) -> "Store":
+        """Open (or create) the database at ``path``; a new file gets ``file_mode`` (its -wal,
+        -shm and -lock files follow the database file's mode). A database this user cannot
+        write is opened read-only (``read_only``): reads work, changes raise StoreReadOnlyError.
+        ``lock_timeout`` (seconds): how long a change waits while another program holds the
+        write lock before it fails."""
+        files.check_file_mode(file_mode)
+        target = str(path)
+        if target != ":memory:":
+            parent = Path(target).expanduser().resolve().parent
+            if not parent.exists():
+                raise StoreError(f"Cannot open database {target!r}: folder {str(parent)!r} does not exist. Create it first.")
+            if Path(target).is_dir():
+                raise StoreError(f"Cannot open database {target!r}: it is a folder. Give a file path such as {target.rstrip('/')}/engine.db.")
+            if files.cannot_write(target):
+                return await cls._open_read_only(target, lock_timeout)
+            files.create_private(target, file_mode)
+        try:
+            # check_same_thread off: write batches run on the event loop's thread (Store._flush),
+            # never at the same time as anything on the connection's own thread.
+            pending = aiosqlite.connect(target, isolation_level=None, check_same_thread=False)
+            # A script that forgets client.close() must still exit; SQLite's journal makes an
+            # interrupted transaction harmless.
+            pending._thread.daemon = True
+            conn = await pending
+        except sqlite3.Error as e:
+            raise StoreError(f"Cannot open database {target!r}: {e}") from e
+        store = cls(conn, target, lock_timeout)
+        try:
+            await conn._execute(prepare, conn._conn, target, lock_timeout)
+        except BaseException:
+            await conn.close()
+            raise
+        if target != ":memory:":
+            try:
+                pending = aiosqlite.connect(target, isolation_level=None)
+                pending._thread.daemon = True
+                reader = await pending
+                await reader._execute(prepare_reader, reader._conn, target, lock_timeout)
+            except BaseException:
+                await conn.close()
+                raise
+            store._reader = reader
+            # Batches run on the event loop's thread, which must not sleep in SQLite's busy
+            # handler: a batch that finds the write lock taken waits on the database thread.
+            await conn._execute(conn._conn.execute, "PRAGMA busy_timeout = 0")
+            store._checkpointer = Checkpointer(target)
+            try:
+                store._writer_lock = WriterLock(target)
+            except OSError as e:  # a read-only folder: SQLite's busy handler alone
+                log.debug("no writer lock file next to %s: %s", target, e)
+        return store
+
+    @classmethod
+    async def _open_read_only(cls, target: str, lock_timeout: float) -> "Store":
+        """One connection that never writes, also serving reads. Without a writable folder
+        SQLite cannot create the -shm file that reading a WAL database takes; the file is then
+        read as immutable, which is exact as long as no -wal file holds changes."""
+        for immutable in (False, True):
+            if immutable and files.has_log(target):
+                raise StoreReadOnlyError(
+                    f"The database {target!r} is read-only for this user and its write-ahead log ({target}-wal) holds "
+                    "changes that cannot be read without a -shm file, which this user cannot create there. Open it "
+                    "once with write access (its owner's engine folds the log in when it closes), or copy it with its "
+                    "-wal file somewhere writable."
+                )
+            try:
+                pending = aiosqlite.connect(files.read_only_uri(target, immutable=immutable), uri=True, isolation_level=None)
+                pending._thread.daemon = True
+                conn = await pending
+            except sqlite3.Error as e:
+                raise StoreError(f"Cannot open database {target!r}: {e}") from e
+            try:
+                await conn._execute(prepare, conn._conn, target, lock_timeout, True)
+            except NeedsShm:
+                await conn.close()
+                continue
+            except BaseException:
+                await conn.close()
+                raise
+            store = cls(conn, target, lock_timeout)
+            store.read_only = True
+            return store
+        raise AssertionError("unreachable: the immutable open either works or raises")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        while self._flushing or self._pending or self._reading or self._reads:
+            await asyncio.sleep(0.001)
+        self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        await self._conn.close()
+        if self._reader is not self._conn:
+            await self._reader.close()
+        if self._writer_lock is not None:
+            self._writer_lock.close()
+
+    # ------------------------------------------------------------ state changes
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(tx, *args)`` in the next group-committed transaction; return its result."""
+        if self._closed:
+            raise StoreError("The engine's database is closed: connect a new Client.")
+        if self.read_only:
+            raise StoreReadOnlyError(files.read_only_message(self.path))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+        self._pending.append((fn, args, fut))
+        if not self._flushing:
+            self._flushing = True
+            loop.create_task(self._flush())
+        return await fut
+
+    def submit(self, fn: Callable[..., Any], *args: Any, done: Callable[[bool, Any], None]) -> None:
+        """``run`` without awaiting: ``done(ok, result or error)`` is called after the commit."""
+        if self._closed or self.read_only:
+            done(False, StoreReadOnlyError(files.read_only_message(self.path)) if self.read_only else StoreError("The engine's database is closed: connect a new Client."))
+            return
+        self._pending.append((fn, args, _Callback(done)))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read-only ``fn(conn, *args)`` on the database thread (no write lock).
+
+        Reads waiting at the same time share one trip to the database thread."""
+        if self._closed:
+            raise StoreError("The engine's database is closed: connect a new Client.")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+        self._reads.append((fn, args, fut))
+        if not self._reading:
+            self._reading = True
+            loop.create_task(self._read_all())
+        return await fut
+
+    async def _read_all(self) -> None:
+        try:
+            while self._reads:
+                batch, self._reads = self._reads, []
+                try:
+                    outcomes = await _to_end(self._reader._execute(_run_reads, self._reader._conn, batch))
+                except BaseException as e:  # noqa: BLE001 - every caller must hear of it
+                    outcomes = [(False, e)] * len(batch)
+                for (_, _, fut), (ok, value) in zip(batch, outcomes):
+                    if fut.done():
+                        continue
+                    if ok:
+                        fut.set_result(value)
+                    elif isinstance(value, sqlite3.DatabaseError):
+                        fut.set_exception(translate(value, self.path, self.lock_timeout))
+                    else:
+                        fut.set_exception(value)
+        finally:
+            self._reading = False
+
+    async def _flush(self) -> None:
+        """Write what is pending, in one transaction per round, on the event loop's thread.
+
+        Write batches run here rather than on the database thread: SQLite does the same work
+        either way, but a thread would hand the GIL back and forth with the event loop at every
+        statement, and while another process waits for the write lock that handing-over is
+        time it waits too. Only the wait for the lock itself happens on the database thread,
+        so that the event loop goes on meanwhile (and the batch grows).
+        """
+        lock = self._writer_lock
+        try:
+            while self._pending:
+                if lock is not None and not lock.acquire(wait=False):
+                    await _to_end(self._conn._execute(lock.acquire))
+                batch, self._pending = self._pending, []
+                try:
+                    tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
+                    waited = self.lock_timeout  # how long SQLite waited before any "locked" below
+                    if self._reader is self._conn and self._reading:
+                        outcomes = await _to_end(self._conn._execute(_run_batch, tx, batch))  # the connection is busy
+                    else:
+                        try:
+                            waited = 0.0  # this path runs with SQLite's busy timeout off
+                            outcomes = _run_batch(tx, batch)
+                        except _WriterBusy:
+                            waited = self.lock_timeout
+                            # A program that is not an engine process (those queue on the lock
+                            # file) holds SQLite's write lock: wait for it on the database
+                            # thread, as SQLite's busy handler would, not on the event loop.
+                            outcomes = await _to_end(self._conn._execute(_run_batch_patiently, tx, batch, self.lock_timeout))
+                except sqlite3.DatabaseError as e:
+                    error = translate(e, self.path, waited)
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(error)
+                    continue
+                except BaseException as e:  # noqa: BLE001 - every caller must hear of it
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(e)
+                    continue
+                finally:
+                    if lock is not None:
+                        lock.release()
+                self.batches += 1
+                self.changes += len(batch)
+                if self._checkpointer is not None:
+                    self._checkpointer.poke()
+                for (_, _, fut), (ok, value) in zip(batch, outcomes):
+                    if fut.done():
+                        continue
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+                for receiver, task in tx.dispatched:
+                    receiver.accept(task)
+                for run_id, closing in tx.closed.items():
+                    for waiter in self._close_waiters.pop(run_id, ()):
+                        if not waiter.done():
+                            waiter.set_result(closing)
+                for note in tx.notes:
+                    self._wake(note)
+                self._wake(("any", ""))
+        finally:
+            self._flushing = False
+
+    # ------------------------------------------------------------ notifications
+    def _wake(self, key: tuple[str, str]) -> None:
+        event = self._waiters.pop(key, None)
+        if event is not None:
+            event.set()
+
+    def close_waiter(self, run_id: str) -> asyncio.Future:
+        """A future resolved with (event type, attributes) of the run's closing event when
+        this process commits it (closes by other processes are not seen here)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._close_waiters.setdefault(run_id, []).append(fut)
+        return fut
+
+    def drop_close_waiter(self, run_id: str, fut: asyncio.Future) -> None:
+        waiters = self._close_waiters.get(run_id)
+        if waiters is not None:
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters:
+                del self._close_waiters[run_id]
+
+    async def settle(self) -> None:
+        """Wait until every change submitted so far has committed (or failed)."""
+        while self._flushing or self._pending:
+            await asyncio.sleep(0.001)
+
+    def waiter(self, kind: str, key: str) -> asyncio.Event:
+        """An event set after the next commit that notes ``(kind, key)`` in this process."""
+        event = self._waiters.get((kind, key))
+        if event is None:
+            event = self._waiters[(kind, key)] = asyncio.Event()
+        return event
+
+
+class _Callback:
+    """Stands where a change's future would, for changes submitted with a callback."""
+
+    __slots__ = ("_done", "_called")
+
+    def __init__(self, done: Callable[[bool, Any], None]) -> None:
+        self._done = done
+        self._called = False
+
+    def done(self) -> bool:
+        return self._called
+
+    def set_result(self, value: Any) -> None:
+        self._finish(True, value)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._finish(False, error)
+
+    def _finish(self, ok: bool, value: Any) -> None:
+        self._called = True
+        try:
+            self._done(ok, value)
+        except Exception:  # noqa: BLE001 - one caller's bug must not stop the others' results
+            log.exception("a commit callback failed")
+
+
+async def _to_end(job: Any) -> Any:
+    """Await a job of a database thread to its end, even if the awaiting task is cancelled.
+
+    Only the store's own flush and read tasks use this: nobody awaits them, and the thread
+    runs the job anyway, so a write lock it takes or a batch it commits must be known here
+    (callers are waiting for it), and its answer must reach the event loop before the loop
+    closes (an answer to a closed loop is aiosqlite's "Event loop is closed" traceback).
+    asyncio.run cancels every task at its end: this is how a program that never closed its
+    Client still exits cleanly. The cancellation is absorbed; the task finishes its work."""
+    future = asyncio.ensure_future(job)
+    while True:
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+
+
+def _run_reads(
+    conn: sqlite3.Connection, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]
+) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    for fn, args, _ in batch:
+        try:
+            outcomes.append((True, fn(conn, *args)))
+        except Exception as e:  # noqa: BLE001 - handed back to that read's caller
+            outcomes.append((False, e))
+    return outcomes
+
+
+def _run_batch(tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[tuple[bool, Any]]:
+    """Run every change in one transaction.
+
+    Changes rarely fail, so the batch first runs without savepoints (they cost two statements
+    per change); if one does fail, the whole batch is rolled back and replayed with a savepoint
+    around each change, so that only the failing change is undone.
+    """
+    conn, cache = tx.conn, tx.cache
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        if is_locked(str(e)):
+            raise _WriterBusy() from e
+        raise
+    try:
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != cache.version:
+            cache.foreign_commit(version)
+        try:
+            outcomes: list[tuple[bool, Any]] = [(True, fn(tx, *args)) for fn, args, _ in batch]
+        except sqlite3.DatabaseError:
+            raise
+        except Exception:  # noqa: BLE001 - replayed below, change by change
+            conn.execute("ROLLBACK")
+            _forget(tx)
+            conn.execute("BEGIN IMMEDIATE")
+            cache.version = conn.execute("PRAGMA data_version").fetchone()[0]
+            outcomes = [_isolated(tx, fn, args) for fn, args, _ in batch]
+        tx.flush()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        _forget(tx)
+        raise
+    return outcomes
+
+
+class _WriterBusy(Exception):
+    """BEGIN IMMEDIATE found SQLite's write lock taken (the write connection does not wait)."""
+
+
+def _run_batch_patiently(
+    tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]], lock_timeout: float
+) -> list[tuple[bool, Any]]:
+    """``_run_batch`` on the database thread, waiting up to ``lock_timeout`` for SQLite's write lock."""
+    tx.conn.execute(f"PRAGMA busy_timeout = {busy_ms(lock_timeout)}")
+    try:
+        return _run_batch(tx, batch)
+    except _WriterBusy as e:
+        raise e.__cause__ or sqlite3.OperationalError("database is locked") from None
+    finally:
+        tx.conn.execute("PRAGMA busy_timeout = 0")
+
+
+def _forget(tx: Tx) -> None:
+    """After a rollback: the cache saw changes that did not happen, and nothing is handed out."""
+    tx.cache.clear()
+    tx.drop_pending()
+    tx.undo_dispatch()
+    tx.notes.clear()
+    tx.closed.clear()
+
+
+def _isolated(tx: Tx, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+    conn = tx.conn
+    tx.flush()
+    conn.execute("SAVEPOINT change")
+    notes_before = set(tx.notes)
+    closed_before = dict(tx.closed)
+    dispatched_before = len(tx.dispatched)
+    try:
+        result = fn(tx, *args)
+    except sqlite3.DatabaseError:
+        raise
+    except Exception as e:  # noqa: BLE001 - handed back to that change's caller
+        conn.execute("ROLLBACK TO change")
+        conn.execute("RELEASE change")
+        tx.notes = notes_before
+        tx.closed = closed_before
+        tx.drop_pending()
+        tx.undo_dispatch(dispatched_before)
+        # The failed change may have updated cached rows before failing.
+        version = tx.cache.version
+        tx.cache.clear()
+        tx.cache.version = version
+        return (False, e)
+    conn.execute("RELEASE change")
+    return (True, result)
