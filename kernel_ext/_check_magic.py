@@ -12,7 +12,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from kernel_ext import magics as _m
+from kernel_ext._magic_args import Pending
 from kernel_ext.exercises import Exercise, exercises_in
 
 USAGE = "%check NAME  (NAME: an exercise of the notebook, e.g. %check greet_everyone)"
@@ -27,7 +27,7 @@ class CheckMagics(Magics):
         self.session = session
 
     @line_magic
-    def check(self, line: str) -> _m.Pending:
+    def check(self, line: str) -> Pending:
         """%check NAME: check the exercise NAME against what your code really does.
 
         Runs the exercise's check (it starts runs of your workflow, reads their histories,
@@ -41,4 +41,4 @@ class CheckMagics(Magics):
         if not isinstance(found, Exercise):
             raise UsageError(f"No exercise named {name!r} in this notebook (it has: {known}).\n{USAGE}")
         session = self.session
-        return _m.Pending(f"%check {name}", lambda: found.check(session))
+        return Pending(f"%check {name}", lambda: found.check(session))
