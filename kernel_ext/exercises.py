@@ -183,7 +183,10 @@ class Check:
 
     # ------------------------------------------------------------ findings
     def expect(self, condition: bool, right: str, not_yet: str, hint: str | None = None) -> bool:
-        """Note ``right`` if ``condition`` holds, else ``not_yet`` (with ``hint``); go on."""
+        """Note ``right`` if ``condition`` holds, else ``not_yet`` (with ``hint``); go on.
+        An empty ``right`` notes nothing when the condition holds (a precondition)."""
+        if condition and not right:
+            return True
         self.findings.append(Finding(bool(condition), right if condition else not_yet, None if condition else hint))
         return bool(condition)
 

@@ -496,4 +496,12 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
             'len([d for d in self.decisions if d.outcome == "APPROVED"]) >= 2'),
             "pay was scheduled after grace approved twice"),
     ],
+    "19-architecture.ipynb": [
+        Answer("nothing read", 0, "def pending_tasks(db_path, workflow_id):\n    return []",
+               "pending_tasks returned [], but matching holds [('workflow', 'arch-nobody')]"),
+        Answer("every run's tasks", 0, (
+            "def pending_tasks(db_path, workflow_id):\n    with sqlite3.connect(db_path) as db:\n"
+            "        return sorted(db.execute('SELECT kind, task_queue FROM tasks').fetchall())"),
+            "Filter the tasks table by the run's run_id"),
+    ],
 }
