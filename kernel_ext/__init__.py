@@ -6,7 +6,8 @@ Magics (``%worker?``, ``%workflow?``, ``%engine?`` show their help):
 - ``%worker start|stop|list`` runs workers on the kernel's event loop;
 - ``%workflow start|execute|show|list|describe|result|signal|query|cancel|terminate`` mirror
   ``temporal workflow`` (``show --output graph|saga|chain`` draws the run);
-- ``%engine`` shows the engine (``--reset``, ``--time real|skip``, ``--advance 30d``).
+- ``%engine`` shows the engine (``--reset``, ``--time real|skip``, ``--advance 30d``);
+- ``%check NAME`` runs an exercise check (``kernel_ext.exercises``) and shows its verdict.
 
 Settings: ``%config DurableLab.db_path = ':memory:'``, ``%config DurableLab.time_mode = 'skip'``,
 ``%config DurableLab.data_converter = converter`` (a variable holding an
