@@ -9,18 +9,17 @@ with that answer (not merely some hint). The solutions' "Well done" is tested in
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from tests.notebooks.exercise_answers import WRONG_ANSWERS
-from tests.notebooks.test_notebooks_execute import NOTEBOOK_DIR, execute, problems, tagged, verdict_of
+from tests.notebooks.test_notebooks_execute import NOTEBOOK_DIR, execute, notebooks, problems, tagged, verdict_of
 
 nbformat = pytest.importorskip("nbformat")
 
 
 def test_every_check_has_two_wrong_answers() -> None:
-    for path in sorted(NOTEBOOK_DIR.rglob("*.ipynb")):
+    for path in notebooks():
         nb = nbformat.read(path, as_version=4)
         for index, _ in enumerate(tagged(nb, "check")):
             answers = [a for a in WRONG_ANSWERS.get(path.name, []) if a.check == index]
@@ -28,7 +27,7 @@ def test_every_check_has_two_wrong_answers() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(WRONG_ANSWERS))
-def test_wrong_answers_get_their_hint(name: str, tmp_path: Path) -> None:
+def test_wrong_answers_get_their_hint(name: str) -> None:
     path = next(NOTEBOOK_DIR.rglob(name))
     nb = nbformat.read(path, as_version=4)
     checks = tagged(nb, "check")
@@ -36,13 +35,8 @@ def test_wrong_answers_get_their_hint(name: str, tmp_path: Path) -> None:
     for answer in answers:
         nb.cells.append(nbformat.v4.new_code_cell(answer.source))
         nb.cells.append(nbformat.v4.new_code_cell(checks[answer.check].source))
-    # Beside the original, so relative paths (the crash lab's database folder) stay the same.
-    trial = path.with_name(f".trial-{path.name}")
-    try:
-        nbformat.write(nb, trial)
-        done, _ = execute(trial)
-    finally:
-        trial.unlink(missing_ok=True)
+    # Run in the lesson's folder, so relative paths (the crash lab's database folder) stay the same.
+    done, _ = execute(path, nb, cwd=path.parent)
     found = problems(done)
     assert not found, "\n".join(found)
     said = [verdict_of(cell) for cell in done.cells[len(done.cells) - 2 * len(answers) + 1 :: 2]]

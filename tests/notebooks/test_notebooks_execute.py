@@ -41,7 +41,9 @@ CURRENT_ENV = "durable-lab-current-env"
 
 
 def notebooks() -> list[Path]:
-    return sorted(p for p in NOTEBOOK_DIR.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p for p in NOTEBOOK_DIR.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and not p.name.startswith(".")
+    )
 
 
 def _id(path: Path) -> str:
@@ -69,9 +71,9 @@ def kernel_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 
 
-def execute(path: Path, nb: Any = None) -> tuple[Any, float]:
-    """Run ``nb`` (default: the notebook at ``path``) in a fresh kernel in ``path``'s folder.
-    Returns the executed notebook and the seconds it took, kernel start included."""
+def execute(path: Path, nb: Any = None, cwd: Path | None = None) -> tuple[Any, float]:
+    """Run ``nb`` (default: the notebook at ``path``) in a fresh kernel in ``cwd`` (default:
+    ``path``'s folder). Returns the executed notebook and the seconds it took, kernel start included."""
     nb = nbformat.read(path, as_version=4) if nb is None else nb
     client = nbclient.NotebookClient(
         nb,
@@ -80,7 +82,7 @@ def execute(path: Path, nb: Any = None) -> tuple[Any, float]:
         timeout=CELL_TIMEOUT,
         allow_errors=True,  # errors are collected below, with every other problem
         record_timing=False,
-        resources={"metadata": {"path": str(path.parent)}},
+        resources={"metadata": {"path": str(cwd or path.parent)}},
     )
     started = time.perf_counter()
     client.execute(env=kernel_env())
