@@ -244,7 +244,7 @@ class InsuredTrip:
             {then}
         return [car, hotel, insurance, payment]
 """
-REFUND = "saga.add_compensation(refund_insurance, insurance, start_to_close_timeout=UNDO_TIMEOUT)"
+UNDO_INSURANCE = "saga.add_compensation(refund_insurance, insurance, start_to_close_timeout=UNDO_TIMEOUT)"
 
 ORDER = """%%workflow
 @workflow.defn(name="Order")
@@ -466,7 +466,7 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
     "05-trip-booking-saga.ipynb": [
         Answer("the insurance not undone", 0, TRIP.format(insurance_undo="pass", then="raise"),
                "the compensations that ran were ['cancel_hotel', 'cancel_car']"),
-        Answer("compensated, then completed", 0, TRIP.format(insurance_undo=REFUND, then='return ["cancelled"]'),
+        Answer("compensated, then completed", 0, TRIP.format(insurance_undo=UNDO_INSURANCE, then='return ["cancelled"]'),
                "the run ended COMPLETED"),
     ],
     "06-versioning.ipynb": [
