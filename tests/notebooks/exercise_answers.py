@@ -504,4 +504,12 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
             "        return sorted(db.execute('SELECT kind, task_queue FROM tasks').fetchall())"),
             "Filter the tasks table by the run's run_id"),
     ],
+    "08-replay-debugging.ipynb": [
+        Answer("the right name, the debugger left where it was", 0, 'decided_by = "out_of_stock"',
+               "not where the workflow decides"),
+        Answer("the wrong variable", 0, 'storm.goto(line=storm.line_of("break"))\ndecided_by = "attempt"',
+               "it is not what made the workflow decide to compensate"),
+        Answer("no delays collected", 1, "delays = []", "your list has 0 delays"),
+        Answer("delays made up", 1, "delays = [1, 2]", "your list has 2 delays"),
+    ],
 }
