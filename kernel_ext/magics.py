@@ -379,6 +379,9 @@ def load(shell: Any) -> DurableMagics:
     _replay_magic.register(shell, session)
     magics.temporal = _temporal.TemporalTarget()
     shell.register_magics(_temporal.TemporalMagics(shell, magics.temporal, magics._pending))
+    from kernel_ext._check_magic import CheckMagics
+
+    shell.register_magics(CheckMagics(shell, session))
     _code_names.add_namer(magics.namer)
     _transform.install(shell)
     # This cell was transformed before the transformer existed: fix its remaining magics.
@@ -396,6 +399,7 @@ def unload(shell: Any) -> None:
     if not isinstance(magics, DurableMagics):
         return
     fault_magics = shell.magics_manager.registry.pop("FaultMagics", None)
+    check_magics = shell.magics_manager.registry.pop("CheckMagics", None)
     from kernel_ext import _replay_magic
 
     _replay_magic.unregister(shell)
@@ -405,8 +409,8 @@ def unload(shell: Any) -> None:
     if magics.temporal is not None and magics.temporal.server is not None:
         magics.temporal.server.stop()
     line_table = shell.magics_manager.magics["line"]
-    for name in ("fault", "explore"):
-        if fault_magics is not None and getattr(line_table.get(name), "__self__", None) is fault_magics:
+    for name, owner in (("fault", fault_magics), ("explore", fault_magics), ("check", check_magics)):
+        if owner is not None and getattr(line_table.get(name), "__self__", None) is owner:
             del line_table[name]
     for kind, names in _NAMES:
         table = shell.magics_manager.magics[kind]

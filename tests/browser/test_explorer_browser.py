@@ -241,13 +241,14 @@ def test_tutorial_05_timeline_shows_parallel_compensations_overlapping(lab: Jupy
     assert_output_tables_left_aligned(page, "tutorial 05")
 
 
-def test_tutorial_07_runs_all_without_errors(lab: JupyterServer, page: Any) -> None:
-    name = _tutorial(lab, page, "07-crash-lab")
+@pytest.mark.parametrize("part", ["07-crash-lab-1-faults", "07-crash-lab-2-crashes", "07-crash-lab-3-processes"])
+def test_tutorial_07_runs_all_without_errors(lab: JupyterServer, page: Any, part: str) -> None:
+    name = _tutorial(lab, page, part)
     cells = run_all_to_the_end(lab, page, name, timeout=300)
-    assert cells and cells[-1]["outputs"], "the last cell of tutorial 07 has no output"
-    assert_no_widget_errors(page, "tutorial 07")
-    assert_output_tables_left_aligned(page, "tutorial 07")
-    screenshot(page, "lab-tutorial-07-end")
+    assert cells and cells[-1]["outputs"], f"the last cell of {part} has no output"
+    assert_no_widget_errors(page, part)
+    assert_output_tables_left_aligned(page, part)
+    screenshot(page, f"lab-tutorial-{part}-end")
 
 
 def test_tutorial_01_in_notebook_7(notebook7: JupyterServer, page: Any) -> None:

@@ -226,7 +226,7 @@ def test_tables_are_left_aligned_and_live_views_say_when_they_stop(front_end: st
 
 def test_tutorial_01_runs_in_jupyterlab_as_a_learner_sees_it(lab: JupyterServer, page: Any) -> None:
     """The first tutorial, Run All in JupyterLab: every cell runs, down to the exercise's
-    check (which says the exercise is not solved yet), with no error, and its tables are
+    check (whose verdict says "Not yet", with a hint), with no error, and its tables are
     left-aligned."""
     source = Path(__file__).resolve().parents[2] / "notebooks" / "tutorials" / "01-hello-workflow.ipynb"
     nb = nbformat.read(source, as_version=4)
@@ -235,8 +235,12 @@ def test_tutorial_01_runs_in_jupyterlab_as_a_learner_sees_it(lab: JupyterServer,
     open_notebook(lab, page, name)
     screenshot(page, "lab-tutorial-01-opened")
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.get_by_text("Not solved yet: complete GreetEveryone", exact=False).first.wait_for(timeout=120_000)
+    verdict = page.locator(".dlab-verdict").first
+    verdict.wait_for(timeout=120_000)
     lab.wait_idle(name)
+    text = verdict.inner_text()
+    assert "Not yet: greet everyone" in text and "Hint:" in text, text
+    screenshot(page, "lab-tutorial-01-verdict", verdict)
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     assert errors.count() == 0, [errors.nth(i).inner_text() for i in range(errors.count())]
     assert_left_aligned(page, ".jp-OutputArea-output", "tutorial 01 after Run All")
