@@ -64,6 +64,7 @@ class EngineOutbound:
             search_attributes=input.search_attributes,
             summary=input.static_summary,
             headers=input.headers,
+            id_reuse_policy=input.id_reuse_policy,
         )
         try:
             await handle.started
