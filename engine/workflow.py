@@ -476,10 +476,20 @@ def start_local_activity(
     short work; retries wait in process while the backoff is at most
     ``local_retry_threshold`` (default 1 minute), on a timer beyond it. Await the returned
     task for the result."""
-    del cancellation_type, summary  # accepted as in temporalio; not used by local activities here
     name, hinted = _activity_name(activity)
+    all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    instance = current()
+    if instance.outbound is not None:
+        return instance.outbound.start_local_activity(  # type: ignore[no-any-return]
+            _interceptors.StartLocalActivityInput(
+                name, all_args, activity_id, schedule_to_close_timeout, schedule_to_start_timeout,
+                start_to_close_timeout, retry_policy, local_retry_threshold, cancellation_type, {}, summary,
+                None, result_type or hinted,
+            )
+        )
+    del cancellation_type, summary  # accepted as in temporalio; not used by local activities here
     return _local_activities.start(
-        current(), name, ([arg] if arg is not _arg_unset else []) + list(args),
+        instance, name, all_args,
         result_type=result_type or hinted, schedule_to_close_timeout=schedule_to_close_timeout,
         schedule_to_start_timeout=schedule_to_start_timeout, start_to_close_timeout=start_to_close_timeout,
         retry_policy=retry_policy, local_retry_threshold=local_retry_threshold, activity_id=activity_id,

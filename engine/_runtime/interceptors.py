@@ -180,6 +180,23 @@ class StartActivityInput:
 
 
 @dataclass
+class StartLocalActivityInput:
+    activity: str
+    args: Sequence[Any]
+    activity_id: str | None
+    schedule_to_close_timeout: timedelta | None
+    schedule_to_start_timeout: timedelta | None
+    start_to_close_timeout: timedelta | None
+    retry_policy: Any
+    local_retry_threshold: timedelta | None
+    cancellation_type: Any
+    headers: Mapping[str, Any]
+    summary: str | None
+    arg_types: Sequence[Any] | None = None
+    ret_type: type | None = None
+
+
+@dataclass
 class StartChildWorkflowInput:
     workflow: str
     args: Sequence[Any]
@@ -239,6 +256,9 @@ class WorkflowOutboundInterceptor:
 
     def start_activity(self, input: StartActivityInput) -> Any:
         return self.next.start_activity(input)
+
+    def start_local_activity(self, input: StartLocalActivityInput) -> Any:
+        return self.next.start_local_activity(input)
 
     async def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
         return await self.next.start_child_workflow(input)

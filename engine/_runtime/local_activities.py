@@ -48,6 +48,7 @@ class Request:
     retry_policy: RetryPolicy
     retry_threshold: timedelta
     future: asyncio.Future = field(repr=False)
+    headers: Mapping[str, Any] = field(default_factory=dict)  # from the workflow's outbound interceptors
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ async def run_local_activity(
     schedule_to_close: timedelta | None,
     retry_policy: RetryPolicy | None,
     retry_threshold: timedelta | None,
+    headers: Mapping[str, Any] | None = None,
 ) -> Any:
     """Workflow code's side: schedule, wait for the marker's outcome, sleep out a long
     backoff on a timer and schedule again, until a result or a final failure."""
@@ -214,7 +216,7 @@ async def run_local_activity(
         request = Request(
             seq, activity_id or str(seq), activity_type, payloads, attempt, original, local.activation_index,
             start_to_close, schedule_to_close, retry_policy or RetryPolicy(), retry_threshold or DEFAULT_RETRY_THRESHOLD,
-            future,
+            future, dict(headers or {}),
         )
         local.schedule(request)
         try:
@@ -244,6 +246,7 @@ def start(
     retry_policy: RetryPolicy | None,
     local_retry_threshold: timedelta | None,
     activity_id: str | None,
+    headers: Mapping[str, Any] | None = None,
 ) -> "asyncio.Task[Any]":
     """``workflow.start_local_activity``: the task that waits for the activity's outcome."""
     if start_to_close_timeout is None and schedule_to_close_timeout is None:
@@ -256,7 +259,7 @@ def start(
         run_local_activity(
             instance, activity_type, args, activity_id=activity_id, result_type=result_type,
             start_to_close=start_to_close_timeout, schedule_to_close=schedule_to_close_timeout,
-            retry_policy=retry_policy, retry_threshold=local_retry_threshold,
+            retry_policy=retry_policy, retry_threshold=local_retry_threshold, headers=headers,
         ),
         name=f"local activity {activity_type}",
     )

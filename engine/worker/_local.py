@@ -12,7 +12,9 @@ from engine._conversion.payload_converter import from_json_payloads
 from engine._runtime.commands import Command
 from engine._runtime.instance import WorkflowInstance
 from engine._runtime.local_activities import Outcome, Request, result_payload
+from engine._runtime.interceptors import ExecuteActivityInput
 from engine.activity import Info, _CompleteAsyncError, _Context, _current
+from engine.worker._activity_interceptors import EngineActivityInbound, EngineActivityOutbound, activity_chain
 from engine.errors import ApplicationError, PayloadError
 
 if TYPE_CHECKING:
@@ -99,7 +101,13 @@ async def _attempt(worker: "Worker", instance: WorkflowInstance, request: Reques
     limit = (request.start_to_close or request.schedule_to_close or timedelta(0)).total_seconds() or None
     token = _current.set(context)
     try:
-        if defn.is_async:
+        if worker._interceptors:
+            # Through the activity interceptors, as temporalio runs a local activity.
+            chain = activity_chain(worker._interceptors, EngineActivityInbound(worker._executor))
+            chain.init(EngineActivityOutbound(context))
+            intercepted = ExecuteActivityInput(defn.fn, args, None if defn.is_async else worker._executor, dict(request.headers))
+            result = await asyncio.wait_for(chain.execute_activity(intercepted), limit)
+        elif defn.is_async:
             result = await asyncio.wait_for(defn.fn(*args), limit)
         else:
             ctx = contextvars.copy_context()
