@@ -487,9 +487,9 @@ def start_local_activity(
                 None, result_type or hinted,
             )
         )
-    del cancellation_type, summary  # accepted as in temporalio; not used by local activities here
+    del summary  # accepted as in temporalio; a local activity has no event to show it
     return _local_activities.start(
-        instance, name, all_args,
+        instance, name, all_args, cancellation_type=cancellation_type,
         result_type=result_type or hinted, schedule_to_close_timeout=schedule_to_close_timeout,
         schedule_to_start_timeout=schedule_to_start_timeout, start_to_close_timeout=start_to_close_timeout,
         retry_policy=retry_policy, local_retry_threshold=local_retry_threshold, activity_id=activity_id,

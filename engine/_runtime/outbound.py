@@ -55,6 +55,7 @@ class EngineOutbound:
             schedule_to_start_timeout=input.schedule_to_start_timeout,
             start_to_close_timeout=input.start_to_close_timeout, retry_policy=input.retry_policy,
             local_retry_threshold=input.local_retry_threshold, activity_id=input.activity_id, headers=input.headers,
+            cancellation_type=input.cancellation_type,
         )
 
     async def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:

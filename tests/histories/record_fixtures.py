@@ -76,6 +76,8 @@ WORKFLOW_IDS = {
     "cron_2": "fixture-cron",
     "update_with_start": "fixture-update-with-start",
     "local_activities": "fixture-local-activities",
+    "local_cancel_try": "fixture-local-cancel-try",
+    "local_cancel_wait": "fixture-local-cancel-wait",
     "async_completion": "fixture-async-completion",
     "benign_failure": "fixture-benign-failure",
 }
@@ -368,6 +370,13 @@ async def record_local_activities(client: Client, out: Path, acts: fw.FixtureAct
     save(out, "local_activities", await fetch(h))
 
 
+async def record_local_cancel(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    for name, wait in (("local_cancel_try", False), ("local_cancel_wait", True)):
+        h = await client.start_workflow(fw.LocalCancelWorkflow.run, wait, id=WORKFLOW_IDS[name], task_queue=TASK_QUEUE)
+        print("  result:", await h.result())
+        save(out, name, await fetch(h))
+
+
 async def record_async_completion(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
     wid = WORKFLOW_IDS["async_completion"]
     h = await client.start_workflow(fw.AsyncCompletionWorkflow.run, id=wid, task_queue=TASK_QUEUE)
@@ -427,6 +436,7 @@ async def record_all(client: Client, out: Path, only: set[str] | None = None) ->
             ("cron", record_cron(client, out, acts)),
             ("update_with_start", record_update_with_start(client, out, acts)),
             ("local_activities", record_local_activities(client, out, acts)),
+            ("local_cancel", record_local_cancel(client, out, acts)),
             ("async_completion", record_async_completion(client, out, acts)),
             ("benign_failure", record_benign_failure(client, out, acts)),
         ]
