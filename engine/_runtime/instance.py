@@ -43,6 +43,7 @@ from engine._runtime.commands import (
 )
 from engine._runtime.definitions import WorkflowDefinition
 from engine._runtime.event_loop import _WorkflowTimer
+from engine._runtime.history_size import HistorySize
 from engine._runtime.info import WorkflowInfo
 from engine._runtime.workflow_calls import WorkflowCalls
 from engine.converter import DataConverter
@@ -118,6 +119,7 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
         self._local: _local_activities.LocalActivities | None = None  # made on first use
         self._task_events: tuple[Sequence[HistoryEvent], int] | None = None  # a replayed task's events
         self.continue_as_new_suggested = False
+        self.history_size = HistorySize()
 
     # ----------------------------------------------------------------- driving
     def apply(
@@ -152,6 +154,7 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
         for i, event in enumerate(events):
             if event.event_id <= self.processed_upto:
                 continue
+            self.history_size.add(event)
             etype = event.event_type
             if etype in COMMAND_EVENTS:
                 self._match(event)
@@ -199,6 +202,7 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
         self._replaying = replaying
         self.last_started_event_id = started.event_id
         self.continue_as_new_suggested = bool(started.attributes.get("suggestContinueAsNew"))
+        self.history_size.task_started(started)
         if self._local is not None:
             self._local.activation_index = 1
         self._run_until_idle()
