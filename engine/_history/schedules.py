@@ -10,15 +10,18 @@ repeats an action. The started run's id is the action's id plus the scheduled ti
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from engine._conversion.search_attributes import encode_value
 from engine._history.cron import parse_cron
 from engine._history.starts import StartRequest, start_workflow
 from engine._persistence.transactions import Tx, dumps
+from engine.common import SearchAttributeKey
 from engine.errors import WorkflowAlreadyStartedError, EngineError
 
 
@@ -148,6 +151,7 @@ def _take_action(tx: Tx, row: ScheduleRow, scheduled_at: float, now: datetime, o
     action = row.action
     stamp = _to_utc(scheduled_at).strftime("%Y-%m-%dT%H:%M:%SZ")
     workflow_id = f"{action['id']}-{stamp}"
+    namespace = "default"
 
     def seconds(value: float | None) -> timedelta | None:
         return timedelta(seconds=value) if value is not None else None
@@ -160,11 +164,16 @@ def _take_action(tx: Tx, row: ScheduleRow, scheduled_at: float, now: datetime, o
                 workflow_type=action["workflow"],
                 task_queue=action["task_queue"],
                 input=action["args"],
-                identity=f"schedule {row.schedule_id}",
+                # As Temporal's scheduler starts it: its identity, the two search attributes
+                # that say which schedule started the run and for when, and the result of the
+                # schedule's last completed run (workflow code reads it as a cron run's).
+                identity=f"temporal-scheduler-{namespace}-{row.schedule_id}",
                 execution_timeout=seconds(action.get("execution_timeout")),
                 run_timeout=seconds(action.get("run_timeout")),
                 task_timeout=seconds(action.get("task_timeout")),
                 memo=action.get("memo"),
+                search_attributes=scheduled_by(row.schedule_id, stamp),
+                last_completion_result=_last_completion_result(tx, row),
             ),
             now,
         )
@@ -178,6 +187,29 @@ def _take_action(tx: Tx, row: ScheduleRow, scheduled_at: float, now: datetime, o
     row.running.append((workflow_id, run_id))
     if row.state.get("limited_actions"):
         row.state["remaining_actions"] = max(0, row.state.get("remaining_actions", 0) - 1)
+
+
+def scheduled_by(schedule_id: str, stamp: str) -> dict[str, Any]:
+    """The ``indexedFields`` Temporal's scheduler gives a run it starts: ``TemporalScheduledById``
+    (Keyword) and ``TemporalScheduledStartTime`` (Datetime, the nominal time to the second)."""
+    by = encode_value(SearchAttributeKey.for_keyword("TemporalScheduledById"), schedule_id)
+    when = encode_value(SearchAttributeKey.for_datetime("TemporalScheduledStartTime"), datetime.fromisoformat(stamp.replace("Z", "+00:00")))
+    when["data"] = base64.b64encode(json.dumps(stamp).encode()).decode("ascii")  # RFC 3339 with "Z", as Temporal writes it
+    return {"TemporalScheduledById": by, "TemporalScheduledStartTime": when}
+
+
+def _last_completion_result(tx: Tx, row: ScheduleRow) -> dict[str, Any] | None:
+    """The result of the schedule's most recent run that completed, if any."""
+    for recent in reversed(row.info.get("recent", [])):
+        found = tx.conn.execute(
+            "SELECT e.attributes FROM executions x JOIN events e ON e.run_id = x.run_id "
+            "WHERE x.run_id = ? AND x.status = 'Completed' AND e.event_type = 'WorkflowExecutionCompleted'",
+            (recent["run_id"],),
+        ).fetchone()
+        if found is not None:
+            result = json.loads(found[0]).get("result")
+            return dict(result) if result else None
+    return None
 
 
 def create(tx: Tx, schedule_id: str, encoded: dict[str, Any], trigger_immediately: bool, now: datetime) -> None:

@@ -508,8 +508,22 @@ class LocalCancelWorkflow:
             return [quick.result(), str(e), e.activity_type, e.activity_id, int(e.retry_state or 0),
                     type(e.cause).__name__, str(e.cause)]
 
+# ---------------------------------------------------------------- a schedule's runs
+
+
+@workflow.defn
+class ScheduledWorkflow:
+    """Started by a schedule every 3 s: its runs carry the schedule's search attributes and,
+    from the second on, the last run's result."""
+
+    @workflow.run
+    async def run(self, n: int) -> str:
+        await workflow.sleep(1)
+        return f"ran {n}"
+
 
 ALL_WORKFLOWS = [
+    ScheduledWorkflow,
     LocalCancelWorkflow,
     PatchedWorkflow,
     GreetChild,
