@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from engine.history import HistoryEvent
 
 KINDS = ("signal", "query", "update")
+_DECLARED = {"signal": "signals", "query": "queries", "update": "updates"}  # WorkflowDefinition's tables
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class HandlerTable:
         self.buffered: list[tuple[str, HistoryEvent]] = []  # signals no handler took yet, in order
 
     def _declared(self, kind: str) -> Mapping[str, Callable[..., Any]]:
-        return {"signal": self._defn.signals, "query": self._defn.queries, "update": self._defn.updates}[kind]
+        return getattr(self._defn, _DECLARED[kind])  # type: ignore[no-any-return]
 
     def own(self, kind: str, name: str | None) -> Handler | None:
         """The handler registered under exactly ``name`` (None: the dynamic one)."""
