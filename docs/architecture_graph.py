@@ -29,7 +29,7 @@ SVG_FILE = REPO / "docs" / "architecture.svg"
 # The parts of Temporal, top to bottom, and the engine packages that play them.
 GROUPS: list[tuple[str, str, list[str]]] = [
     ("entry", "Entry points", ["cli", "demo", "run", "_compat", "temporalio_compat", "contrib"]),
-    ("testing", "Testing and fault injection", ["faults", "_testing", "testing", "replay"]),
+    ("testing", "Testing, replay debugging and fault injection", ["faults", "_testing", "testing", "replay", "_debugger"]),
     ("sdk", "The SDK: worker, workflow and activity APIs", ["worker", "saga", "workflow", "activity"]),
     ("runtime", "The SDK's workflow runtime and sandbox", ["_sandbox", "_runtime"]),
     ("client", "Client and frontend", ["client", "_frontend"]),

@@ -3,6 +3,11 @@
 Use it to check that changed code still agrees with runs recorded by older code (ours, or
 histories exported from a Temporal cluster): a disagreement raises ``NondeterminismError``
 naming the event, the recorded command, the new command and the code line.
+
+To see *why*, record a trace and step through it: ``Replayer.trace_workflow(history)`` gives
+a ``ReplayTrace`` (every history event applied and every line of workflow code run, with the
+locals, commands and pending work at each), and ``ReplayDebugger(trace)`` moves through it
+forward and back, with breakpoints on lines, event types and event ids.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterable, AsyncIterator, Generator, Iterable, Mapping, Sequence
 
+from engine._debugger.navigation import Breakpoint, TraceNavigator
+from engine._debugger.trace import Divergence, Pending, ReplayTrace, TracedCommand, TraceStep, record
 from engine._runtime.definitions import WorkflowDefinition
 from engine._runtime.info import info_from_history
 from engine._runtime.instance import WorkflowInstance, WorkflowTaskError
@@ -20,7 +27,18 @@ from engine.converter import DataConverter
 from engine.errors import NondeterminismError, NotRegisteredError
 from engine.history import History
 
-__all__ = ["Replayer", "WorkflowReplayResult", "WorkflowReplayResults"]
+__all__ = [
+    "Replayer",
+    "WorkflowReplayResult",
+    "WorkflowReplayResults",
+    "ReplayTrace",
+    "TraceStep",
+    "TracedCommand",
+    "Pending",
+    "Divergence",
+    "ReplayDebugger",
+    "Breakpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,12 @@ class Replayer:
             raise failure
         return WorkflowReplayResult(history, failure)
 
+    def trace_workflow(self, history: History) -> ReplayTrace:
+        """Replay ``history`` recording every step (see ``ReplayTrace``); a disagreement or a
+        failure ends the trace instead of raising. Costs more than ``replay_workflow``: use it
+        to look, not to check."""
+        return record(self, history)
+
     async def replay_workflows(
         self, histories: AsyncIterable[History] | Iterable[History], *, raise_on_replay_failure: bool = True
     ) -> WorkflowReplayResults:
@@ -136,3 +160,15 @@ class Replayer:
         instance = self._runner_for(defn).create_instance(defn, info, self.data_converter)
         instance.interceptors = self._interceptors
         return instance
+
+
+class ReplayDebugger(TraceNavigator):
+    """Steps forward and back through a recorded replay: ``step()``, ``back()``,
+    ``next_event()``, ``prev_event()``, ``goto(event_id=|line=|step=)``, ``run_to()`` and
+    ``run_back()`` with breakpoints on lines, event types and event ids, ``to_divergence()``;
+    ``state`` is the current ``TraceStep``. A replay that diverged opens at the divergence."""
+
+    @classmethod
+    def from_history(cls, history: History, workflows: Sequence[type], **replayer_options: Any) -> ReplayDebugger:
+        """Record the trace of ``history`` replayed against ``workflows`` (``Replayer`` options pass through)."""
+        return cls(Replayer(workflows=workflows, **replayer_options).trace_workflow(history))

@@ -57,7 +57,7 @@ ONLY: dict[str, tuple[str, ...]] = {"temporalio.api.common.v1": ("Payload",)}
 # Names that differ: temporalio module -> {temporalio's name: "engine.module:name"}.
 RENAMED: dict[str, dict[str, str]] = {
     "temporalio.exceptions": {"TemporalError": "engine.errors:EngineError"},
-    "temporalio.client": {"Client": "engine._compat.client:Client"},
+    "temporalio.client": {"Client": "engine._compat.client:Client", "WorkflowHistory": "engine.history:History"},
 }
 
 # Connection options that mean nothing without a network: accepted and left out.

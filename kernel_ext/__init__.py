@@ -6,7 +6,9 @@ Magics (``%worker?``, ``%workflow?``, ``%engine?`` show their help):
 - ``%worker start|stop|list`` runs workers on the kernel's event loop;
 - ``%workflow start|execute|show|list|describe|result|signal|query|cancel|terminate`` mirror
   ``temporal workflow`` (``show --output graph|saga|chain`` draws the run);
-- ``%engine`` shows the engine (``--reset``, ``--time real|skip``, ``--advance 30d``).
+- ``%engine`` shows the engine (``--reset``, ``--time real|skip``, ``--advance 30d``);
+- ``%replay --workflow-id ID`` (or ``--file history.json --workflow module:Class``) steps
+  through a replay of a run, forward and back, in the debugger widget.
 
 Settings: ``%config DurableLab.db_path = ':memory:'``, ``%config DurableLab.time_mode = 'skip'``,
 ``%config DurableLab.data_converter = converter`` (a variable holding an

@@ -109,6 +109,11 @@ def _update(a: Mapping[str, Any], names: _Names) -> str:
     return name
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else empty: an imported history may hold anything."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _fields_text(fields: Any) -> str:
     """``name = value`` for each payload of a search attribute or memo upsert (null: removed)."""
     if not isinstance(fields, dict):
@@ -139,8 +144,8 @@ _DETAILS: dict[str, Detail] = {
     "TimerFired": lambda a, n: f"timer {text_of(a, 'timerId')}",
     "TimerCanceled": lambda a, n: f"timer {text_of(a, 'timerId')}",
     "MarkerRecorded": lambda a, n: text_of(a, "markerName"),
-    "UpsertWorkflowSearchAttributes": lambda a, n: _fields_text((a.get("searchAttributes") or {}).get("indexedFields")),
-    "WorkflowPropertiesModified": lambda a, n: "memo " + _fields_text((a.get("upsertedMemo") or {}).get("fields")),
+    "UpsertWorkflowSearchAttributes": lambda a, n: _fields_text(_mapping(a.get("searchAttributes")).get("indexedFields")),
+    "WorkflowPropertiesModified": lambda a, n: "memo " + _fields_text(_mapping(a.get("upsertedMemo")).get("fields")),
     "WorkflowExecutionSignaled": lambda a, n: f"{text_of(a, 'signalName')}({payloads_text(a.get('input'))})",
     "WorkflowExecutionCancelRequested": lambda a, n: text_of(a, "cause") or text_of(a, "identity"),
     "StartChildWorkflowExecutionInitiated": lambda a, n: (

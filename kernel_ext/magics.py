@@ -25,7 +25,7 @@ from engine.converter import DataConverter
 from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.worker.workflow_sandbox import register_source
 from engine._runtime import code_names as _code_names
-from kernel_ext import _errors, _transform
+from kernel_ext import _errors, _temporal, _transform
 from kernel_ext._session import DEFAULT_DB_PATH, SHOW_OUTPUTS, TIME_MODES, Session, SessionError
 from kernel_ext._magic_args import _ID, _INPUT, _RUN, Pending, _duration, _help, _json_inputs, _Parser, _split_verb, _verb
 
@@ -91,7 +91,9 @@ WORKER_VERBS: Mapping[str, _Parser] = {
 WORKFLOW_VERBS: Mapping[str, _Parser] = {
     "start": _verb("workflow start", "Start a run; returns its handle at once (await it for the result).", *_START),
     "execute": _verb("workflow execute", "Start a run and wait for its result; stops with the failure if its workflow task fails (the run goes on).", *_START),
-    "show": _verb("workflow show", "Show a run's event history.", _ID, _RUN,
+    "show": _verb("workflow show", "Show a run's event history (or a history file's).",
+                  (("--workflow-id", "-w"), {"metavar": "ID", "help": "Workflow id (or --file)."}), _RUN,
+                  (("--file", "-f"), {"metavar": "PATH", "help": "A history JSON file (temporal workflow show -o json, the Web UI's download, -o json): table, json, graph or saga."}),
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
                   (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain)."})),
     "list": _verb("workflow list", "List runs, newest first.",
@@ -152,6 +154,7 @@ class DurableMagics(Magics):
         self.settings = settings
         # Engine messages (non-determinism, sandbox) name cells as IPython does: Cell In[12].
         self.namer = _errors.cell_namer(shell)
+        self.temporal: Any = None  # kernel_ext._temporal.TemporalTarget, set by load()
 
     def _pending(self, what: str, parser: _Parser, work: Callable[[], Awaitable[Any]]) -> Pending:
         async def run() -> Any:
@@ -169,6 +172,11 @@ class DurableMagics(Magics):
     def worker(self, line: str) -> Pending:
         verb, args, parser = _split_verb("worker", WORKER_VERBS, line)
         session = self.session
+        if self.temporal is not None and self.temporal.connected and verb == "start":
+            raise UsageError(
+                "%worker start runs the engine's workers, and %workflow now acts on Temporal: a worker for Temporal is "
+                "not there yet in the kernel (run a temporalio worker script: python worker.py), or %engine to switch "
+                f"back.\n{parser.usage_line()}")
         match verb:
             case "start":
                 return self._pending("%worker start", parser, lambda: session.start_worker(args.task_queue, args.name, process=args.process))
@@ -195,6 +203,13 @@ class DurableMagics(Magics):
         verb, args, parser = _split_verb("workflow", WORKFLOW_VERBS, line)
         session = self.session
         what = f"%workflow {verb}"
+        if self.temporal is not None and self.temporal.connected and verb in _temporal.REMOTE_VERBS and not getattr(args, "file", None):
+            if verb in ("start", "execute"):  # durations as on the engine: 30s, 5m, 1h30m
+                for flag in ("execution_timeout", "run_timeout", "task_timeout"):
+                    setattr(args, flag, _duration(parser, "--" + flag.replace("_", "-"), getattr(args, flag)))
+            elif verb != "list" and not args.workflow_id:
+                raise UsageError(f"%workflow {verb} needs --workflow-id ID.\n{parser.usage_line()}")
+            return self._pending(what, parser, lambda: self.temporal.workflow(verb, args, session.data_converter))
         match verb:
             case "start" | "execute":
                 options = dict(
@@ -207,6 +222,13 @@ class DurableMagics(Magics):
                 )
                 call = session.start_workflow if verb == "start" else session.execute_workflow
                 return self._pending(what, parser, lambda: call(args.type, **options))
+            case "show" if args.file:
+                from kernel_ext._history_file import show_history_file
+
+                return self._pending(what, parser, lambda: show_history_file(
+                    args.file, output=args.output, detailed=args.detailed, data_converter=session.data_converter))
+            case "show" if not args.workflow_id:
+                raise UsageError(f"%workflow show needs --workflow-id ID (a run here) or --file PATH (a history file).\n{parser.usage_line()}")
             case "show":
                 return self._pending(what, parser, lambda: session.show_workflow(args.workflow_id, args.run_id, output=args.output, detailed=args.detailed))
             case "list":
@@ -278,6 +300,8 @@ class DurableMagics(Magics):
         args = ENGINE_PARSER.parse(line)
         advance = _duration(ENGINE_PARSER, "--advance", args.advance)
         session = self.session
+        if self.temporal is not None:
+            self.temporal.disconnect()  # %engine: %workflow acts on the kernel's engine again
 
         async def engine() -> Any:
             if args.reset:
@@ -350,6 +374,11 @@ def load(shell: Any) -> DurableMagics:
     from kernel_ext._fault_magics import FaultMagics
 
     shell.register_magics(FaultMagics(shell, session))
+    from kernel_ext import _replay_magic
+
+    _replay_magic.register(shell, session)
+    magics.temporal = _temporal.TemporalTarget()
+    shell.register_magics(_temporal.TemporalMagics(shell, magics.temporal, magics._pending))
     _code_names.add_namer(magics.namer)
     _transform.install(shell)
     # This cell was transformed before the transformer existed: fix its remaining magics.
@@ -367,6 +396,14 @@ def unload(shell: Any) -> None:
     if not isinstance(magics, DurableMagics):
         return
     fault_magics = shell.magics_manager.registry.pop("FaultMagics", None)
+    from kernel_ext import _replay_magic
+
+    _replay_magic.unregister(shell)
+    temporal_magics = shell.magics_manager.registry.pop("TemporalMagics", None)
+    if getattr(shell.magics_manager.magics["line"].get("temporal"), "__self__", None) is temporal_magics is not None:
+        del shell.magics_manager.magics["line"]["temporal"]
+    if magics.temporal is not None and magics.temporal.server is not None:
+        magics.temporal.server.stop()
     line_table = shell.magics_manager.magics["line"]
     for name in ("fault", "explore"):
         if fault_magics is not None and getattr(line_table.get(name), "__self__", None) is fault_magics:

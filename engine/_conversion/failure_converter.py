@@ -80,7 +80,6 @@ class DefaultFailureConverter(FailureConverter):
     def _new_failure(self, error: BaseException, payload_converter: PayloadConverter) -> dict[str, Any]:
         failure: dict[str, Any] = {
             "message": _message(error),
-            "source": "PythonSDK",
             "stackTrace": "".join(traceback.format_exception(error)).strip()[-_STACK_LIMIT:],
         }
         if isinstance(error, errors.ApplicationError):

@@ -145,8 +145,9 @@ def merged(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, 
 
 
 def change_version_update(patch_ids: Iterable[str]) -> dict[str, Any]:
-    """The ``indexedFields`` the SDK upserts after a patch marker: every patch id so far."""
-    return {CHANGE_VERSION: encode_value(SearchAttributeKey.for_keyword_list(CHANGE_VERSION), list(patch_ids))}
+    """The ``indexedFields`` the SDK upserts after a patch marker: every patch id so far, sorted
+    (as temporalio writes them, measured on a dev server: tests/differential)."""
+    return {CHANGE_VERSION: encode_value(SearchAttributeKey.for_keyword_list(CHANGE_VERSION), sorted(patch_ids))}
 
 
 def shown_value(value: Any) -> str:

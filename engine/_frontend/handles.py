@@ -109,7 +109,7 @@ class WorkflowHandle:
         elif event_type == "WorkflowExecutionContinuedAsNew":
             raise WorkflowContinuedAsNewError(attrs["newExecutionRunId"])
         elif event_type == "WorkflowExecutionTimedOut":
-            cause = TimeoutError("Workflow execution timed out", type=TimeoutType.START_TO_CLOSE)
+            cause = TimeoutError("Workflow timed out", type=TimeoutType.START_TO_CLOSE)  # temporalio's wording
         else:
             cause = RuntimeError(f"Run closed with {event_type}")
         raise WorkflowFailureError(cause=cause)

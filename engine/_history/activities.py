@@ -127,7 +127,9 @@ def activity_timeout(
     from engine.errors import TimeoutError, TimeoutType
 
     t = ts(now)
-    if info.get("deadline") and info["deadline"] <= t:
+    # Both due: Temporal times the attempt out first, then finds no time left to retry it.
+    attempt_over = lease_owner is not None and lease_expires is not None and lease_expires <= t
+    if info.get("deadline") and info["deadline"] <= t and not attempt_over:
         kind = TimeoutType.SCHEDULE_TO_CLOSE
     elif lease_owner is not None and lease_expires is not None and lease_expires <= t:
         hb_expired = info.get("heartbeat") and (started_at or 0) + (info.get("startToClose") or float("inf")) > t
@@ -140,6 +142,8 @@ def activity_timeout(
     failure = encode_failure(TimeoutError(f"activity {kind.name.lower().replace('_', '-')} timeout", type=kind))
     failure["stackTrace"] = ""
     failure["source"] = "Server"
+    if kind is TimeoutType.HEARTBEAT and info.get("heartbeatDetails"):  # as Temporal: the last details travel with it
+        failure["timeoutFailureInfo"]["lastHeartbeatDetails"] = info["heartbeatDetails"]
     if kind in (TimeoutType.START_TO_CLOSE, TimeoutType.HEARTBEAT):
         attempt_failed(tx, run, task_id, scheduled, attempt, info, started_at, failure, now, lease_owner or "", "timed out")
         return
@@ -290,6 +294,9 @@ def fail_activity(
     return True
 
 
+NO_TIME_TO_RETRY = "Not enough time to schedule next retry before activity ScheduleToClose timeout, giving up retrying"
+
+
 def attempt_failed(
     tx: Tx,
     run: Run,
@@ -315,6 +322,8 @@ def attempt_failed(
         state = RetryState.MAXIMUM_ATTEMPTS_REACHED
     elif info.get("deadline") and ts(now) + delay >= info["deadline"]:
         state = RetryState.TIMEOUT
+        if outcome == "timed out":  # as Temporal: a timed-out attempt that cannot be retried ends the schedule-to-close way
+            failure = {"message": NO_TIME_TO_RETRY, "source": "Server", "timeoutFailureInfo": {"timeoutType": "TIMEOUT_TYPE_SCHEDULE_TO_CLOSE"}}
     if state is None:
         info["lastFailure"] = failure
         visible = ts(now) + delay

@@ -142,4 +142,5 @@ def apply_close_policy(tx: Tx, run: Run, now: datetime) -> None:
         if policy == "PARENT_CLOSE_POLICY_TERMINATE":
             terminate(tx, child_run_id, "by parent close policy", None, "", now)
         elif policy == "PARENT_CLOSE_POLICY_REQUEST_CANCEL":
-            request_cancel(tx, child_run_id, "by parent close policy", "", now)
+            parent = {"externalWorkflowExecution": {"workflowId": run.workflow_id, "runId": run.run_id}}
+            request_cancel(tx, child_run_id, "", "", now, parent)

@@ -119,7 +119,7 @@ def cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs: 
         run,
         now,
         "WorkflowExecutionContinuedAsNew",
-        {"newExecutionRunId": next_run_id, **attrs, "workflowTaskCompletedEventId": str(completed), "initiator": "CONTINUE_AS_NEW_INITIATOR_WORKFLOW"},
+        {"newExecutionRunId": next_run_id, **attrs, "workflowTaskCompletedEventId": str(completed), "inheritBuildId": True},
     )
     close_run(tx, run, now, "ContinuedAsNew")
     save_run(tx, run)

@@ -69,6 +69,10 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     backoff = first_task_backoff(req, now)
     run_id = req.run_id or new_run_id()
     task_timeout = (req.task_timeout or timedelta(seconds=10)).total_seconds()
+    # As Temporal's frontend: the run timeout defaults to (and is capped by) the execution
+    # timeout, and the workflow-task timeout by the run timeout.
+    run_limit = min((t for t in (req.run_timeout, req.execution_timeout) if t), default=None)
+    task_timeout = min(task_timeout, run_limit.total_seconds()) if run_limit else task_timeout
     run = Run(run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, 1, "", None, None, 1, [], task_timeout)
     run.has_updates, run.is_child, run.has_children = False, bool(req.parent), False
     run.is_cron = bool(req.cron_schedule)
@@ -88,8 +92,8 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     if req.execution_timeout:
         attrs["workflowExecutionTimeout"] = to_duration(req.execution_timeout)
         attrs["workflowExecutionExpirationTime"] = to_timestamp(now + req.execution_timeout)
-    if req.run_timeout:
-        attrs["workflowRunTimeout"] = to_duration(req.run_timeout)
+    if run_limit:
+        attrs["workflowRunTimeout"] = to_duration(run_limit)
     if req.memo:
         attrs["memo"] = {"fields": req.memo}
     if req.search_attributes:

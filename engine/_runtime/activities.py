@@ -76,11 +76,13 @@ class ActivityHandle(asyncio.Future):
             activity_id=self.activity_id,
             retry_state=RetryState.CANCEL_REQUESTED,
         )
-        error.__cause__ = CancelledError("Activity cancelled")
+        error.__cause__ = CancelledError("Cancelled")  # temporalio's wording, as a real server's history gives it
         self.set_exception(error)
 
 
 _DEFAULT_RETRY = RetryPolicy().to_json()
+# The ActivityError message temporalio gives for each way an activity ends (tests/differential).
+_ACTIVITY_ERROR_MESSAGES = {"ActivityTaskTimedOut": "Activity task timed out", "ActivityTaskCanceled": "Activity cancelled"}
 
 
 class ActivityCalls(HistoryEventLoop):
@@ -104,13 +106,13 @@ class ActivityCalls(HistoryEventLoop):
             handle.set_result(from_json_payload(self.payload_converter, payloads[0], getattr(handle, "result_type", None), what))
             return
         cause = (
-            CancelledError("Activity cancelled")
+            CancelledError("Cancelled")
             if event.event_type == "ActivityTaskCanceled"
             else self.failure_converter.from_failure(attrs.get("failure") or {}, self.payload_converter)
         )
-        state = str(attrs.get("retryState", "")).replace("RETRY_STATE_", "")
+        state = str(attrs.get("retryState", "CANCEL_REQUESTED")).replace("RETRY_STATE_", "")
         error = ActivityError(
-            "Activity task failed" if event.event_type != "ActivityTaskCanceled" else "Activity task cancelled",
+            _ACTIVITY_ERROR_MESSAGES.get(event.event_type, "Activity task failed"),
             scheduled_event_id=scheduled,
             started_event_id=int(attrs.get("startedEventId") or 0),
             identity=str(attrs.get("identity", "")),
@@ -156,11 +158,13 @@ class ActivityCalls(HistoryEventLoop):
             "header": _interceptors.headers_to_json(headers),
             "input": to_json_payloads(self.payload_converter, args, f"argument of activity {activity_type!r}"),
             "scheduleToCloseTimeout": to_duration(schedule_to_close_timeout),
-            "scheduleToStartTimeout": to_duration(schedule_to_start_timeout),
+            "scheduleToStartTimeout": to_duration(schedule_to_start_timeout or schedule_to_close_timeout),  # Temporal's default
             "startToCloseTimeout": to_duration(start_to_close_timeout or schedule_to_close_timeout),
             "heartbeatTimeout": to_duration(heartbeat_timeout),
             "retryPolicy": retry_policy.to_json() if retry_policy else {**_DEFAULT_RETRY, "nonRetryableErrorTypes": []},
         }
+        if attrs["taskQueue"]["name"] == self.info.task_queue:  # as temporalio: same queue, same build
+            attrs["useWorkflowBuildId"] = True
         if summary:
             attrs["userMetadata"] = {"summary": to_json_payload(self.payload_converter, summary, "the activity summary")}
 

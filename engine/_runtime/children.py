@@ -222,6 +222,8 @@ def start_child(
         "workflowIdReusePolicy": _reuse_policy_name(id_reuse_policy),
         "header": _interceptors.headers_to_json(headers),
     }
+    if attrs["taskQueue"]["name"] == instance.info.task_queue:  # as temporalio: same queue, the parent's build
+        attrs["inheritBuildId"] = True
     if attrs["workflowExecutionTimeout"] is None:
         del attrs["workflowExecutionTimeout"]
     if memo:
@@ -344,12 +346,14 @@ def on_child_closed(instance: WorkflowInstance, event: HistoryEvent) -> None:
     if etype == "ChildWorkflowExecutionFailed":
         cause = instance.failure_converter.from_failure(attrs.get("failure") or {}, instance.payload_converter)
     elif etype == "ChildWorkflowExecutionCanceled":
-        cause = CancelledError("Child Workflow execution cancelled")
+        cause = CancelledError("Cancelled")  # temporalio's wording (tests/differential)
+        retry_state = RetryState.NON_RETRYABLE_FAILURE
     elif etype == "ChildWorkflowExecutionTerminated":
         cause = TerminatedError("Child Workflow execution terminated")
     else:
         cause = TimeoutError("Child Workflow execution timed out", type=TimeoutType.START_TO_CLOSE)
-    handle.set_exception(handle._error("Child Workflow execution failed", cause, retry_state))
+    message = "Child Workflow execution cancelled" if etype == "ChildWorkflowExecutionCanceled" else "Child Workflow execution failed"
+    handle.set_exception(handle._error(message, cause, retry_state))
 
 
 def on_external_done(instance: WorkflowInstance, event: HistoryEvent) -> None:

