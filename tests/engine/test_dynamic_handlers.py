@@ -4,6 +4,7 @@ and handed over, in order, when one is set; a named handler wins over the dynami
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Sequence
 
 import pytest
@@ -33,6 +34,7 @@ class LateHandlers:
         workflow.set_signal_handler("add", self._add)
         workflow.set_query_handler("count", lambda: len(self.seen))
         workflow.set_update_handler("pop", self._pop, validator=self._check_pop)
+        assert workflow.get_update_handler("pop") == self._pop and workflow.get_update_handler("push") is None
         await workflow.wait_condition(lambda: "stop" in self.seen)
         workflow.set_signal_handler("add", None)
         assert workflow.get_signal_handler("add") is None
@@ -60,6 +62,12 @@ async def test_signals_wait_for_the_handler_set_later_and_keep_their_order() -> 
         await handle.signal("add", word)
     await handle.signal(LateHandlers.wake, "ready")
     async with Worker(env.client, task_queue="q", workflows=[LateHandlers]):
+        # Updates are not kept (as in temporalio): send one once the first task, which sets
+        # the handlers, has completed.
+        for _ in range(500):
+            if any(e.event_type == "WorkflowTaskCompleted" for e in (await handle.fetch_history()).events):
+                break
+            await asyncio.sleep(0.01)
         await handle.signal("add", "d")
         assert await handle.query("count") == 5
         assert await handle.execute_update("pop") == "d"
@@ -138,8 +146,14 @@ class SetDynamic:
 
         with pytest.raises(DefinitionError, match="must take"):
             workflow.set_dynamic_signal_handler(lambda name, args: None)
+        def on_update(name: str, args: Sequence[RawValue]) -> str:
+            return f"{name} with {_raw(args)}"
+
         workflow.set_dynamic_signal_handler(on_signal)
         workflow.set_dynamic_query_handler(on_query)
+        assert workflow.get_dynamic_update_handler() is None
+        workflow.set_dynamic_update_handler(on_update)
+        assert workflow.get_dynamic_update_handler() is on_update
         assert workflow.get_dynamic_query_handler() is not None and workflow.get_query_handler("x") is None
         await workflow.wait_condition(lambda: ["end"] in self.seen)
         return [got, self.seen]
@@ -156,6 +170,15 @@ async def test_a_dynamic_handler_set_later_gets_every_kept_signal() -> None:
     await handle.signal("y", 2)
     await handle.signal(SetDynamic.first)
     async with Worker(env.client, task_queue="q", workflows=[SetDynamic]):
+        # An update that comes before the code set its handler is rejected (nothing keeps it,
+        # as in temporalio): ask once the dynamic query handler, set just before, answers.
+        for _ in range(500):
+            try:
+                await handle.query("ready")
+                break
+            except ValueError:
+                await asyncio.sleep(0.01)
+        assert await handle.execute_update("grow", 3) == "grow with [3]"
         await handle.signal("end")
         assert await handle.result() == [[True, True], [["first"], ["x", 1], ["y", 2], ["end"]]]
         assert await handle.query("anything") == "ANYTHING"
