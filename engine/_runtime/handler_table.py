@@ -168,6 +168,8 @@ class HandlerTable:
             raise TypeError(f"A {kind} handler's name must be a string, not {type(name).__name__}.")
         if validator is not None and kind != "update":
             raise TypeError("Only update handlers take a validator.")
+        if kind == "query" and fn is not None and inspect.iscoroutinefunction(fn):
+            raise TypeError(f"Query handler {getattr(fn, '__qualname__', fn)!r} must be a plain 'def': queries read state, they cannot wait.")
         handler = Handler.make(kind, name, fn, is_method=False, validator=validator) if fn is not None else None
         if self._set is None:
             self._set = {k: {} for k in KINDS}

@@ -146,6 +146,12 @@ class SetDynamic:
 
         with pytest.raises(DefinitionError, match="must take"):
             workflow.set_dynamic_signal_handler(lambda name, args: None)
+
+        async def waits() -> int:
+            return 1
+
+        with pytest.raises(TypeError, match="must be a plain 'def'"):
+            workflow.set_query_handler("waits", waits)
         def on_update(name: str, args: Sequence[RawValue]) -> str:
             return f"{name} with {_raw(args)}"
 
