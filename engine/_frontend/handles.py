@@ -212,7 +212,7 @@ class WorkflowHandle:
             # Another process may have the code: ask its workers through the database.
             answer = await _queries.ask(
                 self._client, description.run_id, description.workflow_type, description.task_queue, name, payloads,
-                (rpc_timeout or timedelta(seconds=10)).total_seconds(),
+                (rpc_timeout or timedelta(seconds=10)).total_seconds(), _client_interceptors.outgoing_header(),
             )
         else:
             try:
