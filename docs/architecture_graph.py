@@ -33,7 +33,7 @@ GROUPS: list[tuple[str, str, list[str]]] = [
      ["faults", "_testing", "testing", "replay", "_debugger", "loadtest", "_load"]),
     ("sdk", "The SDK: worker, workflow and activity APIs", ["worker", "saga", "workflow", "activity"]),
     ("runtime", "The SDK's workflow runtime and sandbox", ["_sandbox", "_runtime"]),
-    ("client", "Client and frontend", ["client", "_frontend"]),
+    ("client", "Client and frontend", ["client", "run_snapshot", "_frontend"]),
     ("server", "The server: history service, matching, persistence", ["_history", "_matching", "_persistence"]),
     ("shared", "Shared vocabulary: conversion, history, errors, Temporal's API shapes",
      ["codecs", "converter", "history", "_conversion", "common", "errors", "_api"]),

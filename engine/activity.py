@@ -80,6 +80,9 @@ class _Context:
         self._info: Info | None = None
         self._heartbeat: Callable[[Sequence[Any]], None] | None = None
         self.payload_converter = payload_converter or PayloadConverter.default
+        # The worker's activity outbound interceptor chain, when it has interceptors:
+        # activity.info() and activity.heartbeat() go through it, as in temporalio.
+        self.outbound: Any = None
         self.cancelled = False
         self.on_cancel: Callable[[], Any] | None = None
         # Made on first use: a threading.Event per attempt cost ~10 us, and few activities ask.
@@ -184,12 +187,17 @@ def _context() -> _Context:
 
 def info() -> Info:
     """The current attempt's info (attempt number, activity id, workflow id, ...)."""
-    return _context().info
+    ctx = _context()
+    return ctx.info if ctx.outbound is None else ctx.outbound.info()  # type: ignore[no-any-return]
 
 
 def heartbeat(*details: Any) -> None:
     """Tell the engine the activity is alive (and record progress ``details``)."""
-    _context().heartbeat(details)
+    ctx = _context()
+    if ctx.outbound is None:
+        ctx.heartbeat(details)
+    else:
+        ctx.outbound.heartbeat(*details)
 
 
 def payload_converter() -> PayloadConverter:

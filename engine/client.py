@@ -31,7 +31,7 @@ from engine._frontend.list_pages import WorkflowExecutionAsyncIterator
 from engine._frontend.reads import WorkflowExecutionCount
 from engine._frontend.reads import WorkflowExecutionCountAggregationGroup  # noqa: F401 (engine.client's public names)
 from engine._frontend.schedules import Schedule, ScheduleHandle, ScheduleListDescription
-from engine._frontend.schedules import ScheduleAction, ScheduleActionExecutionStartWorkflow, ScheduleActionResult, ScheduleActionStartWorkflow, ScheduleDescription, ScheduleInfo, ScheduleIntervalSpec, ScheduleOverlapPolicy, SchedulePolicy, ScheduleSpec, ScheduleState, ScheduleUpdate, ScheduleUpdateInput  # noqa: F401 (engine.client's public names)
+from engine._frontend.schedules import ScheduleAction, ScheduleActionExecutionStartWorkflow, ScheduleActionResult, ScheduleActionStartWorkflow, ScheduleBackfill, ScheduleCalendarSpec, ScheduleDescription, ScheduleRange, ScheduleInfo, ScheduleIntervalSpec, ScheduleOverlapPolicy, SchedulePolicy, ScheduleSpec, ScheduleState, ScheduleUpdate, ScheduleUpdateInput  # noqa: F401 (engine.client's public names)
 from engine._frontend.temporalio_converter import as_engine_converter
 from engine._frontend.updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._frontend.with_start import WithStartWorkflowOperation
@@ -77,6 +77,9 @@ __all__ = [
     "ScheduleActionResult",
     "ScheduleActionStartWorkflow",
     "ScheduleAlreadyRunningError",
+    "ScheduleBackfill",
+    "ScheduleCalendarSpec",
+    "ScheduleRange",
     "ScheduleDescription",
     "ScheduleHandle",
     "ScheduleInfo",

@@ -5,9 +5,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Collection, Generic, Iterator, Mapping, NamedTuple, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Collection, Generic, Iterator, Mapping, NamedTuple, Sequence, TypeVar, Union
 
 from engine._api.durations import from_duration, to_duration
+
+if TYPE_CHECKING:
+    from engine.converter import Payload
 
 __all__ = [
     "RetryPolicy",
@@ -19,6 +22,7 @@ __all__ = [
     "SearchAttributeUpdate",
     "SearchAttributeValue",
     "TypedSearchAttributes",
+    "RawValue",
 ]
 
 
@@ -304,3 +308,14 @@ class TypedSearchAttributes(Collection[SearchAttributePair]):
 
 
 TypedSearchAttributes.empty = TypedSearchAttributes(())
+
+
+@dataclass(frozen=True)
+class RawValue:
+    """A payload left unconverted (as ``temporalio.common.RawValue``).
+
+    A dynamic signal, query or update handler gets its arguments as a sequence of these and
+    converts each itself (``workflow.payload_converter().from_payload(raw.payload, int)``); a
+    ``RawValue`` given as an argument or result is passed through as the payload it holds."""
+
+    payload: Payload

@@ -38,8 +38,23 @@ from engine._runtime.activities import ActivityHandle
 from engine._runtime.workflow_asyncio import as_completed, wait
 from engine._sandbox import rules as _sandbox_rules
 from engine._sandbox.translation import activity_definition, workflow_definition
-from engine.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAttributes
-from engine.errors import NondeterminismError
+from engine.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAttributes, WorkflowIDReusePolicy
+from engine._runtime.handler_table import Handler
+from engine._runtime.handler_calls import (
+    get_dynamic_query_handler,
+    get_dynamic_signal_handler,
+    get_dynamic_update_handler,
+    get_query_handler,
+    get_signal_handler,
+    get_update_handler,
+    set_dynamic_query_handler,
+    set_dynamic_signal_handler,
+    set_dynamic_update_handler,
+    set_query_handler,
+    set_signal_handler,
+    set_update_handler,
+)
+from engine.errors import DefinitionError, NondeterminismError
 
 __all__ = [
     "defn",
@@ -71,6 +86,18 @@ __all__ = [
     "wait",
     "as_completed",
     "all_handlers_finished",
+    "set_signal_handler",
+    "get_signal_handler",
+    "set_dynamic_signal_handler",
+    "get_dynamic_signal_handler",
+    "set_query_handler",
+    "get_query_handler",
+    "set_dynamic_query_handler",
+    "get_dynamic_query_handler",
+    "set_update_handler",
+    "get_update_handler",
+    "set_dynamic_update_handler",
+    "get_dynamic_update_handler",
     "continue_as_new",
     "patched",
     "deprecate_patch",
@@ -156,8 +183,15 @@ def defn(
         signals: dict[str, Callable[..., Any]] = {}
         queries: dict[str, Callable[..., Any]] = {}
         updates: dict[str, Callable[..., Any]] = {}
+        dynamic: dict[str, Callable[..., Any]] = {}
         for member, marks in marked:
             if not marks:
+                continue
+            kind = marks.get(_DYNAMIC_MARK)
+            if kind is not None:
+                if kind in dynamic:
+                    problems.append(f"two dynamic {kind} handlers: {dynamic[kind].__qualname__} and {member.__qualname__}")
+                dynamic[kind] = member
                 continue
             for marker, table, what in (
                 ("__workflow_signal__", signals, "signal"),
@@ -170,9 +204,14 @@ def defn(
                 if handler_name in table:
                     problems.append(f"two {what} handlers are named {handler_name!r}")
                 table[handler_name] = member
-        for handler_name, fn in queries.items():
-            if is_async(fn):
+        for handler_name, fn in [*queries.items(), ("dynamic", dynamic.get("query"))]:
+            if fn is not None and is_async(fn):
                 problems.append(f"query {handler_name!r} must be a plain 'def': queries read state, they cannot wait")
+        for kind, fn in dynamic.items():
+            try:
+                Handler.make(kind, None, fn, is_method=True)
+            except DefinitionError as e:
+                problems.append(str(e))
         if problems:
             check_problems(f"workflow definition {target.__qualname__}", problems)
         arg_types, result_type = hints_of(run_fn, skip_self=True)
@@ -187,6 +226,9 @@ def defn(
             signals=signals,
             queries=queries,
             updates=updates,
+            dynamic_signal=dynamic.get("signal"),
+            dynamic_query=dynamic.get("query"),
+            dynamic_update=dynamic.get("update"),
         )
         run_fn.__workflow_class__ = target  # type: ignore[attr-defined]
         return target
@@ -235,12 +277,28 @@ def run(fn: F) -> F:
     return fn
 
 
+# The marker of a dynamic handler (``dynamic=True``): its kind. Such a method has no name.
+_DYNAMIC_MARK = "__workflow_dynamic__"
+
+
+def _mark_handler(target: Any, kind: str, name: str | None, dynamic: bool | None) -> None:
+    if dynamic and name:
+        raise DefinitionError(
+            f"@workflow.{kind} on {getattr(target, '__qualname__', target)!r} has both a name and dynamic=True: "
+            f"a dynamic {kind} handler takes every {kind} no named handler takes; drop one of the two"
+        )
+    if dynamic:
+        setattr(target, _DYNAMIC_MARK, kind)
+    else:
+        setattr(target, f"__workflow_{kind}__", name or target.__name__)
+
+
 def signal(fn: F | None = None, *, name: str | None = None, dynamic: bool = False, description: str | None = None) -> Any:
     """Mark a method as a signal handler: ``handle.signal(W.method, arg)`` calls it, durably
     (the signal is recorded in history before the workflow sees it, and never lost)."""
 
     def decorate(target: F) -> F:
-        target.__workflow_signal__ = name or target.__name__  # type: ignore[attr-defined]
+        _mark_handler(target, "signal", name, dynamic)
         return target
 
     return decorate(fn) if fn is not None else decorate
@@ -253,7 +311,7 @@ def update(fn: F | None = None, *, name: str | None = None, dynamic: bool = Fals
     rejected update leaves nothing in history). The handler may be ``async`` and run activities."""
 
     def decorate(target: F) -> F:
-        target.__workflow_update__ = name or target.__name__  # type: ignore[attr-defined]
+        _mark_handler(target, "update", name, dynamic)
 
         def validator(check: Callable[..., None]) -> Callable[..., None]:
             if inspect.iscoroutinefunction(check):
@@ -272,7 +330,7 @@ def query(fn: F | None = None, *, name: str | None = None, dynamic: bool = False
     state without changing it or its history."""
 
     def decorate(target: F) -> F:
-        target.__workflow_query__ = name or target.__name__  # type: ignore[attr-defined]
+        _mark_handler(target, "query", name, dynamic)
         return target
 
     return decorate(fn) if fn is not None else decorate
@@ -418,10 +476,20 @@ def start_local_activity(
     short work; retries wait in process while the backoff is at most
     ``local_retry_threshold`` (default 1 minute), on a timer beyond it. Await the returned
     task for the result."""
-    del cancellation_type, summary  # accepted as in temporalio; not used by local activities here
     name, hinted = _activity_name(activity)
+    all_args = ([arg] if arg is not _arg_unset else []) + list(args)
+    instance = current()
+    if instance.outbound is not None:
+        return instance.outbound.start_local_activity(  # type: ignore[no-any-return]
+            _interceptors.StartLocalActivityInput(
+                name, all_args, activity_id, schedule_to_close_timeout, schedule_to_start_timeout,
+                start_to_close_timeout, retry_policy, local_retry_threshold, cancellation_type, {}, summary,
+                None, result_type or hinted,
+            )
+        )
+    del summary  # accepted as in temporalio; a local activity has no event to show it
     return _local_activities.start(
-        current(), name, ([arg] if arg is not _arg_unset else []) + list(args),
+        instance, name, all_args, cancellation_type=cancellation_type,
         result_type=result_type or hinted, schedule_to_close_timeout=schedule_to_close_timeout,
         schedule_to_start_timeout=schedule_to_start_timeout, start_to_close_timeout=start_to_close_timeout,
         retry_policy=retry_policy, local_retry_threshold=local_retry_threshold, activity_id=activity_id,
@@ -457,6 +525,7 @@ async def start_child_workflow(
     execution_timeout: timedelta | None = None,
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
+    id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     memo: dict[str, Any] | None = None,
     search_attributes: TypedSearchAttributes | None = None,
     static_summary: str | None = None,
@@ -474,6 +543,7 @@ async def start_child_workflow(
             _interceptors.StartChildWorkflowInput(
                 name, all_args, id or str(instance.uuid4()), task_queue, cancellation_type, parent_close_policy,
                 execution_timeout, run_timeout, task_timeout, memo, search_attributes, {}, static_summary, result_type or hinted,
+                id_reuse_policy,
             )
         )
     handle = _children.start_child(
@@ -491,6 +561,7 @@ async def start_child_workflow(
         memo=memo,
         search_attributes=search_attributes,
         summary=static_summary,
+        id_reuse_policy=id_reuse_policy,
     )
     try:
         await handle.started
@@ -513,6 +584,7 @@ async def execute_child_workflow(
     execution_timeout: timedelta | None = None,
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
+    id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     memo: dict[str, Any] | None = None,
     search_attributes: TypedSearchAttributes | None = None,
     static_summary: str | None = None,
@@ -533,6 +605,7 @@ async def execute_child_workflow(
         memo=memo,
         search_attributes=search_attributes,
         static_summary=static_summary,
+        id_reuse_policy=id_reuse_policy,
     )
     return await handle
 

@@ -8,7 +8,8 @@ Magics (``%worker?``, ``%workflow?``, ``%engine?`` show their help):
   ``temporal workflow`` (``show --output graph|saga|chain`` draws the run);
 - ``%engine`` shows the engine (``--reset``, ``--time real|skip``, ``--advance 30d``);
 - ``%replay --workflow-id ID`` (or ``--file history.json --workflow module:Class``) steps
-  through a replay of a run, forward and back, in the debugger widget.
+  through a replay of a run, forward and back, in the debugger widget;
+- ``%check NAME`` runs an exercise check (``kernel_ext.exercises``) and shows its verdict.
 
 Settings: ``%config DurableLab.db_path = ':memory:'``, ``%config DurableLab.time_mode = 'skip'``,
 ``%config DurableLab.data_converter = converter`` (a variable holding an

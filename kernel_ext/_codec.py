@@ -1,4 +1,7 @@
-"""A run made readable for the viewers: payloads decoded with the client's payload codec.
+"""A history made readable for the viewers: payloads decoded with the client's payload codec.
+
+A run of the kernel's engine comes decoded already (``await handle.snapshot()``); this is for
+histories from elsewhere (a file, another server).
 
 The database holds what the codec wrote (ciphertext, with an encryption codec). The viewers
 are synchronous, the codec is async, so the history and the attempts' failures are decoded
@@ -16,7 +19,7 @@ from engine.converter import DataConverter, decode_failure_json, decode_history
 from engine.history import History
 
 if TYPE_CHECKING:
-    from engine.client import ActivityAttempt, WorkflowHandle
+    from engine.client import ActivityAttempt
 
 
 async def readable(
@@ -36,9 +39,3 @@ async def readable(
         decoded.append(attempt)
     return await decode_history(history, data_converter), tuple(decoded)
 
-
-async def readable_run(handle: WorkflowHandle) -> tuple[History, tuple[ActivityAttempt, ...]]:
-    """The run's history and activity attempts, decoded with its client's data converter."""
-    history = await handle.fetch_history()
-    attempts = await handle.activity_attempts()
-    return await readable(history, attempts, handle._client.data_converter)

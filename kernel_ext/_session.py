@@ -23,13 +23,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from engine import faults
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from engine.converter import DataConverter
 from engine.errors import PayloadError, StoreError, WorkflowNotFoundError
-from engine.history import History
 from kernel_ext import _process_workers, _waiting
-from kernel_ext._codec import readable_run
 from kernel_ext._kernel_workers import KernelWorker, Registration
 from kernel_ext._kernel_workers import MEMORY_DB as _MEMORY
 from kernel_ext._session_errors import SessionError
@@ -69,7 +66,7 @@ DEFAULT_DB_PATH = ".durable/engine.db"
 TIME_MODES = ("real", "skip")
 
 
-SHOW_OUTPUTS = ("table", "json", "graph", "saga", "chain")
+SHOW_OUTPUTS = ("table", "json", "graph", "saga", "chain", "explorer")
 
 
 
@@ -286,17 +283,26 @@ class Session(SessionWorkers):
     async def show_workflow(self, workflow_id: str, run_id: str | None = None, *, output: str = "table", detailed: bool = False) -> Any:
         """A run's history: ``output`` is ``table`` (events), ``json`` (Temporal's format),
         ``graph`` (its steps, child runs nested), ``saga`` (forward steps, failure,
-        compensations) or ``chain`` (every run of its continue-as-new chain)."""
+        compensations), ``chain`` (every run of its continue-as-new chain) or ``explorer`` (the
+        widget of :mod:`kernel_ext.explorer`)."""
         if output not in SHOW_OUTPUTS:
             raise SessionError(f"Unknown output {output!r}: use {', '.join(SHOW_OUTPUTS)}.")
         handle, description = await self._run(workflow_id, run_id)
         if output == "json":
             # As stored (with a codec: encoded), like `temporal workflow show -o json`.
             return JsonDocument((await handle.fetch_history()).to_json_dict())
+        if output == "explorer":
+            from kernel_ext.explorer import explore
+
+            try:
+                return await explore(await self.ensure_ready(), workflow_id, description.run_id)
+            except PayloadError as e:
+                raise SessionError(f"{e} Set the data converter that wrote the run: %config DurableLab.data_converter = ...") from None
         try:
-            history, attempts = await readable_run(handle)
+            snapshot = await handle.snapshot()
         except PayloadError as e:
             raise SessionError(f"{e} Set the data converter that wrote the run: %config DurableLab.data_converter = ...") from None
+        history, attempts = snapshot.history, snapshot.attempts
         display = _display_module()
         if output == "table":
             return display.EventTable(history, detailed=detailed) if display else _PlainEventTable(history, detailed)
@@ -305,15 +311,11 @@ class Session(SessionWorkers):
         title = f"{workflow_id} ({description.workflow_type})"
         if output == "saga":
             return display.SagaView(history, attempts, title=title)
-        client = await self.ensure_ready()
         if output == "chain":
-            runs = await _chain(client, workflow_id, history)
-            chain_attempts = {}
-            for run in runs:
-                chain_attempts[run.run_id] = await client.get_workflow_handle(workflow_id, run_id=run.run_id).activity_attempts()
-            return display.ChainView(runs, chain_attempts, title=title)
-        fired = await faults.fault_log(client, run_id=description.run_id)
-        return display.RunView(history, attempts, title=title, children=await _children(client, history), faults=fired)
+            client = await self.ensure_ready()
+            runs = [await client.get_workflow_handle(workflow_id, run_id=run.run_id).snapshot() for run in snapshot.chain]
+            return display.ChainView([run.history for run in runs], {run.run_id: run.attempts for run in runs}, title=title)
+        return display.RunView.of(snapshot, title=title)
 
     async def list_workflows(self, query: str | None = None, limit: int | None = None) -> RunTable:
         """Runs, newest first; ``query`` is Temporal's list filter (see ``Client.list_workflows``)."""
@@ -451,65 +453,6 @@ class _EngineLog(logging.Handler):
 
     def detach(self) -> None:
         self._logger.removeHandler(self)
-
-
-_CHAIN_LIMIT = 200
-
-
-_CHILD_DEPTH = 3
-
-
-def _start_attribute(history: History, key: str) -> str:
-    events = history.events
-    value = events[0].attributes.get(key) if events and events[0].event_type == "WorkflowExecutionStarted" else None
-    return value if isinstance(value, str) else ""
-
-
-async def _chain(client: Client, workflow_id: str, history: History) -> list[History]:
-    """Every run of ``history``'s continue-as-new chain, first to last (at most 200): the
-    start event names the run before, the ContinuedAsNew event the run after."""
-    runs = [history]
-    previous = _start_attribute(history, "continuedExecutionRunId")
-    while previous and len(runs) < _CHAIN_LIMIT:
-        try:
-            earlier = await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history()
-        except WorkflowNotFoundError:
-            break
-        runs.insert(0, earlier)
-        previous = _start_attribute(earlier, "continuedExecutionRunId")
-    while len(runs) < _CHAIN_LIMIT:
-        last = runs[-1].events[-1] if runs[-1].events else None
-        following = last.attributes.get("newExecutionRunId") if last and last.event_type == "WorkflowExecutionContinuedAsNew" else None
-        if not isinstance(following, str) or not following:
-            break
-        try:
-            runs.append(await client.get_workflow_handle(workflow_id, run_id=following).fetch_history())
-        except WorkflowNotFoundError:
-            break
-    return runs
-
-
-async def _children(client: Client, history: History, depth: int = 0) -> dict[str, History]:
-    """The histories of the child runs ``history`` started (and theirs, three levels deep),
-    by child workflow id; children this engine does not have are left out (they are drawn
-    as links)."""
-    found: dict[str, History] = {}
-    if depth >= _CHILD_DEPTH:
-        return found
-    for event in history.events:
-        if event.event_type != "ChildWorkflowExecutionStarted":
-            continue
-        execution = event.attributes.get("workflowExecution") or {}
-        child_id, child_run = execution.get("workflowId"), execution.get("runId")
-        if not isinstance(child_id, str) or child_id in found:
-            continue
-        try:
-            child = await client.get_workflow_handle(child_id, run_id=child_run or None).fetch_history()
-        except WorkflowNotFoundError:
-            continue
-        found[child_id] = child
-        found.update(await _children(client, child, depth + 1))
-    return found
 
 
 def _display_module() -> Any:

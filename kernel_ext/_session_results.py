@@ -208,9 +208,9 @@ class RunHandle:
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **_: Any) -> dict[str, Any]:
-        """The text above, plus (in a notebook) a graph of the run that updates as it runs."""
-        from kernel_ext.live import LiveRunView
+        """The text above, plus (in a notebook) the run's explorer, following it as it runs."""
+        from kernel_ext._explorer_handle import handle_bundle
 
-        bundle = LiveRunView(self.handle)._repr_mimebundle_()
+        bundle = handle_bundle(self.handle)
         bundle["text/plain"] = repr(self)
         return bundle

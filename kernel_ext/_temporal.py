@@ -151,6 +151,9 @@ class TemporalTarget:
         if verb == "show":
             if args.output == "chain":
                 raise SessionError("-o chain is not there yet on a Temporal server: show each run with -r RUN.")
+            if args.output == "explorer":
+                # It reads the engine's database in one transaction (attempts, chain, children).
+                raise SessionError("-o explorer is for runs of this kernel's engine (%engine); on a Temporal server use -o graph.")
             fetched = await handle.fetch_history()
             history = History.from_json(args.workflow_id, fetched.to_json())
             return await show_history(history, output=args.output, detailed=args.detailed, data_converter=data_converter,

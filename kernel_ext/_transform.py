@@ -20,7 +20,7 @@ from IPython.core.error import UsageError
 
 __all__ = ["LINE_MAGICS", "CELL_MAGICS", "await_magics", "await_rest_of_cell", "install", "uninstall"]
 
-LINE_MAGICS = frozenset({"worker", "workflow", "engine", "fault", "explore", "replay", "temporal", "loadtest"})
+LINE_MAGICS = frozenset({"worker", "workflow", "engine", "fault", "explore", "replay", "temporal", "check", "loadtest"})
 CELL_MAGICS = frozenset({"workflow", "activity"})
 
 _CALLERS = {"run_line_magic": LINE_MAGICS, "run_cell_magic": CELL_MAGICS}

@@ -38,6 +38,7 @@ from kernel_ext.graphs import (
 
 if TYPE_CHECKING:
     from engine.client import ActivityAttempt
+    from engine.run_snapshot import RunSnapshot
 
 __all__ = ["ChainView", "EventTable", "RunView", "SagaView"]
 
@@ -109,6 +110,11 @@ def _update(a: Mapping[str, Any], names: _Names) -> str:
     return name
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else empty: an imported history may hold anything."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _fields_text(fields: Any) -> str:
     """``name = value`` for each payload of a search attribute or memo upsert (null: removed)."""
     if not isinstance(fields, dict):
@@ -139,8 +145,8 @@ _DETAILS: dict[str, Detail] = {
     "TimerFired": lambda a, n: f"timer {text_of(a, 'timerId')}",
     "TimerCanceled": lambda a, n: f"timer {text_of(a, 'timerId')}",
     "MarkerRecorded": lambda a, n: text_of(a, "markerName"),
-    "UpsertWorkflowSearchAttributes": lambda a, n: _fields_text((a.get("searchAttributes") or {}).get("indexedFields")),
-    "WorkflowPropertiesModified": lambda a, n: "memo " + _fields_text((a.get("upsertedMemo") or {}).get("fields")),
+    "UpsertWorkflowSearchAttributes": lambda a, n: _fields_text(_mapping(a.get("searchAttributes")).get("indexedFields")),
+    "WorkflowPropertiesModified": lambda a, n: "memo " + _fields_text(_mapping(a.get("upsertedMemo")).get("fields")),
     "WorkflowExecutionSignaled": lambda a, n: f"{text_of(a, 'signalName')}({payloads_text(a.get('input'))})",
     "WorkflowExecutionCancelRequested": lambda a, n: text_of(a, "cause") or text_of(a, "identity"),
     "StartChildWorkflowExecutionInitiated": lambda a, n: (
@@ -302,6 +308,13 @@ class RunView:
         self.title = title or " · ".join(p for p in (history.workflow_type, history.workflow_id) if p) or "run"
         self.max_nodes = max_nodes
         self.children = dict(children or {})
+
+    @classmethod
+    def of(cls, snapshot: RunSnapshot, *, title: str | None = None, max_nodes: int = 200) -> RunView:
+        """The view of a run read by ``await handle.snapshot()``: its history, every attempt,
+        its child runs drawn nested and the faults that fired in it."""
+        return cls(snapshot.history, snapshot.attempts, title=title, max_nodes=max_nodes,
+                   children=snapshot.child_histories, faults=snapshot.faults)
 
     @functools.cached_property
     def rows(self) -> list[dict[str, Any]]:

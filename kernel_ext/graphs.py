@@ -104,9 +104,10 @@ def _run_body(
     depth: int,
     links: bool = True,
     faults: Sequence[Any] = (),
+    rows: list[Row] | None = None,
 ) -> tuple[list[str], list[list[str]], list[list[Row]]]:
     """Nodes and edges of one run's steps, with child runs nested and other runs linked."""
-    rows = history_timeline_rows(history, attempts, faults)
+    rows = history_timeline_rows(history, attempts, faults) if rows is None else rows
     if not rows:
         rows = [_empty_row("empty history", "no events")]
     layers = cap(collapsed_layers(rows, collapse_threshold), max_nodes)
@@ -176,6 +177,7 @@ def run_graph(
     collapse_threshold: int = 5,
     children: Mapping[str, History] | None = None,
     faults: Sequence[Any] = (),
+    rows: list[Row] | None = None,
 ) -> str:
     """Return DOT text drawing a run as the steps of :func:`history_timeline_rows`.
 
@@ -190,11 +192,12 @@ def run_graph(
     nested in a dashed box (their own children too, three levels deep); a child run not
     given is a note with its workflow id and run id. A run continued from another, or
     continued as new, gets a note for the run before or after it. ``faults`` (the run's
-    fault log) marks the steps injected faults hit, as a dotted purple border.
+    fault log) marks the steps injected faults hit, as a dotted purple border. ``rows``: the
+    steps, when the caller has them already (they are the costly part of a big history).
     """
     body, names, layers = _run_body(
         history, attempts, "", max_nodes=max_nodes, collapse_threshold=collapse_threshold,
-        children=children or {}, depth=0, faults=faults,
+        children=children or {}, depth=0, faults=faults, rows=rows,
     )
     big = sum(len(layer) for layer in layers) > 60
     label = _run_label(history)

@@ -20,12 +20,10 @@ import html
 from datetime import datetime
 from typing import Any, Iterable
 
-from engine import faults
 from engine.client import WorkflowHandle, wait_first
 from engine.errors import EngineError
 from engine.history import History
 
-from kernel_ext._codec import readable_run
 from kernel_ext.display import RunView
 from kernel_ext.graphs import seconds_between
 
@@ -53,15 +51,6 @@ def clock_time(seconds: float) -> str:
     """``192.4`` -> ``"0:03:12"``: the format the alarm's counters use too."""
     whole = max(int(seconds), 0)
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
-def _closed(history: History) -> bool:
-    last = history.events[-1].event_type if history.events else ""
-    return last.startswith("WorkflowExecution") and last not in (
-        "WorkflowExecutionStarted",
-        "WorkflowExecutionSignaled",
-        "WorkflowExecutionCancelRequested",
-    )
 
 
 def status_line(history: History | None, now: datetime, closed: bool) -> str:
@@ -107,10 +96,9 @@ class LiveRunView:
 
     async def render(self) -> tuple[RunView, bool]:
         """A fresh static view of the run, and whether the run has closed."""
-        history, attempts = await readable_run(self.handle)
-        fired = await faults.fault_log(self.handle._client, run_id=history.run_id) if history.run_id else []
-        self.history = history
-        return RunView(history, attempts, title=self.title, faults=fired), _closed(history)
+        snapshot = await self.handle.snapshot()
+        self.history = snapshot.history
+        return RunView.of(snapshot, title=self.title), snapshot.closed
 
     def line(self) -> str:
         """The status line as of the engine's clock now."""

@@ -95,7 +95,7 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
                   (("--workflow-id", "-w"), {"metavar": "ID", "help": "Workflow id (or --file)."}), _RUN,
                   (("--file", "-f"), {"metavar": "PATH", "help": "A history JSON file (temporal workflow show -o json, the Web UI's download, -o json): table, json, graph or saga."}),
                   (("--detailed",), {"action": "store_true", "help": "Show every event's attributes."}),
-                  (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain)."})),
+                  (("--output", "-o"), {"choices": SHOW_OUTPUTS, "default": "table", "help": "table (default); json (Temporal's format); graph (the run's steps); saga (steps, failure, compensations); chain (every run of a continue-as-new chain); explorer (a widget: click the graph, timeline, events, runs)."})),
     "list": _verb("workflow list", "List runs, newest first.",
                   (("--query", "-q"), {"metavar": "FILTER", "help": "Temporal's list filter, e.g. \"WorkflowType='Hello' AND ExecutionStatus='Running'\" (also WorkflowId, RunId, TaskQueue, StartTime, CloseTime; = != < > BETWEEN IN STARTS_WITH AND OR)."}),
                   (("--limit",), {"type": int, "metavar": "N", "help": "Show at most N runs."})),
@@ -379,6 +379,9 @@ def load(shell: Any) -> DurableMagics:
     _replay_magic.register(shell, session)
     magics.temporal = _temporal.TemporalTarget()
     shell.register_magics(_temporal.TemporalMagics(shell, magics.temporal, magics._pending))
+    from kernel_ext._check_magic import CheckMagics
+
+    shell.register_magics(CheckMagics(shell, session))
     from kernel_ext._load_magics import LoadTestMagics
 
     shell.register_magics(LoadTestMagics(shell, session))
@@ -399,6 +402,7 @@ def unload(shell: Any) -> None:
     if not isinstance(magics, DurableMagics):
         return
     fault_magics = shell.magics_manager.registry.pop("FaultMagics", None)
+    check_magics = shell.magics_manager.registry.pop("CheckMagics", None)
     load_magics = shell.magics_manager.registry.pop("LoadTestMagics", None)
     from kernel_ext import _replay_magic
 
@@ -409,7 +413,7 @@ def unload(shell: Any) -> None:
     if magics.temporal is not None and magics.temporal.server is not None:
         magics.temporal.server.stop()
     line_table = shell.magics_manager.magics["line"]
-    for name, owner in (("fault", fault_magics), ("explore", fault_magics), ("loadtest", load_magics)):
+    for name, owner in (("fault", fault_magics), ("explore", fault_magics), ("check", check_magics), ("loadtest", load_magics)):
         if owner is not None and getattr(line_table.get(name), "__self__", None) is owner:
             del line_table[name]
     for kind, names in _NAMES:

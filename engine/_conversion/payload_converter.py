@@ -22,6 +22,7 @@ from itertools import zip_longest
 from typing import Any, ClassVar, Mapping, Sequence
 
 from engine._conversion.value_to_type import JSONTypeConverter, value_to_type
+from engine.common import RawValue
 from engine.errors import PayloadError
 
 __all__ = [
@@ -152,6 +153,9 @@ class CompositePayloadConverter(PayloadConverter):
     def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
         payloads = []
         for index, value in enumerate(values):
+            if isinstance(value, RawValue):  # already a payload: passed through, as in temporalio
+                payloads.append(value.payload)
+                continue
             for converter in self.converters.values():
                 payload = converter.to_payload(value)
                 if payload is not None:
@@ -164,6 +168,9 @@ class CompositePayloadConverter(PayloadConverter):
     def from_payloads(self, payloads: Sequence[Payload], type_hints: list[Any] | None = None) -> list[Any]:
         values = []
         for payload, hint in zip_longest(payloads, type_hints or ()):
+            if hint is RawValue:
+                values.append(RawValue(payload))
+                continue
             encoding = payload.metadata.get("encoding", b"<unknown>")
             converter = self.converters.get(encoding)
             if converter is None:
@@ -353,6 +360,8 @@ def _plain_json_values(plain: JSONPlainPayloadConverter, raw: Sequence[Any], typ
         except (TypeError, ValueError, KeyError, AttributeError, binascii.Error):
             return None
         hint = type_hints[index] if index < len(type_hints) else None
+        if hint is RawValue:
+            return None
         if hint is not None and hint is not Any and type(value) is not hint:
             try:
                 value = value_to_type(hint, value, plain._custom_type_converters)

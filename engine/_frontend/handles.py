@@ -12,6 +12,7 @@ from engine._frontend import interceptors as _client_interceptors
 from engine._frontend import reads as _client_reads
 from engine._frontend import updates as _client_updates
 from engine._frontend.descriptions import _arg_unset, ActivityAttempt, WorkflowExecutionDescription, _attempts, _closing_event, _description, _latest_run, _list_runs_by_id
+from engine._frontend.snapshots import RunSnapshot, read_snapshot
 from engine._frontend.updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._history import search_attributes as history_search_attributes
 from engine._history.closing import request_cancel, terminate
@@ -162,6 +163,11 @@ class WorkflowHandle:
         rows = await self._client.store.read(_attempts, run_id)
         return [ActivityAttempt(*row) for row in rows]
 
+    async def snapshot(self) -> RunSnapshot:
+        """The run read in one go for viewers (history decoded, every activity attempt, its
+        continue-as-new chain and children): see :mod:`engine.run_snapshot`."""
+        return await read_snapshot(self._client, self.id, self.run_id)
+
     async def signal(self, signal: str | Callable[..., Any], arg: Any = _arg_unset, *, args: Sequence[Any] = ()) -> None:
         """Send a signal: recorded in the run's history, then delivered to its handler, also
         when no worker is running now (it waits in history for the next one)."""
@@ -206,7 +212,7 @@ class WorkflowHandle:
             # Another process may have the code: ask its workers through the database.
             answer = await _queries.ask(
                 self._client, description.run_id, description.workflow_type, description.task_queue, name, payloads,
-                (rpc_timeout or timedelta(seconds=10)).total_seconds(),
+                (rpc_timeout or timedelta(seconds=10)).total_seconds(), _client_interceptors.outgoing_header(),
             )
         else:
             try:

@@ -5,8 +5,9 @@
 A schedule starts a workflow at each time its spec gives (intervals and cron expressions),
 unless paused. The engine's clock drives it (its next time is a timer, so time skipping
 skips to it), and each start commits in the same transaction as the schedule's bookkeeping
-(engine/_history/schedules.py). What is not supported says so when the schedule is made:
-calendar specs, skip, jitter, backfill, and overlap policies other than SKIP and ALLOW_ALL.
+(engine/_history/schedules.py; its times, calendars and jitter: engine/_history/schedule_specs.py).
+What is not supported says so when the schedule is made: time zones other than UTC, and the
+overlap policies BUFFER_ONE, BUFFER_ALL and CANCEL_OTHER (SKIP, ALLOW_ALL and TERMINATE_OTHER work).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import inspect
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
+from engine._history import schedule_specs as specs
 from engine._history import schedules as svc
 from engine._history.cron import parse_cron
 from engine._sandbox.translation import workflow_definition
@@ -44,10 +46,52 @@ class ScheduleIntervalSpec:
     offset: timedelta | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class ScheduleRange:
+    """The values ``start`` to ``end`` (inclusive; ``end`` below ``start`` means ``start``),
+    every ``step`` (0 means 1), as temporalio's."""
+
+    start: int
+    end: int = 0
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            object.__setattr__(self, "end", self.start)
+        if self.step == 0:
+            object.__setattr__(self, "step", 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleCalendarSpec:
+    """The times whose second, minute, hour, day of month, month, year and day of week (0 is
+    Sunday) are all in the given ranges (UTC); by default each day at midnight."""
+
+    second: Sequence[ScheduleRange] = (ScheduleRange(0),)
+    minute: Sequence[ScheduleRange] = (ScheduleRange(0),)
+    hour: Sequence[ScheduleRange] = (ScheduleRange(0),)
+    day_of_month: Sequence[ScheduleRange] = (ScheduleRange(1, 31),)
+    month: Sequence[ScheduleRange] = (ScheduleRange(1, 12),)
+    year: Sequence[ScheduleRange] = ()
+    day_of_week: Sequence[ScheduleRange] = (ScheduleRange(0, 6),)
+    comment: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleBackfill:
+    """``handle.backfill(...)``: the actions of the schedule's times from ``start_at`` to
+    ``end_at``, taken now, with ``overlap`` (default: the schedule's policy)."""
+
+    start_at: datetime
+    end_at: datetime
+    overlap: ScheduleOverlapPolicy | None = None
+
+
 @dataclasses.dataclass
 class ScheduleSpec:
-    """When actions happen: ``intervals`` and ``cron_expressions`` (the union of their times),
-    between ``start_at`` and ``end_at``."""
+    """When actions happen: the union of the times of ``calendars``, ``intervals`` and
+    ``cron_expressions``, less those ``skip`` matches, between ``start_at`` and ``end_at``,
+    each delayed by up to ``jitter``."""
 
     calendars: Sequence[Any] = dataclasses.field(default_factory=list)
     intervals: Sequence[ScheduleIntervalSpec] = dataclasses.field(default_factory=list)
@@ -179,22 +223,45 @@ def check(schedule: Schedule) -> None:
     spec = schedule.spec
     if not isinstance(schedule.action, ScheduleActionStartWorkflow):
         raise TypeError("A schedule's action must be a ScheduleActionStartWorkflow (the only action Temporal has).")
-    for name in ("calendars", "skip"):
-        if getattr(spec, name):
-            raise ValueError(f"ScheduleSpec.{name} is not supported by this engine: use intervals or cron_expressions.")
-    if spec.jitter:
-        raise ValueError("ScheduleSpec.jitter is not supported by this engine: leave it out.")
+    for calendar in [*spec.calendars, *spec.skip]:
+        if not isinstance(calendar, ScheduleCalendarSpec):
+            raise TypeError(f"ScheduleSpec.calendars and .skip take ScheduleCalendarSpec objects, not {type(calendar).__name__}.")
+        specs.check_calendar(_calendar_json(calendar))
+    if spec.jitter is not None and spec.jitter < timedelta(0):
+        raise ValueError(f"ScheduleSpec.jitter must not be negative (got {spec.jitter}).")
     if spec.time_zone_name and spec.time_zone_name != "UTC":
         raise ValueError("ScheduleSpec.time_zone_name is not supported: put 'CRON_TZ=<zone> ' before each cron expression.")
-    if not spec.intervals and not spec.cron_expressions:
-        raise ValueError("A ScheduleSpec needs intervals=[ScheduleIntervalSpec(every=...)] or cron_expressions=['...'].")
+    if not spec.intervals and not spec.cron_expressions and not spec.calendars:
+        raise ValueError(
+            "A ScheduleSpec needs calendars=[ScheduleCalendarSpec(...)], intervals=[ScheduleIntervalSpec(every=...)] "
+            "or cron_expressions=['...']."
+        )
     for interval in spec.intervals:
         if interval.every.total_seconds() < 1:
             raise ValueError(f"ScheduleIntervalSpec(every={interval.every}) must be at least one second.")
     for expression in spec.cron_expressions:
         parse_cron(expression)
-    if schedule.policy.overlap not in (ScheduleOverlapPolicy.SKIP, ScheduleOverlapPolicy.ALLOW_ALL):
-        raise ValueError(f"Overlap policy {schedule.policy.overlap.name} is not supported by this engine: use SKIP (the default) or ALLOW_ALL.")
+    check_overlap(schedule.policy.overlap)
+
+
+_OVERLAPS = (ScheduleOverlapPolicy.SKIP, ScheduleOverlapPolicy.ALLOW_ALL, ScheduleOverlapPolicy.TERMINATE_OTHER)
+
+
+def check_overlap(overlap: ScheduleOverlapPolicy | None) -> None:
+    if overlap is not None and overlap not in _OVERLAPS:
+        raise ValueError(
+            f"Overlap policy {ScheduleOverlapPolicy(overlap).name} is not supported by this engine (it would wait for the "
+            "open run to close): use SKIP (the default), ALLOW_ALL or TERMINATE_OTHER."
+        )
+
+
+def _calendar_json(calendar: ScheduleCalendarSpec) -> dict[str, Any]:
+    return {name: [[r.start, r.end, r.step] for r in getattr(calendar, name)] for name in specs.FIELDS} | {"comment": calendar.comment}
+
+
+def _calendar_of(data: Mapping[str, Any]) -> ScheduleCalendarSpec:
+    ranges = {name: tuple(ScheduleRange(*r) for r in data.get(name, ())) for name in specs.FIELDS}
+    return ScheduleCalendarSpec(**ranges, comment=data.get("comment"))
 
 
 class ScheduleHandle:
@@ -236,6 +303,18 @@ class ScheduleHandle:
         encoded = await encode(self._client, answer.schedule)
         await self._client.store.run(svc.replace, self.id, encoded, self._client.clock.now())
 
+    async def backfill(self, *backfill: ScheduleBackfill, **_rpc: Any) -> None:
+        """Take the actions of the schedule's times in each range now (also when paused)."""
+        if not backfill:
+            raise ValueError("backfill needs at least one ScheduleBackfill(start_at=..., end_at=...).")
+        for one in backfill:
+            check_overlap(one.overlap)
+            if one.end_at < one.start_at:
+                raise ValueError(f"ScheduleBackfill ends ({one.end_at}) before it starts ({one.start_at}).")
+        ranges = [(b.start_at.timestamp(), b.end_at.timestamp(), int(b.overlap) if b.overlap else None) for b in backfill]
+        self._client._ensure_service()
+        await self._client.store.run(svc.backfill, self.id, ranges, self._client.clock.now())
+
     async def delete(self, **_rpc: Any) -> None:
         await self._client.store.run(svc.delete, self.id)
 
@@ -252,6 +331,9 @@ async def encode(client: Client, schedule: Schedule) -> dict[str, Any]:
             "cron": list(spec.cron_expressions),
             "start_at": spec.start_at.timestamp() if spec.start_at else None,
             "end_at": spec.end_at.timestamp() if spec.end_at else None,
+            "calendars": [_calendar_json(c) for c in spec.calendars],
+            "skip": [_calendar_json(c) for c in spec.skip],
+            "jitter": spec.jitter.total_seconds() if spec.jitter else None,
         },
         "action": {
             "workflow": action.workflow,
@@ -293,6 +375,9 @@ async def _description(client: Client, row: svc.ScheduleRow, kind: Any) -> Any:
         spec=ScheduleSpec(
             intervals=[ScheduleIntervalSpec(timedelta(seconds=i["every"]), timedelta(seconds=i["offset"]) if i["offset"] else None) for i in spec["intervals"]],
             cron_expressions=list(spec["cron"]),
+            calendars=[_calendar_of(c) for c in spec.get("calendars", ())],
+            skip=[_calendar_of(c) for c in spec.get("skip", ())],
+            jitter=seconds(spec.get("jitter")),
             start_at=from_ts(spec["start_at"]) if spec.get("start_at") is not None else None,
             end_at=from_ts(spec["end_at"]) if spec.get("end_at") is not None else None,
         ),

@@ -45,6 +45,13 @@ def _root_of(tx: Tx, run: Run) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- commands
+# The command's policy names, as the numbers StartRequest takes (engine.common.WorkflowIDReusePolicy's).
+_REUSE_POLICIES = {
+    f"WORKFLOW_ID_REUSE_POLICY_{name}": number
+    for number, name in enumerate(("UNSPECIFIED", "ALLOW_DUPLICATE", "ALLOW_DUPLICATE_FAILED_ONLY", "REJECT_DUPLICATE", "TERMINATE_IF_RUNNING"))
+}
+
+
 def cmd_start_child(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     initiated = append(
         tx, run, now, "StartChildWorkflowExecutionInitiated", {**attrs, "workflowTaskCompletedEventId": str(completed)}
@@ -66,6 +73,7 @@ def cmd_start_child(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict
                 memo=(attrs.get("memo") or {}).get("fields"),
                 search_attributes=(attrs.get("searchAttributes") or {}).get("indexedFields"),
                 header=attrs.get("header") or None,
+                id_reuse_policy=_REUSE_POLICIES.get(str(attrs.get("workflowIdReusePolicy")), 0),
                 parent={
                     "parentWorkflowNamespace": "default",
                     "parentWorkflowExecution": {"workflowId": run.workflow_id, "runId": run.run_id},

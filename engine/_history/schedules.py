@@ -10,15 +10,18 @@ repeats an action. The started run's id is the action's id plus the scheduled ti
 
 from __future__ import annotations
 
+import base64
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from engine._history.cron import parse_cron
+from engine._conversion.search_attributes import encode_value
+from engine._history.closing import terminate
+from engine._history.schedule_specs import jitter_delay, next_time
 from engine._history.starts import StartRequest, start_workflow
 from engine._persistence.transactions import Tx, dumps
+from engine.common import SearchAttributeKey
 from engine.errors import WorkflowAlreadyStartedError, EngineError
 
 
@@ -31,7 +34,7 @@ _KEY = "schedule:"
 _RECENT = 10
 
 
-SKIP, ALLOW_ALL = 1, 6
+SKIP, BUFFER_ONE, BUFFER_ALL, CANCEL_OTHER, TERMINATE_OTHER, ALLOW_ALL = 1, 2, 3, 4, 5, 6
 
 
 class ScheduleAlreadyRunningError(EngineError):
@@ -60,23 +63,6 @@ class ScheduleRow:
 
 def _to_utc(value: float) -> datetime:
     return datetime.fromtimestamp(value, tz=timezone.utc)
-
-
-def next_time(spec: dict[str, Any], after: float) -> float | None:
-    """The first time of ``spec`` strictly after ``after`` (epoch seconds), or None."""
-    start_at, end_at = spec.get("start_at"), spec.get("end_at")
-    if start_at is not None and after < start_at:
-        after = start_at - 1e-6
-    found: list[float] = []
-    for interval in spec["intervals"]:
-        every, offset = interval["every"], interval["offset"]
-        found.append(offset + (math.floor((after - offset) / every) + 1) * every)
-    for expression in spec["cron"]:
-        found.append(parse_cron(expression).next(_to_utc(after)).timestamp())
-    if not found:
-        return None
-    best = min(found)
-    return None if end_at is not None and best > end_at else best
 
 
 def next_times(spec: dict[str, Any], state: dict[str, Any], after: float, count: int) -> list[float]:
@@ -131,9 +117,11 @@ def _arm(tx: Tx, row: ScheduleRow, after: float) -> None:
     nxt = next_time(row.spec, after)
     if nxt is None:
         return
+    # The timer fires after the jitter; "at" keeps the nominal time the run is named after.
+    fire_at = nxt + jitter_delay(row.schedule_id, nxt, row.spec.get("jitter"))
     tx.conn.execute(
         "INSERT INTO timers (run_id, timer_key, kind, fire_at, info) VALUES (?, 'schedule', 'schedule', ?, ?)",
-        (key, nxt, dumps({"at": nxt})),
+        (key, fire_at, dumps({"at": nxt})),
     )
     tx.notify("timers", "")
 
@@ -145,9 +133,15 @@ def _take_action(tx: Tx, row: ScheduleRow, scheduled_at: float, now: datetime, o
     if policy == SKIP and row.running:
         info["skipped"] = info.get("skipped", 0) + 1
         return
+    if policy == TERMINATE_OTHER:
+        # As Temporal's scheduler: the runs still open are terminated, and the new one starts at once.
+        for _, open_run in row.running:
+            terminate(tx, open_run, "terminated by its schedule's overlap policy TERMINATE_OTHER", None, "temporal-scheduler", now)
+        row.running = []
     action = row.action
     stamp = _to_utc(scheduled_at).strftime("%Y-%m-%dT%H:%M:%SZ")
     workflow_id = f"{action['id']}-{stamp}"
+    namespace = "default"
 
     def seconds(value: float | None) -> timedelta | None:
         return timedelta(seconds=value) if value is not None else None
@@ -160,11 +154,16 @@ def _take_action(tx: Tx, row: ScheduleRow, scheduled_at: float, now: datetime, o
                 workflow_type=action["workflow"],
                 task_queue=action["task_queue"],
                 input=action["args"],
-                identity=f"schedule {row.schedule_id}",
+                # As Temporal's scheduler starts it: its identity, the two search attributes
+                # that say which schedule started the run and for when, and the result of the
+                # schedule's last completed run (workflow code reads it as a cron run's).
+                identity=f"temporal-scheduler-{namespace}-{row.schedule_id}",
                 execution_timeout=seconds(action.get("execution_timeout")),
                 run_timeout=seconds(action.get("run_timeout")),
                 task_timeout=seconds(action.get("task_timeout")),
                 memo=action.get("memo"),
+                search_attributes=scheduled_by(row.schedule_id, stamp),
+                last_completion_result=_last_completion_result(tx, row),
             ),
             now,
         )
@@ -178,6 +177,29 @@ def _take_action(tx: Tx, row: ScheduleRow, scheduled_at: float, now: datetime, o
     row.running.append((workflow_id, run_id))
     if row.state.get("limited_actions"):
         row.state["remaining_actions"] = max(0, row.state.get("remaining_actions", 0) - 1)
+
+
+def scheduled_by(schedule_id: str, stamp: str) -> dict[str, Any]:
+    """The ``indexedFields`` Temporal's scheduler gives a run it starts: ``TemporalScheduledById``
+    (Keyword) and ``TemporalScheduledStartTime`` (Datetime, the nominal time to the second)."""
+    by = encode_value(SearchAttributeKey.for_keyword("TemporalScheduledById"), schedule_id)
+    when = encode_value(SearchAttributeKey.for_datetime("TemporalScheduledStartTime"), datetime.fromisoformat(stamp.replace("Z", "+00:00")))
+    when["data"] = base64.b64encode(json.dumps(stamp).encode()).decode("ascii")  # RFC 3339 with "Z", as Temporal writes it
+    return {"TemporalScheduledById": by, "TemporalScheduledStartTime": when}
+
+
+def _last_completion_result(tx: Tx, row: ScheduleRow) -> dict[str, Any] | None:
+    """The result of the schedule's most recent run that completed, if any."""
+    for recent in reversed(row.info.get("recent", [])):
+        found = tx.conn.execute(
+            "SELECT e.attributes FROM executions x JOIN events e ON e.run_id = x.run_id "
+            "WHERE x.run_id = ? AND x.status = 'Completed' AND e.event_type = 'WorkflowExecutionCompleted'",
+            (recent["run_id"],),
+        ).fetchone()
+        if found is not None:
+            result = json.loads(found[0]).get("result")
+            return dict(result) if result else None
+    return None
 
 
 def create(tx: Tx, schedule_id: str, encoded: dict[str, Any], trigger_immediately: bool, now: datetime) -> None:
@@ -206,6 +228,19 @@ def fire(tx: Tx, key: str, timer_info: dict[str, Any], now: datetime) -> None:
     _take_action(tx, row, scheduled_at, now)
     _save(tx, row)
     _arm(tx, row, scheduled_at)
+
+
+def backfill(tx: Tx, schedule_id: str, ranges: list[tuple[float, float, int | None]], now: datetime) -> None:
+    """Take the actions of the schedule's times from ``start`` to ``end`` (both included), as
+    if they had come (also when paused), each range with its overlap policy."""
+    row = _load(tx, schedule_id)
+    for start, end, overlap in ranges:
+        moment = next_time(row.spec, start - 1e-6)
+        while moment is not None and moment <= end:
+            _take_action(tx, row, moment, now, overlap)
+            moment = next_time(row.spec, moment)
+    row.info["updated"] = now.timestamp()
+    _save(tx, row)
 
 
 def set_paused(tx: Tx, schedule_id: str, paused: bool, note: str, now: datetime) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from engine._persistence import lock_waits as _lock_waits
 from engine._persistence.transactions import Tx, dumps
+from engine.converter import Payload
 from engine.errors import WorkflowQueryFailedError
 
 if TYPE_CHECKING:
@@ -29,9 +30,14 @@ STALE = 60.0  # questions nobody took for this long are dropped
 
 # ------------------------------------------------------------------------- asking
 async def ask(
-    client: Client, run_id: str, workflow_type: str, task_queue: str, name: str, payloads: Mapping[str, Any], timeout: float
+    client: Client, run_id: str, workflow_type: str, task_queue: str, name: str, payloads: Mapping[str, Any], timeout: float,
+    header: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The answer payload; ``payloads`` are the encoded arguments (the client's codec ran)."""
+    """The answer payload; ``payloads`` are the encoded arguments (the client's codec ran).
+    ``header`` (``{"fields": {name: payload}}``, from the client's interceptors) travels with
+    the arguments, so the answering worker's interceptors see it as a same-process one's do."""
+    if header and header.get("fields"):
+        payloads = {**payloads, "header": dict(header)}
     query_id = await client.store.run(_insert, run_id, task_queue, workflow_type, name, payloads, time.time())
     deadline = time.monotonic() + timeout
     try:
@@ -115,10 +121,12 @@ async def serve(worker: Worker) -> None:
             pass
 
 
-async def _answer_one(worker: Worker, query_id: int, run_id: str, name: str, payloads: Any) -> None:
+async def _answer_one(worker: Worker, query_id: int, run_id: str, name: str, args: Any) -> None:
     store = worker.client.store
     try:
-        answer = dumps(await worker.query(run_id, name, payloads))
+        header = args.pop("header", None) if isinstance(args, dict) else None
+        headers = {key: Payload.from_json(value) for key, value in ((header or {}).get("fields") or {}).items()}
+        answer = dumps(await worker.query(run_id, name, args, headers))
         await store.run(_reply, query_id, "answered", answer)
     except KeyError as e:
         await store.run(_reply, query_id, "failed", dumps({"message": f"unknown query: {e.args[0]}"}))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from engine._runtime import interceptors as _interceptors
 from engine._conversion.payload_converter import from_json_payload, to_json_payload, to_json_payloads
+from engine.common import WorkflowIDReusePolicy
 from engine.errors import (
     ApplicationError,
     CancelledError,
@@ -203,6 +204,7 @@ def start_child(
     summary: str | None,
     search_attributes: Any = None,
     headers: Mapping[str, Any] | None = None,
+    id_reuse_policy: Any = None,
 ) -> ChildWorkflowHandle:
     from engine._api.durations import to_duration
 
@@ -217,7 +219,7 @@ def start_child(
         "workflowRunTimeout": to_duration(run_timeout) or "0s",
         "workflowTaskTimeout": to_duration(task_timeout or timedelta(seconds=10)),
         "parentClosePolicy": _POLICY_NAMES[ParentClosePolicy(parent_close_policy)],
-        "workflowIdReusePolicy": "WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE",
+        "workflowIdReusePolicy": _reuse_policy_name(id_reuse_policy),
         "header": _interceptors.headers_to_json(headers),
     }
     if attrs["taskQueue"]["name"] == instance.info.task_queue:  # as temporalio: same queue, the parent's build
@@ -379,3 +381,15 @@ JOBS = {
     "ExternalWorkflowExecutionSignaled": on_external_done,
     "SignalExternalWorkflowExecutionFailed": on_external_done,
 }
+
+
+def _reuse_policy_name(policy: Any) -> str:
+    """The command's ``workflowIdReusePolicy``: an ``engine.common.WorkflowIDReusePolicy`` (or
+    temporalio's, by value) as Temporal's enum name; unset is ALLOW_DUPLICATE, as temporalio sends."""
+    try:
+        chosen = WorkflowIDReusePolicy(int(policy)) if policy is not None else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+    except (TypeError, ValueError):
+        raise ValueError(f"id_reuse_policy must be a WorkflowIDReusePolicy, not {policy!r}") from None
+    if chosen == WorkflowIDReusePolicy.UNSPECIFIED:
+        chosen = WorkflowIDReusePolicy.ALLOW_DUPLICATE
+    return f"WORKFLOW_ID_REUSE_POLICY_{chosen.name}"

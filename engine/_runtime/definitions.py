@@ -33,6 +33,10 @@ class WorkflowDefinition:
     signals: dict[str, Callable[..., Any]] = field(default_factory=dict)
     queries: dict[str, Callable[..., Any]] = field(default_factory=dict)
     updates: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    # The handlers declared with dynamic=True: they take what no named handler takes.
+    dynamic_signal: Callable[..., Any] | None = None
+    dynamic_query: Callable[..., Any] | None = None
+    dynamic_update: Callable[..., Any] | None = None
 
 
 @functools.lru_cache(maxsize=4096)

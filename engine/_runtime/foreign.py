@@ -33,7 +33,7 @@ def handler_name(handler: Callable[..., Any], kind: str) -> str | None:
         return str(ours)
     theirs = getattr(handler, _HANDLER_ATTRIBUTES[kind], None)
     name = getattr(theirs, "name", None)
-    if theirs is not None and not name:
+    if getattr(handler, "__workflow_dynamic__", None) == kind or (theirs is not None and not name):
         raise DefinitionError(
             f"{getattr(handler, '__qualname__', handler)!r} is a dynamic {kind} handler: send the {kind} by its "
             "name (a string) instead of the method."

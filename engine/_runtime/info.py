@@ -53,6 +53,12 @@ class WorkflowInfo:
         """Events in the history as the current workflow task began (its WorkflowTaskStarted's id)."""
         return current().last_started_event_id
 
+    def get_current_history_size(self) -> int:
+        """The history's size in bytes as the current workflow task began: what Temporal
+        recorded, or the engine's measure of its own histories (engine/_runtime/history_size.py)."""
+        instance = current()
+        return instance.history_size.current(instance.last_started_event_id)  # type: ignore[no-any-return]
+
     def is_continue_as_new_suggested(self) -> bool:
         """Whether the server suggested continuing as new when the current workflow task began
         (WorkflowTaskStarted's ``suggestContinueAsNew``; this engine sets none of its own)."""

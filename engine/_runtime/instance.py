@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 from engine._api.sdk_flags import SDK_FLAGS, flags_of
 from engine._conversion.payload_converter import from_json_payloads, to_json_payload
 from engine._runtime import children as _children
+from engine._runtime import handler_table as _handler_table
 from engine._runtime import handlers as _handlers
 from engine._runtime import interceptors as _interceptors
 from engine._runtime import local_activities as _local_activities
@@ -40,8 +41,9 @@ from engine._runtime.commands import (
     patches_after,
     skippable,
 )
-from engine._runtime.definitions import WorkflowDefinition, hints_of
+from engine._runtime.definitions import WorkflowDefinition
 from engine._runtime.event_loop import _WorkflowTimer
+from engine._runtime.history_size import HistorySize
 from engine._runtime.info import WorkflowInfo
 from engine._runtime.workflow_calls import WorkflowCalls
 from engine.converter import DataConverter
@@ -105,7 +107,7 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
         self._finished = False
         self._cancel_requested = False
         self.processed_upto = 0
-        self.unhandled_signals: list[str] = []
+        self.handlers = _handler_table.HandlerTable(defn)
         self._patches: dict[str, bool] = {}
         self._activation_patches: set[str] = set()
         # Patch ids in the TemporalChangeVersion upserts so far; SDK flags the history recorded
@@ -117,6 +119,7 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
         self._local: _local_activities.LocalActivities | None = None  # made on first use
         self._task_events: tuple[Sequence[HistoryEvent], int] | None = None  # a replayed task's events
         self.continue_as_new_suggested = False
+        self.history_size = HistorySize()
 
     # ----------------------------------------------------------------- driving
     def apply(
@@ -151,6 +154,7 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
         for i, event in enumerate(events):
             if event.event_id <= self.processed_upto:
                 continue
+            self.history_size.add(event)
             if self._tracer is not None:  # the replay debugger's recorder (engine/_debugger/trace.py)
                 self._tracer.on_event(self, event)
             etype = event.event_type
@@ -200,6 +204,7 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
         self._replaying = replaying
         self.last_started_event_id = started.event_id
         self.continue_as_new_suggested = bool(started.attributes.get("suggestContinueAsNew"))
+        self.history_size.task_started(started)
         if self._local is not None:
             self._local.activation_index = 1
         self._run_until_idle()
@@ -421,16 +426,32 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
 
 
     def _on_signal(self, event: HistoryEvent) -> None:
+        name = str(event.attributes.get("signalName", ""))
+        handler = self.handlers.find("signal", name)
+        if handler is None or self._object is None:
+            # As in Temporal, a signal without a handler waits: for a handler that code sets
+            # later (workflow.set_signal_handler), or for the next version of the code.
+            self.handlers.buffered.append((name, event))
+            return
+        self._deliver_signal(handler, event)
+
+    def set_signal_handler(self, name: str | None, fn: Callable[..., Any] | None) -> None:
+        """``workflow.set_signal_handler``: the signals kept for want of a handler go to the new one now."""
+        handler = self.handlers.set("signal", name, fn)
+        if handler is not None:
+            for event in self.handlers.take_buffered(name):
+                self._deliver_signal(handler, event)
+
+    @property
+    def unhandled_signals(self) -> list[str]:
+        """The names of the signals no handler has taken yet, in the order they came."""
+        return [name for name, _ in self.handlers.buffered]
+
+    def _deliver_signal(self, handler: _handler_table.Handler, event: HistoryEvent) -> None:
         attrs = event.attributes
         name = str(attrs.get("signalName", ""))
-        handler = self.defn.signals.get(name)
-        if handler is None or self._object is None:
-            # As in Temporal, a signal without a handler waits (here: for the next code version).
-            self.unhandled_signals.append(name)
-            return
-        arg_types, _ = hints_of(handler, skip_self=True)
         try:
-            args = from_json_payloads(self.payload_converter, attrs.get("input"), arg_types, f"the input of signal {name!r}")
+            args = handler.arguments(self.payload_converter, name, attrs.get("input"), f"the input of signal {name!r}")
         except Exception as e:  # noqa: BLE001 - as temporalio: the signal is dropped, the run goes on
             # Failing the workflow task instead would fail it again on every retry, since the
             # signal is in the history for good, and its sender would never hear of it.
@@ -439,17 +460,17 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
                     "Dropped signal %r (event %d) to workflow %s (id %r, run %s): its input does not convert "
                     "to the handler's parameter types: %s. Send it again with arguments that match %s.",
                     name, event.event_id, self.info.workflow_type, self.info.workflow_id, self.info.run_id,
-                    str(e).rstrip("."), getattr(handler, "__qualname__", name),
+                    str(e).rstrip("."), getattr(handler.fn, "__qualname__", name),
                 )
             return
         if self._inbound is not None:
             headers = _interceptors.headers_from_json(attrs.get("header"))
             call = self._inbound.handle_signal(_interceptors.HandleSignalInput(name, args, headers))
             self.create_task(self._guarded(_handlers.tracked(self, call)))
-        elif inspect.iscoroutinefunction(handler):
-            self.create_task(self._guarded(_handlers.tracked(self, handler(self._object, *args))))
+        elif inspect.iscoroutinefunction(handler.fn):
+            self.create_task(self._guarded(_handlers.tracked(self, handler.call(self._object, args))))
         else:
-            self.call_soon(self._call_guarded, handler, self._object, *args)
+            self.call_soon(self._call_guarded, handler.call, self._object, args)
 
     def _call_guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
@@ -472,18 +493,17 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
     def query(self, name: str, input: Mapping[str, Any] | None, headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Run query handler ``name`` on the current state (it must not issue commands);
         ``input`` and the answer are payloads (the worker runs the codec on them)."""
-        handler = self.defn.queries.get(name)
+        handler = self.handlers.find("query", name)
         if handler is None:
-            known = ", ".join(sorted(self.defn.queries)) or "none"
+            known = ", ".join(self.handlers.names("query")) or "none"
             raise KeyError(f"Workflow {self.info.workflow_type} has no query {name!r} (it has: {known}).")
-        arg_types, _ = hints_of(handler, skip_self=True)
-        converted = from_json_payloads(self.payload_converter, input, arg_types, f"the input of query {name!r}")
+        converted = handler.arguments(self.payload_converter, name, input, f"the input of query {name!r}")
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)
         before = len(self._commands)
         try:
             if self._inbound is None:
-                result = handler(self._object, *converted)
+                result = handler.call(self._object, converted)
             else:
                 call = _interceptors.HandleQueryInput("", name, converted, dict(headers or {}))
                 result = _interceptors.run_sync(self._inbound.handle_query(call), f"Query {name!r}")

@@ -180,6 +180,23 @@ class StartActivityInput:
 
 
 @dataclass
+class StartLocalActivityInput:
+    activity: str
+    args: Sequence[Any]
+    activity_id: str | None
+    schedule_to_close_timeout: timedelta | None
+    schedule_to_start_timeout: timedelta | None
+    start_to_close_timeout: timedelta | None
+    retry_policy: Any
+    local_retry_threshold: timedelta | None
+    cancellation_type: Any
+    headers: Mapping[str, Any]
+    summary: str | None
+    arg_types: Sequence[Any] | None = None
+    ret_type: type | None = None
+
+
+@dataclass
 class StartChildWorkflowInput:
     workflow: str
     args: Sequence[Any]
@@ -195,6 +212,7 @@ class StartChildWorkflowInput:
     headers: Mapping[str, Any]
     static_summary: str | None
     ret_type: type | None = None
+    id_reuse_policy: Any = None  # engine.common.WorkflowIDReusePolicy; None: ALLOW_DUPLICATE
 
 
 @dataclass
@@ -238,6 +256,9 @@ class WorkflowOutboundInterceptor:
 
     def start_activity(self, input: StartActivityInput) -> Any:
         return self.next.start_activity(input)
+
+    def start_local_activity(self, input: StartLocalActivityInput) -> Any:
+        return self.next.start_local_activity(input)
 
     async def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
         return await self.next.start_child_workflow(input)
@@ -291,24 +312,28 @@ class EngineInbound:
         return await input.run_fn(*input.args)
 
     async def handle_signal(self, input: HandleSignalInput) -> None:
-        handler = self._instance.defn.signals[input.signal]
-        result = handler(self._instance._object, *input.args)
+        result = self._handler("signal", input.signal).call(self._instance._object, input.args)
         if inspect.isawaitable(result):
             await result
 
     async def handle_query(self, input: HandleQueryInput) -> Any:
-        return self._instance.defn.queries[input.query](self._instance._object, *input.args)
+        return self._handler("query", input.query).call(self._instance._object, input.args)
 
     def handle_update_validator(self, input: HandleUpdateInput) -> None:
-        validator = getattr(self._instance.defn.updates[input.update], "__update_validator__", None)
-        if validator is not None:
-            validator(self._instance._object, *input.args)
+        self._handler("update", input.update).validate(self._instance._object, input.args)
 
     async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
-        result = self._instance.defn.updates[input.update](self._instance._object, *input.args)
+        result = self._handler("update", input.update).call(self._instance._object, input.args)
         if inspect.isawaitable(result):
             result = await result
         return result
+
+    def _handler(self, kind: str, name: str) -> Any:
+        handler = self._instance.handlers.find(kind, name)
+        if handler is None:  # an interceptor changed the name to one no handler takes
+            known = ", ".join(self._instance.handlers.names(kind)) or "none"
+            raise KeyError(f"Workflow {self._instance.info.workflow_type} has no {kind} {name!r} (it has: {known}).")
+        return handler
 
 
 def run_sync(coro: Any, what: str) -> Any:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from engine._conversion.payload_converter import Payload, from_json_payload, to_json_payload, to_json_payloads
 from engine.common import RetryPolicy
+from engine.errors import ActivityError, RetryState
 from engine.history import HistoryEvent
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class Request:
     retry_policy: RetryPolicy
     retry_threshold: timedelta
     future: asyncio.Future = field(repr=False)
+    headers: Mapping[str, Any] = field(default_factory=dict)  # from the workflow's outbound interceptors
+    cancellation_type: int = 0  # workflow.ActivityCancellationType: TRY_CANCEL, WAIT_CANCELLATION_COMPLETED, ABANDON
+    cancel_requested: bool = False  # the code cancelled it: the worker stops running it
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ class Outcome:
     result: dict[str, Any] | None = None
     failure: dict[str, Any] | None = None
     backoff: timedelta | None = None
-    complete_time: datetime | None = None
+    complete_time: datetime | None = None  # None: not known (a cancel that did not wait), as core leaves it
+    activation_index: int | None = None  # of the activation that gets the outcome (default: the request's)
 
 
 class _Backoff(BaseException):
@@ -114,6 +119,18 @@ class LocalActivities:
                 found = True
         return found
 
+    def cancel(self, request: Request) -> None:
+        """The code cancelled ``request`` while it was pending. Replaying, its marker will
+        resolve it; live, a no-wait cancel is resolved now with core's cancel marker (the
+        worker stops the activity), a waiting one once the worker has stopped it."""
+        request.cancel_requested = True
+        if self._instance._replaying or self.pending.get(request.seq) is not request:
+            return
+        if request.cancellation_type != WAIT_CANCELLATION_COMPLETED:
+            # Core records the attempt the code scheduled: 0 for a first one.
+            attempt = request.attempt if request.attempt > 1 else 0
+            self.resolve(request.seq, Outcome(attempt, failure=dict(_NO_WAIT_CANCEL), activation_index=self.activation_index))
+
     def resolve(self, seq: int, outcome: Outcome) -> None:
         """The worker ran request ``seq``: record its marker, wake the workflow code."""
         request = self.pending.pop(seq, None)
@@ -131,9 +148,16 @@ class LocalActivities:
             delay = timedelta(seconds=backoff.get("seconds", 0), microseconds=backoff.get("nanos", 0) // 1000)
             request.future.set_exception(_Backoff(delay, int(data.get("attempt", request.attempt)) + 1))
         elif attrs.get("failure"):
-            request.future.set_exception(
-                self._instance.failure_converter.from_failure(attrs["failure"], self._instance.payload_converter)
-            )
+            error = self._instance.failure_converter.from_failure(attrs["failure"], self._instance.payload_converter)
+            if "canceledFailureInfo" in attrs["failure"]:
+                # As temporalio hands a cancelled local activity to the code.
+                cancelled = ActivityError(
+                    "Local Activity cancelled", scheduled_event_id=0, started_event_id=0, identity="",
+                    activity_type=request.activity_type, activity_id=request.activity_id, retry_state=RetryState.CANCEL_REQUESTED,
+                )
+                cancelled.__cause__ = error
+                error = cancelled
+            request.future.set_exception(error)
         else:
             payloads = ((attrs.get("details") or {}).get("result") or {}).get("payloads") or [None]
             request.future.set_result(payloads[0])
@@ -164,10 +188,10 @@ def marker_attributes(request: Request, outcome: Outcome) -> dict[str, Any]:
         "attempt": outcome.attempt,
         "activity_id": request.activity_id,
         "activity_type": request.activity_type,
-        "complete_time": _timestamp(outcome.complete_time or datetime.now(timezone.utc)),
+        "complete_time": _timestamp(outcome.complete_time) if outcome.complete_time is not None else None,
         "backoff": _duration(outcome.backoff) if outcome.backoff is not None else None,
         "original_schedule_time": _timestamp(request.original_schedule_time),
-        "activation_index": request.activation_index,
+        "activation_index": outcome.activation_index or request.activation_index,
     }
     payload = Payload({"encoding": b"json/plain"}, json.dumps(data, separators=(",", ":")).encode()).to_json()
     details: dict[str, Any] = {"data": {"payloads": [payload]}}
@@ -199,6 +223,8 @@ async def run_local_activity(
     schedule_to_close: timedelta | None,
     retry_policy: RetryPolicy | None,
     retry_threshold: timedelta | None,
+    headers: Mapping[str, Any] | None = None,
+    cancellation_type: int = 0,
 ) -> Any:
     """Workflow code's side: schedule, wait for the marker's outcome, sleep out a long
     backoff on a timer and schedule again, until a result or a final failure."""
@@ -214,11 +240,11 @@ async def run_local_activity(
         request = Request(
             seq, activity_id or str(seq), activity_type, payloads, attempt, original, local.activation_index,
             start_to_close, schedule_to_close, retry_policy or RetryPolicy(), retry_threshold or DEFAULT_RETRY_THRESHOLD,
-            future,
+            future, dict(headers or {}), int(cancellation_type),
         )
         local.schedule(request)
         try:
-            payload = await future
+            payload = await _outcome(instance, request)
         except _Backoff as backoff:
             await asyncio.sleep(backoff.backoff.total_seconds())
             attempt = backoff.attempt
@@ -226,6 +252,25 @@ async def run_local_activity(
         finally:
             local.pending.pop(seq, None)
         return from_json_payload(converter, payload, result_type, f"the result of local activity {activity_type!r}")
+
+
+async def _outcome(instance: "WorkflowInstance", request: Request) -> Any:
+    """The request's outcome; if the code cancels the wait, the outcome of the cancel, as
+    Temporal's core gives it: at once with a cancel marker (TRY_CANCEL, ABANDON), or once the
+    running activity has stopped (WAIT_CANCELLATION_COMPLETED); on replay, the recorded marker."""
+    try:
+        return await request.future
+    except asyncio.CancelledError:
+        if instance._evicting or (request.future.done() and not request.future.cancelled()):
+            raise
+    request.future = instance.create_future()  # cancelling the wait cancelled the old one
+    instance.local_activities.cancel(request)
+    return await request.future
+
+
+# The failure core records for a local activity cancelled without waiting for it.
+_NO_WAIT_CANCEL = {"message": "Activity cancelled", "canceledFailureInfo": {}}
+WAIT_CANCELLATION_COMPLETED = 1
 
 
 def result_payload(converter: Any, value: Any, activity_type: str) -> dict[str, Any]:
@@ -244,6 +289,8 @@ def start(
     retry_policy: RetryPolicy | None,
     local_retry_threshold: timedelta | None,
     activity_id: str | None,
+    headers: Mapping[str, Any] | None = None,
+    cancellation_type: int = 0,
 ) -> "asyncio.Task[Any]":
     """``workflow.start_local_activity``: the task that waits for the activity's outcome."""
     if start_to_close_timeout is None and schedule_to_close_timeout is None:
@@ -256,7 +303,8 @@ def start(
         run_local_activity(
             instance, activity_type, args, activity_id=activity_id, result_type=result_type,
             start_to_close=start_to_close_timeout, schedule_to_close=schedule_to_close_timeout,
-            retry_policy=retry_policy, retry_threshold=local_retry_threshold,
+            retry_policy=retry_policy, retry_threshold=local_retry_threshold, headers=headers,
+            cancellation_type=cancellation_type,
         ),
         name=f"local activity {activity_type}",
     )

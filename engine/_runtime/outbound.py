@@ -7,6 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 from engine._runtime import children as _children
+from engine._runtime import local_activities as _local_activities
 from engine._runtime.commands import ContinueAsNewError
 from engine._runtime.interceptors import (
     ContinueAsNewInput,
@@ -16,6 +17,7 @@ from engine._runtime.interceptors import (
     SignalExternalWorkflowInput,
     StartActivityInput,
     StartChildWorkflowInput,
+    StartLocalActivityInput,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +48,16 @@ class EngineOutbound:
             headers=input.headers,
         )
 
+    def start_local_activity(self, input: StartLocalActivityInput) -> Any:
+        return _local_activities.start(
+            self._instance, input.activity, list(input.args), result_type=input.ret_type,
+            schedule_to_close_timeout=input.schedule_to_close_timeout,
+            schedule_to_start_timeout=input.schedule_to_start_timeout,
+            start_to_close_timeout=input.start_to_close_timeout, retry_policy=input.retry_policy,
+            local_retry_threshold=input.local_retry_threshold, activity_id=input.activity_id, headers=input.headers,
+            cancellation_type=input.cancellation_type,
+        )
+
     async def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
         instance = self._instance
         handle = _children.start_child(
@@ -64,6 +76,7 @@ class EngineOutbound:
             search_attributes=input.search_attributes,
             summary=input.static_summary,
             headers=input.headers,
+            id_reuse_policy=input.id_reuse_policy,
         )
         try:
             await handle.started

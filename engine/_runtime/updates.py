@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from engine._conversion.payload_converter import from_json_payloads, to_json_payload
+from engine._conversion.payload_converter import to_json_payload
 from engine._runtime import handlers as _handlers
 from engine._runtime import interceptors as _interceptors
 from engine._runtime.commands import COMMAND_EVENTS
@@ -21,6 +21,7 @@ from engine.errors import ApplicationError, FailureError
 from engine.history import HistoryEvent
 
 if TYPE_CHECKING:
+    from engine._runtime.handler_table import Handler
     from engine._runtime.instance import WorkflowInstance
 
 # Commands that write no history event (so replay never matches them).
@@ -61,18 +62,17 @@ def deliver(instance: WorkflowInstance, request: dict[str, Any], *, validate: bo
 
 
 def _start(instance: WorkflowInstance, request: dict[str, Any], validate: bool) -> None:
-    from engine._runtime.definitions import hints_of
-
     update_id = str(request["updateId"])
     name = str(request["name"])
-    handler = instance.defn.updates.get(name)
+    # Looked up now, not when the request arrived: the run's code may have set the handler
+    # since (workflow.set_update_handler at the top of its run method), as in temporalio.
+    handler = instance.handlers.find("update", name)
     if handler is None or instance._object is None:
-        known = ", ".join(sorted(instance.defn.updates)) or "none"
+        known = ", ".join(instance.handlers.names("update")) or "none"
         _reject(instance, update_id, ApplicationError(f"Workflow {instance.info.workflow_type} has no update {name!r} (it has: {known}).", type="UnknownUpdate"))
         return
-    arg_types, _ = hints_of(handler, skip_self=True)
     try:
-        args = from_json_payloads(instance.payload_converter, request.get("args"), arg_types, f"the input of update {name!r}")
+        args = handler.arguments(instance.payload_converter, name, request.get("args"), f"the input of update {name!r}")
     except Exception as e:  # noqa: BLE001 - bad arguments reject the update, they are the caller's fault
         _reject(instance, update_id, ApplicationError(f"Update {name!r}: cannot convert its arguments ({e})", type="BadArguments"))
         return
@@ -84,15 +84,13 @@ def _start(instance: WorkflowInstance, request: dict[str, Any], validate: bool) 
 
 
 def _validate_and_accept(
-    instance: WorkflowInstance, request: dict[str, Any], update_id: str, name: str, handler: Any, args: list[Any], validate: bool
+    instance: WorkflowInstance, request: dict[str, Any], update_id: str, name: str, handler: Handler, args: list[Any], validate: bool
 ) -> None:
-    validator = getattr(handler, "__update_validator__", None)
-    if validate and (validator is not None or instance._inbound is not None):
+    if validate and (handler.validator is not None or instance._inbound is not None):
         before = len(instance._commands)
         try:
             if instance._inbound is None:
-                assert validator is not None
-                validator(instance._object, *args)
+                handler.validate(instance._object, args)
             else:
                 headers = _interceptors.headers_from_json(request.get("header"))
                 instance._inbound.handle_update_validator(_interceptors.HandleUpdateInput(update_id, name, args, headers))
@@ -119,16 +117,17 @@ def _validate_and_accept(
             },
         },
     )
+    call: Callable[[], Any] = lambda: handler.call(instance._object, args)  # noqa: E731
     if instance._inbound is not None:
-        call = _interceptors.HandleUpdateInput(update_id, name, args, _interceptors.headers_from_json(request.get("header")))
-        handler = lambda _object, *_args: instance._inbound.handle_update_handler(call)  # noqa: E731
-    instance.create_task(_handlers.tracked(instance, _run(instance, update_id, request.get("identity", ""), handler, args)))
+        inbound = _interceptors.HandleUpdateInput(update_id, name, args, _interceptors.headers_from_json(request.get("header")))
+        call = lambda: instance._inbound.handle_update_handler(inbound)  # noqa: E731
+    instance.create_task(_handlers.tracked(instance, _run(instance, update_id, request.get("identity", ""), call)))
 
 
-async def _run(instance: WorkflowInstance, update_id: str, identity: str, handler: Any, args: list[Any]) -> None:
+async def _run(instance: WorkflowInstance, update_id: str, identity: str, call: Callable[[], Any]) -> None:
     meta = {"updateId": update_id, "identity": identity}
     try:
-        result = handler(instance._object, *args)
+        result = call()
         if inspect.isawaitable(result):
             result = await result
     except FailureError as e:

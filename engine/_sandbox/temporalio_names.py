@@ -33,6 +33,9 @@ COVERED: dict[str, dict[str, str]] = {
         "init", "LoggerAdapter", "UpdateInfo", "current_update_info", "wait", "as_completed", "all_handlers_finished",
         "execute_activity_method", "start_activity_method", "start_local_activity", "execute_local_activity",
         "start_local_activity_method", "execute_local_activity_method",
+        "set_signal_handler", "get_signal_handler", "set_dynamic_signal_handler", "get_dynamic_signal_handler",
+        "set_query_handler", "get_query_handler", "set_dynamic_query_handler", "get_dynamic_query_handler",
+        "set_update_handler", "get_update_handler", "set_dynamic_update_handler", "get_dynamic_update_handler",
     ),
     "temporalio.activity": _same(
         "defn", "info", "Info", "heartbeat", "in_activity", "is_cancelled", "payload_converter",
@@ -42,6 +45,7 @@ COVERED: dict[str, dict[str, str]] = {
     "temporalio.common": _same(
         "RetryPolicy", "WorkflowIDReusePolicy", "WorkflowIDConflictPolicy", "SearchAttributeKey", "SearchAttributePair",
         "SearchAttributeUpdate", "SearchAttributeIndexedValueType", "SearchAttributeValue", "TypedSearchAttributes",
+        "RawValue",
     ),
     "temporalio.exceptions": {
         **_same(

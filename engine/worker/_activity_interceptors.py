@@ -31,7 +31,11 @@ class EngineActivityInbound:
         self._executor = executor
 
     def init(self, outbound: Any) -> None:
-        pass
+        # What activity.info() and activity.heartbeat() call from now on (temporalio sets its
+        # context's callables the same way): the top of the outbound chain.
+        context = activity._current.get()
+        if context is not None and not isinstance(outbound, EngineActivityOutbound):
+            context.outbound = outbound
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         if inspect.iscoroutinefunction(input.fn):
@@ -41,10 +45,13 @@ class EngineActivityInbound:
 
 
 class EngineActivityOutbound:
-    """The bottom of an activity's outbound chain: the activity module's own calls."""
+    """The bottom of an activity's outbound chain: the attempt's own info and heartbeat."""
+
+    def __init__(self, context: Any = None) -> None:
+        self._context = context
 
     def info(self) -> Any:
-        return activity.info()
+        return (self._context or activity._context()).info
 
     def heartbeat(self, *details: Any) -> None:
-        activity.heartbeat(*details)
+        (self._context or activity._context()).heartbeat(details)

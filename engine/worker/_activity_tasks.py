@@ -238,7 +238,7 @@ class ActivityTasks:
 
     async def _intercepted(self, defn: ActivityDefinition, args: list[Any], info: dict[str, Any]) -> Any:
         chain = activity_chain(self._interceptors, EngineActivityInbound(self._executor))
-        chain.init(EngineActivityOutbound())
+        chain.init(EngineActivityOutbound(_current.get()))
         call = _interceptors.ExecuteActivityInput(defn.fn, args, self._executor, _interceptors.headers_from_json(info.get("header")))
         return await chain.execute_activity(call)
 

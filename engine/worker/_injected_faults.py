@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
+from engine._persistence.fault_log import FaultFired, read_fault_log as _log  # noqa: F401 (engine.faults's names)
 from engine._persistence.transactions import Tx, dumps
 from engine._runtime.commands import COMMAND_EVENTS
 
@@ -59,23 +59,6 @@ class Fault:
             on = f"{p.get('after')}" + (f"({p['activity']})" if p.get("activity") else "")
             return f"crash the worker {p.get('when', 'after_commit').replace('_', ' ')} of {on}, {self.remaining} more time(s)"
         return f"activity {self.target!r}: {how}, {self.remaining} more attempt(s)"
-
-
-@dataclass(frozen=True)
-class FaultFired:
-    """One firing of a fault, from the log. ``scheduled_event_id`` and ``attempt`` name the
-    activity attempt it hit (activity faults, and crashes at an activity's outcome)."""
-
-    fault_id: int | None
-    kind: str
-    target: str
-    run_id: str | None
-    workflow_id: str | None
-    detail: str
-    identity: str
-    fired_at: datetime
-    scheduled_event_id: int | None = None
-    attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,17 +126,6 @@ def consume(
         (fault_id, kind, target, run_id, workflow_id, detail, identity, now, scheduled_event_id, attempt),
     )
     return Fault(fault_id, kind, target, remaining - 1, json.loads(params))
-
-
-def _log(conn: Any, run_id: str | None) -> list[FaultFired]:
-    query = (
-        "SELECT fault_id, kind, target, run_id, workflow_id, detail, identity, fired_at, scheduled_event_id, attempt FROM fault_log"
-    )
-    rows = conn.execute(query + (" WHERE run_id = ? ORDER BY id" if run_id else " ORDER BY id"), (run_id,) if run_id else ()).fetchall()
-    return [
-        FaultFired(fid, kind, target, run, wid, detail, ident, datetime.fromtimestamp(at, timezone.utc), sched, attempt)
-        for fid, kind, target, run, wid, detail, ident, at, sched, attempt in rows
-    ]
 
 
 def _log_kill(tx: Tx, owner_prefix: str, who: str, now: float) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,9 @@ from engine._conversion.payload_converter import from_json_payloads
 from engine._runtime.commands import Command
 from engine._runtime.instance import WorkflowInstance
 from engine._runtime.local_activities import Outcome, Request, result_payload
+from engine._runtime.interceptors import ExecuteActivityInput
 from engine.activity import Info, _CompleteAsyncError, _Context, _current
+from engine.worker._activity_interceptors import EngineActivityInbound, EngineActivityOutbound, activity_chain
 from engine.errors import ApplicationError, PayloadError
 
 if TYPE_CHECKING:
@@ -21,31 +24,68 @@ if TYPE_CHECKING:
 
 async def run_local_activities(worker: "Worker", instance: WorkflowInstance) -> list[Command]:
     """Until the code waits for nothing local: run what it scheduled (together, as core
-    does), resolve the outcomes in schedule order, let the code go on; its new commands."""
+    does), hand the code each outcome as it comes (several at once in schedule order), let
+    the code go on; its new commands. An activity the code cancels meanwhile is stopped."""
     produced: list[Command] = []
     local = instance._local
     if local is None or not local.pending:
         return produced
     local.running = True
+    running: dict[int, asyncio.Task[Outcome]] = {}
+    stopping: set[int] = set()  # told to stop; the code waits for their outcome
     try:
         while local.pending and not instance._finished:
-            requests = sorted(local.pending.values(), key=lambda r: r.seq)
-            outcomes = await asyncio.gather(*(_run(worker, instance, r) for r in requests))
-            for request, outcome in zip(requests, outcomes):
-                local.resolve(request.seq, outcome)
+            for request in sorted(local.pending.values(), key=lambda r: r.seq):
+                if request.seq not in running:
+                    running[request.seq] = asyncio.ensure_future(_run(worker, instance, request))
+            _stop_cancelled(local.pending, running, stopping)
+            waiting = {seq: task for seq, task in running.items() if seq in local.pending}
+            if not waiting:
+                break
+            await asyncio.wait(waiting.values(), return_when=asyncio.FIRST_COMPLETED)
+            for seq in sorted(seq for seq, task in waiting.items() if task.done()):
+                outcome = running.pop(seq).result()
+                local.resolve(seq, dataclasses.replace(outcome, activation_index=local.activation_index))
             local.activation_index += 1
             produced += instance.continue_activation()
     finally:
         local.running = False
+        for task in running.values():  # cancelled without waiting (TRY_CANCEL, ABANDON), or the run ended
+            task.cancel()
     return produced
 
 
+def _stop_cancelled(pending: dict[int, Any], running: dict[int, "asyncio.Task[Outcome]"], stopping: set[int]) -> None:
+    """Stop the activities the code cancelled: one resolved already (no wait) is dropped; one
+    the code waits for is told, and its outcome is the cancel (see _run)."""
+    for seq in list(running):
+        request = pending.get(seq)
+        if request is None:
+            running.pop(seq).cancel()
+        elif request.cancel_requested and seq not in stopping:
+            stopping.add(seq)
+            running[seq].cancel()
+
+
 async def _run(worker: "Worker", instance: WorkflowInstance, request: Request) -> Outcome:
+    attempt = [request.attempt]
+    try:
+        return await _attempts(worker, instance, request, attempt)
+    except asyncio.CancelledError:
+        if not request.cancel_requested:
+            raise
+        # The code cancelled it and waits for it to stop (WAIT_CANCELLATION_COMPLETED): the
+        # outcome is the cancel, as the activity's own CancelledError is recorded in temporalio.
+        return Outcome(attempt[0], failure={"message": "Cancelled", "canceledFailureInfo": {}}, complete_time=worker.client.clock.now())
+
+
+async def _attempts(worker: "Worker", instance: WorkflowInstance, request: Request, attempt_box: list[int]) -> Outcome:
     clock = worker.client.clock
     policy = request.retry_policy
     deadline = request.original_schedule_time + request.schedule_to_close if request.schedule_to_close else None
     attempt = request.attempt
     while True:
+        attempt_box[0] = attempt
         error = await _attempt(worker, instance, request, attempt)
         now = clock.now()
         if not isinstance(error, BaseException):
@@ -99,7 +139,13 @@ async def _attempt(worker: "Worker", instance: WorkflowInstance, request: Reques
     limit = (request.start_to_close or request.schedule_to_close or timedelta(0)).total_seconds() or None
     token = _current.set(context)
     try:
-        if defn.is_async:
+        if worker._interceptors:
+            # Through the activity interceptors, as temporalio runs a local activity.
+            chain = activity_chain(worker._interceptors, EngineActivityInbound(worker._executor))
+            chain.init(EngineActivityOutbound(context))
+            intercepted = ExecuteActivityInput(defn.fn, args, None if defn.is_async else worker._executor, dict(request.headers))
+            result = await asyncio.wait_for(chain.execute_activity(intercepted), limit)
+        elif defn.is_async:
             result = await asyncio.wait_for(defn.fn(*args), limit)
         else:
             ctx = contextvars.copy_context()

@@ -176,45 +176,23 @@ def assert_indented(page: Any, scope: str, what: str) -> None:
         assert starts == sorted(set(starts)), f"{what}: deeper lines do not start further right: {x_of}"
 
 
-ALARM = """() => Array.from(document.querySelectorAll('.widget-html .dlab-stale'), (alarm) => ({
-    opacity: getComputedStyle(alarm).opacity,
-    text: alarm.innerText,
-    ages: Array.from(alarm.querySelectorAll('.dlab-age'), (age) => Number(getComputedStyle(age).getPropertyValue('--dlab-age'))),
-}))"""
-
-
-def alarm(page: Any) -> dict[str, Any]:
-    """The live view's stopped-updating alarm (only the running run's view has one)."""
-    found = page.evaluate(ALARM)
-    assert len(found) == 1, f"{len(found)} alarms in live views"
-    return dict(found[0])
-
-
 def check_live_view_says_when_it_stops(server: JupyterServer, page: Any, name: str, front_end: str) -> None:
-    """While the kernel beats, the alarm stays hidden; after a kernel restart it shows and
-    counts the run's time on (issue 10, item 19)."""
-    from kernel_ext.live import STALE_AFTER
-
-    line = page.locator(".widget-html", has_text="running for").first
-    line.wait_for(timeout=30_000)
-    deadline = time.monotonic() + STALE_AFTER + 2
-    while time.monotonic() < deadline:  # longer than the alarm's delay: the beats hold it off
-        assert alarm(page)["opacity"] == "0", "the alarm showed while the kernel was alive"
+    """A displayed handle is the run's explorer. While the kernel answers its heartbeat it says
+    it follows the run; after a kernel restart it says the kernel is not answering."""
+    explorer = page.locator(".dlab-explorer", has_text="waits-1").first
+    explorer.locator(".dlab-live", has_text="live").wait_for(timeout=30_000)
+    gone = explorer.locator(".dlab-gone")
+    deadline = time.monotonic() + 8  # longer than the explorer waits for an answer
+    while time.monotonic() < deadline:
+        assert not gone.is_visible(), "the explorer said the kernel was gone while it was alive"
         time.sleep(0.5)
-    before = alarm(page)
     kernel = server.kernel_of(name)
     assert kernel is not None
     server.api(f"kernels/{kernel['id']}/restart", method="POST")
-    shown = wait_for("the live view to say it stopped updating", lambda: alarm(page)["opacity"] == "1", STALE_AFTER + 30)
-    assert shown
-    time.sleep(1.2)
-    after = alarm(page)
-    assert "This view stopped updating" in after["text"] and "waits-1" in after["text"]
-    beat = page.evaluate("() => getComputedStyle(document.querySelector('.widget-html .dlab-beat')).opacity")
-    assert beat == "0", "the frozen 'live: running for' line still shows beside the alarm"
-    stopped_for, running_for = after["ages"]
-    assert stopped_for >= STALE_AFTER and running_for > before["ages"][1] >= 0
-    screenshot(page, f"{front_end}-live-view-after-restart", page.locator(".widget-html .dlab-stale").first)
+    gone.wait_for(state="visible", timeout=30_000)
+    assert "not answering" in gone.inner_text()
+    assert not explorer.locator(".dlab-live").is_visible(), "the 'live' line still shows beside the message"
+    screenshot(page, f"{front_end}-live-view-after-restart", explorer)
 
 
 @pytest.mark.parametrize("front_end", ["lab", "notebook7"])
@@ -240,16 +218,15 @@ def test_tables_are_left_aligned_and_live_views_say_when_they_stop(front_end: st
         page.locator(".durable-lab-graph", has_text="SagaWorkflow").first.wait_for(state="attached", timeout=60_000)
         assert_graphs_show(page, ".jp-OutputArea-output", "stored outputs beside trusted ones", trusted=False, saga=True)
         page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path})", name)
-    wait_for("the live view to show its table", lambda: page.locator(".widget-html table.durable-lab-table").count() >= 2, 60)
-    assert_left_aligned(page, ".widget-html", f"the live view in {front_end}")
+    wait_for("the handles' explorers to draw their graphs", lambda: page.locator(".dlab-explorer .dlab-graph svg").count() >= 2, 60)
     screenshot(page, f"{front_end}-detailed", page.locator("table.durable-lab-table:visible:has(pre)").first)
-    screenshot(page, f"{front_end}-live-view", page.locator(".widget-html").first)
+    screenshot(page, f"{front_end}-live-view", page.locator(".dlab-explorer", has_text="waits-1").first)
     check_live_view_says_when_it_stops(server, page, name, front_end)
 
 
 def test_tutorial_01_runs_in_jupyterlab_as_a_learner_sees_it(lab: JupyterServer, page: Any) -> None:
     """The first tutorial, Run All in JupyterLab: every cell runs, down to the exercise's
-    check (which says the exercise is not solved yet), with no error, and its tables are
+    check (whose verdict says "Not yet", with a hint), with no error, and its tables are
     left-aligned."""
     source = Path(__file__).resolve().parents[2] / "notebooks" / "tutorials" / "01-hello-workflow.ipynb"
     nb = nbformat.read(source, as_version=4)
@@ -258,8 +235,12 @@ def test_tutorial_01_runs_in_jupyterlab_as_a_learner_sees_it(lab: JupyterServer,
     open_notebook(lab, page, name)
     screenshot(page, "lab-tutorial-01-opened")
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.get_by_text("Not solved yet: complete GreetEveryone", exact=False).first.wait_for(timeout=120_000)
+    verdict = page.locator(".dlab-verdict").first
+    verdict.wait_for(timeout=120_000)
     lab.wait_idle(name)
+    text = verdict.inner_text()
+    assert "Not yet: greet everyone" in text and "Hint:" in text, text
+    screenshot(page, "lab-tutorial-01-verdict", verdict)
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     assert errors.count() == 0, [errors.nth(i).inner_text() for i in range(errors.count())]
     assert_left_aligned(page, ".jp-OutputArea-output", "tutorial 01 after Run All")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import engine
-from engine import activity, cli, client, codecs, common, converter, errors, history, testing, workflow
+from engine import activity, cli, client, codecs, common, converter, errors, history, run_snapshot, testing, workflow
 
 
 def test_public_names() -> None:
@@ -12,9 +12,14 @@ def test_public_names() -> None:
         "WorkflowExecutionDescription", "Worker", "RetryPolicy", "ApplicationError", "ActivityError",
         "WorkflowFailureError", "NondeterminismError", "History", "HistoryEvent",
     }
-    for module in (engine, activity, cli, client, codecs, common, converter, errors, history, testing, workflow):
+    for module in (engine, activity, cli, client, codecs, common, converter, errors, history, run_snapshot, testing, workflow):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_run_snapshot_names() -> None:
+    assert set(run_snapshot.__all__) == {"ChildRun", "RunSnapshot", "RunSummary", "read_snapshot"}
+    assert callable(client.WorkflowHandle.snapshot)
 
 
 def test_workflow_api_mirrors_temporalio_names() -> None:

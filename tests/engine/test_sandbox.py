@@ -575,7 +575,7 @@ def test_temporalio_names_the_engine_lacks_raise_a_clear_error(write_modules: Ca
             class Waits:
                 @workflow.run
                 async def run(self) -> None:
-                    workflow.set_signal_handler("later", None)
+                    workflow.set_current_details("later")
             """,
     })
     pytest.importorskip("temporalio")
@@ -585,7 +585,7 @@ def test_temporalio_names_the_engine_lacks_raise_a_clear_error(write_modules: Ca
     with pytest.raises(DefinitionError, match=r"temporalio.workflow.create_nexus_client is not available on durable-lab's engine.*docs/sandbox.md"):
         Worker(object(), task_queue="q", workflows=[sbx_child.Parent])  # type: ignore[arg-type]
     error = task_error(Replayer(workflows=[sbx_wait.Waits]), "Waits")
-    assert isinstance(error, AttributeError) and "temporalio.workflow.set_signal_handler is not available" in str(error)
+    assert isinstance(error, AttributeError) and "temporalio.workflow.set_current_details is not available" in str(error)
 
 
 @pytest.fixture(scope="module")

@@ -134,6 +134,6 @@ async def test_unsupported_parts_are_one_line_errors() -> None:
     )
     with pytest.raises(ValueError, match="BUFFER_ALL is not supported"):
         await env.client.create_schedule("x", bad_policy)
-    with pytest.raises(ValueError, match="needs intervals"):
+    with pytest.raises(ValueError, match="needs calendars=.*, intervals=.* or cron_expressions"):
         await env.client.create_schedule("x", Schedule(action=ScheduleActionStartWorkflow("R", id="r", task_queue="q"), spec=ScheduleSpec()))
     await env.client.close()

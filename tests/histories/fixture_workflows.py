@@ -473,8 +473,58 @@ class BenignFailureWorkflow:
     async def run(self) -> None:
         raise ApplicationError("not ready yet", type="NotReady", category=ApplicationErrorCategory.BENIGN)
 
+# ---------------------------------------------------------------- a running local activity, cancelled
+
+
+@activity.defn
+async def la_quick() -> str:
+    return "quick"
+
+
+@activity.defn
+async def la_slow() -> str:
+    await asyncio.sleep(20)  # cancelled long before
+    return "slow"
+
+
+@workflow.defn
+class LocalCancelWorkflow:
+    """Two local activities; once the quick one is done the slow one, still running, is
+    cancelled: with TRY_CANCEL its marker is written at once, with WAIT_CANCELLATION_COMPLETED
+    once it has stopped."""
+
+    @workflow.run
+    async def run(self, wait: bool) -> list:
+        kind = (workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED if wait
+                else workflow.ActivityCancellationType.TRY_CANCEL)
+        quick = workflow.start_local_activity(la_quick, start_to_close_timeout=timedelta(seconds=30))
+        slow = workflow.start_local_activity(la_slow, start_to_close_timeout=timedelta(seconds=30), cancellation_type=kind)
+        await workflow.wait([quick, slow], return_when=asyncio.FIRST_COMPLETED)
+        slow.cancel()
+        try:
+            await slow
+            return ["not cancelled"]
+        except ActivityError as e:
+            return [quick.result(), str(e), e.activity_type, e.activity_id, int(e.retry_state or 0),
+                    type(e.cause).__name__, str(e.cause)]
+
+# ---------------------------------------------------------------- a schedule's runs
+
+
+@workflow.defn
+class ScheduledWorkflow:
+    """Started by a schedule every 3 s: its runs carry the schedule's search attributes and,
+    from the second on, the last run's result."""
+
+    @workflow.run
+    async def run(self, n: int) -> str:
+        await workflow.sleep(1)
+        return f"ran {n}"
+
 
 ALL_WORKFLOWS = [
+    ScheduledWorkflow,
+    LocalCancelWorkflow,
     PatchedWorkflow,
     GreetChild,
     FailingChild,
@@ -495,4 +545,4 @@ ALL_WORKFLOWS = [
 
 
 def all_activities(acts: FixtureActivities) -> list:
-    return [acts.greet, acts.slow_heartbeat, acts.cleanup, acts.book, acts.undo, acts.flaky, acts.complete_later]
+    return [acts.greet, acts.slow_heartbeat, acts.cleanup, acts.book, acts.undo, acts.flaky, acts.complete_later, la_quick, la_slow]

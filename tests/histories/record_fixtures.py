@@ -76,6 +76,10 @@ WORKFLOW_IDS = {
     "cron_2": "fixture-cron",
     "update_with_start": "fixture-update-with-start",
     "local_activities": "fixture-local-activities",
+    "schedule_run_1": "fixture-scheduled-<time>",  # the schedule's workflow id plus the run's nominal time
+    "schedule_run_2": "fixture-scheduled-<time>",
+    "local_cancel_try": "fixture-local-cancel-try",
+    "local_cancel_wait": "fixture-local-cancel-wait",
     "async_completion": "fixture-async-completion",
     "benign_failure": "fixture-benign-failure",
 }
@@ -368,6 +372,33 @@ async def record_local_activities(client: Client, out: Path, acts: fw.FixtureAct
     save(out, "local_activities", await fetch(h))
 
 
+async def record_schedule(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    from temporalio.client import Schedule, ScheduleActionStartWorkflow, ScheduleIntervalSpec, ScheduleSpec
+
+    handle = await client.create_schedule("fixture-schedule", Schedule(
+        action=ScheduleActionStartWorkflow(fw.ScheduledWorkflow.run, 7, id="fixture-scheduled", task_queue=TASK_QUEUE),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=3))]),
+    ))
+    try:
+        while len((await handle.describe()).info.recent_actions) < 2:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.5)  # the second run completes
+        recent = (await handle.describe()).info.recent_actions[:2]
+    finally:
+        await handle.delete()
+    for number, action in enumerate(recent, 1):
+        h = client.get_workflow_handle(action.action.workflow_id, run_id=action.action.first_execution_run_id)
+        print("  run:", action.action.workflow_id, await h.result())
+        save(out, f"schedule_run_{number}", await fetch(h))
+
+
+async def record_local_cancel(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
+    for name, wait in (("local_cancel_try", False), ("local_cancel_wait", True)):
+        h = await client.start_workflow(fw.LocalCancelWorkflow.run, wait, id=WORKFLOW_IDS[name], task_queue=TASK_QUEUE)
+        print("  result:", await h.result())
+        save(out, name, await fetch(h))
+
+
 async def record_async_completion(client: Client, out: Path, acts: fw.FixtureActivities) -> None:
     wid = WORKFLOW_IDS["async_completion"]
     h = await client.start_workflow(fw.AsyncCompletionWorkflow.run, id=wid, task_queue=TASK_QUEUE)
@@ -427,6 +458,8 @@ async def record_all(client: Client, out: Path, only: set[str] | None = None) ->
             ("cron", record_cron(client, out, acts)),
             ("update_with_start", record_update_with_start(client, out, acts)),
             ("local_activities", record_local_activities(client, out, acts)),
+            ("local_cancel", record_local_cancel(client, out, acts)),
+            ("schedule", record_schedule(client, out, acts)),
             ("async_completion", record_async_completion(client, out, acts)),
             ("benign_failure", record_benign_failure(client, out, acts)),
         ]

@@ -6,20 +6,16 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from engine import activity, workflow
-from engine.errors import WorkflowNotFoundError
-from engine.history import History
-from kernel_ext import _session
 from kernel_ext._session import Session, SessionError, TimeAdvance
 from kernel_ext.display import ChainView, RunView, SagaView
 from tests.kernel_ext.test_magics import loaded_shell, run, usage_error
 
-HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
 @activity.defn
@@ -111,38 +107,6 @@ async def test_advance_moves_engine_time_and_due_timers_fire() -> None:
         await session.close()
 
 
-class _FakeHandle:
-    def __init__(self, histories: dict[str, History], workflow_id: str) -> None:
-        self.histories, self.workflow_id = histories, workflow_id
-
-    async def fetch_history(self) -> History:
-        if self.workflow_id not in self.histories:
-            raise WorkflowNotFoundError(self.workflow_id)
-        return self.histories[self.workflow_id]
-
-
-class _FakeClient:
-    """Answers get_workflow_handle(...).fetch_history() from recorded Temporal histories."""
-
-    def __init__(self, histories: dict[str, History]) -> None:
-        self.histories = histories
-        self.asked: list[tuple[str, str | None]] = []
-
-    def get_workflow_handle(self, workflow_id: str, *, run_id: str | None = None) -> _FakeHandle:
-        self.asked.append((workflow_id, run_id))
-        return _FakeHandle(self.histories, workflow_id)
-
-
-async def test_child_histories_are_fetched_by_the_ids_in_the_parent_and_missing_ones_skipped() -> None:
-    parent = History.from_json("fixture-child", (HISTORIES / "child.json").read_text())
-    greet = History.from_json("fixture-child-greet-child", (HISTORIES / "child_greet_child.json").read_text())
-    client: Any = _FakeClient({"fixture-child-greet-child": greet})
-    found = await _session._children(client, parent)
-    assert found == {"fixture-child-greet-child": greet}
-    started = [e.attributes["workflowExecution"] for e in parent.events if e.event_type == "ChildWorkflowExecutionStarted"]
-    assert client.asked == [(s["workflowId"], s["runId"]) for s in started]
-
-
 # --- the magics ---------------------------------------------------------------------------
 
 
@@ -162,7 +126,7 @@ def test_engine_advance_needs_time_skipping_and_a_duration(shell: InteractiveShe
 
 def test_show_output_choices_include_saga_and_chain(shell: InteractiveShell) -> None:
     message = usage_error(shell, "%workflow show --workflow-id x --output tree")
-    assert "invalid choice: 'tree'" in message and "'saga', 'chain'" in message
+    assert "invalid choice: 'tree'" in message and "'saga', 'chain', 'explorer'" in message
 
 
 # --- child workflows and updates, as the engine makes them ---------------------------------

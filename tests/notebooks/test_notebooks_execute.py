@@ -41,7 +41,9 @@ CURRENT_ENV = "durable-lab-current-env"
 
 
 def notebooks() -> list[Path]:
-    return sorted(p for p in NOTEBOOK_DIR.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p for p in NOTEBOOK_DIR.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and not p.name.startswith(".")
+    )
 
 
 def _id(path: Path) -> str:
@@ -69,9 +71,9 @@ def kernel_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 
 
-def execute(path: Path, nb: Any = None) -> tuple[Any, float]:
-    """Run ``nb`` (default: the notebook at ``path``) in a fresh kernel in ``path``'s folder.
-    Returns the executed notebook and the seconds it took, kernel start included."""
+def execute(path: Path, nb: Any = None, cwd: Path | None = None) -> tuple[Any, float]:
+    """Run ``nb`` (default: the notebook at ``path``) in a fresh kernel in ``cwd`` (default:
+    ``path``'s folder). Returns the executed notebook and the seconds it took, kernel start included."""
     nb = nbformat.read(path, as_version=4) if nb is None else nb
     client = nbclient.NotebookClient(
         nb,
@@ -80,7 +82,7 @@ def execute(path: Path, nb: Any = None) -> tuple[Any, float]:
         timeout=CELL_TIMEOUT,
         allow_errors=True,  # errors are collected below, with every other problem
         record_timing=False,
-        resources={"metadata": {"path": str(path.parent)}},
+        resources={"metadata": {"path": str(cwd or path.parent)}},
     )
     started = time.perf_counter()
     client.execute(env=kernel_env())
@@ -104,6 +106,17 @@ def problems(nb: Any) -> list[str]:
 
 def stdout_of(cell: Any) -> str:
     return "".join(o.text for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == "stdout")
+
+
+def verdict_of(cell: Any) -> str:
+    """What a check cell said: its stdout and the text of what it displayed (a ``%check``
+    verdict is displayed, an older check prints)."""
+    shown = [
+        o.get("data", {}).get("text/plain", "")
+        for o in cell.get("outputs", [])
+        if o.output_type in ("execute_result", "display_data")
+    ]
+    return stdout_of(cell) + "\n".join(shown)
 
 
 def tagged(nb: Any, tag: str) -> list[Any]:
@@ -130,9 +143,14 @@ def test_there_are_notebooks() -> None:
 
 @pytest.mark.parametrize("path", notebooks(), ids=_id)
 def test_notebook_runs_cleanly(path: Path) -> None:
+    """Untouched, as a learner gets it: no cell raises, and every check says "Not yet" with a
+    hint (the exercises are still to do)."""
     nb, seconds = execute(path)
     found = problems(nb)
     assert not found, "\n".join(found)
+    for check in tagged(nb, "check"):
+        said = verdict_of(check)
+        assert "Not yet" in said and "Hint:" in said, f"an untouched exercise's check said {said!r}"
     print(f"{_id(path)}: {seconds:.1f} s")
 
 
@@ -141,8 +159,11 @@ def test_exercise_solutions_pass_their_checks(path: Path) -> None:
     nb, _ = execute(path, with_solutions(nbformat.read(path, as_version=4)))
     found = problems(nb)
     assert not found, "\n".join(found)
-    for check in tagged(nb, "check"):
-        assert "Well done" in stdout_of(check), f"the check did not pass with the solution: {stdout_of(check)!r}"
+    checks = tagged(nb, "check")
+    assert len(checks) == len(tagged(nb, "exercise")), "each exercise needs one check cell"
+    for check in checks:
+        said = verdict_of(check)
+        assert "Well done" in said and "Not yet" not in said, f"the check did not pass with the solution: {said!r}"
 
 
 def test_stored_outputs_match_under_nbval() -> None:
@@ -157,6 +178,21 @@ def test_stored_outputs_match_under_nbval() -> None:
 
 
 # ---------------------------------------------------------------------- refreshing outputs
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def without_widget_views(nb: Any) -> Any:
+    """``nb`` with the widget views dropped from its outputs. A widget lives in its kernel: a
+    stored view of one has no model to show once the kernel is gone, and JupyterLab then says
+    "Error displaying widget: model not found" where the output's static HTML could show."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if isinstance(data, dict) and WIDGET_VIEW in data and len(data) > 1:
+                del data[WIDGET_VIEW]
+    return nb
+
+
 def main(argv: list[str]) -> int:
     """``--write``: store fresh outputs in the notebooks; otherwise only report."""
     write = "--write" in argv
@@ -170,7 +206,7 @@ def main(argv: list[str]) -> int:
             print(f"  {problem}")
         failed = failed or bool(found)
         if write and not found:
-            nbformat.write(nb, path)
+            nbformat.write(without_widget_views(nb), path)
     return 1 if failed else 0
 
 
