@@ -24,9 +24,12 @@ __all__ = ["CheckResult", "knee_rate", "check_knee", "check_capacity", "check_mo
 class CheckResult:
     passed: bool
     message: str
+    hint: str = ""
 
     def text(self) -> str:
-        return ("Well done! " if self.passed else "Not yet: ") + self.message
+        if self.passed:
+            return "Well done! " + self.message
+        return "Not yet: " + self.message + (f" Hint: {self.hint}" if self.hint else "")
 
     def __repr__(self) -> str:
         return self.text()
@@ -35,7 +38,7 @@ class CheckResult:
         import html
 
         colour = "#2e7d32" if self.passed else "#b26a00"
-        return f'<p style="color:{colour}"><b>{"Well done!" if self.passed else "Not yet:"}</b> {html.escape(self.message)}</p>'
+        return f'<p style="color:{colour}">{html.escape(self.text())}</p>'
 
 
 def _report(value: Any) -> LoadReport:
@@ -53,7 +56,7 @@ def knee_rate(report: Any, p99_limit: float | None = None) -> float | None:
     return next((s.offered_rate for s in r.steps if s.latency_p99 is not None and s.latency_p99 > limit), None)
 
 
-NO_ANSWER = CheckResult(False, "set answer to a number of runs per second, then run this cell again.")
+NO_ANSWER = CheckResult(False, "there is no answer yet.", "set answer to a number of runs per second, then run this cell again.")
 
 
 def check_knee(answer: float | None, report: Any) -> CheckResult:
@@ -63,13 +66,14 @@ def check_knee(answer: float | None, report: Any) -> CheckResult:
         return NO_ANSWER
     knee = knee_rate(r)
     if knee is None:
-        return CheckResult(False, f"In this test p99 never passed {r.p99_limit:g} s: run steps that go higher (raise the top "
+        return CheckResult(False, f"in this test p99 never passed {r.p99_limit:g} s.", "run steps that go higher (raise the top "
                                   "rate of --steps, or make the activity slower) until one does, then answer again.")
     if _same(answer, knee):
         return CheckResult(True, f"p99 first passed {r.p99_limit:g} s at {knee:g} runs/s on this machine.")
     hint = "lower" if answer > knee else "higher"
-    return CheckResult(False, f"Read the p99 column of the steps table: the first step whose p99 is over "
-                              f"{r.p99_limit * 1000:.0f} ms. It is {hint} than {answer:g} runs/s.")
+    return CheckResult(False, f"p99 did not first pass {r.p99_limit:g} s at {answer:g} runs/s.",
+                       f"read the p99 column of the steps table: the first step whose p99 is over "
+                       f"{r.p99_limit * 1000:.0f} ms. It is {hint} than {answer:g} runs/s.")
 
 
 def check_capacity(answer: float | None, report: Any) -> CheckResult:
@@ -79,28 +83,30 @@ def check_capacity(answer: float | None, report: Any) -> CheckResult:
         return NO_ANSWER
     capacity = r.capacity()
     if capacity is None:
-        return CheckResult(False, "No step kept up in this test: start the ramp lower and run it again.")
+        return CheckResult(False, "no step kept up in this test.", "start the ramp lower and run it again.")
     if _same(answer, capacity):
         return CheckResult(True, f"{capacity:g} runs/s is the highest rate whose step kept up (backlog flat, p99 under "
                                  f"{r.p99_limit:g} s).")
-    return CheckResult(False, "Look for the last step whose 'keeps up' column says yes, and give its offered rate "
-                              f"({'lower' if answer > capacity else 'higher'} than {answer:g}).")
+    return CheckResult(False, f"{answer:g} runs/s is not the highest rate that kept up.",
+                       "look for the last step whose 'keeps up' column says yes, and give its offered rate "
+                       f"({'lower' if answer > capacity else 'higher'} than {answer:g}).")
 
 
 def check_more_capacity(answer: str | None, **reports: Any) -> CheckResult:
     """Which of the named reports (``one=view1, two=view2``) had the most capacity?"""
+    names = ", ".join(map(repr, reports))
     if answer is None:
-        return CheckResult(False, f"set answer to the name of a report ({', '.join(map(repr, reports))}), then run this cell again.")
+        return CheckResult(False, "there is no answer yet.", f"set answer to the name of a report ({names}), then run this cell again.")
     if answer not in reports:
-        raise ValueError(f"Answer with one of: {', '.join(reports)} (the names you gave the reports).")
+        return CheckResult(False, f"{answer!r} is not one of the reports.", f"answer with one of: {names}.")
     capacities = {name: _report(value).capacity() or 0.0 for name, value in reports.items()}
     best = max(capacities.values())
     winners = [name for name, c in capacities.items() if c == best]
     shown = ", ".join(f"{name} {c:g} runs/s" for name, c in capacities.items())
     if answer in winners:
         return CheckResult(True, f"Capacity measured: {shown}.")
-    return CheckResult(False, f"Compare the capacity (the highest rate that kept up) of each report: report.capacity() "
-                              f"or the steps tables. {answer!r} is not the highest.")
+    return CheckResult(False, f"{answer!r} did not have the most capacity.",
+                       "compare the capacity (the highest rate that kept up) of each report: report.capacity() or the steps tables.")
 
 
 def _same(answer: float, expected: float) -> bool:

@@ -512,4 +512,14 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("no delays collected", 1, "delays = []", "your list has 0 delays"),
         Answer("delays made up", 1, "delays = [1, 2]", "your list has 2 delays"),
     ],
+    # The load lab's checks read the learner's own measured reports: these answers are wrong
+    # whatever this machine measured (no step offers 1000 runs/s; the names are fixed).
+    "10-load-testing.ipynb": [
+        Answer("no answer", 0, "answer = None", "set answer to a number of runs per second"),
+        Answer("a rate no step offered", 0, "answer = 1000", "It is lower than 1000 runs/s"),
+        Answer("no answer", 1, "answer = None", "set answer to the name of a report"),
+        Answer("a report that is not there", 1, 'answer = "three"', "answer with one of: 'one', 'two'"),
+        Answer("no answer", 2, "answer = None", "set answer to a number of runs per second"),
+        Answer("a rate no step offered", 2, "answer = 1000", "lower than 1000"),
+    ],
 }
