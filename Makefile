@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[jupyter,lab,dev]'
+	$(PY) -m kernel_ext._early --install
 	touch $@
 
 setup: $(VENV)/.installed

@@ -18,9 +18,10 @@ Settings: ``%config DurableLab.db_path = ':memory:'``, ``%config DurableLab.time
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kernel_ext._session import Session, SessionError
+if TYPE_CHECKING:
+    from kernel_ext._session import Session, SessionError
 
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "Session", "SessionError"]
 
@@ -37,3 +38,13 @@ def unload_ipython_extension(ipython: Any) -> None:
     from kernel_ext.magics import unload
 
     unload(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily, so that importing a small part of kernel_ext (``kernel_ext._early``, loaded by
+    # every kernel of the environment) does not import the engine.
+    if name in ("Session", "SessionError"):
+        from kernel_ext import _session
+
+        return getattr(_session, name)
+    raise AttributeError(f"module 'kernel_ext' has no attribute {name!r}")

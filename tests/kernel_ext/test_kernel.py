@@ -143,8 +143,17 @@ def test_magics_in_the_cell_that_loads_the_extension(kernel: Any) -> None:
     cell = execute(kernel, "%load_ext kernel_ext\n%config DurableLab.db_path = ':memory:'\nimport asyncio\nawait asyncio.sleep(0)\n%engine")
     assert cell.status == "ok" and "durable-lab engine" in cell.results[0], cell.outputs
     execute(kernel, "%unload_ext kernel_ext")
-    # A cell the kernel runs synchronously cannot wait inside its own event loop: one line
-    # says what to do, and doing it works.
+    # A cell the kernel runs synchronously cannot wait inside its own event loop. With
+    # kernel_ext._early (make setup adds it to .venv's kernels) the kernel runs it as a
+    # coroutine, so it just works, %reload_ext too.
+    execute(kernel, "%load_ext kernel_ext._early")
+    for load in ("%load_ext", "%reload_ext"):
+        cell = execute(kernel, f"{load} kernel_ext\n%config DurableLab.db_path = ':memory:'\n%engine")
+        assert cell.status == "ok" and "durable-lab engine" in cell.results[0], cell.outputs
+        assert cell.stream("stderr") == "", cell.outputs
+        execute(kernel, "%unload_ext kernel_ext")
+    # Without it, one line says what to do, and doing it works.
+    execute(kernel, "%unload_ext kernel_ext._early")
     cell = execute(kernel, "%load_ext kernel_ext\n%engine")
     assert "UsageError: This magic is in the cell that loaded kernel_ext" in cell.stream("stderr") and "Run the cell again" in cell.stream("stderr")
     assert not cell.results and not [o for o in cell.outputs if o[0] == "error"]
@@ -214,3 +223,26 @@ def test_a_process_worker_dies_with_its_kernel(kernel: Any, tmp_path: Path) -> N
     log = (tmp_path / ".durable" / "worker-p1.log").read_text()
     assert "Stopping (SIGTERM)" in log and "dlab worker stopped" in log  # a graceful stop
     assert not list((tmp_path / ".durable" / "engine.db-workers").glob("*.json"))  # no longer listed
+
+
+def test_a_kernel_configured_by_make_setup_runs_the_loading_cell(tmp_path: Path) -> None:
+    # The line `python -m kernel_ext._early --install` writes, read by a real kernel from its
+    # config (here a profile's, since this test must not touch the environment's).
+    from kernel_ext import _early
+
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / _early.CONFIG_NAME).write_text(_early.CONFIG_LINE + "\n")
+    env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    manager = jupyter_client.KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env, cwd=str(tmp_path))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        cell = execute(client, "%load_ext kernel_ext\n%config DurableLab.db_path = ':memory:'\n%engine")
+        assert cell.status == "ok" and "durable-lab engine" in cell.results[0], cell.outputs
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
