@@ -31,8 +31,9 @@ __all__ = ["await_magics_in_loading_cell", "load_ipython_extension", "unload_ipy
 _LOADS = re.compile(r"""run_line_magic\(\s*['"](?:re)?load_ext['"]\s*,\s*['"]\s*kernel_ext\s*['"]""")
 
 CONFIG_NAME = "ipython_kernel_config.py"
+MODULE = "kernel_ext._early"  # not __name__, which is __main__ under `python -m`
 MARK = "# durable-lab:"
-CONFIG_LINE = f'c.InteractiveShellApp.extensions.append("{__name__}")  {MARK} %load_ext kernel_ext + magics in one cell'
+CONFIG_LINE = f'c.InteractiveShellApp.extensions.append("{MODULE}")  {MARK} %load_ext kernel_ext + magics in one cell'
 
 
 def await_magics_in_loading_cell(lines: list[str]) -> list[str]:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.install:
         parser.error("nothing to do: pass --install")
-    print(f"durable-lab: kernels of {sys.prefix} load {__name__} ({install()})")
+    print(f"durable-lab: kernels of {sys.prefix} load {MODULE} ({install()})")
 
 
 if __name__ == "__main__":

@@ -203,3 +203,28 @@ def screenshot(page: Any, name: str, locator: Any = None) -> Path:
         locator.evaluate("(element) => element.scrollIntoView({block: 'start'})")
     page.screenshot(path=str(path))
     return path
+
+
+RUN_ALL = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+
+
+def start_run_all(page: Any, server: JupyterServer | None = None, name: str | None = None) -> None:
+    """Run All, without waiting for it: the command's promise settles only when every cell has
+    run, and never if JupyterLab lost the request (FACTS.md), which would hang the test with no
+    time limit. Callers wait for what Run All should show, each wait with its own limit. Given
+    the server and the notebook, it also checks that the kernel got the request, and sends it
+    once more if not."""
+    before = server.kernel_of(name) if server is not None and name is not None else None
+    page.evaluate(RUN_ALL)
+    if server is None or name is None or before is None:
+        return
+
+    def reached() -> bool:
+        kernel = server.kernel_of(name) or {}
+        return kernel.get("execution_state") == "busy" or kernel.get("last_activity") != before.get("last_activity")
+
+    try:
+        wait_for(f"Run All of {name} to reach its kernel", reached, 20)
+    except AssertionError:
+        screenshot(page, f"run-all-lost-{name}")
+        page.evaluate(RUN_ALL)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import JupyterServer, screenshot, wait_for
+from tests.browser.conftest import JupyterServer, screenshot, wait_for, start_run_all
 from tests.browser.test_views_browser import assert_left_aligned, open_notebook
 
 nbformat = pytest.importorskip("nbformat")
@@ -68,7 +68,7 @@ def test_tutorial_08_steps_forward_and_back(front_end: str, request: Any, page: 
     name = TUTORIAL.name
     nbformat.write(nbformat.read(TUTORIAL, as_version=4), server.root / name)
     open_notebook(server, page, name)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    start_run_all(page, server, name)
     page.get_by_text("Not yet: the workflow slept 4 times", exact=False).wait_for(timeout=180_000)
     views = page.locator(".dlab-replay")
     wait_for("both debugger views", lambda: views.count() == 2, 60)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import JupyterServer, screenshot, wait_for
+from tests.browser.conftest import JupyterServer, screenshot, wait_for, start_run_all
 from tests.browser.test_views_browser import _notebook, open_notebook, run_all
 
 nbformat = pytest.importorskip("nbformat")
@@ -91,7 +91,7 @@ def problems_in(cells: list[dict[str, Any]]) -> list[str]:
 def run_all_to_the_end(server: JupyterServer, page: Any, name: str, timeout: float = 240.0) -> list[dict[str, Any]]:
     """Run All, then wait until every code cell ran and the kernel is idle; fail on the first
     error or stderr output."""
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    start_run_all(page, server, name)
 
     def finished() -> list[dict[str, Any]] | None:
         cells = page.evaluate(CELLS_STATE)
@@ -293,7 +293,7 @@ def test_a_10000_event_run_opens_collapsed_and_paged(lab: JupyterServer, page: A
     timeline shares lanes, the table pages. Times are printed (the benchmark has the figures)."""
     name = _notebook(lab.root / "big.ipynb", BIG_CELLS)
     open_notebook(lab, page, name)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    start_run_all(page, lab, name)
     try:
         done = page.locator(".jp-OutputArea-output", has_text="explorer built in").first
         done.wait_for(state="attached", timeout=300_000)

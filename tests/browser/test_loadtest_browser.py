@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import JupyterServer, screenshot
+from tests.browser.conftest import JupyterServer, screenshot, start_run_all
 from tests.browser.test_views_browser import _notebook, open_notebook
 
 nbformat = pytest.importorskip("nbformat")
@@ -48,7 +48,7 @@ def test_loadtest_shows_live_plots_then_the_report(lab: JupyterServer, page: Any
     open_notebook(lab, page, name)
     # Not awaited: execute's promise settles only when every cell has run, and the live view
     # is to be seen while the test cell runs.
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    start_run_all(page, lab, name)
     # While the test runs: the progress line and the live plot (an image) under the cell.
     page.wait_for_function(LIVE, polling=100, timeout=90_000)
     screenshot(page, "loadtest-live", page.locator(".jp-OutputArea-output progress").first)

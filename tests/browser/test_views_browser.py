@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import JupyterServer, screenshot, wait_for
+from tests.browser.conftest import JupyterServer, screenshot, wait_for, start_run_all
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -97,7 +97,7 @@ def open_notebook(server: JupyterServer, page: Any, name: str) -> None:
 
 
 def run_all(page: Any, until: str, timeout: float = 120.0) -> None:
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    start_run_all(page)
     page.get_by_text(until, exact=True).wait_for(timeout=timeout * 1000)
 
 
@@ -234,7 +234,7 @@ def test_tutorial_01_runs_in_jupyterlab_as_a_learner_sees_it(lab: JupyterServer,
     nbformat.write(nb, lab.root / name)
     open_notebook(lab, page, name)
     screenshot(page, "lab-tutorial-01-opened")
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    start_run_all(page)
     verdict = page.locator(".dlab-verdict").first
     verdict.wait_for(timeout=120_000)
     lab.wait_idle(name)

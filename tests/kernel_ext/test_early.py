@@ -46,3 +46,14 @@ def test_install_adds_one_line_and_keeps_the_rest(tmp_path: Path) -> None:
     c = Config()
     exec(compile(text, str(config), "exec"), {"c": c, "get_config": lambda: c})
     assert "kernel_ext._early" in list(c.InteractiveShellApp.extensions.get_value([]))
+
+
+def test_the_config_names_the_module_even_under_python_m() -> None:
+    import subprocess
+    import sys
+
+    line = subprocess.run(
+        [sys.executable, "-c", "import runpy, sys; sys.argv=['x']; import kernel_ext._early as e; print(e.CONFIG_LINE)"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert 'extensions.append("kernel_ext._early")' in line and "__main__" not in _early.CONFIG_LINE
