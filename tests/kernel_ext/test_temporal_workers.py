@@ -166,3 +166,35 @@ def test_stopping_the_dev_server_stops_its_workers(shell: InteractiveShell) -> N
     assert worker.state == "stopped"
     # Not connected any more: %worker start is the engine's again.
     assert run(shell, "%worker start --task-queue q").name == "w1"
+
+
+def test_a_cell_module_is_the_real_sdks_inside_the_worker(shell: InteractiveShell, server: _dev_server.DevServer) -> None:
+    run(shell, '''%%activity --module greetings_for_temporal
+from temporalio import activity
+
+@activity.defn
+async def greet(name: str) -> str:
+    return f"Hello, {name}!"
+''')
+    run(shell, '''%%workflow
+from datetime import timedelta
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from greetings_for_temporal import greet as imported_greet
+
+@workflow.defn
+class Imports:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(imported_greet, name, start_to_close_timeout=timedelta(seconds=10))
+''')
+    import sys
+
+    kernels = sys.modules["greetings_for_temporal"]
+    run(shell, f"%temporal connect {server.target}")
+    worker = run(shell, "%worker start --task-queue imports")
+    assert run(shell, "%workflow execute --type Imports --task-queue imports -w imports --input '\"Di\"'") == "Hello, Di!"
+    assert sys.modules["greetings_for_temporal"] is kernels  # the notebook's module is back
+    assert worker.module.imported_greet is not kernels.greet
+    run(shell, "%worker stop t1")
