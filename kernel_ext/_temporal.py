@@ -7,8 +7,9 @@
     %engine                                                # back to the kernel's engine
 
 While connected, every ``%workflow`` verb acts on that server through the real temporalio
-client, and ``show`` draws the fetched history in the same table, graph and saga views as the
-engine's runs. ``start``/``execute`` name the workflow type; ``%worker start --task-queue Q`` runs a real
+client; ``show`` (every output: table, json, graph, saga, chain, explorer) and ``%replay`` read
+the server's histories into the engine's read model (kernel_ext/_temporal_views.py), so they
+look as the engine's runs do. ``start``/``execute`` name the workflow type; ``%worker start --task-queue Q`` runs a real
 temporalio worker in the kernel for the ``%%workflow``/``%%activity`` cells
 (kernel_ext/_temporal_workers.py), or any temporalio worker elsewhere polls the queue.
 """
@@ -28,12 +29,12 @@ from typing import Any, Callable
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from engine.converter import DataConverter
-from engine.history import History
+from engine.errors import EngineError, PayloadError, WorkflowNotFoundError
 from kernel_ext import _dev_server, _temporal_workers
-from kernel_ext._history_file import show_history
+from kernel_ext._temporal_views import TemporalRuns
 from kernel_ext._magic_args import _verb
 from kernel_ext._session_errors import SessionError
-from kernel_ext._session_results import _Text
+from kernel_ext._session_results import JsonDocument, _Text
 
 TEMPORAL_PARSER = _verb("temporal", "Point %workflow at a Temporal server (kernel_ext/_temporal.py).",
                         (("words",), {"nargs": "*", "metavar": "connect [ADDRESS] | dev-server start|stop | disconnect"}),
@@ -184,6 +185,43 @@ class TemporalTarget:
             raise SessionError(f"Workflow {args.workflow_id} failed: {type(cause).__name__}: {getattr(cause, 'message', cause)}") from None
         except _rpc_error() as e:
             raise SessionError(f"Temporal at {self.address} says: {e}") from None
+        except PayloadError as e:
+            raise SessionError(f"{e} Set the data converter that wrote the run: %config DurableLab.data_converter = ...") from None
+        except EngineError as e:
+            if isinstance(e, WorkflowNotFoundError):
+                raise
+            raise SessionError(str(e)) from None
+
+    def runs(self, data_converter: DataConverter = DataConverter.default) -> TemporalRuns:
+        """The connected server's runs as the views read them (``RunSnapshot``s, histories)."""
+        if not self.connected:
+            raise SessionError("Not connected to Temporal: %temporal connect ADDRESS (or %temporal dev-server start) first.")
+        assert self.address is not None
+        return TemporalRuns(self.client, self.address, data_converter)
+
+    async def show(self, workflow_id: str, run_id: str | None, *, output: str, detailed: bool, data_converter: DataConverter) -> Any:
+        """``%workflow show`` of a run on the server, in every output the engine's runs have."""
+        from kernel_ext import display
+
+        runs = self.runs(data_converter)
+        if output == "json":  # as stored on the server, like `temporal workflow show -o json`
+            return JsonDocument((await runs.history(workflow_id, run_id)).to_json_dict())
+        if output == "explorer":
+            from kernel_ext.explorer import explore
+
+            return await explore(runs, workflow_id, run_id)
+        if output == "chain":  # continue-as-new, retries of a failed run, the runs of a cron
+            run_id = run_id or await runs.latest_run(workflow_id)
+            history = await runs.readable(workflow_id, run_id)
+            chain = await runs.chain(workflow_id, history, run_id)
+            return display.ChainView([h for _, h in chain], {}, title=f"{workflow_id} ({history.workflow_type}), on Temporal at {self.address}")
+        snapshot = await runs.read_snapshot(workflow_id, run_id)
+        title = f"{workflow_id} ({snapshot.workflow_type}), on Temporal at {self.address}"
+        if output == "table":
+            return display.EventTable(snapshot.history, detailed=detailed)
+        if output == "saga":
+            return display.SagaView(snapshot.history, (), title=title)
+        return display.RunView.of(snapshot, title=title)
 
     async def _verb(self, verb: str, args: Any, handle: Any, client_module: Any, data_converter: DataConverter) -> Any:
         if verb in ("start", "execute"):
@@ -194,15 +232,7 @@ class TemporalTarget:
             )
             return await started.result() if verb == "execute" else started
         if verb == "show":
-            if args.output == "chain":
-                raise SessionError("-o chain is not there yet on a Temporal server: show each run with -r RUN.")
-            if args.output == "explorer":
-                # It reads the engine's database in one transaction (attempts, chain, children).
-                raise SessionError("-o explorer is for runs of this kernel's engine (%engine); on a Temporal server use -o graph.")
-            fetched = await handle.fetch_history()
-            history = History.from_json(args.workflow_id, fetched.to_json())
-            return await show_history(history, output=args.output, detailed=args.detailed, data_converter=data_converter,
-                                      source=f"on Temporal at {self.address}")
+            return await self.show(args.workflow_id, args.run_id, output=args.output, detailed=args.detailed, data_converter=data_converter)
         if verb == "list":
             rows: list[tuple[str, ...]] = []
             async for run in self.client.list_workflows(args.query, limit=args.limit):

@@ -400,8 +400,8 @@ def load(shell: Any) -> DurableMagics:
     shell.register_magics(FaultMagics(shell, session))
     from kernel_ext import _replay_magic
 
-    _replay_magic.register(shell, session)
-    magics.temporal = _temporal.TemporalTarget()
+    replay_magics = _replay_magic.register(shell, session)
+    magics.temporal = replay_magics.temporal = _temporal.TemporalTarget()
     shell.register_magics(_temporal.TemporalMagics(shell, magics.temporal, magics._pending))
     from kernel_ext._check_magic import CheckMagics
 

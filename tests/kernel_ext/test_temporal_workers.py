@@ -198,3 +198,36 @@ class Imports:
     assert sys.modules["greetings_for_temporal"] is kernels  # the notebook's module is back
     assert worker.module.imported_greet is not kernels.greet
     run(shell, "%worker stop t1")
+
+
+def test_a_retried_run_is_a_chain_and_opens_in_the_explorer(shell: InteractiveShell, server: _dev_server.DevServer) -> None:
+    run(shell, '''%%workflow
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+@workflow.defn
+class Flaky:
+    @workflow.run
+    async def run(self) -> str:
+        if workflow.info().attempt < 3:
+            raise ApplicationError(f"attempt {workflow.info().attempt} failed")
+        return f"ok on attempt {workflow.info().attempt}"
+''')
+    run(shell, f"%temporal connect {server.target}")
+    run(shell, "%worker start --task-queue flaky")
+    run(shell, """
+from datetime import timedelta
+from temporalio.common import RetryPolicy
+import temporalio.client
+_c = await temporalio.client.Client.connect(%r)
+_h = await _c.start_workflow('Flaky', id='flaky', task_queue='flaky',
+                             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10), maximum_attempts=3))
+_r = await _h.result()
+""" % server.target)
+    assert shell.user_ns["_r"] == "ok on attempt 3"
+    chain = run(shell, "%workflow show -w flaky -o chain")
+    assert len(chain.histories) == 3
+    assert [h.events[-1].event_type for h in chain.histories] == ["WorkflowExecutionFailed"] * 2 + ["WorkflowExecutionCompleted"]
+    explorer = run(shell, "%workflow show -w flaky -o explorer")
+    assert [r["status"] for r in explorer.runs["chain"]] == ["FAILED", "FAILED", "COMPLETED"]
+    run(shell, "%worker stop t1")
