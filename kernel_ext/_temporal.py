@@ -83,6 +83,8 @@ class TemporalTarget:
         self.server: _dev_server.DevServer | None = None
         self.workers: dict[str, _temporal_workers.TemporalWorker] = {}  # temporalio workers in the kernel
         self._numbers = itertools.count(1)  # t1, t2, ...
+        self._cells_folder: Path | None = None  # where the cells' modules for the real SDK go
+        self.log = _temporal_workers.WorkerLog()
 
     @property
     def connected(self) -> bool:
@@ -130,6 +132,8 @@ class TemporalTarget:
             if worker.address == self.server.target:  # its server goes away: it would retry its polls for ever
                 del self.workers[name]
                 worker.cancel()
+        if not self.workers:
+            self.log.detach()
         if self.address == self.server.target:
             self.disconnect()
         self.server.stop()
@@ -150,10 +154,17 @@ class TemporalTarget:
         elif name in taken:
             raise SessionError(f"A worker named {name!r} is already running. Stop it with %worker stop {name}, or choose another --name.")
         assert self.address is not None
-        module = _temporal_workers.load_cells(sources)
+        if self._cells_folder is None:
+            self._cells_folder = _temporal_workers.cells_folder()
+        module = _temporal_workers.load_cells(sources, self._cells_folder)
         worker = _temporal_workers.make_worker(self.client, module, name, task_queue, self.address)
+        self.log.attach()
         worker.start()
-        await worker.ready()
+        try:
+            await worker.ready()
+        finally:
+            if not self.workers and worker.state == "stopped":
+                self.log.detach()
         self.workers[name] = worker
         return worker
 
@@ -162,6 +173,8 @@ class TemporalTarget:
         worker = self.workers.pop(name, None)
         if worker is not None:
             await worker.stop()
+        if not self.workers:
+            self.log.detach()
         return worker
 
     async def stop_workers(self, address: str | None = None) -> None:
@@ -172,7 +185,11 @@ class TemporalTarget:
     def worker_table(self) -> str:
         """The kernel's temporalio workers, or "" when there are none."""
         rows: list[tuple[str, ...]] = [(w.name, w.task_queue, w.state, f"Temporal at {w.address}") for w in self.workers.values()]
-        return _table(("Name", "TaskQueue", "State", "Where"), rows) if rows else ""
+        if not rows:
+            return ""
+        recent = self.log.recent()
+        warnings = "\n\nRecent warnings of the temporalio workers:\n" + "\n".join(recent) if recent else ""
+        return _table(("Name", "TaskQueue", "State", "Where"), rows) + warnings
 
     async def workflow(self, verb: str, args: Any, data_converter: DataConverter) -> Any:
         """``%workflow VERB`` on the server: the same flags as on the engine."""

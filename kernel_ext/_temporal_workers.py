@@ -19,11 +19,14 @@ import concurrent.futures
 import hashlib
 import importlib
 import inspect
+import logging
 import os
 import socket
 import sys
 import tempfile
 import types
+from collections import deque
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Generator, Sequence
 
@@ -31,7 +34,32 @@ from kernel_ext._cell_modules import _MARK as _CELL_MODULE_MARK
 from kernel_ext._session_errors import SessionError
 
 START_LIMIT = 30.0  # seconds for a worker to pass temporalio's namespace check and poll
-_FOLDER: Path | None = None  # where the modules go (one folder per kernel, on sys.path)
+
+
+class WorkerLog(logging.Handler):
+    """Keeps the temporalio workers' warnings for ``%worker list``. They run in the background:
+    with no handler, Python would print each record (a failed activity attempt's traceback, say)
+    to stderr, into whatever cell runs. A failed attempt is left out: the run's views show it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._records: deque[str] = deque(maxlen=5)
+        self._logger = logging.getLogger("temporalio")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "__temporal_error_identifier", None) == "ActivityFailure":
+            return
+        self._records.append(f"{datetime.now(timezone.utc):%H:%M:%S} {record.getMessage()}")
+
+    def recent(self) -> tuple[str, ...]:
+        return tuple(self._records)
+
+    def attach(self) -> None:
+        if self not in self._logger.handlers:
+            self._logger.addHandler(self)
+
+    def detach(self) -> None:
+        self._logger.removeHandler(self)
 
 
 class TemporalWorker:
@@ -122,15 +150,15 @@ def module_source(sources: Sequence[str]) -> str:
     return "".join(parts)
 
 
-def load_cells(sources: Sequence[str]) -> types.ModuleType:
-    """Import the cells' sources as a module whose ``temporalio`` is the real SDK."""
+def load_cells(sources: Sequence[str], folder: Path) -> types.ModuleType:
+    """Import the cells' sources as a module whose ``temporalio`` is the real SDK; its file goes
+    to ``folder``, which must be on ``sys.path``."""
     if not sources:
         raise SessionError("No %%workflow or %%activity cell has run yet: the temporalio worker serves what those cells define.")
     text = module_source(sources)
     name = "durable_lab_cells_" + hashlib.sha256(text.encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
-    folder = _folder()
     (folder / f"{name}.py").write_text(text, encoding="utf-8")
     importlib.invalidate_caches()
     # Cells made importable with --module hold the engine's objects in the kernel: hide them
@@ -148,12 +176,11 @@ def load_cells(sources: Sequence[str]) -> types.ModuleType:
         sys.modules.update(hidden)  # the kernel's own again (the import may have set these names)
 
 
-def _folder() -> Path:
-    global _FOLDER
-    if _FOLDER is None:
-        _FOLDER = Path(tempfile.mkdtemp(prefix="durable-lab-temporal-cells-"))
-        sys.path.append(str(_FOLDER))
-    return _FOLDER
+def cells_folder() -> Path:
+    """A new folder for the cells' modules, put on ``sys.path``."""
+    folder = Path(tempfile.mkdtemp(prefix="durable-lab-temporal-cells-"))
+    sys.path.append(str(folder))
+    return folder
 
 
 def definitions(module: types.ModuleType) -> tuple[list[type], list[Any]]:
