@@ -168,6 +168,16 @@ class TemporalTarget:
         self.workers[name] = worker
         return worker
 
+    def real_workflow_types(self, sources: list[str]) -> list[str]:
+        """The workflow types the cells' ``sources`` define for the real temporalio SDK (those
+        a temporalio worker would serve); a SessionError when they do not load with it."""
+        if self._cells_folder is None:
+            self._cells_folder = _temporal_workers.cells_folder()
+        workflows, _ = _temporal_workers.definitions(_temporal_workers.load_cells(sources, self._cells_folder))
+        from temporalio.workflow import _Definition
+
+        return [_Definition.must_from_class(cls).name or cls.__name__ for cls in workflows]
+
     async def stop_worker(self, name: str) -> _temporal_workers.TemporalWorker | None:
         """Stop this kernel's temporalio worker ``name``; None when it has none of that name."""
         worker = self.workers.pop(name, None)
@@ -275,6 +285,16 @@ class TemporalTarget:
             return RemoteText(f"Cancellation requested for {args.workflow_id}.")
         await handle.terminate(reason=args.reason or None)
         return RemoteText(f"Terminated {args.workflow_id}.")
+
+
+def current_target() -> TemporalTarget | None:
+    """The ``%temporal`` connection of the running IPython kernel (None outside one, or
+    before ``%load_ext kernel_ext``): what a lesson's checks use to run code on Temporal."""
+    from IPython import get_ipython  # type: ignore[attr-defined]
+
+    shell = get_ipython()
+    magics = shell.magics_manager.registry.get("TemporalMagics") if shell is not None else None
+    return magics.target if isinstance(magics, TemporalMagics) else None
 
 
 def _real_temporalio_client() -> Any:
