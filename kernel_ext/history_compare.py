@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from engine.history import History, HistoryEvent, decode_payloads
 from engine.errors import HistoryFormatError
+from kernel_ext._html import html_table
 
 __all__ = ["ALLOWED", "WORKFLOW_TASK_EVENTS", "HistoryComparison", "Step", "compare_histories"]
 
@@ -49,7 +50,7 @@ ALLOWED: Mapping[str, str] = {
     "version": "the server's failover version (0 on one cluster)",
     "useCompatibleVersion": "a worker-versioning flag the engine does not record",
     "inheritBuildId": "a worker-versioning flag the engine does not record",
-    "priority": "Temporal 1.2x task priorities; the engine records none",
+    "priority": "a task priority, which recent Temporal servers write and the engine does not",
     "versioningOverride": "worker versioning, which the engine does not have",
     "prevAutoResetPoints": "the server's reset points, made from build ids",
     "lastCompletionResult": "empty unless the run is a cron or a retry",
@@ -139,14 +140,9 @@ class HistoryComparison:
 
     def _repr_html_(self) -> str:
         e = html.escape
-        head = "".join(f"<th>{e(h)}</th>" for h in (self.names[0], self.names[1], "fields that differ", "verdict"))
-        body = []
-        for step, row in zip(self.steps, self.rows()):
-            colour = "" if step.same else ' style="background:#fde8e8"'
-            body.append(f"<tr{colour}>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+        table = html_table((self.names[0], self.names[1], "fields that differ", "verdict"), self.rows())
         reasons = "".join(f"<li><code>{e(name)}</code>: {e(reason)}</li>" for name, reason in self.reasons())
-        return (f"<div class='durable-lab-compare'><p>{e(self.summary())}</p>"
-                f"<table class='durable-lab-table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        return (f"<div class='durable-lab-compare'><p>{e(self.summary())}</p>{table}"
                 f"<p>Why these may differ between two runs of the same code:</p><ul>{reasons}</ul></div>")
 
 

@@ -51,7 +51,7 @@ def test_another_activity_is_not_allowed_and_named() -> None:
     assert not comparison.same
     verdicts = [row[3] for row in comparison.rows() if row[3] != "same"]
     assert verdicts == ["NOT allowed: activityType.name (book vs reserve)"]
-    assert "1 of the" in comparison.summary() and "<tr style=" in comparison._repr_html_()
+    assert "1 of the" in comparison.summary() and "NOT allowed: activityType.name" in comparison._repr_html_()
 
 
 def test_workflow_tasks_are_counted_apart_and_a_missing_step_is_not_allowed() -> None:
