@@ -43,6 +43,7 @@ TEMPORAL_PARSER = _verb("temporal", "Point %workflow at a Temporal server (kerne
                         (("--ui-port",), {"type": int, "metavar": "U", "help": "Web UI port of the dev server (default: a free one)."}))
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 CONNECT_LIMIT = 10.0  # seconds
+HEALTH_LIMIT = 5.0  # seconds for a health check before a worker starts
 # The %workflow verbs that act on a Temporal server while connected.
 REMOTE_VERBS = ("start", "execute", "show", "list", "describe", "result", "signal", "query", "cancel", "terminate")
 
@@ -154,6 +155,7 @@ class TemporalTarget:
         elif name in taken:
             raise SessionError(f"A worker named {name!r} is already running. Stop it with %worker stop {name}, or choose another --name.")
         assert self.address is not None
+        await self.require_answer()
         if self._cells_folder is None:
             self._cells_folder = _temporal_workers.cells_folder()
         module = _temporal_workers.load_cells(sources, self._cells_folder)
@@ -167,6 +169,24 @@ class TemporalTarget:
                 self.log.detach()
         self.workers[name] = worker
         return worker
+
+    async def require_answer(self) -> None:
+        """A SessionError unless the connected server answers now (one health check, no retries:
+        temporalio's own calls retry a dead address for many seconds before they give up)."""
+        from datetime import timedelta
+
+        if self.server is not None and self.address == self.server.target and not self.server.running:
+            raise SessionError(f"This kernel's dev server at {self.address} is not running any more: "
+                               "%temporal dev-server start starts a new one.")
+        try:
+            answered = await self.client.service_client.check_health(timeout=timedelta(seconds=HEALTH_LIMIT))
+        except Exception as e:  # noqa: BLE001 - any failure means the same to the user
+            answered, why = False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        else:
+            why = "its health check says it is not serving"
+        if not answered:
+            raise SessionError(f"Temporal at {self.address} does not answer ({why}). Is it still running? "
+                               "%temporal connect ADDRESS, or %temporal dev-server start for a local one.")
 
     def real_workflow_types(self, sources: list[str]) -> list[str]:
         """The workflow types the cells' ``sources`` define for the real temporalio SDK (those

