@@ -69,9 +69,9 @@ TUTORIAL_09 = Path(__file__).resolve().parents[2] / "notebooks" / "tutorials" / 
 
 def test_tutorial_09_runs_on_the_engine_then_on_temporal(lab: JupyterServer, page: Any) -> None:
     """Tutorial 09, Run All in JupyterLab: the notebook starts its dev server, runs the transfer
-    on both, shows the server's run as a graph and a table, the two histories side by side and
-    the debugger on the server's history, says "Not yet" to the untouched exercise, and stops
-    its server; no cell writes to stderr."""
+    on both, shows the server's run as a graph, an explorer (a click opens the deposit's events)
+    and a table, the two histories side by side and the debugger on the server's history, says
+    "Not yet" to the untouched exercise, and stops its server; no cell writes to stderr."""
     import nbformat
 
     if _dev_server.binary() is None:
@@ -106,3 +106,13 @@ def test_tutorial_09_runs_on_the_engine_then_on_temporal(lab: JupyterServer, pag
     assert "MoneyTransfer" in debugger.inner_text() and "replays cleanly" in debugger.inner_text()
     screenshot(page, "lab-tutorial-09-replay-of-the-servers-history", debugger)
     screenshot(page, "lab-tutorial-09-verdict", page.locator(".dlab-verdict").first)
+    # The explorer of the server's run answers a click with the deposit's events.
+    from tests.browser.test_explorer_browser import assert_no_widget_errors, click_node
+
+    assert_no_widget_errors(page, "tutorial 09")
+    explorer = page.locator(".dlab-explorer", has_text="transfer").first
+    explorer.scroll_into_view_if_needed()
+    details = click_node(explorer, "deposit", "ActivityTaskCompleted")
+    assert "attempt 3" in details.lower() or "3 attempts" in details.lower(), details
+    assert "the bank of bob is down" in details, details
+    screenshot(page, "lab-tutorial-09-explorer-of-the-servers-run", explorer)
