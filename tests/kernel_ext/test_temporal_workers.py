@@ -114,6 +114,12 @@ def test_a_new_definition_is_served_by_the_next_worker(shell: InteractiveShell, 
     assert run(shell, "%workflow execute --type Hello --task-queue v2 -w v2 --input '\"Cy\"'") == ["HELLO, CY!", 42, "v2"]
     assert run(shell, "%workflow execute --type Hello --task-queue v1 -w v1 --input '\"Cy\"'") == ["HELLO, CY!", 42]
     assert "already running" in usage_error(shell, "%worker start --task-queue v3 --name old")
+    # %replay --diff on the server's run: the earlier cell's code (which recorded v1) against the new one.
+    from kernel_ext._replay_diff import CodeDiff
+
+    diff = run(shell, "%replay -w v1 --diff")
+    assert isinstance(diff, CodeDiff) and diff.old.history.workflow_id == "v1" and diff.old.ok
+    assert diff.summary().startswith("the new code agrees with all")
     run(shell, "%worker stop old")
     run(shell, "%worker stop t1")
 
