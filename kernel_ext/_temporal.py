@@ -86,6 +86,7 @@ class TemporalTarget:
         self._numbers = itertools.count(1)  # t1, t2, ...
         self._cells_folder: Path | None = None  # where the cells' modules for the real SDK go
         self.log = _temporal_workers.WorkerLog()
+        self._core: Any = None  # temporalio's Runtime for this kernel's clients (see _runtime)
 
     @property
     def connected(self) -> bool:
@@ -99,13 +100,31 @@ class TemporalTarget:
 
     async def connect(self, address: str, namespace: str) -> TemporalStatus:
         client_module = _real_temporalio_client()
+        self.log.attach()  # before the first record: with no handler, Python prints them to stderr
         try:
-            self.client = await asyncio.wait_for(client_module.Client.connect(address, namespace=namespace), CONNECT_LIMIT)
+            self.client = await asyncio.wait_for(
+                client_module.Client.connect(address, namespace=namespace, runtime=self._runtime()), CONNECT_LIMIT)
         except Exception as e:  # noqa: BLE001 - an unreachable address is the user's to fix
             raise SessionError(f"Cannot reach Temporal at {address} ({type(e).__name__}: {e}). Is the server running? "
                                "%temporal dev-server start runs one here.") from None
         self.address, self.namespace = address, namespace
         return self.status()
+
+    def _runtime(self) -> Any:
+        """temporalio's Rust core, with its log forwarded to Python's ``temporalio.core`` logger.
+        By default the core prints its warnings (a workflow task that fails, a server that does not
+        answer: each with a whole failure) straight to the process's output, which a kernel shows
+        in whatever cell runs; forwarded, ``self.log`` keeps them for ``%worker list``. One per
+        kernel: each runtime starts a thread pool of its own."""
+        if self._core is None:
+            import logging
+
+            from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+            forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+            logging_config = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding)
+            self._core = Runtime(telemetry=TelemetryConfig(logging=logging_config))
+        return self._core
 
     def disconnect(self) -> None:
         self.client, self.address, self.namespace = None, None, None
@@ -133,8 +152,6 @@ class TemporalTarget:
             if worker.address == self.server.target:  # its server goes away: it would retry its polls for ever
                 del self.workers[name]
                 worker.cancel()
-        if not self.workers:
-            self.log.detach()
         if self.address == self.server.target:
             self.disconnect()
         self.server.stop()
@@ -162,11 +179,7 @@ class TemporalTarget:
         worker = _temporal_workers.make_worker(self.client, module, name, task_queue, self.address)
         self.log.attach()
         worker.start()
-        try:
-            await worker.ready()
-        finally:
-            if not self.workers and worker.state == "stopped":
-                self.log.detach()
+        await worker.ready()
         self.workers[name] = worker
         return worker
 
@@ -203,8 +216,6 @@ class TemporalTarget:
         worker = self.workers.pop(name, None)
         if worker is not None:
             await worker.stop()
-        if not self.workers:
-            self.log.detach()
         return worker
 
     async def stop_workers(self, address: str | None = None) -> None:

@@ -37,9 +37,10 @@ START_LIMIT = 30.0  # seconds for a worker to pass temporalio's namespace check 
 
 
 class WorkerLog(logging.Handler):
-    """Keeps the temporalio workers' warnings for ``%worker list``. They run in the background:
-    with no handler, Python would print each record (a failed activity attempt's traceback, say)
-    to stderr, into whatever cell runs. A failed attempt is left out: the run's views show it."""
+    """Keeps temporalio's warnings (its Python side's and its Rust core's, forwarded) for
+    ``%worker list``. Workers run in the background: with no handler, Python would print each
+    record (a failed activity attempt's traceback, say) to stderr, into whatever cell runs. A
+    failed attempt is left out: the run's views show it."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -49,17 +50,24 @@ class WorkerLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(record, "__temporal_error_identifier", None) == "ActivityFailure":
             return
-        self._records.append(f"{datetime.now(timezone.utc):%H:%M:%S} {record.getMessage()}")
+        message = record.getMessage()
+        text = message.splitlines()[0] if message else record.name
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f": {record.exc_info[1]!r}"
+        self._records.append(f"{datetime.now(timezone.utc):%H:%M:%S} {text[:300]}")
 
     def recent(self) -> tuple[str, ...]:
         return tuple(self._records)
 
     def attach(self) -> None:
+        """Keep temporalio's records from now on. It replaces the log of an earlier load of the
+        extension, which stays attached after unloading: temporalio's core may still forward a
+        record or two of a client it made, and with no handler Python would print them."""
+        for handler in list(self._logger.handlers):
+            if isinstance(handler, WorkerLog) and handler is not self:
+                self._logger.removeHandler(handler)
         if self not in self._logger.handlers:
             self._logger.addHandler(self)
-
-    def detach(self) -> None:
-        self._logger.removeHandler(self)
 
 
 class TemporalWorker:

@@ -437,7 +437,6 @@ def unload(shell: Any) -> None:
     if magics.temporal is not None:
         for temporal_worker in magics.temporal.workers.values():
             temporal_worker.cancel()
-        magics.temporal.log.detach()
         if magics.temporal.server is not None:
             magics.temporal.server.stop()
     line_table = shell.magics_manager.magics["line"]

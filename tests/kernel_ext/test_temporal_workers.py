@@ -260,3 +260,34 @@ def test_a_server_that_went_away_is_one_usage_error(shell: InteractiveShell, tmp
     assert "dev server at" in usage_error(shell, "%worker start --task-queue q")
     assert "Connected" in run(shell, "%temporal dev-server start").text()
     run(shell, "%temporal dev-server stop")
+
+
+def test_temporals_warnings_are_kept_for_worker_list_not_printed_into_cells(
+    shell: InteractiveShell, server: _dev_server.DevServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run(shell, '''%%workflow
+from temporalio import workflow
+
+@workflow.defn
+class Broken:
+    @workflow.run
+    async def run(self) -> str:
+        return name_from_nowhere
+''')
+    run(shell, f"%temporal connect {server.target}")
+    run(shell, "%worker start --task-queue broken")
+    run(shell, "h = %workflow start --type Broken --task-queue broken -w broken")
+    target = shell.magics_manager.registry["TemporalMagics"].target
+    run(shell, "import asyncio")
+    for _ in range(300):  # the core forwards its records in batches: wait for the first (at most 30 s)
+        if any("name_from_nowhere" in line for line in target.log.recent()):
+            break
+        run(shell, "await asyncio.sleep(0.1)")
+    capfd.readouterr()
+    run(shell, "%worker list")
+    listed = capfd.readouterr().out
+    assert "Recent warnings of the temporalio workers" in listed and "name_from_nowhere" in listed
+    run(shell, "%workflow terminate -w broken")
+    run(shell, "%worker stop t1")
+    printed = capfd.readouterr()
+    assert "Failing workflow task" not in printed.out + printed.err
