@@ -291,3 +291,37 @@ class Broken:
     run(shell, "%worker stop t1")
     printed = capfd.readouterr()
     assert "Failing workflow task" not in printed.out + printed.err
+
+
+def test_the_explorer_follows_an_open_run_on_the_server(shell: InteractiveShell, server: _dev_server.DevServer) -> None:
+    run(shell, '''%%workflow
+from temporalio import workflow
+
+@workflow.defn
+class Gate:
+    def __init__(self) -> None:
+        self.opened = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.opened)
+        return "through"
+
+    @workflow.signal
+    def open(self) -> None:
+        self.opened = True
+''')
+    run(shell, f"%temporal connect {server.target}")
+    run(shell, "%worker start --task-queue gate")
+    run(shell, "h = %workflow start --type Gate --task-queue gate -w gate")
+    explorer = run(shell, "%workflow show -w gate -o explorer")
+    assert explorer.header["status"] == "RUNNING" and not explorer.snapshot.closed
+    before = len(explorer.snapshot.history.events)
+    run(shell, "%workflow signal -w gate --name open")
+    shell.user_ns["explorer"] = explorer
+    for _ in range(100):  # the run closes once the worker has run the signal's workflow task
+        if run(shell, "await explorer.refresh()"):
+            break
+    assert explorer.header["status"] == "COMPLETED" and len(explorer.snapshot.history.events) > before
+    assert "WorkflowExecutionSignaled" in {row["type"] for row in explorer.table["rows"]}
+    run(shell, "%worker stop t1")
