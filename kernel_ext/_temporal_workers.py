@@ -15,12 +15,14 @@ The worker runs as a task on the kernel's event loop, as the engine's kernel wor
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import hashlib
 import importlib
 import inspect
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -185,9 +187,10 @@ def load_cells(sources: Sequence[str], folder: Path) -> types.ModuleType:
 
 
 def cells_folder() -> Path:
-    """A new folder for the cells' modules, put on ``sys.path``."""
+    """A new folder for the cells' modules, put on ``sys.path`` (removed when the kernel exits)."""
     folder = Path(tempfile.mkdtemp(prefix="durable-lab-temporal-cells-"))
     sys.path.append(str(folder))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 
 
