@@ -7,7 +7,8 @@ disagrees with the history, the view opens at the divergence, and shows the code
 recorded the history beside the new code: ``--old module:Class``, or, for a class of a
 ``%%workflow`` cell, the version of that cell that ran before. ``--compare ID_OR_FILE``
 compares two runs step by step instead; ``--diff`` lists the old code's commands against the
-new code's, event by event.
+new code's, event by event. While ``%temporal`` is connected, ``--workflow-id`` names a run of
+that Temporal server: its history is fetched through the temporalio client.
 
 The plain functions (``open_replay``, ``load_workflow_class``) do the work; the magic parses.
 """
@@ -36,7 +37,7 @@ __all__ = ["REPLAY_PARSER", "ReplayMagics", "open_replay", "load_workflow_class"
 REPLAY_PARSER = _m._verb(
     "replay",
     "Step through a replay of a run's history against workflow code, forward and back.",
-    (("--workflow-id", "-w"), {"metavar": "ID", "help": "A run of the kernel's engine."}),
+    (("--workflow-id", "-w"), {"metavar": "ID", "help": "A run of the kernel's engine (of the Temporal server while %%temporal is connected)."}),
     _m._RUN,
     (("--file", "-f"), {"metavar": "PATH", "help": "A Temporal JSON history file (temporal workflow show -o json)."}),
     (("--workflow",), {"metavar": "MODULE:CLASS", "help": "The workflow code to replay (default for a run: the class the kernel defines for its type)."}),
@@ -163,6 +164,7 @@ class ReplayMagics(Magics):
     def __init__(self, shell: Any, session: Any) -> None:
         super().__init__(shell)
         self.session = session
+        self.temporal: Any = None  # kernel_ext._temporal.TemporalTarget, set by the loader
 
     @line_magic
     def replay(self, line: str) -> Any:
@@ -192,6 +194,12 @@ class ReplayMagics(Magics):
 
     async def _history(self, workflow_id: str, run_id: str | None) -> tuple[History, Sequence[Any]]:
         session = self.session
+        if self.temporal is not None and self.temporal.connected:
+            # A server keeps each activity's last attempt only (in its history): no side table.
+            try:
+                return await self.temporal.runs(session.data_converter).readable(workflow_id, run_id), ()
+            except EngineError as e:
+                _fail(str(e))
         client = await session.ensure_ready()
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
         try:

@@ -7,16 +7,18 @@
     %engine                                                # back to the kernel's engine
 
 While connected, every ``%workflow`` verb acts on that server through the real temporalio
-client, and ``show`` draws the fetched history in the same table, graph and saga views as the
-engine's runs. ``start``/``execute`` name the workflow type: a temporalio worker outside the
-kernel runs it. ``%worker start`` is refused: the cells define the engine's workflows, and a
-temporalio worker for them in the kernel is not there yet.
+client; ``show`` (every output: table, json, graph, saga, chain, explorer) and ``%replay`` read
+the server's histories into the engine's read model (kernel_ext/_temporal_views.py), so they
+look as the engine's runs do. ``start``/``execute`` name the workflow type; ``%worker start --task-queue Q`` runs a real
+temporalio worker in the kernel for the ``%%workflow``/``%%activity`` cells
+(kernel_ext/_temporal_workers.py), or any temporalio worker elsewhere polls the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import itertools
 import json
 import tempfile
 import uuid
@@ -27,12 +29,12 @@ from typing import Any, Callable
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from engine.converter import DataConverter
-from engine.history import History
-from kernel_ext import _dev_server
-from kernel_ext._history_file import show_history
+from engine.errors import EngineError, PayloadError, WorkflowNotFoundError
+from kernel_ext import _dev_server, _temporal_workers
+from kernel_ext._temporal_views import TemporalRuns
 from kernel_ext._magic_args import _verb
 from kernel_ext._session_errors import SessionError
-from kernel_ext._session_results import _Text
+from kernel_ext._session_results import JsonDocument, _Text
 
 TEMPORAL_PARSER = _verb("temporal", "Point %workflow at a Temporal server (kernel_ext/_temporal.py).",
                         (("words",), {"nargs": "*", "metavar": "connect [ADDRESS] | dev-server start|stop | disconnect"}),
@@ -41,6 +43,7 @@ TEMPORAL_PARSER = _verb("temporal", "Point %workflow at a Temporal server (kerne
                         (("--ui-port",), {"type": int, "metavar": "U", "help": "Web UI port of the dev server (default: a free one)."}))
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 CONNECT_LIMIT = 10.0  # seconds
+HEALTH_LIMIT = 5.0  # seconds for a health check before a worker starts
 # The %workflow verbs that act on a Temporal server while connected.
 REMOTE_VERBS = ("start", "execute", "show", "list", "describe", "result", "signal", "query", "cancel", "terminate")
 
@@ -79,6 +82,11 @@ class TemporalTarget:
         self.address: str | None = None
         self.namespace: str | None = None
         self.server: _dev_server.DevServer | None = None
+        self.workers: dict[str, _temporal_workers.TemporalWorker] = {}  # temporalio workers in the kernel
+        self._numbers = itertools.count(1)  # t1, t2, ...
+        self._cells_folder: Path | None = None  # where the cells' modules for the real SDK go
+        self.log = _temporal_workers.WorkerLog()
+        self._core: Any = None  # temporalio's Runtime for this kernel's clients (see _runtime)
 
     @property
     def connected(self) -> bool:
@@ -92,13 +100,31 @@ class TemporalTarget:
 
     async def connect(self, address: str, namespace: str) -> TemporalStatus:
         client_module = _real_temporalio_client()
+        self.log.attach()  # before the first record: with no handler, Python prints them to stderr
         try:
-            self.client = await asyncio.wait_for(client_module.Client.connect(address, namespace=namespace), CONNECT_LIMIT)
+            self.client = await asyncio.wait_for(
+                client_module.Client.connect(address, namespace=namespace, runtime=self._runtime()), CONNECT_LIMIT)
         except Exception as e:  # noqa: BLE001 - an unreachable address is the user's to fix
             raise SessionError(f"Cannot reach Temporal at {address} ({type(e).__name__}: {e}). Is the server running? "
                                "%temporal dev-server start runs one here.") from None
         self.address, self.namespace = address, namespace
         return self.status()
+
+    def _runtime(self) -> Any:
+        """temporalio's Rust core, with its log forwarded to Python's ``temporalio.core`` logger.
+        By default the core prints its warnings (a workflow task that fails, a server that does not
+        answer: each with a whole failure) straight to the process's output, which a kernel shows
+        in whatever cell runs; forwarded, ``self.log`` keeps them for ``%worker list``. One per
+        kernel: each runtime starts a thread pool of its own."""
+        if self._core is None:
+            import logging
+
+            from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+            forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+            logging_config = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding)
+            self._core = Runtime(telemetry=TelemetryConfig(logging=logging_config))
+        return self._core
 
     def disconnect(self) -> None:
         self.client, self.address, self.namespace = None, None, None
@@ -122,11 +148,89 @@ class TemporalTarget:
     def stop_dev_server(self) -> TemporalStatus:
         if self.server is None or not self.server.running:
             raise SessionError("No dev server of this kernel runs (%temporal dev-server start starts one).")
+        for name, worker in list(self.workers.items()):
+            if worker.address == self.server.target:  # its server goes away: it would retry its polls for ever
+                del self.workers[name]
+                worker.cancel()
         if self.address == self.server.target:
             self.disconnect()
         self.server.stop()
         self.server = None
         return self.status()
+
+    # ------------------------------------------------------------ temporalio workers in the kernel
+    async def start_worker(self, sources: list[str], task_queue: str, name: str | None, taken: set[str]) -> _temporal_workers.TemporalWorker:
+        """``%worker start`` while connected: a temporalio worker for the cells' ``sources``
+        (the names in ``taken`` are the engine's workers')."""
+        if not self.connected:
+            raise SessionError("Not connected to Temporal: %temporal connect ADDRESS (or %temporal dev-server start) first.")
+        if not task_queue.strip() or task_queue != task_queue.strip():
+            raise SessionError(f"--task-queue {task_queue!r}: a task queue name is a non-empty word without surrounding spaces.")
+        taken = taken | set(self.workers)
+        if name is None:
+            name = next(n for n in (f"t{i}" for i in self._numbers) if n not in taken)
+        elif name in taken:
+            raise SessionError(f"A worker named {name!r} is already running. Stop it with %worker stop {name}, or choose another --name.")
+        assert self.address is not None
+        await self.require_answer()
+        if self._cells_folder is None:
+            self._cells_folder = _temporal_workers.cells_folder()
+        module = _temporal_workers.load_cells(sources, self._cells_folder)
+        worker = _temporal_workers.make_worker(self.client, module, name, task_queue, self.address)
+        self.log.attach()
+        worker.start()
+        await worker.ready()
+        self.workers[name] = worker
+        return worker
+
+    async def require_answer(self) -> None:
+        """A SessionError unless the connected server answers now (one health check, no retries:
+        temporalio's own calls retry a dead address for many seconds before they give up)."""
+        from datetime import timedelta
+
+        if self.server is not None and self.address == self.server.target and not self.server.running:
+            raise SessionError(f"This kernel's dev server at {self.address} is not running any more: "
+                               "%temporal dev-server start starts a new one.")
+        try:
+            answered = await self.client.service_client.check_health(timeout=timedelta(seconds=HEALTH_LIMIT))
+        except Exception as e:  # noqa: BLE001 - any failure means the same to the user
+            answered, why = False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        else:
+            why = "its health check says it is not serving"
+        if not answered:
+            raise SessionError(f"Temporal at {self.address} does not answer ({why}). Is it still running? "
+                               "%temporal connect ADDRESS, or %temporal dev-server start for a local one.")
+
+    def real_workflow_types(self, sources: list[str]) -> list[str]:
+        """The workflow types the cells' ``sources`` define for the real temporalio SDK (those
+        a temporalio worker would serve); a SessionError when they do not load with it."""
+        if self._cells_folder is None:
+            self._cells_folder = _temporal_workers.cells_folder()
+        workflows, _ = _temporal_workers.definitions(_temporal_workers.load_cells(sources, self._cells_folder))
+        from temporalio.workflow import _Definition
+
+        return [_Definition.must_from_class(cls).name or cls.__name__ for cls in workflows]
+
+    async def stop_worker(self, name: str) -> _temporal_workers.TemporalWorker | None:
+        """Stop this kernel's temporalio worker ``name``; None when it has none of that name."""
+        worker = self.workers.pop(name, None)
+        if worker is not None:
+            await worker.stop()
+        return worker
+
+    async def stop_workers(self, address: str | None = None) -> None:
+        """Stop the kernel's temporalio workers (those on ``address`` only, when given)."""
+        for name in [n for n, w in self.workers.items() if address is None or w.address == address]:
+            await self.stop_worker(name)
+
+    def worker_table(self) -> str:
+        """The kernel's temporalio workers, or "" when there are none."""
+        rows: list[tuple[str, ...]] = [(w.name, w.task_queue, w.state, f"Temporal at {w.address}") for w in self.workers.values()]
+        if not rows:
+            return ""
+        recent = self.log.recent()
+        warnings = "\n\nRecent warnings of the temporalio workers:\n" + "\n".join(recent) if recent else ""
+        return _table(("Name", "TaskQueue", "State", "Where"), rows) + warnings
 
     async def workflow(self, verb: str, args: Any, data_converter: DataConverter) -> Any:
         """``%workflow VERB`` on the server: the same flags as on the engine."""
@@ -139,6 +243,43 @@ class TemporalTarget:
             raise SessionError(f"Workflow {args.workflow_id} failed: {type(cause).__name__}: {getattr(cause, 'message', cause)}") from None
         except _rpc_error() as e:
             raise SessionError(f"Temporal at {self.address} says: {e}") from None
+        except PayloadError as e:
+            raise SessionError(f"{e} Set the data converter that wrote the run: %config DurableLab.data_converter = ...") from None
+        except EngineError as e:
+            if isinstance(e, WorkflowNotFoundError):
+                raise
+            raise SessionError(str(e)) from None
+
+    def runs(self, data_converter: DataConverter = DataConverter.default) -> TemporalRuns:
+        """The connected server's runs as the views read them (``RunSnapshot``s, histories)."""
+        if not self.connected:
+            raise SessionError("Not connected to Temporal: %temporal connect ADDRESS (or %temporal dev-server start) first.")
+        assert self.address is not None
+        return TemporalRuns(self.client, self.address, data_converter)
+
+    async def show(self, workflow_id: str, run_id: str | None, *, output: str, detailed: bool, data_converter: DataConverter) -> Any:
+        """``%workflow show`` of a run on the server, in every output the engine's runs have."""
+        from kernel_ext import display
+
+        runs = self.runs(data_converter)
+        if output == "json":  # as stored on the server, like `temporal workflow show -o json`
+            return JsonDocument((await runs.history(workflow_id, run_id)).to_json_dict())
+        if output == "explorer":
+            from kernel_ext.explorer import explore
+
+            return await explore(runs, workflow_id, run_id)
+        if output == "chain":  # continue-as-new, retries of a failed run, the runs of a cron
+            run_id = run_id or await runs.latest_run(workflow_id)
+            history = await runs.readable(workflow_id, run_id)
+            chain = await runs.chain(workflow_id, history, run_id)
+            return display.ChainView([h for _, h in chain], {}, title=f"{workflow_id} ({history.workflow_type}), on Temporal at {self.address}")
+        snapshot = await runs.read_snapshot(workflow_id, run_id)
+        title = f"{workflow_id} ({snapshot.workflow_type}), on Temporal at {self.address}"
+        if output == "table":
+            return display.EventTable(snapshot.history, detailed=detailed)
+        if output == "saga":
+            return display.SagaView(snapshot.history, (), title=title)
+        return display.RunView.of(snapshot, title=title)
 
     async def _verb(self, verb: str, args: Any, handle: Any, client_module: Any, data_converter: DataConverter) -> Any:
         if verb in ("start", "execute"):
@@ -149,15 +290,7 @@ class TemporalTarget:
             )
             return await started.result() if verb == "execute" else started
         if verb == "show":
-            if args.output == "chain":
-                raise SessionError("-o chain is not there yet on a Temporal server: show each run with -r RUN.")
-            if args.output == "explorer":
-                # It reads the engine's database in one transaction (attempts, chain, children).
-                raise SessionError("-o explorer is for runs of this kernel's engine (%engine); on a Temporal server use -o graph.")
-            fetched = await handle.fetch_history()
-            history = History.from_json(args.workflow_id, fetched.to_json())
-            return await show_history(history, output=args.output, detailed=args.detailed, data_converter=data_converter,
-                                      source=f"on Temporal at {self.address}")
+            return await self.show(args.workflow_id, args.run_id, output=args.output, detailed=args.detailed, data_converter=data_converter)
         if verb == "list":
             rows: list[tuple[str, ...]] = []
             async for run in self.client.list_workflows(args.query, limit=args.limit):
@@ -183,6 +316,16 @@ class TemporalTarget:
             return RemoteText(f"Cancellation requested for {args.workflow_id}.")
         await handle.terminate(reason=args.reason or None)
         return RemoteText(f"Terminated {args.workflow_id}.")
+
+
+def current_target() -> TemporalTarget | None:
+    """The ``%temporal`` connection of the running IPython kernel (None outside one, or
+    before ``%load_ext kernel_ext``): what a lesson's checks use to run code on Temporal."""
+    from IPython import get_ipython  # type: ignore[attr-defined]
+
+    shell = get_ipython()
+    magics = shell.magics_manager.registry.get("TemporalMagics") if shell is not None else None
+    return magics.target if isinstance(magics, TemporalMagics) else None
 
 
 def _real_temporalio_client() -> Any:
@@ -256,6 +399,8 @@ class TemporalMagics(Magics):
             return self._pending("%temporal dev-server start", TEMPORAL_PARSER, lambda: target.start_dev_server(args.port, args.ui_port))
         if words == ["dev-server", "stop"]:
             async def stop() -> TemporalStatus:
+                if target.server is not None:
+                    await target.stop_workers(target.server.target)
                 return target.stop_dev_server()
 
             return self._pending("%temporal dev-server stop", TEMPORAL_PARSER, stop)

@@ -7,6 +7,8 @@ attempt with its timing and failure), the timeline (workflow tasks, activity att
 their backoff gaps, timers, signals, child runs and saga compensations as bars on a real time
 axis), the events (a filter by type, a search box, pages), and the runs a click away (the
 continue-as-new chain, the child runs, the parent): a click on one switches the explorer to it.
+The same widget opens a Temporal server's runs: it then reads them through a
+:class:`kernel_ext._temporal_views.TemporalRuns` instead of the engine's client.
 
 The widget is an anywidget (inline ES module, no build step): clicks reach Python as trait
 changes, Python answers with the details. While the run is open, a task on the kernel's event
@@ -37,6 +39,7 @@ from kernel_ext.graphs import collapse_rows, render_svg
 
 if TYPE_CHECKING:
     from engine.client import Client
+    from kernel_ext._temporal_views import TemporalRuns
 
 __all__ = ["RunExplorer", "explore"]
 
@@ -81,7 +84,7 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
     POLL = 0.5  # seconds between re-reads of an open run that another process drives
     MIN_INTERVAL = 0.3  # at most a few refreshes a second
 
-    def __init__(self, client: Client, snapshot: RunSnapshot, *, max_nodes: int = 200, **kwargs: Any) -> None:
+    def __init__(self, client: Client | TemporalRuns, snapshot: RunSnapshot, *, max_nodes: int = 200, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._client = client
         self._loading = False
@@ -158,7 +161,7 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
     async def switch(self, workflow_id: str, run_id: str | None = None) -> None:
         """Show another run (a run of the chain, a child, the parent) in this explorer."""
         try:
-            snapshot = await read_snapshot(self._client, workflow_id, run_id)
+            snapshot = await _read(self._client, workflow_id, run_id)
         except EngineError as exc:
             self.message = f"Cannot open run {run_id or 'latest'} of {workflow_id}: {exc}"
             return
@@ -173,7 +176,7 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
     async def refresh(self) -> bool:
         """Read the run again and redraw what changed; returns whether the run has closed."""
         snapshot = self.snapshot
-        fresh = await read_snapshot(self._client, snapshot.workflow_id, snapshot.run_id or None)
+        fresh = await _read(self._client, snapshot.workflow_id, snapshot.run_id or None)
         self._loading = False
         changed = (len(fresh.history.events), fresh.attempts, fresh.status) != (
             len(snapshot.history.events), snapshot.attempts, snapshot.status)
@@ -192,7 +195,8 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
     async def follow(self) -> None:
         """Refresh on every change until the run closes (or its engine does)."""
         while not self.snapshot.closed:
-            changed = self._client.store.waiter("history", self.snapshot.run_id)
+            store = getattr(self._client, "store", None)  # a Temporal server's runs are polled
+            changed = store.waiter("history", self.snapshot.run_id) if store is not None else asyncio.Event()
             try:
                 if await self.refresh():
                     return
@@ -258,7 +262,14 @@ class RunExplorer(anywidget.AnyWidget):  # type: ignore[misc]
         return data, metadata
 
 
-async def explore(client: Client, workflow_id: str, run_id: str | None = None, *, max_nodes: int = 200) -> RunExplorer:
+async def _read(source: Client | TemporalRuns, workflow_id: str, run_id: str | None) -> RunSnapshot:
+    reader = getattr(source, "read_snapshot", None)  # a TemporalRuns; the engine's Client has none
+    if reader is not None:
+        return await reader(workflow_id, run_id)  # type: ignore[no-any-return]
+    return await read_snapshot(source, workflow_id, run_id)  # type: ignore[arg-type]
+
+
+async def explore(client: Client | TemporalRuns, workflow_id: str, run_id: str | None = None, *, max_nodes: int = 200) -> RunExplorer:
     """The explorer of run ``run_id`` of ``workflow_id`` (its latest run without one)."""
-    return RunExplorer(client, await read_snapshot(client, workflow_id, run_id), max_nodes=max_nodes)
+    return RunExplorer(client, await _read(client, workflow_id, run_id), max_nodes=max_nodes)
 

@@ -76,7 +76,7 @@ _START = (
 
 
 WORKER_VERBS: Mapping[str, _Parser] = {
-    "start": _verb("worker start", "Start a worker serving every workflow and activity the kernel defined.",
+    "start": _verb("worker start", "Start a worker serving every workflow and activity the kernel defined (while %temporal is connected: a temporalio worker on that server).",
                    (("--task-queue", "-t"), {"required": True, "metavar": "Q", "help": "Task queue to poll."}),
                    (("--name", "-n"), {"metavar": "N", "help": "Worker name (default w1, w2, ...; p1, p2, ... for processes)."}),
                    (("--process",), {"action": "store_true", "help": "Run it as a separate process (dlab worker) over the database file."})),
@@ -172,11 +172,9 @@ class DurableMagics(Magics):
     def worker(self, line: str) -> Pending:
         verb, args, parser = _split_verb("worker", WORKER_VERBS, line)
         session = self.session
-        if self.temporal is not None and self.temporal.connected and verb == "start":
-            raise UsageError(
-                "%worker start runs the engine's workers, and %workflow now acts on Temporal: a worker for Temporal is "
-                "not there yet in the kernel (run a temporalio worker script: python worker.py), or %engine to switch "
-                f"back.\n{parser.usage_line()}")
+        temporal = self.temporal
+        if temporal is not None and (temporal.connected and verb == "start" or verb != "start" and temporal.workers):
+            return self._temporal_worker(verb, args, parser)
         match verb:
             case "start":
                 return self._pending("%worker start", parser, lambda: session.start_worker(args.task_queue, args.name, process=args.process))
@@ -189,6 +187,32 @@ class DurableMagics(Magics):
                     print(session.worker_table())
 
                 return self._pending("%worker list", parser, show)
+
+    def _temporal_worker(self, verb: str, args: Any, parser: _Parser) -> Pending:
+        """%worker while connected to Temporal (start) or while the kernel runs temporalio workers."""
+        session, temporal = self.session, self.temporal
+        if verb == "start":
+            if args.process:
+                raise UsageError("%worker start --process runs the engine's worker process; on Temporal the kernel runs a "
+                                 f"temporalio worker: drop --process (or %engine to switch back).\n{parser.usage_line()}")
+            taken = {w.name for w in session.workers()} | set(getattr(session, "_processes", {}))
+            return self._pending("%worker start", parser, lambda: temporal.start_worker(list(session.sources), args.task_queue, args.name, taken))
+        if verb == "list":
+            async def show() -> None:
+                ours, engines = temporal.worker_table(), session.worker_table()
+                if engines.startswith("No workers."):  # none on the engine: only the Temporal ones
+                    print(ours)
+                else:
+                    print(f"{engines}\n\ntemporalio workers of this kernel:\n{ours}")
+
+            return self._pending("%worker list", parser, show)
+        if args.name not in temporal.workers:
+            call = session.stop_worker if verb == "stop" else session.kill_worker
+            return self._pending(f"%worker {verb}", parser, lambda: call(args.name))
+        if verb == "kill":
+            raise UsageError(f"{args.name} is a temporalio worker on Temporal: %worker kill crashes engine workers only; "
+                             f"%worker stop {args.name} stops it.\n{parser.usage_line()}")
+        return self._pending("%worker stop", parser, lambda: temporal.stop_worker(args.name))
 
     # ------------------------------------------------------------ %workflow and %%workflow
     @line_cell_magic
@@ -376,8 +400,8 @@ def load(shell: Any) -> DurableMagics:
     shell.register_magics(FaultMagics(shell, session))
     from kernel_ext import _replay_magic
 
-    _replay_magic.register(shell, session)
-    magics.temporal = _temporal.TemporalTarget()
+    replay_magics = _replay_magic.register(shell, session)
+    magics.temporal = replay_magics.temporal = _temporal.TemporalTarget()
     shell.register_magics(_temporal.TemporalMagics(shell, magics.temporal, magics._pending))
     from kernel_ext._check_magic import CheckMagics
 
@@ -410,8 +434,11 @@ def unload(shell: Any) -> None:
     temporal_magics = shell.magics_manager.registry.pop("TemporalMagics", None)
     if getattr(shell.magics_manager.magics["line"].get("temporal"), "__self__", None) is temporal_magics is not None:
         del shell.magics_manager.magics["line"]["temporal"]
-    if magics.temporal is not None and magics.temporal.server is not None:
-        magics.temporal.server.stop()
+    if magics.temporal is not None:
+        for temporal_worker in magics.temporal.workers.values():
+            temporal_worker.cancel()
+        if magics.temporal.server is not None:
+            magics.temporal.server.stop()
     line_table = shell.magics_manager.magics["line"]
     for name, owner in (("fault", fault_magics), ("explore", fault_magics), ("check", check_magics), ("loadtest", load_magics)):
         if owner is not None and getattr(line_table.get(name), "__self__", None) is owner:

@@ -35,7 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_dev_server.Dev
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         done = subprocess.run(
             [sys.executable, "-m", "tests.differential.side", "run", "--side", "temporal", "--target", dev.target,
-             "--out", str(out), "--only", "saga", "--only", "terminated"],
+             "--out", str(out), *(a for name in ("saga", "terminated", "continue_as_new", "children") for a in ("--only", name))],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
         )
         assert done.returncode == 0, done.stderr[-3000:]
@@ -126,5 +126,55 @@ def test_start_and_execute_on_the_server_by_type(shell: InteractiveShell, server
     run(shell, "h = %workflow start --type Heartbeats --task-queue differential -w k-beats --input 3 --execution-timeout 1m")
     assert run(shell, "await h.result()")[-1] == "step 2 on attempt 2"
     assert "COMPLETED" in run(shell, "%workflow describe -w k-beats").text()
-    assert "a worker for Temporal is not there yet" in usage_error(shell, "%worker start --task-queue differential")
+    assert "No %%workflow or %%activity cell has run yet" in usage_error(shell, "%worker start --task-queue differential")
     assert "not a duration" in usage_error(shell, "%workflow start --type Patches --task-queue q --execution-timeout soon")
+
+
+def test_every_show_output_and_the_explorer_on_a_servers_runs(shell: InteractiveShell, server: _dev_server.DevServer) -> None:
+    from kernel_ext._temporal_views import TemporalRuns
+    from kernel_ext.explorer import RunExplorer
+
+    run(shell, f"%temporal connect {server.target}")
+    # -o chain: the three runs continue-as-new linked, found from the last one and from the first.
+    chain = run(shell, "%workflow show -w diff-continue-as-new -o chain")
+    assert isinstance(chain, display.ChainView) and len(chain.histories) == 3
+    assert chain.summary().startswith("3 runs") and "on Temporal at" in chain.title
+    first_run = chain.histories[0].run_id
+    from_first = run(shell, f"%workflow show -w diff-continue-as-new -r {first_run} -o chain")
+    assert [h.run_id for h in from_first.histories] == [h.run_id for h in chain.histories]
+    # The graph draws the child runs nested, as for the engine's runs.
+    graph = run(shell, "%workflow show -w diff-children -o graph")
+    assert set(graph.children) >= {"diff-children-greet", "diff-children-fail", "diff-children-wait"}
+    assert "diff-children-greet" in graph.dot
+    as_json = run(shell, "%workflow show -w diff-saga -o json")
+    assert as_json.data["events"][0]["eventType"] in ("EVENT_TYPE_WORKFLOW_EXECUTION_STARTED", "WorkflowExecutionStarted")
+    # The explorer: the same widget, reading the server.
+    explorer = run(shell, "%workflow show -w diff-continue-as-new -o explorer")
+    assert isinstance(explorer, RunExplorer) and isinstance(explorer._client, TemporalRuns)
+    assert explorer.header["status"] == "COMPLETED" and len(explorer.runs["chain"]) == 3
+    assert explorer.table["total"] == len(explorer.snapshot.history.events)
+    key = next(iter(explorer.model.nodes))
+    assert explorer.select(key)["key"] == key
+    run(shell, "import asyncio")
+    shell.user_ns["explorer"] = explorer
+    run(shell, f"await explorer.switch('diff-continue-as-new', {first_run!r})")
+    assert explorer.snapshot.run_id == first_run and explorer.runs["chain"][0]["run_id"] == first_run
+    children = run(shell, "%workflow show -w diff-children -o explorer")
+    assert {c["workflow_id"] for c in children.runs["children"]} >= {"diff-children-greet", "diff-children-fail"}
+    assert "diff-nope" in usage_error(shell, "%workflow show -w diff-nope -o explorer")
+    nobody = "00000000-0000-4000-8000-000000000000"
+    assert f"has no run '{nobody}'" in usage_error(shell, f"%workflow show -w diff-saga -r {nobody} -o chain")
+    assert "Invalid RunId" in usage_error(shell, "%workflow show -w diff-saga -r r-nope -o chain")
+
+
+def test_the_replay_debugger_on_a_servers_run(shell: InteractiveShell, server: _dev_server.DevServer) -> None:
+    from kernel_ext._replay_diff import RunDiff
+    from kernel_ext._replay_widget import ReplayView
+
+    run(shell, f"%temporal connect {server.target}")
+    view = run(shell, "%replay -w diff-saga --workflow tests.differential.workflows:Saga")
+    assert isinstance(view, ReplayView)
+    assert view.debugger.trace.divergence is None and view.debugger.trace.history.workflow_id == "diff-saga"
+    compared = run(shell, "%replay -w diff-continue-as-new --compare diff-saga")
+    assert isinstance(compared, RunDiff)
+    assert "unknown on Temporal" in usage_error(shell, "%replay -w diff-nope --workflow tests.differential.workflows:Saga")

@@ -314,6 +314,28 @@ class BigExpense:
         self.decisions.append(decision)
 """
 
+FEE = """%%workflow
+{import_line}
+
+
+@workflow.defn
+class TransferWithFee:
+    @workflow.run
+    async def run(self, t: TransferDetails) -> list[str]:
+        options = dict(start_to_close_timeout=timedelta(minutes=1), retry_policy=RETRY_POLICY)
+{body}
+"""
+FEE_STEPS = (
+    "        withdrawn = await workflow.execute_activity(withdraw, t, **options)\n"
+    "        fee = await workflow.execute_activity(charge_fee, t, **options)\n"
+    "        deposited = await workflow.execute_activity(deposit, t, **options)\n"
+)
+# A rate set in an ordinary cell, then the %%workflow cell that uses it (as two cells would).
+FEE_RATE_ELSEWHERE = "FEE_RATE = 0.01\n_ = get_ipython().run_cell_magic('workflow', '', {cell!r})\n".format(cell=FEE.format(
+    import_line="from temporalio import workflow",
+    body=FEE_STEPS + "        return [withdrawn, f\"{fee} (rate {FEE_RATE})\", deposited]").split("\n", 1)[1])
+
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -367,6 +389,17 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
             "%workflow start --type SlowTransfer --task-queue night-transfers --workflow-id orphan --input '{carol_to_dave}'",
             "it was started again",
         ),
+    ],
+    "09-from-notebook-to-temporal.ipynb": [
+        Answer("the fee charged before the withdrawal", 0, FEE.format(import_line="from temporalio import workflow", body=(
+            "        fee = await workflow.execute_activity(charge_fee, t, **options)\n"
+            "        withdrawn = await workflow.execute_activity(withdraw, t, **options)\n"
+            "        deposited = await workflow.execute_activity(deposit, t, **options)\n"
+            "        return [withdrawn, fee, deposited]")), "between the two"),
+        Answer("the engine's import kept", 0, FEE.format(import_line="from engine import workflow",
+                                                         body=FEE_STEPS + "        return [withdrawn, fee, deposited]"),
+               "from temporalio import workflow"),
+        Answer("a rate from an ordinary cell", 0, FEE_RATE_ELSEWHERE, "does not exist there"),
     ],
     "11-sandbox.ipynb": [
         Answer("random and datetime left as they were", 0, RAFFLE.format(winner="random.choice(tickets)", drawn_at="datetime.now().isoformat()"),
