@@ -133,7 +133,9 @@ def report_body(report: Any) -> str:
     setting (a notebook shows this fragment; the file wraps it in a page)."""
     fig = figure(report.seconds, p99_limit=report.p99_limit)
     scenario = report.scenario
-    setting = ", ".join(f"{k}: {v}" for k, v in (report.environment or {}).items())
+    environment = dict(report.environment or {})
+    not_measured = environment.pop("not_measured", None)
+    setting = ", ".join(f"{k}: {v}" for k, v in environment.items())
     parts = [
         f'<p class="finding">{html.escape(report.finding)}</p>',
         f"<p>Scenario: {html.escape(', '.join(scenario.get('steps', [])))}; workflow {html.escape(str(scenario.get('workflow')))}"
@@ -147,6 +149,8 @@ def report_body(report: Any) -> str:
     ]
     if setting:
         parts.append(f"<p>Setting: {html.escape(setting)}.</p>")
+    if not_measured:
+        parts.append(f"<p>Not measured on this target: {html.escape('; '.join(not_measured))}.</p>")
     return "\n".join(parts)
 
 
@@ -176,6 +180,8 @@ def steps_table(steps: Sequence[Any]) -> str:
                 cells.append('<td style="text-align:right">yes</td>' if value else '<td class="no" style="text-align:right;color:#c00;font-weight:bold">no</td>')
             elif key.startswith("latency_"):
                 cells.append(f'<td class="num" style="text-align:right">{"-" if value is None else f"{value * 1000:.0f}"}</td>')
+            elif value is None:
+                cells.append('<td class="num" style="text-align:right" title="not measured">-</td>')
             elif key == "description":
                 cells.append(f'<td style="text-align:left;white-space:nowrap">{html.escape(str(value))}</td>')
             else:
