@@ -302,6 +302,8 @@ async def run_load_test(
             workers.append(Worker(client, task_queue=task_queue, workflows=[LoadTarget, LoadChild, *workflows],
                                   activities=[load_activity, *activities], max_concurrent_activities=max_concurrent_activities))
         bench_plan = plan(scenario)
+        if server is not None:  # so that build_report finds the runs again from the database alone
+            bench_plan.scenario["temporal"] = {"address": server.address, "namespace": server.namespace}
         for w in workers:
             await w.__aenter__()
         try:
@@ -328,9 +330,14 @@ async def run_load_test(
 
 async def build_report(client: Client, bench_id: str, target: TargetSystem | None = None) -> LoadReport:
     """The report of the load test ``bench_id`` from the database alone: the plan and the
-    samples from the bench's history, the runs from theirs (also for an unfinished test)."""
-    target = target or EmbeddedTarget(client)
+    samples from the bench's history, the runs from theirs (also for an unfinished test).
+    ``target``: where the runs are; by default the database, or the Temporal server the test
+    ran on (its bench recorded the address)."""
     bench = await client.get_workflow_handle(bench_id).fetch_history()
+    if target is None:
+        recorded = (decode_payloads(bench.events[0].attributes.get("input"))[0].get("scenario") or {}).get("temporal")
+        server = TemporalServer(recorded["address"], recorded["namespace"]) if recorded else None
+        target = await report_target(client, server)
     return report_from(bench_id, bench, await target.histories(runs_prefix(bench_id)))
 
 
