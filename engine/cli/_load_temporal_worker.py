@@ -31,6 +31,7 @@ def _counters(name: str) -> dict[str, Any]:
 async def _serve(args: argparse.Namespace) -> None:
     from temporalio.client import Client
     from temporalio.worker import Worker
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
     from engine._load.temporal_definitions import LoadChild, LoadTarget, definitions_in, load_activity
 
@@ -51,7 +52,12 @@ async def _serve(args: argparse.Namespace) -> None:
     watchdog = stop_with_parent(args.parent_pid) if args.parent_pid else None
     metrics = Path(args.metrics)
     try:
-        worker = Worker(client, task_queue=args.task_queue, workflows=workflows, activities=activities,
+        # The sandbox imports a workflow's module afresh for every run; the built-in target's
+        # module lives in the engine package, whose imports then ran again each time (measured:
+        # 360 ms of CPU per run, against 30 ms with the engine passed through). The engine's
+        # modules hold no state a run could leak into another, so they are passed through.
+        runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("engine"))
+        worker = Worker(client, task_queue=args.task_queue, workflows=workflows, activities=activities, workflow_runner=runner,
                         max_concurrent_activities=args.max_concurrent_activities, graceful_shutdown_timeout=timedelta(seconds=2))
         serving = asyncio.ensure_future(worker.run())
         await asyncio.sleep(0)
