@@ -82,6 +82,10 @@ class LoadFigure:
             if f"cpu {name}" not in self.lines:  # a process seen for the first time
                 self._line(f"cpu {name}", self.cpu, label=f"CPU {name}")
                 self.lines[f"cpu {name}"].set_data(x, [_nan((s.get("cpu") or {}).get(name)) for s in samples])
+        if samples and all(s.get("lock_wait") is None for s in samples) and "lock_wait" in self.lines:
+            # A Temporal server has no write lock: no line, no legend entry, and a title without it.
+            self.lines.pop("lock_wait").remove()
+            self.cpu.set_title("CPU (cores) per process", fontsize=10)
         for ax in self.axes:
             ax.relim()
             ax.autoscale_view()

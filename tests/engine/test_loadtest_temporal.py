@@ -111,6 +111,12 @@ def test_the_report_says_what_a_server_does_not_measure(ran: Ran) -> None:
     assert any("server" in s["cpu"] for s in report.seconds)
     assert all(s["db_bytes"] and s["db_bytes"] > 0 for s in report.seconds)
     assert "Not measured on this target: write-lock wait" in report.html_fragment()
+    pytest.importorskip("matplotlib")
+    from engine._load.plots import LoadFigure
+
+    cpu_panel = LoadFigure().update(report.seconds).cpu
+    assert cpu_panel.get_title() == "CPU (cores) per process"
+    assert not any("write-lock" in line.get_label() for line in cpu_panel.get_lines())
 
 
 def test_the_report_is_written(ran: Ran) -> None:
