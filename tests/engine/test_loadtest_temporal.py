@@ -174,3 +174,39 @@ async def test_an_unreachable_server_is_named(tmp_path: Path) -> None:
     port = dev_server.free_port()
     with pytest.raises(RuntimeError, match=f"Cannot reach Temporal at 127.0.0.1:{port}"):
         await run_load_test(Scenario([Step(1, count=1)]), db_path=str(tmp_path / "load.db"), server=TemporalServer(f"127.0.0.1:{port}"))
+
+
+def test_the_bench_survives_a_sigkill_of_its_driver_on_a_server(server: dev_server.DevServer, tmp_path: Path) -> None:
+    """The driver dies (and its temporalio workers with it) mid-test; the same command with the
+    same bench id takes the bench over, new workers serve the runs left on the server, and
+    every offered run exists once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.engine.test_loadtest import ROOT, _ticks_done
+
+    db = str(tmp_path / "load.db")
+    command = [sys.executable, "-m", "engine.cli", "load", "run", "--steps", "3:6s", "--target", f"temporal:{server.target}",
+               "--bench-id", "kill-t", "--db", db, "--report", str(tmp_path / "unused"), "--name", "kill"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while _ticks_done(db, "kill-t") < 2:
+            assert driver.poll() is None, "the driver ended before it was killed"
+            assert time.monotonic() < deadline, "the bench made no progress"
+            time.sleep(0.1)
+        os.kill(driver.pid, signal.SIGKILL)
+    finally:
+        driver.kill()
+        driver.wait()
+    assert not (tmp_path / "unused").exists()  # killed before its report
+
+    scenario = Scenario([Step(3, duration=6)], name="kill", drain_seconds=90)
+    report = asyncio.run(asyncio.wait_for(run_load_test(scenario, db_path=db, processes=1, bench_id="kill-t",
+                                                        server=TemporalServer(server.target)), SCENARIO_LIMIT))
+    assert [r.workflow_id for r in report.runs] == [f"kill-t/run-{n:06d}" for n in range(18)]  # each run once, none lost
+    assert {r.status for r in report.runs} == {"Completed"}
+    assert report.seconds[-1]["started_total"] == 18
