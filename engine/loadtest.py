@@ -42,7 +42,7 @@ from engine._load.temporal_target import TemporalServer, TemporalServerTarget, T
 from engine._load.workflows import BENCH_TYPE, TARGET_TYPE, BenchPlan, LoadBench, LoadChild, LoadTarget, TargetConfig
 from engine.client import Client
 from engine.common import WorkflowIDReusePolicy
-from engine.errors import WorkflowAlreadyStartedError
+from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.history import History, decode_payloads
 from engine.worker import Worker
 
@@ -256,7 +256,7 @@ async def run_load_test(
     measures the runs through the server's client. The write-lock wait is not measured there,
     nor the database size unless ``server.db_file`` is given."""
     if server is not None:
-        _check_server_options(scenario, processes, file, workflows, activities, synchronous)
+        _check_server_options(scenario, processes, module, file, workflows, activities, synchronous)
     if processes < 0:
         raise ValueError(f"processes is 0 or more (got {processes}).")
     if max_concurrent_activities is not None and max_concurrent_activities < 1:
@@ -275,6 +275,7 @@ async def run_load_test(
     client = await Client.connect(db_path)
     pool: WorkerPool | None = None
     try:
+        await _same_target_as_before(client, bench_id, server)
         if synchronous:
             await set_synchronous(client, synchronous)
         if processes and server is None:
@@ -291,7 +292,9 @@ async def run_load_test(
             pool = TemporalWorkerPool(server, task_queue, folder, processes, module=module, max_concurrent_activities=max_concurrent_activities)
             await pool.start()
             workers_of = pool.readings
-            readings = lambda: workers_of() + server_target.readings()  # noqa: E731
+
+            def readings() -> list[dict[str, Any]]:  # the workers' CPU, and the server's when it runs here
+                return workers_of() + server_target.readings()
         context = BenchContext(
             bench_id=bench_id, target=target, workflow_type=scenario.workflow or TARGET_TYPE,
             task_queue=task_queue, make_input=scenario.input_for, signals=scenario.target.signals if scenario.workflow is None else 0,
@@ -335,9 +338,7 @@ async def build_report(client: Client, bench_id: str, target: TargetSystem | Non
     ran on (its bench recorded the address)."""
     bench = await client.get_workflow_handle(bench_id).fetch_history()
     if target is None:
-        recorded = (decode_payloads(bench.events[0].attributes.get("input"))[0].get("scenario") or {}).get("temporal")
-        server = TemporalServer(recorded["address"], recorded["namespace"]) if recorded else None
-        target = await report_target(client, server)
+        target = await report_target(client, _recorded_server(bench))
     return report_from(bench_id, bench, await target.histories(runs_prefix(bench_id)))
 
 
@@ -384,9 +385,27 @@ def _environment(processes: int, synchronous: str | None, slots: int | None, loa
         "python": sys.version.split()[0],
     }
 
+def _recorded_server(bench: History) -> TemporalServer | None:
+    """The Temporal server a bench's test ran on, from its input (None: the engine)."""
+    recorded = (decode_payloads(bench.events[0].attributes.get("input"))[0].get("scenario") or {}).get("temporal")
+    return TemporalServer(recorded["address"], recorded["namespace"]) if recorded else None
 
 
-def _check_server_options(scenario: Scenario, processes: int, file: str | None, workflows: Sequence[type],
+async def _same_target_as_before(client: Client, bench_id: str, server: TemporalServer | None) -> None:
+    """A bench taken over after its driver died must go on against the system it started on:
+    its runs are there (a test begun on a server and resumed on the engine would start the
+    rest of its runs in the wrong place)."""
+    try:
+        bench = await client.get_workflow_handle(bench_id).fetch_history()
+    except WorkflowNotFoundError:
+        return  # a new test
+    before = _recorded_server(bench)
+    if (before is None) != (server is None) or (before and server and before.namespace != server.namespace):
+        where = "the engine" if before is None else f"{before.describe()} (--target temporal:{before.address})"
+        raise ValueError(f"Load test {bench_id!r} ran on {where}: go on against the same target, or give a new --bench-id.")
+
+
+def _check_server_options(scenario: Scenario, processes: int, module: str | None, file: str | None, workflows: Sequence[type],
                           activities: Sequence[Callable[..., Any]], synchronous: str | None) -> None:
     if processes < 1:
         raise ValueError("On a Temporal server the runs are served by temporalio worker processes: give processes=1 or more.")
@@ -395,6 +414,8 @@ def _check_server_options(scenario: Scenario, processes: int, file: str | None, 
                          "(the workers import it), not file=, workflows= or activities=.")
     if synchronous:
         raise ValueError("synchronous is SQLite's setting of the engine's database: a Temporal server's persistence is its own.")
+    if scenario.workflow and not module:
+        raise ValueError(f"Scenario workflow {scenario.workflow!r}: give module= (the temporalio module the worker processes import).")
 
 
 async def report_target(client: Client, server: TemporalServer | None) -> TargetSystem:

@@ -210,3 +210,15 @@ def test_the_bench_survives_a_sigkill_of_its_driver_on_a_server(server: dev_serv
     assert [r.workflow_id for r in report.runs] == [f"kill-t/run-{n:06d}" for n in range(18)]  # each run once, none lost
     assert {r.status for r in report.runs} == {"Completed"}
     assert report.seconds[-1]["started_total"] == 18
+
+
+def test_a_bench_goes_on_only_against_the_target_it_began_on(ran: Ran) -> None:
+    again = run_load_test(Scenario([Step(1, count=1)]), db_path=str(ran.folder / "load.db"), processes=0, bench_id="srv-1")
+    with pytest.raises(ValueError, match=f"Load test 'srv-1' ran on Temporal at {ran.server.address}, namespace default"):
+        asyncio.run(again)
+
+
+async def test_your_workflow_on_a_server_needs_its_module(tmp_path: Path) -> None:
+    mine = Scenario([Step(1, count=1)], workflow="ShoutLoad")
+    with pytest.raises(ValueError, match="give module="):
+        await run_load_test(mine, db_path=str(tmp_path / "load.db"), server=TemporalServer("127.0.0.1:1"))
