@@ -38,16 +38,18 @@ from engine._load.bench import BenchActivities, BenchContext, load_activity, run
 from engine._load.processes import SYNCHRONOUS, WorkerPool, set_synchronous
 from engine._load.report import DEFAULT_P99_LIMIT, LoadReport, RunRecord, StepRow, finding, percentile, run_record, step_rows
 from engine._load.target import EmbeddedTarget, TargetSystem
+from engine._load.temporal_target import TemporalServer, TemporalServerTarget, TemporalWorkerPool, connect
 from engine._load.workflows import BENCH_TYPE, TARGET_TYPE, BenchPlan, LoadBench, LoadChild, LoadTarget, TargetConfig
 from engine.client import Client
 from engine.common import WorkflowIDReusePolicy
-from engine.errors import WorkflowAlreadyStartedError
+from engine.errors import WorkflowAlreadyStartedError, WorkflowNotFoundError
 from engine.history import History, decode_payloads
 from engine.worker import Worker
 
 __all__ = [
     "Step", "ramp", "parse_steps", "STEP_SYNTAX", "Scenario", "TargetConfig", "plan", "run_load_test", "build_report", "run_record",
     "LoadReport", "RunRecord", "StepRow", "percentile", "SYNCHRONOUS", "TargetSystem", "live_figure", "figure_png",
+    "TemporalServer", "report_target",
 ]
 
 
@@ -233,6 +235,7 @@ async def run_load_test(
     max_concurrent_activities: int | None = None,
     on_sample: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[str, BenchPlan], None] | None = None,
+    server: TemporalServer | None = None,
 ) -> LoadReport:
     """Run ``scenario`` on the database file ``db_path`` with ``processes`` worker processes
     (0: the target runs in this process, beside the bench) and return its report.
@@ -244,7 +247,16 @@ async def run_load_test(
     with few slots and slow activities, capacity is slots x processes / activity time.
     ``bench_id``: the bench's workflow id; a bench of that id still running (its driver died)
     is taken over and finished, a finished one only reported. ``on_sample`` gets each second's
-    sample as it is taken; ``on_start`` the bench id and plan once the bench runs."""
+    sample as it is taken; ``on_start`` the bench id and plan once the bench runs.
+
+    ``server``: run the target on a Temporal server instead (``TemporalServer(address,
+    namespace)``): ``processes`` temporalio worker processes serve it there (the built-in
+    target written with temporalio, plus the temporalio workflows and activities of
+    ``module``), and the bench, still a workflow of the engine on ``db_path``, starts and
+    measures the runs through the server's client. The write-lock wait is not measured there,
+    nor the database size unless ``server.db_file`` is given."""
+    if server is not None:
+        _check_server_options(scenario, processes, module, file, workflows, activities, synchronous)
     if processes < 0:
         raise ValueError(f"processes is 0 or more (got {processes}).")
     if max_concurrent_activities is not None and max_concurrent_activities < 1:
@@ -263,23 +275,38 @@ async def run_load_test(
     client = await Client.connect(db_path)
     pool: WorkerPool | None = None
     try:
+        await _same_target_as_before(client, bench_id, server)
         if synchronous:
             await set_synchronous(client, synchronous)
-        if processes:
+        if processes and server is None:
             folder = Path(db_path + "-load").expanduser().resolve() / bench_id
             pool = WorkerPool(db_path, task_queue, folder, processes, module=module, file=file, synchronous=synchronous,
                               max_concurrent_activities=max_concurrent_activities)
             await pool.start()
+        target: TargetSystem = EmbeddedTarget(client)
+        readings: Callable[[], list[dict[str, Any]]] = pool.readings if pool is not None else list
+        if server is not None:
+            server_target = TemporalServerTarget(await connect(server), server)
+            target = server_target
+            folder = Path(db_path + "-load").expanduser().resolve() / bench_id
+            pool = TemporalWorkerPool(server, task_queue, folder, processes, module=module, max_concurrent_activities=max_concurrent_activities)
+            await pool.start()
+            workers_of = pool.readings
+
+            def readings() -> list[dict[str, Any]]:  # the workers' CPU, and the server's when it runs here
+                return workers_of() + server_target.readings()
         context = BenchContext(
-            bench_id=bench_id, target=EmbeddedTarget(client), workflow_type=scenario.workflow or TARGET_TYPE,
+            bench_id=bench_id, target=target, workflow_type=scenario.workflow or TARGET_TYPE,
             task_queue=task_queue, make_input=scenario.input_for, signals=scenario.target.signals if scenario.workflow is None else 0,
-            readings=pool.readings if pool is not None else list, client=client, on_sample=on_sample,
+            readings=readings, client=client, on_sample=on_sample,
         )
         workers = [Worker(client, task_queue=f"{bench_id}-bench", workflows=[LoadBench], activities=[BenchActivities(context).tick])]
-        if not processes:
+        if not processes and server is None:
             workers.append(Worker(client, task_queue=task_queue, workflows=[LoadTarget, LoadChild, *workflows],
                                   activities=[load_activity, *activities], max_concurrent_activities=max_concurrent_activities))
         bench_plan = plan(scenario)
+        if server is not None:  # so that build_report finds the runs again from the database alone
+            bench_plan.scenario["temporal"] = {"address": server.address, "namespace": server.namespace}
         for w in workers:
             await w.__aenter__()
         try:
@@ -295,8 +322,8 @@ async def run_load_test(
         finally:
             for w in reversed(workers):
                 await w.__aexit__(None, None, None)
-        report = await build_report(client, bench_id)
-        report.environment = _environment(processes, synchronous, max_concurrent_activities, load_before)
+        report = await build_report(client, bench_id, target)
+        report.environment = _environment(processes, synchronous, max_concurrent_activities, load_before, server)
         return report
     finally:
         if pool is not None:
@@ -306,9 +333,12 @@ async def run_load_test(
 
 async def build_report(client: Client, bench_id: str, target: TargetSystem | None = None) -> LoadReport:
     """The report of the load test ``bench_id`` from the database alone: the plan and the
-    samples from the bench's history, the runs from theirs (also for an unfinished test)."""
-    target = target or EmbeddedTarget(client)
+    samples from the bench's history, the runs from theirs (also for an unfinished test).
+    ``target``: where the runs are; by default the database, or the Temporal server the test
+    ran on (its bench recorded the address)."""
     bench = await client.get_workflow_handle(bench_id).fetch_history()
+    if target is None:
+        target = await report_target(client, _recorded_server(bench))
     return report_from(bench_id, bench, await target.histories(runs_prefix(bench_id)))
 
 
@@ -338,16 +368,58 @@ def _number_of(bench_id: str, workflow_id: str) -> int:
     return int(tail) if tail.isdigit() else -1
 
 
-def _environment(processes: int, synchronous: str | None, slots: int | None, load_before: float) -> dict[str, Any]:
+def _environment(processes: int, synchronous: str | None, slots: int | None, load_before: float,
+                 server: TemporalServer | None = None) -> dict[str, Any]:
     one, five, _ = os.getloadavg()
+    where: dict[str, Any] = {"synchronous": (synchronous or "NORMAL").upper()}
+    if server is not None:
+        where = {"target": server.describe(), "not_measured": server.not_measured()}
     return {
         "load_average_1m_before": round(load_before, 2),
         "worker_processes": processes,
-        "max_concurrent_activities": slots or 100,
-        "synchronous": (synchronous or "NORMAL").upper(),
+        "max_concurrent_activities": slots or 100,  # the default of the engine and of temporalio alike
+        **where,
         "cpus": os.cpu_count(),
         "load_average_1m": round(one, 2),
         "load_average_5m": round(five, 2),
         "python": sys.version.split()[0],
     }
 
+def _recorded_server(bench: History) -> TemporalServer | None:
+    """The Temporal server a bench's test ran on, from its input (None: the engine)."""
+    recorded = (decode_payloads(bench.events[0].attributes.get("input"))[0].get("scenario") or {}).get("temporal")
+    return TemporalServer(recorded["address"], recorded["namespace"]) if recorded else None
+
+
+async def _same_target_as_before(client: Client, bench_id: str, server: TemporalServer | None) -> None:
+    """A bench taken over after its driver died must go on against the system it started on:
+    its runs are there (a test begun on a server and resumed on the engine would start the
+    rest of its runs in the wrong place)."""
+    try:
+        bench = await client.get_workflow_handle(bench_id).fetch_history()
+    except WorkflowNotFoundError:
+        return  # a new test
+    before = _recorded_server(bench)
+    if (before is None) != (server is None) or (before and server and before.namespace != server.namespace):
+        where = "the engine" if before is None else f"{before.describe()} (--target temporal:{before.address})"
+        raise ValueError(f"Load test {bench_id!r} ran on {where}: go on against the same target, or give a new --bench-id.")
+
+
+def _check_server_options(scenario: Scenario, processes: int, module: str | None, file: str | None, workflows: Sequence[type],
+                          activities: Sequence[Callable[..., Any]], synchronous: str | None) -> None:
+    if processes < 1:
+        raise ValueError("On a Temporal server the runs are served by temporalio worker processes: give processes=1 or more.")
+    if file or workflows or activities:
+        raise ValueError("On a Temporal server your workflow comes from a module of temporalio definitions: give module='package.module' "
+                         "(the workers import it), not file=, workflows= or activities=.")
+    if synchronous:
+        raise ValueError("synchronous is SQLite's setting of the engine's database: a Temporal server's persistence is its own.")
+    if scenario.workflow and not module:
+        raise ValueError(f"Scenario workflow {scenario.workflow!r}: give module= (the temporalio module the worker processes import).")
+
+
+async def report_target(client: Client, server: TemporalServer | None) -> TargetSystem:
+    """Where ``build_report`` reads a test's runs: the database (``server`` None) or the server."""
+    if server is None:
+        return EmbeddedTarget(client)
+    return TemporalServerTarget(await connect(server), server)

@@ -6,6 +6,12 @@ every second while it runs, and returns a ``LoadTestView``: the finding, the plo
 of steps (``view.report`` holds the data; ``view.save_html("report.html")`` writes a
 standalone page). ``%loadtest report --bench-id ID`` shows a test again from the database.
 Not ``%load``: that one is IPython's own.
+
+While the notebook is connected to a Temporal server (``%temporal connect``, ``%temporal
+dev-server start``), ``%loadtest run`` loads that server: ``--processes`` temporalio worker
+processes serve the built-in target there (or the temporalio workflows of ``--module``), and
+the bench stays a workflow of the engine on the load test's database file (see
+engine.loadtest). For the kernel's own dev server the report also has its CPU and database size.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ LOAD_VERBS: Mapping[str, _m._Parser] = {
         (("--steps",), {"required": True, "metavar": "STEPS", "help": f"Comma-separated: {lt.STEP_SYNTAX}."}),
         (("--processes",), {"type": int, "default": 1, "metavar": "N", "help": "Worker processes on the load test's database file (default 1; 0: in the kernel)."}),
         *_TARGET,
-        (("--workflow",), {"metavar": "T", "help": "Start your workflow (a %%%%workflow cell) instead of the built-in target."}),
+        (("--workflow",), {"metavar": "T", "help": "Start your workflow (a %%%%workflow cell; on a Temporal server, from --module) instead of the built-in target."}),
+        (("--module",), {"metavar": "M", "help": "On a Temporal server: the importable module of your temporalio workflows and activities."}),
         (("--input", "-i"), {"action": "append", "default": [], "metavar": "JSON", "help": "Argument of every run of --workflow, as JSON; repeat for more."}),
         (("--max-concurrent-activities",), {"type": int, "metavar": "N", "help": "Activity slots of each worker (default 100)."}),
         (("--max-in-flight",), {"type": int, "default": 0, "metavar": "N", "help": "At most N runs open at once (default 0: no cap)."}),
@@ -164,9 +171,10 @@ class LiveView:
 class LoadTestMagics(Magics):
     """``%loadtest``, bound to the kernel's session (its database folder and definitions)."""
 
-    def __init__(self, shell: Any, session: Any) -> None:
+    def __init__(self, shell: Any, session: Any, temporal: Any = None) -> None:
         super().__init__(shell)
         self.session = session
+        self.temporal = temporal  # kernel_ext._temporal.TemporalTarget: where %temporal points, if anywhere
 
     @line_magic
     @_m._help("%loadtest VERB [flags]: load tests in the spirit of Temporal's maru (engine.loadtest).", LOAD_VERBS)
@@ -175,11 +183,16 @@ class LoadTestMagics(Magics):
         db = self._db(args.db)
         if verb == "report":
             return _m.Pending("%loadtest report", lambda: self._report(parser, db, args.bench_id, args.html, args.report))
-        scenario = self._scenario(parser, args)
+        server = self._server()
+        if server is not None:
+            self._check_server_flags(parser, args)
+        elif args.module:
+            parser.error("--module is for a Temporal server (%temporal connect first); here the worker processes run your %%workflow cells.")
+        scenario = self._scenario(parser, args, on_server=server is not None)
         workflows: list[Any] = []
         activities: list[Any] = []
         file = None
-        if args.workflow:
+        if args.workflow and server is None:
             if args.processes:
                 file = str(self._definitions_file(parser, db))
             else:
@@ -194,7 +207,7 @@ class LoadTestMagics(Magics):
                     scenario, db_path=db, processes=args.processes, bench_id=args.bench_id, file=file,
                     workflows=workflows, activities=activities, synchronous=args.synchronous,
                     max_concurrent_activities=args.max_concurrent_activities,
-                    on_sample=live.add, on_start=live.started,
+                    on_sample=live.add, on_start=live.started, server=server, module=args.module,
                 )
             except (ValueError, RuntimeError) as e:
                 raise UsageError(f"{e}\n{parser.usage_line()}") from None
@@ -215,13 +228,34 @@ class LoadTestMagics(Magics):
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder / LOAD_DB)
 
-    def _scenario(self, parser: _m._Parser, args: Any) -> lt.Scenario:
+    def _server(self) -> lt.TemporalServer | None:
+        """The Temporal server %temporal is connected to, with the dev server's pid and file when it is the kernel's own."""
+        t = self.temporal
+        if t is None or not t.connected:
+            return None
+        own = t.server if t.server is not None and t.server.running and t.server.target == t.address else None
+        db_file = Path(own.directory) / "dev-server.db" if own is not None else None
+        return lt.TemporalServer(t.address, t.namespace, pid=own.proc.pid if own is not None and own.proc else None,
+                                 db_file=str(db_file) if db_file is not None and db_file.exists() else None)
+
+    @staticmethod
+    def _check_server_flags(parser: _m._Parser, args: Any) -> None:
+        if args.processes < 1:
+            parser.error("On a Temporal server temporalio worker processes serve the runs: --processes 1 or more "
+                         "(%engine switches back to the kernel's engine).")
+        if args.workflow and not args.module:
+            parser.error(f"--workflow {args.workflow!r} on a Temporal server: give --module, the importable module of your temporalio "
+                         "workflow (the worker processes import it; the kernel's %%workflow cells are the engine's).")
+        if args.module and not args.workflow:
+            parser.error("--module gives your code: name the workflow to start with --workflow TYPE.")
+
+    def _scenario(self, parser: _m._Parser, args: Any, on_server: bool = False) -> lt.Scenario:
         def seconds(flag: str, text: str) -> float:
             value = _m._duration(parser, flag, text)
             assert value is not None
             return value.total_seconds()
 
-        if args.workflow and args.workflow not in self.session.workflows:
+        if args.workflow and not on_server and args.workflow not in self.session.workflows:
             known = ", ".join(sorted(self.session.workflows)) or "none yet"
             parser.error(f"--workflow {args.workflow!r}: no %%workflow cell defines it (defined: {known}).")
         if args.input and not args.workflow:
@@ -258,6 +292,8 @@ class LoadTestMagics(Magics):
             report = await lt.build_report(client, bench_id)
         except EngineError as e:  # a wrong id, as a rule
             raise UsageError(f"No load test {bench_id!r} in {db}: {e}\n{parser.usage_line()}") from None
+        except RuntimeError as e:  # its runs are on a Temporal server out of reach now
+            raise UsageError(f"{e}\n{parser.usage_line()}") from None
         finally:
             await client.close()
         _save(report, page, folder)

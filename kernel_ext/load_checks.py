@@ -6,8 +6,8 @@
 
 Each returns a ``CheckResult`` that shows "Well done!" or "Not yet:" with a hint. The answers come
 from the learner's own measurements, so the checks compare with what this machine did, not
-with a number written in advance. (Plain functions for now; the course's exercise framework
-can wrap them.)
+with a number written in advance. Tutorial 10 runs them through the course's exercises
+(``notebooks/checks/load_testing.py``: ``%check find_the_knee``, ...).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.loadtest import LoadReport
 
-__all__ = ["CheckResult", "knee_rate", "check_knee", "check_capacity", "check_more_capacity"]
+__all__ = ["CheckResult", "report_of", "knee_rate", "check_knee", "check_capacity", "check_more_capacity"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class CheckResult:
         return f'<p style="color:{colour}">{html.escape(self.text())}</p>'
 
 
-def _report(value: Any) -> LoadReport:
+def report_of(value: Any) -> LoadReport:
+    """The ``LoadReport`` of a ``%loadtest run`` result (or the report itself); ValueError otherwise."""
     report = getattr(value, "report", value)  # a LoadTestView or the report itself
     if not isinstance(report, LoadReport):
         raise ValueError(f"Give the result of %loadtest run (or its .report), not {type(value).__name__}.")
@@ -51,7 +52,7 @@ def _report(value: Any) -> LoadReport:
 def knee_rate(report: Any, p99_limit: float | None = None) -> float | None:
     """The offered rate of the first step whose p99 passes ``p99_limit`` (default: the
     report's own limit); None if no step's did."""
-    r = _report(report)
+    r = report_of(report)
     limit = r.p99_limit if p99_limit is None else p99_limit
     return next((s.offered_rate for s in r.steps if s.latency_p99 is not None and s.latency_p99 > limit), None)
 
@@ -61,7 +62,7 @@ NO_ANSWER = CheckResult(False, "there is no answer yet.", "set answer to a numbe
 
 def check_knee(answer: float | None, report: Any) -> CheckResult:
     """Is ``answer`` the offered rate (runs/s) at which p99 latency first passed the limit?"""
-    r = _report(report)
+    r = report_of(report)
     if answer is None:
         return NO_ANSWER
     knee = knee_rate(r)
@@ -78,7 +79,7 @@ def check_knee(answer: float | None, report: Any) -> CheckResult:
 
 def check_capacity(answer: float | None, report: Any) -> CheckResult:
     """Is ``answer`` the highest offered rate (runs/s) at which the test kept up?"""
-    r = _report(report)
+    r = report_of(report)
     if answer is None:
         return NO_ANSWER
     capacity = r.capacity()
@@ -99,7 +100,7 @@ def check_more_capacity(answer: str | None, **reports: Any) -> CheckResult:
         return CheckResult(False, "there is no answer yet.", f"set answer to the name of a report ({names}), then run this cell again.")
     if answer not in reports:
         return CheckResult(False, f"{answer!r} is not one of the reports.", f"answer with one of: {names}.")
-    capacities = {name: _report(value).capacity() or 0.0 for name, value in reports.items()}
+    capacities = {name: report_of(value).capacity() or 0.0 for name, value in reports.items()}
     best = max(capacities.values())
     winners = [name for name, c in capacities.items() if c == best]
     shown = ", ".join(f"{name} {c:g} runs/s" for name, c in capacities.items())

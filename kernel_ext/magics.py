@@ -408,7 +408,7 @@ def load(shell: Any) -> DurableMagics:
     shell.register_magics(CheckMagics(shell, session))
     from kernel_ext._load_magics import LoadTestMagics
 
-    shell.register_magics(LoadTestMagics(shell, session))
+    shell.register_magics(LoadTestMagics(shell, session, magics.temporal))
     _code_names.add_namer(magics.namer)
     _transform.install(shell)
     # This cell was transformed before the transformer existed: fix its remaining magics.

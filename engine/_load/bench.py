@@ -126,7 +126,7 @@ class BenchActivities:
             "latency_p99": _pct(latencies, 99),
             "db_bytes": c.target.storage_bytes(),
             "cpu": cpu,
-            "lock_wait": lock_wait,
+            "lock_wait": lock_wait if c.target.has_write_lock else None,
             "tick_seconds": round(now - begin, 3),
         }
         if c.on_sample is not None:
@@ -136,7 +136,10 @@ class BenchActivities:
     def _readings(self) -> list[dict[str, Any]]:
         readings = list(self.context.readings())
         if self.context.client is not None:
-            readings.append(counters("driver", self.context.client))
+            driver = counters("driver", self.context.client)
+            if not self.context.target.has_write_lock:
+                driver.pop("lock_wait")  # the bench's own database: not the system under load
+            readings.append(driver)
         return readings
 
     async def _start(self, number: int) -> None:

@@ -82,6 +82,10 @@ class LoadFigure:
             if f"cpu {name}" not in self.lines:  # a process seen for the first time
                 self._line(f"cpu {name}", self.cpu, label=f"CPU {name}")
                 self.lines[f"cpu {name}"].set_data(x, [_nan((s.get("cpu") or {}).get(name)) for s in samples])
+        if samples and all(s.get("lock_wait") is None for s in samples) and "lock_wait" in self.lines:
+            # A Temporal server has no write lock: no line, no legend entry, and a title without it.
+            self.lines.pop("lock_wait").remove()
+            self.cpu.set_title("CPU (cores) per process", fontsize=10)
         for ax in self.axes:
             ax.relim()
             ax.autoscale_view()
@@ -133,7 +137,9 @@ def report_body(report: Any) -> str:
     setting (a notebook shows this fragment; the file wraps it in a page)."""
     fig = figure(report.seconds, p99_limit=report.p99_limit)
     scenario = report.scenario
-    setting = ", ".join(f"{k}: {v}" for k, v in (report.environment or {}).items())
+    environment = dict(report.environment or {})
+    not_measured = environment.pop("not_measured", None)
+    setting = ", ".join(f"{k}: {v}" for k, v in environment.items())
     parts = [
         f'<p class="finding">{html.escape(report.finding)}</p>',
         f"<p>Scenario: {html.escape(', '.join(scenario.get('steps', [])))}; workflow {html.escape(str(scenario.get('workflow')))}"
@@ -147,6 +153,8 @@ def report_body(report: Any) -> str:
     ]
     if setting:
         parts.append(f"<p>Setting: {html.escape(setting)}.</p>")
+    if not_measured:
+        parts.append(f"<p>Not measured on this target: {html.escape('; '.join(not_measured))}.</p>")
     return "\n".join(parts)
 
 
@@ -176,6 +184,8 @@ def steps_table(steps: Sequence[Any]) -> str:
                 cells.append('<td style="text-align:right">yes</td>' if value else '<td class="no" style="text-align:right;color:#c00;font-weight:bold">no</td>')
             elif key.startswith("latency_"):
                 cells.append(f'<td class="num" style="text-align:right">{"-" if value is None else f"{value * 1000:.0f}"}</td>')
+            elif value is None:
+                cells.append('<td class="num" style="text-align:right" title="not measured">-</td>')
             elif key == "description":
                 cells.append(f'<td style="text-align:left;white-space:nowrap">{html.escape(str(value))}</td>')
             else:

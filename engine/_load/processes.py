@@ -73,7 +73,10 @@ class ProcessMeter:
         cpu: dict[str, float] = {}
         lock: dict[str, float] = {}
         for r in readings:
-            now = _Sample(float(r["time"]), float(r["cpu"]), float(r["lock_wait"]))
+            # A process without a write lock (a temporalio worker, a Temporal server) has no lock_wait:
+            # its lock figure is left out rather than shown as 0.
+            has_lock = r.get("lock_wait") is not None
+            now = _Sample(float(r["time"]), float(r["cpu"]), float(r["lock_wait"]) if has_lock else 0.0)
             key = f"{r['name']}"
             before = self._last.get(key)
             self._last[key] = now
@@ -82,7 +85,8 @@ class ProcessMeter:
                 continue
             span = now.time - before.time
             cpu[key] = round((now.cpu - before.cpu) / span, 3)
-            lock[key] = round((now.lock_wait - before.lock_wait) / span, 4)
+            if has_lock:
+                lock[key] = round((now.lock_wait - before.lock_wait) / span, 4)
         return cpu, lock
 
 
@@ -128,16 +132,7 @@ class WorkerPool:
             name = f"worker-{i}"
             log, metrics = self.folder / f"{name}.log", self.folder / f"{name}.json"
             metrics.unlink(missing_ok=True)
-            command = [sys.executable, "-m", "engine.cli._load_worker", "--db", self.db_path, "--task-queue", self.task_queue,
-                       "--metrics", str(metrics), "--name", name, "--parent-pid", str(os.getpid())]
-            if self.module:
-                command += ["--module", self.module]
-            if self.file:
-                command += ["--file", self.file]
-            if self.synchronous:
-                command += ["--synchronous", self.synchronous]
-            if self.max_concurrent_activities:
-                command += ["--max-concurrent-activities", str(self.max_concurrent_activities)]
+            command = self.command(name, metrics)
             with open(log, "wb") as out:
                 proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             self.workers.append(WorkerProcess(name, proc, log, metrics))
@@ -148,6 +143,20 @@ class WorkerPool:
                     await self.stop()
                     raise RuntimeError(f"Load worker {worker.name} did not start (exit code {worker.proc.poll()}). Its output:\n{worker.log_tail()}")
                 await asyncio.sleep(0.05)
+
+    def command(self, name: str, metrics: Path) -> list[str]:
+        """The command line of one worker process (the engine's; a Temporal server's pool has its own)."""
+        command = [sys.executable, "-m", "engine.cli._load_worker", "--db", self.db_path, "--task-queue", self.task_queue,
+                   "--metrics", str(metrics), "--name", name, "--parent-pid", str(os.getpid())]
+        if self.module:
+            command += ["--module", self.module]
+        if self.file:
+            command += ["--file", self.file]
+        if self.synchronous:
+            command += ["--synchronous", self.synchronous]
+        if self.max_concurrent_activities:
+            command += ["--max-concurrent-activities", str(self.max_concurrent_activities)]
+        return command
 
     def readings(self) -> list[dict[str, Any]]:
         return [r for r in (w.reading() for w in self.workers) if r is not None]

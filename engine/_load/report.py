@@ -133,7 +133,7 @@ class StepRow:
     backlog_growth: float
     waiting_to_start: int
     cpu_cores: float
-    lock_wait: float
+    lock_wait: float | None  # None where the system has no write lock (a Temporal server)
     keeps_up: bool
 
 
@@ -255,10 +255,16 @@ def step_rows(seconds: Sequence[dict[str, Any]], runs: Sequence[RunRecord], desc
             latency_p95=_round(percentile(latencies, 95)), latency_p99=_round(p99),
             backlog_start=backlog[0], backlog_end=backlog[-1], backlog_growth=round(growth, 2),
             waiting_to_start=waiting, cpu_cores=round(_mean([sum(s["cpu"].values()) for s in mine if s["cpu"]]) or 0.0, 2),
-            lock_wait=round(_mean([sum(s["lock_wait"].values()) for s in mine if s["lock_wait"]]) or 0.0, 3),
+            lock_wait=_lock_wait(mine),
             keeps_up=keeps_up,
         ))
     return rows
+
+
+def _lock_wait(samples: Sequence[dict[str, Any]]) -> float | None:
+    if samples and all(s.get("lock_wait") is None for s in samples):
+        return None  # not measured: a Temporal server has no write lock (the samples say None)
+    return round(_mean([sum(s["lock_wait"].values()) for s in samples if s.get("lock_wait")]) or 0.0, 3)
 
 
 def knee_index(steps: Sequence[StepRow]) -> int | None:

@@ -38,6 +38,10 @@ class Progress:
 
 
 class TargetSystem(Protocol):
+    # False where the system has no write lock to wait for (a Temporal server): the samples
+    # then leave the lock wait out instead of showing the bench database's own.
+    has_write_lock: bool
+
     async def start_run(self, workflow_id: str, workflow_type: str, args: Sequence[Any], task_queue: str) -> bool:
         """Start a run; False when a run of that id exists already (the start was done before
         a crash: starting again must not make a second run)."""
@@ -56,6 +60,8 @@ class TargetSystem(Protocol):
 
 class EmbeddedTarget:
     """The engine on one database file, reached through a ``Client`` of the driving process."""
+
+    has_write_lock = True
 
     def __init__(self, client: Client) -> None:
         self.client = client

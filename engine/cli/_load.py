@@ -3,6 +3,7 @@
     dlab load run --steps 10-60+10:5s --processes 2 --activities 3 --activity-latency 20ms
     dlab load run --steps 20:10s --workflow MyWorkflow --file app.py --input '"order"'
     dlab load report --bench-id load-1a2b3c          # the report again, from the database
+    dlab load run --steps 10-60+10:5s --target temporal:127.0.0.1:7233 --processes 2   # on a Temporal server
 
 The report goes to ``--report DIR`` (default ``load-reports/<bench id>``): runs.csv,
 seconds.csv, steps.csv, summary.json and report.html. A test whose driver was killed goes
@@ -33,7 +34,9 @@ def register(sub: Any) -> None:
     run = verbs.add_parser("run", help="Run a scenario and write its report.", description=run_description())
     run.set_defaults(handler=run_command)
     run.add_argument("--steps", required=True, metavar="STEPS", help=f"Comma-separated steps: {loadtest.STEP_SYNTAX}.")
-    run.add_argument("--processes", type=int, default=1, metavar="N", help="Worker processes on the database file (default 1; 0: in the driving process).")
+    run.add_argument("--processes", type=int, default=1, metavar="N", help="Worker processes on the database file (default 1; 0: in the driving process); "
+                     "with --target temporal, temporalio worker processes on the server.")
+    _target_options(run)
     run.add_argument("--max-concurrent-activities", type=int, metavar="N", help="Activity slots of each worker (default 100).")
     run.add_argument("--max-in-flight", type=int, default=0, metavar="N", help="At most N runs open at once (default 0: no cap).")
     run.add_argument("--seed", type=int, default=0, help="Seed of the inputs and of the target's failures (default 0).")
@@ -62,6 +65,7 @@ def register(sub: Any) -> None:
     report.set_defaults(handler=report_command)
     report.add_argument("--bench-id", required=True, metavar="ID", help="The bench's workflow id (printed by 'dlab load run').")
     report.add_argument("--report", metavar="DIR", help="Report folder (default load-reports/<bench id>).")
+    _target_options(report)
     add_common(report, output=("text", "json"))
     _db_default(report)
 
@@ -70,6 +74,26 @@ def run_description() -> str:
     return ("Start runs at the rates of --steps (the built-in target, or --workflow from --module/--file), show a progress "
             "bar, and write the report (runs.csv, seconds.csv, steps.csv, summary.json, report.html). Database: --db, "
             f"default {DEFAULT_LOAD_DB} (a file of its own, so that a test does not crowd the notebooks' database).")
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default="engine", metavar="engine|temporal[:ADDRESS]",
+                        help="The system under load: the engine on the database file (default), or a Temporal server "
+                        "(temporal: 127.0.0.1:7233; temporal:HOST:PORT). The bench stays in the database file either way; "
+                        "'load report' finds the server its bench recorded unless --target says otherwise.")
+    parser.add_argument("--namespace", default="default", metavar="N", help="Namespace on the Temporal server (default default).")
+
+
+def server_from(args: argparse.Namespace) -> loadtest.TemporalServer | None:
+    """The Temporal server of ``--target temporal[:ADDRESS]``; None for the engine."""
+    kind, _, address = str(args.target).partition(":")
+    if kind == "engine" and not address:
+        if args.namespace != "default":
+            raise CliError("--namespace is a Temporal server's: give --target temporal[:ADDRESS] too.", 2)
+        return None
+    if kind != "temporal":
+        raise CliError(f"--target {args.target!r}: write engine, temporal (127.0.0.1:7233) or temporal:HOST:PORT.", 2)
+    return loadtest.TemporalServer(address or "127.0.0.1:7233", args.namespace)
 
 
 def _db_default(parser: argparse.ArgumentParser) -> None:
@@ -107,30 +131,44 @@ def scenario_from(args: argparse.Namespace) -> loadtest.Scenario:
 
 
 async def run_command(args: argparse.Namespace, out: Out) -> int:
+    server = server_from(args)
+    if server is not None and args.file:
+        raise CliError("--target temporal: the temporalio worker processes import your workflow from --module (a module of "
+                       "temporalio definitions), not --file.", 2)
     scenario = scenario_from(args)
     bar = ProgressBar(out, sum(len(s.offered()) for s in scenario.steps), tty=out.stdout.isatty() and args.output == "text")
-    if args.processes == 0 and args.workflow:
+    if args.processes == 0 and args.workflow and server is None:
         from engine.cli._loader import definitions
 
         code = definitions(args.module, args.file)
         workflows, activities = list(code.workflows), list(code.activities)
     else:
         workflows, activities = [], []
-    report = await loadtest.run_load_test(
-        scenario, db_path=_db(args), processes=args.processes, bench_id=args.bench_id, module=args.module, file=args.file,
-        workflows=workflows, activities=activities, synchronous=args.synchronous,
-        max_concurrent_activities=args.max_concurrent_activities,
-        on_sample=bar.update if args.output == "text" else None,
-        on_start=(lambda bench_id, _plan: bar.started(bench_id)) if args.output == "text" else None,
-    )
+    try:
+        report = await loadtest.run_load_test(
+            scenario, db_path=_db(args), processes=args.processes, bench_id=args.bench_id, module=args.module, file=args.file,
+            workflows=workflows, activities=activities, synchronous=args.synchronous,
+            max_concurrent_activities=args.max_concurrent_activities,
+            on_sample=bar.update if args.output == "text" else None,
+            on_start=(lambda bench_id, _plan: bar.started(bench_id)) if args.output == "text" else None,
+            server=server,
+        )
+    except RuntimeError as e:  # a server out of reach, a worker process that did not start: said in one line
+        raise CliError(str(e)) from None
     bar.done()
     return _emit(report, args, out)
 
 
 async def report_command(args: argparse.Namespace, out: Out) -> int:
+    server = server_from(args)
     client = await Client.connect(_db(args))
     try:
-        report = await loadtest.build_report(client, args.bench_id)
+        try:
+            # Without --target, the bench says where its runs are (the engine, or the server it ran on).
+            target = await loadtest.report_target(client, server) if server is not None else None
+            report = await loadtest.build_report(client, args.bench_id, target)
+        except RuntimeError as e:
+            raise CliError(str(e)) from None
     finally:
         await client.close()
     return _emit(report, args, out)

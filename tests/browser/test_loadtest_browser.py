@@ -75,4 +75,16 @@ def test_the_stored_tutorial_shows_its_reports_untrusted(lab: JupyterServer, pag
         return {loaded: !!(image && image.complete && image.naturalWidth > 0), rows: report.querySelectorAll('table tbody tr').length};
     })""")
     screenshot(page, "loadtest-tutorial-stored", page.locator(".dlab-loadtest").first)
-    assert len(reports) == 3 and all(r["loaded"] and r["rows"] >= 3 for r in reports), reports
+    # one, two and slow (three steps each), then part 5's test on a Temporal dev server (one step)
+    assert len(reports) == 4 and all(r["loaded"] for r in reports), reports
+    assert [r["rows"] >= 3 for r in reports] == [True, True, True, False], reports
+    served = page.evaluate("""() => {
+        const report = Array.from(document.querySelectorAll('.dlab-loadtest')).pop();
+        report.scrollIntoView();
+        const heads = Array.from(report.querySelectorAll('table thead th'), (th) => th.innerText);
+        const cells = Array.from(report.querySelectorAll('table tbody tr:first-child td'), (td) => td.innerText);
+        return {text: report.innerText, lock: cells[heads.indexOf('lock wait s/s')]};
+    }""")
+    screenshot(page, "loadtest-tutorial-temporal", page.locator(".dlab-loadtest").last)
+    assert "Not measured on this target: write-lock wait" in served["text"] and "Temporal at 127.0.0.1:" in served["text"], served
+    assert served["lock"] == "-", served

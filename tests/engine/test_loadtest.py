@@ -279,6 +279,7 @@ def test_public_names_of_loadtest() -> None:
     assert set(lt.__all__) == {
         "Step", "ramp", "parse_steps", "STEP_SYNTAX", "Scenario", "TargetConfig", "plan", "run_load_test", "build_report",
         "run_record", "LoadReport", "RunRecord", "StepRow", "percentile", "SYNCHRONOUS", "TargetSystem", "live_figure", "figure_png",
+        "TemporalServer", "report_target",
     }
     assert all(hasattr(lt, name) for name in lt.__all__)
 

