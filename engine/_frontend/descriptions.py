@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
 
+from engine._persistence.event_rows import read_attributes
 from engine._conversion import search_attributes as _search_attributes
 from engine._history.mutable_state import from_ts
 from engine.common import TypedSearchAttributes
@@ -172,14 +173,12 @@ def _latest_run(conn: Any, workflow_id: str) -> str | None:
 
 
 def _closing_event(conn: Any, run_id: str) -> tuple[str, dict[str, Any]] | None:
-    import json
-
     row = conn.execute("SELECT status, next_event_id FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
         raise WorkflowNotFoundError(f"No workflow run {run_id!r}.")
     if row[0] == "Running":
         return None
-    event = conn.execute(
-        "SELECT event_type, attributes FROM events WHERE run_id = ? AND event_id = ?", (run_id, row[1] - 1)
-    ).fetchone()
-    return event[0], json.loads(event[1])
+    event = read_attributes(conn, run_id, row[1] - 1)
+    if event is None:
+        raise WorkflowNotFoundError(f"No closing event in the history of run {run_id!r}.")
+    return event

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from typing import Any, Sequence
 
+from engine._persistence.event_rows import read_attributes
 from engine._api.durations import from_duration
 from engine._history import children, search_attributes, updates
 from engine._history.activities import cmd_cancel_activity, cmd_schedule_activity
@@ -109,10 +110,8 @@ def _close_command(status: str, event_type: str):  # type: ignore[no-untyped-def
 def cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     next_run_id = new_run_id()
     tx.flush()
-    first = tx.conn.execute(
-        "SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run.run_id,)
-    ).fetchone()
-    started = json.loads(first[0]) if first else {}
+    first = read_attributes(tx.conn, run.run_id, 1)
+    started = first[1] if first else {}
     attrs = {**attrs, **search_attributes.carried_over(tx, run.run_id, started, attrs)}
     append(
         tx,

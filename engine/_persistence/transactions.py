@@ -67,7 +67,7 @@ class Tx:
         """Write pending rows; call before reading the executions or events table."""
         if self.events:
             self.conn.executemany(
-                "INSERT INTO events (run_id, event_id, event_type, event_time, attributes) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO events (run, event_id, event_type, event_time, attributes) VALUES (?, ?, ?, ?, ?)",
                 self.events,
             )
             self.events.clear()
