@@ -44,7 +44,8 @@ from engine import Client  # noqa: E402
 
 # Columns whose average stored size is printed: (table, column), when the table has them.
 COLUMNS = [
-    ("events", "run_id"),
+    ("events", "run_id"),  # schema 9 and before
+    ("events", "run"),  # schema 10: executions.id
     ("events", "event_id"),
     ("events", "event_type"),
     ("events", "event_time"),
@@ -115,7 +116,7 @@ def report(path: str, n: int) -> list[str]:
                 continue
             size = _SIZE.format(c=f'"{column}"')
             avg, total = conn.execute(f'SELECT avg({size}), sum({size}) FROM "{table}"').fetchone()
-            lines.append(f"  {table}.{column:<22} {avg or 0:8.1f} avg {(total or 0) / n:9.0f} per workflow")
+            lines.append(f"  {table + '.' + column:<32} {avg or 0:8.1f} avg {(total or 0) / n:9.0f} per workflow")
         return lines
     finally:
         conn.close()

@@ -9,7 +9,7 @@ import sqlite3
 
 from typing import Any, Callable
 
-from engine._persistence.event_rows import EVENT_TYPES, repack
+from engine._persistence.event_rows import EVENT_TYPES, readable_view, repack
 
 
 APP_ID = "durable-lab"
@@ -253,6 +253,8 @@ MIGRATIONS: dict[int, list[str]] = {
         """ALTER TABLE executions_v10 RENAME TO executions""",
         """CREATE INDEX executions_by_workflow ON executions (workflow_id, start_time)""",
         """CREATE INDEX executions_by_status ON executions (status, start_time)""",
+        # The events as text, for people reading the file with sqlite3 (no engine code).
+        readable_view(),
     ],
 }
 

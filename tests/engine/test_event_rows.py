@@ -91,6 +91,10 @@ def test_the_fixture_corpus_stored_compactly_exports_byte_for_byte(tmp_path: Pat
     for key, history in enumerate(histories, 1):
         events = tuple(HistoryEvent(*row) for row in event_rows.read_rows(conn, f"run-{key}"))
         assert History(history.workflow_id, events).to_json() == history.to_json(), history.workflow_id
+        readable = conn.execute(
+            "SELECT event_type, event_time, attributes FROM history WHERE run_id = ? ORDER BY event_id", (f"run-{key}",)
+        ).fetchall()
+        assert readable == [(e.event_type, to_timestamp(e.event_time), dumps(dict(e.attributes))) for e in history.events if e.event_time]
     conn.close()
 
 
@@ -113,6 +117,7 @@ def test_a_schema_9_database_is_converted_and_exports_the_same(tmp_path: Path) -
              for e in history.events],
         )
     conn.commit()
+    as_nine_wrote = conn.execute("SELECT * FROM events ORDER BY run_id, event_id").fetchall()
     conn.close()
 
     async def main() -> list[str]:
@@ -131,7 +136,12 @@ def test_a_schema_9_database_is_converted_and_exports_the_same(tmp_path: Path) -
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     kinds = set(conn.execute("SELECT DISTINCT typeof(event_type), typeof(event_time), typeof(attributes) FROM events"))
     keys = conn.execute("SELECT workflow_id, id FROM executions ORDER BY id").fetchall()
+    # The history view shows what schema 9 stored, to the byte, in plain SQL.
+    readable = conn.execute(
+        "SELECT * FROM history WHERE run_id LIKE 'run-%' ORDER BY run_id, event_id"
+    ).fetchall()
     conn.close()
+    assert readable == as_nine_wrote
     assert version == str(schema.SCHEMA_VERSION)
     assert kinds == {("integer", "integer", "blob")}
     assert [k for _, k in keys] == list(range(1, len(histories) + 2))
