@@ -146,3 +146,10 @@ def test_a_schema_9_database_is_converted_and_exports_the_same(tmp_path: Path) -
     assert kinds == {("integer", "integer", "blob")}
     assert [k for _, k in keys] == list(range(1, len(histories) + 2))
     assert keys[-1][0] == "after-upgrade"
+
+
+def test_times_around_the_float_paths_edges_read_back_exactly() -> None:
+    edge = event_rows._FLOAT_EXACT
+    for stored in (0, 1, 999_999, edge - 1, edge, edge + 1, edge + 999_999, -1, -1_000_001, 1_765_126_695_238_761):
+        when = event_rows.event_datetime(stored)
+        assert when.tzinfo is not None and event_rows.time_value(when) == stored
