@@ -11,6 +11,12 @@ folded into the main file (``wal_checkpoint(TRUNCATE)``) and the script prints:
   (``page_count - freelist_count``) times the page size / N;
 - each table and index: pages and bytes (SQLite's ``dbstat`` table), per workflow;
 - the average stored size of the columns that matter (event attributes, event times...);
+- how long reading it back takes: ``read_events`` (what a worker runs after a cache miss,
+  and ``fetch_history``: SQL and decoding) over every run, CPU time per event, the best of 5
+  passes;
+- with ``--codecs``, what the attributes' encodings cost per event, on this run's events:
+  the fragment packing schema 10 stores (``engine._persistence.event_rows``) and, for
+  comparison, zlib with a preset dictionary (one run's JSON, which flatters it), each way;
 - the export check: a SHA-256 over the Temporal JSON export (``fetch_history().to_json()``)
   of a sample of runs, to compare across commits. What differs between two runs of the same
   workflow is masked first (times, run and request ids, the pid in worker identities), so the
@@ -32,7 +38,9 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 # Appended, not put first: PYTHONPATH=<another checkout> measures that checkout's engine.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
@@ -122,6 +130,80 @@ def report(path: str, n: int) -> list[str]:
         conn.close()
 
 
+def read_cost(path: str, passes: int = 5) -> tuple[float, int]:
+    """(best CPU seconds of a pass of read_events over every run, events read per pass)."""
+    from engine._history.workflow_tasks import read_events
+
+    conn = sqlite3.connect(path)
+    try:
+        run_ids = [r[0] for r in conn.execute("SELECT run_id FROM executions")]
+        best, events = float("inf"), 0
+        for _ in range(passes):
+            t0 = time.process_time()
+            events = sum(len(read_events(conn, run_id)) for run_id in run_ids)
+            best = min(best, time.process_time() - t0)
+        return best, events
+    finally:
+        conn.close()
+
+
+def codec_costs(path: str, runs: int = 100) -> list[str]:
+    """Bytes and CPU time per event of each encoding of the attributes' JSON (best of 5)."""
+    import zlib
+
+    import orjson
+
+    from engine._history.workflow_tasks import read_events
+    from engine._persistence.transactions import dumps
+
+    conn = sqlite3.connect(path)
+    try:
+        run_ids = [r[0] for r in conn.execute("SELECT run_id FROM executions LIMIT ?", (runs,))]
+        events = [(e.event_type, dumps(dict(e.attributes))) for run_id in run_ids for e in read_events(conn, run_id)]
+    finally:
+        conn.close()
+    n = len(events)
+
+    def best(fn: Any) -> float:
+        times = []
+        for _ in range(5):
+            t0 = time.process_time()
+            fn()
+            times.append(time.process_time() - t0)
+        return min(times) * 1e6 / n
+
+    plain = sum(len(text.encode()) for _, text in events) / n
+    lines = [f"attribute encodings over {n} events ({plain:.0f} bytes of JSON on average):"]
+    lines.append(f"  json text       {plain:6.1f} bytes; read (orjson.loads) {best(lambda: [orjson.loads(t) for _, t in events]):.2f} us")
+    try:
+        from engine._persistence import event_rows
+    except ImportError:  # a checkout before schema 10
+        lines.append("  fragment packing: not in this checkout")
+    else:
+        packed = [(event_rows.type_value(k), event_rows.pack_dumped(k, t)) for k, t in events]
+        write = best(lambda: [event_rows.pack_dumped(k, t) for k, t in events])
+        read = best(lambda: [event_rows.unpack(k, b) for k, b in packed])
+        size = sum(len(b) for _, b in packed) / n
+        lines.append(f"  fragments       {size:6.1f} bytes; write {write:.2f} us, read (unpack + orjson.loads) {read:.2f} us")
+    zdict = "".join(t for _, t in events[:23]).encode()
+    primed = zlib.compressobj(6, zlib.DEFLATED, -12, 8, zlib.Z_DEFAULT_STRATEGY, zdict=zdict)
+
+    def deflate(text: str) -> bytes:
+        c = primed.copy()
+        return c.compress(text.encode()) + c.flush()
+
+    def inflate(data: bytes) -> Any:
+        d = zlib.decompressobj(-12, zdict=zdict)
+        return orjson.loads(d.decompress(data) + d.flush())
+
+    deflated = [deflate(t) for _, t in events]
+    write = best(lambda: [deflate(t) for _, t in events])
+    read = best(lambda: [inflate(b) for b in deflated])
+    size = sum(map(len, deflated)) / n
+    lines.append(f"  zlib + zdict    {size:6.1f} bytes; write {write:.2f} us, read (inflate + orjson.loads) {read:.2f} us")
+    return lines
+
+
 async def export_hash(client: Client, workflow_ids: list[str], exports: str | None) -> str:
     """SHA-256 of the sample's JSON exports, masked (see the module's docstring)."""
     texts = [masked((await client.get_workflow_handle(wid).fetch_history()).to_json()) for wid in workflow_ids]
@@ -139,6 +221,7 @@ async def main() -> None:
     parser.add_argument("--cache", type=int, default=1000)
     parser.add_argument("--runner", choices=("sandboxed", "unsandboxed"), default="unsandboxed")
     parser.add_argument("--sample", type=int, default=20, help="runs whose JSON export is hashed")
+    parser.add_argument("--codecs", action="store_true", help="also time the attributes' encodings per event")
     parser.add_argument("--exports", help="write the sample's masked JSON exports to this file")
     parser.add_argument("--keep", help="write the database here (kept) instead of a temporary folder")
     args = parser.parse_args()
@@ -158,6 +241,11 @@ async def main() -> None:
     print(f"{args.workflows} ThreeSteps workflows on {path} (engine from {Path(engine.__file__).parent.parent})")
     for line in report(path, args.workflows):
         print(line)
+    seconds, events = read_cost(path)
+    print(f"read back: read_events over all {args.workflows} runs, {events} events: {seconds * 1e6 / events:.2f} us CPU per event (best of 5 passes)")
+    if args.codecs:
+        for line in codec_costs(path):
+            print(line)
     print(f"export check: sha256 {digest} over the JSON histories of {len(sample)} runs")
     print(f"machine load after: {load()}")
     shutil.rmtree(folder, ignore_errors=True)
