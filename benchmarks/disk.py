@@ -60,7 +60,8 @@ COLUMNS = [
     ("events", "attributes"),
     ("executions", "run_id"),
     ("executions", "workflow_id"),
-    ("activity_attempts", "run_id"),
+    ("activity_attempts", "run_id"),  # schema 9 and before
+    ("activity_attempts", "run"),
     ("activity_attempts", "identity"),
 ]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
 
-from engine._persistence.event_rows import read_attributes
+from engine._persistence.event_rows import RUN_KEY, read_attributes
 from engine._conversion import search_attributes as _search_attributes
 from engine._history.mutable_state import from_ts
 from engine.common import TypedSearchAttributes
@@ -114,7 +114,7 @@ def _attempts(conn: Any, run_id: str) -> list[tuple[Any, ...]]:
         (s, a, from_ts(st) if st is not None else None, from_ts(en), o, json.loads(f) if f else None, i)
         for s, a, st, en, o, f, i in conn.execute(
             "SELECT scheduled_event_id, attempt, started_at, ended_at, outcome, failure, identity "
-            "FROM activity_attempts WHERE run_id = ? ORDER BY scheduled_event_id, attempt",
+            "FROM activity_attempts WHERE run = " + RUN_KEY + " ORDER BY scheduled_event_id, attempt",
             (run_id,),
         )
     ]

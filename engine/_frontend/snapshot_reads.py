@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from engine._persistence.event_rows import read_attributes, read_rows
+from engine._persistence.event_rows import RUN_KEY, read_attributes, read_rows
 from engine._api.durations import from_timestamp
 from engine._persistence.fault_log import FaultFired, read_fault_log
 from engine.errors import WorkflowNotFoundError
@@ -164,7 +164,7 @@ def read_run(conn: Any, workflow_id: str, run_id: str | None) -> RawRun:
             (s, a, _utc(st), _utc(en), o, orjson.loads(f) if f else None, i)
             for s, a, st, en, o, f, i in conn.execute(
                 "SELECT scheduled_event_id, attempt, started_at, ended_at, outcome, failure, identity "
-                "FROM activity_attempts WHERE run_id = ? ORDER BY scheduled_event_id, attempt",
+                "FROM activity_attempts WHERE run = " + RUN_KEY + " ORDER BY scheduled_event_id, attempt",
                 (run,),
             )
         ]

@@ -208,8 +208,9 @@ MIGRATIONS: dict[int, list[str]] = {
         ) WITHOUT ROWID""",
     ],
     10: [
-        # Compact history rows (engine._persistence.event_rows): a run's events are keyed by
-        # the run's small integer id instead of its 36-character run id, their types are
+        # Compact history rows (engine._persistence.event_rows): a run's events (and its
+        # activity attempts) are keyed by the run's small integer id instead of its
+        # 36-character run id, their types are
         # numbers, new rows' times are integers and their JSON has its frequent fragments
         # replaced by single bytes. Rows written before stay as they are (times and JSON as
         # text read back the same); their keys and types are converted here.
@@ -247,6 +248,22 @@ MIGRATIONS: dict[int, list[str]] = {
         "INSERT INTO events_v10 SELECT x.rowid, e.event_id, CASE e.event_type "
         + " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(EVENT_TYPES, 1))
         + " ELSE e.event_type END, e.event_time, e.attributes FROM events e JOIN executions x ON x.run_id = e.run_id",
+        # Activity attempts are keyed by the run's id too.
+        """CREATE TABLE activity_attempts_v10 (
+            run INTEGER NOT NULL,
+            scheduled_event_id INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            started_at REAL,
+            ended_at REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            failure TEXT,
+            identity TEXT,
+            PRIMARY KEY (run, scheduled_event_id, attempt)
+        ) WITHOUT ROWID""",
+        "INSERT INTO activity_attempts_v10 SELECT x.rowid, a.scheduled_event_id, a.attempt, a.started_at, a.ended_at, "
+        "a.outcome, a.failure, a.identity FROM activity_attempts a JOIN executions x ON x.run_id = a.run_id",
+        """DROP TABLE activity_attempts""",
+        """ALTER TABLE activity_attempts_v10 RENAME TO activity_attempts""",
         """DROP TABLE events""",
         """ALTER TABLE events_v10 RENAME TO events""",
         """DROP TABLE executions""",

@@ -73,8 +73,9 @@ class Tx:
             self.events.clear()
         if self.attempts:
             self.conn.executemany(
-                "INSERT OR REPLACE INTO activity_attempts (run_id, scheduled_event_id, attempt, started_at, ended_at, "
-                "outcome, failure, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                # Keyed by the run's executions.id (schema 10), found here from its run id.
+                "INSERT OR REPLACE INTO activity_attempts (run, scheduled_event_id, attempt, started_at, ended_at, "
+                "outcome, failure, identity) VALUES ((SELECT id FROM executions WHERE run_id = ?), ?, ?, ?, ?, ?, ?, ?)",
                 self.attempts,
             )
             self.attempts.clear()

@@ -116,6 +116,9 @@ def test_a_schema_9_database_is_converted_and_exports_the_same(tmp_path: Path) -
             [(f"run-{n}", e.event_id, e.event_type, to_timestamp(e.event_time or datetime.now(timezone.utc)), dumps(dict(e.attributes)))
              for e in history.events],
         )
+    conn.execute(
+        "INSERT INTO activity_attempts VALUES ('run-1', 5, 1, 10.0, 11.0, 'failed', '{\"message\":\"boom\"}', 'w@host')"
+    )
     conn.commit()
     as_nine_wrote = conn.execute("SELECT * FROM events ORDER BY run_id, event_id").fetchall()
     conn.close()
@@ -125,6 +128,10 @@ def test_a_schema_9_database_is_converted_and_exports_the_same(tmp_path: Path) -
         try:
             exports = [(await client.get_workflow_handle(h.workflow_id, run_id=f"run-{n}").fetch_history()).to_json()
                        for n, h in enumerate(histories)]
+            attempts = await client.get_workflow_handle(histories[1].workflow_id, run_id="run-1").activity_attempts()
+            assert [(a.scheduled_event_id, a.attempt, a.outcome, a.failure, a.identity) for a in attempts] == [
+                (5, 1, "failed", {"message": "boom"}, "w@host")
+            ]
             await client.start_workflow("W", id="after-upgrade", task_queue="q", run_timeout=timedelta(seconds=60))
             return exports
         finally:
