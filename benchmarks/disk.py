@@ -126,6 +126,15 @@ def report(path: str, n: int) -> list[str]:
             size = _SIZE.format(c=f'"{column}"')
             avg, total = conn.execute(f'SELECT avg({size}), sum({size}) FROM "{table}"').fetchone()
             lines.append(f"  {table + '.' + column:<32} {avg or 0:8.1f} avg {(total or 0) / n:9.0f} per workflow")
+        lines += ["", "attributes by event type (average stored bytes, events per workflow):"]
+        try:
+            from engine._persistence.event_rows import type_name
+        except ImportError:  # a checkout before schema 10 stores the names
+            type_name = str  # type: ignore[assignment]
+        for stored_type, avg, count in conn.execute(
+            "SELECT event_type, avg(length(CAST(attributes AS BLOB))), count(*) FROM events GROUP BY event_type ORDER BY 3 DESC, 1"
+        ):
+            lines.append(f"  {type_name(stored_type):<32} {avg:8.1f} avg {count / n:6.1f} per workflow")
         return lines
     finally:
         conn.close()

@@ -4,11 +4,10 @@ out, as protobuf's printer does)."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from engine._persistence.event_rows import RUN_KEY, unpack
 from engine._api.proto_json import timestamp
+from engine._persistence.event_rows import RUN_KEY, unpack
 
 if TYPE_CHECKING:
     from engine.client import WorkflowExecutionDescription

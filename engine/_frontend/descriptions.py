@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
 
-from engine._persistence.event_rows import RUN_KEY, read_attributes
 from engine._conversion import search_attributes as _search_attributes
 from engine._history.mutable_state import from_ts
+from engine._persistence.event_rows import RUN_KEY, read_attributes
 from engine.common import TypedSearchAttributes
 from engine.converter import DataConverter
 from engine.errors import WorkflowNotFoundError

@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 
 from engine._persistence.event_rows import RUN_KEY, read_attributes, read_rows
-from engine._api.durations import from_timestamp
 from engine._persistence.fault_log import FaultFired, read_fault_log
 from engine.errors import WorkflowNotFoundError
 from engine.history import History, HistoryEvent

@@ -8,16 +8,15 @@ parent knowing, or a parent waiting for a child that already ended.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
-from engine._persistence.event_rows import read_attributes
 from engine._api.durations import from_duration, to_timestamp
 from engine._history.closing import request_cancel
 from engine._history.mutable_state import OPEN, Run, append
 from engine._history.signals import signal_workflow
 from engine._history.starts import StartRequest, start_workflow
+from engine._persistence.event_rows import read_attributes
 from engine._persistence.transactions import Tx
 from engine.errors import WorkflowAlreadyStartedError
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine._persistence.event_rows import child_started_event
 from engine._history import updates
 from engine._history.mutable_state import OPEN, Run, append, load_run, save_run, ts
 from engine._history.workflow_tasks import append_group, deliver
+from engine._persistence.event_rows import child_started_event
 from engine._persistence.transactions import Tx
 from engine.errors import WorkflowNotFoundError
 

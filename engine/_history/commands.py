@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Sequence
 
-from engine._persistence.event_rows import read_attributes
 from engine._api.durations import from_duration
 from engine._history import children, search_attributes, updates
 from engine._history.activities import cmd_cancel_activity, cmd_schedule_activity
@@ -16,6 +14,7 @@ from engine._history.mutable_state import Run, SDK_FLAGS, append, identity_of, l
 from engine._history.starts import StartRequest, next_cron_run, start_workflow
 from engine._history.timers import cmd_cancel_timer, cmd_start_timer
 from engine._history.workflow_tasks import append_group, ensure_workflow_task, take_workflow_task, updates_waiting, write_transient
+from engine._persistence.event_rows import read_attributes
 from engine._persistence.transactions import Tx
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from engine._api import sdk_flags as _sdk_flags
 from engine._api.durations import to_duration
-from engine._persistence.event_rows import _CODES, pack_dumped as _pack, time_value as _time_value
+from engine._persistence.event_rows import TYPE_CODES, pack_dumped as _pack, time_value as _time_value
 from engine._persistence.transactions import Tx, dumps
 from engine.errors import WorkflowNotFoundError
 from engine.history import HistoryEvent
@@ -27,7 +27,7 @@ from engine.history import HistoryEvent
 OPEN = "Running"
 
 
-_type_value = _CODES.get  # event_rows.type_value, without a call of its own per event
+_type_value = TYPE_CODES.get  # event_rows.type_value, without a call of its own per event
 
 
 QUEUE_KIND = "TASK_QUEUE_KIND_NORMAL"

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from engine._persistence.event_rows import type_value, unpack
 from engine._conversion.search_attributes import encode_value
 from engine._history.closing import terminate
 from engine._history.schedule_specs import jitter_delay, next_time
 from engine._history.starts import StartRequest, start_workflow
+from engine._persistence.event_rows import type_value, unpack
 from engine._persistence.transactions import Tx, dumps
 from engine.common import SearchAttributeKey
 from engine.errors import WorkflowAlreadyStartedError, EngineError

@@ -11,9 +11,9 @@ import json
 from datetime import datetime
 from typing import Any, Mapping
 
-from engine._persistence.event_rows import read_attributes
 from engine._conversion import search_attributes as sa
 from engine._history.mutable_state import append
+from engine._persistence.event_rows import read_attributes
 from engine._persistence.transactions import Tx, dumps
 
 

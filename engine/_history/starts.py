@@ -13,18 +13,17 @@ so time skipping skips it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine._persistence.event_rows import read_attributes
 from engine._api.durations import to_duration, to_timestamp
 from engine._history import search_attributes
 from engine._history.closing import terminate
 from engine._history.cron import cron_backoff, parse_cron
 from engine._history.mutable_state import OPEN, QUEUE_KIND, Run, append, cache_run, from_ts, new_run_id, ts
 from engine._history.workflow_tasks import ensure_workflow_task
+from engine._persistence.event_rows import read_attributes
 from engine._persistence.transactions import Tx, dumps
 from engine.errors import WorkflowAlreadyStartedError
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from engine._persistence.event_rows import read_rows
 from engine._api.durations import from_timestamp, to_timestamp
 from engine._history import updates
 from engine._history.mutable_state import Run, StaleTaskError, _wft_scheduled, append, from_ts, identity_of, load_run, request_id, save_run, schedule_transient_task, ts, wft_scheduled_attrs
 from engine._matching.dispatch import pick_sticky
 from engine._matching.task_queues import claimable
+from engine._persistence.event_rows import read_rows
 from engine._persistence.transactions import Tx, dumps
 from engine.history import HistoryEvent
 

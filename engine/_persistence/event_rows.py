@@ -53,7 +53,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "WorkflowExecutionUpdateAdmitted",
 )  # fmt: skip
 
-_CODES = {name: code for code, name in enumerate(EVENT_TYPES, 1)}
+TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES, 1)}
 
 # Frequent fragments of the engine's event JSON. Control bytes 1-31 but tab, newline and
 # carriage return (JSON's whitespace) are the tokens: at most 28 fragments.
@@ -119,7 +119,7 @@ _PAIRS: dict[Any, tuple[tuple[bytes, bytes], ...]] = {
 _COMMON_PAIRS = tuple((_FRAGMENTS[i], _TOKENS[i]) for i in _COMMON)
 # By stored type (its code, or its name when it has none), to read rows back.
 _PAIRS_BY_STORED: dict[Any, tuple[tuple[bytes, bytes], ...]] = {
-    **{_CODES.get(name, name): pairs for name, pairs in _PAIRS.items()},
+    **{TYPE_CODES.get(name, name): pairs for name, pairs in _PAIRS.items()},
 }
 _HAS_CONTROL = re.compile(rb"[\x00-\x1f]").search
 
@@ -129,7 +129,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def type_value(event_type: str) -> int | str:
     """``event_type`` as stored."""
-    return _CODES.get(event_type, event_type)
+    return TYPE_CODES.get(event_type, event_type)
 
 
 def type_name(stored: int | str) -> str:
