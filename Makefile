@@ -54,6 +54,7 @@ test: setup graphviz chromium
 bench: setup
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/replay.py
+	$(PY) benchmarks/disk.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache

@@ -15,6 +15,7 @@ import asyncio
 import json
 from typing import Any
 
+from engine._persistence.event_rows import RUN_KEY, read_attributes, type_value
 from engine.client import Client
 from engine.converter import decode_failure_json
 from kernel_ext._errors import user_frames
@@ -80,12 +81,13 @@ def _task_failures(conn: Any, run_id: str) -> tuple[tuple[int, int], dict[str, A
     row = conn.execute("SELECT last_task_failure FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     transient = json.loads(row[0]) if row and row[0] else {}
     count, last = conn.execute(
-        "SELECT COUNT(*), MAX(event_id) FROM events WHERE run_id = ? AND event_type = 'WorkflowTaskFailed'", (run_id,)
+        "SELECT COUNT(*), MAX(event_id) FROM events WHERE run = " + RUN_KEY + " AND event_type = ?",
+        (run_id, type_value("WorkflowTaskFailed")),
     ).fetchone()
     recorded = None
     if last is not None:
-        attributes = conn.execute("SELECT attributes FROM events WHERE run_id = ? AND event_id = ?", (run_id, last)).fetchone()[0]
-        recorded = json.loads(attributes).get("failure") or {}
+        event = read_attributes(conn, run_id, last)
+        recorded = (event[1] if event else {}).get("failure") or {}
     return (int(count), int(transient.get("attempt") or 0)), recorded, transient.get("failure")
 
 

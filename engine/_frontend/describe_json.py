@@ -4,10 +4,10 @@ out, as protobuf's printer does)."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from engine._api.proto_json import timestamp
+from engine._persistence.event_rows import RUN_KEY, unpack
 
 if TYPE_CHECKING:
     from engine.client import WorkflowExecutionDescription
@@ -43,14 +43,14 @@ def pending_activities(conn: Any, run_id: str) -> list[dict[str, Any]]:
     """The run's scheduled activities not closed yet, as Temporal's ``PendingActivityInfo``
     JSON (database thread): id, type, state and attempt from the task and its scheduled event."""
     rows = conn.execute(
-        "SELECT t.attempt, t.started_at, t.lease_owner, e.attributes FROM tasks t "
-        "JOIN events e ON e.run_id = t.run_id AND e.event_id = t.scheduled_event_id "
+        "SELECT t.attempt, t.started_at, t.lease_owner, e.event_type, e.attributes FROM tasks t "
+        "JOIN events e ON e.run = " + RUN_KEY + " AND e.event_id = t.scheduled_event_id "
         "WHERE t.run_id = ? AND t.kind = 'activity' ORDER BY t.scheduled_event_id",
-        (run_id,),
+        (run_id, run_id),
     ).fetchall()
     found = []
-    for attempt, started_at, lease_owner, attributes in rows:
-        scheduled = json.loads(attributes)
+    for attempt, started_at, lease_owner, event_type, attributes in rows:
+        scheduled = unpack(event_type, attributes)
         running = started_at is not None or lease_owner is not None
         found.append({
             "activityId": scheduled.get("activityId", ""),

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from engine._conversion import search_attributes as _search_attributes
 from engine._history.mutable_state import from_ts
+from engine._persistence.event_rows import RUN_KEY, read_attributes
 from engine.common import TypedSearchAttributes
 from engine.converter import DataConverter
 from engine.errors import WorkflowNotFoundError
@@ -113,7 +114,7 @@ def _attempts(conn: Any, run_id: str) -> list[tuple[Any, ...]]:
         (s, a, from_ts(st) if st is not None else None, from_ts(en), o, json.loads(f) if f else None, i)
         for s, a, st, en, o, f, i in conn.execute(
             "SELECT scheduled_event_id, attempt, started_at, ended_at, outcome, failure, identity "
-            "FROM activity_attempts WHERE run_id = ? ORDER BY scheduled_event_id, attempt",
+            "FROM activity_attempts WHERE run = " + RUN_KEY + " ORDER BY scheduled_event_id, attempt",
             (run_id,),
         )
     ]
@@ -172,14 +173,12 @@ def _latest_run(conn: Any, workflow_id: str) -> str | None:
 
 
 def _closing_event(conn: Any, run_id: str) -> tuple[str, dict[str, Any]] | None:
-    import json
-
     row = conn.execute("SELECT status, next_event_id FROM executions WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
         raise WorkflowNotFoundError(f"No workflow run {run_id!r}.")
     if row[0] == "Running":
         return None
-    event = conn.execute(
-        "SELECT event_type, attributes FROM events WHERE run_id = ? AND event_id = ?", (run_id, row[1] - 1)
-    ).fetchone()
-    return event[0], json.loads(event[1])
+    event = read_attributes(conn, run_id, row[1] - 1)
+    if event is None:
+        raise WorkflowNotFoundError(f"No closing event in the history of run {run_id!r}.")
+    return event

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from engine._api.durations import from_timestamp
+from engine._persistence.event_rows import RUN_KEY, read_attributes, read_rows
 from engine._persistence.fault_log import FaultFired, read_fault_log
 from engine.errors import WorkflowNotFoundError
 from engine.history import History, HistoryEvent
@@ -49,10 +49,7 @@ def _utc(value: float | None) -> datetime | None:
 
 
 def _events(conn: Any, run_id: str) -> list[HistoryEvent]:
-    rows = conn.execute(
-        "SELECT event_id, event_type, event_time, attributes FROM events WHERE run_id = ? ORDER BY event_id", (run_id,)
-    )
-    return [HistoryEvent(eid, etype, from_timestamp(etime), orjson.loads(attrs)) for eid, etype, etime, attrs in rows]
+    return [HistoryEvent(*row) for row in read_rows(conn, run_id)]
 
 
 def _execution(conn: Any, run_id: str) -> tuple[Any, ...] | None:
@@ -62,21 +59,18 @@ def _execution(conn: Any, run_id: str) -> tuple[Any, ...] | None:
 
 def _start_link(conn: Any, run_id: str) -> str:
     """The run before ``run_id`` in its chain (the start event's ``continuedExecutionRunId``)."""
-    row = conn.execute(
-        "SELECT json_extract(attributes, '$.continuedExecutionRunId') FROM events WHERE run_id = ? AND event_id = 1",
-        (run_id,),
-    ).fetchone()
-    return row[0] if row and isinstance(row[0], str) else ""
+    event = read_attributes(conn, run_id, 1)
+    link = event[1].get("continuedExecutionRunId") if event else None
+    return link if isinstance(link, str) else ""
 
 
 def _next_link(conn: Any, run_id: str, next_event_id: int) -> str:
     """The run after ``run_id`` in its chain (its ContinuedAsNew event's ``newExecutionRunId``)."""
-    row = conn.execute(
-        "SELECT json_extract(attributes, '$.newExecutionRunId') FROM events "
-        "WHERE run_id = ? AND event_id = ? AND event_type = 'WorkflowExecutionContinuedAsNew'",
-        (run_id, next_event_id - 1),
-    ).fetchone()
-    return row[0] if row and isinstance(row[0], str) else ""
+    event = read_attributes(conn, run_id, next_event_id - 1)
+    if event is None or event[0] != "WorkflowExecutionContinuedAsNew":
+        return ""
+    link = event[1].get("newExecutionRunId")
+    return link if isinstance(link, str) else ""
 
 
 def _chain(conn: Any, execution: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -169,7 +163,7 @@ def read_run(conn: Any, workflow_id: str, run_id: str | None) -> RawRun:
             (s, a, _utc(st), _utc(en), o, orjson.loads(f) if f else None, i)
             for s, a, st, en, o, f, i in conn.execute(
                 "SELECT scheduled_event_id, attempt, started_at, ended_at, outcome, failure, identity "
-                "FROM activity_attempts WHERE run_id = ? ORDER BY scheduled_event_id, attempt",
+                "FROM activity_attempts WHERE run = " + RUN_KEY + " ORDER BY scheduled_event_id, attempt",
                 (run,),
             )
         ]

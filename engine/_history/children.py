@@ -8,7 +8,6 @@ parent knowing, or a parent waiting for a child that already ended.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from engine._history.closing import request_cancel
 from engine._history.mutable_state import OPEN, Run, append
 from engine._history.signals import signal_workflow
 from engine._history.starts import StartRequest, start_workflow
+from engine._persistence.event_rows import read_attributes
 from engine._persistence.transactions import Tx
 from engine.errors import WorkflowAlreadyStartedError
 
@@ -39,8 +39,8 @@ def _open_run_of(tx: Tx, workflow_id: str, run_id: str | None) -> str | None:
 
 def _root_of(tx: Tx, run: Run) -> dict[str, Any]:
     tx.flush()  # events of this batch are written only before its commit
-    row = tx.conn.execute("SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run.run_id,)).fetchone()
-    started = json.loads(row[0]) if row else {}
+    row = read_attributes(tx.conn, run.run_id, 1)
+    started = row[1] if row else {}
     return started.get("rootWorkflowExecution") or {"workflowId": run.workflow_id, "runId": run.run_id}
 
 

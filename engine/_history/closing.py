@@ -10,6 +10,7 @@ from typing import Any
 from engine._history import updates
 from engine._history.mutable_state import OPEN, Run, append, load_run, save_run, ts
 from engine._history.workflow_tasks import append_group, deliver
+from engine._persistence.event_rows import child_started_event
 from engine._persistence.transactions import Tx
 from engine.errors import WorkflowNotFoundError
 
@@ -105,11 +106,7 @@ def tell_parent(tx: Tx, run: Run, now: datetime, status: str, outcome: dict[str,
     if not parent.open:
         return
     tx.flush()  # events of this batch are written only before its commit
-    started = tx.conn.execute(
-        "SELECT event_id FROM events WHERE run_id = ? AND event_type = 'ChildWorkflowExecutionStarted' "
-        "AND json_extract(attributes, '$.initiatedEventId') = ?",
-        (parent_run_id, str(initiated)),
-    ).fetchone()
+    started = child_started_event(tx.conn, parent_run_id, initiated)
     attrs: dict[str, Any] = {
         "namespace": "default",
         "workflowExecution": {"workflowId": run.workflow_id, "runId": run.run_id},

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Sequence
 
@@ -15,6 +14,7 @@ from engine._history.mutable_state import Run, SDK_FLAGS, append, identity_of, l
 from engine._history.starts import StartRequest, next_cron_run, start_workflow
 from engine._history.timers import cmd_cancel_timer, cmd_start_timer
 from engine._history.workflow_tasks import append_group, ensure_workflow_task, take_workflow_task, updates_waiting, write_transient
+from engine._persistence.event_rows import read_attributes
 from engine._persistence.transactions import Tx
 
 
@@ -109,10 +109,8 @@ def _close_command(status: str, event_type: str):  # type: ignore[no-untyped-def
 def cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     next_run_id = new_run_id()
     tx.flush()
-    first = tx.conn.execute(
-        "SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run.run_id,)
-    ).fetchone()
-    started = json.loads(first[0]) if first else {}
+    first = read_attributes(tx.conn, run.run_id, 1)
+    started = first[1] if first else {}
     attrs = {**attrs, **search_attributes.carried_over(tx, run.run_id, started, attrs)}
     append(
         tx,

@@ -17,13 +17,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from engine._api import sdk_flags as _sdk_flags
-from engine._api.durations import to_duration, to_timestamp
+from engine._api.durations import to_duration
+from engine._persistence.event_rows import TYPE_CODES, pack_dumped as _pack, time_value as _time_value
 from engine._persistence.transactions import Tx, dumps
 from engine.errors import WorkflowNotFoundError
 from engine.history import HistoryEvent
 
 
 OPEN = "Running"
+
+
+_type_value = TYPE_CODES.get  # event_rows.type_value, without a call of its own per event
 
 
 QUEUE_KIND = "TASK_QUEUE_KIND_NORMAL"
@@ -82,7 +86,7 @@ class Run:
     __slots__ = (
         "run_id", "workflow_id", "workflow_type", "task_queue", "status", "next_event_id", "wft_state",
         "wft_scheduled_id", "wft_started_id", "wft_attempt", "buffered", "task_timeout", "close_time",
-        "tail", "tail_from", "wft_task", "has_updates", "is_child", "has_children", "is_cron", "epoch",
+        "tail", "tail_from", "wft_task", "has_updates", "is_child", "has_children", "is_cron", "epoch", "key",
     )
 
     def __init__(
@@ -118,6 +122,8 @@ class Run:
         # task for a worker that already holds the earlier ones needs no read of history.
         self.tail: list[HistoryEvent] = []
         self.tail_from = next_event_id
+        # executions.id: the run's key in the events table (engine._persistence.event_rows).
+        self.key = 0
         # (task id, lease owner, info) of the workflow task leased here, if any.
         self.wft_task: tuple[int, str, dict[str, Any]] | None = None
         # Whether the run has update requests, is a child, has children: known (False) for
@@ -168,7 +174,7 @@ class Run:
 
 _RUN_COLUMNS = (
     "run_id, workflow_id, workflow_type, task_queue, status, next_event_id, wft_state, "
-    "wft_scheduled_id, wft_started_id, wft_attempt, buffered, task_timeout, close_time, flags"
+    "wft_scheduled_id, wft_started_id, wft_attempt, buffered, task_timeout, close_time, flags, id"
 )
 
 
@@ -204,6 +210,7 @@ def load_run(tx: Tx, run_id: str) -> Run:
         raise WorkflowNotFoundError(f"No workflow run with run id {run_id!r}.")
     run = Run(*row[:10], json.loads(row[10]) if row[10] else [], row[11], row[12])  # type: ignore[misc,call-arg]
     run.read_flags(row[13])
+    run.key = row[14]
     if cached is not None:
         _carry_over(cached, run)
     cache_run(tx, run)
@@ -265,12 +272,13 @@ def append(
     tx: Tx, run: Run, now: datetime, event_type: str, attrs: dict[str, Any], stamp: str | None = None, text: str | None = None
 ) -> int:
     """Append one event (written with the batch's other events just before its commit).
-    ``text`` is the attributes' JSON when the caller has it already."""
+    ``text`` is the attributes' JSON (from ``dumps``) when the caller has it already. ``stamp``,
+    the time as text, is no longer stored (``now`` is, to the microsecond: the same instant)."""
     event_id = run.next_event_id
     run.next_event_id += 1
     when = now if now.tzinfo is timezone.utc else now.astimezone(timezone.utc)
     run_id = run.run_id
-    tx.events.append((run_id, event_id, event_type, stamp or to_timestamp(when), text or dumps(attrs)))
+    tx.events.append((run.key, event_id, _type_value(event_type, event_type), _time_value(when), _pack(event_type, text or dumps(attrs))))
     run.tail.append(HistoryEvent(event_id, event_type, when, attrs))
     tx.notes.add(("history", run_id))  # Tx.notify, inlined: this runs for every event
     return event_id

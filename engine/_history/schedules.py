@@ -20,6 +20,7 @@ from engine._conversion.search_attributes import encode_value
 from engine._history.closing import terminate
 from engine._history.schedule_specs import jitter_delay, next_time
 from engine._history.starts import StartRequest, start_workflow
+from engine._persistence.event_rows import type_value, unpack
 from engine._persistence.transactions import Tx, dumps
 from engine.common import SearchAttributeKey
 from engine.errors import WorkflowAlreadyStartedError, EngineError
@@ -192,12 +193,12 @@ def _last_completion_result(tx: Tx, row: ScheduleRow) -> dict[str, Any] | None:
     """The result of the schedule's most recent run that completed, if any."""
     for recent in reversed(row.info.get("recent", [])):
         found = tx.conn.execute(
-            "SELECT e.attributes FROM executions x JOIN events e ON e.run_id = x.run_id "
-            "WHERE x.run_id = ? AND x.status = 'Completed' AND e.event_type = 'WorkflowExecutionCompleted'",
-            (recent["run_id"],),
+            "SELECT e.event_type, e.attributes FROM executions x JOIN events e ON e.run = x.id "
+            "WHERE x.run_id = ? AND x.status = 'Completed' AND e.event_type = ?",
+            (recent["run_id"], type_value("WorkflowExecutionCompleted")),
         ).fetchone()
         if found is not None:
-            result = json.loads(found[0]).get("result")
+            result = unpack(found[0], found[1]).get("result")
             return dict(result) if result else None
     return None
 

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from engine._conversion import search_attributes as sa
 from engine._history.mutable_state import append
+from engine._persistence.event_rows import read_attributes
 from engine._persistence.transactions import Tx, dumps
 
 
@@ -109,8 +110,8 @@ def read(conn: Any, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         return {}, {}
     attributes, memo = (json.loads(row[0]) if row[0] else None), (json.loads(row[1]) if row[1] else None)
     if attributes is None or memo is None:
-        first = conn.execute("SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run_id,)).fetchone()
-        started = json.loads(first[0]) if first else {}
+        first = read_attributes(conn, run_id, 1)
+        started = first[1] if first else {}
         if attributes is None:
             attributes = (started.get("searchAttributes") or {}).get("indexedFields") or {}
         if memo is None:

@@ -13,7 +13,6 @@ so time skipping skips it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from engine._history.closing import terminate
 from engine._history.cron import cron_backoff, parse_cron
 from engine._history.mutable_state import OPEN, QUEUE_KIND, Run, append, cache_run, from_ts, new_run_id, ts
 from engine._history.workflow_tasks import ensure_workflow_task
+from engine._persistence.event_rows import read_attributes
 from engine._persistence.transactions import Tx, dumps
 from engine.errors import WorkflowAlreadyStartedError
 
@@ -76,6 +76,8 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
     run = Run(run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, 1, "", None, None, 1, [], task_timeout)
     run.has_updates, run.is_child, run.has_children = False, bool(req.parent), False
     run.is_cron = bool(req.cron_schedule)
+    # The run's key is chosen now (its row is written last, after its first events).
+    run.key = tx.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM executions").fetchone()[0]
     attrs: dict[str, Any] = {
         "workflowType": {"name": req.workflow_type},
         "taskQueue": {"name": req.task_queue, "kind": QUEUE_KIND},
@@ -133,10 +135,10 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
         ensure_workflow_task(tx, run, now)
     remember(tx, run_id, req, now + backoff)
     tx.conn.execute(
-        "INSERT INTO executions (run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id, "
+        "INSERT INTO executions (id, run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id, "
         "wft_state, wft_scheduled_id, wft_started_id, wft_attempt, task_timeout, flags, search_attributes, memo) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, ts(now), run.next_event_id,
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (run.key, run_id, req.workflow_id, req.workflow_type, req.task_queue, OPEN, ts(now), run.next_event_id,
          run.wft_state, run.wft_scheduled_id, run.wft_started_id, run.wft_attempt, task_timeout, run.flags(),
          dumps(req.search_attributes) if req.search_attributes else None, dumps(req.memo) if req.memo else None),
     )
@@ -225,8 +227,8 @@ def next_cron_run(tx: Tx, run: Run, now: datetime, outcome: dict[str, Any]) -> S
         return None
     schedule, execution_time = row
     tx.flush()
-    first = tx.conn.execute("SELECT attributes FROM events WHERE run_id = ? AND event_id = 1", (run.run_id,)).fetchone()
-    started = json.loads(first[0]) if first else {}
+    first = read_attributes(tx.conn, run.run_id, 1)
+    started = first[1] if first else {}
     next_run_id = new_run_id()
     backoff = cron_backoff(parse_cron(schedule), from_ts(execution_time), now)
     last_result = outcome.get("result") or (started.get("lastCompletionResult") if "failure" in outcome else None)

@@ -17,6 +17,7 @@ from engine._history import updates
 from engine._history.mutable_state import Run, StaleTaskError, _wft_scheduled, append, from_ts, identity_of, load_run, request_id, save_run, schedule_transient_task, ts, wft_scheduled_attrs
 from engine._matching.dispatch import pick_sticky
 from engine._matching.task_queues import claimable
+from engine._persistence.event_rows import read_rows
 from engine._persistence.transactions import Tx, dumps
 from engine.history import HistoryEvent
 
@@ -194,13 +195,7 @@ def _events_after(tx: Tx, run: Run, after: int) -> list[HistoryEvent]:
 
 
 def read_events(conn: Any, run_id: str, after: int = 0) -> list[HistoryEvent]:
-    return [
-        HistoryEvent(eid, etype, from_timestamp(etime), json.loads(attrs))
-        for eid, etype, etime, attrs in conn.execute(
-            "SELECT event_id, event_type, event_time, attributes FROM events WHERE run_id = ? AND event_id > ? ORDER BY event_id",
-            (run_id, after),
-        )
-    ]
+    return [HistoryEvent(*row) for row in read_rows(conn, run_id, after)]
 
 
 def take_workflow_task(tx: Tx, task_id: int, owner: str, run: Run, started_event_id: int) -> dict[str, Any]:

@@ -7,11 +7,15 @@ from __future__ import annotations
 import functools
 import sqlite3
 
+from typing import Any, Callable
+
+from engine._persistence.event_rows import EVENT_TYPES, readable_view, repack
+
 
 APP_ID = "durable-lab"
 
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 SCHEMA = [
@@ -203,7 +207,77 @@ MIGRATIONS: dict[int, list[str]] = {
             created REAL NOT NULL
         ) WITHOUT ROWID""",
     ],
+    10: [
+        # Compact history rows (engine._persistence.event_rows): a run's events (and its
+        # activity attempts) are keyed by the run's small integer id instead of its
+        # 36-character run id, their types are
+        # numbers, new rows' times are integers and their JSON has its frequent fragments
+        # replaced by single bytes. Rows written before stay as they are (times and JSON as
+        # text read back the same); their keys and types are converted here.
+        """CREATE TABLE executions_v10 (
+            run_id TEXT NOT NULL UNIQUE,
+            workflow_id TEXT NOT NULL,
+            workflow_type TEXT NOT NULL,
+            task_queue TEXT NOT NULL,
+            status TEXT NOT NULL,
+            start_time REAL NOT NULL,
+            close_time REAL,
+            next_event_id INTEGER NOT NULL,
+            wft_state TEXT NOT NULL DEFAULT '',
+            wft_scheduled_id INTEGER,
+            wft_started_id INTEGER,
+            wft_attempt INTEGER NOT NULL DEFAULT 1,
+            buffered TEXT,
+            task_timeout REAL NOT NULL DEFAULT 10,
+            last_task_failure TEXT,
+            flags INTEGER,
+            search_attributes TEXT,
+            memo TEXT,
+            id INTEGER PRIMARY KEY
+        )""",
+        # The old rowid is the new id: list orders that break ties by rowid stay the same.
+        """INSERT INTO executions_v10 SELECT *, rowid FROM executions""",
+        """CREATE TABLE events_v10 (
+            run INTEGER NOT NULL,
+            event_id INTEGER NOT NULL,
+            event_type NOT NULL,
+            event_time NOT NULL,
+            attributes NOT NULL,
+            PRIMARY KEY (run, event_id)
+        ) WITHOUT ROWID""",
+        "INSERT INTO events_v10 SELECT x.rowid, e.event_id, CASE e.event_type "
+        + " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(EVENT_TYPES, 1))
+        + " ELSE e.event_type END, e.event_time, e.attributes FROM events e JOIN executions x ON x.run_id = e.run_id",
+        # Activity attempts are keyed by the run's id too.
+        """CREATE TABLE activity_attempts_v10 (
+            run INTEGER NOT NULL,
+            scheduled_event_id INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            started_at REAL,
+            ended_at REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            failure TEXT,
+            identity TEXT,
+            PRIMARY KEY (run, scheduled_event_id, attempt)
+        ) WITHOUT ROWID""",
+        "INSERT INTO activity_attempts_v10 SELECT x.rowid, a.scheduled_event_id, a.attempt, a.started_at, a.ended_at, "
+        "a.outcome, a.failure, a.identity FROM activity_attempts a JOIN executions x ON x.run_id = a.run_id",
+        """DROP TABLE activity_attempts""",
+        """ALTER TABLE activity_attempts_v10 RENAME TO activity_attempts""",
+        """DROP TABLE events""",
+        """ALTER TABLE events_v10 RENAME TO events""",
+        """DROP TABLE executions""",
+        """ALTER TABLE executions_v10 RENAME TO executions""",
+        """CREATE INDEX executions_by_workflow ON executions (workflow_id, start_time)""",
+        """CREATE INDEX executions_by_status ON executions (status, start_time)""",
+        # The events as text, for people reading the file with sqlite3 (no engine code).
+        readable_view(),
+    ],
 }
+
+
+# Rewrites of rows in Python, run after that version's statements (a new file has no rows).
+REWRITES: dict[int, Callable[[Any], None]] = {10: repack}
 
 
 RESTORE = "Restore it from a copy, or start over with a new file."
@@ -257,6 +331,8 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
         for target in sorted(v for v in MIGRATIONS if v > now):
             for statement in MIGRATIONS[target]:
                 conn.execute(statement)
+            if target in REWRITES:
+                REWRITES[target](conn)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
     except BaseException:

@@ -67,14 +67,15 @@ class Tx:
         """Write pending rows; call before reading the executions or events table."""
         if self.events:
             self.conn.executemany(
-                "INSERT INTO events (run_id, event_id, event_type, event_time, attributes) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO events (run, event_id, event_type, event_time, attributes) VALUES (?, ?, ?, ?, ?)",
                 self.events,
             )
             self.events.clear()
         if self.attempts:
             self.conn.executemany(
-                "INSERT OR REPLACE INTO activity_attempts (run_id, scheduled_event_id, attempt, started_at, ended_at, "
-                "outcome, failure, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                # Keyed by the run's executions.id (schema 10), found here from its run id.
+                "INSERT OR REPLACE INTO activity_attempts (run, scheduled_event_id, attempt, started_at, ended_at, "
+                "outcome, failure, identity) VALUES ((SELECT id FROM executions WHERE run_id = ?), ?, ?, ?, ?, ?, ?, ?)",
                 self.attempts,
             )
             self.attempts.clear()

@@ -27,7 +27,7 @@ def _payloads(value: Any, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _raw(conn: Any, run_id: str) -> list[tuple[int, str, str]]:
     """(event id, encoding, data) of every payload of the run, as the database holds it."""
-    rows = conn.execute("SELECT event_id, attributes FROM events WHERE run_id = ? ORDER BY event_id", (run_id,)).fetchall()
+    rows = conn.execute("SELECT event_id, attributes FROM history WHERE run_id = ? ORDER BY event_id", (run_id,)).fetchall()
     found = []
     for event_id, attributes in rows:
         for payload in _payloads(json.loads(attributes), []):

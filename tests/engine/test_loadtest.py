@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from engine.client import Client
 from engine.history import History, HistoryEvent
+from engine._persistence.event_rows import type_value
 from engine.loadtest import (
     Scenario, Step, StepRow, TargetConfig, build_report, parse_steps, percentile, plan, ramp, run_load_test, run_record,
 )
@@ -227,8 +228,8 @@ def _ticks_done(db: str, bench_id: str) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         row = conn.execute(
-            "SELECT count(*) FROM events JOIN executions USING (run_id) WHERE workflow_id = ? AND event_type = 'ActivityTaskCompleted'",
-            (bench_id,),
+            "SELECT count(*) FROM events e JOIN executions x ON x.id = e.run WHERE x.workflow_id = ? AND e.event_type = ?",
+            (bench_id, type_value("ActivityTaskCompleted")),
         ).fetchone()
         return int(row[0])
     except sqlite3.OperationalError:

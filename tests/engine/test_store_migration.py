@@ -118,4 +118,4 @@ def test_a_schema_8_database_gets_cron_and_schedule_tables(tmp_path: Path) -> No
     conn.close()
     assert {"crons", "schedules"} <= tables
     assert crons == [("@hourly",)]
-    assert version == "9"
+    assert version == str(schema.SCHEMA_VERSION)
