@@ -160,6 +160,11 @@ class HoldSeat:
 WAIT = "await workflow.wait_condition(lambda: self.paid, timeout=timedelta(days=1))"
 RELEASE = "await workflow.execute_activity(release_seat, seat, start_to_close_timeout=timedelta(seconds=5))"
 
+RUNAWAY = """runaway = %workflow start --type Nap --task-queue endings --input 365
+{stop}
+bounded = %workflow start --type Nap --task-queue endings --input 30 {limit}
+"""
+
 TESTS = """%%writefile .durable/lesson-17/test_billing.py
 from pathlib import Path
 
@@ -449,6 +454,16 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("a release in finally, also for paid holds", 0, HOLD.format(
             wait=f"        try:\n            {WAIT}\n        finally:\n            {RELEASE}"),
             "a paid hold: it released its seat"),
+        Answer("cancelled, not terminated", 1, RUNAWAY.format(stop="await runaway.cancel()", limit="--execution-timeout 2d"),
+               "Cancel asks, and the workflow code runs again"),
+        Answer("a run timeout, not an execution timeout", 1,
+               RUNAWAY.format(stop='await runaway.terminate(reason="stuck")', limit="--run-timeout 2d"),
+               "--run-timeout bounds one run"),
+        Answer("a limit longer than the nap", 1,
+               RUNAWAY.format(stop='await runaway.terminate(reason="stuck")', limit="--execution-timeout 60d"),
+               "bounded ended COMPLETED with 'rested'"),
+        Answer("not stopped at all", 1, RUNAWAY.format(stop="pass", limit="--execution-timeout 2d"),
+               "is still running: it would sleep for 365 days"),
     ],
     "17-testing.ipynb": [
         Answer("no replay test", 0, TESTS.format(total=120), "they pass on a version that sleeps before it charges"),
