@@ -349,6 +349,15 @@ class Check:
         run.attempts = list(await handle.activity_attempts())
         return run
 
+    async def chain(self, run: CheckedRun) -> list[History]:
+        """The history of every run of ``run``'s continue-as-new chain, first to last (one
+        history when the run did not continue as new)."""
+        handle = self.client.get_workflow_handle(run.workflow_id, run_id=run.handle.run_id if run.handle else None)
+        snapshot = await handle.snapshot()
+        return [
+            await self.client.get_workflow_handle(run.workflow_id, run_id=r.run_id).fetch_history() for r in snapshot.chain
+        ]
+
     def polled_queues(self) -> set[str]:
         """The task queues that a running worker polls: this kernel's, its worker processes',
         and other programs' on the same database file."""

@@ -299,6 +299,21 @@ class FreeTrial:
         self.cancelled = True
 """
 
+MEMBERSHIP = """%%workflow
+@workflow.defn
+class Membership:
+    @workflow.run
+    async def run(self, customer: str, months: int, billed: int = 0) -> str:
+{body}
+        return f"{{billed}} months billed"
+"""
+MONTHS = """        for _ in range({n}):
+            await workflow.sleep(timedelta(days=30))
+            await workflow.execute_activity(charge, args=[customer, 10], **EMAIL)
+            billed += 1"""
+NEXT = """        if months > {n}:
+            workflow.continue_as_new(args=[customer, months - {n}, {rest}])"""
+
 BIG = """%%workflow
 @workflow.defn
 class BigExpense:
@@ -502,6 +517,12 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("a month instead of 14 days", 0, TRIAL.format(
             wait="try:\n            await workflow.wait_condition(lambda: self.cancelled, timeout=timedelta(days=30))\n"
             "        except asyncio.TimeoutError:\n            pass"), "timers of 30 days"),
+        Answer("one run for every month", 1, MEMBERSHIP.format(body=MONTHS.format(n="months") + "\n" + NEXT.format(n="months", rest="billed")),
+               "7 months made 1 run(s)"),
+        Answer("a run per month", 1, MEMBERSHIP.format(body=MONTHS.format(n="min(months, 1)") + "\n" + NEXT.format(n="1", rest="billed")),
+               "Continue as new after 3 months, not after each one"),
+        Answer("the count not carried", 1, MEMBERSHIP.format(body=MONTHS.format(n="min(months, 3)") + "\n" + NEXT.format(n="3", rest="0")),
+               "carry the months billed in the new run's input"),
     ],
     "04-expense-report.ipynb": [
         Answer("pays after the first decision", 0, BIG.format(condition="len(self.decisions) > 0"),
