@@ -141,6 +141,27 @@ class GuestList:
         self.closed = True
 {update}"""
 
+FULFIL = """%%workflow
+@workflow.defn
+class Deliver:
+    @workflow.run
+    async def run(self, item: str) -> str:
+        await workflow.sleep(timedelta(days=2))
+        return f"{{item}} delivered"
+
+
+@workflow.defn
+class Fulfil:
+    @workflow.run
+    async def run(self, items: list[str]) -> list[str]:
+{body}
+"""
+CHILDREN = """        started = [workflow.start_child_workflow(Deliver.run, item, {id}{policy}) for item in items]
+        children = await asyncio.gather(*started)
+        return list(await asyncio.gather(*children))"""
+CHILD_ID = 'id=f"{workflow.info().workflow_id}/{item}", '
+ABANDON = "parent_close_policy=workflow.ParentClosePolicy.ABANDON"
+
 HOLD = """%%workflow
 @workflow.defn
 class HoldSeat:
@@ -460,6 +481,20 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         if name in self.guests:
             raise ValueError("already invited")
 """), "an empty name was accepted"),
+        Answer("no children yet", 2, FULFIL.format(body='        return [f"{item} delivered" for item in items]'),
+               "started no child workflow"),
+        Answer("the default parent-close policy", 2, FULFIL.format(body=CHILDREN.format(id=CHILD_ID, policy="")),
+               "By default a child is terminated with its parent"),
+        Answer("children asked to cancel with the parent", 2,
+               FULFIL.format(body=CHILDREN.format(id=CHILD_ID, policy="parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL")),
+               "REQUEST_CANCEL asks the child to cancel"),
+        Answer("the engine's ids for the children", 2, FULFIL.format(body=CHILDREN.format(id="", policy=ABANDON)),
+               "Give each child an id you can find again"),
+        Answer("one delivery after another", 2, FULFIL.format(body="""        done = []
+        for item in items:
+            done.append(await workflow.execute_child_workflow(
+                Deliver.run, item, id=f"{workflow.info().workflow_id}/{item}", parent_close_policy=workflow.ParentClosePolicy.ABANDON))
+        return done"""), "each delivery waited for the one before"),
     ],
     "16-cancellation.ipynb": [
         Answer("no cleanup", 0, HOLD.format(wait=f"        {WAIT}"), "never released its seat"),
