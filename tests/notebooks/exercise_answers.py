@@ -103,6 +103,26 @@ class ImportRows:
         )
 """
 
+RENDER = """%%workflow
+from engine.errors import ActivityError
+
+
+@workflow.defn
+class Render:
+    @workflow.run
+    async def run(self, frame: int) -> str:
+        try:
+            return await workflow.execute_activity(render, frame, task_queue="gpu", {gpu})
+        except ActivityError:
+            pass
+        try:
+            return await workflow.execute_activity(render, frame, task_queue="timeouts", {cpu})
+        except ActivityError:
+            return f"gave up on frame {{frame}}"
+"""
+GPU_WAIT = "start_to_close_timeout=timedelta(seconds=10), schedule_to_start_timeout=timedelta(minutes=2)"
+CPU_DEADLINE = "start_to_close_timeout=timedelta(seconds=10), schedule_to_close_timeout=timedelta(minutes=1)"
+
 REFUND = """%%workflow
 @workflow.defn
 class Refund:
@@ -438,6 +458,13 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("heartbeats that are not read back", 0,
                IMPORT.format(first="1", heartbeat="activity.heartbeat(row)", timeout="heartbeat_timeout=timedelta(seconds=1),"),
                "were imported twice"),
+        Answer("a longer start-to-close on the GPU", 1, RENDER.format(gpu="start_to_close_timeout=timedelta(minutes=2)", cpu=CPU_DEADLINE),
+               "start-to-close starts counting only when a worker takes the task"),
+        Answer("start-to-close as the CPU's deadline", 1, RENDER.format(gpu=GPU_WAIT, cpu="start_to_close_timeout=timedelta(minutes=1)"),
+               "its retries never stop"),
+        Answer("a few attempts instead of a deadline", 1,
+               RENDER.format(gpu=GPU_WAIT, cpu="start_to_close_timeout=timedelta(seconds=10), retry_policy=RetryPolicy(maximum_attempts=3)"),
+               "ended by its retry policy, not by a deadline"),
     ],
     "14-failure-types.ipynb": [
         Answer("a ValueError", 0, REFUND.format(refuse='raise ValueError("too large")'), "to the engine that is a bug"),
