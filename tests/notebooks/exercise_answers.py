@@ -74,6 +74,17 @@ class Raffle:
         return {{"winner": winner, "drawn_at": drawn_at}}
 """
 
+QUOTE_PRICES = """%%workflow
+{imports}
+
+
+@workflow.defn
+class Quote:
+    @workflow.run
+    async def run(self, items: list[str]) -> int:
+        return sum(pricelist.price(item) for item in items)
+"""
+
 IMPORT = """%%activity
 imported: list[tuple[str, int, int]] = []
 
@@ -439,6 +450,13 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
             "        drawn_at = ", "            drawn_at = "), "the replay drew other values"),
         Answer("only the draw fixed", 0, RAFFLE.format(winner="workflow.random().choice(tickets)", drawn_at="datetime.now().isoformat()"),
                "datetime.datetime.now() is not allowed"),
+        Answer("imported afresh, as given", 1, QUOTE_PRICES.format(imports="import pricelist"),
+               "the workflow used a fresh copy of pricelist, not the worker's"),
+        Answer("the restrictions lifted around the import", 1,
+               QUOTE_PRICES.format(imports="with workflow.unsafe.sandbox_unrestricted():\n    import pricelist"),
+               "the workflow used a fresh copy of pricelist, not the worker's"),
+        Answer("imported inside the run", 1, QUOTE_PRICES.format(imports="").replace(
+            "        return sum(", "        import pricelist\n\n        return sum("), "The sandbox runs your own modules afresh for each run"),
     ],
     "12-data-conversion.ipynb": [
         Answer("nothing configured", 0, "# not yet", "the diagnosis is readable in the database"),
