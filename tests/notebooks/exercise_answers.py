@@ -386,6 +386,8 @@ class BigExpense:
         self.decisions.append(decision)
 """
 
+APPROVAL = "approval = %workflow start --type Approval --task-queue slow-transfers --input 5000\n"
+
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
         Answer(
@@ -439,6 +441,13 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
             "%workflow start --type SlowTransfer --task-queue night-transfers --workflow-id orphan --input '{carol_to_dave}'",
             "it was started again",
         ),
+        Answer("signalled from the kernel", 1, APPROVAL + "await approval.signal('approve', 'grace')", "this kernel's client, not from a terminal"),
+        Answer("the signal's name capitalised", 1,
+               APPROVAL + "!{dlab} workflow signal --workflow-id {approval.workflow_id} --name Approve --input '\"grace\"'",
+               "Signal names are case-sensitive"),
+        Answer("a string input without its JSON quotes", 1,
+               APPROVAL + "!{dlab} workflow signal --workflow-id {approval.workflow_id} --name approve --input grace",
+               "no signal reached it yet"),
     ],
     "11-sandbox.ipynb": [
         Answer("random and datetime left as they were", 0, RAFFLE.format(winner="random.choice(tickets)", drawn_at="datetime.now().isoformat()"),
