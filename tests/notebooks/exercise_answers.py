@@ -634,8 +634,11 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
                "not where the workflow decides"),
         Answer("the wrong variable", 0, 'storm.goto(line=storm.line_of("break"))\ndecided_by = "attempt"',
                "it is not what made the workflow decide to compensate"),
+        Answer("a name that is not a local", 0, 'storm.goto(line=storm.line_of("break"))\ndecided_by = "warehouse"',
+               "'warehouse' is not a local here"),
         Answer("no delays collected", 1, "delays = []", "your list has 0 delays"),
         Answer("delays made up", 1, "delays = [1, 2]", "your list has 2 delays"),
+        Answer("a backoff imagined", 1, "delays = [1, 2, 4, 8]", "1 of 4 delays are right; delay 2 is not 2 s"),
     ],
     # The load lab's checks read the learner's own measured reports: these answers are wrong
     # whatever this machine measured (no step offers 1000 runs/s; the names are fixed).
