@@ -96,7 +96,7 @@ async def scarce_gpu(c: Check) -> None:
     ended = _ended(quick, gpu[0])
     if ended is None:
         c.require(False, "", f"render-7: {quick.problem}: its render task is still waiting on gpu, which no worker polls "
-                  f"(scheduleToStartTimeout {wait:g} s)",
+                  + (f"(its schedule-to-start timeout: {wait:g} s)" if wait else "(it has no schedule-to-start timeout)"),
                   hint="start-to-close starts counting only when a worker takes the task: bound the wait for one with "
                   "schedule_to_start_timeout=timedelta(minutes=2)." if not wait else None)
     kind = _timeout_type(ended.attributes.get("failure"))
