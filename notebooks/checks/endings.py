@@ -75,6 +75,10 @@ async def stop_the_runaway(c: Check) -> None:
     runaway: Any = c.namespace.get("runaway")
     c.require(runaway is not None and hasattr(runaway, "fetch_history"), "", "there is no `runaway` run: run the exercise cell as it is given")
     history = await runaway.fetch_history()
+    if any(e.event_type == "WorkflowExecutionCancelRequested" for e in history.events):
+        # A cancel is a request: the run closes once a worker has run its code. Judge how it ended.
+        await c.existing(runaway.workflow_id, timeout=5)
+        history = await runaway.fetch_history()
     last = _last_event(history)
     closed = last is not None and last.event_type.startswith("WorkflowExecution") and last.event_type not in (
         "WorkflowExecutionStarted", "WorkflowExecutionSignaled", "WorkflowExecutionCancelRequested",
