@@ -44,7 +44,7 @@ from engine.client import ActivityAttempt, Client
 from engine.errors import EngineError
 from engine.history import History, HistoryEvent
 
-__all__ = ["Check", "CheckedRun", "Exercise", "NotYet", "Verdict", "exercise", "exercises_in", "current_session"]
+__all__ = ["Check", "CheckedRun", "Exercise", "NotYet", "Verdict", "exercise", "exercises_in", "current_session", "judge"]
 
 RUN_TIMEOUT = 10.0  # seconds a check waits for a learner's run before it calls it unfinished
 
@@ -349,6 +349,15 @@ class Check:
         run.attempts = list(await handle.activity_attempts())
         return run
 
+    async def chain(self, run: CheckedRun) -> list[History]:
+        """The history of every run of ``run``'s continue-as-new chain, first to last (one
+        history when the run did not continue as new)."""
+        handle = self.client.get_workflow_handle(run.workflow_id, run_id=run.handle.run_id if run.handle else None)
+        snapshot = await handle.snapshot()
+        return [
+            await self.client.get_workflow_handle(run.workflow_id, run_id=r.run_id).fetch_history() for r in snapshot.chain
+        ]
+
     def polled_queues(self) -> set[str]:
         """The task queues that a running worker polls: this kernel's, its worker processes',
         and other programs' on the same database file."""
@@ -430,19 +439,39 @@ class Exercise:
         c = Check(session if session is not None else current_session(), self.title)
         try:
             await self.function(c)
-        except _Stop:
-            pass
-        except NotYet as e:
-            c.findings.append(Finding(False, e.text, e.hint))
-        except Exception as e:  # a learner's code can fail in ways no check foresaw
-            text = f"{type(e).__name__}: {e}".splitlines()[0]
-            c.findings.append(Finding(False, f"the check could not go on: {text}"))
-        if not c.findings:
-            c.findings.append(Finding(False, "the check found nothing to look at"))
-        return Verdict(self.title, tuple(c.findings), self.hint)
+        except Exception as e:
+            _note_end(c, e)
+        return _verdict(c, self.hint)
 
     async def __call__(self, c: Check) -> None:
         await self.function(c)
+
+
+def _note_end(c: Check, error: Exception) -> None:
+    """How a check that stopped early ends: its own "not yet", or one that says it could not go on."""
+    if isinstance(error, NotYet):
+        c.findings.append(Finding(False, error.text, error.hint))
+    elif not isinstance(error, _Stop):  # a learner's code can fail in ways no check foresaw
+        text = f"{type(error).__name__}: {error}".splitlines()[0]
+        c.findings.append(Finding(False, f"the check could not go on: {text}"))
+
+
+def _verdict(c: Check, hint: str) -> Verdict:
+    if not c.findings:
+        c.findings.append(Finding(False, "the check found nothing to look at"))
+    return Verdict(c.title, tuple(c.findings), hint)
+
+
+def judge(title: str, hint: str, function: Callable[[Check], None]) -> Verdict:
+    """A check of plain values (a debugger's position, a list the learner made), run at once:
+    ``function(c)`` records findings as an exercise does, but starts no run, so it needs no
+    engine and no event loop. Never raises."""
+    c = Check(None, title)
+    try:
+        function(c)
+    except Exception as e:
+        _note_end(c, e)
+    return _verdict(c, hint)
 
 
 def exercise(title: str, *, hint: str, concept: str = "") -> Callable[[Callable[[Check], Awaitable[None]]], Exercise]:

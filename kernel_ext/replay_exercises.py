@@ -1,86 +1,86 @@
-"""Self-checking exercises on the replay debugger (tutorial 08).
+"""Checks on the replay debugger (tutorial 08), written with :mod:`kernel_ext.exercises`.
 
 Each check reads what really happened (the debugger's position, its trace, the history) and
-returns a ``Check``: printed, it says "Well done: ..." or "Not yet: ..." with what is right so
-far and a hint for the rest. A check never raises for a wrong answer.
+records its findings on a :class:`kernel_ext.exercises.Check`: what is right so far, what is
+not yet, and a hint for the rest. The course's exercises (``notebooks/checks/debugging.py``)
+call :func:`decision_findings` and :func:`delay_findings` from ``%check``;
+:func:`check_decision` and :func:`check_delays` give the same :class:`Verdict` at once, for
+code that calls them directly. A check never raises for a wrong answer.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Sequence
 
 from engine._api.durations import from_duration
 from engine.replay import ReplayDebugger
+from kernel_ext.exercises import Check as ExerciseCheck
+from kernel_ext.exercises import Verdict, judge
 
-__all__ = ["Check", "check_decision", "check_delays"]
+__all__ = ["Check", "check_decision", "check_delays", "decision_findings", "delay_findings"]
 
+Check = Verdict  # what the checks returned before they moved onto kernel_ext.exercises
 
-@dataclass(frozen=True)
-class Check:
-    """The answer of a check: ``passed``, and the message to print."""
-
-    passed: bool
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __repr__(self) -> str:
-        return self.message
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self.message)
+DECISION_HINT = "Stop the debugger on the line where the workflow decides, then read its locals (debugger.state.locals)."
+DELAYS_HINT = "Put a breakpoint on the sleep line and read delay at each stop of run_to()."
 
 
-def _not_debugger(value: Any) -> Check | None:
-    if isinstance(value, ReplayDebugger):
-        return None
-    return Check(False, f"Not yet: pass the debugger itself (view.debugger, a ReplayDebugger), not {type(value).__name__}.")
+def _require_debugger(c: ExerciseCheck, debugger: Any) -> ReplayDebugger:
+    c.require(
+        isinstance(debugger, ReplayDebugger),
+        "",
+        f"pass the debugger itself (view.debugger, a ReplayDebugger), not {type(debugger).__name__}",
+    )
+    return debugger  # type: ignore[no-any-return]
 
 
-def check_decision(debugger: Any, variable: Any, *, line_text: str | Sequence[str], expected_variable: str, what: str) -> Check:
+def decision_findings(
+    c: ExerciseCheck, debugger: Any, variable: Any, *, line_text: str | Sequence[str], expected_variable: str, what: str
+) -> None:
     """The debugger stands at a line whose source is ``line_text`` (or one of them: the
-    ``if`` that decides ``what``, or the statement it leads to) and ``variable`` names the
-    local that decided it."""
-    problem = _not_debugger(debugger)
-    if problem is not None:
-        return problem
+    ``if`` that decides ``what``, or the statement it leads to), where ``expected_variable``
+    is true, and ``variable`` names that local."""
+    debugger = _require_debugger(c, debugger)
     texts = [line_text] if isinstance(line_text, str) else list(line_text)
     step = debugger.state
-    at_line = step.kind == "line" and step.line is not None and step.line.text.strip() in texts
-    if not at_line:
-        where = step.describe()
+    if not (step.kind == "line" and step.line is not None and step.line.text.strip() in texts):
         target = debugger.line_of(texts[-1])
-        return Check(
+        c.require(
             False,
-            f"Not yet: the debugger is at step {step.index} ({where}), not where the workflow decides {what}. "
-            f"Hint: that decision is the line `{texts[-1]}` (line {target}); "
-            f"debugger.goto(line={target}) jumps to the first time it ran.",
+            "",
+            f"the debugger is at step {step.index} ({step.describe()}), not where the workflow decides {what}",
+            hint=f"that decision is the line `{texts[-1]}` (line {target}); debugger.goto(line={target}) jumps to the first "
+            "time it ran.",
         )
-    decisive = dict(step.locals).get(expected_variable)
-    if decisive != "True":
-        return Check(
-            False,
-            f"Not yet: right line, but at step {step.index} the workflow does not decide {what} yet "
-            f"({expected_variable} = {decisive}). Hint: this line runs once per try; "
-            "debugger.run_to(line=...) moves to its next run, debugger.last() then run_back(line=...) to its last.",
-        )
-    if not isinstance(variable, str) or not variable:
-        return Check(False, f"Right place (step {step.index}). Not yet: set the answer to the name of the variable, as a string, e.g. \"attempt\".")
     values = dict(step.locals)
-    if variable not in values:
-        names = ", ".join(values) or "none"
-        return Check(False, f"Right place (step {step.index}). Not yet: {variable!r} is not a local here; the locals are: {names}.")
-    if variable != expected_variable:
-        return Check(
-            False,
-            f"Right place (step {step.index}). Not yet: {variable} = {values[variable]} here, but it is not what made the "
-            f"workflow decide {what}. Hint: read the condition of the `if` just before this line; which of its parts is true?",
-        )
-    return Check(True, f"Well done: at step {step.index} the workflow decides {what} because {variable} = {values[variable]}.")
+    decisive = values.get(expected_variable)
+    c.require(
+        decisive == "True",
+        f"the debugger stands where the workflow decides {what} (step {step.index})",
+        f"right line, but at step {step.index} the workflow does not decide {what} yet ({expected_variable} = {decisive})",
+        hint="this line runs once per try; debugger.run_to(line=...) moves to its next run, debugger.last() then "
+        "run_back(line=...) to its last.",
+    )
+    c.require(
+        isinstance(variable, str) and bool(variable),
+        "",
+        'set the answer to the name of the variable, as a string, e.g. "attempt"',
+        hint="The locals of the step are in debugger.state.locals.",
+    )
+    c.require(
+        variable in values,
+        "",
+        f"{variable!r} is not a local here; the locals are: {', '.join(values) or 'none'}",
+        hint="Answer with one of the names the debugger shows at this step.",
+    )
+    c.require(
+        variable == expected_variable,
+        f"the workflow decides {what} because {variable} = {values.get(variable)}",
+        f"{variable} = {values.get(variable)} here, but it is not what made the workflow decide {what}",
+        hint="read the condition of the `if` just before this line; which of its parts is true?",
+    )
 
 
 _SECONDS = re.compile(r"^-?\d+(\.\d+)?$")
@@ -105,37 +105,50 @@ def _seconds(value: Any) -> float | None:
     return None
 
 
-def check_delays(debugger: Any, delays: Sequence[Any]) -> Check:
+def delay_findings(c: ExerciseCheck, debugger: Any, delays: Any) -> None:
     """``delays`` lists the seconds the workflow slept before each retry, as its timers say."""
-    problem = _not_debugger(debugger)
-    if problem is not None:
-        return problem
+    debugger = _require_debugger(c, debugger)
     truth = [
         (from_duration(e.attributes.get("startToFireTimeout")) or timedelta()).total_seconds()
         for e in debugger.trace.history.events
         if e.event_type == "TimerStarted"
     ]
-    if delays is None or isinstance(delays, (str, bytes)) or not isinstance(delays, Sequence):
-        return Check(False, "Not yet: set delays to a list of numbers of seconds, e.g. [1, 2, 4].")
+    c.require(
+        delays is not None and not isinstance(delays, (str, bytes)) and isinstance(delays, Sequence),
+        "",
+        "set delays to a list of numbers of seconds, e.g. [1, 2, 4]",
+    )
     given = [_seconds(d) for d in delays]
-    if any(g is None for g in given):
-        bad = next(d for d, g in zip(delays, given) if g is None)
-        return Check(False, f"Not yet: {bad!r} is not a number of seconds (or a timedelta).")
-    if len(given) != len(truth):
-        return Check(
-            False,
-            f"Not yet: the workflow slept {len(truth)} times, your list has {len(given)} delays. Hint: put a breakpoint on the "
-            "sleep line (debugger.add_breakpoint(line=debugger.line_of(\"workflow.sleep\"))) and count the stops of run_to().",
-        )
+    bad = [d for d, g in zip(delays, given) if g is None]
+    c.require(not bad, "", f"{bad[0]!r} is not a number of seconds (or a timedelta)" if bad else "")
+    c.require(
+        len(given) == len(truth),
+        f"your list has one delay per sleep ({len(truth)})",
+        f"the workflow slept {len(truth)} times, your list has {len(given)} delays",
+        hint='put a breakpoint on the sleep line (debugger.add_breakpoint(line=debugger.line_of("workflow.sleep"))) '
+        "and count the stops of run_to().",
+    )
     wrong = [i for i, (g, t) in enumerate(zip(given, truth)) if abs((g or 0) - t) > 1e-6]
-    if wrong:
-        first = wrong[0]
-        right = len(given) - len(wrong)
-        return Check(
-            False,
-            f"Not yet: {right} of {len(given)} delays are right; delay {first + 1} is not {given[first]:g} s. Hint: at each stop "
-            "on the sleep line, read delay in debugger.state.locals (it is a timedelta).",
-        )
+    c.require(
+        not wrong,
+        f"each delay is the one its timer recorded: {', '.join(f'{t:g}' for t in truth)} s",
+        f"{len(given) - len(wrong)} of {len(given)} delays are right; delay {wrong[0] + 1} is not {given[wrong[0]]:g} s"
+        if wrong else "",
+        hint="at each stop on the sleep line, read delay in debugger.state.locals (it is a timedelta).",
+    )
     grows = all(b > a for a, b in zip(truth, truth[1:]))
-    verdict = "it grows, as a backoff should" if grows else "it never grows: that is the retry storm"
-    return Check(True, f"Well done: the workflow slept {', '.join(f'{t:g}' for t in truth)} s; {verdict}.")
+    c.ok("it grows, as a backoff should" if grows else "it never grows: that is the retry storm")
+
+
+def check_decision(debugger: Any, variable: Any, *, line_text: str | Sequence[str], expected_variable: str, what: str) -> Verdict:
+    """:func:`decision_findings` as a verdict, at once."""
+    return judge(
+        f"what decided {what}",
+        DECISION_HINT,
+        lambda c: decision_findings(c, debugger, variable, line_text=line_text, expected_variable=expected_variable, what=what),
+    )
+
+
+def check_delays(debugger: Any, delays: Any) -> Verdict:
+    """:func:`delay_findings` as a verdict, at once."""
+    return judge("every delay", DELAYS_HINT, lambda c: delay_findings(c, debugger, delays))

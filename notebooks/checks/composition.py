@@ -1,7 +1,8 @@
-"""Lesson 15 (child workflows, updates, execute_* vs start_*): best quote, guest list."""
+"""Lesson 15 (child workflows, updates, execute_* vs start_*): best quote, deliveries, guest list."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from engine.errors import WorkflowUpdateFailedError
@@ -104,3 +105,86 @@ def _shown(answer: tuple[bool, Any] | None) -> str:
         return "nothing"
     ok, value = answer
     return repr(value) if ok else f"a refusal ({str(value).splitlines()[0]})"
+
+
+def _child_ids(run: CheckedRun) -> list[str]:
+    return [str(e.attributes.get("workflowId", "")) for e in run.events("StartChildWorkflowExecutionInitiated")]
+
+
+def _tasks_that_started_children(run: CheckedRun) -> set[int]:
+    last_task, found = 0, set()
+    for event in run.events():
+        if event.event_type == "WorkflowTaskCompleted":
+            last_task = event.event_id
+        elif event.event_type == "StartChildWorkflowExecutionInitiated":
+            found.add(last_task)
+    return found
+
+
+async def _terminate_once_children_run(handle: Any) -> None:
+    for _ in range(500):  # the check's time limit stops this too
+        if any(e.event_type == "ChildWorkflowExecutionStarted" for e in (await handle.fetch_history()).events):
+            break
+        await asyncio.sleep(0.02)
+    await handle.terminate(reason="the exercise check terminates the order")
+
+
+@exercise(
+    "deliveries that outlive the order",
+    concept="child workflows: their ids, events and results; the parent-close policy",
+    hint="workflow.start_child_workflow(Deliver.run, item, id=f\"{workflow.info().workflow_id}/{item}\", "
+    "parent_close_policy=workflow.ParentClosePolicy.ABANDON) for each item, then await the handles together.",
+)
+async def deliveries(c: Check) -> None:
+    run = await c.run("Fulfil", ["book", "lamp"], task_queue="shop", workflow_id="fulfil-1", timeout=10)
+    c.require_completed(run)
+    ids = _child_ids(run)
+    c.require(
+        bool(ids),
+        "it starts child workflows (StartChildWorkflowExecutionInitiated)",
+        "fulfil-1 started no child workflow: its history has no StartChildWorkflowExecutionInitiated",
+        hint="Start one Deliver child per item: workflow.start_child_workflow(Deliver.run, item, id=...).",
+    )
+    expected = ["fulfil-1/book", "fulfil-1/lamp"]
+    c.expect(
+        sorted(ids) == expected,
+        f"one child per item, with the ids {expected}",
+        f"the children's ids were {ids}, expected {expected}",
+        hint="Give each child an id you can find again: id=f\"{workflow.info().workflow_id}/{item}\".",
+    )
+    completed = run.count("ChildWorkflowExecutionCompleted")
+    c.expect(
+        completed == 2 and run.result == ["book delivered", "lamp delivered"],
+        "the parent's history records both children completing (ChildWorkflowExecutionCompleted), "
+        "and it returns their results in order",
+        f"{completed} ChildWorkflowExecutionCompleted in the parent's history; it returned {run.result!r}",
+        hint="Await the children's handles (asyncio.gather keeps the order) and return what they returned.",
+    )
+    c.expect(
+        len(_tasks_that_started_children(run)) == 1,
+        "both deliveries were started by one workflow task: they were on the road at once",
+        f"the children were started by {len(_tasks_that_started_children(run))} workflow tasks: "
+        "each delivery waited for the one before",
+        hint="execute_child_workflow waits for the child's result; start_child_workflow gives a handle at once.",
+    )
+
+    order = await c.run("Fulfil", ["chair"], task_queue="shop", workflow_id="fulfil-2", timeout=10,
+                        before_wait=_terminate_once_children_run)
+    policies = [e.attributes.get("parentClosePolicy") for e in order.events("StartChildWorkflowExecutionInitiated")]
+    # Only a child this order started: an earlier check's child of the same id may still be there.
+    c.require(
+        "fulfil-2/chair" in _child_ids(order) and order.count("ChildWorkflowExecutionStarted") > 0,
+        "", f"the order fulfil-2 was terminated, and it had started no child with the id 'fulfil-2/chair' "
+        f"(its children: {_child_ids(order)})",
+    )
+    child = await c.existing("fulfil-2/chair")
+    c.expect(
+        child.completed and child.result == "chair delivered",
+        "when the order's run was terminated, its delivery went on and completed ('chair delivered')",
+        f"when the order's run was terminated, its delivery fulfil-2/chair ended {child.status}"
+        + (f" ({policies[0]})" if policies else ""),
+        hint="By default a child is terminated with its parent (PARENT_CLOSE_POLICY_TERMINATE); "
+        "parent_close_policy=workflow.ParentClosePolicy.ABANDON lets it go on"
+        if "TERMINATE" in str(policies) else
+        "REQUEST_CANCEL asks the child to cancel when the parent closes; ABANDON lets it go on.",
+    )

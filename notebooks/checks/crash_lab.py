@@ -143,3 +143,43 @@ async def orphaned_run(c: Check) -> None:
         f"this run was started by {started_by!r}, not by the terminal's dlab: it was started again",
         hint="Do not start the run again: start a worker, and the waiting run goes on.",
     )
+
+
+@exercise(
+    "approve it from a terminal",
+    concept="the CLI on the same database: dlab workflow signal, recorded with the CLI's identity",
+    hint="!{dlab} workflow signal --workflow-id {approval.workflow_id} --name approve --input '\"grace\"' "
+    "(the input is JSON: a string needs its quotes).",
+)
+async def approve_from_a_terminal(c: Check) -> None:
+    approval: Any = c.namespace.get("approval")
+    c.require(approval is not None and hasattr(approval, "fetch_history"), "",
+              "there is no `approval` run: run the exercise cell as it is given")
+    history = await approval.fetch_history()
+    signals = [e for e in history.events if e.event_type == "WorkflowExecutionSignaled"]
+    c.require(
+        bool(signals),
+        "",
+        f"the run {approval.workflow_id} has no WorkflowExecutionSignaled in its history: no signal reached it yet",
+        hint="Send it from a terminal line in the cell: !{dlab} workflow signal --workflow-id {approval.workflow_id} "
+        "--name approve --input '\"grace\"' (--input takes JSON: a string needs its double quotes).",
+    )
+    from engine.history import decode_payloads
+
+    signal = signals[0].attributes
+    name, identity = signal.get("signalName"), str(signal.get("identity") or "")
+    inputs = decode_payloads(signal.get("input"))
+    c.expect(name == "approve", "a signal named approve reached it", f"the signal's name was {name!r}, not 'approve'",
+             hint="Signal names are case-sensitive, like task queue names: --name approve.")
+    c.expect(inputs == ["grace"], "with the input ['grace']", f"the signal's input was {inputs}, expected ['grace']",
+             hint="--input '\"grace\"': one JSON value per --input.")
+    c.expect(
+        identity.startswith("dlab-cli:"),
+        f"sent from a terminal: the event's identity is the CLI's ({identity})",
+        f"it was sent by {identity or 'no identity'}, this kernel's client, not from a terminal",
+        hint="Use the CLI: a line starting with ! runs a shell command (!{dlab} workflow signal ...).",
+    )
+    if name == "approve":
+        run = await c.existing(approval.workflow_id, timeout=5)
+        c.expect(run.completed and run.result == "5000 approved by grace", "and the run completed: '5000 approved by grace'",
+                 f"the run {run.problem or 'returned ' + repr(run.result)}")

@@ -1,6 +1,8 @@
-"""Lesson 11 (the sandbox): a raffle that draws the same winner on replay."""
+"""Lesson 11 (the sandbox): a raffle that draws the same winner on replay; one price list for every run."""
 
 from __future__ import annotations
+
+import sys
 
 from kernel_ext.exercises import Check, exercise
 
@@ -33,4 +35,38 @@ async def replay_safe_raffle(c: Check) -> None:
         "the replay drew other values",
         hint="sandbox_unrestricted() silences the sandbox, not the problem: a value that changes on replay "
         "must come from workflow.random() / workflow.now().",
+    )
+
+
+ITEMS = ["book", "lamp", "chair"]
+
+
+def _host_lookups() -> list[str] | None:
+    """The lookups recorded by the worker's own pricelist module (None if it has none)."""
+    module = sys.modules.get("pricelist")
+    lookups = getattr(module, "LOOKUPS", None)
+    return lookups if isinstance(lookups, list) else None
+
+
+@exercise(
+    "one price list for every run",
+    concept="pass-through modules: the worker's own module, loaded once outside the sandbox, shared by every run",
+    hint="Import it inside `with workflow.unsafe.imports_passed_through():` (or give the worker "
+    "SandboxRestrictions.default.with_passthrough_modules(\"pricelist\")).",
+)
+async def one_price_list(c: Check) -> None:
+    host = _host_lookups()
+    before = len(host) if host is not None else 0
+    run = await c.run("Quote", ITEMS, task_queue="sandbox", workflow_id="quote")
+    c.require_completed(run, "Quote runs in the sandbox")
+    c.expect(run.result == 87, "it prices the three items (87)", f"it returned {run.result!r}, expected 87")
+    host = _host_lookups()
+    seen = host[before:] if host is not None else []
+    c.expect(
+        sorted(seen) == sorted(ITEMS),
+        "the workflow used the worker's own pricelist module: its lookups are in the worker's pricelist.LOOKUPS",
+        "the workflow used a fresh copy of pricelist, not the worker's: the worker's pricelist.LOOKUPS "
+        + (f"got {seen}" if seen else "did not get its lookups"),
+        hint="The sandbox runs your own modules afresh for each run (also inside sandbox_unrestricted(), which only "
+        "lifts the restrictions); import pricelist inside workflow.unsafe.imports_passed_through() to share the worker's.",
     )

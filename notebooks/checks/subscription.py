@@ -66,3 +66,48 @@ async def free_trial(c: Check) -> None:
         f"the cancelled trial closed {late:.0f} days after the cancel signal: the customer waited for the timer",
         hint="workflow.sleep cannot be cut short: wait with wait_condition(lambda: self.cancelled, timeout=...).",
     )
+
+
+def _started_input(history: Any) -> list[Any]:
+    from engine.history import decode_payloads
+
+    started = [e for e in history.events if e.event_type == "WorkflowExecutionStarted"]
+    return decode_payloads(started[0].attributes.get("input")) if started else []
+
+
+@exercise(
+    "a run per quarter",
+    concept="continue-as-new: a chain of runs under one workflow id, state carried in the new run's input",
+    hint="Bill min(months, 3) months, then, if months are left, workflow.continue_as_new(args=[customer, "
+    "months - 3, billed]): the new run starts with what is left and what was billed so far.",
+)
+async def a_run_per_quarter(c: Check) -> None:
+    run = await c.run("Membership", "frank", 7, task_queue="subscriptions", workflow_id="membership-frank", timeout=10)
+    c.require_completed(run, "the membership of 7 months completes")
+    histories = await c.chain(run)
+    months = [sum(1 for e in h.events if e.event_type == "ActivityTaskScheduled"
+                  and (e.attributes.get("activityType") or {}).get("name") == "charge") for h in histories]
+    c.require(
+        len(histories) == 3,
+        "7 months make 3 runs under one workflow id (3 + 3 + 1 months)",
+        f"7 months made {len(histories)} run(s), billing {months} months",
+        hint="One run per quarter: bill at most 3 months in a run, then workflow.continue_as_new(...) with the rest."
+        if len(histories) < 3 else "Continue as new after 3 months, not after each one.",
+    )
+    c.expect(months == [3, 3, 1], "each run bills its quarter: [3, 3, 1] charges",
+             f"the runs billed {months} months", hint="Each run bills min(months, 3) months.")
+    ended = [h.events[-1].event_type for h in histories]
+    c.expect(
+        ended[:-1] == ["WorkflowExecutionContinuedAsNew"] * 2 and ended[-1] == "WorkflowExecutionCompleted",
+        "the first two runs end with WorkflowExecutionContinuedAsNew, the last completes",
+        f"the runs ended with {ended}",
+    )
+    inputs = [_started_input(h) for h in histories[1:]]
+    c.expect(
+        inputs == [["frank", 4, 3], ["frank", 1, 6]],
+        "each new run starts with the months left and the months billed so far (['frank', 4, 3], then ['frank', 1, 6])",
+        f"the new runs started with the inputs {inputs}",
+        hint="A new run has no memory of the old one: carry the months billed in the new run's input "
+        "(continue_as_new(args=[customer, months - 3, billed])).",
+    )
+    c.expect(run.result == "7 months billed", "and the last run returns '7 months billed'", f"the last run returned {run.result!r}")

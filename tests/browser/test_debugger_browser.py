@@ -69,7 +69,7 @@ def test_tutorial_08_steps_forward_and_back(front_end: str, request: Any, page: 
     nbformat.write(nbformat.read(TUTORIAL, as_version=4), server.root / name)
     open_notebook(server, page, name)
     start_run_all(page, server, name)
-    page.get_by_text("Not yet: the workflow slept 4 times", exact=False).wait_for(timeout=180_000)
+    page.get_by_text("the workflow slept 4 times, your list has 0 delays", exact=False).wait_for(timeout=180_000)
     views = page.locator(".dlab-replay")
     wait_for("both debugger views", lambda: views.count() == 2, 60)
     assert not page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count()

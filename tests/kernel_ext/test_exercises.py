@@ -57,7 +57,7 @@ async def _session() -> Session:
 def test_public_names() -> None:
     import kernel_ext.exercises as ex
 
-    assert ex.__all__ == ["Check", "CheckedRun", "Exercise", "NotYet", "Verdict", "exercise", "exercises_in", "current_session"]
+    assert ex.__all__ == ["Check", "CheckedRun", "Exercise", "NotYet", "Verdict", "exercise", "exercises_in", "current_session", "judge"]
 
 
 def test_a_verdict_shows_what_is_right_what_is_not_yet_and_one_hint() -> None:
@@ -160,5 +160,53 @@ async def test_no_worker_or_no_definition_is_a_not_yet_that_says_what_to_start()
         assert verdict.shown_hint == "Start one: %worker start --task-queue Q2 (task queue names are case-sensitive)."
         verdict = await unknown.check(session)
         assert verdict.not_yet == ["no workflow named Whisper is defined yet: run its %%workflow cell."]
+    finally:
+        await session.close()
+
+
+def test_judge_checks_plain_values_at_once_and_never_raises() -> None:
+    from kernel_ext.exercises import judge
+
+    def looks(c: Check) -> None:
+        c.ok("a list")
+        c.require(False, "", "it is empty", "add the delays")
+        c.ok("never reached")
+
+    verdict = judge("plain", "general", looks)
+    assert verdict.text() == "Not yet: plain\n  ✓ a list\n  ✗ it is empty\nHint: add the delays"
+    assert judge("boom", "general", lambda c: [][1]).text() == (
+        "Not yet: boom\n  ✗ the check could not go on: IndexError: list index out of range\nHint: general"
+    )
+    assert judge("empty", "general", lambda c: None).not_yet == ["the check found nothing to look at"]
+    assert judge("fine", "general", lambda c: c.ok("right")).passed
+
+
+@workflow.defn
+class Countdown:
+    @workflow.run
+    async def run(self, left: int, done: int = 0) -> int:
+        if left > 0:
+            workflow.continue_as_new(args=[left - 1, done + 1])
+        return done
+
+
+async def test_chain_gives_every_run_of_a_continue_as_new_chain() -> None:
+    session = Session(":memory:", "skip")
+    session.define([Countdown, Shout, shout])
+    await session.start_worker("q")
+    seen: dict[str, Any] = {}
+
+    @exercise("chain", hint="h")
+    async def chain(c: Check) -> None:
+        run = await c.run("Countdown", 2, task_queue="q", workflow_id="countdown")
+        seen["countdown"] = (run.result, [[e.event_type for e in h.events][-1] for h in await c.chain(run)])
+        single = await c.run("Shout", "hi", task_queue="q", workflow_id="single")
+        seen["single"] = len(await c.chain(single))
+        c.ok("done")
+
+    try:
+        assert (await chain.check(session)).passed
+        assert seen["countdown"] == (2, ["WorkflowExecutionContinuedAsNew"] * 2 + ["WorkflowExecutionCompleted"])
+        assert seen["single"] == 1
     finally:
         await session.close()

@@ -35,23 +35,28 @@ def decision(d: object, answer: object) -> str:
 
 def test_the_decision_check_answers_each_mistake(storm_history: History) -> None:
     d = ReplayDebugger.from_history(storm_history, workflows=[w.Storm])
-    assert decision("not a debugger", "gone").startswith("Not yet: pass the debugger itself")
+    assert decision("not a debugger", "gone").startswith("Not yet: what decided to give up\n  ✗ pass the debugger itself")
     wrong_place = decision(d, "gone")
-    assert wrong_place.startswith("Not yet: the debugger is at step 0") and f"debugger.goto(line={d.line_of('break')})" in wrong_place
+    assert "✗ the debugger is at step 0" in wrong_place and f"debugger.goto(line={d.line_of('break')})" in wrong_place
     d.goto(line=d.line_of("break"))
     assert "set the answer to the name of the variable" in decision(d, None)
     assert "is not a local here; the locals are: attempt, delay, gone, err" in decision(d, "nope")
     assert "it is not what made the workflow decide" in decision(d, "attempt")
     passed = check_decision(d, "gone", line_text="break", expected_variable="gone", what="to give up")
-    assert passed.passed and str(passed) == f"Well done: at step {d.position} the workflow decides to give up because gone = True."
+    assert passed.passed and passed.right == [
+        f"the debugger stands where the workflow decides to give up (step {d.position})",
+        "the workflow decides to give up because gone = True",
+    ]
+    assert str(passed).startswith("Well done: what decided to give up") and "Hint" not in str(passed)
     # The if that decides counts too, at its last run (where gone is true).
     d.back()
     assert d.state.line is not None and d.state.line.text.startswith("if gone")
     both = ("if gone or attempt >= 10:", "break")
     assert check_decision(d, "gone", line_text=both, expected_variable="gone", what="to give up").passed
     d.goto(line=d.line_of("if gone"))  # its first run: the warehouse was only busy
-    early = str(check_decision(d, "gone", line_text=both, expected_variable="gone", what="to give up"))
-    assert early.startswith("Not yet: right line, but at step") and "(gone = False)" in early
+    early = check_decision(d, "gone", line_text=both, expected_variable="gone", what="to give up")
+    assert not early.passed and early.not_yet[0].startswith("right line, but at step") and "(gone = False)" in early.not_yet[0]
+    assert early.shown_hint is not None and "run_to(line=...)" in early.shown_hint
 
 
 def test_the_delay_check_compares_with_the_history_timers(storm_history: History) -> None:
@@ -68,3 +73,18 @@ def test_the_delay_check_compares_with_the_history_timers(storm_history: History
     result = check_delays(d, seen)
     assert result.passed and "it never grows: that is the retry storm" in str(result)
     assert check_delays(d, [timedelta(seconds=1), 1.0]).passed
+
+
+def test_the_checks_never_raise_for_what_a_learner_passes(storm_history: History) -> None:
+    d = ReplayDebugger.from_history(storm_history, workflows=[w.Storm])
+    for delays in (None, 3, [None], [[1]], {"a": 1}):
+        verdict = check_delays(d, delays)
+        assert not verdict.passed and verdict.shown_hint, delays
+    assert not check_decision(None, None, line_text="break", expected_variable="gone", what="to give up").passed
+
+
+def test_the_old_name_of_the_verdict_is_kept() -> None:
+    from kernel_ext import replay_exercises
+    from kernel_ext.exercises import Verdict
+
+    assert replay_exercises.Check is Verdict

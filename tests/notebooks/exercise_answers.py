@@ -74,6 +74,17 @@ class Raffle:
         return {{"winner": winner, "drawn_at": drawn_at}}
 """
 
+QUOTE_PRICES = """%%workflow
+{imports}
+
+
+@workflow.defn
+class Quote:
+    @workflow.run
+    async def run(self, items: list[str]) -> int:
+        return sum(pricelist.price(item) for item in items)
+"""
+
 IMPORT = """%%activity
 imported: list[tuple[str, int, int]] = []
 
@@ -102,6 +113,26 @@ class ImportRows:
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
         )
 """
+
+RENDER = """%%workflow
+from engine.errors import ActivityError
+
+
+@workflow.defn
+class Render:
+    @workflow.run
+    async def run(self, frame: int) -> str:
+        try:
+            return await workflow.execute_activity(render, frame, task_queue="gpu", {gpu})
+        except ActivityError:
+            pass
+        try:
+            return await workflow.execute_activity(render, frame, task_queue="timeouts", {cpu})
+        except ActivityError:
+            return f"gave up on frame {{frame}}"
+"""
+GPU_WAIT = "start_to_close_timeout=timedelta(seconds=10), schedule_to_start_timeout=timedelta(minutes=2)"
+CPU_DEADLINE = "start_to_close_timeout=timedelta(seconds=10), schedule_to_close_timeout=timedelta(minutes=1)"
 
 REFUND = """%%workflow
 @workflow.defn
@@ -141,6 +172,27 @@ class GuestList:
         self.closed = True
 {update}"""
 
+FULFIL = """%%workflow
+@workflow.defn
+class Deliver:
+    @workflow.run
+    async def run(self, item: str) -> str:
+        await workflow.sleep(timedelta(days=2))
+        return f"{{item}} delivered"
+
+
+@workflow.defn
+class Fulfil:
+    @workflow.run
+    async def run(self, items: list[str]) -> list[str]:
+{body}
+"""
+CHILDREN = """        started = [workflow.start_child_workflow(Deliver.run, item, {id}{policy}) for item in items]
+        children = await asyncio.gather(*started)
+        return list(await asyncio.gather(*children))"""
+CHILD_ID = 'id=f"{workflow.info().workflow_id}/{item}", '
+ABANDON = "parent_close_policy=workflow.ParentClosePolicy.ABANDON"
+
 HOLD = """%%workflow
 @workflow.defn
 class HoldSeat:
@@ -159,6 +211,11 @@ class HoldSeat:
 """
 WAIT = "await workflow.wait_condition(lambda: self.paid, timeout=timedelta(days=1))"
 RELEASE = "await workflow.execute_activity(release_seat, seat, start_to_close_timeout=timedelta(seconds=5))"
+
+RUNAWAY = """runaway = %workflow start --type Nap --task-queue endings --input 365
+{stop}
+bounded = %workflow start --type Nap --task-queue endings --input 30 {limit}
+"""
 
 TESTS = """%%writefile .durable/lesson-17/test_billing.py
 from pathlib import Path
@@ -294,6 +351,21 @@ class FreeTrial:
         self.cancelled = True
 """
 
+MEMBERSHIP = """%%workflow
+@workflow.defn
+class Membership:
+    @workflow.run
+    async def run(self, customer: str, months: int, billed: int = 0) -> str:
+{body}
+        return f"{{billed}} months billed"
+"""
+MONTHS = """        for _ in range({n}):
+            await workflow.sleep(timedelta(days=30))
+            await workflow.execute_activity(charge, args=[customer, 10], **EMAIL)
+            billed += 1"""
+NEXT = """        if months > {n}:
+            workflow.continue_as_new(args=[customer, months - {n}, {rest}])"""
+
 BIG = """%%workflow
 @workflow.defn
 class BigExpense:
@@ -335,6 +407,7 @@ FEE_RATE_ELSEWHERE = "FEE_RATE = 0.01\n_ = get_ipython().run_cell_magic('workflo
     import_line="from temporalio import workflow",
     body=FEE_STEPS + "        return [withdrawn, f\"{fee} (rate {FEE_RATE})\", deposited]").split("\n", 1)[1])
 
+APPROVAL = "approval = %workflow start --type Approval --task-queue slow-transfers --input 5000\n"
 
 WRONG_ANSWERS: dict[str, list[Answer]] = {
     "01-hello-workflow.ipynb": [
@@ -389,6 +462,13 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
             "%workflow start --type SlowTransfer --task-queue night-transfers --workflow-id orphan --input '{carol_to_dave}'",
             "it was started again",
         ),
+        Answer("signalled from the kernel", 1, APPROVAL + "await approval.signal('approve', 'grace')", "this kernel's client, not from a terminal"),
+        Answer("the signal's name capitalised", 1,
+               APPROVAL + "!{dlab} workflow signal --workflow-id {approval.workflow_id} --name Approve --input '\"grace\"'",
+               "Signal names are case-sensitive"),
+        Answer("a string input without its JSON quotes", 1,
+               APPROVAL + "!{dlab} workflow signal --workflow-id {approval.workflow_id} --name approve --input grace",
+               "no signal reached it yet"),
     ],
     "09-from-notebook-to-temporal.ipynb": [
         Answer("the fee charged before the withdrawal", 0, FEE.format(import_line="from temporalio import workflow", body=(
@@ -411,6 +491,13 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
             "        drawn_at = ", "            drawn_at = "), "the replay drew other values"),
         Answer("only the draw fixed", 0, RAFFLE.format(winner="workflow.random().choice(tickets)", drawn_at="datetime.now().isoformat()"),
                "datetime.datetime.now() is not allowed"),
+        Answer("imported afresh, as given", 1, QUOTE_PRICES.format(imports="import pricelist"),
+               "the workflow used a fresh copy of pricelist, not the worker's"),
+        Answer("the restrictions lifted around the import", 1,
+               QUOTE_PRICES.format(imports="with workflow.unsafe.sandbox_unrestricted():\n    import pricelist"),
+               "the workflow used a fresh copy of pricelist, not the worker's"),
+        Answer("imported inside the run", 1, QUOTE_PRICES.format(imports="").replace(
+            "        return sum(", "        import pricelist\n\n        return sum("), "The sandbox runs your own modules afresh for each run"),
     ],
     "12-data-conversion.ipynb": [
         Answer("nothing configured", 0, "# not yet", "the diagnosis is readable in the database"),
@@ -430,6 +517,13 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("heartbeats that are not read back", 0,
                IMPORT.format(first="1", heartbeat="activity.heartbeat(row)", timeout="heartbeat_timeout=timedelta(seconds=1),"),
                "were imported twice"),
+        Answer("a longer start-to-close on the GPU", 1, RENDER.format(gpu="start_to_close_timeout=timedelta(minutes=2)", cpu=CPU_DEADLINE),
+               "start-to-close starts counting only when a worker takes the task"),
+        Answer("start-to-close as the CPU's deadline", 1, RENDER.format(gpu=GPU_WAIT, cpu="start_to_close_timeout=timedelta(minutes=1)"),
+               "its retries never stop"),
+        Answer("a few attempts instead of a deadline", 1,
+               RENDER.format(gpu=GPU_WAIT, cpu="start_to_close_timeout=timedelta(seconds=10), retry_policy=RetryPolicy(maximum_attempts=3)"),
+               "ended by its retry policy, not by a deadline"),
     ],
     "14-failure-types.ipynb": [
         Answer("a ValueError", 0, REFUND.format(refuse='raise ValueError("too large")'), "to the engine that is a bug"),
@@ -473,6 +567,20 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         if name in self.guests:
             raise ValueError("already invited")
 """), "an empty name was accepted"),
+        Answer("no children yet", 2, FULFIL.format(body='        return [f"{item} delivered" for item in items]'),
+               "started no child workflow"),
+        Answer("the default parent-close policy", 2, FULFIL.format(body=CHILDREN.format(id=CHILD_ID, policy="")),
+               "By default a child is terminated with its parent"),
+        Answer("children asked to cancel with the parent", 2,
+               FULFIL.format(body=CHILDREN.format(id=CHILD_ID, policy="parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL")),
+               "REQUEST_CANCEL asks the child to cancel"),
+        Answer("the engine's ids for the children", 2, FULFIL.format(body=CHILDREN.format(id="", policy=ABANDON)),
+               "Give each child an id you can find again"),
+        Answer("one delivery after another", 2, FULFIL.format(body="""        done = []
+        for item in items:
+            done.append(await workflow.execute_child_workflow(
+                Deliver.run, item, id=f"{workflow.info().workflow_id}/{item}", parent_close_policy=workflow.ParentClosePolicy.ABANDON))
+        return done"""), "each delivery waited for the one before"),
     ],
     "16-cancellation.ipynb": [
         Answer("no cleanup", 0, HOLD.format(wait=f"        {WAIT}"), "never released its seat"),
@@ -482,6 +590,16 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("a release in finally, also for paid holds", 0, HOLD.format(
             wait=f"        try:\n            {WAIT}\n        finally:\n            {RELEASE}"),
             "a paid hold: it released its seat"),
+        Answer("cancelled, not terminated", 1, RUNAWAY.format(stop="await runaway.cancel()", limit="--execution-timeout 2d"),
+               "Cancel asks, and the workflow code runs again"),
+        Answer("a run timeout, not an execution timeout", 1,
+               RUNAWAY.format(stop='await runaway.terminate(reason="stuck")', limit="--run-timeout 2d"),
+               "--run-timeout bounds one run"),
+        Answer("a limit longer than the nap", 1,
+               RUNAWAY.format(stop='await runaway.terminate(reason="stuck")', limit="--execution-timeout 60d"),
+               "bounded ended COMPLETED with 'rested'"),
+        Answer("not stopped at all", 1, RUNAWAY.format(stop="pass", limit="--execution-timeout 2d"),
+               "is still running: it would sleep for 365 days"),
     ],
     "17-testing.ipynb": [
         Answer("no replay test", 0, TESTS.format(total=120), "they pass on a version that sleeps before it charges"),
@@ -520,6 +638,12 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
         Answer("a month instead of 14 days", 0, TRIAL.format(
             wait="try:\n            await workflow.wait_condition(lambda: self.cancelled, timeout=timedelta(days=30))\n"
             "        except asyncio.TimeoutError:\n            pass"), "timers of 30 days"),
+        Answer("one run for every month", 1, MEMBERSHIP.format(body=MONTHS.format(n="months") + "\n" + NEXT.format(n="months", rest="billed")),
+               "7 months made 1 run(s)"),
+        Answer("a run per month", 1, MEMBERSHIP.format(body=MONTHS.format(n="min(months, 1)") + "\n" + NEXT.format(n="1", rest="billed")),
+               "Continue as new after 3 months, not after each one"),
+        Answer("the count not carried", 1, MEMBERSHIP.format(body=MONTHS.format(n="min(months, 3)") + "\n" + NEXT.format(n="3", rest="0")),
+               "carry the months billed in the new run's input"),
     ],
     "04-expense-report.ipynb": [
         Answer("pays after the first decision", 0, BIG.format(condition="len(self.decisions) > 0"),
@@ -542,8 +666,11 @@ WRONG_ANSWERS: dict[str, list[Answer]] = {
                "not where the workflow decides"),
         Answer("the wrong variable", 0, 'storm.goto(line=storm.line_of("break"))\ndecided_by = "attempt"',
                "it is not what made the workflow decide to compensate"),
+        Answer("a name that is not a local", 0, 'storm.goto(line=storm.line_of("break"))\ndecided_by = "warehouse"',
+               "'warehouse' is not a local here"),
         Answer("no delays collected", 1, "delays = []", "your list has 0 delays"),
         Answer("delays made up", 1, "delays = [1, 2]", "your list has 2 delays"),
+        Answer("a backoff imagined", 1, "delays = [1, 2, 4, 8]", "1 of 4 delays are right; delay 2 is not 2 s"),
     ],
     # The load lab's checks read the learner's own measured reports: these answers are wrong
     # whatever this machine measured (no step offers 1000 runs/s; the names are fixed).
