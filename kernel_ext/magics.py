@@ -415,7 +415,7 @@ def load(shell: Any) -> DurableMagics:
     _transform.await_rest_of_cell()
     print(
         f"durable-lab: engine at {session.db_path} ({session.time_mode} time); "
-        "magics %worker %workflow %engine %fault %explore %%workflow %%activity"
+        "magics %worker %workflow %engine %fault %explore %replay %check %loadtest %temporal %%workflow %%activity"
     )
     return magics
 

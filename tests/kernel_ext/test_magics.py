@@ -89,9 +89,15 @@ def define(shell: InteractiveShell, word: str = "rested") -> None:
 
 def test_load_prints_one_line_and_registers_everything(capsys: pytest.CaptureFixture[str], shell: InteractiveShell) -> None:
     out = capsys.readouterr().out
-    assert out == "durable-lab: engine at .durable/engine.db (real time); magics %worker %workflow %engine %fault %explore %%workflow %%activity\n"
+    assert out == "durable-lab: engine at .durable/engine.db (real time); magics %worker %workflow %engine %fault %explore %replay %check %loadtest %temporal %%workflow %%activity\n"
     magics = shell.magics_manager.magics
-    assert {"worker", "workflow", "engine", "fault", "explore"} <= set(magics["line"]) and {"workflow", "activity"} <= set(magics["cell"])
+    # The line names exactly the magics the extension registers, so a new magic cannot be left out.
+    ours = {
+        kind: {name for name, fn in magics[kind].items() if getattr(fn, "__module__", "").startswith("kernel_ext")}
+        for kind in ("line", "cell")
+    }
+    listed = out.split("magics ", 1)[1].split()
+    assert sorted(listed) == sorted([f"%{n}" for n in ours["line"]] + [f"%%{n}" for n in ours["cell"]])
     assert await_magics in shell.input_transformers_post
     assert any(isinstance(c, DurableLab) for c in shell.configurables)
 
