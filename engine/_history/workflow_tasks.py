@@ -15,7 +15,7 @@ from typing import Any, Callable
 from engine._api.durations import from_timestamp, to_timestamp
 from engine._history import updates
 from engine._history.mutable_state import Run, StaleTaskError, _wft_scheduled, append, from_ts, identity_of, load_run, request_id, save_run, schedule_transient_task, ts, wft_scheduled_attrs
-from engine._matching.dispatch import pick_sticky
+from engine._matching.dispatch import pick_sticky, pick_waiting, queued
 from engine._matching.task_queues import claimable
 from engine._persistence.transactions import Tx, dumps
 from engine.history import HistoryEvent
@@ -74,7 +74,8 @@ def ensure_workflow_task(tx: Tx, run: Run, now: datetime, *, delay: float = 0.0)
     run.wft_state = "scheduled"
     run.wft_scheduled_id = scheduled
     run.wft_started_id = None
-    receiver = None if delay else pick_sticky(tx.receivers, "workflow:" + run.task_queue, run.run_id)
+    key = "workflow:" + run.task_queue
+    receiver = None if delay else pick_sticky(tx.receivers, key, run.run_id) or pick_waiting(tx.receivers, key)
     if receiver is not None:
         tx.dispatch(receiver, start_workflow_task(tx, run, now, receiver.owner, None, {}, receiver.known))
         return
@@ -82,7 +83,8 @@ def ensure_workflow_task(tx: Tx, run: Run, now: datetime, *, delay: float = 0.0)
         "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at) VALUES ('workflow', ?, ?, ?, ?, ?)",
         (run.task_queue, run.run_id, scheduled, run.wft_attempt, ts(now) + delay),
     )
-    tx.notify("queue", f"workflow:{run.task_queue}")
+    queued(tx.receivers, key)
+    tx.notify("queue", key)
 
 
 # ---------------------------------------------------------------------------- workflow tasks
