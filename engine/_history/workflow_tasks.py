@@ -124,8 +124,6 @@ def claim_workflow_tasks(
             receiver.taken += 1
         claimed.append(start_workflow_task(tx, run, now, owner, task_id, json.loads(info_text), known))
         save_run(tx, run)
-    if claimed:
-        tx.notify("timers", "")
     return claimed
 
 
@@ -160,13 +158,13 @@ def start_workflow_task(
             "lease_expires, due_at, started_at) VALUES ('workflow', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run.task_queue, run.run_id, run.wft_scheduled_id, run.wft_attempt, t, owner, expires, expires, t),
         ).lastrowid
-        tx.notify("timers", "")
     else:
         tx.conn.execute(
             "UPDATE tasks SET lease_owner = ?, lease_expires = ?, due_at = ?, started_at = ?, info = ? WHERE id = ?",
             (owner, expires, expires, t, dumps(info), task_id),
         )
     assert task_id is not None
+    tx.note_due(expires)
     run.wft_task = (task_id, owner, info)
     after = known(run.run_id)
     return WorkflowTask(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -68,6 +69,9 @@ class Store:
         # Seconds this store's write batches waited for another engine process's write lock
         # (engine.loadtest reports it per process).
         self.lock_wait_seconds = 0.0
+        # When the timer queue (engine._history.timer_queue) next looks at due times anyway:
+        # a batch whose earliest due time (Tx.due) is later need not wake it. Infinity: wake.
+        self.timers_deadline = math.inf
 
     @classmethod
     async def open(
@@ -295,6 +299,8 @@ class Store:
                             waiter.set_result(closing)
                 for note in tx.notes:
                     self._wake(note)
+                if tx.due is not None and tx.due < self.timers_deadline:
+                    self._wake(("timers", ""))
                 self._wake(("any", ""))
         finally:
             self._flushing = False
@@ -304,6 +310,14 @@ class Store:
         event = self._waiters.pop(key, None)
         if event is not None:
             event.set()
+
+    def knows_open(self, run_id: str) -> bool:
+        """Whether this connection wrote the run as open and no other connection has been seen
+        committing to the file: then the run closes through this store (``close_waiter`` hears
+        of it), or through another process whose first commit nothing noticed yet, which the
+        result waiters' shared poll (engine._frontend.closing_watch) finds."""
+        run = self._cache.runs.get(run_id)
+        return run is not None and run.open and self._cache.foreign_commits == 0
 
     def close_waiter(self, run_id: str) -> asyncio.Future:
         """A future resolved with (event type, attributes) of the run's closing event when
