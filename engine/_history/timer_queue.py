@@ -36,12 +36,19 @@ async def serve(
     while not closed():
         now = clock.now()
         woken = store.waiter("timers", "")
+        if not clock.skipping:
+            # Due times committed from here on are in the read below or in due_seen: none
+            # needs to wake the loop (that woke it again after every read when runs were busy).
+            store.timers_deadline, store.due_seen = -math.inf, None
         try:
             if clock.skipping:
                 owners = worker_owners()
                 idle, upcoming, due = await store.read(idle_state, ts(now), served_queues(), owners)
             else:
                 idle, upcoming = False, await store.read(next_due)
+                seen = store.due_seen
+                if seen is not None and (upcoming is None or seen < upcoming):
+                    upcoming = seen
                 due = upcoming is not None and upcoming <= ts(now)
             # Only take the write lock when something is due: a read is far cheaper.
             if due:

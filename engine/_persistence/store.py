@@ -72,6 +72,8 @@ class Store:
         # When the timer queue (engine._history.timer_queue) next looks at due times anyway:
         # a batch whose earliest due time (Tx.due) is later need not wake it. Infinity: wake.
         self.timers_deadline = math.inf
+        # The earliest due time committed since the timer queue last began to look (None: none).
+        self.due_seen: float | None = None
 
     @classmethod
     async def open(
@@ -299,8 +301,11 @@ class Store:
                             waiter.set_result(closing)
                 for note in tx.notes:
                     self._wake(note)
-                if tx.due is not None and tx.due < self.timers_deadline:
-                    self._wake(("timers", ""))
+                if tx.due is not None:
+                    if self.due_seen is None or tx.due < self.due_seen:
+                        self.due_seen = tx.due
+                    if tx.due < self.timers_deadline:
+                        self._wake(("timers", ""))
                 self._wake(("any", ""))
         finally:
             self._flushing = False
