@@ -167,6 +167,11 @@ class Store:
         if self._closed:
             return
         while self._flushing or self._pending or self._reading or self._reads:
+            loop = asyncio.get_running_loop()
+            if self._pending and not self._flushing:  # tasks cancelled before they began
+                self._start(loop, "_flushing", self._flush)
+            if self._reads and not self._reading:
+                self._start(loop, "_reading", self._read_all)
             await asyncio.sleep(0.001)
         self._closed = True
         if self._checkpointer is not None:
@@ -188,8 +193,7 @@ class Store:
         fut: asyncio.Future = loop.create_future()
         self._pending.append((fn, args, fut))
         if not self._flushing:
-            self._flushing = True
-            loop.create_task(self._flush())
+            self._start(loop, "_flushing", self._flush)
         return await fut
 
     def submit(self, fn: Callable[..., Any], *args: Any, done: Callable[[bool, Any], None]) -> None:
@@ -199,8 +203,7 @@ class Store:
             return
         self._pending.append((fn, args, _Callback(done)))
         if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            self._start(asyncio.get_running_loop(), "_flushing", self._flush)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a read-only ``fn(conn, *args)`` on the database thread (no write lock).
@@ -212,9 +215,21 @@ class Store:
         fut: asyncio.Future = loop.create_future()
         self._reads.append((fn, args, fut))
         if not self._reading:
-            self._reading = True
-            loop.create_task(self._read_all())
+            self._start(loop, "_reading", self._read_all)
         return await fut
+
+    def _start(self, loop: asyncio.AbstractEventLoop, flag: str, job: Callable[[], Any]) -> None:
+        """Run the flush or read job in a task, ``flag`` set while it runs. A task cancelled
+        before its first step (asyncio.run cancels every task at its end) never enters its
+        ``finally``: the flag is cleared here then, and ``settle`` starts another for what
+        is left, instead of waiting for ever (a program hung at exit)."""
+        setattr(self, flag, True)
+
+        def ended(task: asyncio.Task) -> None:
+            if task.cancelled():
+                setattr(self, flag, False)
+
+        loop.create_task(job()).add_done_callback(ended)
 
     async def _read_all(self) -> None:
         try:
@@ -342,6 +357,8 @@ class Store:
     async def settle(self) -> None:
         """Wait until every change submitted so far has committed (or failed)."""
         while self._flushing or self._pending:
+            if not self._flushing:  # its flush task was cancelled before it began
+                self._start(asyncio.get_running_loop(), "_flushing", self._flush)
             await asyncio.sleep(0.001)
 
     def waiter(self, kind: str, key: str) -> asyncio.Event:

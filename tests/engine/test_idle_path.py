@@ -6,6 +6,8 @@ it skips was needed.
 - A result waiter of a run this process started and nothing else touched does not read
   the run first; a close by another connection still reaches it.
 - Commits that only add later due times do not wake the timer queue; earlier ones do.
+- A flush or read task cancelled before it began (asyncio.run's end) leaves neither
+  ``settle`` nor ``close`` waiting for ever (found while checking these changes under load).
 """
 
 from __future__ import annotations
@@ -140,3 +142,33 @@ async def test_a_short_timer_fires_although_later_due_times_do_not_wake_the_time
             assert await asyncio.wait_for(client.execute_workflow(Napper.run, 0.05, id="nap", task_queue="q"), 10) == "rested"
     finally:
         await client.close()
+
+
+def _insert_meta(tx: Tx, key: str) -> str:
+    tx.conn.execute("INSERT INTO meta (key, value) VALUES (?, 'x')", (key,))
+    return key
+
+
+async def test_a_flush_cancelled_before_it_began_does_not_hang_settle_or_close(tmp_path: Path) -> None:
+    # asyncio.run cancels every task at its end, a flush task created in the last moment too;
+    # cancelled before its first step, it never cleared the store's "flushing" flag, and a
+    # worker left running waited in settle() for ever (the program hung at exit).
+    from engine._persistence.store import Store
+
+    store = await Store.open(tmp_path / "engine.db")
+    before = set(asyncio.all_tasks())
+    change = asyncio.ensure_future(store.run(_insert_meta, "one"))
+    await asyncio.sleep(0)  # the change is pending and its flush task created, not yet begun
+    flushes = [t for t in asyncio.all_tasks() - before if t is not change]
+    assert len(flushes) == 1
+    flushes[0].cancel()
+    await asyncio.wait_for(store.settle(), 10)
+    assert await asyncio.wait_for(change, 10) == "one"
+    reading = asyncio.ensure_future(store.read(lambda conn: conn.execute("SELECT value FROM meta WHERE key = 'one'").fetchone()[0]))
+    await asyncio.sleep(0)
+    reads = [t for t in asyncio.all_tasks() - before if t is not reading and not t.done()]
+    assert len(reads) == 1
+    reads[0].cancel()
+    await asyncio.sleep(0)
+    await asyncio.wait_for(store.close(), 10)
+    assert await asyncio.wait_for(reading, 10) == "x"
