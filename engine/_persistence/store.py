@@ -51,6 +51,7 @@ class Store:
         self._flushing = False
         self._reads: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future]] = []
         self._reading = False
+        self._jobs: dict[str, asyncio.Task] = {}  # the latest flush and read tasks (see _start)
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
         self._close_waiters: dict[str, list[asyncio.Future]] = {}
         self._cache = Cache()
@@ -226,10 +227,13 @@ class Store:
         setattr(self, flag, True)
 
         def ended(task: asyncio.Task) -> None:
-            if task.cancelled():
+            # Only the latest job's end may clear the flag: a later one may be running.
+            if task.cancelled() and self._jobs.get(flag) is task:
                 setattr(self, flag, False)
 
-        loop.create_task(job()).add_done_callback(ended)
+        task = loop.create_task(job())
+        self._jobs[flag] = task
+        task.add_done_callback(ended)
 
     async def _read_all(self) -> None:
         try:
