@@ -240,7 +240,8 @@ class Session(SessionWorkers):
                 f"Start one first: %worker start --task-queue {task_queue} (or use %workflow start, which does not wait)."
             )
         run = await self.start_workflow(workflow_type, task_queue=task_queue, **options)
-        return await _waiting.wait_for_result(await self.ensure_ready(), run)
+        # A new run: any failure of its workflow task is news (and needs no read first).
+        return await _waiting.wait_for_result(await self.ensure_ready(), run, new=True)
 
     async def workflow_result(self, workflow_id: str, run_id: str | None = None) -> Any:
         """Wait for a run's result (``temporal workflow result``); stop with the failure if

@@ -91,13 +91,16 @@ def _task_failures(conn: Any, run_id: str) -> tuple[tuple[int, int], dict[str, A
     return (int(count), int(transient.get("attempt") or 0)), recorded, transient.get("failure")
 
 
-async def wait_for_result(client: Client, run: Any, interval: float = WATCH_INTERVAL) -> Any:
+async def wait_for_result(client: Client, run: Any, interval: float = WATCH_INTERVAL, *, new: bool = False) -> Any:
     """``await run`` (a :class:`kernel_ext._session.RunHandle`), but raise
     :class:`TaskFailedError` as soon as the run's workflow task fails anew, and
-    :class:`WaitInterrupted` when the kernel is interrupted."""
+    :class:`WaitInterrupted` when the kernel is interrupted. A ``new`` run (just started by
+    the caller) has had no failure to compare with: every failure is new, unread."""
     run_id = run.run_id
     assert run_id is not None
-    before, _, _ = await client.store.read(_task_failures, run_id)
+    before: tuple[int, int] = (0, 0)
+    if not new:
+        before, _, _ = await client.store.read(_task_failures, run_id)
     outcome = asyncio.ensure_future(run.result())
     try:
         while True:

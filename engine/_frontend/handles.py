@@ -70,17 +70,22 @@ class WorkflowHandle:
         if clock.skipping:
             clock.hold_auto_skip()  # type: ignore[attr-defined]
             client.store._wake(("timers", ""))
+        # A run this process started and nothing else touched is open: no read to learn it
+        # (a thread's round trip, the one read a run started alone paid besides its commits).
+        # Once the waiter answers None (closed elsewhere) the closing event is read.
+        unread = True
         try:
             while True:
                 # Registered before the read, so that a close committed meanwhile is not missed.
                 waiter = client._closings.waiter(run_id)
                 try:
-                    closing = await client.store.read(_closing_event, run_id)
+                    closing = None if unread and client.store.knows_open(run_id) else await client.store.read(_closing_event, run_id)
                     if closing is None:
                         closing = await waiter  # None: closed by another process, read it
                 finally:
                     client.store.drop_close_waiter(run_id, waiter)
                 if closing is None:
+                    unread = False
                     continue
                 event_type, attrs = closing
                 if follow_runs and attrs.get("newExecutionRunId") and event_type != "WorkflowExecutionContinuedAsNew":

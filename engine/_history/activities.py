@@ -60,13 +60,14 @@ def cmd_schedule_activity(tx: Tx, run: Run, now: datetime, completed: int, attrs
         tx.cache.tasks[task_id] = HeldActivity(run.run_id, scheduled, info, t)
         tx.dispatch(receiver, ActivityTask(task_id, run.run_id, scheduled, 1, info, t))
     else:
+        due = unleased_due(info, t)
         tx.conn.execute(
             "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, due_at, info) "
             "VALUES ('activity', ?, ?, ?, 1, ?, ?, ?)",
-            (queue, run.run_id, scheduled, t, unleased_due(info, t), dumps(info)),
+            (queue, run.run_id, scheduled, t, due, dumps(info)),
         )
         tx.notify("queue", f"activity:{queue}")
-    tx.notify("timers", "")
+    tx.note_due(due)
     return False
 
 
@@ -192,11 +193,10 @@ def claim_activity_tasks(
             "UPDATE tasks SET lease_owner = ?, lease_expires = ?, due_at = ?, started_at = ? WHERE id = ?",
             (owner, expires, due, t, task_id),
         )
+        tx.note_due(due)
         if receiver is not None:
             receiver.taken += 1
         claimed.append(ActivityTask(task_id, run_id, scheduled, attempt, info, t))
-    if claimed:
-        tx.notify("timers", "")
     return claimed
 
 
@@ -327,12 +327,13 @@ def attempt_failed(
     if state is None:
         info["lastFailure"] = failure
         visible = ts(now) + delay
+        due = unleased_due(info, visible)
         tx.conn.execute(
             "UPDATE tasks SET attempt = ?, visible_at = ?, lease_owner = NULL, lease_expires = NULL, started_at = NULL, "
             "due_at = ?, info = ? WHERE id = ?",
-            (next_attempt, visible, unleased_due(info, visible), dumps(info), task_id),
+            (next_attempt, visible, due, dumps(info), task_id),
         )
-        tx.notify("timers", "")
+        tx.note_due(due)
         return
     tx.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     final = "ActivityTaskTimedOut" if outcome == "timed out" else "ActivityTaskFailed"
@@ -365,5 +366,5 @@ def heartbeat_activity(tx: Tx, task_id: int, owner: str, attempt: int, details: 
     tx.conn.execute(
         "UPDATE tasks SET lease_expires = ?, due_at = ?, info = ? WHERE id = ?", (expires, due, dumps(info), task_id)
     )
-    tx.notify("timers", "")
+    tx.note_due(due)
     return bool(info.get("cancelRequested"))

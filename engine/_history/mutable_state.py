@@ -18,6 +18,7 @@ from typing import Any
 
 from engine._api import sdk_flags as _sdk_flags
 from engine._api.durations import to_duration
+from engine._matching.dispatch import queued
 from engine._persistence.event_rows import TYPE_CODES, pack_dumped as _pack, time_value as _time_value
 from engine._persistence.transactions import Tx, dumps
 from engine.errors import WorkflowNotFoundError
@@ -311,4 +312,5 @@ def schedule_transient_task(tx: Tx, run: Run, visible_at: float, **info: Any) ->
         "VALUES ('workflow', ?, ?, 0, ?, ?, ?)",
         (run.task_queue, run.run_id, run.wft_attempt, visible_at, dumps({"scheduledTime": visible_at, **info})),
     )
+    queued(tx.receivers, f"workflow:{run.task_queue}")
     tx.notify("queue", f"workflow:{run.task_queue}")

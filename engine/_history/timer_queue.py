@@ -9,6 +9,7 @@ write lock like every other change.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, Callable
 
 from engine._history.clock import Clock, wait_first
@@ -16,6 +17,10 @@ from engine._history.mutable_state import from_ts, ts
 from engine._history.timers import fire_due, idle_state, next_due
 from engine._persistence.store import Store
 from engine.errors import StoreError
+
+# Seconds between looks at the due times even when nothing woke the loop: other processes
+# sharing the database file write timers this process is not told of.
+POLL = 1.0
 
 
 async def serve(
@@ -31,12 +36,19 @@ async def serve(
     while not closed():
         now = clock.now()
         woken = store.waiter("timers", "")
+        if not clock.skipping:
+            # Due times committed from here on are in the read below or in due_seen: none
+            # needs to wake the loop (that woke it again after every read when runs were busy).
+            store.timers_deadline, store.due_seen = -math.inf, None
         try:
             if clock.skipping:
                 owners = worker_owners()
                 idle, upcoming, due = await store.read(idle_state, ts(now), served_queues(), owners)
             else:
                 idle, upcoming = False, await store.read(next_due)
+                seen = store.due_seen
+                if seen is not None and (upcoming is None or seen < upcoming):
+                    upcoming = seen
                 due = upcoming is not None and upcoming <= ts(now)
             # Only take the write lock when something is due: a read is far cheaper.
             if due:
@@ -56,6 +68,13 @@ async def serve(
         waits: list[Any] = [woken.wait()]
         if clock.skipping:
             waits.append(store.waiter("any", "").wait())
+        else:
+            # Commits that only add later due times (each activity's and workflow task's
+            # timeout) need not wake this loop: it looks again by then.
+            store.timers_deadline = min(upcoming if upcoming is not None else math.inf, ts(clock.now()) + POLL)
         deadline = from_ts(upcoming) if upcoming is not None else None
-        waits.append(clock.sleep_until(deadline, at_most=1.0))
-        await wait_first(waits)
+        waits.append(clock.sleep_until(deadline, at_most=POLL))
+        try:
+            await wait_first(waits)
+        finally:
+            store.timers_deadline = math.inf

@@ -24,7 +24,7 @@ def cmd_start_timer(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict
         "INSERT INTO timers (run_id, timer_key, kind, fire_at, info) VALUES (?, ?, 'timer', ?, ?)",
         (run.run_id, "timer:" + attrs["timerId"], ts(fire), dumps({"timerId": attrs["timerId"], "startedEventId": started})),
     )
-    tx.notify("timers", "")
+    tx.note_due(ts(fire))
     return False
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from engine._api.durations import from_timestamp, to_timestamp
 from engine._history import updates
 from engine._history.mutable_state import Run, StaleTaskError, _wft_scheduled, append, from_ts, identity_of, load_run, request_id, save_run, schedule_transient_task, ts, wft_scheduled_attrs
-from engine._matching.dispatch import pick_sticky
+from engine._matching.dispatch import pick_sticky, pick_waiting, queued
 from engine._matching.task_queues import claimable
 from engine._persistence.event_rows import read_rows
 from engine._persistence.transactions import Tx, dumps
@@ -75,7 +75,8 @@ def ensure_workflow_task(tx: Tx, run: Run, now: datetime, *, delay: float = 0.0)
     run.wft_state = "scheduled"
     run.wft_scheduled_id = scheduled
     run.wft_started_id = None
-    receiver = None if delay else pick_sticky(tx.receivers, "workflow:" + run.task_queue, run.run_id)
+    key = "workflow:" + run.task_queue
+    receiver = None if delay else pick_sticky(tx.receivers, key, run.run_id) or pick_waiting(tx.receivers, key)
     if receiver is not None:
         tx.dispatch(receiver, start_workflow_task(tx, run, now, receiver.owner, None, {}, receiver.known))
         return
@@ -83,7 +84,8 @@ def ensure_workflow_task(tx: Tx, run: Run, now: datetime, *, delay: float = 0.0)
         "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at) VALUES ('workflow', ?, ?, ?, ?, ?)",
         (run.task_queue, run.run_id, scheduled, run.wft_attempt, ts(now) + delay),
     )
-    tx.notify("queue", f"workflow:{run.task_queue}")
+    queued(tx.receivers, key)
+    tx.notify("queue", key)
 
 
 # ---------------------------------------------------------------------------- workflow tasks
@@ -123,8 +125,6 @@ def claim_workflow_tasks(
             receiver.taken += 1
         claimed.append(start_workflow_task(tx, run, now, owner, task_id, json.loads(info_text), known))
         save_run(tx, run)
-    if claimed:
-        tx.notify("timers", "")
     return claimed
 
 
@@ -159,13 +159,13 @@ def start_workflow_task(
             "lease_expires, due_at, started_at) VALUES ('workflow', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run.task_queue, run.run_id, run.wft_scheduled_id, run.wft_attempt, t, owner, expires, expires, t),
         ).lastrowid
-        tx.notify("timers", "")
     else:
         tx.conn.execute(
             "UPDATE tasks SET lease_owner = ?, lease_expires = ?, due_at = ?, started_at = ?, info = ? WHERE id = ?",
             (owner, expires, expires, t, dumps(info), task_id),
         )
     assert task_id is not None
+    tx.note_due(expires)
     run.wft_task = (task_id, owner, info)
     after = known(run.run_id)
     return WorkflowTask(

@@ -80,6 +80,24 @@ def pick(receivers: dict[str, tuple[Any, ...]], key: str) -> Receiver | None:
     return None
 
 
+def pick_waiting(receivers: dict[str, tuple[Any, ...]], key: str) -> Receiver | None:
+    """A receiver for a workflow task no worker holds (a new run's first, say), with a free
+    slot (which it takes), but only while its queue is known to be empty: the worker's last
+    claim found fewer tasks than it could take, and this process queued none since
+    (``queued``). The task then passes nobody waiting there, and the run saves the claim's
+    transaction and the poller's wake-up, which a run started alone paid for in full."""
+    for receiver in receivers.get(key, ()):
+        if receiver.drained and receiver.eager() and receiver.try_take():
+            return receiver
+    return None
+
+
+def queued(receivers: dict[str, tuple[Any, ...]], key: str) -> None:
+    """A task went into ``key``'s queue: its workers must claim before taking new ones eagerly."""
+    for receiver in receivers.get(key, ()):
+        receiver.drained = False
+
+
 def pick_sticky(receivers: dict[str, tuple[Any, ...]], key: str, run_id: str) -> Receiver | None:
     """The receiver whose worker holds ``run_id`` in its cache (Temporal's sticky queue).
 

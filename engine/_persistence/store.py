@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -50,6 +51,7 @@ class Store:
         self._flushing = False
         self._reads: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future]] = []
         self._reading = False
+        self._jobs: dict[str, asyncio.Task] = {}  # the latest flush and read tasks (see _start)
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
         self._close_waiters: dict[str, list[asyncio.Future]] = {}
         self._cache = Cache()
@@ -68,6 +70,11 @@ class Store:
         # Seconds this store's write batches waited for another engine process's write lock
         # (engine.loadtest reports it per process).
         self.lock_wait_seconds = 0.0
+        # When the timer queue (engine._history.timer_queue) next looks at due times anyway:
+        # a batch whose earliest due time (Tx.due) is later need not wake it. Infinity: wake.
+        self.timers_deadline = math.inf
+        # The earliest due time committed since the timer queue last began to look (None: none).
+        self.due_seen: float | None = None
 
     @classmethod
     async def open(
@@ -161,6 +168,11 @@ class Store:
         if self._closed:
             return
         while self._flushing or self._pending or self._reading or self._reads:
+            loop = asyncio.get_running_loop()
+            if self._pending and not self._flushing:  # tasks cancelled before they began
+                self._start(loop, "_flushing", self._flush)
+            if self._reads and not self._reading:
+                self._start(loop, "_reading", self._read_all)
             await asyncio.sleep(0.001)
         self._closed = True
         if self._checkpointer is not None:
@@ -182,8 +194,7 @@ class Store:
         fut: asyncio.Future = loop.create_future()
         self._pending.append((fn, args, fut))
         if not self._flushing:
-            self._flushing = True
-            loop.create_task(self._flush())
+            self._start(loop, "_flushing", self._flush)
         return await fut
 
     def submit(self, fn: Callable[..., Any], *args: Any, done: Callable[[bool, Any], None]) -> None:
@@ -193,8 +204,7 @@ class Store:
             return
         self._pending.append((fn, args, _Callback(done)))
         if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            self._start(asyncio.get_running_loop(), "_flushing", self._flush)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a read-only ``fn(conn, *args)`` on the database thread (no write lock).
@@ -206,9 +216,24 @@ class Store:
         fut: asyncio.Future = loop.create_future()
         self._reads.append((fn, args, fut))
         if not self._reading:
-            self._reading = True
-            loop.create_task(self._read_all())
+            self._start(loop, "_reading", self._read_all)
         return await fut
+
+    def _start(self, loop: asyncio.AbstractEventLoop, flag: str, job: Callable[[], Any]) -> None:
+        """Run the flush or read job in a task, ``flag`` set while it runs. A task cancelled
+        before its first step (asyncio.run cancels every task at its end) never enters its
+        ``finally``: the flag is cleared here then, and ``settle`` starts another for what
+        is left, instead of waiting for ever (a program hung at exit)."""
+        setattr(self, flag, True)
+
+        def ended(task: asyncio.Task) -> None:
+            # Only the latest job's end may clear the flag: a later one may be running.
+            if task.cancelled() and self._jobs.get(flag) is task:
+                setattr(self, flag, False)
+
+        task = loop.create_task(job())
+        self._jobs[flag] = task
+        task.add_done_callback(ended)
 
     async def _read_all(self) -> None:
         try:
@@ -295,6 +320,11 @@ class Store:
                             waiter.set_result(closing)
                 for note in tx.notes:
                     self._wake(note)
+                if tx.due is not None:
+                    if self.due_seen is None or tx.due < self.due_seen:
+                        self.due_seen = tx.due
+                    if tx.due < self.timers_deadline:
+                        self._wake(("timers", ""))
                 self._wake(("any", ""))
         finally:
             self._flushing = False
@@ -304,6 +334,14 @@ class Store:
         event = self._waiters.pop(key, None)
         if event is not None:
             event.set()
+
+    def knows_open(self, run_id: str) -> bool:
+        """Whether this connection wrote the run as open and no other connection has been seen
+        committing to the file: then the run closes through this store (``close_waiter`` hears
+        of it), or through another process whose first commit nothing noticed yet, which the
+        result waiters' shared poll (engine._frontend.closing_watch) finds."""
+        run = self._cache.runs.get(run_id)
+        return run is not None and run.open and self._cache.foreign_commits == 0
 
     def close_waiter(self, run_id: str) -> asyncio.Future:
         """A future resolved with (event type, attributes) of the run's closing event when
@@ -323,6 +361,8 @@ class Store:
     async def settle(self) -> None:
         """Wait until every change submitted so far has committed (or failed)."""
         while self._flushing or self._pending:
+            if not self._flushing:  # its flush task was cancelled before it began
+                self._start(asyncio.get_running_loop(), "_flushing", self._flush)
             await asyncio.sleep(0.001)
 
     def waiter(self, kind: str, key: str) -> asyncio.Event:

@@ -27,6 +27,9 @@ class Cache:
         # Bumped when another connection has committed: runs cached in an older epoch are
         # checked against their row before use (engine._history.mutable_state.load_run).
         self.epoch = 0
+        # How many times another connection was seen to have committed (the first look at
+        # data_version, and the one after a rollback, compare with nothing and do not count).
+        self.foreign_commits = 0
         self.runs: dict[str, Any] = {}  # run id -> engine._history.mutable_state.Run
         self.tasks: dict[int, Any] = {}  # task id -> engine._history.activities.HeldActivity (leased here)
 
@@ -39,6 +42,8 @@ class Cache:
     def foreign_commit(self, version: int) -> None:
         """Another connection committed. Runs are rechecked lazily; held activities stay, since
         only their lease holder changes them and every use proves the lease by row count."""
+        if self.version is not None:
+            self.foreign_commits += 1
         self.version = version
         self.epoch += 1
 
@@ -62,6 +67,9 @@ class Tx:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     attempts: list[tuple[Any, ...]] = field(default_factory=list)
     runs: dict[str, Any] = field(default_factory=dict)
+    # The earliest moment (seconds since the epoch) something this batch wrote falls due (a
+    # lease's expiry, say): the timer queue is woken only if that is before it looks anyway.
+    due: float | None = None
 
     def flush(self) -> None:
         """Write pending rows; call before reading the executions or events table."""
@@ -94,6 +102,12 @@ class Tx:
 
     def notify(self, kind: str, key: str) -> None:
         self.notes.add((kind, key))
+
+    def note_due(self, at: float | None) -> None:
+        """Something written in this batch falls due at ``at``: the timer queue must look by
+        then (``notify("timers", "")`` wakes it whatever the time)."""
+        if at is not None and (self.due is None or at < self.due):
+            self.due = at
 
     def dispatch(self, receiver: Any, task: Any) -> None:
         self.dispatched.append((receiver, task))

@@ -38,13 +38,21 @@ class HistorySize:
 
     def __init__(self) -> None:
         self._measured = 0  # bytes of the events measured so far
-        self._unmeasured: list[HistoryEvent] = []
+        # The instance appends each event it applies here itself, then calls ``added`` once
+        # (a method call per event was the one call the busy path had gained per event).
+        # Only changed in place, so that an append bound before workflow code asks for the
+        # size stays valid.
+        self.unmeasured: list[HistoryEvent] = []
         self._recorded: int | None = None  # the server's historySizeBytes of the current task
 
     def add(self, event: HistoryEvent) -> None:
-        self._unmeasured.append(event)
-        if len(self._unmeasured) > _KEEP:
-            self._measure(self._unmeasured[-1].event_id)
+        self.unmeasured.append(event)
+        self.added()
+
+    def added(self) -> None:
+        """Events were appended to ``unmeasured``: measure them once too many are kept."""
+        if len(self.unmeasured) > _KEEP:
+            self._measure(self.unmeasured[-1].event_id)
 
     def task_started(self, started: HistoryEvent) -> None:
         recorded: Any = started.attributes.get("historySizeBytes")
@@ -62,9 +70,9 @@ class HistorySize:
 
     def _measure(self, upto: int) -> None:
         keep = []
-        for event in self._unmeasured:
+        for event in self.unmeasured:
             if event.event_id <= upto:
                 self._measured += event_size(event)
             else:
                 keep.append(event)
-        self._unmeasured = keep
+        self.unmeasured[:] = keep

@@ -151,10 +151,11 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
     ) -> list[Command]:
         produced: list[Command] = []
         n = len(events)
+        measure = self.history_size.unmeasured.append
         for i, event in enumerate(events):
             if event.event_id <= self.processed_upto:
                 continue
-            self.history_size.add(event)
+            measure(event)
             if self._tracer is not None:  # the replay debugger's recorder (engine/_debugger/trace.py)
                 self._tracer.on_event(self, event)
             etype = event.event_type
@@ -186,6 +187,7 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
                 else:
                     self._job(event)
             self.processed_upto = event.event_id
+        self.history_size.added()
         if not live_tail and check_end:
             self._check_all_matched(None)
         return produced

@@ -10,7 +10,10 @@ from typing import Iterator
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from kernel_ext._waiting import TaskFailedError, WaitInterrupted
+from engine import Client, Worker
+from engine import workflow as engine_workflow
+from kernel_ext._session_results import RunHandle
+from kernel_ext._waiting import TaskFailedError, WaitInterrupted, wait_for_result
 from tests.kernel_ext.test_magics import loaded_shell, run
 from tests.kernel_ext.test_sandbox_cells import PROBE_CELL
 
@@ -71,3 +74,26 @@ def test_an_interrupt_while_waiting_is_one_line_and_the_run_goes_on(shell: Inter
         "or wait again: %workflow result -w waits)."
     ]
     assert run(shell, "%workflow describe -w waits").status.name == "RUNNING"
+
+
+@engine_workflow.defn(sandboxed=False)
+class Broken:
+    @engine_workflow.run
+    async def run(self) -> str:
+        raise RuntimeError("a bug in the workflow code")
+
+
+async def test_a_new_run_whose_task_failed_before_the_wait_began_is_reported(tmp_path: Path) -> None:
+    # %workflow execute waits for a run it has just started: a failure of its first task,
+    # committed before the wait looked, is news too (it used to be taken as the baseline).
+    client = await Client.connect(str(tmp_path / "engine.db"))
+    try:
+        async with Worker(client, task_queue="q", workflows=[Broken]):
+            handle = await client.start_workflow(Broken.run, id="broken", task_queue="q")
+            while not any(e.event_type == "WorkflowTaskFailed" for e in (await handle.fetch_history()).events):
+                await asyncio.sleep(0.01)
+        # The worker is gone: no retry will fail anew, so only that first failure can stop the wait.
+        with pytest.raises(TaskFailedError, match="a bug in the workflow code"):
+            await asyncio.wait_for(wait_for_result(client, RunHandle(handle, "Broken", "q"), new=True), 10)
+    finally:
+        await client.close()
