@@ -155,7 +155,6 @@ class ReplayView(widgets.VBox):
             self.slider.value = step.index
         finally:
             self._updating = False
-        self.status.value = status_html(trace, step)
         self.source.value = self._source(step)
         # Two versions of the code side by side take the whole width; the state goes below.
         self.source.layout.width = "100%" if 'class="dlab-side-by-side"' in self.source.value else "56%"
@@ -163,6 +162,9 @@ class ReplayView(widgets.VBox):
         at_end = step.kind in ("divergence", "error")
         self.history_pane.value = history_html(trace.history, step.event_id, diverged=at_end and trace.divergence is not None)
         self.graph.value = self._graph.html(step.event_id)
+        # The status line last: the front end applies the panes' messages in order, so when the
+        # status names a step every pane already shows that step (no stale locals beside it).
+        self.status.value = status_html(trace, step)
 
     def _source(self, step: TraceStep) -> str:
         trace = self.debugger.trace
