@@ -57,20 +57,39 @@ QUEUE = "recovery"
 # ---------------------------------------------------------------------------- the worker process
 async def _serve(db: str, slots: int) -> None:
     began = time.time()
+    cpu0 = time.process_time()
     client = await Client.connect(db)
     worker = Worker(
         client, task_queue=QUEUE, workflows=[ThreeSteps], activities=ACTIVITIES,
         max_concurrent_activities=slots, max_concurrent_workflow_tasks=slots,
     )
+    profile_to = os.environ.get("RECOVERY_PROFILE")
+    profiler: Any = None
+
+    def stop() -> None:
+        # Asked by the parent once every run closed: this process's CPU since its Client's start.
+        print(f"cpu {time.process_time() - cpu0!r}", flush=True)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
+        os._exit(0)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
+    if profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     print(f"ready {began!r} {os.getpid()}", flush=True)
     await worker.run()
 
 
 # ---------------------------------------------------------------------------- the parent
-def _spawn(db: str, log: Path, slots: int, hang: bool) -> tuple[subprocess.Popen[bytes], float, float]:
+def _spawn(db: str, log: Path, slots: int, hang: bool, profile: str = "") -> tuple[subprocess.Popen[bytes], float, float]:
     """A worker process; returns it, when it was spawned and when its Client began connecting."""
     spawned = time.time()
     env = {**os.environ, "RECOVERY_LOG": str(log), "RECOVERY_HANG": "1" if hang else "0",
+           "RECOVERY_PROFILE": "" if hang or not profile else profile,
            "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))}
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--serve", db, "--slots", str(slots)],
@@ -214,7 +233,7 @@ def one_round(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     left = _task_states(db)
     open_at_kill = _open_runs(db)
     executions_at_kill = _lines(log)
-    second, spawned, t0 = _spawn(db, log, args.slots, hang=False)
+    second, spawned, t0 = _spawn(db, log, args.slots, hang=False, profile=args.profile)
     try:
         deadline = time.monotonic() + args.timeout
         while _open_runs(db):
@@ -222,8 +241,14 @@ def one_round(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 raise SystemExit(f"runs still open after {args.timeout} s")
             time.sleep(0.01)
     finally:
-        second.send_signal(signal.SIGKILL)
-        second.wait()
+        second.send_signal(signal.SIGTERM)
+        out, _ = second.communicate(timeout=30)
+    cpu = next((float(line.split()[1]) for line in out.decode().splitlines() if line.startswith("cpu ")), float("nan"))
+    if args.profile:
+        import pstats
+
+        print(f"cProfile of the new worker process until every run closed ({args.profile}):")
+        pstats.Stats(args.profile).sort_stats("cumulative").print_stats(args.profile_top)
     histories = asyncio.run(_histories(db, args.workflows))
     checked = _check(histories, log, second.pid, t0, killed_at)
     attempts_timed_out, last_attempt_timeout = _attempt_timeouts(db, killed_at)
@@ -231,7 +256,7 @@ def one_round(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     return {
         **checked, "open at kill": open_at_kill, "left": left, "executions at kill": executions_at_kill,
         "python start-up": t0 - spawned, "reclaimed": reclaimed - t0, "rebuilt": checked["rebuilt"] - t0,
-        "finished": checked["finished"] - t0, "attempts timed out": attempts_timed_out,
+        "finished": checked["finished"] - t0, "attempts timed out": attempts_timed_out, "cpu": cpu,
         "engine": str(Path(sys.modules["engine"].__file__ or "").parent.parent),
     }
 
@@ -243,6 +268,8 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=100, help="workflow-task and activity slots of each worker")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the runs to finish")
+    parser.add_argument("--profile", metavar="FILE", default="", help="cProfile the new worker process into FILE and print it")
+    parser.add_argument("--profile-top", type=int, default=40)
     parser.add_argument("--serve", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -260,7 +287,7 @@ def main() -> None:
         print(f"  new worker: Python start-up {res['python start-up']:.2f} s (not counted), then from its Client's start: "
               f"leases reclaimed by {res['reclaimed']:.3f} s ({f['workflow task leases reclaimed']} workflow tasks, "
               f"{res['attempts timed out']} activity attempts), runs rebuilt by {res['rebuilt']:.3f} s, "
-              f"all finished at {res['finished']:.3f} s")
+              f"all finished at {res['finished']:.3f} s; its CPU {res['cpu']:.3f} s ({1000 * res['cpu'] / args.workflows:.2f} ms per run)")
         print(f"  exactly-once: {f['activities']} activities completed, {f['executions']} executions, "
               f"{f['re-executions of cut attempts']} re-executions of attempts cut by the kill, "
               f"{len(res['errors'])} completed activities run again" + ("" if not res["errors"] else ": " + "; ".join(res["errors"][:5])))
