@@ -45,7 +45,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # The engine comes from PYTHONPATH when it is set (to measure another checkout with this
 # script), else from this checkout; the workload from this folder (the script's own).
-sys.path.append(str(ROOT))
+if not os.environ.get("PYTHONPATH"):
+    sys.path.insert(0, str(ROOT))
 
 from _machine import load  # noqa: E402
 from recovery_workload import ACTIVITIES, TASK_TIMEOUT, ThreeSteps  # noqa: E402
