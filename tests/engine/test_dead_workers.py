@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -160,5 +161,25 @@ async def test_expire_leases_makes_only_the_named_owners_leases_due(tmp_path: Pa
         assert await client.store.run(dead_workers.expire_leases, ["dead#1"], now) == 1
         rows = await client.store.read(lambda c: c.execute("SELECT lease_owner, due_at FROM tasks ORDER BY id").fetchall())
         assert rows == [("dead#1", now.timestamp()), ("dead#1", 1e12), ("alive#1", 1e12)]
+    finally:
+        await client.close()
+
+
+async def test_a_workflow_task_leased_by_a_dead_worker_is_timed_out_and_retried_at_once(tmp_path: Path) -> None:
+    from engine._history.workflow_tasks import claim_workflow_tasks
+    from tests.engine.dead_worker_app import OneStep
+
+    db = str(tmp_path / "engine.db")
+    client = await Client.connect(db)
+    try:
+        # Its workflow task would time out in 2 minutes: only a takeover finishes the run in time.
+        handle = await client.start_workflow(OneStep.run, "x", id="w", task_queue="q", task_timeout=timedelta(seconds=120))
+        [task] = await client.store.run(claim_workflow_tasks, "q", "ghost#1", client.clock.now(), 10, lambda run_id: 0)
+        assert task.run_id == handle.run_id
+        _entry(db, "9-1.json", "ghost#1", socket.gethostname())  # its worker's entry, unlocked: dead
+        async with Worker(client, task_queue="q", workflows=[OneStep], activities=[_done]):
+            assert await asyncio.wait_for(handle.result(), timeout=60) == "x:done"
+        types = [e.event_type for e in (await handle.fetch_history()).events]
+        assert types[:5] == ["WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted", "WorkflowTaskTimedOut", "WorkflowTaskScheduled"]
     finally:
         await client.close()
