@@ -26,6 +26,7 @@ import sys
 import time
 from typing import Any
 
+from benchmarks import _lock
 from benchmarks._runs import TASK_QUEUE, bench_worker, db_size, mib, pct, run_batch_of_workflows
 from engine import Client
 
@@ -37,13 +38,14 @@ def _child(path: str, index: int, args: argparse.Namespace, barrier: Any, result
 
     async def run() -> None:
         client = await Client.connect(path)
+        _lock.time_handovers(client)
         worker = bench_worker(client, queue, args)
         try:
             async with worker:
                 if args.warmup:
                     await run_batch_of_workflows(client, args.warmup, args.concurrency, f"warmup-{index}", in_flight, queue)
                 barrier.wait()
-                t0, cpu0 = time.time(), time.process_time()
+                t0, cpu0, lock0 = time.time(), time.process_time(), _lock.snapshot(client)
                 _, _, latencies = await run_batch_of_workflows(client, share, args.concurrency, f"wf-{index}", in_flight, queue)
                 results.put(
                     {
@@ -54,6 +56,7 @@ def _child(path: str, index: int, args: argparse.Namespace, barrier: Any, result
                         "workflows": share,
                         "stats": dict(worker.stats),
                         "batches": client.store.batches,
+                        "lock": _lock.diff(_lock.snapshot(client), lock0),
                     }
                 )
         finally:
@@ -115,5 +118,7 @@ def run_processes(args: argparse.Namespace, path: str, tmpdir: str | None) -> No
     print(f"  events                  {events} in the file (warm-up included), {events * n / (n + args.warmup * args.processes) / elapsed:.0f} events/s")
     print(f"  database size           {mib(size_main + size_extra)} (main {mib(size_main)} + wal/shm {mib(size_extra)})")
     print(f"  CPU                     {cpu:.2f} s in all processes ({cpu / elapsed:.2f} cores), {cpu / n * 1000:.2f} ms per workflow")
+    for line in _lock.lines(_lock.add([r["lock"] for r in reports]), n, cpu, elapsed):
+        print(line)
     if tmpdir and not args.keep:
         shutil.rmtree(tmpdir, ignore_errors=True)

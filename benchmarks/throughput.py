@@ -38,6 +38,7 @@ from engine.errors import StoreError  # noqa: E402
 from engine.worker import POLL_INTERVAL  # noqa: E402
 
 # ---------------------------------------------------------------------------- the workload and its runs
+from benchmarks import _lock  # noqa: E402
 from benchmarks._runs import TASK_QUEUE, bench_worker, db_size, mib, pct, run_batch_of_workflows  # noqa: E402
 
 
@@ -217,6 +218,7 @@ async def main(args: argparse.Namespace) -> None:
         main_tid = threading.get_native_id()
         cpu_before = thread_cpu()
         wall_cpu_before = time.process_time()
+        lock_before = _lock.snapshot(client)
 
         if args.profile == "cprofile":
             import cProfile
@@ -244,6 +246,7 @@ async def main(args: argparse.Namespace) -> None:
 
         cpu_after = thread_cpu()
         process_cpu = time.process_time() - wall_cpu_before
+        lock_stats = _lock.diff(_lock.snapshot(client), lock_before)
         events = await client.store.read(lambda c: c.execute("SELECT count(*) FROM events").fetchone()[0]) - events_before
         batches = client.store.batches - batches_before
         changes = client.store.changes - changes_before
@@ -290,6 +293,8 @@ async def main(args: argparse.Namespace) -> None:
           f"database thread {db_cpu:.2f} s ({db_cpu / elapsed:.0%} of wall)")
     print(f"  CPU per workflow        {process_cpu / n * 1000:.2f} ms (event loop {main_cpu / n * 1000:.2f} ms + database thread "
           f"{db_cpu / n * 1000:.2f} ms); at this cost one core (one GIL) allows ~{n / max(process_cpu, 1e-9):.0f} workflows/s")
+    for line in _lock.lines(lock_stats, n, process_cpu, elapsed):
+        print(line)
     print(f"  write batches           {len(sizes)}, {meter.inline_batches} of them on the event loop's thread (the connection free and no other "
           "process writing), the others on the database thread")
     print(f"  database thread wall    write batches {meter.batch_seconds:.2f} s "

@@ -4,7 +4,8 @@ A process worker is ``python -m engine.cli worker`` over the kernel's database f
 the code of the notebook's ``%%workflow`` / ``%%activity`` cells, written in execution order
 to a module file beside the database (later cells override earlier ones, as in the kernel),
 so runs started in the kernel finish in the process and the other way round. Killing it with
-SIGKILL is what a crashed machine does: its leases time out and another worker takes over.
+SIGKILL is what a crashed machine does: another worker on this machine sees that the process is
+gone (engine._matching.dead_workers), takes its leases back and carries on.
 A worker process stops when the kernel that started it dies (``dlab worker --parent-pid``),
 so a restarted kernel never finds workers running the code of the one before.
 """
@@ -56,7 +57,7 @@ class ProcessWorker:
         return {}
 
     def kill(self) -> None:
-        """SIGKILL: no cleanup, no reports; its leases time out and other workers take over."""
+        """SIGKILL: no cleanup, no reports; other workers take its leases back and carry on."""
         if self.proc.poll() is None:
             self.killed = True
             os.kill(self.proc.pid, signal.SIGKILL)

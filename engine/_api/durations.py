@@ -67,6 +67,8 @@ def from_timestamp(value: str) -> datetime:
     try:
         # Fast path: the engine's own format (and most of Temporal's) parse directly.
         parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is timezone.utc:  # the engine's own "...Z": nothing to convert
+            return parsed
         if parsed.tzinfo is not None:
             return parsed.astimezone(timezone.utc)
     except ValueError:

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from engine._api.durations import from_duration
 from engine._history.mutable_state import Run, append, from_ts, identity_of, load_run, request_id, save_run, ts
 from engine._history.workflow_tasks import deliver
+from engine._matching.dead_workers import ASYNC_MARK
 from engine._matching.dispatch import pick
 from engine._matching.task_queues import claimable
 from engine._persistence.transactions import Tx, dumps
@@ -326,6 +327,7 @@ def attempt_failed(
             failure = {"message": NO_TIME_TO_RETRY, "source": "Server", "timeoutFailureInfo": {"timeoutType": "TIMEOUT_TYPE_SCHEDULE_TO_CLOSE"}}
     if state is None:
         info["lastFailure"] = failure
+        info.pop(ASYNC_MARK, None)  # the next attempt completes as it chooses
         visible = ts(now) + delay
         due = unleased_due(info, visible)
         tx.conn.execute(

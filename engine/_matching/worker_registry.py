@@ -6,6 +6,11 @@ running :class:`engine.worker.Worker` on a database file writes ``<db>-workers/<
 for as long as it runs. The kernel releases the lock when the process dies, however it dies
 (SIGKILL included), so a reader that can lock a file knows its worker is gone and removes it:
 no heartbeats, no clock, no stale entries. Locks are per machine, as the database file is.
+
+The entry also names the worker's lease owner, so that the tasks a killed worker held can be
+taken back at once rather than when their leases expire (``engine._matching.dead_workers``).
+A reader that finds such an entry dead renames it ``<pid>-<n>.dead`` instead of removing it:
+the entry stays until a worker has taken its leases back.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ try:
 except ImportError:  # pragma: no cover - Windows: workers are not listed
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["WorkerRecord", "Registration", "register", "live_workers", "folder_of"]
+__all__ = ["WorkerRecord", "Registration", "register", "live_workers", "folder_of", "DEAD_SUFFIX"]
 
 log = logging.getLogger("engine.worker")
+DEAD_SUFFIX = ".dead"  # an entry whose process is gone and whose leases are still to take back
 _numbers = itertools.count(1)
 
 
@@ -81,9 +87,12 @@ def _program() -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def register(db_path: str, identity: str, task_queue: str, workflows: Sequence[str], activities: Sequence[str]) -> Registration | None:
+def register(
+    db_path: str, identity: str, task_queue: str, workflows: Sequence[str], activities: Sequence[str], owner: str = ""
+) -> Registration | None:
     """Enter a running worker of ``db_path`` (None for an in-memory database, or where the
-    folder cannot be written: a worker runs all the same, it is only not listed)."""
+    folder cannot be written: a worker runs all the same, it is only not listed, and its
+    leases expire rather than being taken back when it dies). ``owner``: its lease owner."""
     if fcntl is None or db_path == ":memory:":
         return None
     folder = folder_of(db_path)
@@ -91,6 +100,7 @@ def register(db_path: str, identity: str, task_queue: str, workflows: Sequence[s
     record = {
         "identity": identity, "task_queue": task_queue, "pid": os.getpid(), "host": socket.gethostname(),
         "started": time.time(), "program": _program(), "workflows": list(workflows), "activities": list(activities),
+        "owner": owner,
     }
     fd = -1
     try:
@@ -144,7 +154,12 @@ def _read_if_alive(entry: Path) -> WorkerRecord | None:
                 activities=tuple(data.get("activities", ())),
             )
         try:
-            entry.unlink(missing_ok=True)  # nobody holds it: its process is gone
+            # Nobody holds it: its process is gone. Leases it may have held are left to a
+            # worker to take back (dead_workers), which removes the entry then.
+            if _owner_of(entry):
+                entry.rename(entry.with_suffix(DEAD_SUFFIX))
+            else:
+                entry.unlink(missing_ok=True)
         except OSError:
             pass
         return None
@@ -152,3 +167,11 @@ def _read_if_alive(entry: Path) -> WorkerRecord | None:
         return None
     finally:
         os.close(fd)
+
+
+def _owner_of(entry: Path) -> str:
+    try:
+        data: Any = json.loads(entry.read_bytes() or b"{}")
+    except (OSError, ValueError):
+        return ""
+    return str(data.get("owner", "")) if isinstance(data, dict) else ""

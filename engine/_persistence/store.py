@@ -29,7 +29,7 @@ from engine._persistence import files
 from engine._persistence.checkpoint import Checkpointer
 from engine._persistence.connection import NeedsShm, busy_ms, is_locked, prepare, prepare_reader, translate
 from engine._persistence.transactions import Cache, Tx
-from engine._persistence.writer_lock import WriterLock
+from engine._persistence.writer_lock import LockStats, WriterLock
 from engine.errors import StoreError, StoreReadOnlyError
 
 
@@ -75,6 +75,7 @@ class Store:
         self.timers_deadline = math.inf
         # The earliest due time committed since the timer queue last began to look (None: none).
         self.due_seen: float | None = None
+        self.lock_stats = LockStats()
 
     @classmethod
     async def open(
@@ -265,12 +266,21 @@ class Store:
         so that the event loop goes on meanwhile (and the batch grows).
         """
         lock = self._writer_lock
+        stats = self.lock_stats
         try:
             while self._pending:
                 if lock is not None and not lock.acquire(wait=False):
                     waiting_since = time.perf_counter()
-                    await _to_end(self._conn._execute(lock.acquire))
-                    self.lock_wait_seconds += time.perf_counter() - waiting_since
+                    taken, handover = await _to_end(self._conn._execute(lock.acquire_timed))
+                    now = time.perf_counter()
+                    self.lock_wait_seconds += now - waiting_since
+                    stats.waits += 1
+                    stats.wait_seconds += now - waiting_since
+                    stats.held_idle_seconds += now - taken
+                    if handover is not None:
+                        stats.handovers += 1
+                        stats.handover_seconds += handover
+                held_since, cpu_since = time.perf_counter(), time.thread_time()
                 batch, self._pending = self._pending, []
                 try:
                     tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
@@ -300,6 +310,9 @@ class Store:
                     continue
                 finally:
                     if lock is not None:
+                        stats.holds += 1
+                        stats.hold_seconds += time.perf_counter() - held_since
+                        stats.hold_cpu_seconds += time.thread_time() - cpu_since
                         lock.release()
                 self.batches += 1
                 self.changes += len(batch)

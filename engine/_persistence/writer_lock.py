@@ -14,6 +14,11 @@ its process).
 from __future__ import annotations
 
 import os
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass
 
 try:
     import fcntl
@@ -21,10 +26,85 @@ except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
     fcntl = None  # type: ignore[assignment]
 
 
+@dataclass
+class LockStats:
+    """Where a store's write lock goes (benchmarks/README.md, "Two processes under
+    contention"): how long it was held per batch, how much of that was this thread's CPU,
+    how often and how long a batch waited for another process, and, once ``WriterLock.timed``
+    is on in every process, the hand-over: from the holder's release to this waiter's taking
+    it (the kernel waking the waiting thread), and from there to the batch starting on the
+    event loop (the lock held while the loop finished what it was doing)."""
+
+    holds: int = 0
+    hold_seconds: float = 0.0
+    hold_cpu_seconds: float = 0.0
+    waits: int = 0
+    wait_seconds: float = 0.0
+    handovers: int = 0
+    handover_seconds: float = 0.0
+    held_idle_seconds: float = 0.0
+
+
+_STAMP = struct.Struct("d")
+HANDOVER_SWITCH_INTERVAL = 0.0002  # seconds (see acquire_timed)
+
+
+class _QuickSwitches:
+    """The short switch interval while any thread of the process waits for a write lock (the
+    interval is the interpreter's: the first waiter sets it, the last one puts it back)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiting = 0
+        self._saved = 0.0
+
+    def enter(self) -> None:
+        with self._guard:
+            if self._waiting == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._saved, HANDOVER_SWITCH_INTERVAL))
+            self._waiting += 1
+
+    def leave(self) -> None:
+        with self._guard:
+            self._waiting -= 1
+            if self._waiting == 0:
+                sys.setswitchinterval(self._saved)
+
+
+_quick_switches = _QuickSwitches()
+
+
 class WriterLock:
     def __init__(self, db_path: str) -> None:
         self.path = db_path + "-lock"
         self._fd: int | None = _open_like(self.path, db_path) if fcntl is not None else None
+        # On in benchmarks: each release writes its time into the lock file, so that the next
+        # holder can tell how long the hand-over took (one pwrite per batch).
+        self.timed = False
+
+    def acquire_timed(self) -> tuple[float, float | None]:
+        """Wait for the lock (on a database thread); returns when it was taken
+        (``time.perf_counter``) and the hand-over time when the releaser stamped it."""
+        # Once the kernel hands this thread the lock, the thread still needs the GIL, which the
+        # event loop's thread gives up only after the switch interval (5 ms by default): the
+        # lock would sit taken and unused that long while the other process waits. A short
+        # interval while this thread waits makes that hand-over quick.
+        _quick_switches.enter()
+        try:
+            self.acquire()
+        finally:
+            _quick_switches.leave()
+        taken = time.perf_counter()
+        handover = None
+        if self.timed and self._fd is not None:
+            try:
+                raw = os.pread(self._fd, _STAMP.size, 0)
+                if len(raw) == _STAMP.size:
+                    handover = max(0.0, time.time() - _STAMP.unpack(raw)[0])
+            except OSError:
+                pass
+        return taken, handover
 
     def acquire(self, wait: bool = True) -> bool:
         """Take the lock; without ``wait``, only if it is free (False if another holds it)."""
@@ -37,6 +117,11 @@ class WriterLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            if self.timed:
+                try:
+                    os.pwrite(self._fd, _STAMP.pack(time.time()), 0)
+                except OSError:
+                    pass
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 from engine._history.clock import wait_first
+from engine._matching import dead_workers as _dead_workers
 from engine._matching import queries as _queries
 from engine._matching import worker_registry as _worker_registry
 from engine._matching.dispatch import Receiver
@@ -216,15 +217,15 @@ class Worker(WorkflowTasks, ActivityTasks):
         self.client._ensure_service()
         self.client._workers.add(self)
         self._start_loops()
-        # Listed while it runs, so other programs on the file see it (%worker list).
+        # Listed while it runs, so other programs on the file see it (%worker list), and
+        # locked until its last change has committed: a lock another worker can take means
+        # this process is gone and its leases may be taken back (engine._matching.dead_workers).
         entry = _worker_registry.register(
-            self.client.store.path, self.identity, self.task_queue, list(self._workflows), list(self._activities)
+            self.client.store.path, self.identity, self.task_queue, list(self._workflows), list(self._activities), self._owner
         )
         try:
             await self._stop.wait()
         finally:
-            if entry is not None:
-                entry.close()
             self._close_receivers()
             loops = list(self._loops.values())
             for task in loops:
@@ -255,6 +256,8 @@ class Worker(WorkflowTasks, ActivityTasks):
             self._loops.clear()
             self.client._workers.discard(self)
             self._running = False
+            if entry is not None:
+                entry.close()
 
     def _start_loops(self) -> None:
         for kind, defs, loop in (("workflow", self._workflows, self._workflow_loop), ("activity", self._activities, self._activity_loop)):
@@ -269,6 +272,8 @@ class Worker(WorkflowTasks, ActivityTasks):
                 receivers[key] = (*receivers.get(key, ()), receiver)
                 self._loops[kind] = asyncio.ensure_future(loop())
                 self.client.served_queues[key] += 1
+        if "reclaim" not in self._loops:
+            self._loops["reclaim"] = asyncio.ensure_future(self._reclaim_loop())
         if self._workflows and "query" not in self._loops:
             # Questions from other processes about the runs this worker's code can replay.
             self._loops["query"] = asyncio.ensure_future(_queries.serve(self))
@@ -345,6 +350,18 @@ class Worker(WorkflowTasks, ActivityTasks):
             ]
         )
 
+
+    async def _reclaim_loop(self) -> None:
+        """Take back the leases of dead workers of this database: at once when this worker
+        starts (a restart after a crash), then every ``dead_workers.INTERVAL`` seconds."""
+        outage = _lock_waits.Outage("taking back the leases of dead workers")
+        while not self._stop.is_set():
+            try:
+                await _dead_workers.reclaim(self.client.store, self.client.clock.now())
+                outage.passed()
+            except Exception as e:  # noqa: BLE001 - the database may be busy; try again later
+                outage.failed(e)
+            await wait_first([asyncio.sleep(_dead_workers.INTERVAL), self._stop.wait()])
 
     async def _poll_loop(self, kind: str, claim: Callable[..., Any], extra: tuple[Any, ...], accept: Callable[[Any], None]) -> None:
         """Claim ``kind`` tasks while there are free slots; sleep until work arrives when the

@@ -16,6 +16,7 @@ from engine._frontend.async_activities import task_token as _task_token
 from engine._history.activities import ActivityTask
 from engine._history.activities import claim_activity_tasks, complete_activity, fail_activity, heartbeat_activity
 from engine._history.mutable_state import StaleTaskError, from_ts
+from engine._matching.dead_workers import mark_completing_async
 from engine._persistence import lock_waits as _lock_waits
 from engine._runtime import interceptors as _interceptors
 from engine._runtime import user_exits as _user_exits
@@ -136,6 +137,12 @@ class ActivityTasks:
                         # retries it now rather than after its start-to-close timeout.
                         outcome = ("fail", ApplicationError("the worker shut down while the activity ran", type="WorkerShutdown"))
         if outcome[0] == "abandoned":
+            if outcome[1] == "async":
+                # Its lease must outlive this process: no worker takes it back if we die.
+                try:
+                    await store.run(mark_completing_async, task.task_id, self._owner, task.attempt)
+                except Exception:  # noqa: BLE001 - unmarked, the lease is taken back if this process dies
+                    log.exception("marking attempt %d of activity %s as completing asynchronously failed", task.attempt, info["activityType"])
             return False
         if context is not None:
             await context.drain_heartbeats()
@@ -214,7 +221,7 @@ class ActivityTasks:
                 if timer is not None:
                     timer.cancel()
         except _CompleteAsyncError:
-            return ("abandoned", None)  # completed later through a handle: nothing to record now
+            return ("abandoned", "async")  # completed later through a handle: nothing to record now
         except asyncio.CancelledError as e:
             if state["timed_out"]:
                 # As a temporalio worker: stop the code, report nothing; the engine's own timer

@@ -1,0 +1,39 @@
+"""The write lock's figures: holds, waits, and the hand-over measured between two stores."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from engine._persistence.store import Store
+
+
+def _noop(tx: object) -> int:
+    return 1
+
+
+async def test_a_wait_for_another_store_is_counted_with_its_hand_over(tmp_path: Path) -> None:
+    db = str(tmp_path / "engine.db")
+    first, second = await Store.open(db), await Store.open(db)
+    interval = sys.getswitchinterval()
+    try:
+        for store in (first, second):
+            assert store._writer_lock is not None
+            store._writer_lock.timed = True
+        assert await second.run(_noop) == 1
+        assert (second.lock_stats.holds, second.lock_stats.waits) == (1, 0)
+        lock = first._writer_lock
+        assert lock is not None and lock.acquire(wait=False)  # another process's batch, as it were
+        waiting = asyncio.ensure_future(second.run(_noop))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # it waits on its database thread, the event loop goes on
+        lock.release()
+        assert await waiting == 1
+        stats = second.lock_stats
+        assert (stats.holds, stats.waits, stats.handovers) == (2, 1, 1)
+        assert stats.wait_seconds > 0 and stats.handover_seconds >= 0 and stats.hold_seconds > 0
+        assert sys.getswitchinterval() == interval  # put back once nobody waits
+    finally:
+        await first.close()
+        await second.close()
