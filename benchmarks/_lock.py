@@ -8,7 +8,11 @@ from typing import Any
 
 
 def snapshot(client: Any) -> dict[str, float]:
-    """The store's lock counters now ({} for an engine without them, such as an older commit)."""
+    """The store's lock counters now ({} for an engine without them, such as an older commit).
+    The first snapshot turns on the CPU count inside the lock (off by default: it costs a
+    system call per batch edge)."""
+    if hasattr(client.store, "measure_lock_cpu"):
+        client.store.measure_lock_cpu = True
     stats = getattr(client.store, "lock_stats", None)
     return dataclasses.asdict(stats) if stats is not None else {}
 
