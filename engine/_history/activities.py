@@ -141,7 +141,8 @@ def activity_timeout(
     else:
         tx.conn.execute("UPDATE tasks SET due_at = NULL WHERE id = ?", (task_id,))
         return
-    failure = encode_failure(TimeoutError(f"activity {kind.name.lower().replace('_', '-')} timeout", type=kind))
+    # The server's own wording ("activity StartToClose timeout"), so messages match Temporal's.
+    failure = encode_failure(TimeoutError(f"activity {''.join(p.capitalize() for p in kind.name.split('_'))} timeout", type=kind))
     failure["stackTrace"] = ""
     failure["source"] = "Server"
     if kind is TimeoutType.HEARTBEAT and info.get("heartbeatDetails"):  # as Temporal: the last details travel with it
