@@ -101,12 +101,21 @@ class TemporalTarget:
     async def connect(self, address: str, namespace: str) -> TemporalStatus:
         client_module = _real_temporalio_client()
         self.log.attach()  # before the first record: with no handler, Python prints them to stderr
-        try:
-            self.client = await asyncio.wait_for(
-                client_module.Client.connect(address, namespace=namespace, runtime=self._runtime()), CONNECT_LIMIT)
-        except Exception as e:  # noqa: BLE001 - an unreachable address is the user's to fix
-            raise SessionError(f"Cannot reach Temporal at {address} ({type(e).__name__}: {e}). Is the server running? "
-                               "%temporal dev-server start runs one here.") from None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CONNECT_LIMIT
+        while True:
+            try:
+                self.client = await asyncio.wait_for(
+                    client_module.Client.connect(address, namespace=namespace, runtime=self._runtime()),
+                    max(deadline - loop.time(), 0.1))
+                break
+            except Exception as e:  # noqa: BLE001 - an unreachable address is the user's to fix
+                # A server that has just started listens before its frontend is ready: wait for it.
+                if "not healthy yet" in str(e) and loop.time() < deadline:
+                    await asyncio.sleep(0.2)
+                    continue
+                raise SessionError(f"Cannot reach Temporal at {address} ({type(e).__name__}: {e}). Is the server running? "
+                                   "%temporal dev-server start runs one here.") from None
         self.address, self.namespace = address, namespace
         return self.status()
 

@@ -56,6 +56,10 @@ async def run(args: argparse.Namespace, out: Out) -> int:
 
     def on_signal(signum: int) -> None:
         nonlocal signals_seen
+        if signals_seen and signum == signal.SIGTERM and args.parent_pid and os.getppid() != args.parent_pid:
+            # The parent is gone: Linux's death signal and the watchdog both send SIGTERM, and
+            # that second one is no one asking to stop at once.
+            return
         signals_seen += 1
         if signals_seen > 1:
             out.stderr.write("Stopping at once; unfinished work is retried by the next worker.\n")

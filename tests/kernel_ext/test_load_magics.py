@@ -76,8 +76,14 @@ def test_the_comparison_check_reads_both_reports() -> None:
     assert not unknown.passed and "Hint: answer with one of: 'one', 'two'." in unknown.text()
 
 
-def test_loadtest_on_the_kernels_own_temporal_dev_server(shell: InteractiveShell) -> None:
+def test_loadtest_on_the_kernels_own_temporal_dev_server(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
+
+    # The worker processes import --module from their path and the kernel's folder (tmp here):
+    # the repository on PYTHONPATH makes tests.engine.load_temporal_app importable, as a
+    # learner's own module beside the notebook would be.
+    root = str(Path(__file__).resolve().parents[2])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
 
     from kernel_ext import _dev_server
 
