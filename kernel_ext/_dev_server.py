@@ -52,6 +52,11 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def db_file(self) -> Path:
+        """The server's SQLite file: what it persists, and what a load test measures the size of."""
+        return self.directory / "dev-server.db"
+
+    @property
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.ui_port}"
 
@@ -62,7 +67,7 @@ class DevServer:
     def start(self) -> None:
         command = [
             self.temporal, "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port),
-            "--ui-port", str(self.ui_port), *(["--headless"] if self.headless else []), "--db-filename", str(self.directory / "dev-server.db"),
+            "--ui-port", str(self.ui_port), *(["--headless"] if self.headless else []), "--db-filename", str(self.db_file),
             "--log-level", "warn",
             *(arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")),
         ]

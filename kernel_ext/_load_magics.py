@@ -234,7 +234,7 @@ class LoadTestMagics(Magics):
         if t is None or not t.connected:
             return None
         own = t.server if t.server is not None and t.server.running and t.server.target == t.address else None
-        db_file = Path(own.directory) / "dev-server.db" if own is not None else None
+        db_file = own.db_file if own is not None else None
         return lt.TemporalServer(t.address, t.namespace, pid=own.proc.pid if own is not None and own.proc else None,
                                  db_file=str(db_file) if db_file is not None and db_file.exists() else None)
 

@@ -63,7 +63,7 @@ async def _histories(address: str, ids: list[str]) -> dict[str, History]:
 @pytest.fixture(scope="module")
 def ran(server: dev_server.DevServer, tmp_path_factory: pytest.TempPathFactory) -> Ran:
     folder = tmp_path_factory.mktemp("load-on-temporal")
-    target = TemporalServer(server.target, pid=server.proc.pid if server.proc else None, db_file=str(server.directory / "dev-server.db"))
+    target = TemporalServer(server.target, pid=server.proc.pid if server.proc else None, db_file=str(server.db_file))
     scenario = Scenario([Step(4, count=6), Step(6, count=6)], target=TargetConfig(activities=2, signals=1), drain_seconds=90, name="srv")
 
     async def go() -> Ran:
