@@ -13,15 +13,14 @@ import argparse
 import asyncio
 import importlib
 import os
-import signal
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine._load.processes import METRICS_EVERY, READY, write_atomically
-from engine.cli._parent import stop_with_parent
+from engine._load.processes import READY
+from engine.cli._load_serving import serve
 
 
 def _counters(name: str) -> dict[str, Any]:
@@ -45,37 +44,15 @@ async def _serve(args: argparse.Namespace) -> None:
         workflows += found_workflows
         activities += found_activities
     client = await Client.connect(args.address, namespace=args.namespace)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    watchdog = stop_with_parent(args.parent_pid) if args.parent_pid else None
-    metrics = Path(args.metrics)
-    try:
-        # The sandbox imports a workflow's module afresh for every run; the built-in target's
-        # module lives in the engine package, whose imports then ran again each time (measured:
-        # 360 ms of CPU per run, against 30 ms with the engine passed through). The engine's
-        # modules hold no state a run could leak into another, so they are passed through.
-        runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("engine"))
-        worker = Worker(client, task_queue=args.task_queue, workflows=workflows, activities=activities, workflow_runner=runner,
-                        max_concurrent_activities=args.max_concurrent_activities, graceful_shutdown_timeout=timedelta(seconds=2))
-        serving = asyncio.ensure_future(worker.run())
-        await asyncio.sleep(0)
-        write_atomically(metrics, _counters(args.name))
-        print(f"{READY}: {args.name} pid {os.getpid()} on {args.task_queue!r} at {args.address}", flush=True)
-        while not stopping.is_set() and not serving.done():
-            try:
-                await asyncio.wait_for(stopping.wait(), METRICS_EVERY)
-            except asyncio.TimeoutError:
-                pass
-            write_atomically(metrics, _counters(args.name))
-        if serving.done():
-            serving.result()
-        await worker.shutdown()
-        await serving
-    finally:
-        if watchdog is not None:
-            watchdog.cancel()
+    # The sandbox imports a workflow's module afresh for every run; the built-in target's
+    # module lives in the engine package, whose imports then ran again each time (measured:
+    # 360 ms of CPU per run, against 30 ms with the engine passed through). The engine's
+    # modules hold no state a run could leak into another, so they are passed through.
+    runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("engine"))
+    worker = Worker(client, task_queue=args.task_queue, workflows=workflows, activities=activities, workflow_runner=runner,
+                    max_concurrent_activities=args.max_concurrent_activities, graceful_shutdown_timeout=timedelta(seconds=2))
+    await serve(worker, Path(args.metrics), lambda: _counters(args.name),
+                f"{READY}: {args.name} pid {os.getpid()} on {args.task_queue!r} at {args.address}", args.parent_pid)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

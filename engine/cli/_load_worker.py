@@ -10,16 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
 from engine._load.bench import load_activity
-from engine._load.processes import METRICS_EVERY, READY, SYNCHRONOUS, counters, set_synchronous, write_atomically
+from engine._load.processes import READY, SYNCHRONOUS, counters, set_synchronous
 from engine._load.workflows import LoadChild, LoadTarget
 from engine.cli._loader import definitions
-from engine.cli._parent import stop_with_parent
+from engine.cli._load_serving import serve
 from engine.client import Client
 from engine.worker import Worker
 
@@ -34,32 +33,12 @@ async def _serve(args: argparse.Namespace) -> None:
     client = await Client.connect(args.db)
     if args.synchronous:
         await set_synchronous(client, args.synchronous)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    watchdog = stop_with_parent(args.parent_pid) if args.parent_pid else None
-    metrics = Path(args.metrics)
     try:
         worker = Worker(client, task_queue=args.task_queue, workflows=workflows, activities=activities,
                         max_concurrent_activities=args.max_concurrent_activities, graceful_shutdown_timeout=timedelta(seconds=2))
-        serving = asyncio.ensure_future(worker.run())
-        await asyncio.sleep(0)
-        write_atomically(metrics, counters(args.name, client))
-        print(f"{READY}: {args.name} pid {os.getpid()} on {args.task_queue!r}", flush=True)
-        while not stopping.is_set() and not serving.done():
-            try:
-                await asyncio.wait_for(stopping.wait(), METRICS_EVERY)
-            except asyncio.TimeoutError:
-                pass
-            write_atomically(metrics, counters(args.name, client))
-        if serving.done():
-            serving.result()
-        await worker.shutdown()
-        await serving
+        await serve(worker, Path(args.metrics), lambda: counters(args.name, client),
+                    f"{READY}: {args.name} pid {os.getpid()} on {args.task_queue!r}", args.parent_pid)
     finally:
-        if watchdog is not None:
-            watchdog.cancel()
         await client.close()
 
 
