@@ -391,4 +391,20 @@ class WorkflowUpdateFailedError(EngineError):
 
 
 class WorkflowQueryFailedError(EngineError):
-    """A query's handler raised, or no worker answered it in time (the message says which)."""
+    """A query could not be answered: the workflow has no handler of that name, its handler
+    raised (then ``cause`` is that exception when it ran in this process), or no worker
+    answered in time. The message says which, as temporalio's does."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self._message = message
+
+    @property
+    def message(self) -> str:
+        """What went wrong (the same text as ``str()``)."""
+        return self._message
+
+    @property
+    def cause(self) -> BaseException | None:
+        """The query handler's own exception, when the handler ran in this process."""
+        return self.__cause__
