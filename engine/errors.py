@@ -52,6 +52,7 @@ __all__ = [
     "WorkflowFailureError",
     "WorkflowUpdateFailedError",
     "WorkflowQueryFailedError",
+    "describe_failure",
     "WorkflowAlreadyStartedError",
     "WorkflowNotFoundError",
     "NondeterminismError",
@@ -268,10 +269,13 @@ class ServerError(FailureError):
 
 
 class WorkflowFailureError(EngineError):
-    """Raised by ``handle.result()`` when the run failed, timed out, was cancelled or terminated."""
+    """Raised by ``handle.result()`` when the run failed, timed out, was cancelled or terminated.
+
+    Its text is temporalio's, ``Workflow execution failed``; *why* is in ``cause`` (and the
+    chain below it). To show it, use :func:`describe_failure`, which prints the whole chain."""
 
     def __init__(self, *, cause: BaseException) -> None:
-        super().__init__(f"Workflow execution failed: {cause}")
+        super().__init__("Workflow execution failed")
         self.__cause__ = cause
 
     @property
@@ -378,10 +382,12 @@ class StoreLockedError(StoreError):
 
 class WorkflowUpdateFailedError(EngineError):
     """Raised to the caller of an update that was rejected by its validator or whose handler
-    failed; ``cause`` holds the reason (an ``ApplicationError`` for a validator's refusal)."""
+    failed; ``cause`` holds the reason (an ``ApplicationError`` for a validator's refusal).
+
+    Its text is temporalio's, ``Workflow update failed``: :func:`describe_failure` shows why."""
 
     def __init__(self, *, cause: BaseException) -> None:
-        super().__init__(f"Workflow update failed: {cause}")
+        super().__init__("Workflow update failed")
         self.__cause__ = cause
 
     @property
@@ -391,4 +397,41 @@ class WorkflowUpdateFailedError(EngineError):
 
 
 class WorkflowQueryFailedError(EngineError):
-    """A query's handler raised, or no worker answered it in time (the message says which)."""
+    """A query could not be answered: the workflow has no handler of that name, its handler
+    raised (then ``cause`` is that exception when it ran in this process), or no worker
+    answered in time. The message says which, as temporalio's does."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self._message = message
+
+    @property
+    def message(self) -> str:
+        """What went wrong (the same text as ``str()``)."""
+        return self._message
+
+    @property
+    def cause(self) -> BaseException | None:
+        """The query handler's own exception, when the handler ran in this process."""
+        return self.__cause__
+
+
+def describe_failure(error: BaseException) -> str:
+    """One line with an error and every cause below it, as Temporal's CLI prints a failure:
+    ``Workflow execution failed: ActivityError: Activity task failed: ApplicationError
+    (AccountClosed): no such account``.
+
+    ``str()`` of ``WorkflowFailureError`` and ``WorkflowUpdateFailedError`` says only that
+    something failed (as temporalio's does); this is what a person needs to read."""
+    parts = [str(error)]
+    seen = {id(error)}
+    cause = error.__cause__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        kind = getattr(cause, "type", None)
+        name = type(cause).__name__
+        label = f"{name} ({kind})" if isinstance(kind, str) and kind and kind != name else name
+        text = cause.message if isinstance(cause, FailureError) else str(cause)
+        parts.append(f"{label}: {text}" if text else label)
+        cause = cause.__cause__
+    return ": ".join(parts)

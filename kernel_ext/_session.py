@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from engine.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from engine.converter import DataConverter
-from engine.errors import PayloadError, StoreError, WorkflowNotFoundError
+from engine.errors import PayloadError, StoreError, WorkflowNotFoundError, WorkflowQueryFailedError
 from kernel_ext import _process_workers, _waiting
 from kernel_ext._kernel_workers import KernelWorker, Registration
 from kernel_ext._kernel_workers import MEMORY_DB as _MEMORY
@@ -363,7 +363,9 @@ class Session(SessionWorkers):
         send = handle.signal if kind == "signal" else handle.query
         try:
             return await send(name, args=list(args))
-        except (ValueError, WorkflowNotFoundError) as e:
+        except (ValueError, WorkflowNotFoundError, WorkflowQueryFailedError) as e:
+            # WorkflowQueryFailedError: no such query, its handler raised, or no worker answered;
+            # each message says which and what to do, in one line.
             raise SessionError(str(e)) from None
 
     # ------------------------------------------------------------ the engine

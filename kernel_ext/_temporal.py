@@ -250,6 +250,8 @@ class TemporalTarget:
         except client_module.WorkflowFailureError as e:
             cause = e.cause
             raise SessionError(f"Workflow {args.workflow_id} failed: {type(cause).__name__}: {getattr(cause, 'message', cause)}") from None
+        except client_module.WorkflowQueryFailedError as e:  # no such query, or its handler raised: the SDK's words
+            raise SessionError(f"Query {args.name!r} of {args.workflow_id} failed on Temporal: {e}") from None
         except _rpc_error() as e:
             raise SessionError(f"Temporal at {self.address} says: {e}") from None
         except PayloadError as e:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from engine.client import ActivityAttempt, Client
-from engine.errors import EngineError
+from engine.errors import EngineError, describe_failure
 from engine.history import History, HistoryEvent
 
 __all__ = ["Check", "CheckedRun", "Exercise", "NotYet", "Verdict", "exercise", "exercises_in", "current_session", "judge"]
@@ -297,7 +297,7 @@ class Check:
 
                 _, recorded, transient = await self.client.store.read(_waiting._task_failures, handle.run_id)
                 await _quietly(handle.terminate(reason="ended by the exercise check"))
-                what = f"got no answer within {timeout:g} s" if isinstance(e, asyncio.TimeoutError) else f"failed: {e}"
+                what = f"got no answer within {timeout:g} s" if isinstance(e, asyncio.TimeoutError) else f"failed: {describe_failure(e)}"
                 run = CheckedRun(workflow_id, "UNFINISHED", handle=handle, problem=f"the check's requests to the run {what}")
                 failure = transient or recorded
                 if failure:  # a handler raised: say what, not only that nothing answered
@@ -452,7 +452,7 @@ def _note_end(c: Check, error: Exception) -> None:
     if isinstance(error, NotYet):
         c.findings.append(Finding(False, error.text, error.hint))
     elif not isinstance(error, _Stop):  # a learner's code can fail in ways no check foresaw
-        text = f"{type(error).__name__}: {error}".splitlines()[0]
+        text = f"{type(error).__name__}: {describe_failure(error)}".splitlines()[0]
         c.findings.append(Finding(False, f"the check could not go on: {text}"))
 
 

@@ -200,7 +200,10 @@ class WorkflowHandle:
         rpc_timeout: timedelta | None = None,
     ) -> Any:
         """Ask the run a question: a worker of this process that has the workflow's code
-        replays its history and calls the query handler. Nothing is written to history."""
+        replays its history and calls the query handler. Nothing is written to history.
+
+        Raises ``WorkflowQueryFailedError`` when the workflow has no such query, when its
+        handler raised, or when no worker answered; ``WorkflowNotFoundError`` for no such run."""
         name = query if isinstance(query, str) else _foreign.handler_name(query, "query")
         if not name:
             raise ValueError(f"{query!r} is not a query: pass its name or a method decorated with @workflow.query.")
@@ -220,10 +223,7 @@ class WorkflowHandle:
                 (rpc_timeout or timedelta(seconds=10)).total_seconds(), _client_interceptors.outgoing_header(),
             )
         else:
-            try:
-                answer = await worker.query(description.run_id, name, payloads, _client_interceptors.outgoing_headers())
-            except KeyError as e:
-                raise ValueError(e.args[0]) from None
+            answer = await worker.query(description.run_id, name, payloads, _client_interceptors.outgoing_headers())
         return (await converter._decode_json({"payloads": [answer]}, (result_type,), f"the answer to query {name!r}"))[0]
 
     async def execute_update(

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from engine.worker import Worker
 
 log = logging.getLogger("engine.worker")
+
+
+class NoAnswerError(WorkflowQueryFailedError):
+    """No worker answered in time: unlike the other query failures, the fix is a worker
+    (or, for ``dlab workflow query``, the code given on the command line)."""
+
+
 POLL = 0.1
 STALE = 60.0  # questions nobody took for this long are dropped
 
@@ -46,13 +53,13 @@ async def ask(
             if row is not None and row[0] in ("answered", "failed"):
                 state, answer = row
                 if state == "failed":
-                    message = json.loads(answer)["message"]
-                    if message.startswith("unknown query:"):
-                        raise ValueError(message[len("unknown query:") :].strip())
-                    raise WorkflowQueryFailedError(f"Query {name!r} failed in the worker: {message}")
+                    failed = json.loads(answer)
+                    if failed.get("query_failed"):  # the worker's own WorkflowQueryFailedError: same text here
+                        raise WorkflowQueryFailedError(failed["message"])
+                    raise WorkflowQueryFailedError(f"Query {name!r} failed in the worker: {failed['message']}")
                 return dict(json.loads(answer))
             if time.monotonic() > deadline:
-                raise WorkflowQueryFailedError(
+                raise NoAnswerError(
                     f"No worker answered query {name!r} within {timeout:g} s. Queries replay the run with its code: "
                     f"start a worker for workflow type {workflow_type!r} on task queue {task_queue!r} (in this process or another)."
                 )
@@ -128,7 +135,7 @@ async def _answer_one(worker: Worker, query_id: int, run_id: str, name: str, arg
         headers = {key: Payload.from_json(value) for key, value in ((header or {}).get("fields") or {}).items()}
         answer = dumps(await worker.query(run_id, name, args, headers))
         await store.run(_reply, query_id, "answered", answer)
-    except KeyError as e:
-        await store.run(_reply, query_id, "failed", dumps({"message": f"unknown query: {e.args[0]}"}))
+    except WorkflowQueryFailedError as e:  # no such handler, or the handler raised
+        await store.run(_reply, query_id, "failed", dumps({"message": str(e), "query_failed": True}))
     except Exception as e:  # noqa: BLE001 - the handler's error goes back to the asker
         await store.run(_reply, query_id, "failed", dumps({"message": f"{type(e).__name__}: {e}"}))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from engine._conversion.payload_converter import PayloadConverter, from_json_payloads
 from engine._runtime.definitions import WorkflowDefinition, hints_of
 from engine.common import RawValue
-from engine.errors import DefinitionError
+from engine.errors import DefinitionError, WorkflowQueryFailedError
 
 if TYPE_CHECKING:
     from engine.history import HistoryEvent
@@ -153,6 +153,16 @@ class HandlerTable:
     def find(self, kind: str, name: str) -> Handler | None:
         """The handler a message named ``name`` goes to: its own, else the dynamic one."""
         return self.own(kind, name) or self.own(kind, None)
+
+    def missing_query(self, workflow_type: str, name: str) -> WorkflowQueryFailedError:
+        """The error for a query no handler takes: temporalio's words (a client written for
+        Temporal may look for them), then what to do about it."""
+        known = self.names("query")
+        return WorkflowQueryFailedError(
+            f"Query handler for '{name}' expected but not found, known queries: [{' '.join(known)}]. "
+            f"Workflow {workflow_type} has no query {name!r}: ask one it has (names are case-sensitive), "
+            f"or add a @workflow.query method named {name!r} and restart the worker."
+        )
 
     def names(self, kind: str) -> list[str]:
         found = set(self._declared(kind))

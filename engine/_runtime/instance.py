@@ -47,7 +47,7 @@ from engine._runtime.history_size import HistorySize
 from engine._runtime.info import WorkflowInfo
 from engine._runtime.workflow_calls import WorkflowCalls
 from engine.converter import DataConverter
-from engine.errors import CancelledError, FailureError, NondeterminismError
+from engine.errors import CancelledError, FailureError, NondeterminismError, WorkflowQueryFailedError
 from engine.history import HistoryEvent
 
 
@@ -497,8 +497,7 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
         ``input`` and the answer are payloads (the worker runs the codec on them)."""
         handler = self.handlers.find("query", name)
         if handler is None:
-            known = ", ".join(self.handlers.names("query")) or "none"
-            raise KeyError(f"Workflow {self.info.workflow_type} has no query {name!r} (it has: {known}).")
+            raise self.handlers.missing_query(self.info.workflow_type, name)
         converted = handler.arguments(self.payload_converter, name, input, f"the input of query {name!r}")
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)
@@ -509,15 +508,21 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
             else:
                 call = _interceptors.HandleQueryInput("", name, converted, dict(headers or {}))
                 result = _interceptors.run_sync(self._inbound.handle_query(call), f"Query {name!r}")
-        except Exception:
+        except WorkflowQueryFailedError:
             raise
+        except Exception as e:
+            # As in temporalio, the asker gets WorkflowQueryFailedError; the handler's own
+            # exception stays its cause (this process) and its text is in the message.
+            raise WorkflowQueryFailedError(f"Query {name!r} raised {type(e).__name__}: {e}") from e
         except BaseException as e:  # noqa: BLE001 - SystemExit and the like: see _user_exits
-            raise RuntimeError(f"Query {name!r} raised {_user_exits.described(e)} ({_user_exits.hint(e)}).") from None
+            raise WorkflowQueryFailedError(f"Query {name!r} raised {_user_exits.described(e)} ({_user_exits.hint(e)}).") from None
         finally:
             asyncio.events._set_running_loop(previous)
         if len(self._commands) != before:
             del self._commands[before:]
-            raise RuntimeError(f"Query {name!r} tried to change the workflow (start an activity or timer); queries may only read state.")
+            raise WorkflowQueryFailedError(
+                f"Query {name!r} tried to change the workflow (start an activity or timer); queries may only read state."
+            )
         return to_json_payload(self.payload_converter, result, f"the answer to query {name!r}")
 
     def _on_timer_fired(self, event: HistoryEvent) -> None:

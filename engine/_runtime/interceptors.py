@@ -330,7 +330,9 @@ class EngineInbound:
 
     def _handler(self, kind: str, name: str) -> Any:
         handler = self._instance.handlers.find(kind, name)
-        if handler is None:  # an interceptor changed the name to one no handler takes
+        if handler is None and kind == "query":  # an interceptor changed the name to one no handler takes
+            raise self._instance.handlers.missing_query(self._instance.info.workflow_type, name)
+        if handler is None:
             known = ", ".join(self._instance.handlers.names(kind)) or "none"
             raise KeyError(f"Workflow {self._instance.info.workflow_type} has no {kind} {name!r} (it has: {known}).")
         return handler

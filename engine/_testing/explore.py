@@ -188,6 +188,14 @@ def _is_workflow_failure(error: BaseException) -> bool:
     return isinstance(error, WorkflowFailureError)
 
 
+def _shown(outcome: RunOutcome) -> str:
+    # A failure's own text is only "Workflow execution failed" (as temporalio's): show its causes.
+    from engine.errors import describe_failure
+
+    error = outcome.error
+    return f"{type(error).__name__}({describe_failure(error)!r})" if error is not None else repr(outcome.result)
+
+
 def _same(a: RunOutcome, b: RunOutcome) -> bool:
     if (a.error is None) != (b.error is None):
         return False
@@ -210,9 +218,7 @@ def _violations(
         found.append(f"the run did not complete within {timeout:g} s after the crash (stuck)")
         return found
     if not _same(baseline, outcome):
-        got = outcome.error if outcome.error is not None else outcome.result
-        want = baseline.error if baseline.error is not None else baseline.result
-        found.append(f"result {got!r} differs from the crash-free run's {want!r}")
+        found.append(f"result {_shown(outcome)} differs from the crash-free run's {_shown(baseline)}")
     history = outcome.history
     if history is not None:
         ids = [e.event_id for e in history.events]

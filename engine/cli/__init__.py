@@ -24,7 +24,7 @@ from typing import Sequence
 from engine.cli import _load, _worker, _workflow
 from engine.cli import _run
 from engine.cli._common import CODEC_ENV, DB_ENV, DEFAULT_DB, EXIT_FAILED, EXIT_INTERRUPTED, CliError, Out, Parser
-from engine.errors import EngineError
+from engine.errors import EngineError, WorkflowFailureError, WorkflowUpdateFailedError, describe_failure
 
 __all__ = ["main", "build_parser", "DB_ENV", "DEFAULT_DB"]
 
@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code
     except (EngineError, ValueError) as e:
         # Engine errors carry messages written for users; ValueError is bad input to the API.
-        out.error(str(e))
+        # A failed run or update says only that it failed (as temporalio's): print why, too.
+        out.error(describe_failure(e) if isinstance(e, (WorkflowFailureError, WorkflowUpdateFailedError)) else str(e))
         return EXIT_FAILED
     except KeyboardInterrupt:
         out.error("interrupted")

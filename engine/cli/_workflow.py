@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
+from engine._matching.queries import NoAnswerError
 from engine._conversion.search_attributes import shown_memo
 from engine.cli import _views as views
 from engine.cli._common import CODEC_ENV, EXIT_FAILED, EXIT_OK, CliError, Out, add_common, duration, json_inputs, open_client
@@ -339,8 +340,10 @@ async def query(args: argparse.Namespace, out: Out) -> int:
                 answer = await client.get_workflow_handle(d.id, run_id=d.run_id).query(args.name, args=inputs, rpc_timeout=args.timeout)
             except ValueError as e:
                 raise CliError(str(e)) from None
-            except WorkflowQueryFailedError as e:
+            except NoAnswerError as e:
                 raise CliError(f"{e} Or give the code with --module/--file to replay it here.") from None
+            except WorkflowQueryFailedError as e:  # no such query, or its handler raised
+                raise CliError(str(e)) from None
             return _print_answer(answer, args, out)
         if d.workflow_type not in code.workflow_names():
             raise CliError(
@@ -353,9 +356,7 @@ async def query(args: argparse.Namespace, out: Out) -> int:
             # The worker takes and gives payloads, as a query crosses Temporal's network.
             payloads = {"payloads": [p.to_json() for p in await converter.encode(inputs)]}
             answer = (await converter.decode([Payload.from_json(await replayer.query(d.run_id, args.name, payloads))]))[0]
-        except KeyError as e:
-            raise CliError(str(e.args[0]) if e.args else f"Unknown query {args.name!r}.") from None
-        except NotRegisteredError as e:
+        except (WorkflowQueryFailedError, NotRegisteredError) as e:
             raise CliError(str(e)) from None
         return _print_answer(answer, args, out)
 

@@ -90,3 +90,16 @@ def test_load_run_on_a_temporal_dev_server(dlab: Callable[..., Result], tmp_path
         assert json.loads(again.out)["completed"] == 3
     finally:
         server.stop()
+
+
+def test_a_failed_bench_run_prints_why_in_one_line(dlab: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import loadtest
+    from engine.errors import ApplicationError, WorkflowFailureError
+
+    async def failing(*args: object, **kwargs: object) -> None:
+        raise WorkflowFailureError(cause=ApplicationError("the plan is empty", type="BadPlan"))
+
+    monkeypatch.setattr(loadtest, "run_load_test", failing)
+    r = dlab("load", "run", "--steps", "5:2s", "--processes", "0", "--db", str(tmp_path / "load.db"))
+    # str() of the error is temporalio's bare "Workflow execution failed": the line adds the cause chain.
+    assert r.code == 1 and r.err == "Error: Workflow execution failed: ApplicationError (BadPlan): the plan is empty\n"

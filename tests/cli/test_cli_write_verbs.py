@@ -105,7 +105,11 @@ def test_query_without_code_asks_the_workers_and_needs_a_known_name(dlab: Dlab, 
     assert without.code == 1 and without.err.count("\n") == 1
     assert "No worker answered query 'tally' within 0.3 s" in without.err and "--module" in without.err
     unknown = dlab("workflow", "query", "--db", str(db), "-w", "collect-1", "--name", "nope", "-m", "tests.cli.app")
-    assert unknown.code == 1 and unknown.err.count("\n") == 1 and "nope" in unknown.err
+    assert unknown.code == 1 and unknown.err.count("\n") == 1
+    assert unknown.err.startswith("Error: Query handler for 'nope' expected but not found, known queries: [has tally].")
+    raised = dlab("workflow", "query", "--db", str(db), "-w", "collect-1", "--name", "has", "-m", "tests.cli.app")
+    assert raised.code == 1 and raised.err.count("\n") == 1 and raised.err.startswith("Error: Query 'has' raised TypeError")
+    assert "--module" not in unknown.err + raised.err  # the code was given: the advice is for a missing worker
     other_code = dlab("workflow", "query", "--db", str(db), "-w", "collect-1", "--name", "tally", "-m", "tests.engine.workflows")
     assert other_code.code == 1 and "defines no workflow type 'Collector'" in other_code.err
 

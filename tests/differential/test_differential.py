@@ -80,21 +80,7 @@ INTERLEAVINGS: dict[str, list[Interleaving]] = {
                                   "finishes first is a race")],
 }
 
-REGENERATE_07 = (
-    "; the engine's wording is in tutorial 07's stored outputs, so the fix goes with regenerating them "
-    "(the course helper is reworking that tutorial)"
-)
 KNOWN: dict[str, Rule] = {
-    "client-error-text": Rule(
-        None, ("outcome",), r"error\.message|updates\[\d+\]\.message",
-        "str() of temporalio's WorkflowFailureError is 'Workflow execution failed' and of WorkflowUpdateFailedError "
-        "'Workflow update failed'; the engine appends ': <the cause>'" + REGENERATE_07,
-    ),
-    "unknown-query-error": Rule(
-        ("signals_and_queries",), ("outcome",), r"queries\.unknown query\.class",
-        "a query the workflow has no handler for raises WorkflowQueryFailedError in temporalio, ValueError in the "
-        "engine (its tests and kernel_ext's SessionError rely on ValueError)",
-    ),
     "namespace-id": Rule(
         None, None, r"namespaceId|parentWorkflowNamespaceId",
         "child, signal and cancel events name the namespace by id as well as by name on Temporal; the engine has "

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import pytest
 
 from engine import Worker, workflow
-from engine.client import WorkflowUpdateFailedError
+from engine.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from engine.common import RawValue
 from engine.errors import DefinitionError
 from engine.testing import WorkflowEnvironment
@@ -182,7 +182,7 @@ async def test_a_dynamic_handler_set_later_gets_every_kept_signal() -> None:
             try:
                 await handle.query("ready")
                 break
-            except ValueError:
+            except WorkflowQueryFailedError:
                 await asyncio.sleep(0.01)
         assert await handle.execute_update("grow", 3) == "grow with [3]"
         await handle.signal("end")
@@ -202,7 +202,7 @@ async def test_a_query_or_update_without_handler_fails_and_names_the_ones_there_
     env = await WorkflowEnvironment.start_time_skipping()
     async with Worker(env.client, task_queue="q", workflows=[NoQueryYet]):
         handle = await env.client.start_workflow(NoQueryYet.run, id="nq", task_queue="q")
-        with pytest.raises(ValueError, match="no query .missing."):
+        with pytest.raises(WorkflowQueryFailedError, match=r"Query handler for 'missing' expected but not found, known queries: \[\]"):
             await handle.query("missing")
         with pytest.raises(WorkflowUpdateFailedError):
             await handle.execute_update("missing")

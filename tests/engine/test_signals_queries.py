@@ -49,6 +49,10 @@ class Approval:
     def status(self) -> str:
         return f"{len(self.decisions)} decision(s)"
 
+    @workflow.query
+    def decision(self, index: int) -> str:
+        return self.decisions[index]  # an IndexError past the end: a handler that raises
+
 
 async def test_a_signal_sent_while_no_worker_runs_is_delivered_when_one_starts() -> None:
     env = await WorkflowEnvironment.start_time_skipping()
@@ -78,8 +82,14 @@ async def test_queries_replay_an_evicted_run_and_write_nothing() -> None:
         before = len((await handle.fetch_history()).events)
         assert await handle.query(Approval.status) == "1 decision(s)"
         assert len((await handle.fetch_history()).events) == before
-        with pytest.raises(ValueError, match="has no query 'nope'.*it has: status"):
+        # temporalio's words first (the unknown name, the known ones), then what to do.
+        with pytest.raises(WorkflowQueryFailedError, match=r"^Query handler for 'nope' expected but not found, known queries: \[decision status\]\. Workflow Approval has no query 'nope'.*add a @workflow.query method named 'nope'") as unknown:
             await handle.query("nope")
+        assert unknown.value.cause is None and unknown.value.message == str(unknown.value)
+        with pytest.raises(WorkflowQueryFailedError, match=r"^Query 'decision' raised IndexError: list index out of range$") as raised:
+            await handle.query(Approval.decision, 5)
+        assert isinstance(raised.value.cause, IndexError)
+        assert await handle.query(Approval.decision, 0) == "yes"
         await env.sleep(timedelta(days=8))
         assert await handle.result() == ["yes", "expired"]
         with pytest.raises(WorkflowNotFoundError, match="already closed"):
@@ -108,8 +118,13 @@ async def test_a_query_is_answered_by_a_worker_of_another_client(tmp_path) -> No
                 break
             await asyncio.sleep(0.02)
         assert await handle.query("status") == "1 decision(s)"
-        with pytest.raises(ValueError, match="has no query 'nope'"):
+        # Answered in the other process: the same errors, with the same words, as in this one.
+        with pytest.raises(WorkflowQueryFailedError, match=r"^Query handler for 'nope' expected but not found, known queries: \[decision status\]\. Workflow Approval has no query 'nope'"):
             await handle.query("nope")
+        with pytest.raises(WorkflowQueryFailedError, match=r"^Query 'decision' raised IndexError: list index out of range$"):
+            await handle.query(Approval.decision, 5)
+        with pytest.raises(WorkflowNotFoundError):
+            await asking.get_workflow_handle("no-such-id").query(Approval.status)
         history = await handle.fetch_history()
         assert "Query" not in " ".join(e.event_type for e in history.events)
     await asking.close()

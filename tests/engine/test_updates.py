@@ -11,7 +11,7 @@ import pytest
 
 from engine import Worker, workflow
 from engine.client import WorkflowUpdateStage
-from engine.errors import ApplicationError, WorkflowUpdateFailedError
+from engine.errors import ApplicationError, WorkflowUpdateFailedError, describe_failure
 from engine.history import load_history
 from engine.replay import Replayer
 from engine.testing import WorkflowEnvironment
@@ -89,8 +89,12 @@ async def test_updates_are_validated_accepted_and_answered(cached: bool) -> None
         assert isinstance(info.value.cause, ApplicationError) and info.value.cause.type == "NotInCart"
         assert await handle.execute_update(Cart.remove_item, "pear") == 1
 
-        with pytest.raises(WorkflowUpdateFailedError, match="has no update 'nope'"):
+        with pytest.raises(WorkflowUpdateFailedError) as unknown:
             await handle.execute_update("nope")
+        # temporalio's text; the reason is in the cause, and describe_failure shows both.
+        assert str(unknown.value) == "Workflow update failed" and "has no update 'nope'" in str(unknown.value.cause)
+        assert describe_failure(unknown.value).startswith("Workflow update failed: ApplicationError")
+        assert "has no update 'nope'" in describe_failure(unknown.value)
 
         await handle.signal(Cart.finish)
         assert await handle.result() == {"customer": "Barbara", "items": ["apple"], "discount": 10}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine import activity, workflow
-from engine.errors import ApplicationError
+from engine.errors import ApplicationError, WorkflowUpdateFailedError
 from kernel_ext._session import Session
 from kernel_ext.exercises import Check, Exercise, NotYet, Verdict, exercise
 
@@ -178,6 +178,14 @@ def test_judge_checks_plain_values_at_once_and_never_raises() -> None:
         "Not yet: boom\n  ✗ the check could not go on: IndexError: list index out of range\nHint: general"
     )
     assert judge("empty", "general", lambda c: None).not_yet == ["the check found nothing to look at"]
+
+    def update_refused(c: Check) -> None:
+        raise WorkflowUpdateFailedError(cause=ApplicationError("no such guest", type="Unknown"))
+
+    # str() of the error says only "Workflow update failed" (as temporalio's): the finding names the cause.
+    assert judge("update", "general", update_refused).not_yet == [
+        "the check could not go on: WorkflowUpdateFailedError: Workflow update failed: ApplicationError (Unknown): no such guest"
+    ]
     assert judge("fine", "general", lambda c: c.ok("right")).passed
 
 

@@ -307,6 +307,15 @@ def test_a_workflow_id_in_use_is_a_usage_error(shell: InteractiveShell) -> None:
     assert "dup" in message and "usage: %workflow start" in message
 
 
+def test_a_query_the_workflow_has_no_handler_for_is_one_usage_error(shell: InteractiveShell) -> None:
+    define(shell)
+    run(shell, "%worker start -t q")
+    run(shell, "%workflow execute --type Hello -t q -w asked -i '\"a\"'")
+    message = usage_error(shell, "%workflow query -w asked --name progress")
+    assert message.startswith("Query handler for 'progress' expected but not found, known queries: []. Workflow Hello has no query 'progress'")
+    assert "usage: %workflow query" in message
+
+
 def test_without_the_transformer_a_magic_returns_an_awaitable(shell: InteractiveShell) -> None:
     define(shell)
     pending = shell.run_line_magic("workflow", "list")  # e.g. called from a function

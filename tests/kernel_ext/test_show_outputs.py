@@ -12,6 +12,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from engine import activity, workflow
+from engine.errors import WorkflowUpdateFailedError
 from kernel_ext._session import Session, SessionError, TimeAdvance
 from kernel_ext.display import ChainView, RunView, SagaView
 from tests.kernel_ext.test_magics import loaded_shell, run, usage_error
@@ -212,8 +213,9 @@ async def test_updates_of_the_engine_are_arrows_with_their_result() -> None:
     try:
         run = await session.start_workflow("Basket", task_queue="basket", workflow_id="basket")
         assert await run.execute_update(Basket.add, "tea") == 1
-        with pytest.raises(Exception, match="an item needs a name"):
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
             await run.execute_update(Basket.add, "")
+        assert "an item needs a name" in str(refused.value.cause)
         await run.signal(Basket.close)
         assert await run == ["tea"]
         view = await session.show_workflow("basket", output="graph")

@@ -324,4 +324,7 @@ class Gate:
             break
     assert explorer.header["status"] == "COMPLETED" and len(explorer.snapshot.history.events) > before
     assert "WorkflowExecutionSignaled" in {row["type"] for row in explorer.table["rows"]}
+    # A query the workflow has no handler for: one line with the SDK's words, not a traceback.
+    message = usage_error(shell, "%workflow query -w gate --name progress")
+    assert message.startswith("Query 'progress' of gate failed on Temporal: Query handler for 'progress' expected but not found")
     run(shell, "%worker stop t1")
