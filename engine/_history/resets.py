@@ -1,0 +1,190 @@
+"""Reset: a new run of the same workflow id whose history is the old run's up to a workflow task,
+so that the code running now (a bug fixed since) takes over from that point.
+
+As Temporal's ``ResetWorkflowExecution`` (checked against a dev server; the differential suite's
+README has the shapes): the point is the event that ended a workflow task
+(``WorkflowTaskCompleted``, ``...Failed`` or ``...TimedOut``). The new run copies the old one's
+events up to that task's ``WorkflowTaskStarted`` (same ids, times and attributes, the started
+event included: the run keeps its ``originalExecutionRunId``), then records
+``WorkflowTaskFailed`` with cause ``RESET_WORKFLOW`` (the reason as the failure's message,
+``baseRunId`` and ``newRunId``), then the signals the old run received after the point
+(re-applied, unless excluded), then a new workflow task. The workflow id's open run, if any,
+is terminated with the reason (identity ``history-resetter``).
+
+The engine resets only to points where the run waits for nothing it started itself (an
+activity, a timer, a child, a signal or cancel it sends): re-arming those is not implemented,
+and the error names the points that qualify. Updates accepted after the point are not
+re-applied (Temporal re-applies them by default).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+from engine._history import search_attributes
+from engine._history.closing import terminate
+from engine._history.mutable_state import OPEN, Run, append, cache_run, new_run_id, ts
+from engine._history.workflow_tasks import ensure_workflow_task, read_events
+from engine._persistence.transactions import Tx, dumps
+from engine.history import HistoryEvent
+
+POINT_TYPES = ("WorkflowTaskCompleted", "WorkflowTaskFailed", "WorkflowTaskTimedOut")
+RESET_IDENTITY = "history-service"  # the WorkflowTaskFailed's, as Temporal writes it
+TERMINATE_IDENTITY = "history-resetter"
+
+# What the run may wait for, by the event that starts and the events that end the wait.
+_WAITS = {
+    "ActivityTaskScheduled": "activity",
+    "TimerStarted": "timer",
+    "StartChildWorkflowExecutionInitiated": "child workflow",
+    "SignalExternalWorkflowExecutionInitiated": "signal to another workflow",
+    "RequestCancelExternalWorkflowExecutionInitiated": "cancel request to another workflow",
+}
+_ENDS = {
+    "ActivityTaskCompleted": "scheduledEventId", "ActivityTaskFailed": "scheduledEventId",
+    "ActivityTaskTimedOut": "scheduledEventId", "ActivityTaskCanceled": "scheduledEventId",
+    "TimerFired": "startedEventId", "TimerCanceled": "startedEventId",
+    "StartChildWorkflowExecutionFailed": "initiatedEventId", "ChildWorkflowExecutionCompleted": "initiatedEventId",
+    "ChildWorkflowExecutionFailed": "initiatedEventId", "ChildWorkflowExecutionCanceled": "initiatedEventId",
+    "ChildWorkflowExecutionTerminated": "initiatedEventId", "ChildWorkflowExecutionTimedOut": "initiatedEventId",
+    "ExternalWorkflowExecutionSignaled": "initiatedEventId", "SignalExternalWorkflowExecutionFailed": "initiatedEventId",
+    "ExternalWorkflowExecutionCancelRequested": "initiatedEventId",
+    "RequestCancelExternalWorkflowExecutionFailed": "initiatedEventId",
+}
+
+
+class ResetError(ValueError):
+    """The reset asked for cannot be made; the message says why and what can be."""
+
+
+def _waits_at(events: Sequence[HistoryEvent], cut: int) -> dict[int, str]:
+    """What the run waits for after its events up to ``cut``: starting event id -> description."""
+    waiting: dict[int, str] = {}
+    timers: dict[str, int] = {}
+    for event in events:
+        if event.event_id > cut:
+            break
+        attrs = event.attributes or {}
+        if event.event_type in _WAITS:
+            name = (attrs.get("activityType") or attrs.get("workflowType") or {}).get("name") or attrs.get("timerId") or ""
+            waiting[event.event_id] = f"{_WAITS[event.event_type]} {name!r} (event {event.event_id})".replace(" '' ", " ")
+            if event.event_type == "TimerStarted":
+                timers[str(attrs.get("timerId"))] = event.event_id
+        elif event.event_type in _ENDS:
+            key = _ENDS[event.event_type]
+            started = timers.get(str(attrs.get("timerId"))) if event.event_type.startswith("Timer") else int(attrs.get(key) or 0)
+            waiting.pop(started or 0, None)
+    return waiting
+
+
+def resettable_points(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
+    """The events a reset can go to: ends of workflow tasks where the run waits for nothing."""
+    return [
+        e for e in events
+        if e.event_type in POINT_TYPES and not _waits_at(events, int((e.attributes or {}).get("startedEventId") or 0))
+    ]
+
+
+def _listed(points: Sequence[HistoryEvent]) -> str:
+    return ", ".join(f"{e.event_id} ({e.event_type})" for e in points) or "none"
+
+
+def point_for(events: Sequence[HistoryEvent], event_id: int | None, reset_type: str | None) -> int:
+    """The event id to reset to: ``event_id`` as given, or the first or last workflow task's
+    end (``reset_type`` ``FirstWorkflowTask``/``LastWorkflowTask``, as ``temporal workflow reset --type``)."""
+    if (event_id is None) == (reset_type is None):
+        raise ResetError("Give either an event id or a reset type (FirstWorkflowTask or LastWorkflowTask), not both or neither.")
+    if event_id is not None:
+        return event_id
+    completed = [e for e in events if e.event_type == "WorkflowTaskCompleted"]
+    if reset_type not in ("FirstWorkflowTask", "LastWorkflowTask"):
+        raise ResetError(f"Unknown reset type {reset_type!r}: use FirstWorkflowTask or LastWorkflowTask (or give an event id).")
+    if not completed:
+        raise ResetError("The run has no completed workflow task to reset to.")
+    return (completed[0] if reset_type == "FirstWorkflowTask" else completed[-1]).event_id
+
+
+def reset_workflow(
+    tx: Tx,
+    base_run_id: str,
+    event_id: int | None,
+    reset_type: str | None,
+    reason: str,
+    now: datetime,
+    reapply_signals: bool = True,
+) -> tuple[str, int]:
+    """Reset run ``base_run_id``; returns the new run's id and the event id reset to."""
+    row = tx.conn.execute(
+        "SELECT workflow_id, workflow_type, task_queue, task_timeout FROM executions WHERE run_id = ?", (base_run_id,)
+    ).fetchone()
+    if row is None:
+        raise ResetError(f"No run {base_run_id!r} to reset.")
+    workflow_id, workflow_type, task_queue, task_timeout = row
+    tx.flush()
+    events = read_events(tx.conn, base_run_id)
+    target = point_for(events, event_id, reset_type)
+    by_id = {e.event_id: e for e in events}
+    point = by_id.get(target)
+    if point is None or point.event_type not in POINT_TYPES:
+        what = f"is a {point.event_type}" if point else f"is not in the run (it has events 1 to {len(events)})"
+        raise ResetError(
+            f"Event {target} {what}: reset to the end of a workflow task. Events you can reset to: {_listed(resettable_points(events))}."
+        )
+    cut = int((point.attributes or {}).get("startedEventId") or 0)
+    waiting = _waits_at(events, cut)
+    if waiting:
+        raise ResetError(
+            f"At event {target} the run waits for {', '.join(waiting.values())}; the engine resets only to points where "
+            f"it waits for nothing it started. Events you can reset to: {_listed(resettable_points(events))}."
+        )
+    current = tx.conn.execute(
+        "SELECT run_id FROM executions WHERE workflow_id = ? AND +status = ?", (workflow_id, OPEN)
+    ).fetchone()
+    if current is not None:
+        terminate(tx, current[0], reason, None, TERMINATE_IDENTITY, now)
+    run_id = new_run_id()
+    run = Run(run_id, workflow_id, workflow_type, task_queue, OPEN, 1, "", None, None, 1, [], float(task_timeout))
+    run.has_updates, run.is_child, run.has_children, run.is_cron = False, False, False, False
+    run.key = tx.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM executions").fetchone()[0]
+    kept = [e for e in events if e.event_id <= cut]
+    for event in kept:
+        append(tx, run, event.event_time or now, event.event_type, dict(event.attributes or {}))
+    scheduled = next((e.event_id for e in reversed(kept) if e.event_type == "WorkflowTaskScheduled"), 0)
+    append(tx, run, now, "WorkflowTaskFailed", {
+        "scheduledEventId": str(scheduled),
+        "startedEventId": str(cut),
+        "cause": "WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW",
+        "failure": {"message": reason, "resetWorkflowFailureInfo": {}},
+        "identity": RESET_IDENTITY,
+        "baseRunId": base_run_id,
+        "newRunId": run_id,
+    })
+    if reapply_signals:
+        for event in events[cut:]:
+            if event.event_type == "WorkflowExecutionSignaled":
+                append(tx, run, now, event.event_type, dict(event.attributes or {}))
+    ensure_workflow_task(tx, run, now)
+    started = dict(kept[0].attributes or {}) if kept else {}
+    indexed = (started.get("searchAttributes") or {}).get("indexedFields")
+    if indexed:
+        search_attributes.index(tx, run_id, indexed, fresh=True, strict=False)
+    memo = (started.get("memo") or {}).get("fields")
+    if started.get("workflowExecutionExpirationTime"):
+        from engine._api.durations import from_timestamp
+
+        tx.conn.execute(
+            "INSERT INTO timers (run_id, timer_key, kind, fire_at) VALUES (?, 'execution-timeout', 'execution_timeout', ?)",
+            (run_id, ts(from_timestamp(str(started["workflowExecutionExpirationTime"])))),
+        )
+        tx.notify("timers", "")
+    tx.conn.execute(
+        "INSERT INTO executions (id, run_id, workflow_id, workflow_type, task_queue, status, start_time, next_event_id, "
+        "wft_state, wft_scheduled_id, wft_started_id, wft_attempt, task_timeout, flags, search_attributes, memo) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (run.key, run_id, workflow_id, workflow_type, task_queue, OPEN, ts(now), run.next_event_id,
+         run.wft_state, run.wft_scheduled_id, run.wft_started_id, run.wft_attempt, float(task_timeout), run.flags(),
+         dumps(indexed) if indexed else None, dumps(memo) if memo else None),
+    )
+    cache_run(tx, run)
+    return run_id, target

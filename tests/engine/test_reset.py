@@ -1,0 +1,151 @@
+"""Reset (``handle.reset``, ``temporal workflow reset``): a new run copies the history up to a
+workflow task, records WorkflowTaskFailed RESET_WORKFLOW, re-applies later signals, and the
+code running now takes over."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from engine import Worker, workflow
+from engine._history.resets import ResetError
+from engine.client import WorkflowHandle
+from engine.client import WorkflowExecutionStatus
+from engine.testing import WorkflowEnvironment
+
+
+@workflow.defn(name="Greeter")
+class GreeterWithBug:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: bool(self.names))
+        return f"Helo, {self.names[0]}!"  # the bug
+
+    @workflow.signal
+    def name(self, value: str) -> None:
+        self.names.append(value)
+
+
+@workflow.defn(name="Greeter")
+class GreeterFixed:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: bool(self.names))
+        return f"Hello, {self.names[0]}!"
+
+    @workflow.signal
+    def name(self, value: str) -> None:
+        self.names.append(value)
+
+
+@workflow.defn
+class Sleeper:
+    def __init__(self) -> None:
+        self.woken = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.woken, timeout=timedelta(hours=1))
+        return "woken"
+
+    @workflow.signal
+    def wake(self) -> None:
+        self.woken = True
+
+
+async def _completed_tasks(handle: WorkflowHandle, count: int) -> None:
+    for _ in range(400):
+        events = (await handle.fetch_history()).events
+        if sum(e.event_type == "WorkflowTaskCompleted" for e in events) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"fewer than {count} workflow tasks completed")
+
+
+async def test_a_closed_run_reset_to_its_first_task_finishes_with_the_fixed_code() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[GreeterWithBug]):
+        handle = await env.client.start_workflow("Greeter", id="g", task_queue="q")
+        await _completed_tasks(handle, 1)
+        await handle.signal("name", "Ada")
+        assert await handle.result() == "Helo, Ada!"
+    async with Worker(env.client, task_queue="q", workflows=[GreeterFixed]):
+        new = await handle.reset(reason="fix the greeting", reset_type="FirstWorkflowTask")
+        assert await new.result() == "Hello, Ada!"
+    old = (await handle.fetch_history()).events
+    events = (await new.fetch_history()).events
+    old_status = (await handle.describe()).status
+    await env.shutdown()
+    assert old_status == WorkflowExecutionStatus.COMPLETED  # a closed run stays as it was
+    assert new.run_id != handle.run_id
+    # Events 1..3 (start, the first task's scheduled and started) are copied as they were.
+    assert [(e.event_id, e.event_type, dict(e.attributes)) for e in events[:3]] == [
+        (e.event_id, e.event_type, dict(e.attributes)) for e in old[:3]
+    ]
+    assert events[0].attributes["originalExecutionRunId"] == handle.run_id
+    failed = events[3]
+    assert failed.event_type == "WorkflowTaskFailed"
+    assert dict(failed.attributes) == {
+        "scheduledEventId": "2", "startedEventId": "3", "cause": "WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW",
+        "failure": {"message": "fix the greeting", "resetWorkflowFailureInfo": {}}, "identity": "history-service",
+        "baseRunId": handle.run_id, "newRunId": new.run_id,
+    }
+    # The signal the old run got after its first task is re-applied, with its own attributes.
+    signalled = [e for e in events if e.event_type == "WorkflowExecutionSignaled"]
+    assert [e.attributes["signalName"] for e in signalled] == ["name"]
+    assert signalled[0].event_id == 5
+    assert events[-1].event_type == "WorkflowExecutionCompleted"
+
+
+async def test_an_open_run_is_terminated_by_the_reset_and_signals_can_be_left_out() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[GreeterWithBug]):
+        handle = await env.client.start_workflow("Greeter", id="open", task_queue="q")
+        await _completed_tasks(handle, 1)
+        new = await handle.reset(reason="again", reset_type="LastWorkflowTask", reapply_signals=False)
+        described = await handle.describe()
+        last = (await handle.fetch_history()).events[-1]
+        await new.signal("name", "Bo")
+        assert await new.result() == "Helo, Bo!"
+    events = (await new.fetch_history()).events
+    await env.shutdown()
+    assert described.status == WorkflowExecutionStatus.TERMINATED
+    assert last.event_type == "WorkflowExecutionTerminated"
+    assert last.attributes["reason"] == "again" and last.attributes["identity"] == "history-resetter"
+    assert [e.event_type for e in events[:5]] == [
+        "WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted", "WorkflowTaskFailed", "WorkflowTaskScheduled",
+    ]
+
+
+async def test_bad_event_ids_name_the_events_a_reset_can_go_to() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[Sleeper]):
+        handle = await env.client.start_workflow(Sleeper.run, id="s", task_queue="q")
+        await _completed_tasks(handle, 1)
+        await handle.signal(Sleeper.wake)
+        assert await handle.result() == "woken"
+    with pytest.raises(ResetError, match=r"Event 1 is a WorkflowExecutionStarted: reset to the end of a workflow task\. "
+                       r"Events you can reset to: 4 \(WorkflowTaskCompleted\)\."):
+        await handle.reset(reason="x", event_id=1)
+    with pytest.raises(ResetError, match=r"Event 99 is not in the run \(it has events 1 to \d+\)"):
+        await handle.reset(reason="x", event_id=99)
+    # After the first task a timer runs: the engine does not re-arm it, and says so.
+    events = (await handle.fetch_history()).events
+    second = [e for e in events if e.event_type == "WorkflowTaskCompleted"][1]
+    with pytest.raises(ResetError, match=r"waits for timer '1' \(event 5\).*Events you can reset to: 4 \(WorkflowTaskCompleted\)"):
+        await handle.reset(reason="x", event_id=second.event_id)
+    with pytest.raises(ValueError, match="needs a reason"):
+        await handle.reset(reason="", event_id=4)
+    with pytest.raises(ResetError, match="either an event id or a reset type"):
+        await handle.reset(reason="x")
+    runs = [r async for r in env.client.list_workflows("WorkflowId='s'")]
+    await env.shutdown()
+    assert len(runs) == 1  # nothing was made
