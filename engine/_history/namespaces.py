@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine._history.mutable_state import new_run_id
+from engine._persistence.transactions import Tx
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,10 @@ def namespace_id(conn: sqlite3.Connection, name: str) -> str:
     return str(conn.execute("SELECT id FROM namespaces WHERE name = ?", (name,)).fetchone()[0])
 
 
-def register(conn: sqlite3.Connection, name: str) -> NamespaceInfo:
-    """Namespace ``name``, registered now if it was not (write transaction)."""
-    namespace_id(conn, name)
-    found = describe(conn, name)
+def register(tx: Tx, name: str) -> NamespaceInfo:
+    """Namespace ``name``, registered now if it was not (a state change, for ``Store.run``)."""
+    namespace_id(tx.conn, name)
+    found = describe(tx.conn, name)
     assert found is not None
     return found
 

@@ -127,10 +127,8 @@ def reset_workflow(
     by_id = {e.event_id: e for e in events}
     point = by_id.get(target)
     if point is None or point.event_type not in POINT_TYPES:
-        what = f"is a {point.event_type}" if point else f"is not in the run (it has events 1 to {len(events)})"
-        raise ResetError(
-            f"Event {target} {what}: reset to the end of a workflow task. Events you can reset to: {_listed(resettable_points(events))}."
-        )
+        what = f"is {point.event_type}, not the end of a workflow task" if point else f"is not in the run (it has events 1 to {len(events)})"
+        raise ResetError(f"Event {target} {what}. Events you can reset to: {_listed(resettable_points(events))}.")
     cut = int((point.attributes or {}).get("startedEventId") or 0)
     waiting = _waits_at(events, cut)
     if waiting:

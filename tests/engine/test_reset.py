@@ -132,7 +132,7 @@ async def test_bad_event_ids_name_the_events_a_reset_can_go_to() -> None:
         await _completed_tasks(handle, 1)
         await handle.signal(Sleeper.wake)
         assert await handle.result() == "woken"
-    with pytest.raises(ResetError, match=r"Event 1 is a WorkflowExecutionStarted: reset to the end of a workflow task\. "
+    with pytest.raises(ResetError, match=r"Event 1 is WorkflowExecutionStarted, not the end of a workflow task\. "
                        r"Events you can reset to: 4 \(WorkflowTaskCompleted\)\."):
         await handle.reset(reason="x", event_id=1)
     with pytest.raises(ResetError, match=r"Event 99 is not in the run \(it has events 1 to \d+\)"):
