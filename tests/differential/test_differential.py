@@ -95,16 +95,6 @@ KNOWN: dict[str, Rule] = {
         "a query the workflow has no handler for raises WorkflowQueryFailedError in temporalio, ValueError in the "
         "engine (its tests and kernel_ext's SessionError rely on ValueError)",
     ),
-    "namespace-id": Rule(
-        None, None, r"namespaceId|parentWorkflowNamespaceId",
-        "child, signal and cancel events name the namespace by id as well as by name on Temporal; the engine has "
-        "no namespace ids",
-    ),
-    "reset-points": Rule(
-        ("continue_as_new",), ("WorkflowExecutionStarted",), r"prevAutoResetPoints\..*",
-        "a continued run's start carries the reset points of `temporal workflow reset`, which the engine does "
-        "not have",
-    ),
 }
 
 
