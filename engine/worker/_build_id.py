@@ -16,6 +16,16 @@ import types
 from typing import Any, Callable, Iterable
 
 
+def _stable(const: Any) -> str:
+    """A constant's text, the same in every process (a frozenset's order follows string hashing,
+    which changes per process: ``x in {"a", "b"}`` compiles to one)."""
+    if isinstance(const, frozenset):
+        return "frozenset(" + ",".join(sorted(_stable(c) for c in const)) + ")"
+    if isinstance(const, tuple):
+        return "(" + ",".join(_stable(c) for c in const) + ")"
+    return repr(const)
+
+
 def _code_parts(code: types.CodeType) -> Iterable[bytes]:
     yield code.co_code
     yield repr(code.co_names).encode()
@@ -24,7 +34,7 @@ def _code_parts(code: types.CodeType) -> Iterable[bytes]:
         if isinstance(const, types.CodeType):
             yield from _code_parts(const)
         else:
-            yield repr(const).encode()
+            yield _stable(const).encode()
 
 
 def _functions(item: Any) -> Iterable[Any]:

@@ -50,6 +50,34 @@ def test_the_build_id_follows_the_code_not_the_file_or_line() -> None:
     assert len(code_build_id([Counter])) == 32
 
 
+def test_the_build_id_is_the_same_in_every_process() -> None:
+    """A set literal compiles to a frozenset, whose order follows the per-process string hash."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "from engine import workflow\n"
+        "from engine.worker._build_id import code_build_id\n"
+        "@workflow.defn\n"
+        "class W:\n"
+        "    @workflow.run\n"
+        "    async def run(self, x: str) -> bool:\n"
+        "        return x in {'alpha', 'beta', 'gamma', 'delta', 'epsilon'}\n"
+        "print(code_build_id([W]))\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    ids = {
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60,
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": root},
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(ids) == 1 and len(ids.pop()) == 32
+
+
 async def test_one_point_per_build_and_describe_shows_them() -> None:
     env = await WorkflowEnvironment.start_time_skipping()
     async with Worker(env.client, task_queue="q", workflows=[Counter]) as first:
