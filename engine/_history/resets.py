@@ -11,18 +11,21 @@ event included: the run keeps its ``originalExecutionRunId``), then records
 (re-applied, unless excluded), then a new workflow task. The workflow id's open run, if any,
 is terminated with the reason (identity ``history-resetter``).
 
-The engine resets only to points where the run waits for nothing it started itself (an
-activity, a timer, a child, a signal or cancel it sends): re-arming those is not implemented,
-and the error names the points that qualify. Updates accepted after the point are not
-re-applied (Temporal re-applies them by default).
+Activities and timers pending at the point are armed again in the new run (an activity task
+on its queue, attempt 1; a timer due at its original start plus its duration). As Temporal's
+server (``CheckResettable``), a point where the run waits for a child, or for a signal or
+cancel it sends to another workflow, is refused; the error names the points that qualify.
+Updates accepted after the point are not re-applied (Temporal re-applies them by default).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Sequence
+from datetime import datetime, timedelta
+from typing import Sequence
 
+from engine._api.durations import from_duration
 from engine._history import search_attributes
+from engine._history.activities import task_info, unleased_due
 from engine._history.closing import terminate
 from engine._history.mutable_state import OPEN, Run, append, cache_run, new_run_id, ts
 from engine._history.workflow_tasks import ensure_workflow_task, read_events
@@ -58,17 +61,19 @@ class ResetError(ValueError):
     """The reset asked for cannot be made; the message says why and what can be."""
 
 
-def _waits_at(events: Sequence[HistoryEvent], cut: int) -> dict[int, str]:
-    """What the run waits for after its events up to ``cut``: starting event id -> description."""
-    waiting: dict[int, str] = {}
+_REARMED = ("ActivityTaskScheduled", "TimerStarted")  # what a reset arms again in the new run
+
+
+def _pending_at(events: Sequence[HistoryEvent], cut: int) -> dict[int, HistoryEvent]:
+    """What the run waits for after its events up to ``cut``: the events that started it, by id."""
+    waiting: dict[int, HistoryEvent] = {}
     timers: dict[str, int] = {}
     for event in events:
         if event.event_id > cut:
             break
         attrs = event.attributes or {}
         if event.event_type in _WAITS:
-            name = (attrs.get("activityType") or attrs.get("workflowType") or {}).get("name") or attrs.get("timerId") or ""
-            waiting[event.event_id] = f"{_WAITS[event.event_type]} {name!r} (event {event.event_id})".replace(" '' ", " ")
+            waiting[event.event_id] = event
             if event.event_type == "TimerStarted":
                 timers[str(attrs.get("timerId"))] = event.event_id
         elif event.event_type in _ENDS:
@@ -78,11 +83,23 @@ def _waits_at(events: Sequence[HistoryEvent], cut: int) -> dict[int, str]:
     return waiting
 
 
+def _blocking(pending: dict[int, HistoryEvent]) -> list[str]:
+    """The pending things a reset cannot re-create, described for a learner."""
+    found = []
+    for event in pending.values():
+        if event.event_type in _REARMED:
+            continue
+        name = ((event.attributes or {}).get("workflowType") or {}).get("name") or ""
+        found.append(f"{_WAITS[event.event_type]} {name!r} (event {event.event_id})".replace(" '' ", " "))
+    return found
+
+
 def resettable_points(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
-    """The events a reset can go to: ends of workflow tasks where the run waits for nothing."""
+    """The events a reset can go to: ends of workflow tasks where the run waits for no child and
+    no signal or cancel it sends."""
     return [
         e for e in events
-        if e.event_type in POINT_TYPES and not _waits_at(events, int((e.attributes or {}).get("startedEventId") or 0))
+        if e.event_type in POINT_TYPES and not _blocking(_pending_at(events, int((e.attributes or {}).get("startedEventId") or 0)))
     ]
 
 
@@ -130,11 +147,12 @@ def reset_workflow(
         what = f"is {point.event_type}, not the end of a workflow task" if point else f"is not in the run (it has events 1 to {len(events)})"
         raise ResetError(f"Event {target} {what}. Events you can reset to: {_listed(resettable_points(events))}.")
     cut = int((point.attributes or {}).get("startedEventId") or 0)
-    waiting = _waits_at(events, cut)
-    if waiting:
+    pending = _pending_at(events, cut)
+    blocking = _blocking(pending)
+    if blocking:
         raise ResetError(
-            f"At event {target} the run waits for {', '.join(waiting.values())}; the engine resets only to points where "
-            f"it waits for nothing it started. Events you can reset to: {_listed(resettable_points(events))}."
+            f"At event {target} the run waits for {', '.join(blocking)}, which a reset cannot start again (Temporal "
+            f"refuses it too). Events you can reset to: {_listed(resettable_points(events))}."
         )
     current = tx.conn.execute(
         "SELECT run_id FROM executions WHERE workflow_id = ? AND +status = ?", (workflow_id, OPEN)
@@ -163,6 +181,8 @@ def reset_workflow(
             if event.event_type == "WorkflowExecutionSignaled":
                 append(tx, run, now, event.event_type, dict(event.attributes or {}))
     ensure_workflow_task(tx, run, now)
+    for event in pending.values():
+        _rearm(tx, run, event, now)
     started = dict(kept[0].attributes or {}) if kept else {}
     indexed = (started.get("searchAttributes") or {}).get("indexedFields")
     if indexed:
@@ -186,3 +206,29 @@ def reset_workflow(
     )
     cache_run(tx, run)
     return run_id, target
+
+
+def _rearm(tx: Tx, run: Run, event: HistoryEvent, now: datetime) -> None:
+    """An activity or timer pending at the reset point, armed again for the new run: the
+    activity's task waits on its queue (attempt 1; its timeouts count from when it was
+    scheduled), the timer fires when it would have (at once if that time has passed)."""
+    attrs = dict(event.attributes or {})
+    started_at = event.event_time or now
+    if event.event_type == "ActivityTaskScheduled":
+        info = task_info(run, attrs, started_at)
+        queue = attrs["taskQueue"]["name"]
+        due = unleased_due(info, ts(now))
+        tx.conn.execute(
+            "INSERT INTO tasks (kind, task_queue, run_id, scheduled_event_id, attempt, visible_at, due_at, info) "
+            "VALUES ('activity', ?, ?, ?, 1, ?, ?, ?)",
+            (queue, run.run_id, event.event_id, ts(now), due, dumps(info)),
+        )
+        tx.note_due(due)
+        tx.notify("queue", f"activity:{queue}")
+    elif event.event_type == "TimerStarted":
+        fire = ts(started_at + (from_duration(attrs.get("startToFireTimeout")) or timedelta(0)))
+        tx.conn.execute(
+            "INSERT INTO timers (run_id, timer_key, kind, fire_at, info) VALUES (?, ?, 'timer', ?, ?)",
+            (run.run_id, "timer:" + str(attrs["timerId"]), fire, dumps({"timerId": attrs["timerId"], "startedEventId": event.event_id})),
+        )
+        tx.note_due(fire)

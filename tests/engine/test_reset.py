@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine import Worker, workflow
+from engine import Worker, activity, workflow
 from engine._history.resets import ResetError
 from engine.client import WorkflowHandle
 from engine.client import WorkflowExecutionStatus
@@ -133,15 +133,10 @@ async def test_bad_event_ids_name_the_events_a_reset_can_go_to() -> None:
         await handle.signal(Sleeper.wake)
         assert await handle.result() == "woken"
     with pytest.raises(ResetError, match=r"Event 1 is WorkflowExecutionStarted, not the end of a workflow task\. "
-                       r"Events you can reset to: 4 \(WorkflowTaskCompleted\)\."):
+                       r"Events you can reset to: 4 \(WorkflowTaskCompleted\), 9 \(WorkflowTaskCompleted\)\."):
         await handle.reset(reason="x", event_id=1)
     with pytest.raises(ResetError, match=r"Event 99 is not in the run \(it has events 1 to \d+\)"):
         await handle.reset(reason="x", event_id=99)
-    # After the first task a timer runs: the engine does not re-arm it, and says so.
-    events = (await handle.fetch_history()).events
-    second = [e for e in events if e.event_type == "WorkflowTaskCompleted"][1]
-    with pytest.raises(ResetError, match=r"waits for timer '1' \(event 5\).*Events you can reset to: 4 \(WorkflowTaskCompleted\)"):
-        await handle.reset(reason="x", event_id=second.event_id)
     with pytest.raises(ValueError, match="needs a reason"):
         await handle.reset(reason="", event_id=4)
     with pytest.raises(ResetError, match="either an event id or a reset type"):
@@ -149,3 +144,102 @@ async def test_bad_event_ids_name_the_events_a_reset_can_go_to() -> None:
     runs = [r async for r in env.client.list_workflows("WorkflowId='s'")]
     await env.shutdown()
     assert len(runs) == 1  # nothing was made
+
+
+@workflow.defn
+class Napper:
+    def __init__(self) -> None:
+        self.pokes = 0
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.sleep(timedelta(hours=1))
+        return f"rested, poked {self.pokes} time(s)"
+
+    @workflow.signal
+    def poke(self) -> None:
+        self.pokes += 1
+
+
+GATE: dict[str, asyncio.Event] = {}
+
+
+@activity.defn
+async def wait_at_gate(name: str) -> str:
+    await GATE[name].wait()
+    return f"{name} passed"
+
+
+@workflow.defn
+class GateKeeper:
+    def __init__(self) -> None:
+        self.pokes = 0
+
+    @workflow.run
+    async def run(self) -> str:
+        passed = await workflow.execute_activity(wait_at_gate, "gate", start_to_close_timeout=timedelta(minutes=5))
+        return f"{passed}, poked {self.pokes} time(s)"
+
+    @workflow.signal
+    def poke(self) -> None:
+        self.pokes += 1
+
+
+async def test_a_timer_pending_at_the_point_is_armed_again() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[Napper]):
+        handle = await env.client.start_workflow(Napper.run, id="nap", task_queue="q")
+        await _completed_tasks(handle, 1)
+        await handle.signal(Napper.poke)
+        await _completed_tasks(handle, 2)
+        new = await handle.reset(reason="again", reset_type="LastWorkflowTask")
+        assert await new.result() == "rested, poked 1 time(s)"
+    events = (await new.fetch_history()).events
+    await env.shutdown()
+    started = next(e for e in events if e.event_type == "TimerStarted")
+    fired = next(e for e in events if e.event_type == "TimerFired")
+    assert fired.attributes["startedEventId"] == str(started.event_id)
+    assert [e.event_type for e in events].count("TimerStarted") == 1  # the copied one, not a second timer
+
+
+async def test_an_activity_pending_at_the_point_runs_again_in_the_new_run() -> None:
+    GATE["gate"] = asyncio.Event()
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[GateKeeper], activities=[wait_at_gate]):
+        handle = await env.client.start_workflow(GateKeeper.run, id="gk", task_queue="q")
+        await _completed_tasks(handle, 1)
+        await handle.signal(GateKeeper.poke)
+        await _completed_tasks(handle, 2)
+        new = await handle.reset(reason="again", reset_type="LastWorkflowTask")
+        GATE["gate"].set()
+        assert await new.result() == "gate passed, poked 1 time(s)"
+    events = (await new.fetch_history()).events
+    await env.shutdown()
+    scheduled = [e for e in events if e.event_type == "ActivityTaskScheduled"]
+    completed = [e for e in events if e.event_type == "ActivityTaskCompleted"]
+    assert len(scheduled) == 1 and completed[0].attributes["scheduledEventId"] == str(scheduled[0].event_id)
+
+
+@workflow.defn
+class Parent:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_child_workflow(Napper.run, id="kid-napper")
+
+    @workflow.signal
+    def poke(self) -> None:
+        pass
+
+
+async def test_a_point_while_a_child_runs_is_refused_as_temporal_does() -> None:
+    env = await WorkflowEnvironment.start_time_skipping()
+    async with Worker(env.client, task_queue="q", workflows=[Parent, Napper]):
+        handle = await env.client.start_workflow(Parent.run, id="parent", task_queue="q")
+        await _completed_tasks(handle, 2)  # the child's start is seen in a second task
+        await handle.signal(Parent.poke)
+        await _completed_tasks(handle, 3)
+        with pytest.raises(ResetError, match=r"waits for child workflow 'Napper' \(event 5\), which a reset cannot start "
+                           r"again \(Temporal refuses it too\)\. Events you can reset to: 4 \(WorkflowTaskCompleted\)\."):
+            await handle.reset(reason="x", reset_type="LastWorkflowTask")
+        await handle.terminate()
+    await env.shutdown()
