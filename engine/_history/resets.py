@@ -64,23 +64,33 @@ class ResetError(ValueError):
 _REARMED = ("ActivityTaskScheduled", "TimerStarted")  # what a reset arms again in the new run
 
 
+class _Waits:
+    """What the run waits for as its events are read in order: the events that started it, by id."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[int, HistoryEvent] = {}
+        self._timers: dict[str, int] = {}
+
+    def read(self, event: HistoryEvent) -> None:
+        attrs = event.attributes or {}
+        if event.event_type in _WAITS:
+            self.waiting[event.event_id] = event
+            if event.event_type == "TimerStarted":
+                self._timers[str(attrs.get("timerId"))] = event.event_id
+        elif event.event_type in _ENDS:
+            timer = event.event_type.startswith("Timer")
+            started = self._timers.get(str(attrs.get("timerId"))) if timer else int(attrs.get(_ENDS[event.event_type]) or 0)
+            self.waiting.pop(started or 0, None)
+
+
 def _pending_at(events: Sequence[HistoryEvent], cut: int) -> dict[int, HistoryEvent]:
-    """What the run waits for after its events up to ``cut``: the events that started it, by id."""
-    waiting: dict[int, HistoryEvent] = {}
-    timers: dict[str, int] = {}
+    """What the run waits for after its events up to ``cut``."""
+    waits = _Waits()
     for event in events:
         if event.event_id > cut:
             break
-        attrs = event.attributes or {}
-        if event.event_type in _WAITS:
-            waiting[event.event_id] = event
-            if event.event_type == "TimerStarted":
-                timers[str(attrs.get("timerId"))] = event.event_id
-        elif event.event_type in _ENDS:
-            key = _ENDS[event.event_type]
-            started = timers.get(str(attrs.get("timerId"))) if event.event_type.startswith("Timer") else int(attrs.get(key) or 0)
-            waiting.pop(started or 0, None)
-    return waiting
+        waits.read(event)
+    return waits.waiting
 
 
 def _blocking(pending: dict[int, HistoryEvent]) -> list[str]:
@@ -97,10 +107,15 @@ def _blocking(pending: dict[int, HistoryEvent]) -> list[str]:
 def resettable_points(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
     """The events a reset can go to: ends of workflow tasks where the run waits for no child and
     no signal or cancel it sends."""
-    return [
-        e for e in events
-        if e.event_type in POINT_TYPES and not _blocking(_pending_at(events, int((e.attributes or {}).get("startedEventId") or 0)))
-    ]
+    waits, blocked_after, points = _Waits(), {}, []
+    for event in events:  # one pass: a point's cut (its task's started event) comes before it
+        waits.read(event)
+        if event.event_type == "WorkflowTaskStarted":
+            blocked_after[event.event_id] = bool(_blocking(waits.waiting))
+        elif event.event_type in POINT_TYPES:
+            if not blocked_after.get(int((event.attributes or {}).get("startedEventId") or 0), True):
+                points.append(event)
+    return points
 
 
 def _listed(points: Sequence[HistoryEvent]) -> str:
@@ -147,6 +162,10 @@ def reset_workflow(
         what = f"is {point.event_type}, not the end of a workflow task" if point else f"is not in the run (it has events 1 to {len(events)})"
         raise ResetError(f"Event {target} {what}. Events you can reset to: {_listed(resettable_points(events))}.")
     cut = int((point.attributes or {}).get("startedEventId") or 0)
+    if cut not in by_id or by_id[cut].event_type != "WorkflowTaskStarted":
+        raise ResetError(
+            f"Event {target} ends a workflow task that never started. Events you can reset to: {_listed(resettable_points(events))}."
+        )
     pending = _pending_at(events, cut)
     blocking = _blocking(pending)
     if blocking:
