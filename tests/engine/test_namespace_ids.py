@@ -95,3 +95,23 @@ def test_a_schema_10_database_opens_and_gets_a_namespace_id_on_first_use(tmp_pat
     conn.close()
     assert version == str(schema.SCHEMA_VERSION) == "11"
     assert rows == [("default", namespace_id)]
+
+
+def test_a_history_from_temporal_keeps_its_namespace_ids_when_read_and_written_again() -> None:
+    import json
+
+    from engine.history import History
+
+    text = (Path(__file__).resolve().parents[1] / "histories" / "child.json").read_text(encoding="utf-8")
+    theirs = {e["eventId"]: e for e in json.loads(text)["events"]}
+    history = History.from_json("fixture-child", text)
+    again = {e["eventId"]: e for e in json.loads(history.to_json())["events"]}
+    ids = {
+        attrs["namespaceId"]
+        for event in theirs.values() for key, attrs in event.items() if key.endswith("Attributes") and "namespaceId" in attrs
+    }
+    assert len(ids) == 1
+    for event_id, event in theirs.items():
+        for key, attrs in event.items():
+            if key.endswith("Attributes") and "namespaceId" in attrs:
+                assert again[event_id][key]["namespaceId"] == attrs["namespaceId"]
