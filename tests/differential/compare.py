@@ -61,7 +61,9 @@ IGNORED_TASK_FAILURES: dict[str, str] = {
 }
 # fields that hold the id of another event in the same history
 EVENT_REFERENCES = {"scheduledEventId", "startedEventId", "initiatedEventId", "latestCancelRequestedEventId"}
-RUN_ID_FIELDS = {"runId", "originalExecutionRunId", "firstExecutionRunId", "continuedExecutionRunId", "newExecutionRunId"}
+RUN_ID_FIELDS = {
+    "runId", "originalExecutionRunId", "firstExecutionRunId", "continuedExecutionRunId", "newExecutionRunId", "baseRunId", "newRunId",
+}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
 _EVENT_TYPE = re.compile(r"^EVENT_TYPE_")
 
