@@ -7,8 +7,8 @@ build id) of the worker that completed it (``workerVersion.buildId`` on the
 of each pair adds a point: ``runId``, ``firstWorkflowTaskCompletedId`` (that event's id),
 ``createTime``, ``resettable`` (false while the run waits for a child, a signal it sends or a
 cancel it requests: the server refuses to reset there) and the ``buildId`` (or
-``binaryChecksum``). A run keeps at most 20 points, the newest. Continue-as-new carries them to
-the next run's ``WorkflowExecutionStarted.prevAutoResetPoints``; the points of the run that
+``binaryChecksum``). A run keeps at most 20 points, the newest. Continue-as-new (and a cron
+chain's next run) carries them to the next run's ``WorkflowExecutionStarted.prevAutoResetPoints``; the points of the run that
 continued get an ``expireTime`` (the new run's start plus the namespace's retention), and
 expired points are dropped.
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine._api.durations import to_duration, to_timestamp
-from engine._history import search_attributes
+from engine._history import reset_points, search_attributes
 from engine._history.closing import terminate
 from engine._history.cron import cron_backoff, parse_cron
 from engine._history.mutable_state import OPEN, QUEUE_KIND, Run, append, cache_run, from_ts, new_run_id, ts
@@ -251,4 +251,5 @@ def next_cron_run(tx: Tx, run: Run, now: datetime, outcome: dict[str, Any]) -> S
         cron_schedule=schedule,
         first_task_backoff=backoff,
         last_completion_result=last_result,
+        reset_points=reset_points.carried_over(reset_points.read_points(tx.conn, run.run_id), run.run_id, now),
     )
