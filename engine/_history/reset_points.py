@@ -8,13 +8,13 @@ of each pair adds a point: ``runId``, ``firstWorkflowTaskCompletedId`` (that eve
 ``createTime``, ``resettable`` (false while the run waits for a child, a signal it sends or a
 cancel it requests: the server refuses to reset there) and the ``buildId`` (or
 ``binaryChecksum``). A run keeps at most 20 points, the newest. Continue-as-new (and a cron
-chain's next run) carries them to the next run's ``WorkflowExecutionStarted.prevAutoResetPoints``; the points of the run that
-continued get an ``expireTime`` (the new run's start plus the namespace's retention), and
-expired points are dropped.
+chain's next run) carries them to the next run's ``WorkflowExecutionStarted.prevAutoResetPoints``;
+the points of the run that continued get an ``expireTime`` (the new run's start plus the
+namespace's retention), and expired points are dropped.
 
 The engine does not keep the points in the run's row: they are a function of the run's
 history (its started event's ``prevAutoResetPoints`` and its workflow-task completions), so
-they are computed when asked for (describe, continue-as-new, reset).
+they are computed when asked for (describe, continue-as-new, a cron chain's next run).
 """
 
 from __future__ import annotations
