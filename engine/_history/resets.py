@@ -173,6 +173,17 @@ def reset_workflow(
             f"At event {target} the run waits for {', '.join(blocking)}, which a reset cannot start again (Temporal "
             f"refuses it too). Events you can reset to: {_listed(resettable_points(events))}."
         )
+    parent = tx.conn.execute(
+        "SELECT p.workflow_id FROM children c JOIN executions p ON p.run_id = c.parent_run_id "
+        "WHERE c.child_run_id IN (SELECT run_id FROM executions WHERE workflow_id = ?) AND p.status = ?",
+        (workflow_id, OPEN),
+    ).fetchone()
+    if parent is not None:
+        # Its parent waits for it by run: a new run would leave the parent waiting for ever.
+        raise ResetError(
+            f"Workflow {workflow_id!r} is a child of the open workflow {parent[0]!r}; the engine resets a child only "
+            "once its parent has closed. Reset the parent instead."
+        )
     current = tx.conn.execute(
         "SELECT run_id FROM executions WHERE workflow_id = ? AND +status = ?", (workflow_id, OPEN)
     ).fetchone()

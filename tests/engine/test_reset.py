@@ -241,5 +241,8 @@ async def test_a_point_while_a_child_runs_is_refused_as_temporal_does() -> None:
         with pytest.raises(ResetError, match=r"waits for child workflow 'Napper' \(event 5\), which a reset cannot start "
                            r"again \(Temporal refuses it too\)\. Events you can reset to: 4 \(WorkflowTaskCompleted\)\."):
             await handle.reset(reason="x", reset_type="LastWorkflowTask")
+        with pytest.raises(ResetError, match=r"Workflow 'kid-napper' is a child of the open workflow 'parent'; the engine "
+                           r"resets a child only once its parent has closed\. Reset the parent instead\."):
+            await env.client.get_workflow_handle("kid-napper").reset(reason="x", reset_type="FirstWorkflowTask")
         await handle.terminate()
     await env.shutdown()
