@@ -15,7 +15,8 @@ Activities and timers pending at the point are armed again in the new run (an ac
 on its queue, attempt 1; a timer due at its original start plus its duration). As Temporal's
 server (``CheckResettable``), a point where the run waits for a child, or for a signal or
 cancel it sends to another workflow, is refused; the error names the points that qualify.
-Updates accepted after the point are not re-applied (Temporal re-applies them by default).
+Updates accepted after the point are not re-applied (Temporal re-applies them by default), and
+a child run is reset only once its parent has closed (the parent waits for the run it started).
 """
 
 from __future__ import annotations
