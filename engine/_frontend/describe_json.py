@@ -30,6 +30,8 @@ def describe_json(d: "WorkflowExecutionDescription") -> dict[str, Any]:
         info["closeTime"] = timestamp(d.close_time)
     if d.raw_memo:
         info["memo"] = {"fields": dict(d.raw_memo)}
+    if d.auto_reset_points:
+        info["autoResetPoints"] = {"points": [dict(p) for p in d.auto_reset_points]}
     described: dict[str, Any] = {
         "executionConfig": {"taskQueue": {"name": d.task_queue, "kind": "TASK_QUEUE_KIND_NORMAL"}},
         "workflowExecutionInfo": info,

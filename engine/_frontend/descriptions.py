@@ -62,6 +62,8 @@ class WorkflowExecutionDescription:
     data_converter: DataConverter = field(default=DataConverter.default, repr=False, compare=False)
     # Temporal's PendingActivityInfo JSON of each pending activity (raw_description shows them).
     pending_activity_infos: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    # Temporal's ResetPointInfo JSON of each auto-reset point (engine._history.reset_points).
+    auto_reset_points: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     @property
     def search_attributes(self) -> dict[str, list[Any]]:

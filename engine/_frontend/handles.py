@@ -17,6 +17,7 @@ from engine._frontend.updates import WorkflowUpdateHandle, WorkflowUpdateStage
 from engine._history import search_attributes as history_search_attributes
 from engine._history.closing import request_cancel, terminate
 from engine._history.signals import signal_workflow
+from engine._history.reset_points import read_points
 from engine._history.workflow_tasks import read_events
 from engine._matching import queries as _queries
 from engine._runtime import foreign as _foreign
@@ -139,7 +140,8 @@ class WorkflowHandle:
 
             infos = await self._client.store.read(pending_activities, run_id)
             description = dataclasses.replace(description, pending_activity_infos=tuple(infos))
-        return description
+        points = await self._client.store.read(read_points, run_id)
+        return dataclasses.replace(description, auto_reset_points=tuple(points))
 
     async def fetch_history(self) -> History:
         run_id = await self._resolve_run()
@@ -287,6 +289,25 @@ class WorkflowHandle:
         run_id = await self._resolve_run()
         details = await self._client.data_converter._encode_json(args, "termination detail") if args else None
         await self._client.store.run(terminate, run_id, reason or "", details, self._client.identity, self._client.clock.now())
+
+    async def reset(
+        self, *, reason: str, event_id: int | None = None, reset_type: str | None = None, reapply_signals: bool = True
+    ) -> "WorkflowHandle":
+        """Reset the run (``temporal workflow reset``): a new run copies its history up to a
+        workflow task, the end of which is ``event_id`` or the ``reset_type``'s
+        (``"FirstWorkflowTask"``, ``"LastWorkflowTask"``), and the code running now takes over
+        from there; signals received after that point are re-applied unless
+        ``reapply_signals=False``. The workflow id's open run is terminated with ``reason``.
+        Returns a handle on the new run. ``engine._history.resets`` has the rules."""
+        from engine._history.resets import reset_workflow
+
+        if not reason:
+            raise ValueError("A reset needs a reason (it is recorded in the new run's history).")
+        run_id = await self._resolve_run()
+        new_run_id, _ = await self._client.store.run(
+            reset_workflow, run_id, event_id, reset_type, reason, self._client.clock.now(), reapply_signals
+        )
+        return WorkflowHandle(self._client, self.id, run_id=new_run_id)
 
 
 def _hinted_result(fn: Callable[..., Any]) -> Any:

@@ -28,23 +28,7 @@ from engine.errors import RetryState
 def cmd_schedule_activity(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     event_attrs = {**attrs, "workflowTaskCompletedEventId": str(completed)}
     scheduled = append(tx, run, now, "ActivityTaskScheduled", event_attrs)
-    s2c = from_duration(attrs.get("scheduleToCloseTimeout"))
-    s2s = from_duration(attrs.get("scheduleToStartTimeout"))
-    info = {
-        "activityId": attrs["activityId"],
-        "activityType": attrs["activityType"]["name"],
-        "workflowId": run.workflow_id,
-        "workflowType": run.workflow_type,
-        "input": attrs.get("input"),
-        "scheduledTime": ts(now),
-        "deadline": ts(now + s2c) if s2c else None,
-        "scheduleToStart": s2s.total_seconds() if s2s else None,
-        "startToClose": (from_duration(attrs.get("startToCloseTimeout")) or s2c or timedelta(0)).total_seconds(),
-        "heartbeat": (from_duration(attrs.get("heartbeatTimeout")) or timedelta(0)).total_seconds(),
-        "retryPolicy": attrs.get("retryPolicy"),
-    }
-    if attrs.get("header"):
-        info["header"] = attrs["header"]  # for the activity's interceptors
+    info = task_info(run, attrs, now)
     queue = attrs["taskQueue"]["name"]
     t = ts(now)
     receiver = pick(tx.receivers, "activity:" + queue)
@@ -70,6 +54,28 @@ def cmd_schedule_activity(tx: Tx, run: Run, now: datetime, completed: int, attrs
         tx.notify("queue", f"activity:{queue}")
     tx.note_due(due)
     return False
+
+
+def task_info(run: Run, attrs: dict[str, Any], scheduled_at: datetime) -> dict[str, Any]:
+    """What an activity task row keeps of its ActivityTaskScheduled command (``attrs``)."""
+    s2c = from_duration(attrs.get("scheduleToCloseTimeout"))
+    s2s = from_duration(attrs.get("scheduleToStartTimeout"))
+    info = {
+        "activityId": attrs["activityId"],
+        "activityType": attrs["activityType"]["name"],
+        "workflowId": run.workflow_id,
+        "workflowType": run.workflow_type,
+        "input": attrs.get("input"),
+        "scheduledTime": ts(scheduled_at),
+        "deadline": ts(scheduled_at + s2c) if s2c else None,
+        "scheduleToStart": s2s.total_seconds() if s2s else None,
+        "startToClose": (from_duration(attrs.get("startToCloseTimeout")) or s2c or timedelta(0)).total_seconds(),
+        "heartbeat": (from_duration(attrs.get("heartbeatTimeout")) or timedelta(0)).total_seconds(),
+        "retryPolicy": attrs.get("retryPolicy"),
+    }
+    if attrs.get("header"):
+        info["header"] = attrs["header"]  # for the activity's interceptors
+    return info
 
 
 def unleased_due(info: dict[str, Any], visible_at: float) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any
 from engine._api.durations import from_duration, to_timestamp
 from engine._history.closing import request_cancel
 from engine._history.mutable_state import OPEN, Run, append
+from engine._history.namespaces import namespace_id
 from engine._history.signals import signal_workflow
 from engine._history.starts import StartRequest, start_workflow
 from engine._persistence.event_rows import read_attributes
@@ -23,6 +24,11 @@ from engine.errors import WorkflowAlreadyStartedError
 
 def _namespace(attrs: dict[str, Any]) -> str:
     return str(attrs.get("namespace") or "default")
+
+
+def _with_namespace_id(tx: Tx, attrs: dict[str, Any]) -> dict[str, Any]:
+    """A command's attributes with the namespace's id added after them, as Temporal's events have it."""
+    return {**attrs, "namespace": _namespace(attrs), "namespaceId": namespace_id(tx.conn, _namespace(attrs))}
 
 
 def _open_run_of(tx: Tx, workflow_id: str, run_id: str | None) -> str | None:
@@ -54,10 +60,11 @@ _REUSE_POLICIES = {
 
 def cmd_start_child(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     initiated = append(
-        tx, run, now, "StartChildWorkflowExecutionInitiated", {**attrs, "workflowTaskCompletedEventId": str(completed)}
+        tx, run, now, "StartChildWorkflowExecutionInitiated",
+        _with_namespace_id(tx, {**attrs, "workflowTaskCompletedEventId": str(completed)}),
     )
     namespace = _namespace(attrs)
-    ident = {"namespace": namespace, "initiatedEventId": str(initiated)}
+    ident = {"namespace": namespace, "initiatedEventId": str(initiated), "namespaceId": namespace_id(tx.conn, namespace)}
     try:
         child_run_id = start_workflow(
             tx,
@@ -76,6 +83,7 @@ def cmd_start_child(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict
                 id_reuse_policy=_REUSE_POLICIES.get(str(attrs.get("workflowIdReusePolicy")), 0),
                 parent={
                     "parentWorkflowNamespace": "default",
+                    "parentWorkflowNamespaceId": namespace_id(tx.conn, "default"),
                     "parentWorkflowExecution": {"workflowId": run.workflow_id, "runId": run.run_id},
                     "parentInitiatedEventId": str(initiated),
                     "rootWorkflowExecution": _root_of(tx, run),
@@ -128,9 +136,12 @@ def cmd_signal_external(tx: Tx, run: Run, now: datetime, completed: int, attrs: 
         run,
         now,
         "SignalExternalWorkflowExecutionInitiated",
-        {**event_attrs, "workflowExecution": execution, "workflowTaskCompletedEventId": str(completed)},
+        _with_namespace_id(tx, {**event_attrs, "workflowExecution": execution, "workflowTaskCompletedEventId": str(completed)}),
     )
-    ident = {"initiatedEventId": str(initiated), "namespace": _namespace(attrs), "workflowExecution": execution}
+    ident = {
+        "initiatedEventId": str(initiated), "namespace": _namespace(attrs), "workflowExecution": execution,
+        "namespaceId": namespace_id(tx.conn, _namespace(attrs)),
+    }
     target = _open_run_of(tx, execution.get("workflowId", ""), execution.get("runId"))
     if target is None or target == run.run_id:
         run.buffered.append(
@@ -154,9 +165,13 @@ def cmd_signal_external(tx: Tx, run: Run, now: datetime, completed: int, attrs: 
 def cmd_cancel_external(tx: Tx, run: Run, now: datetime, completed: int, attrs: dict[str, Any]) -> bool:
     execution = dict(attrs.get("workflowExecution") or {})
     initiated = append(
-        tx, run, now, "RequestCancelExternalWorkflowExecutionInitiated", {**attrs, "workflowTaskCompletedEventId": str(completed)}
+        tx, run, now, "RequestCancelExternalWorkflowExecutionInitiated",
+        _with_namespace_id(tx, {**attrs, "workflowTaskCompletedEventId": str(completed)}),
     )
-    ident = {"initiatedEventId": str(initiated), "namespace": _namespace(attrs), "workflowExecution": execution}
+    ident = {
+        "initiatedEventId": str(initiated), "namespace": _namespace(attrs), "workflowExecution": execution,
+        "namespaceId": namespace_id(tx.conn, _namespace(attrs)),
+    }
     target = _open_run_of(tx, execution.get("workflowId", ""), execution.get("runId"))
     if target is None or target == run.run_id:
         run.buffered.append(

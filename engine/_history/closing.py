@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from engine._history import updates
+from engine._history.namespaces import namespace_id
 from engine._history.mutable_state import OPEN, Run, append, load_run, save_run, ts
 from engine._history.workflow_tasks import append_group, deliver
 from engine._persistence.event_rows import child_started_event
@@ -113,6 +114,7 @@ def tell_parent(tx: Tx, run: Run, now: datetime, status: str, outcome: dict[str,
         "workflowType": {"name": run.workflow_type},
         "initiatedEventId": str(initiated),
         "startedEventId": str(started[0] if started else 0),
+        "namespaceId": namespace_id(tx.conn, "default"),
     }
     if status == "Completed":
         attrs["result"] = outcome.get("result")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from engine._api.durations import from_duration
-from engine._history import children, search_attributes, updates
+from engine._history import children, reset_points, search_attributes, updates
 from engine._history.activities import cmd_cancel_activity, cmd_schedule_activity
 from engine._history.closing import close_run
 from engine._history.mutable_state import Run, SDK_FLAGS, append, identity_of, load_run, new_run_id, save_run
@@ -27,6 +27,7 @@ def complete_workflow_task(
     commands: Sequence[tuple[str, dict[str, Any]]],
     now: datetime,
     first_task: bool,
+    build_id: str = "",
 ) -> bool:
     """Record a workflow task's completion; False if it left no trace (a speculative task
     that only rejected updates), so the worker's cached state is ahead of the history."""
@@ -50,6 +51,8 @@ def complete_workflow_task(
         "startedEventId": str(started_event_id),
         "identity": identity_of(owner),
     }
+    if build_id:
+        attrs["workerVersion"] = {"buildId": build_id}
     if first_task:
         attrs["sdkMetadata"] = {"coreUsedFlags": SDK_FLAGS}
     closing = any(kind in _CLOSE_COMMANDS for kind, _ in commands)
@@ -61,7 +64,7 @@ def complete_workflow_task(
             run,
             now,
             "WorkflowTaskFailed",
-            {**{k: v for k, v in attrs.items() if k != "sdkMetadata"}, "cause": "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND", "failure": {"message": "new signals arrived while the workflow was completing", "source": "Server"}},
+            {**{k: v for k, v in attrs.items() if k not in ("sdkMetadata", "workerVersion")}, "cause": "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND", "failure": {"message": "new signals arrived while the workflow was completing", "source": "Server"}},
         )
         run.wft_state = ""
         for group in run.buffered:
@@ -112,6 +115,7 @@ def cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs: 
     first = read_attributes(tx.conn, run.run_id, 1)
     started = first[1] if first else {}
     attrs = {**attrs, **search_attributes.carried_over(tx, run.run_id, started, attrs)}
+    points = reset_points.carried_over(reset_points.read_points(tx.conn, run.run_id), run.run_id, now)
     append(
         tx,
         run,
@@ -137,6 +141,7 @@ def cmd_continue_as_new(tx: Tx, run: Run, now: datetime, completed: int, attrs: 
             continued_from=run.run_id,
             first_run_id=str(started.get("firstExecutionRunId") or run.run_id),
             parent={k: v for k, v in started.items() if k.startswith(("parent", "root"))} or None,
+            reset_points=points,
         ),
         now,
     )

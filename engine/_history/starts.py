@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine._api.durations import to_duration, to_timestamp
-from engine._history import search_attributes
+from engine._history import reset_points, search_attributes
 from engine._history.closing import terminate
 from engine._history.cron import cron_backoff, parse_cron
 from engine._history.mutable_state import OPEN, QUEUE_KIND, Run, append, cache_run, from_ts, new_run_id, ts
@@ -55,6 +55,8 @@ class StartRequest:
     cron_schedule: str | None = None
     first_task_backoff: timedelta | None = None  # None: up to the cron schedule's next time
     last_completion_result: dict[str, Any] | None = None
+    # Continue-as-new: the previous run's auto-reset points (engine._history.reset_points).
+    reset_points: list[dict[str, Any]] | None = None
     # Update-with-start: (update id, name, payloads) the first workflow task carries.
     update: tuple[str, str, dict[str, Any]] | None = None
 
@@ -113,6 +115,8 @@ def start_workflow(tx: Tx, req: StartRequest, now: datetime) -> str:
         attrs.pop("identity", None) if req.continued_from else None
     if req.last_completion_result:
         attrs["lastCompletionResult"] = req.last_completion_result
+    if req.reset_points:
+        attrs["prevAutoResetPoints"] = {"points": req.reset_points}
     append(tx, run, now, "WorkflowExecutionStarted", attrs)
     limit = min(t for t in (req.execution_timeout, req.run_timeout, timedelta.max) if t)
     if limit != timedelta.max:
@@ -247,4 +251,5 @@ def next_cron_run(tx: Tx, run: Run, now: datetime, outcome: dict[str, Any]) -> S
         cron_schedule=schedule,
         first_task_backoff=backoff,
         last_completion_result=last_result,
+        reset_points=reset_points.carried_over(reset_points.read_points(tx.conn, run.run_id), run.run_id, now),
     )

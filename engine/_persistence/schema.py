@@ -15,7 +15,7 @@ from engine._persistence.event_rows import EVENT_TYPES, readable_view, repack
 APP_ID = "durable-lab"
 
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 
 SCHEMA = [
@@ -272,6 +272,16 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE INDEX executions_by_status ON executions (status, start_time)""",
         # The events as text, for people reading the file with sqlite3 (no engine code).
         readable_view(),
+    ],
+    11: [
+        # Namespaces and their ids (engine._history.namespaces): Temporal names a namespace by
+        # id as well as by name in child, signal and cancel events. A namespace is registered
+        # on first use and keeps its id for the life of the file.
+        """CREATE TABLE namespaces (
+            name TEXT PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created REAL NOT NULL
+        ) WITHOUT ROWID""",
     ],
 }
 

@@ -6,6 +6,8 @@
     dlab workflow start --type Hello --task-queue hello --workflow-id hello-1 --input '"Ada"'
     dlab workflow show --workflow-id hello-1 [--detailed] [--output json]
     dlab workflow list --query "WorkflowType='Hello' AND ExecutionStatus='Running'"
+    dlab workflow reset --workflow-id hello-1 --type FirstWorkflowTask --reason "bug fixed"
+    dlab namespace describe                             # the namespace's id
     dlab load run --steps 10-60+10:5s --processes 2     # a load test (engine.loadtest)
 
 Every command takes ``--db PATH`` (default: the ``DLAB_DB`` environment variable, else
@@ -21,7 +23,7 @@ import asyncio
 import sys
 from typing import Sequence
 
-from engine.cli import _load, _worker, _workflow
+from engine.cli import _load, _namespace, _worker, _workflow
 from engine.cli import _run
 from engine.cli._common import CODEC_ENV, DB_ENV, DEFAULT_DB, EXIT_FAILED, EXIT_INTERRUPTED, CliError, Out, Parser
 from engine.errors import EngineError, WorkflowFailureError, WorkflowUpdateFailedError, describe_failure
@@ -38,6 +40,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     _workflow.register(sub)
+    _namespace.register(sub)
     _worker.register(sub)
     _run.register(sub)
     _load.register(sub)

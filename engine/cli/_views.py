@@ -164,6 +164,8 @@ def execution_info(d: WorkflowExecutionDescription) -> dict[str, Any]:
         info["memo"] = {"fields": d.raw_memo}
     if d.typed_search_attributes:
         info["searchAttributes"] = {"indexedFields": encode_typed(d.typed_search_attributes)}
+    if d.auto_reset_points:
+        info["autoResetPoints"] = {"points": [dict(p) for p in d.auto_reset_points]}
     return info
 
 
@@ -195,6 +197,15 @@ def describe_text(
     if memo:
         out.line()
         out.fields("Memo:", list(memo))
+    if d.auto_reset_points:
+        out.line()
+        out.line(out.paint("Auto Reset Points:", "bold"))
+        rows = [
+            (p.get("buildId") or p.get("binaryChecksum") or "-", p.get("runId", ""), p.get("firstWorkflowTaskCompletedId", ""),
+             p.get("createTime", ""), "yes" if p.get("resettable") else "no")
+            for p in d.auto_reset_points
+        ]
+        out.table(("BuildId", "RunId", "EventId", "CreateTime", "Resettable"), rows)
     if d.status != WorkflowExecutionStatus.RUNNING:
         out.line()
         results(out, history)

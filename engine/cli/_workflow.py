@@ -1,4 +1,4 @@
-"""``dlab workflow start|execute|result|show|list|describe|signal|query|cancel|terminate``."""
+"""``dlab workflow start|execute|result|show|list|describe|signal|query|cancel|terminate|reset``."""
 
 from __future__ import annotations
 
@@ -96,6 +96,24 @@ def register(sub: Any) -> None:
     p = verb("terminate", terminate, "End a running run at once; no workflow code runs.")
     _run_flags(p)
     p.add_argument("--reason", default="", help="Why (recorded in the history).")
+    p = verb(
+        "reset", reset,
+        "Reset a run to the end of a workflow task: a new run copies its history up to there and the code your worker "
+        "runs now takes over (a bug fixed since). Signals received after the point are re-applied; the workflow's "
+        "open run is terminated.",
+    )
+    _run_flags(p)
+    point = p.add_mutually_exclusive_group(required=True)
+    point.add_argument("-e", "--event-id", type=int, metavar="N", help="Event id to reset to: a WorkflowTaskCompleted (or Failed, TimedOut) event.")
+    point.add_argument(
+        "-t", "--type", dest="reset_type", choices=("FirstWorkflowTask", "LastWorkflowTask"),
+        help="Reset to the first or the last completed workflow task (describe lists the run's auto-reset points).",
+    )
+    p.add_argument("--reason", required=True, help="Why (recorded in the new run's history, prefixed with your user name).")
+    p.add_argument(
+        "--reapply-exclude", choices=("All", "Signal", "Update"), metavar="TYPES",
+        help="Do not re-apply these events received after the point: All, Signal or Update (the engine re-applies signals only).",
+    )
     for parser, output in made:  # last, so that each verb's own flags lead its usage line
         add_common(parser, output=output)
 
@@ -392,3 +410,39 @@ async def terminate(args: argparse.Namespace, out: Out) -> int:
         return EXIT_OK
 
     return await _with_client(args, body)
+
+
+async def reset(args: argparse.Namespace, out: Out) -> int:
+    from engine._history.resets import ResetError
+
+    async def body(client: Client) -> int:
+        handle, _ = await _resolve(client, args)
+        reason = _with_user(args.reason)
+        events = (await handle.fetch_history()).events
+        try:
+            from engine._history.resets import point_for
+
+            event_id = point_for(events, args.event_id, args.reset_type)
+            new = await handle.reset(
+                reason=reason, event_id=event_id, reapply_signals=args.reapply_exclude not in ("All", "Signal")
+            )
+        except ResetError as e:
+            raise CliError(str(e)) from None
+        if args.output == "json":
+            out.json({"runId": new.run_id})
+        else:
+            out.line(f"Resetting workflow {handle.id} to event ID {event_id}")
+            out.fields("New run:", [("WorkflowId", handle.id), ("RunId", new.run_id)])
+        return EXIT_OK
+
+    return await _with_client(args, body)
+
+
+def _with_user(reason: str) -> str:
+    """The reason as the temporal CLI records it: '<user name>: <reason>'."""
+    import getpass
+
+    try:
+        return f"{getpass.getuser()}: {reason}"
+    except (OSError, KeyError):  # no user name to be found (some containers)
+        return reason

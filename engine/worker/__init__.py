@@ -53,6 +53,7 @@ from engine.activity import _Context
 from engine.client import Client
 from engine.errors import StoreReadOnlyError
 from engine.replay import Replayer, WorkflowReplayResult, WorkflowReplayResults
+from engine.worker import _build_id
 from engine.worker import _faults as _worker_faults
 from engine.worker import _logs as _worker_logs
 from engine.worker._activity_tasks import ActivityTasks
@@ -109,6 +110,7 @@ class Worker(WorkflowTasks, ActivityTasks):
         graceful_shutdown_timeout: timedelta = timedelta(0),
         debug_mode: bool = False,
         interceptors: Sequence[Any] = (),
+        build_id: str | None = None,
     ) -> None:
         problems = []
         if not task_queue:
@@ -148,6 +150,8 @@ class Worker(WorkflowTasks, ActivityTasks):
         check_problems("worker", list(dict.fromkeys(problems)))  # one module's failure is every class's
         self.client = client
         self.task_queue = task_queue
+        # Recorded on each completed workflow task (workerVersion); auto-reset points are kept per build id.
+        self.build_id = build_id or _build_id.code_build_id(workflows, activities)
         # As temporalio: the client's interceptors that also intercept workers come first.
         self._interceptors = [i for i in getattr(client, "_interceptors", ()) if _interceptors.is_worker_interceptor(i)]
         self._interceptors += list(interceptors)

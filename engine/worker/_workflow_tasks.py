@@ -38,6 +38,7 @@ class WorkflowTasks:
     client: Client
     task_queue: str
     stats: dict[str, int]
+    build_id: str
     _owner: str
     _crashed: bool
     _workflows: dict[str, WorkflowDefinition]
@@ -109,7 +110,7 @@ class WorkflowTasks:
         """The change that completes ``task`` with the commands ``submitted``, made at each try."""
         return lambda: (
             complete_workflow_task, task.task_id, self._owner, task.run_id, task.started_event_id,
-            submitted, self.client.clock.now(), first,
+            submitted, self.client.clock.now(), first, self.build_id,
         )
 
     def _workflow_task_committed(

@@ -35,6 +35,9 @@ IGNORED_FIELDS: dict[str, str] = {
     "updateId": "a random id the client makes for each update call",
     "protocolInstanceId": "the update's id (see updateId)",
     "acceptedRequestMessageId": "made from the update's id (see updateId)",
+    "createTime": "a timestamp (an auto-reset point's: when its workflow task completed)",
+    "expireTime": "a timestamp (an auto-reset point's: its run's close plus the namespace's retention)",
+    "buildId": "an auto-reset point's build id, a hash of the worker's code (see workerVersion)",
 }
 # fields whose value the server makes up, so only their presence is compared
 SERVER_MADE: dict[str, str] = {
@@ -58,7 +61,9 @@ IGNORED_TASK_FAILURES: dict[str, str] = {
 }
 # fields that hold the id of another event in the same history
 EVENT_REFERENCES = {"scheduledEventId", "startedEventId", "initiatedEventId", "latestCancelRequestedEventId"}
-RUN_ID_FIELDS = {"runId", "originalExecutionRunId", "firstExecutionRunId", "continuedExecutionRunId", "newExecutionRunId"}
+RUN_ID_FIELDS = {
+    "runId", "originalExecutionRunId", "firstExecutionRunId", "continuedExecutionRunId", "newExecutionRunId", "baseRunId", "newRunId",
+}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
 _EVENT_TYPE = re.compile(r"^EVENT_TYPE_")
 

@@ -8,6 +8,7 @@ of the workflows whose histories the comparison reads. Nothing here imports ``en
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
@@ -163,6 +164,38 @@ async def _closed(client: Client, workflow_id: str) -> bool:
 @driver
 async def continue_as_new(client: Client, wid: str) -> Driven:
     return await _simple(client, wid, w.ContinueAsNew.run, 3)
+
+
+async def _reset(client: Client, workflow_id: str, run_id: str, event_id: int, reason: str) -> str:
+    """Reset a run to event ``event_id``; the new run's id. temporalio has reset only as the raw
+    service call; the engine's handle has ``reset`` (this is the one place the sides differ)."""
+    handle: Any = client.get_workflow_handle(workflow_id, run_id=run_id)
+    if hasattr(handle, "reset"):
+        return str((await handle.reset(reason=reason, event_id=event_id)).run_id)
+    import uuid
+
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+    request = ResetWorkflowExecutionRequest(
+        namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+        reason=reason, workflow_task_finish_event_id=event_id, request_id=str(uuid.uuid4()),
+    )
+    return str((await client.workflow_service.reset_workflow_execution(request)).run_id)
+
+
+@driver
+async def reset(client: Client, wid: str) -> Driven:
+    handle = await _start(client, w.ResetAfterSignal.run, id=wid)
+    await _until(lambda: _has_event(client, wid, "WORKFLOW_TASK_COMPLETED"), "the first workflow task")
+    await handle.signal(w.ResetAfterSignal.name, "Ada")
+    first = await _result(handle)
+    events = json.loads((await handle.fetch_history()).to_json())["events"]
+    point = next(int(e["eventId"]) for e in events if e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED")
+    base_run_id = events[0]["workflowExecutionStartedEventAttributes"]["originalExecutionRunId"]
+    new_run_id = await _reset(client, wid, base_run_id, point, "reset by the differential suite")
+    second = await _result(client.get_workflow_handle(wid, run_id=new_run_id))
+    return Driven({"first": first, "reset to": point, "second": second}, [wid])
 
 
 @driver

@@ -37,15 +37,22 @@ def _switch(side: str) -> None:
 
 
 async def _histories(client: Any, workflow_id: str) -> list[dict[str, Any]]:
-    """Every run of ``workflow_id``, first to last, found by following the continue-as-new links."""
+    """Every run of ``workflow_id``, first to last, found by following the continue-as-new links
+    and the reset links (a reset run's start is a copy of its base run's: its own id and its
+    base's are in its last ``RESET_WORKFLOW`` workflow-task failure)."""
     runs: list[dict[str, Any]] = []
     run_id: str | None = None
     while True:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
         document = json.loads(history.to_json())
         started = document["events"][0]["workflowExecutionStartedEventAttributes"]
-        runs.append({"workflow_id": workflow_id, "run_id": started.get("originalExecutionRunId"), "history": document})
-        run_id = started.get("continuedExecutionRunId")
+        resets = [
+            e["workflowTaskFailedEventAttributes"] for e in document["events"]
+            if e.get("workflowTaskFailedEventAttributes", {}).get("cause") == "WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW"
+        ]
+        own = resets[-1]["newRunId"] if resets else started.get("originalExecutionRunId")
+        runs.append({"workflow_id": workflow_id, "run_id": own, "history": document})
+        run_id = resets[-1]["baseRunId"] if resets else started.get("continuedExecutionRunId")
         if not run_id:
             return runs[::-1]
 

@@ -80,18 +80,9 @@ INTERLEAVINGS: dict[str, list[Interleaving]] = {
                                   "finishes first is a race")],
 }
 
-KNOWN: dict[str, Rule] = {
-    "namespace-id": Rule(
-        None, None, r"namespaceId|parentWorkflowNamespaceId",
-        "child, signal and cancel events name the namespace by id as well as by name on Temporal; the engine has "
-        "no namespace ids",
-    ),
-    "reset-points": Rule(
-        ("continue_as_new",), ("WorkflowExecutionStarted",), r"prevAutoResetPoints\..*",
-        "a continued run's start carries the reset points of `temporal workflow reset`, which the engine does "
-        "not have",
-    ),
-}
+# None left (session 7 fixed the last four: client-error-text, unknown-query-error, namespace-id,
+# reset-points). A difference found later goes here with its reason until the engine matches.
+KNOWN: dict[str, Rule] = {}
 
 
 def _explained(scenario: str, difference: Difference, rules: list[Rule]) -> bool:

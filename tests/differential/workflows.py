@@ -385,6 +385,24 @@ class ContinueAsNew:
         return greeting
 
 
+@workflow.defn
+class ResetAfterSignal:
+    """Waits for a name, then greets it with an activity. The driver resets it to its first
+    workflow task: the new run gets the signal again (re-applied) and greets anew."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: bool(self.names))
+        return await workflow.execute_activity(greet, self.names[0], start_to_close_timeout=SHORT)
+
+    @workflow.signal
+    def name(self, value: str) -> None:
+        self.names.append(value)
+
+
 # ---------------------------------------------------------------- cancellation and termination
 
 
@@ -573,4 +591,5 @@ WORKFLOWS = [
     ActivityRetries, ActivityTimeouts, Heartbeats, Timers, WaitConditions, SignalsAndQueries, Updates, Child, Children,
     ParentClosePolicies, ContinueAsNew, CancelInside, CancelledByClient, WaitsLong, Patches, SearchAttributesAndMemo,
     Saga, FailsWithApplicationError, FailsFromActivity, FailsWithDeclaredException, FailsTask, ChildFails, SideEffects,
+    ResetAfterSignal,
 ]

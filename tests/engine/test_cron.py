@@ -122,6 +122,11 @@ async def test_a_cron_chain_has_the_history_temporal_writes() -> None:
     assert ours[1].events[0].attributes["lastCompletionResult"] == ours[0].events[-1].attributes["result"]
     assert ours[1].events[0].attributes["firstExecutionRunId"] == handle.first_execution_run_id
     assert "identity" not in ours[1].events[0].attributes and "identity" in ours[0].events[0].attributes
+    # As on the server, the next run of the chain carries the reset points, with their expiry.
+    (point,) = ours[1].events[0].attributes["prevAutoResetPoints"]["points"]
+    (expected_point,) = real[1].events[0].attributes["prevAutoResetPoints"]["points"]
+    assert list(point) == list(expected_point)
+    assert point["runId"] == ours[0].run_id and point["firstWorkflowTaskCompletedId"] == expected_point["firstWorkflowTaskCompletedId"]
 
 
 @workflow.defn(sandboxed=False)
