@@ -344,6 +344,23 @@ class Session(SessionWorkers):
         await handle.terminate(reason=reason)
         return description.run_id
 
+    async def reset_workflow(
+        self, workflow_id: str, run_id: str | None, event_id: int | None, reset_type: str | None, reason: str, reapply_signals: bool = True
+    ) -> str:
+        """Reset a run (``temporal workflow reset``): a new run copies its history up to the end of
+        a workflow task and the code defined now takes over. Returns what happened, in one line."""
+        from engine._history.resets import ResetError, point_for
+
+        handle, description = await self._run(workflow_id, run_id)
+        try:
+            point = point_for((await handle.fetch_history()).events, event_id, reset_type)
+            new = await handle.reset(reason=reason, event_id=point, reapply_signals=reapply_signals)
+        except ResetError as e:
+            raise SessionError(str(e)) from None
+        was = "terminated" if description.status == WorkflowExecutionStatus.RUNNING else f"left {description.status.name}"
+        return (f"Workflow {workflow_id!r} reset to event {point}: new run {new.run_id} "
+                f"(the old run {description.run_id} {was}; %workflow show -w {workflow_id} shows the new one).")
+
     async def _open_run(self, workflow_id: str, run_id: str | None, verb: str) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:
         handle, description = await self._run(workflow_id, run_id)
         if description.status != WorkflowExecutionStatus.RUNNING:

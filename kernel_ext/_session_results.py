@@ -87,6 +87,11 @@ class RunDescription(_Text):
             if pairs:
                 lines.append(f"{title}:")
                 lines += [f"  {k:<16} {v}".rstrip() for k, v in pairs]
+        if d.auto_reset_points:  # where %workflow reset -e N can take the run: one per build of the code
+            lines.append("ResetPoints:      (%workflow reset -e EVENT)")
+            for p in d.auto_reset_points:
+                note = "" if p.get("resettable", True) else "  not resettable (a child, signal or cancel it sent is pending)"
+                lines.append(f"  event {p.get('firstWorkflowTaskCompletedId', '?'):<10} build {p.get('buildId', '')}  {p.get('createTime', '')}{note}".rstrip())
         return "\n".join(lines)
 
 

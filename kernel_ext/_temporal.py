@@ -45,7 +45,7 @@ DEFAULT_ADDRESS = "127.0.0.1:7233"
 CONNECT_LIMIT = 10.0  # seconds
 HEALTH_LIMIT = 5.0  # seconds for a health check before a worker starts
 # The %workflow verbs that act on a Temporal server while connected.
-REMOTE_VERBS = ("start", "execute", "show", "list", "describe", "result", "signal", "query", "cancel", "terminate")
+REMOTE_VERBS = ("start", "execute", "show", "list", "describe", "result", "signal", "query", "cancel", "terminate", "reset")
 
 
 @dataclass(frozen=True, repr=False)
@@ -325,8 +325,32 @@ class TemporalTarget:
         if verb == "cancel":
             await handle.cancel()
             return RemoteText(f"Cancellation requested for {args.workflow_id}.")
+        if verb == "reset":
+            return RemoteText(await self._reset(handle, args))
         await handle.terminate(reason=args.reason or None)
         return RemoteText(f"Terminated {args.workflow_id}.")
+
+    async def _reset(self, handle: Any, args: Any) -> str:
+        """temporalio has reset only as the raw service call (what `temporal workflow reset` sends)."""
+        from temporalio.api.common.v1 import WorkflowExecution
+        from temporalio.api.enums.v1 import EventType, ResetReapplyExcludeType
+        from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+        history = await handle.fetch_history()
+        run_id = history.run_id
+        point = args.event_id
+        if point is None:
+            completed = [e.event_id for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+            if not completed:
+                raise SessionError(f"Run {run_id} of {args.workflow_id} has no completed workflow task to reset to.")
+            point = completed[0] if args.reset_type == "FirstWorkflowTask" else completed[-1]
+        request = ResetWorkflowExecutionRequest(
+            namespace=self.client.namespace, workflow_execution=WorkflowExecution(workflow_id=args.workflow_id, run_id=run_id),
+            reason=args.reason, workflow_task_finish_event_id=point, request_id=str(uuid.uuid4()),
+            reset_reapply_exclude_types=[ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL] if args.no_signals else [],
+        )
+        new = await self.client.workflow_service.reset_workflow_execution(request)
+        return f"Workflow {args.workflow_id!r} reset to event {point} on Temporal: new run {new.run_id}."
 
 
 def current_target() -> TemporalTarget | None:

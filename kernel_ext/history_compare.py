@@ -42,7 +42,7 @@ ALLOWED: Mapping[str, str] = {
     "scheduledEventId": "an event number, which counts the workflow-task events (they differ: see below)",
     "startedEventId": "an event number, which counts the workflow-task events",
     "workflowTaskCompletedEventId": "an event number, which counts the workflow-task events",
-    "namespaceId": "made by the server when it created the namespace",
+    "namespaceId": "a random id each server (or engine database) gives a namespace when it creates it",
     "historySizeBytes": "grows with ids, identities and workflow tasks",
     "workerVersion": "the worker's build id",
     "stackTrace": "file paths and line numbers of each SDK's own frames",
@@ -52,7 +52,7 @@ ALLOWED: Mapping[str, str] = {
     "inheritBuildId": "a worker-versioning flag the engine does not record",
     "priority": "a task priority, which recent Temporal servers write and the engine does not",
     "versioningOverride": "worker versioning, which the engine does not have",
-    "prevAutoResetPoints": "the server's reset points, made from build ids",
+    "prevAutoResetPoints": "reset points, which name a run id, a build id and a moment",
     "lastCompletionResult": "empty unless the run is a cron or a retry",
 }
 

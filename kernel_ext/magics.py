@@ -109,6 +109,12 @@ WORKFLOW_VERBS: Mapping[str, _Parser] = {
                     (("--reason",), {"default": "", "help": "Why (recorded in the history)."})),
     "terminate": _verb("workflow terminate", "End a run at once; no workflow code runs.", _ID, _RUN,
                        (("--reason",), {"help": "Why (recorded in the history)."})),
+    "reset": _verb("workflow reset", "Reset a run to the end of a workflow task: a new run copies its history up to there and the code defined now takes over (a bug fixed since); later signals are re-applied; the open run is terminated.",
+                   _ID, _RUN,
+                   (("--event-id", "-e"), {"type": int, "metavar": "N", "help": "A WorkflowTaskCompleted event id to reset to (%%workflow describe lists the run's reset points)."}),
+                   (("--type",), {"dest": "reset_type", "choices": ("FirstWorkflowTask", "LastWorkflowTask"), "help": "Reset to the first or the last completed workflow task."}),
+                   (("--reason",), {"required": True, "help": "Why (recorded in the new run's history)."}),
+                   (("--no-signals",), {"action": "store_true", "help": "Do not re-apply the signals received after the point."})),
 }
 
 
@@ -231,6 +237,8 @@ class DurableMagics(Magics):
             if verb in ("start", "execute"):  # durations as on the engine: 30s, 5m, 1h30m
                 for flag in ("execution_timeout", "run_timeout", "task_timeout"):
                     setattr(args, flag, _duration(parser, "--" + flag.replace("_", "-"), getattr(args, flag)))
+            elif verb == "reset" and (args.event_id is None) == (args.reset_type is None):
+                raise UsageError(f"%workflow reset needs either --event-id N or --type FirstWorkflowTask|LastWorkflowTask.\n{parser.usage_line()}")
             elif verb != "list" and not args.workflow_id:
                 raise UsageError(f"%workflow {verb} needs --workflow-id ID.\n{parser.usage_line()}")
             return self._pending(what, parser, lambda: self.temporal.workflow(verb, args, session.data_converter))
@@ -271,6 +279,14 @@ class DurableMagics(Magics):
                     print(f"Cancellation requested for workflow {args.workflow_id!r} (run {run_id}).")
 
                 return self._pending(what, parser, cancel)
+            case "reset":
+                if (args.event_id is None) == (args.reset_type is None):
+                    raise UsageError(f"%workflow reset needs either --event-id N or --type FirstWorkflowTask|LastWorkflowTask.\n{parser.usage_line()}")
+
+                async def reset() -> None:
+                    print(await session.reset_workflow(args.workflow_id, args.run_id, args.event_id, args.reset_type, args.reason, not args.no_signals))
+
+                return self._pending(what, parser, reset)
             case _:
                 async def terminate() -> None:
                     run_id = await session.terminate_workflow(args.workflow_id, args.run_id, args.reason)

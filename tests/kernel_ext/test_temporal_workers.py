@@ -328,3 +328,18 @@ class Gate:
     message = usage_error(shell, "%workflow query -w gate --name progress")
     assert message.startswith("Query 'progress' of gate failed on Temporal: Query handler for 'progress' expected but not found")
     run(shell, "%worker stop t1")
+
+
+def test_a_run_on_temporal_resets_to_its_first_task(shell: InteractiveShell, server: _dev_server.DevServer) -> None:
+    run(shell, ACTIVITIES)
+    run(shell, WORKFLOWS)
+    run(shell, f"%temporal connect {server.target}")
+    run(shell, "%worker start --task-queue reset-q")
+    assert run(shell, "%workflow execute --type Hello --task-queue reset-q -w to-reset --input '\"Ada\"'") == ["HELLO, ADA!", 42]
+    assert "either --event-id N or --type" in usage_error(shell, "%workflow reset -w to-reset --reason r")
+    said = run(shell, '%workflow reset -w to-reset --type FirstWorkflowTask --reason "try again"')
+    assert "Workflow 'to-reset' reset to event 4 on Temporal: new run " in said.text()
+    assert run(shell, "%workflow result -w to-reset") == ["HELLO, ADA!", 42]
+    events = run(shell, "%workflow show -w to-reset").to_text()
+    assert "WorkflowTaskFailed" in events and "try again" in events
+    run(shell, "%worker stop t1")
