@@ -12,6 +12,19 @@ While the log is shorter than the limit, the thread looks at it at most every ``
 seconds. Woken at every commit, it cost a workflow run alone (nine commits, each a wake-up and
 a trip for the GIL) 0.4 ms of CPU, more than a seventh of the run (benchmarks/one_at_a_time.py);
 a poke while it rests only marks the event, and the look after the rest sees it.
+
+Past the limit, a checkpoint alone does not shorten the log: the writer starts the log over
+(and cuts the file back to ``journal_size_limit``) only in a transaction that began after a
+checkpoint had copied every frame, with no commit in between. One run at a time commits every
+few hundred microseconds, so nearly every checkpoint had a commit land while it ran: the log
+stayed long and the thread checkpointed at every commit, with two fsyncs each, 0.1-1.1 ms of
+CPU per workflow run alone and the event loop's GIL waits besides (benchmarks/README.md,
+session 7). So past the limit it checkpoints twice: first without holding anything (the bulk
+of the copy, writers going on), then, at the next look, holding the engine's write lock
+(``engine._persistence.writer_lock``; a holder lets go after its batch) so that no engine
+process commits meanwhile: that one copies only what was committed since the first, the log
+is then fully copied, and the next transaction starts it over. A PASSIVE checkpoint waits for
+nothing in SQLite, so holding the lock through one cannot deadlock with a writer.
 """
 
 from __future__ import annotations
@@ -19,6 +32,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+
+from engine._persistence.writer_lock import WriterLock
 
 
 class Checkpointer:
@@ -29,6 +44,14 @@ class Checkpointer:
         self._interval = interval
         self._poked = threading.Event()
         self._stopping = threading.Event()  # ends a rest at once
+        # Its own open file (flock excludes other open files, even in this process), so that
+        # holding it keeps this process's store from committing too.
+        try:
+            self._lock: WriterLock | None = WriterLock(path)
+        except OSError:  # a read-only folder: checkpoints without it, as before
+            self._lock = None
+        self.checkpoints = 0  # how many it ran, for benchmarks
+        self.locked_checkpoints = 0
         self._thread = threading.Thread(target=self._run, name="durable-lab checkpoints", daemon=True)
         self._thread.start()
 
@@ -44,6 +67,7 @@ class Checkpointer:
 
     def _run(self) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        copied = False  # the last look past the limit checkpointed without the lock
         try:
             while True:
                 self._poked.wait()
@@ -52,13 +76,27 @@ class Checkpointer:
                     return
                 try:
                     if os.path.getsize(self._wal) > self._limit:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                        # No rest while the log is long: the writer starts it over only
-                        # after a checkpoint that copied every frame, so the next one follows.
+                        # Waited for: run alone, the event loop holds the GIL except while
+                        # in SQLite, inside its transactions, so a lock taken only if free
+                        # was nearly never had. A holder lets go after its batch.
+                        locked = copied and self._lock is not None and self._lock.acquire()
+                        try:
+                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        finally:
+                            if locked:
+                                self._lock.release()  # type: ignore[union-attr]
+                        self.checkpoints += 1
+                        self.locked_checkpoints += locked
+                        # No rest while the log is long: the next look (the next commit's poke)
+                        # tries the locked checkpoint, or again if the lock was taken.
+                        copied = not locked
                         continue
+                    copied = False
                 except (OSError, sqlite3.Error):
                     pass  # the next commit tries again; the writer's log only grows meanwhile
                 if self._stopping.wait(self._interval):
                     return
         finally:
             conn.close()
+            if self._lock is not None:
+                self._lock.close()
