@@ -22,9 +22,10 @@ CPU per workflow run alone and the event loop's GIL waits besides (benchmarks/RE
 session 7). So past the limit it checkpoints twice: first without holding anything (the bulk
 of the copy, writers going on), then, at the next look, holding the engine's write lock
 (``engine._persistence.writer_lock``; a holder lets go after its batch) so that no engine
-process commits meanwhile: that one copies only what was committed since the first, the log
-is then fully copied, and the next transaction starts it over. A PASSIVE checkpoint waits for
-nothing in SQLite, so holding the lock through one cannot deadlock with a writer.
+process commits meanwhile (only while no other process writes to the file: see ``alone``):
+that one copies only what was committed since the first, the log is then fully copied, and
+the next transaction starts it over. A PASSIVE checkpoint waits for nothing in SQLite, so
+holding the lock through one cannot deadlock with a writer.
 """
 
 from __future__ import annotations
@@ -32,16 +33,23 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from typing import Callable
 
-from engine._persistence.writer_lock import WriterLock
+from engine._persistence.writer_lock import WriterLock, _quick_switches
 
 
 class Checkpointer:
-    def __init__(self, path: str, limit: int = 4 * 1024 * 1024, interval: float = 0.05) -> None:
+    def __init__(
+        self, path: str, limit: int = 4 * 1024 * 1024, interval: float = 0.05, alone: Callable[[], bool] = lambda: True
+    ) -> None:
         self._path = path
         self._wal = path + "-wal"
         self._limit = limit
         self._interval = interval
+        # Whether no other process has been seen writing: with others, the lock passes between
+        # busy processes and a third party in its queue slows every hand-over, so the thread
+        # checkpoints without it as before (benchmarks/README.md, session 7).
+        self._alone = alone
         self._poked = threading.Event()
         self._stopping = threading.Event()  # ends a rest at once
         # Its own open file (flock excludes other open files, even in this process), so that
@@ -65,6 +73,23 @@ class Checkpointer:
         self._poked.set()
         self._thread.join(timeout=10)
 
+    def _checkpoint_holding_the_lock(self, conn: sqlite3.Connection) -> None:
+        # Waited for: run alone, the event loop holds the GIL except while in SQLite, inside
+        # its transactions, so a lock taken only if free was nearly never had; a holder lets
+        # go after its batch. Held, this thread must not wait out the interpreter's switch
+        # interval (5 ms) for the GIL after each call while writers of every process wait on
+        # the lock: the short interval stays on from the wait to the release.
+        assert self._lock is not None
+        _quick_switches.enter()
+        try:
+            self._lock.acquire()
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                self._lock.release()
+        finally:
+            _quick_switches.leave()
+
     def _run(self) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         copied = False  # the last look past the limit checkpointed without the lock
@@ -76,19 +101,17 @@ class Checkpointer:
                     return
                 try:
                     if os.path.getsize(self._wal) > self._limit:
-                        # Waited for: run alone, the event loop holds the GIL except while
-                        # in SQLite, inside its transactions, so a lock taken only if free
-                        # was nearly never had. A holder lets go after its batch.
-                        locked = copied and self._lock is not None and self._lock.acquire()
-                        try:
+                        locked = copied and self._lock is not None and self._alone()
+                        if locked:
+                            self._checkpoint_holding_the_lock(conn)
+                        else:
                             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                        finally:
-                            if locked:
-                                self._lock.release()  # type: ignore[union-attr]
                         self.checkpoints += 1
                         self.locked_checkpoints += locked
                         # No rest while the log is long: the next look (the next commit's poke)
-                        # tries the locked checkpoint, or again if the lock was taken.
+                        # checkpoints holding the lock; after that one the next transaction
+                        # starts the log over, unless a reader kept a frame from being copied
+                        # (then the two begin again).
                         copied = not locked
                         continue
                     copied = False

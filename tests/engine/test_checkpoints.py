@@ -89,3 +89,25 @@ def test_the_write_lock_is_not_taken_below_the_limit(tmp_path: Path) -> None:
         conn.close()
         lock.close()
     assert checkpointer.checkpoints == 0
+
+
+def test_with_another_process_writing_the_lock_is_left_to_the_writers(tmp_path: Path) -> None:
+    """Busy processes pass the lock between them; the thread then checkpoints without it."""
+    path = str(tmp_path / "ck.db")
+    conn = _writer(path)
+    lock = WriterLock(path)
+    checkpointer = Checkpointer(path, limit=LIMIT, interval=0.001, alone=lambda: False)
+    deadline = time.monotonic() + 30
+    try:
+        # The writer holds the lock throughout: a thread waiting for it would stop checkpointing.
+        lock.acquire()
+        while checkpointer.checkpoints < 3 and time.monotonic() < deadline:
+            conn.execute("INSERT INTO rows (body) VALUES (?)", (os.urandom(6000),))
+            checkpointer.poke()
+        lock.release()
+    finally:
+        checkpointer.stop()
+        conn.close()
+        lock.close()
+    assert checkpointer.checkpoints >= 3
+    assert checkpointer.locked_checkpoints == 0
