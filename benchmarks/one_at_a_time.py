@@ -15,9 +15,10 @@ worker in the same process and the same event loop. Two ways in:
 Figures, per workflow, after a warm-up: latency (start to result) p50 / p99, CPU split by thread
 (from ``/proc/self/task/*/schedstat``, nanoseconds), transactions, SQL statements (counted in a
 second, shorter pass with SQLite's trace hook on, so the hook's cost stays out of the CPU
-figures), reads, and wake-ups: event-loop iterations and each thread's voluntary context
-switches (a switch is the thread going to sleep; each sleep ends in a wake-up). The script
-prints figures and never asserts on them.
+figures), reads, wake-ups (event-loop iterations and each thread's voluntary context
+switches: a switch is the thread going to sleep; each sleep ends in a wake-up), and the
+checkpoint thread's WAL checkpoints per workflow with the log file's size at the end. The
+script prints figures and never asserts on them.
 """
 
 from __future__ import annotations
