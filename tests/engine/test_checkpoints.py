@@ -4,7 +4,8 @@ SQLite starts the log over only in a transaction that began after a checkpoint h
 every frame, with no commit in between. A writer committing back to back (one run at a time)
 nearly always committed during the thread's checkpoint, so the log stayed past its limit and
 was checkpointed at every commit. The thread now follows a checkpoint made while writers went
-on with one made holding the engine's write lock: the log is then started over.
+on with one made holding the engine's write lock: the log is then started over. Only while no
+other connection writes to the file: busy processes pass the lock between them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import sqlite3
 import time
 from pathlib import Path
 
+from engine import Client
 from engine._persistence.checkpoint import Checkpointer
 from engine._persistence.writer_lock import WriterLock
+
+from tests.engine.workflows import Parallel
 
 LIMIT = 64 * 1024  # bytes: a few transactions of the writer below
 
@@ -111,3 +115,21 @@ def test_with_another_process_writing_the_lock_is_left_to_the_writers(tmp_path: 
         lock.close()
     assert checkpointer.checkpoints >= 3
     assert checkpointer.locked_checkpoints == 0
+
+
+async def test_a_store_takes_the_lock_for_checkpoints_only_until_another_connection_commits(tmp_path: Path) -> None:
+    db = str(tmp_path / "engine.db")
+    mine = await Client.connect(db)
+    other = await Client.connect(db)
+    try:
+        checkpointer = mine.store._checkpointer
+        assert checkpointer is not None
+        await mine.start_workflow(Parallel.run, ["a"], id="mine", task_queue="nobody")
+        assert checkpointer._alone()
+        await other.start_workflow(Parallel.run, ["b"], id="other", task_queue="nobody")
+        # The next write of this connection finds the other's commit.
+        await mine.start_workflow(Parallel.run, ["c"], id="mine-again", task_queue="nobody")
+        assert not checkpointer._alone()
+    finally:
+        await mine.close()
+        await other.close()
