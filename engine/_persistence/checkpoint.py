@@ -22,7 +22,7 @@ CPU per workflow run alone and the event loop's GIL waits besides (benchmarks/RE
 session 7). So past the limit it checkpoints twice: first without holding anything (the bulk
 of the copy, writers going on), then, at the next look, holding the engine's write lock
 (``engine._persistence.writer_lock``; a holder lets go after its batch) so that no engine
-process commits meanwhile (only while no other process writes to the file: see ``alone``):
+process commits meanwhile (only while no other connection writes to the file: ``alone``):
 that one copies only what was committed since the first, the log is then fully copied, and
 the next transaction starts it over. A PASSIVE checkpoint waits for nothing in SQLite, so
 holding the lock through one cannot deadlock with a writer.
@@ -46,7 +46,7 @@ class Checkpointer:
         self._wal = path + "-wal"
         self._limit = limit
         self._interval = interval
-        # Whether no other process has been seen writing: with others, the lock passes between
+        # Whether no other connection has been seen writing: with others, the lock passes between
         # busy processes and a third party in its queue slows every hand-over, so the thread
         # checkpoints without it as before (benchmarks/README.md, session 7).
         self._alone = alone
