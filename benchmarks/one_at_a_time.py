@@ -15,9 +15,10 @@ worker in the same process and the same event loop. Two ways in:
 Figures, per workflow, after a warm-up: latency (start to result) p50 / p99, CPU split by thread
 (from ``/proc/self/task/*/schedstat``, nanoseconds), transactions, SQL statements (counted in a
 second, shorter pass with SQLite's trace hook on, so the hook's cost stays out of the CPU
-figures), reads, and wake-ups: event-loop iterations and each thread's voluntary context
-switches (a switch is the thread going to sleep; each sleep ends in a wake-up). The script
-prints figures and never asserts on them.
+figures), reads, wake-ups (event-loop iterations and each thread's voluntary context
+switches: a switch is the thread going to sleep; each sleep ends in a wake-up), and the
+checkpoint thread's WAL checkpoints per workflow with the log file's size at the end. The
+script prints figures and never asserts on them.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ async def measure(way: str, args: argparse.Namespace, path: str) -> None:
                 raise RuntimeError("unexpected result in the warm-up")
         names = thread_names(store)
         batches, changes = store.batches, store.changes
+        checkpointer = store._checkpointer
+        checkpoints = (checkpointer.checkpoints, checkpointer.locked_checkpoints) if checkpointer is not None else (0, 0)
         wakeups = LoopWakeups(loop)
         before, process_before, t0 = thread_figures(), time.process_time(), time.perf_counter()
         latencies = []
@@ -158,6 +161,9 @@ async def measure(way: str, args: argparse.Namespace, path: str) -> None:
         elapsed, process_cpu, after = time.perf_counter() - t0, time.process_time() - process_before, thread_figures()
         wakeups.remove()
         batches, changes = store.batches - batches, store.changes - changes
+        if checkpointer is not None:
+            checkpoints = (checkpointer.checkpoints - checkpoints[0], checkpointer.locked_checkpoints - checkpoints[1])
+        log_bytes = os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0
         statements, reads = await count_statements(store, one, number, args.count)
     finally:
         await close()
@@ -178,6 +184,8 @@ async def measure(way: str, args: argparse.Namespace, path: str) -> None:
     print(f"  wake-ups per workflow   event loop {wakeups.count / n:.1f} iterations; threads {sum(r[1] for r in rows) / n:.1f} voluntary context switches")
     print(f"  per workflow            {batches / n:.2f} transactions, {changes / n:.2f} changes, "
           f"{sum(reads.values()) / args.count:.2f} reads ({', '.join(f'{k} {v / args.count:.2f}' for k, v in sorted(reads.items(), key=lambda kv: -kv[1]))})")
+    print(f"  WAL checkpoints         {checkpoints[0] / n:.3f} per workflow ({checkpoints[1]} of {checkpoints[0]} holding the "
+          f"write lock); log file {log_bytes / 2**20:.1f} MiB after the measured runs")
     total = sum(statements.values())
     print(f"  SQL statements          {total / args.count:.1f} per workflow ("
           + ", ".join(f"{k} {v / args.count:.1f}" for k, v in sorted(statements.items(), key=lambda kv: -kv[1]))

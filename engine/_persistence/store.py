@@ -130,7 +130,8 @@ class Store:
             # Batches run on the event loop's thread, which must not sleep in SQLite's busy
             # handler: a batch that finds the write lock taken waits on the database thread.
             await conn._execute(conn._conn.execute, "PRAGMA busy_timeout = 0")
-            store._checkpointer = Checkpointer(target)
+            cache = store._cache
+            store._checkpointer = Checkpointer(target, alone=lambda: cache.foreign_commits == 0)
             try:
                 store._writer_lock = WriterLock(target)
             except OSError as e:  # a read-only folder: SQLite's busy handler alone
