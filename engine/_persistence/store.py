@@ -15,6 +15,7 @@ database is a file. Processes sharing a file take turns at the write lock
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import os
@@ -33,7 +34,14 @@ from engine._persistence.writer_lock import LockStats, WriterLock
 from engine.errors import StoreError, StoreReadOnlyError
 
 
+try:
+    import resource
+except ImportError:  # pragma: no cover - Windows: no context switch counts
+    resource = None  # type: ignore[assignment]
+
+
 T = TypeVar("T")
+_HAS_THREAD_USAGE = resource is not None and hasattr(resource, "RUSAGE_THREAD")  # Linux
 
 
 log = logging.getLogger("engine.store")
@@ -284,8 +292,16 @@ class Store:
                     if handover is not None:
                         stats.handovers += 1
                         stats.handover_seconds += handover
+                # No garbage collection while the lock is held: a collection that an allocation
+                # of the batch sets off (all generations, now and then: the sandbox's modules and
+                # the cached runs make the heap large) would stall the other processes too. It
+                # runs once the lock is released, on the next allocation past the threshold.
+                collect_after = lock is not None and gc.isenabled()
+                if collect_after:
+                    gc.disable()
                 held_since = time.perf_counter()
                 cpu_since = time.thread_time() if self.measure_lock_cpu else 0.0
+                usage_since = _thread_usage() if self.measure_lock_cpu else None
                 batch, self._pending = self._pending, []
                 try:
                     tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
@@ -319,7 +335,13 @@ class Store:
                         stats.hold_seconds += time.perf_counter() - held_since
                         if self.measure_lock_cpu:
                             stats.hold_cpu_seconds += time.thread_time() - cpu_since
+                            if usage_since is not None:
+                                usage = _thread_usage()
+                                stats.hold_waits_voluntary += usage.ru_nvcsw - usage_since.ru_nvcsw
+                                stats.hold_preemptions += usage.ru_nivcsw - usage_since.ru_nivcsw
                         lock.release()
+                    if collect_after:
+                        gc.enable()
                 self.batches += 1
                 self.changes += len(batch)
                 if self._checkpointer is not None:
@@ -416,6 +438,10 @@ class _Callback:
             self._done(ok, value)
         except Exception:  # noqa: BLE001 - one caller's bug must not stop the others' results
             log.exception("a commit callback failed")
+
+
+def _thread_usage() -> Any:
+    return resource.getrusage(resource.RUSAGE_THREAD) if _HAS_THREAD_USAGE else None
 
 
 async def _to_end(job: Any) -> Any:

@@ -43,6 +43,11 @@ class LockStats:
     handovers: int = 0
     handover_seconds: float = 0.0
     held_idle_seconds: float = 0.0
+    # With the CPU count: the holder thread's context switches while it held the lock.
+    # Voluntary ones are waits (for the GIL another thread of the process took while SQLite
+    # ran, or for the disk); involuntary ones are the scheduler preempting it.
+    hold_waits_voluntary: int = 0
+    hold_preemptions: int = 0
 
 
 _STAMP = struct.Struct("d")

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
+import time
 from pathlib import Path
+
+import pytest
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
 
 from engine._persistence.store import Store
 
@@ -37,3 +46,40 @@ async def test_a_wait_for_another_store_is_counted_with_its_hand_over(tmp_path: 
     finally:
         await first.close()
         await second.close()
+
+
+def _gc_state(tx: object) -> bool:
+    return gc.isenabled()
+
+
+async def test_no_garbage_collection_while_the_lock_is_held(tmp_path: Path) -> None:
+    store = await Store.open(str(tmp_path / "engine.db"))
+    try:
+        assert gc.isenabled()
+        assert await store.run(_gc_state) is False  # a collection would stall the other processes
+        assert gc.isenabled()  # back on once the lock is released
+        gc.disable()  # a program that manages collections itself keeps them off
+        try:
+            assert await store.run(_gc_state) is False
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        await store.close()
+
+
+def _sleep(tx: object) -> None:
+    time.sleep(0.002)
+
+
+@pytest.mark.skipif(resource is None or not hasattr(resource, "RUSAGE_THREAD"), reason="Linux only")
+async def test_the_holders_waits_are_counted_with_the_cpu_inside(tmp_path: Path) -> None:
+    store = await Store.open(str(tmp_path / "engine.db"))
+    try:
+        store.measure_lock_cpu = True
+        await store.run(_sleep)
+        stats = store.lock_stats
+        assert stats.holds == 1 and stats.hold_waits_voluntary >= 1  # the sleep gave the core up
+        assert stats.hold_preemptions >= 0 and stats.hold_cpu_seconds < stats.hold_seconds
+    finally:
+        await store.close()
