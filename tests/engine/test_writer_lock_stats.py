@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -83,3 +84,27 @@ async def test_the_holders_waits_are_counted_with_the_cpu_inside(tmp_path: Path)
         assert stats.hold_preemptions >= 0 and stats.hold_cpu_seconds < stats.hold_seconds
     finally:
         await store.close()
+
+
+async def test_a_batch_that_waited_for_the_lock_then_waits_for_another_programs_write(tmp_path: Path) -> None:
+    db = str(tmp_path / "engine.db")
+    first, second = await Store.open(db), await Store.open(db)
+    other = sqlite3.connect(db, isolation_level=None)  # a program that is not an engine process
+    try:
+        lock = first._writer_lock
+        assert lock is not None and lock.acquire(wait=False)
+        waiting = asyncio.ensure_future(second.run(_noop))
+        await asyncio.sleep(0.05)
+        other.execute("BEGIN IMMEDIATE")  # SQLite's own write lock, which the lock file does not guard
+        lock.release()  # the waiter takes the lock file, then finds SQLite's lock taken
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        other.execute("COMMIT")
+        assert await waiting == 1
+        assert second.lock_stats.waits == 1 and second.batches == 1
+        assert second._writer_lock is not None and second._writer_lock.acquire(wait=False)  # released after
+        second._writer_lock.release()
+    finally:
+        other.close()
+        await first.close()
+        await second.close()
