@@ -5,8 +5,9 @@ times, alternating, and prints each round's workflows/s, CPU per workflow and th
 one, with the machine's load beside them, then the medians. The two runs of a round are a
 few seconds apart, so a ratio is taken under (nearly) the same load; the medians of several
 rounds are what to quote. ``--checkout`` runs the same rounds for other checkouts of the
-project too (the start commit, say), interleaved with this one, each with its own
-``throughput.py`` and code on ``PYTHONPATH``; ``--busy N`` is throughput.py's contention mode.
+project too (the start commit, say), interleaved with this one (the order turned round
+every other round), each with its own ``throughput.py`` and code on ``PYTHONPATH``;
+``--busy N`` is throughput.py's contention mode.
 
     .venv/bin/python benchmarks/scaling.py --rounds 3
     .venv/bin/python benchmarks/scaling.py --rounds 3 --checkout /work/wt/base --busy 2
@@ -61,7 +62,8 @@ def main() -> None:
     print(f"two processes against one: {args.workflows} workflows and {args.max_in_flight} in flight per process, "
           f"{args.busy} busy loop(s), {args.rounds} round(s)")
     for r in range(1, args.rounds + 1):
-        for checkout in checkouts:
+        # Every other round in the opposite order, so that no checkout always runs first.
+        for checkout in checkouts if r % 2 else checkouts[::-1]:
             one = run(checkout, 1, args)
             two = run(checkout, 2, args)
             ratio = two[0] / one[0]
