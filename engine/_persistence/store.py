@@ -302,7 +302,11 @@ class Store:
             if handover is not None:
                 stats.handovers += 1
                 stats.handover_seconds += handover
-            written = self._write_now(lock)
+            done = self._write_now(lock)
+            if done is not None:
+                written = True  # before the answers: the lock is released whatever they do
+                if done:
+                    self._answer(*done)
 
         def wait() -> None:  # on the database thread
             at, handover = lock.acquire_timed()
@@ -315,15 +319,16 @@ class Store:
         await _to_end(self._conn._execute(wait))
         return written
 
-    def _write_now(self, lock: WriterLock) -> bool:
-        """Write the pending batch at once, the lock held (``_wait_and_write``). False, the
-        lock still held and nothing written, when the batch must be written on the database
-        thread (``_write``)."""
+    def _write_now(self, lock: WriterLock) -> tuple[Any, ...] | None:
+        """Write the pending batch at once, the lock held (``_wait_and_write``), and release
+        the lock; returns what ``_answer`` takes (empty if the batch failed). None, the lock
+        still held and nothing written, when the batch must be written on the database thread
+        (``_write``)."""
         if not self._pending:
             lock.release()
-            return True
+            return ()
         if self._reader is self._conn and self._reading:  # the connection is busy
-            return False
+            return None
         hold = Hold(self.lock_stats, self.measure_lock_cpu)
         batch, self._pending = self._pending, []
         tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
@@ -332,16 +337,15 @@ class Store:
         except _WriterBusy:
             self._pending[:0] = batch  # nothing was written: _write waits for SQLite's lock
             hold.end()
-            return False
+            return None
         except BaseException as e:  # noqa: BLE001 - every caller must hear of it
             hold.end()
             lock.release()
             _fail(batch, translate(e, self.path, 0.0) if isinstance(e, sqlite3.DatabaseError) else e)
-            return True
+            return ()
         hold.end()
         lock.release()
-        self._answer(tx, batch, outcomes)
-        return True
+        return (tx, batch, outcomes)
 
     async def _write(self, lock: WriterLock | None) -> None:
         """Write the pending batch, the lock (if any) held, and release it."""

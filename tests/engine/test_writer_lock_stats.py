@@ -8,6 +8,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ except ImportError:  # Windows
     resource = None  # type: ignore[assignment]
 
 from engine._persistence.store import Store
+from engine.errors import StoreError
 
 
 def _noop(tx: object) -> int:
@@ -106,5 +108,28 @@ async def test_a_batch_that_waited_for_the_lock_then_waits_for_another_programs_
         second._writer_lock.release()
     finally:
         other.close()
+        await first.close()
+        await second.close()
+
+
+def _broken(tx: Any) -> None:
+    tx.conn.execute("SELECT * FROM no_such_table")
+
+
+async def test_a_batch_that_waited_and_failed_tells_its_caller_and_lets_the_lock_go(tmp_path: Path) -> None:
+    db = str(tmp_path / "engine.db")
+    first, second = await Store.open(db), await Store.open(db)
+    try:
+        lock = first._writer_lock
+        assert lock is not None and lock.acquire(wait=False)
+        failing = asyncio.ensure_future(second.run(_broken))
+        await asyncio.sleep(0.05)
+        lock.release()
+        with pytest.raises(StoreError, match="no_such_table"):
+            await failing
+        assert lock.acquire(wait=False)  # the waiter released it after the failed batch
+        lock.release()
+        assert await second.run(_noop) == 1  # and the store goes on
+    finally:
         await first.close()
         await second.close()
