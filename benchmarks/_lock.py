@@ -49,6 +49,11 @@ def lines(lock: dict[str, float], workflows: int, cpu: float, elapsed: float) ->
         f"CPU inside {lock['hold_cpu_seconds'] / n * 1000:.3f} ms/wf, outside {(cpu - lock['hold_cpu_seconds']) / n * 1000:.3f} ms/wf "
         f"({lock['hold_cpu_seconds'] / max(cpu, 1e-9):.0%} of all CPU inside)",
     ]
+    if "hold_preemptions" in lock:
+        out.append(
+            f"  while held, per batch   {lock['hold_waits_voluntary'] / holds:.2f} waits of the holder (the GIL, the disk), "
+            f"{lock['hold_preemptions'] / holds:.2f} preemptions by the scheduler"
+        )
     if lock["waits"]:
         handover = (f"hand-over (release -> waiter's thread has it) mean {lock['handover_seconds'] / lock['handovers'] * 1000:.3f} ms; "
                     if lock["handovers"] else "")

@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks import _lock
+from benchmarks import _collector, _lock
 from benchmarks._runs import TASK_QUEUE, bench_worker, db_size, mib, pct, run_batch_of_workflows
 from engine import Client
 
@@ -46,7 +46,10 @@ def _child(path: str, index: int, args: argparse.Namespace, barrier: Any, result
                     await run_batch_of_workflows(client, args.warmup, args.concurrency, f"warmup-{index}", in_flight, queue)
                 barrier.wait()
                 t0, cpu0, lock0 = time.time(), time.process_time(), _lock.snapshot(client)
+                collector = _collector.CollectorTimer()
+                collector.start()
                 _, _, latencies = await run_batch_of_workflows(client, share, args.concurrency, f"wf-{index}", in_flight, queue)
+                collected = collector.stop()
                 results.put(
                     {
                         "start": t0,
@@ -57,6 +60,7 @@ def _child(path: str, index: int, args: argparse.Namespace, barrier: Any, result
                         "stats": dict(worker.stats),
                         "batches": client.store.batches,
                         "lock": _lock.diff(_lock.snapshot(client), lock0),
+                        "gc": collected,
                     }
                 )
         finally:
@@ -120,5 +124,6 @@ def run_processes(args: argparse.Namespace, path: str, tmpdir: str | None) -> No
     print(f"  CPU                     {cpu:.2f} s in all processes ({cpu / elapsed:.2f} cores), {cpu / n * 1000:.2f} ms per workflow")
     for line in _lock.lines(_lock.add([r["lock"] for r in reports]), n, cpu, elapsed):
         print(line)
+    print(_collector.line(_collector.add([r["gc"] for r in reports]), n, cpu))
     if tmpdir and not args.keep:
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -39,6 +39,7 @@ from engine.worker import POLL_INTERVAL  # noqa: E402
 
 # ---------------------------------------------------------------------------- the workload and its runs
 from benchmarks import _lock  # noqa: E402
+from benchmarks import _collector  # noqa: E402
 from benchmarks._runs import TASK_QUEUE, bench_worker, db_size, mib, pct, run_batch_of_workflows  # noqa: E402
 
 
@@ -236,7 +237,10 @@ async def main(args: argparse.Namespace) -> None:
             profiler = Profiler(async_mode="disabled")
             profiler.start()
 
+        collector = _collector.CollectorTimer()
+        collector.start()
         elapsed, started, latencies = await run_batch_of_workflows(client, args.workflows, args.concurrency, "wf", args.max_in_flight)
+        collected = collector.stop()
 
         if args.profile == "cprofile":
             profiler.disable()
@@ -295,6 +299,7 @@ async def main(args: argparse.Namespace) -> None:
           f"{db_cpu / n * 1000:.2f} ms); at this cost one core (one GIL) allows ~{n / max(process_cpu, 1e-9):.0f} workflows/s")
     for line in _lock.lines(lock_stats, n, process_cpu, elapsed):
         print(line)
+    print(_collector.line(collected, n, process_cpu))
     print(f"  write batches           {len(sizes)}, {meter.inline_batches} of them on the event loop's thread (the connection free and no other "
           "process writing), the others on the database thread")
     print(f"  database thread wall    write batches {meter.batch_seconds:.2f} s "

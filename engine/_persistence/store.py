@@ -15,6 +15,7 @@ database is a file. Processes sharing a file take turns at the write lock
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import os
@@ -29,7 +30,7 @@ from engine._persistence import files
 from engine._persistence.checkpoint import Checkpointer
 from engine._persistence.connection import NeedsShm, busy_ms, is_locked, prepare, prepare_reader, translate
 from engine._persistence.transactions import Cache, Tx
-from engine._persistence.writer_lock import LockStats, WriterLock
+from engine._persistence.writer_lock import Hold, LockStats, WriterLock
 from engine.errors import StoreError, StoreReadOnlyError
 
 
@@ -271,83 +272,141 @@ class Store:
         so that the event loop goes on meanwhile (and the batch grows).
         """
         lock = self._writer_lock
-        stats = self.lock_stats
         try:
             while self._pending:
-                if lock is not None and not lock.acquire(wait=False):
-                    waiting_since = time.perf_counter()
-                    taken, handover = await _to_end(self._conn._execute(lock.acquire_timed))
-                    now = time.perf_counter()
-                    self.lock_wait_seconds += now - waiting_since
-                    stats.waits += 1
-                    stats.wait_seconds += now - waiting_since
-                    stats.held_idle_seconds += now - taken
-                    if handover is not None:
-                        stats.handovers += 1
-                        stats.handover_seconds += handover
-                held_since = time.perf_counter()
-                cpu_since = time.thread_time() if self.measure_lock_cpu else 0.0
-                batch, self._pending = self._pending, []
-                try:
-                    tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
-                    waited = self.lock_timeout  # how long SQLite waited before any "locked" below
-                    if self._reader is self._conn and self._reading:
-                        outcomes = await _to_end(self._conn._execute(_run_batch, tx, batch))  # the connection is busy
-                    else:
-                        try:
-                            waited = 0.0  # this path runs with SQLite's busy timeout off
-                            outcomes = _run_batch(tx, batch)
-                        except _WriterBusy:
-                            waited = self.lock_timeout
-                            # A program that is not an engine process (those queue on the lock
-                            # file) holds SQLite's write lock: wait for it on the database
-                            # thread, as SQLite's busy handler would, not on the event loop.
-                            outcomes = await _to_end(self._conn._execute(_run_batch_patiently, tx, batch, self.lock_timeout))
-                except sqlite3.DatabaseError as e:
-                    error = translate(e, self.path, waited)
-                    for _, _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(error)
+                if lock is not None and not lock.acquire(wait=False) and await self._wait_and_write(lock):
                     continue
-                except BaseException as e:  # noqa: BLE001 - every caller must hear of it
-                    for _, _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(e)
-                    continue
-                finally:
-                    if lock is not None:
-                        stats.holds += 1
-                        stats.hold_seconds += time.perf_counter() - held_since
-                        if self.measure_lock_cpu:
-                            stats.hold_cpu_seconds += time.thread_time() - cpu_since
-                        lock.release()
-                self.batches += 1
-                self.changes += len(batch)
-                if self._checkpointer is not None:
-                    self._checkpointer.poke()
-                for (_, _, fut), (ok, value) in zip(batch, outcomes):
-                    if fut.done():
-                        continue
-                    if ok:
-                        fut.set_result(value)
-                    else:
-                        fut.set_exception(value)
-                for receiver, task in tx.dispatched:
-                    receiver.accept(task)
-                for run_id, closing in tx.closed.items():
-                    for waiter in self._close_waiters.pop(run_id, ()):
-                        if not waiter.done():
-                            waiter.set_result(closing)
-                for note in tx.notes:
-                    self._wake(note)
-                if tx.due is not None:
-                    if self.due_seen is None or tx.due < self.due_seen:
-                        self.due_seen = tx.due
-                    if tx.due < self.timers_deadline:
-                        self._wake(("timers", ""))
-                self._wake(("any", ""))
+                await self._write(lock)
         finally:
             self._flushing = False
+
+    async def _wait_and_write(self, lock: WriterLock) -> bool:
+        """Wait for another process's write lock on the database thread, then write the batch
+        in the callback that tells the event loop the lock is taken: one turn of the loop
+        after the hand-over, where resolving the thread's future, the task awaiting it and
+        this flush took four, each behind every callback made ready meanwhile, with the lock
+        held and unused. True if the batch was written (and the lock released); False if
+        ``_write`` must write it, the lock held."""
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()  # the flush task's, for the callbacks of the answers
+        stats = self.lock_stats
+        waiting_since = time.perf_counter()
+        written = False
+
+        def taken(at: float, handover: float | None) -> None:  # on the event loop
+            nonlocal written
+            now = time.perf_counter()
+            self.lock_wait_seconds += now - waiting_since
+            stats.waits += 1
+            stats.wait_seconds += now - waiting_since
+            stats.held_idle_seconds += now - at
+            if handover is not None:
+                stats.handovers += 1
+                stats.handover_seconds += handover
+            done = self._write_now(lock)
+            if done is not None:
+                written = True  # before the answers: the lock is released whatever they do
+                if done:
+                    self._answer(*done)
+
+        def wait() -> None:  # on the database thread
+            at, handover = lock.acquire_timed()
+            try:
+                loop.call_soon_threadsafe(taken, at, handover, context=context)
+            except RuntimeError:  # the event loop is closed: nobody is left to write
+                lock.release()
+                raise
+
+        await _to_end(self._conn._execute(wait))
+        return written
+
+    def _write_now(self, lock: WriterLock) -> tuple[Any, ...] | None:
+        """Write the pending batch at once, the lock held (``_wait_and_write``), and release
+        the lock; returns what ``_answer`` takes (empty if the batch failed). None, the lock
+        still held and nothing written, when the batch must be written on the database thread
+        (``_write``)."""
+        if not self._pending:
+            lock.release()
+            return ()
+        if self._reader is self._conn and self._reading:  # the connection is busy
+            return None
+        hold = Hold(self.lock_stats, self.measure_lock_cpu)
+        batch, self._pending = self._pending, []
+        tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
+        try:
+            outcomes = _run_batch(tx, batch)
+        except _WriterBusy:
+            self._pending[:0] = batch  # nothing was written: _write waits for SQLite's lock
+            hold.end()
+            return None
+        except BaseException as e:  # noqa: BLE001 - every caller must hear of it
+            hold.end()
+            lock.release()
+            _fail(batch, translate(e, self.path, 0.0) if isinstance(e, sqlite3.DatabaseError) else e)
+            return ()
+        hold.end()
+        lock.release()
+        return (tx, batch, outcomes)
+
+    async def _write(self, lock: WriterLock | None) -> None:
+        """Write the pending batch, the lock (if any) held, and release it."""
+        hold = Hold(self.lock_stats, self.measure_lock_cpu) if lock is not None else None
+        batch, self._pending = self._pending, []
+        try:
+            tx = Tx(self._conn._conn, cache=self._cache, receivers=self.receivers)
+            waited = self.lock_timeout  # how long SQLite waited before any "locked" below
+            if self._reader is self._conn and self._reading:
+                outcomes = await _to_end(self._conn._execute(_run_batch, tx, batch))  # the connection is busy
+            else:
+                try:
+                    waited = 0.0  # this path runs with SQLite's busy timeout off
+                    outcomes = _run_batch(tx, batch)
+                except _WriterBusy:
+                    waited = self.lock_timeout
+                    # A program that is not an engine process (those queue on the lock
+                    # file) holds SQLite's write lock: wait for it on the database
+                    # thread, as SQLite's busy handler would, not on the event loop.
+                    outcomes = await _to_end(self._conn._execute(_run_batch_patiently, tx, batch, self.lock_timeout))
+        except sqlite3.DatabaseError as e:
+            _fail(batch, translate(e, self.path, waited))
+            return
+        except BaseException as e:  # noqa: BLE001 - every caller must hear of it
+            _fail(batch, e)
+            return
+        finally:
+            if hold is not None:
+                hold.end()
+            if lock is not None:
+                lock.release()
+        self._answer(tx, batch, outcomes)
+
+    def _answer(self, tx: Tx, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]], outcomes: list[tuple[bool, Any]]) -> None:
+        """After the commit: answer each change, hand the tasks over, wake who waits."""
+        self.batches += 1
+        self.changes += len(batch)
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
+        for (_, _, fut), (ok, value) in zip(batch, outcomes):
+            if fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+        for receiver, task in tx.dispatched:
+            receiver.accept(task)
+        for run_id, closing in tx.closed.items():
+            for waiter in self._close_waiters.pop(run_id, ()):
+                if not waiter.done():
+                    waiter.set_result(closing)
+        for note in tx.notes:
+            self._wake(note)
+        if tx.due is not None:
+            if self.due_seen is None or tx.due < self.due_seen:
+                self.due_seen = tx.due
+            if tx.due < self.timers_deadline:
+                self._wake(("timers", ""))
+        self._wake(("any", ""))
 
     # ------------------------------------------------------------ notifications
     def _wake(self, key: tuple[str, str]) -> None:
@@ -417,6 +476,12 @@ class _Callback:
             self._done(ok, value)
         except Exception:  # noqa: BLE001 - one caller's bug must not stop the others' results
             log.exception("a commit callback failed")
+
+
+def _fail(batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]], error: BaseException) -> None:
+    for _, _, fut in batch:
+        if not fut.done():
+            fut.set_exception(error)
 
 
 async def _to_end(job: Any) -> Any:

@@ -13,17 +13,23 @@ its process).
 
 from __future__ import annotations
 
+import gc
 import os
 import struct
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 try:
     import fcntl
-except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
+    import resource
+except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone, no context switch counts
     fcntl = None  # type: ignore[assignment]
+    resource = None  # type: ignore[assignment]
+
+_HAS_THREAD_USAGE = resource is not None and hasattr(resource, "RUSAGE_THREAD")  # Linux
 
 
 @dataclass
@@ -43,6 +49,49 @@ class LockStats:
     handovers: int = 0
     handover_seconds: float = 0.0
     held_idle_seconds: float = 0.0
+    # With the CPU count: the holder thread's context switches while it held the lock.
+    # Voluntary ones are waits (for the GIL another thread of the process took while SQLite
+    # ran, or for the disk); involuntary ones are the scheduler preempting it.
+    hold_waits_voluntary: int = 0
+    hold_preemptions: int = 0
+
+
+class Hold:
+    """One batch's hold of the lock, counted in ``stats`` from its start to ``end``.
+
+    No garbage collection while the lock is held: a collection that an allocation of the
+    batch sets off (all generations now and then, on a heap the sandbox's modules and the
+    cached runs make large) would stall the other processes too. It runs after ``end``, on
+    the next allocation past the threshold. With ``measure_cpu`` the holder thread's CPU
+    and context switches are counted too (a system call at each end)."""
+
+    __slots__ = ("stats", "collect_after", "since", "cpu_since", "usage_since")
+
+    def __init__(self, stats: LockStats, measure_cpu: bool) -> None:
+        self.stats = stats
+        self.collect_after = gc.isenabled()
+        if self.collect_after:
+            gc.disable()
+        self.since = time.perf_counter()
+        self.cpu_since = time.thread_time() if measure_cpu else None
+        self.usage_since = _thread_usage() if measure_cpu else None
+
+    def end(self) -> None:
+        stats = self.stats
+        stats.holds += 1
+        stats.hold_seconds += time.perf_counter() - self.since
+        if self.cpu_since is not None:
+            stats.hold_cpu_seconds += time.thread_time() - self.cpu_since
+        if self.usage_since is not None:
+            usage = _thread_usage()
+            stats.hold_waits_voluntary += usage.ru_nvcsw - self.usage_since.ru_nvcsw
+            stats.hold_preemptions += usage.ru_nivcsw - self.usage_since.ru_nivcsw
+        if self.collect_after:
+            gc.enable()
+
+
+def _thread_usage() -> Any:
+    return resource.getrusage(resource.RUSAGE_THREAD) if _HAS_THREAD_USAGE else None
 
 
 _STAMP = struct.Struct("d")
