@@ -35,7 +35,7 @@ import sqlite3
 import threading
 from typing import Callable
 
-from engine._persistence.writer_lock import WriterLock, _quick_switches
+from engine._persistence.writer_lock import WriterLock, quick_switches
 
 
 class Checkpointer:
@@ -80,7 +80,7 @@ class Checkpointer:
         # interval (5 ms) for the GIL after each call while writers of every process wait on
         # the lock: the short interval stays on from the wait to the release.
         assert self._lock is not None
-        _quick_switches.enter()
+        quick_switches.enter()
         try:
             self._lock.acquire()
             try:
@@ -88,7 +88,7 @@ class Checkpointer:
             finally:
                 self._lock.release()
         finally:
-            _quick_switches.leave()
+            quick_switches.leave()
 
     def _run(self) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)

@@ -121,7 +121,9 @@ class _QuickSwitches:
                 sys.setswitchinterval(self._saved)
 
 
-_quick_switches = _QuickSwitches()
+# Shared by every thread that waits for the write lock (the writer, the checkpointer): the
+# interval goes back only when the last of them has stopped waiting.
+quick_switches = _QuickSwitches()
 
 
 class WriterLock:
@@ -139,11 +141,11 @@ class WriterLock:
         # event loop's thread gives up only after the switch interval (5 ms by default): the
         # lock would sit taken and unused that long while the other process waits. A short
         # interval while this thread waits makes that hand-over quick.
-        _quick_switches.enter()
+        quick_switches.enter()
         try:
             self.acquire()
         finally:
-            _quick_switches.leave()
+            quick_switches.leave()
         taken = time.perf_counter()
         handover = None
         if self.timed and self._fd is not None:
