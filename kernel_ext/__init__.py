@@ -4,7 +4,7 @@ Magics (``%worker?``, ``%workflow?``, ``%engine?`` show their help):
 
 - ``%%workflow`` / ``%%activity`` cells define workflows and activities for the kernel's workers;
 - ``%worker start|stop|list`` runs workers on the kernel's event loop;
-- ``%workflow start|execute|show|list|describe|result|signal|query|cancel|terminate`` mirror
+- ``%workflow start|execute|show|list|describe|result|signal|query|cancel|terminate|reset`` mirror
   ``temporal workflow`` (``show --output graph|saga|chain`` draws the run);
 - ``%engine`` shows the engine (``--reset``, ``--time real|skip``, ``--advance 30d``);
 - ``%replay --workflow-id ID`` (or ``--file history.json --workflow module:Class``) steps
