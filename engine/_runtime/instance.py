@@ -588,6 +588,9 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
         finally:
             asyncio.events._set_running_loop(previous)
             self._closed = True
+            # The main task holds this instance (its loop, its coroutine's frames): let go of
+            # it, so that the instance is freed by its reference count, not by the collector.
+            self._main = None
 
 
 _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {
