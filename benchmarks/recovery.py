@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sqlite3
@@ -56,9 +57,29 @@ QUEUE = "recovery"
 
 
 # ---------------------------------------------------------------------------- the worker process
+class _GcClock:
+    """CPU spent in the cycle collector, per generation (``gc.callbacks``): the new worker
+    builds a fresh sandboxed module and instance per rebuilt run, whose cycles only the
+    collector frees."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.cpu = [0.0, 0.0, 0.0]
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.thread_time()
+        else:
+            self.collections[info["generation"]] += 1
+            self.cpu[info["generation"]] += time.thread_time() - self._began
+
+
 async def _serve(db: str, slots: int) -> None:
     began = time.time()
     cpu0 = time.process_time()
+    gc_clock = _GcClock()
+    gc.callbacks.append(gc_clock)
     client = await Client.connect(db)
     worker = Worker(
         client, task_queue=QUEUE, workflows=[ThreeSteps], activities=ACTIVITIES,
@@ -69,7 +90,8 @@ async def _serve(db: str, slots: int) -> None:
 
     def stop() -> None:
         # Asked by the parent once every run closed: this process's CPU since its Client's start.
-        print(f"cpu {time.process_time() - cpu0!r}", flush=True)
+        print(f"cpu {time.process_time() - cpu0!r} {worker.stats.get('replays', 0)}", flush=True)
+        print("gc " + " ".join(map(repr, [*gc_clock.collections, *gc_clock.cpu])), flush=True)
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile_to)
@@ -244,7 +266,11 @@ def one_round(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     finally:
         second.send_signal(signal.SIGTERM)
         out, _ = second.communicate(timeout=30)
-    cpu = next((float(line.split()[1]) for line in out.decode().splitlines() if line.startswith("cpu ")), float("nan"))
+    lines = out.decode().splitlines()
+    cpu_line = next((line.split() for line in lines if line.startswith("cpu ")), ["cpu", "nan", "0"])
+    cpu, replays = float(cpu_line[1]), int(cpu_line[2]) if len(cpu_line) > 2 else 0
+    gc_line = next((line.split()[1:] for line in lines if line.startswith("gc ")), ["0"] * 3 + ["nan"] * 3)
+    gc_figures = ([int(x) for x in gc_line[:3]], [float(x) for x in gc_line[3:]])
     if args.profile:
         import pstats
 
@@ -258,6 +284,7 @@ def one_round(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         **checked, "open at kill": open_at_kill, "left": left, "executions at kill": executions_at_kill,
         "python start-up": t0 - spawned, "reclaimed": reclaimed - t0, "rebuilt": checked["rebuilt"] - t0,
         "finished": checked["finished"] - t0, "attempts timed out": attempts_timed_out, "cpu": cpu,
+        "replays": replays, "gc": gc_figures,
         "engine": str(Path(sys.modules["engine"].__file__ or "").parent.parent),
     }
 
@@ -289,6 +316,10 @@ def main() -> None:
               f"leases reclaimed by {res['reclaimed']:.3f} s ({f['workflow task leases reclaimed']} workflow tasks, "
               f"{res['attempts timed out']} activity attempts), runs rebuilt by {res['rebuilt']:.3f} s, "
               f"all finished at {res['finished']:.3f} s; its CPU {res['cpu']:.3f} s ({1000 * res['cpu'] / args.workflows:.2f} ms per run)")
+        (n0, n1, n2), (c0, c1, c2) = res["gc"]
+        print(f"  its cycle collector: {n0}/{n1}/{n2} collections of generation 0/1/2, {1000 * (c0 + c1 + c2):.0f} ms of CPU "
+              f"({1000 * c0:.0f}/{1000 * c1:.0f}/{1000 * c2:.0f}; {1000 * (c0 + c1 + c2) / args.workflows:.2f} ms per run); "
+              f"{res['replays']} instances rebuilt from history")
         print(f"  exactly-once: {f['activities']} activities completed, {f['executions']} executions, "
               f"{f['re-executions of cut attempts']} re-executions of attempts cut by the kill, "
               f"{len(res['errors'])} completed activities run again" + ("" if not res["errors"] else ": " + "; ".join(res["errors"][:5])))

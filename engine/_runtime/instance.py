@@ -301,8 +301,12 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
                 produced=command.describe(),
                 code_line=str(command.source or ""),
             )
-        if command.on_event is not None:
-            command.on_event(event.event_id)
+        on_event = command.on_event
+        if on_event is not None:
+            # Called once. Dropped, so that the handle it closes over (which holds the command)
+            # is freed by its reference count, not left for the cycle collector.
+            command.on_event = None
+            on_event(event.event_id)
 
     def _check_all_matched(self, event: HistoryEvent | None) -> None:
         if self._matching_after is None:
@@ -589,6 +593,9 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
         finally:
             asyncio.events._set_running_loop(previous)
             self._closed = True
+            # The main task holds this instance (its loop, its coroutine's frames): let go of
+            # it, so that the instance is freed by its reference count, not by the collector.
+            self._main = None
 
 
 _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 from engine._history.clock import wait_first
+from engine._history.timers import fire_due as _fire_due
 from engine._matching import dead_workers as _dead_workers
 from engine._matching import queries as _queries
 from engine._matching import worker_registry as _worker_registry
@@ -220,6 +221,16 @@ class Worker(WorkflowTasks, ActivityTasks):
         self._running = True
         self.client._ensure_service()
         self.client._workers.add(self)
+        try:
+            # Before the pollers start (a restart after a crash): their first claims would
+            # otherwise queue ahead of the takeover. Nothing is awaited when no worker is dead.
+            await self._reclaim()
+        except Exception:  # noqa: BLE001 - the database may be busy: the reclaim loop tries again
+            pass
+        except BaseException:  # cancelled before it served: as if it had never started
+            self._running = False
+            self.client._workers.discard(self)
+            raise
         self._start_loops()
         # Listed while it runs, so other programs on the file see it (%worker list), and
         # locked until its last change has committed: a lock another worker can take means
@@ -361,11 +372,14 @@ class Worker(WorkflowTasks, ActivityTasks):
         outage = _lock_waits.Outage("taking back the leases of dead workers")
         while not self._stop.is_set():
             try:
-                await _dead_workers.reclaim(self.client.store, self.client.clock.now())
+                await self._reclaim()
                 outage.passed()
             except Exception as e:  # noqa: BLE001 - the database may be busy; try again later
                 outage.failed(e)
             await wait_first([asyncio.sleep(_dead_workers.INTERVAL), self._stop.wait()])
+
+    async def _reclaim(self) -> int:
+        return await _dead_workers.reclaim(self.client.store, self.client.clock.now(), _fire_due)
 
     async def _poll_loop(self, kind: str, claim: Callable[..., Any], extra: tuple[Any, ...], accept: Callable[[Any], None]) -> None:
         """Claim ``kind`` tasks while there are free slots; sleep until work arrives when the

@@ -126,10 +126,11 @@ async def test_only_unlocked_entries_of_this_host_count_as_dead_whatever_their_p
     db = str(tmp_path / "engine.db")
     client = await Client.connect(db)
     try:
-        # This process's pid is alive, but nobody holds the entry's lock: its worker is gone.
-        here = _entry(db, "1-1.json", "me#1", socket.gethostname())
-        elsewhere = _entry(db, "2-1.json", "them#1", "another-machine")
         async with Worker(client, task_queue="q", activities=[_done]) as live:
+            # Written once the worker runs: one that starts takes a dead entry back at once.
+            # This process's pid is alive, but nobody holds the entry's lock: its worker is gone.
+            here = _entry(db, "1-1.json", "me#1", socket.gethostname())
+            elsewhere = _entry(db, "2-1.json", "them#1", "another-machine")
             found = dead_workers.find_dead(db)
             try:
                 assert [(d.path.name, d.owner) for d in found] == [("1-1.json", "me#1")]
@@ -181,5 +182,31 @@ async def test_a_workflow_task_leased_by_a_dead_worker_is_timed_out_and_retried_
             assert await asyncio.wait_for(handle.result(), timeout=60) == "x:done"
         types = [e.event_type for e in (await handle.fetch_history()).events]
         assert types[:5] == ["WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted", "WorkflowTaskTimedOut", "WorkflowTaskScheduled"]
+    finally:
+        await client.close()
+
+
+async def test_a_dead_workers_leases_are_timed_out_in_the_change_that_takes_them_back(tmp_path: Path) -> None:
+    """A starting worker passes the timer queue's ``fire_due``: the timeouts commit with the
+    expiry, not on the timer queue's next turn (which would wait behind its pollers' claims)."""
+    from engine._history.timers import fire_due
+    from engine._history.workflow_tasks import claim_workflow_tasks
+    from tests.engine.dead_worker_app import OneStep
+
+    db = str(tmp_path / "engine.db")
+    starter = await Client.connect(db)
+    try:
+        handle = await starter.start_workflow(OneStep.run, "x", id="w", task_queue="q", task_timeout=timedelta(seconds=120))
+        await starter.store.run(claim_workflow_tasks, "q", "ghost#1", starter.clock.now(), 10, lambda run_id: 0)
+    finally:
+        await starter.close()
+    _entry(db, "9-1.json", "ghost#1", socket.gethostname())
+    client = await Client.connect(db)  # no timer queue runs in this one: nothing started through it
+    try:
+        assert await dead_workers.reclaim(client.store, client.clock.now(), fire_due) == 1
+        types = [e.event_type for e in (await client.get_workflow_handle("w", run_id=handle.run_id).fetch_history()).events]
+        assert types == ["WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted", "WorkflowTaskTimedOut"]
+        assert _leases(db) == [("workflow", None)]  # its retry, queued for any worker
+        assert not list(folder_of(db).iterdir())
     finally:
         await client.close()
