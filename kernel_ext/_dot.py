@@ -77,7 +77,7 @@ def node(name: str, row: Row, *, fill: tuple[str, str] | None = None, label: str
     fill_colour, border = fill or colours(row)
     dashed = row["status"] == "running" or row["kind"] == "more"
     style = "rounded,filled" + (",dashed" if dashed else "")
-    extra = ", penwidth=2" if row["kind"] in ("start", "result") else ""
+    extra = ", penwidth=2" if row["kind"] in ("start", "result", "reset") else ""
     if row.get("injected"):
         # An injected fault: a thick dotted purple border, apart from organic failures.
         style += ",bold,dotted"

@@ -45,6 +45,13 @@ def on_task_failed(tl: Timeline, event: HistoryEvent) -> None:
     a = event.attributes
     cause = text_of(a, "cause").removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
     message = failure_message(a.get("failure"))
+    if cause == "RESET_WORKFLOW":  # not a failure of the code: where a reset took the run over
+        base = text_of(a, "baseRunId")
+        step = tl.new(event, "reset", "Reset", status="info", batch=False)
+        step.detail = message or "reset"
+        step.notes += [f"reason: {message}", f"the events before this one are copied from run {base}; the code "
+                       "defined at the reset decides from here (activities after this point run again)"]
+        return
     title = "Workflow task failed"
     if "NON_DETERMINISTIC" in cause or "nondetermin" in message.lower():
         title += " (non-determinism)"

@@ -42,6 +42,12 @@ def test_a_run_reset_to_its_first_task_finishes_with_the_fixed_code(shell: Inter
     events = [e.event_type for e in run(shell, "%workflow show -w w1").history.events]
     assert events[:5] == ["WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted", "WorkflowTaskFailed", "WorkflowTaskScheduled"]
     assert events[-1] == "WorkflowExecutionCompleted"
+    # The graph draws the reset as where the new run took over, not as a failure of the code.
+    graph = run(shell, "%workflow show -w w1 -o graph")
+    text = graph.to_text()
+    assert "Reset" in text and "the name lost its capital" in text and "Workflow task failed" not in text
+    reset_node = next(line for line in graph.dot.splitlines() if "label=\"Reset" in line)
+    assert 'fillcolor="#f7f7f7"' in reset_node and "penwidth=2" in reset_node, reset_node
 
 
 def test_reset_errors_name_the_fix(shell: InteractiveShell) -> None:
