@@ -73,8 +73,9 @@ class EngineError(Exception):
     """Base class of every error the engine raises on purpose."""
 
 
-class FailureError(EngineError):
-    """A failure that is recorded in history and can cross from activity to workflow to client."""
+class _MessageAndCause(EngineError):
+    """temporalio's ``message`` and ``cause`` (the same as ``__cause__``), shared by failures
+    and by ``WorkflowQueryFailedError``, which is not a failure recorded in history."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -86,9 +87,13 @@ class FailureError(EngineError):
 
     @property
     def cause(self) -> BaseException | None:
-        """What caused it, as temporalio's ``cause`` (the same as ``__cause__``): the last
-        attempt's failure for an ``ActivityError``, for instance."""
+        """What caused it: the last attempt's failure for an ``ActivityError``, the query
+        handler's own exception (when it ran in this process) for a failed query."""
         return self.__cause__
+
+
+class FailureError(_MessageAndCause):
+    """A failure that is recorded in history and can cross from activity to workflow to client."""
 
     @property
     def failure(self) -> Any:
@@ -396,24 +401,10 @@ class WorkflowUpdateFailedError(EngineError):
         return self.__cause__
 
 
-class WorkflowQueryFailedError(EngineError):
+class WorkflowQueryFailedError(_MessageAndCause):
     """A query could not be answered: the workflow has no handler of that name, its handler
     raised (then ``cause`` is that exception when it ran in this process), or no worker
     answered in time. The message says which, as temporalio's does."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self._message = message
-
-    @property
-    def message(self) -> str:
-        """What went wrong (the same text as ``str()``)."""
-        return self._message
-
-    @property
-    def cause(self) -> BaseException | None:
-        """The query handler's own exception, when the handler ran in this process."""
-        return self.__cause__
 
 
 def describe_failure(error: BaseException) -> str:
