@@ -353,7 +353,8 @@ class Session(SessionWorkers):
 
         handle, description = await self._run(workflow_id, run_id)
         try:
-            point = point_for((await handle.fetch_history()).events, event_id, reset_type)
+            # The history only to find a --type's event: the engine then checks the point.
+            point = event_id if event_id is not None else point_for((await handle.fetch_history()).events, None, reset_type)
             new = await handle.reset(reason=reason, event_id=point, reapply_signals=reapply_signals)
         except ResetError as e:
             raise SessionError(str(e)) from None

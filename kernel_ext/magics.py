@@ -233,12 +233,12 @@ class DurableMagics(Magics):
         verb, args, parser = _split_verb("workflow", WORKFLOW_VERBS, line)
         session = self.session
         what = f"%workflow {verb}"
+        if verb == "reset" and (args.event_id is None) == (args.reset_type is None):  # on the engine and on Temporal
+            raise UsageError(f"%workflow reset needs either --event-id N or --type FirstWorkflowTask|LastWorkflowTask.\n{parser.usage_line()}")
         if self.temporal is not None and self.temporal.connected and verb in _temporal.REMOTE_VERBS and not getattr(args, "file", None):
             if verb in ("start", "execute"):  # durations as on the engine: 30s, 5m, 1h30m
                 for flag in ("execution_timeout", "run_timeout", "task_timeout"):
                     setattr(args, flag, _duration(parser, "--" + flag.replace("_", "-"), getattr(args, flag)))
-            elif verb == "reset" and (args.event_id is None) == (args.reset_type is None):
-                raise UsageError(f"%workflow reset needs either --event-id N or --type FirstWorkflowTask|LastWorkflowTask.\n{parser.usage_line()}")
             elif verb != "list" and not args.workflow_id:
                 raise UsageError(f"%workflow {verb} needs --workflow-id ID.\n{parser.usage_line()}")
             return self._pending(what, parser, lambda: self.temporal.workflow(verb, args, session.data_converter))
@@ -280,9 +280,6 @@ class DurableMagics(Magics):
 
                 return self._pending(what, parser, cancel)
             case "reset":
-                if (args.event_id is None) == (args.reset_type is None):
-                    raise UsageError(f"%workflow reset needs either --event-id N or --type FirstWorkflowTask|LastWorkflowTask.\n{parser.usage_line()}")
-
                 async def reset() -> None:
                     print(await session.reset_workflow(args.workflow_id, args.run_id, args.event_id, args.reset_type, args.reason, not args.no_signals))
 

@@ -418,11 +418,11 @@ async def reset(args: argparse.Namespace, out: Out) -> int:
     async def body(client: Client) -> int:
         handle, _ = await _resolve(client, args)
         reason = _with_user(args.reason)
-        events = (await handle.fetch_history()).events
         try:
             from engine._history.resets import point_for
 
-            event_id = point_for(events, args.event_id, args.reset_type)
+            # The history only to find a --type's event: the engine then checks the point.
+            event_id = args.event_id if args.event_id is not None else point_for((await handle.fetch_history()).events, None, args.reset_type)
             new = await handle.reset(
                 reason=reason, event_id=event_id, reapply_signals=args.reapply_exclude not in ("All", "Signal")
             )
