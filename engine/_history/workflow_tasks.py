@@ -17,7 +17,7 @@ from engine._history import updates
 from engine._history.mutable_state import Run, StaleTaskError, _wft_scheduled, append, from_ts, identity_of, load_run, request_id, save_run, schedule_transient_task, ts, wft_scheduled_attrs
 from engine._matching.dispatch import pick_sticky, pick_waiting, queued
 from engine._matching.task_queues import claimable
-from engine._persistence.event_rows import read_rows
+from engine._persistence.event_rows import decode_rows as _decode, stored_rows
 from engine._persistence.transactions import Tx, dumps
 from engine.history import HistoryEvent
 
@@ -91,15 +91,30 @@ def ensure_workflow_task(tx: Tx, run: Run, now: datetime, *, delay: float = 0.0)
 # ---------------------------------------------------------------------------- workflow tasks
 @dataclass
 class WorkflowTask:
+    """What a worker gets. The events it has not seen yet are ``stored`` rows (read in the
+    write batch that hands the task over) followed by ``later`` events already in memory;
+    ``events`` decodes the rows when the worker first asks, just before its replay, so the
+    batch holds the write lock a shorter time and the objects of a history are made next to
+    the replay that uses them rather than kept alive, all of a batch's at once, until then."""
+
     task_id: int
     run_id: str
     workflow_id: str
     workflow_type: str
     task_queue: str
     started_event_id: int
-    events: list[HistoryEvent]
     history_complete: bool
     updates: list[dict[str, Any]] = field(default_factory=list)
+    stored: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
+    later: list[HistoryEvent] = field(default_factory=list, repr=False)
+    _events: list[HistoryEvent] | None = field(default=None, repr=False)
+
+    @property
+    def events(self) -> list[HistoryEvent]:
+        if self._events is None:
+            self._events = decode_rows(self.stored) + self.later if self.stored else self.later
+            self.stored = []
+        return self._events
 
 
 def claim_workflow_tasks(
@@ -168,6 +183,7 @@ def start_workflow_task(
     tx.note_due(expires)
     run.wft_task = (task_id, owner, info)
     after = known(run.run_id)
+    stored, in_memory = _events_after(tx, run, after)
     return WorkflowTask(
         task_id,
         run.run_id,
@@ -175,27 +191,35 @@ def start_workflow_task(
         run.workflow_type,
         run.task_queue,
         started,
-        _events_after(tx, run, after) + synthetic,
         after == 0,
         updates.claim(tx, run.run_id) if run.has_updates is not False else [],
+        stored=stored,
+        later=in_memory + synthetic if synthetic else in_memory,
     )
 
 
-def _events_after(tx: Tx, run: Run, after: int) -> list[HistoryEvent]:
-    """The run's events after ``after``: from memory when this connection appended them all."""
+def _events_after(tx: Tx, run: Run, after: int) -> tuple[list[tuple[Any, ...]], list[HistoryEvent]]:
+    """The run's events after ``after``: from memory when this connection appended them all
+    (the second list), else as stored rows (the first)."""
     if after + 1 >= run.tail_from:
+        rows: list[tuple[Any, ...]] = []
         events = [e for e in run.tail if e.event_id > after]
     else:
         tx.flush()
-        events = read_events(tx.conn, run.run_id, after)
+        rows, events = stored_rows(tx.conn, run.run_id, after), []
     # The worker will hold everything up to now: later tasks need only what follows.
     run.tail = []
     run.tail_from = run.next_event_id
-    return events
+    return rows, events
+
+
+def decode_rows(rows: list[tuple[Any, ...]]) -> list[HistoryEvent]:
+    """The events of rows ``stored_rows`` read."""
+    return [HistoryEvent(*row) for row in _decode(rows)]
 
 
 def read_events(conn: Any, run_id: str, after: int = 0) -> list[HistoryEvent]:
-    return [HistoryEvent(*row) for row in read_rows(conn, run_id, after)]
+    return decode_rows(stored_rows(conn, run_id, after))
 
 
 def take_workflow_task(tx: Tx, task_id: int, owner: str, run: Run, started_event_id: int) -> dict[str, Any]:

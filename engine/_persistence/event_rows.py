@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import orjson
 
@@ -206,7 +206,17 @@ _EVENTS = (
 
 def read_rows(conn: Any, run_id: str, after: int = 0) -> Iterator[tuple[int, str, datetime, Any]]:
     """(event id, type, time, attributes) of the run's events after ``after``, in order."""
-    for event_id, stored_type, stored_time, stored in conn.execute(_EVENTS, (run_id, after)):
+    return decode_rows(conn.execute(_EVENTS, (run_id, after)))
+
+
+def stored_rows(conn: Any, run_id: str, after: int = 0) -> list[tuple[Any, ...]]:
+    """The run's rows after ``after`` as stored, for ``decode_rows`` to decode later."""
+    return conn.execute(_EVENTS, (run_id, after)).fetchall()  # type: ignore[no-any-return]
+
+
+def decode_rows(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, str, datetime, Any]]:
+    """(event id, type, time, attributes) of rows as stored."""
+    for event_id, stored_type, stored_time, stored in rows:
         yield event_id, type_name(stored_type), event_datetime(stored_time), unpack(stored_type, stored)
 
 
