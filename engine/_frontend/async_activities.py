@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
+import orjson
+
 from engine._history.activities import _held_activity
 from engine._history.activities import complete_activity, fail_activity, heartbeat_activity
 from engine._persistence.transactions import Tx
@@ -58,10 +60,7 @@ class _Lease:
 
 def task_token(task_id: int, owner: str, attempt: int, run_id: str, scheduled_event_id: int) -> bytes:
     # The run and event too: SQLite hands a deleted task's row id to the next task.
-    return json.dumps(
-        {"task": task_id, "owner": owner, "attempt": attempt, "run": run_id, "scheduled": scheduled_event_id},
-        separators=(",", ":"),
-    ).encode()
+    return orjson.dumps({"task": task_id, "owner": owner, "attempt": attempt, "run": run_id, "scheduled": scheduled_event_id})
 
 
 def _from_token(token: bytes) -> _Lease:

@@ -215,7 +215,17 @@ def _events_after(tx: Tx, run: Run, after: int) -> tuple[list[tuple[Any, ...]], 
 
 def decode_rows(rows: list[tuple[Any, ...]]) -> list[HistoryEvent]:
     """The events of rows ``stored_rows`` read."""
-    return [HistoryEvent(*row) for row in _decode(rows)]
+    events = []
+    for event_id, event_type, event_time, attributes in _decode(rows):
+        # What the frozen dataclass's __init__ does, without its four object.__setattr__ calls.
+        event = _new_event(HistoryEvent)
+        _set(event, "__dict__", {"event_id": event_id, "event_type": event_type, "event_time": event_time, "attributes": attributes})
+        events.append(event)
+    return events
+
+
+_new_event = object.__new__
+_set = object.__setattr__
 
 
 def read_events(conn: Any, run_id: str, after: int = 0) -> list[HistoryEvent]:

@@ -5,15 +5,19 @@ cycle collector off (one collection after the batch, not one per 700 allocations
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine import Client, Worker, activity, workflow
 from engine._history.workflow_tasks import WorkflowTask, decode_rows, read_events
-from engine._persistence.event_rows import stored_rows
+from engine._persistence.event_rows import read_rows, stored_rows
+from engine.history import HistoryEvent
 
 
 @activity.defn
@@ -73,7 +77,11 @@ def test_decode_rows_matches_read_events(tmp_path: Path) -> None:
     try:
         rows = stored_rows(conn, run_id, 0)
         assert all(isinstance(r, tuple) for r in rows)
-        assert decode_rows(rows) == read_events(conn, run_id, 0)
+        decoded = decode_rows(rows)
+        assert decoded == [HistoryEvent(*row) for row in read_rows(conn, run_id)] == read_events(conn, run_id, 0)
+        assert all(type(e) is HistoryEvent for e in decoded) and len(decoded) == 17
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            decoded[0].event_id = 2  # type: ignore[misc]
         task = WorkflowTask(1, run_id, "two", "TwoSteps", "q", 3, True, stored=rows[:3], later=read_events(conn, run_id, 3))
         assert task._events is None
         assert task.events == read_events(conn, run_id, 0) and task.stored == []
