@@ -74,6 +74,8 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
     registered: WorkflowDefinition | None = None
     # The worker's interceptors (engine/_runtime/interceptors.py); the chains are built with the object.
     interceptors: Sequence[Any] = ()
+    # Called with the instance once it is evicted, by the runner that lent it its code.
+    on_evicted: Callable[[Any], None] | None = None
 
     def __init__(self, defn: WorkflowDefinition, info: WorkflowInfo, data_converter: DataConverter | None = None) -> None:
         self.defn = defn
@@ -596,6 +598,9 @@ class WorkflowInstance(ActivityCalls, WorkflowCalls):
             # The main task holds this instance (its loop, its coroutine's frames): let go of
             # it, so that the instance is freed by its reference count, not by the collector.
             self._main = None
+        given, self.on_evicted = self.on_evicted, None
+        if given is not None:
+            given(self)  # the sandbox takes its module copy back (engine/_sandbox/reuse.py)
 
 
 _JOBS: dict[str, Callable[[WorkflowInstance, HistoryEvent], None]] = {

@@ -101,8 +101,15 @@ class Sandbox:
         self.modules: dict[str, Any] = {}
         # The names loaded afresh here (a dict of strings: the cycle collector skips it).
         self._fresh: dict[str, None] = {}
+        # Where each module run afresh here came from, and the code it ran (engine/_sandbox/reuse.py).
+        self.sources: dict[str, tuple[str, types.CodeType]] = {}
         self.builtins = dict(kit.views.builtins)
         self.builtins["__import__"] = self._import
+
+    @property
+    def fresh(self) -> dict[str, None]:
+        """The names of the modules run afresh in this sandbox."""
+        return self._fresh
 
     # ------------------------------------------------------------------ entry points
     def load_class(self, module: str, qualname: str) -> Any:
@@ -265,8 +272,10 @@ class Sandbox:
             setattr(self.modules[parent_name], child, module)
         if source:
             assert isinstance(origin, str)
+            code = self._kit.code(name, origin)
+            self.sources[name] = (origin, code)
             try:
-                exec(self._kit.code(name, origin), attrs)
+                exec(code, attrs)
             except BaseException:
                 del self.modules[name]
                 raise

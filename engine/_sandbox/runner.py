@@ -4,7 +4,9 @@
 for every instance (every run a worker takes up, and every replay), a fresh copy of the class
 in a new ``Sandbox``: from its module file, or from the source that defined it (a notebook
 cell registered with ``register_source``, else ``inspect.getsource``) run in a copy of the
-namespace it was defined in. The copy's restricted calls raise while its code runs.
+namespace it was defined in. The copy's restricted calls raise while its code runs. A copy of
+a module file that a finished run left exactly as loaded is lent to the next run instead
+(``engine._sandbox.reuse``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from engine._runtime.definitions import WorkflowDefinition
 from engine._runtime.info import WorkflowInfo
 from engine._runtime.instance import WorkflowInstance
 from engine._sandbox.loader import Kit, Sandbox
+from engine._sandbox.reuse import Copy, CopyPool, state_of
 from engine._sandbox.rules import SandboxRestrictions, loading
 from engine.converter import DataConverter
 from engine.errors import DefinitionError
@@ -78,6 +81,10 @@ class SandboxedWorkflowRunner(WorkflowRunner):
         self.restrictions = restrictions
         self._kit: Kit | None = None
         self._recipes: dict[int, tuple[WorkflowDefinition, _Recipe]] = {}
+        # Module copies that finished runs gave back, and the modules whose state the check
+        # cannot read (by recipe, with the code they were loaded from).
+        self.copies = CopyPool()
+        self._unreadable: dict[tuple[str, str], tuple[types.CodeType, ...]] = {}
 
     def __repr__(self) -> str:
         return f"SandboxedWorkflowRunner(restrictions={self.restrictions!r:.60}...)"
@@ -97,18 +104,49 @@ class SandboxedWorkflowRunner(WorkflowRunner):
     def create_instance(
         self, defn: WorkflowDefinition, info: WorkflowInfo, data_converter: DataConverter | None = None
     ) -> WorkflowInstance:
-        instance = WorkflowInstance(self.fresh_definition(defn), info, data_converter)  # type: ignore[abstract]
+        """An instance on a copy of the workflow's module: one a finished run left as it was
+        loaded (``engine._sandbox.reuse``), else a fresh one."""
+        recipe = self._recipe_of(defn)
+        copy = self.copies.take(recipe.key, self.kit) if recipe.module is not None else None
+        if copy is not None:
+            fresh = copy.defn
+        else:
+            sandbox = Sandbox(self.kit)
+            fresh = self._load(defn, recipe, sandbox)
+            copy = self._lendable(recipe, sandbox, fresh)
+        instance = WorkflowInstance(fresh, info, data_converter)  # type: ignore[abstract]
         instance.sandboxed = True
         instance.registered = defn
+        if copy is not None:
+            instance.on_evicted = copy.give_back
         return instance
 
-    def fresh_definition(self, defn: WorkflowDefinition) -> WorkflowDefinition:
-        """The definition of a fresh copy of ``defn``'s class, built in a new sandbox."""
+    def _lendable(self, recipe: _Recipe, sandbox: Sandbox, fresh: WorkflowDefinition) -> Copy | None:
+        """A copy to pool after its run, or None if its state cannot be checked (then the
+        module's next loads are not checked either, until its code changes)."""
+        if recipe.module is None:
+            return None
+        codes = tuple(code for _, code in sandbox.sources.values())
+        if self._unreadable.get(recipe.key) == codes:
+            return None
+        state = state_of(sandbox)
+        if state is None:
+            self._unreadable[recipe.key] = codes
+            return None
+        return Copy(recipe.key, sandbox, fresh, state, self.copies)
+
+    def _recipe_of(self, defn: WorkflowDefinition) -> _Recipe:
         entry = self._recipes.get(id(defn))
         if entry is None or entry[0] is not defn:
             entry = (defn, _recipe(defn.cls, defn.run_fn.__globals__))
             self._recipes[id(defn)] = entry
-        recipe = entry[1]
+        return entry[1]
+
+    def fresh_definition(self, defn: WorkflowDefinition) -> WorkflowDefinition:
+        """The definition of a fresh copy of ``defn``'s class, built in a new sandbox."""
+        return self._load(defn, self._recipe_of(defn), Sandbox(self.kit))
+
+    def _load(self, defn: WorkflowDefinition, recipe: _Recipe, sandbox: Sandbox) -> WorkflowDefinition:
         building = _building.get()
         if recipe.key in building:
             raise DefinitionError(
@@ -118,7 +156,7 @@ class SandboxedWorkflowRunner(WorkflowRunner):
             )
         token = _building.set(building | {recipe.key})
         try:
-            cls = recipe.load(Sandbox(self.kit))
+            cls = recipe.load(sandbox)
         except Exception:
             raise
         except BaseException as e:  # noqa: BLE001 - SystemExit and the like would end the worker
