@@ -19,7 +19,7 @@ from engine._history.workflow_tasks import deliver
 from engine._matching.dead_workers import ASYNC_MARK
 from engine._matching.dispatch import pick
 from engine._matching.task_queues import claimable
-from engine._persistence.transactions import Tx, dumps
+from engine._persistence.transactions import Tx, dumps, loads
 from engine.common import RetryPolicy
 from engine.errors import RetryState
 
@@ -194,7 +194,7 @@ def claim_activity_tasks(
     claimed = []
     t = ts(now)
     for task_id, run_id, scheduled, attempt, info_text in rows:
-        info = json.loads(info_text)
+        info = loads(info_text)
         expires = lease_expiry(info, t, t)
         due = min(x for x in (expires, info.get("deadline")) if x)
         tx.conn.execute(
@@ -224,7 +224,7 @@ def _held_activity(tx: Tx, task_id: int, owner: str, attempt: int) -> tuple[str,
     ).fetchone()
     if row is None:
         return None
-    return row[0], row[1], json.loads(row[2]), row[3]
+    return row[0], row[1], loads(row[2]), row[3]
 
 
 def complete_activity(tx: Tx, task_id: int, owner: str, attempt: int, result: dict[str, Any], now: datetime) -> bool:

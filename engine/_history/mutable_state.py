@@ -9,7 +9,6 @@ removes commit together or not at all.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import random
 import time
@@ -20,7 +19,7 @@ from engine._api import sdk_flags as _sdk_flags
 from engine._api.durations import to_duration
 from engine._matching.dispatch import queued
 from engine._persistence.event_rows import TYPE_CODES, pack_dumped as _pack, time_value as _time_value
-from engine._persistence.transactions import Tx, dumps
+from engine._persistence.transactions import Tx, dumps, loads
 from engine.errors import WorkflowNotFoundError
 from engine.history import HistoryEvent
 
@@ -209,7 +208,7 @@ def load_run(tx: Tx, run_id: str) -> Run:
     if row is None:
         runs.pop(run_id, None)
         raise WorkflowNotFoundError(f"No workflow run with run id {run_id!r}.")
-    run = Run(*row[:10], json.loads(row[10]) if row[10] else [], row[11], row[12])  # type: ignore[misc,call-arg]
+    run = Run(*row[:10], loads(row[10]) if row[10] else [], row[11], row[12])  # type: ignore[misc,call-arg]
     run.read_flags(row[13])
     run.key = row[14]
     if cached is not None:

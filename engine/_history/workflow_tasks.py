@@ -7,7 +7,6 @@ task completes, as Temporal does, so each workflow task sees a stable prefix of 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
@@ -18,7 +17,7 @@ from engine._history.mutable_state import Run, StaleTaskError, _wft_scheduled, a
 from engine._matching.dispatch import pick_sticky, pick_waiting, queued
 from engine._matching.task_queues import claimable
 from engine._persistence.event_rows import decode_rows as _decode, stored_rows
-from engine._persistence.transactions import Tx, dumps
+from engine._persistence.transactions import Tx, dumps, loads
 from engine.history import HistoryEvent
 
 
@@ -138,7 +137,7 @@ def claim_workflow_tasks(
             continue
         if receiver is not None:
             receiver.taken += 1
-        claimed.append(start_workflow_task(tx, run, now, owner, task_id, json.loads(info_text), known))
+        claimed.append(start_workflow_task(tx, run, now, owner, task_id, loads(info_text), known))
         save_run(tx, run)
     return claimed
 
@@ -215,17 +214,8 @@ def _events_after(tx: Tx, run: Run, after: int) -> tuple[list[tuple[Any, ...]], 
 
 def decode_rows(rows: list[tuple[Any, ...]]) -> list[HistoryEvent]:
     """The events of rows ``stored_rows`` read."""
-    events = []
-    for event_id, event_type, event_time, attributes in _decode(rows):
-        # What the frozen dataclass's __init__ does, without its four object.__setattr__ calls.
-        event = _new_event(HistoryEvent)
-        _set(event, "__dict__", {"event_id": event_id, "event_type": event_type, "event_time": event_time, "attributes": attributes})
-        events.append(event)
-    return events
+    return [HistoryEvent(*row) for row in _decode(rows)]
 
-
-_new_event = object.__new__
-_set = object.__setattr__
 
 
 def read_events(conn: Any, run_id: str, after: int = 0) -> list[HistoryEvent]:
@@ -242,7 +232,7 @@ def take_workflow_task(tx: Tx, task_id: int, owner: str, run: Run, started_event
         info = held[2]
     else:
         row = tx.conn.execute("SELECT info FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        info = json.loads(row[0]) if row is not None else {}
+        info = loads(row[0]) if row is not None else {}
     # The row count proves the lease: another owner (or none) means the task was reassigned.
     if tx.conn.execute("DELETE FROM tasks WHERE id = ? AND lease_owner = ?", (task_id, owner)).rowcount != 1:
         raise stale
