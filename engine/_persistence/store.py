@@ -15,8 +15,8 @@ database is a file. Processes sharing a file take turns at the write lock
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextvars
+import gc
 import logging
 import math
 import os

@@ -47,7 +47,8 @@ _LEAVES: frozenset[type] = frozenset({
     types.ClassMethodDescriptorType, types.GetSetDescriptorType, types.MemberDescriptorType,
     types.GenericAlias, types.UnionType, types.MappingProxyType,
     # A module's __spec__ and __loader__: the import system's, not the module's.
-    importlib.machinery.ModuleSpec, importlib.machinery.SourceFileLoader, __future__._Feature,
+    importlib.machinery.ModuleSpec, importlib.machinery.SourceFileLoader, importlib.machinery.SourcelessFileLoader,
+    importlib.machinery.ExtensionFileLoader, importlib.machinery.NamespaceLoader, __future__._Feature,
 })
 # Process-wide objects a module only refers to (``logging.getLogger(__name__)`` is the same
 # logger for a fresh load too), whose insides hold locks the check cannot read.
@@ -197,6 +198,8 @@ def state_of(sandbox: Sandbox) -> State | None:
             push(obj.__func__)  # a wrapper cannot be rewrapped: its function is what can change
         elif kind is property:
             extend((obj.fget, obj.fset, obj.fdel))
+        elif kind is types.MethodType:
+            extend((obj.__self__, obj.__func__))  # a bound method cannot be rebound
         elif isinstance(obj, _SHARED):
             continue
         else:

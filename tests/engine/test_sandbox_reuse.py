@@ -273,3 +273,25 @@ def test_state_the_check_cannot_read_is_never_pooled(module: Callable[[str], Any
         assert runner.create_instance(defn, info).defn.cls is not instance.defn.cls and runner.copies.taken == 0
     finally:
         sys.modules.pop("sbx_reuse_hidden", None)
+
+
+def test_a_module_of_a_namespace_package_is_pooled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The package's loader holds a path object with bound methods: the import system's, shared.
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "sbx_reuse_ns").mkdir()
+    (tmp_path / "sbx_reuse_ns" / "flows.py").write_text(
+        "from engine import workflow\n\n@workflow.defn\nclass Flow:\n    @workflow.run\n    async def run(self) -> int:\n        return 1\n",
+        encoding="utf-8",
+    )
+    importlib.invalidate_caches()
+    flows = importlib.import_module("sbx_reuse_ns.flows")
+    try:
+        runner = _runner()
+        defn = workflow_definition(flows.Flow)
+        info = WorkflowInfo(workflow_id="w", run_id="r", workflow_type="Flow", task_queue="q", namespace="default")
+        first = runner.create_instance(defn, info)
+        first.evict()
+        assert runner.create_instance(defn, info).defn.cls is first.defn.cls and runner.copies.taken == 1
+    finally:
+        for name in ("sbx_reuse_ns.flows", "sbx_reuse_ns"):
+            sys.modules.pop(name, None)
