@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -45,6 +46,10 @@ def register(sub: Any) -> None:
     add_common(parser, output=())
 
 
+# Repeated SIGTERMs this soon after the first are one stop of a worker whose parent died.
+PARENT_DEATH_ECHO = 1.0
+
+
 async def run(args: argparse.Namespace, out: Out) -> int:
     code = definitions(args.module, args.file, workflows=args.workflow, activities=args.activity)
     logging.basicConfig(level=logging.WARNING, stream=out.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -53,14 +58,20 @@ async def run(args: argparse.Namespace, out: Out) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     signals_seen = 0
+    first_signal_at = 0.0
 
     def on_signal(signum: int) -> None:
-        nonlocal signals_seen
-        if signals_seen and signum == signal.SIGTERM and args.parent_pid and os.getppid() != args.parent_pid:
-            # The parent is gone: Linux's death signal and the watchdog both send SIGTERM, and
-            # that second one is no one asking to stop at once.
+        nonlocal signals_seen, first_signal_at
+        if signals_seen and signum == signal.SIGTERM and args.parent_pid and (
+            os.getppid() != args.parent_pid or time.monotonic() - first_signal_at < PARENT_DEATH_ECHO
+        ):
+            # The parent is gone, or going: Linux's death signal (sent as the parent's threads
+            # exit, before this process is handed to a new parent, and seen here twice at
+            # once) and the watchdog each send SIGTERM; no one is asking to stop at once.
             return
         signals_seen += 1
+        if signals_seen == 1:
+            first_signal_at = time.monotonic()
         if signals_seen > 1:
             out.stderr.write("Stopping at once; unfinished work is retried by the next worker.\n")
             out.stderr.flush()

@@ -100,6 +100,12 @@ class WorkflowTasks:
                 return
             make = self._completion(task, [(c.kind, c.attributes) for c in commands], not instance.saw_completed_task)
             self.client.store.submit(*make(), done=functools.partial(self._workflow_task_committed, task, instance, make))
+            if instance._finished:
+                # Its code is done (it closed the run): nothing of it is needed to record the
+                # commands, and a retry after a failed commit replays from history anyway. Let
+                # it go now, not at the commit, so that its objects and its sandbox copy are
+                # free for the next task of this batch (engine/_sandbox/reuse.py).
+                self._evict(task.run_id)
             return
         self._evict(task.run_id)
         job = asyncio.ensure_future(self._fail_workflow_task(task, error, cause))
@@ -194,6 +200,8 @@ class WorkflowTasks:
             await self._fail_workflow_task(task, e, "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE")
             return
         first = not instance.saw_completed_task
+        if instance._finished:
+            self._evict(task.run_id)  # as in _run_workflow_task: its code is done
         await self._record_completion(
             task,
             instance,

@@ -88,6 +88,13 @@ MODULE = """
 
 
     @workflow.defn
+    class Quick:
+        @workflow.run
+        async def run(self, n: int) -> int:
+            return 2 * n
+
+
+    @workflow.defn
     class Mutates:
         visits: list[str] = []
         level = 0
@@ -295,3 +302,22 @@ def test_a_module_of_a_namespace_package_is_pooled(tmp_path: Path, monkeypatch: 
     finally:
         for name in ("sbx_reuse_ns.flows", "sbx_reuse_ns"):
             sys.modules.pop(name, None)
+
+
+async def test_runs_that_finish_in_one_task_hand_their_copy_on_at_once(module: Callable[[str], Any]) -> None:
+    # A run whose code is done lets go of its copy when its task ends, not when the task's
+    # commit comes back: the other tasks of the same batch take it.
+    host = module("v1")
+    runner = _runner()
+    loads = importlib.import_module("sbx_reuse_loads")
+    client = await Client.connect(":memory:")
+    try:
+        async with Worker(client, task_queue="q", workflows=[host.Quick], workflow_runner=runner):
+            for batch in range(2):
+                before = loads.LOADS
+                handles = await asyncio.gather(*(client.start_workflow(host.Quick.run, k, id=f"quick-{batch}-{k}", task_queue="q") for k in range(40)))
+                assert [await h.result() for h in handles] == [2 * k for k in range(40)]
+                assert loads.LOADS - before <= 3, f"batch {batch}: {loads.LOADS - before} loads for 40 runs"
+    finally:
+        await client.close()
+    assert runner.copies.taken >= 75
