@@ -147,7 +147,7 @@ def state_of(sandbox: Sandbox) -> State | None:
     (and their ``sys.modules`` and builtins) that code could change; None when the check
     cannot be made (an object of a C type that keeps state out of sight, or too many)."""
     state = State()
-    fresh = [sandbox.modules[name] for name in sandbox.fresh]
+    fresh = [sandbox.modules[name] for name in sandbox.fresh if name in sandbox.modules]
     fresh_dicts = {id(vars(module)) for module in fresh}
     names = set(sandbox.fresh)
     # The copies' own `sys.modules` and builtins: which object each name is (all shared, or
@@ -244,7 +244,11 @@ class Copy:
         self.lent = False
         if instance is not None and any(not task.done() for task in getattr(instance, "_tasks", ())):
             return  # a coroutine of the run could still run (its finally blocks, when freed)
-        if self.state.unchanged():
+        try:
+            unchanged = self.state.unchanged()
+        except Exception:  # noqa: BLE001 - an object that will not be read: take it as changed
+            return
+        if unchanged:
             self.pool.keep(self)
 
 

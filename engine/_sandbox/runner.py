@@ -129,7 +129,10 @@ class SandboxedWorkflowRunner(WorkflowRunner):
         codes = tuple(code for _, code in sandbox.sources.values())
         if self._unreadable.get(recipe.key) == codes:
             return None
-        state = state_of(sandbox)
+        try:
+            state = state_of(sandbox)
+        except Exception:  # noqa: BLE001 - an object that will not be read: not pooled
+            state = None
         if state is None:
             self._unreadable[recipe.key] = codes
             return None

@@ -321,3 +321,20 @@ async def test_runs_that_finish_in_one_task_hand_their_copy_on_at_once(module: C
     finally:
         await client.close()
     assert runner.copies.taken >= 75
+
+
+def test_a_check_that_fails_drops_the_copy_and_leaves_the_eviction_alone(module: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine._sandbox import reuse
+
+    host = module("v1")
+    runner = _runner()
+    defn = workflow_definition(host.Mutates)
+    info = WorkflowInfo(workflow_id="w", run_id="r", workflow_type="Mutates", task_queue="q", namespace="default")
+    first = runner.create_instance(defn, info)
+
+    def unreadable(self: Any) -> bool:
+        raise RuntimeError("an object that will not be read")
+
+    monkeypatch.setattr(reuse.State, "unchanged", unreadable)
+    first.evict()  # no error reaches the worker's eviction
+    assert runner.create_instance(defn, info).defn.cls is not first.defn.cls and runner.copies.taken == 0
