@@ -19,6 +19,11 @@ from pathlib import Path
 # differential suite and the tutorials use.
 SEARCH_ATTRIBUTES = {"CustomKeywordField": "Keyword", "CustomIntField": "Int"}
 START_LIMIT = 60.0  # seconds for the server to accept connections (it takes ~2 s here, more under load)
+START_ATTEMPTS = 3
+
+
+class _PortTaken(Exception):
+    """The server exited at start: one of its ports was taken (its log is the message)."""
 
 
 def binary() -> str | None:
@@ -41,6 +46,8 @@ class DevServer:
     def __init__(self, temporal: str, directory: Path, port: int | None = None, ui_port: int | None = None) -> None:
         self.temporal = temporal
         self.directory = directory
+        # Ports given are kept; the ones picked here are picked again if taken meanwhile.
+        self._picked = (port is None, ui_port is None)
         self.port = port or free_port()
         self.ui_port = ui_port or free_port()
         self.log_path = directory / "dev-server.log"
@@ -65,6 +72,22 @@ class DevServer:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
+        """Start the server and wait until its frontend accepts. A free port can be taken by
+        another program between being picked and being bound (the server's HTTP API picks one
+        of its own too): then it starts again on new ones, up to ``START_ATTEMPTS`` times."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._start_once()
+                return
+            except _PortTaken as e:
+                if attempt == START_ATTEMPTS:
+                    raise RuntimeError(f"temporal server start-dev found its ports taken {attempt} times:\n{e}") from None
+                if self._picked[0]:
+                    self.port = free_port()
+                if self._picked[1]:
+                    self.ui_port = free_port()
+
+    def _start_once(self) -> None:
         command = [
             self.temporal, "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port),
             "--ui-port", str(self.ui_port), *(["--headless"] if self.headless else []), "--db-filename", str(self.db_file),
@@ -76,7 +99,10 @@ class DevServer:
         deadline = time.monotonic() + START_LIMIT
         while not self._accepts():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"temporal server start-dev exited ({self.proc.returncode}):\n{self.log()}")
+                text = self.log()
+                if "address already in use" in text:
+                    raise _PortTaken(text)
+                raise RuntimeError(f"temporal server start-dev exited ({self.proc.returncode}):\n{text}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"temporal server start-dev did not listen on {self.target} in {START_LIMIT:.0f}s:\n{self.log()}")
