@@ -172,6 +172,17 @@ def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable
         sys.modules.pop(name, None)
 
 
+def _info(workflow_type: str) -> WorkflowInfo:
+    return WorkflowInfo(workflow_id="w", run_id="r", workflow_type=workflow_type, task_queue="q", namespace="default")
+
+
+def _import(path: Path, name: str, source: str) -> Any:
+    """Write ``source`` to ``path`` and import it as ``name``."""
+    path.write_text(source, encoding="utf-8")
+    importlib.invalidate_caches()
+    return importlib.import_module(name)
+
+
 def _runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(SandboxRestrictions.default.with_passthrough_modules("sbx_reuse_loads"))
 
@@ -248,7 +259,7 @@ def test_copies_in_use_are_never_handed_out_twice(module: Callable[[str], Any]) 
     host = module("v1")
     runner = _runner()
     defn = workflow_definition(host.Mutates)
-    info = WorkflowInfo(workflow_id="w", run_id="r", workflow_type="Mutates", task_queue="q", namespace="default")
+    info = _info("Mutates")
     first, second = runner.create_instance(defn, info), runner.create_instance(defn, info)
     assert first.defn.cls is not second.defn.cls
     first.evict()
@@ -261,20 +272,18 @@ def test_copies_in_use_are_never_handed_out_twice(module: Callable[[str], Any]) 
 
 
 def test_state_the_check_cannot_read_is_never_pooled(module: Callable[[str], Any], tmp_path: Path) -> None:
-    (tmp_path / "sbx_reuse_hidden.py").write_text(
+    hidden = _import(
+        tmp_path / "sbx_reuse_hidden.py", "sbx_reuse_hidden",
         "import random\nfrom engine import workflow\nRNG = random.Random(1)\n\n"
         "@workflow.defn\nclass Hidden:\n    @workflow.run\n    async def run(self) -> int:\n        return 1\n",
-        encoding="utf-8",
     )
-    importlib.invalidate_caches()
-    hidden = importlib.import_module("sbx_reuse_hidden")
     try:
         runner = _runner()
         defn = workflow_definition(hidden.Hidden)
         sandbox = Sandbox(runner.kit)
         runner._load(defn, runner._recipe_of(defn), sandbox)
         assert state_of(sandbox) is None  # a Random keeps its state in C
-        info = WorkflowInfo(workflow_id="w", run_id="r", workflow_type="Hidden", task_queue="q", namespace="default")
+        info = _info("Hidden")
         instance = runner.create_instance(defn, info)
         instance.evict()
         assert runner.create_instance(defn, info).defn.cls is not instance.defn.cls and runner.copies.taken == 0
@@ -286,16 +295,14 @@ def test_a_module_of_a_namespace_package_is_pooled(tmp_path: Path, monkeypatch: 
     # The package's loader holds a path object with bound methods: the import system's, shared.
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "sbx_reuse_ns").mkdir()
-    (tmp_path / "sbx_reuse_ns" / "flows.py").write_text(
+    flows = _import(
+        tmp_path / "sbx_reuse_ns" / "flows.py", "sbx_reuse_ns.flows",
         "from engine import workflow\n\n@workflow.defn\nclass Flow:\n    @workflow.run\n    async def run(self) -> int:\n        return 1\n",
-        encoding="utf-8",
     )
-    importlib.invalidate_caches()
-    flows = importlib.import_module("sbx_reuse_ns.flows")
     try:
         runner = _runner()
         defn = workflow_definition(flows.Flow)
-        info = WorkflowInfo(workflow_id="w", run_id="r", workflow_type="Flow", task_queue="q", namespace="default")
+        info = _info("Flow")
         first = runner.create_instance(defn, info)
         first.evict()
         assert runner.create_instance(defn, info).defn.cls is first.defn.cls and runner.copies.taken == 1
@@ -329,7 +336,7 @@ def test_a_check_that_fails_drops_the_copy_and_leaves_the_eviction_alone(module:
     host = module("v1")
     runner = _runner()
     defn = workflow_definition(host.Mutates)
-    info = WorkflowInfo(workflow_id="w", run_id="r", workflow_type="Mutates", task_queue="q", namespace="default")
+    info = _info("Mutates")
     first = runner.create_instance(defn, info)
 
     def unreadable(self: Any) -> bool:
